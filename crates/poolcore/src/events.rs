@@ -1,0 +1,214 @@
+//! Optional timing events, free when unused.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What a timing event measured.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Timing {
+    /// Time a caller waited to get an object or connection from a pool.
+    AcquireWait,
+    /// Time spent opening one connection (successful or not).
+    Dial,
+    /// Time a job waited in a worker pool's queue before a worker started it.
+    QueueWait,
+    /// Time a worker spent running one job.
+    JobRun,
+}
+
+impl Timing {
+    /// Every timing, in a stable order.
+    pub const ALL: [Timing; 4] =
+        [Timing::AcquireWait, Timing::Dial, Timing::QueueWait, Timing::JobRun];
+
+    /// Stable snake_case name, used in metric names (`acquire_wait_seconds`).
+    ///
+    /// ```
+    /// assert_eq!(poolside_core::Timing::QueueWait.name(), "queue_wait");
+    /// ```
+    pub const fn name(self) -> &'static str {
+        match self {
+            Timing::AcquireWait => "acquire_wait",
+            Timing::Dial => "dial",
+            Timing::QueueWait => "queue_wait",
+            Timing::JobRun => "job_run",
+        }
+    }
+
+    /// One sentence for humans, used as histogram help text.
+    ///
+    /// ```
+    /// assert!(!poolside_core::Timing::Dial.help().is_empty());
+    /// ```
+    pub const fn help(self) -> &'static str {
+        match self {
+            Timing::AcquireWait => "Time callers waited to acquire from the pool.",
+            Timing::Dial => "Time spent opening a connection.",
+            Timing::QueueWait => "Time jobs waited in the queue before a worker started them.",
+            Timing::JobRun => "Time workers spent running a job.",
+        }
+    }
+}
+
+impl fmt::Display for Timing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Receives timing events from a pool. Installed per pool; must be cheap and must not
+/// block, because it runs on the pool's caller threads.
+///
+/// Any `Fn(Timing, Duration) + Send + Sync + 'static` closure is a hook.
+///
+/// ```
+/// use poolside_core::{Events, Timing};
+/// use std::sync::atomic::{AtomicU64, Ordering};
+/// use std::sync::Arc;
+/// use std::time::Duration;
+///
+/// let waits = Arc::new(AtomicU64::new(0));
+/// let seen = waits.clone();
+/// let events = Events::new(move |t: Timing, _d: Duration| {
+///     if t == Timing::AcquireWait {
+///         seen.fetch_add(1, Ordering::Relaxed);
+///     }
+/// });
+/// events.record(Timing::AcquireWait, Duration::from_micros(3));
+/// assert_eq!(waits.load(Ordering::Relaxed), 1);
+/// ```
+pub trait EventHook: Send + Sync + 'static {
+    /// Called once per measured event.
+    fn on_timing(&self, timing: Timing, elapsed: Duration);
+}
+
+impl<F: Fn(Timing, Duration) + Send + Sync + 'static> EventHook for F {
+    #[inline]
+    fn on_timing(&self, timing: Timing, elapsed: Duration) {
+        self(timing, elapsed)
+    }
+}
+
+/// A pool's optional event hook.
+///
+/// Pools keep one of these and call [`Events::start`] / [`Events::finish`] around
+/// what they measure. Without a hook, `start` returns `None` without reading the clock
+/// and `finish` does nothing: one predictable branch is the whole cost.
+///
+/// ```
+/// use poolside_core::{Events, Timing};
+///
+/// let events = Events::none();
+/// let started = events.start(); // no clock read
+/// assert!(started.is_none());
+/// events.finish(Timing::JobRun, started); // no-op
+/// ```
+#[derive(Clone, Default)]
+pub struct Events {
+    hook: Option<Arc<dyn EventHook>>,
+}
+
+impl Events {
+    /// No hook: events cost nothing.
+    pub const fn none() -> Self {
+        Events { hook: None }
+    }
+
+    /// Sends events to `hook`.
+    pub fn new(hook: impl EventHook) -> Self {
+        Events { hook: Some(Arc::new(hook)) }
+    }
+
+    /// Sends events to a shared hook.
+    ///
+    /// ```
+    /// use poolside_core::{EventHook, Events, Timing};
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    ///
+    /// let hook: Arc<dyn EventHook> = Arc::new(|_: Timing, _: Duration| {});
+    /// let events = Events::from_arc(hook);
+    /// assert!(events.is_enabled());
+    /// ```
+    pub fn from_arc(hook: Arc<dyn EventHook>) -> Self {
+        Events { hook: Some(hook) }
+    }
+
+    /// Whether a hook is installed.
+    #[inline]
+    pub fn is_enabled(&self) -> bool {
+        self.hook.is_some()
+    }
+
+    /// The current instant if a hook is installed, else `None` (and no clock read).
+    #[inline]
+    pub fn start(&self) -> Option<Instant> {
+        self.hook.as_ref().map(|_| Instant::now())
+    }
+
+    /// Reports the time since `started` (from [`Events::start`]) as `timing`.
+    #[inline]
+    pub fn finish(&self, timing: Timing, started: Option<Instant>) {
+        if let (Some(hook), Some(started)) = (&self.hook, started) {
+            hook.on_timing(timing, started.elapsed());
+        }
+    }
+
+    /// Reports an already measured duration (for pools that use another clock, such
+    /// as tokio's, which tests can pause).
+    #[inline]
+    pub fn record(&self, timing: Timing, elapsed: Duration) {
+        if let Some(hook) = &self.hook {
+            hook.on_timing(timing, elapsed);
+        }
+    }
+}
+
+impl fmt::Debug for Events {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Events").field("enabled", &self.is_enabled()).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    #[test]
+    fn hook_receives_finished_events() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let sink = seen.clone();
+        let events = Events::new(move |t: Timing, d: Duration| sink.lock().unwrap().push((t, d)));
+        let started = events.start();
+        assert!(started.is_some());
+        std::thread::sleep(Duration::from_millis(2));
+        events.finish(Timing::JobRun, started);
+        events.record(Timing::Dial, Duration::from_millis(7));
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 2);
+        assert_eq!(seen[0].0, Timing::JobRun);
+        assert!(seen[0].1 >= Duration::from_millis(2));
+        assert_eq!(seen[1], (Timing::Dial, Duration::from_millis(7)));
+    }
+
+    #[test]
+    fn disabled_events_do_nothing() {
+        let events = Events::default();
+        assert!(!events.is_enabled());
+        assert!(events.start().is_none());
+        events.finish(Timing::AcquireWait, Some(Instant::now()));
+        events.record(Timing::AcquireWait, Duration::from_secs(1));
+        assert_eq!(format!("{events:?}"), "Events { enabled: false }");
+    }
+
+    #[test]
+    fn names_are_unique_snake_case() {
+        let names: std::collections::HashSet<_> = Timing::ALL.iter().map(|t| t.name()).collect();
+        assert_eq!(names.len(), Timing::ALL.len());
+        assert!(names.iter().all(|n| n.chars().all(|c| c.is_ascii_lowercase() || c == '_')));
+        assert_eq!(Timing::JobRun.to_string(), "job_run");
+    }
+}

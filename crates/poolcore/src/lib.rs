@@ -1,0 +1,41 @@
+//! The small shared vocabulary of the [poolside] pools.
+//!
+//! Every poolside pool speaks the same three concepts, and this crate holds exactly
+//! those, with no required dependencies:
+//!
+//! * [`Reset`]: clear a value in place and keep its capacity, so a pooled object is
+//!   handed out clean without paying for a new allocation ("clear, don't replace").
+//! * [`Instrumented`] and [`MetricVisitor`]: a pool describes its gauges and counters
+//!   to a visitor without allocating, the way `tracing::field::Visit` walks fields.
+//!   `poolside-metrics` turns that into Prometheus series; tests read it directly.
+//! * [`EventHook`] and [`Events`]: optional timing events (acquire wait, dial time, job
+//!   queue wait, job run time). When no hook is installed the pools do not even read
+//!   the clock.
+//!
+//! [`PoolError`] is the error vocabulary that really is shared: closed, exhausted,
+//! timed out.
+//!
+//! ```
+//! use poolside_core::Reset;
+//!
+//! let mut scratch: Vec<u8> = Vec::with_capacity(4096);
+//! scratch.extend_from_slice(b"previous borrower's bytes");
+//! scratch.reset();
+//! assert!(scratch.is_empty());
+//! assert!(scratch.capacity() >= 4096); // the allocation survived
+//! ```
+//!
+//! [poolside]: https://crates.io/crates/poolside
+#![forbid(unsafe_code)]
+
+mod error;
+mod events;
+mod instrument;
+mod reset;
+
+pub use error::PoolError;
+pub use events::{EventHook, Events, Timing};
+pub use instrument::{
+    Instrumented, Label, Metric, MetricDesc, MetricKind, MetricVisitor, Snapshot, SnapshotEntry,
+};
+pub use reset::Reset;

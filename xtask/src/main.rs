@@ -1,0 +1,67 @@
+//! `cargo xtask`: poolside's task runner.
+//!
+//! ```text
+//! cargo xtask lint               fmt check, clippy -D warnings, rustdoc -D warnings, cargo-deny, MSRV
+//! cargo xtask test [--no-postgres]  the whole suite, loom models, Miri where unsafe code lives
+//! cargo xtask bench [--quick] [FILTER]  criterion benches vs peers, then the ratio table
+//! cargo xtask examples           run every example of every crate
+//! cargo xtask package            cargo package --workspace
+//! cargo xtask ci                 lint, test, examples, package: what CI runs
+//! ```
+
+mod bench_report;
+mod cmd;
+mod postgres;
+mod tasks;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "\
+usage: cargo xtask <task> [options]
+
+tasks:
+  lint                     cargo fmt --check, clippy -D warnings (all targets, all features),
+                           rustdoc -D warnings, cargo-deny (licenses, bans, sources), MSRV check
+  test [--no-postgres]     every test and doc test, loom models, Miri on crates with unsafe code;
+                           starts a throwaway PostgreSQL on loopback unless --no-postgres
+  bench [--quick] [FILTER] criterion benches against the peer crates, then a ratio table,
+                           markdown and SVG charts under target/bench-report/
+  examples                 runs every example (with a throwaway PostgreSQL)
+  package [--allow-dirty]  cargo package --workspace
+  ci                       lint, test, examples, package
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some((task, rest)) = args.split_first() else {
+        eprint!("{USAGE}");
+        return ExitCode::FAILURE;
+    };
+    let result = match task.as_str() {
+        "lint" => no_options(rest).and_then(|()| tasks::lint()),
+        "test" => tasks::TestOptions::parse(rest).and_then(|o| tasks::test(&o)),
+        "bench" => tasks::BenchOptions::parse(rest).and_then(|o| tasks::bench(&o)),
+        "examples" => no_options(rest).and_then(|()| tasks::examples()),
+        "package" => tasks::PackageOptions::parse(rest).and_then(|o| tasks::package(&o)),
+        "ci" => no_options(rest).and_then(|()| tasks::ci()),
+        "help" | "--help" | "-h" => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        other => Err(format!("unknown task `{other}`\n\n{USAGE}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn no_options(rest: &[String]) -> Result<(), String> {
+    match rest.first() {
+        None => Ok(()),
+        Some(arg) => Err(format!("unexpected argument `{arg}`\n\n{USAGE}")),
+    }
+}

@@ -1,0 +1,420 @@
+//! The tasks themselves.
+
+use crate::bench_report;
+use crate::cmd::{self, cargo, in_ci, root, run};
+use crate::postgres::{self, Postgres};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Instant, SystemTime};
+
+/// The toolchain named by `rust-version` in the workspace manifest.
+const MSRV: &str = "1.85";
+
+/// `cargo xtask lint`.
+pub(crate) fn lint() -> Result<(), String> {
+    run(cargo().args(["fmt", "--all", "--check"]))?;
+    run(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--all-features",
+        "--locked",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    run(cargo()
+        .args(["doc", "--workspace", "--all-features", "--no-deps", "--locked"])
+        .env("RUSTDOCFLAGS", "-D warnings"))?;
+    cargo_deny()?;
+    msrv_check()
+}
+
+fn cargo_deny() -> Result<(), String> {
+    if !cmd::succeeds("cargo", ["deny", "--version"]) {
+        eprintln!(
+            "cargo-deny is not installed: installing it with `cargo install --locked cargo-deny`"
+        );
+        run(cargo().args(["install", "--locked", "cargo-deny"]))?;
+    }
+    run(cargo().args(["deny", "--offline", "check", "licenses", "bans", "sources"]))
+}
+
+fn msrv_check() -> Result<(), String> {
+    let toolchain = format!("+{MSRV}");
+    if cmd::succeeds("cargo", [toolchain.as_str(), "--version"]) {
+        run(cargo().args([
+            toolchain.as_str(),
+            "check",
+            "--workspace",
+            "--exclude",
+            "poolside-benches",
+            "--exclude",
+            "xtask",
+            "--all-features",
+        ]))
+    } else {
+        eprintln!(
+            "notice: MSRV check skipped: toolchain {MSRV} (the workspace rust-version) is not \
+             installed; `rustup toolchain install {MSRV}` enables it"
+        );
+        Ok(())
+    }
+}
+
+/// Options of `cargo xtask test`.
+#[derive(Debug, Default)]
+pub(crate) struct TestOptions {
+    no_postgres: bool,
+}
+
+impl TestOptions {
+    pub(crate) fn parse(args: &[String]) -> Result<Self, String> {
+        let mut options = TestOptions::default();
+        for arg in args {
+            match arg.as_str() {
+                "--no-postgres" => options.no_postgres = true,
+                other => return Err(format!("`test` does not take `{other}`")),
+            }
+        }
+        Ok(options)
+    }
+}
+
+/// Starts the throwaway PostgreSQL unless told not to. Under CI a missing server is an
+/// error, never a silent skip.
+fn maybe_postgres(wanted: bool) -> Result<Option<Postgres>, String> {
+    if !wanted {
+        if in_ci() {
+            return Err("--no-postgres is not allowed under CI=true".into());
+        }
+        eprintln!("notice: PostgreSQL not started (--no-postgres): tests that need it are skipped");
+        return Ok(None);
+    }
+    match Postgres::start() {
+        Ok(pg) => Ok(Some(pg)),
+        Err(e) if !in_ci() => {
+            eprintln!(
+                "notice: PostgreSQL could not be started ({e}); tests that need it are skipped"
+            );
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn with_postgres_env(command: &mut Command, pg: Option<&Postgres>) {
+    if let Some(pg) = pg {
+        command
+            .env(postgres::URL_VAR, pg.url())
+            .env("POOLSIDE_PG_BIN_DIR", pg.bin_dir())
+            .env("POOLSIDE_PG_DATA_DIR", pg.data_dir())
+            .env("POOLSIDE_PG_RUN_AS", if pg.runs_as_postgres_user() { "postgres" } else { "" });
+    }
+}
+
+/// `cargo xtask test`.
+pub(crate) fn test(options: &TestOptions) -> Result<(), String> {
+    let pg = maybe_postgres(!options.no_postgres)?;
+    let pg = pg.as_ref();
+    let nextest = cmd::succeeds("cargo", ["nextest", "--version"]);
+    let mut unit = cargo();
+    if nextest {
+        unit.args([
+            "nextest",
+            "run",
+            "--workspace",
+            "--all-features",
+            "--locked",
+            "--no-fail-fast",
+        ]);
+    } else {
+        eprintln!("notice: cargo-nextest not found, using cargo test");
+        unit.args(["test", "--workspace", "--all-features", "--locked", "--no-fail-fast"]);
+    }
+    with_postgres_env(&mut unit, pg);
+    run(&mut unit)?;
+    if nextest {
+        // nextest does not run doc tests.
+        let mut doc = cargo();
+        doc.args(["test", "--workspace", "--all-features", "--locked", "--doc"]);
+        with_postgres_env(&mut doc, pg);
+        run(&mut doc)?;
+    }
+    loom_models()?;
+    miri()
+}
+
+/// Packages (by manifest) that have loom models in `tests/loom.rs`.
+fn loom_packages() -> Vec<(String, PathBuf)> {
+    member_crates().into_iter().filter(|(_, dir)| dir.join("tests/loom.rs").exists()).collect()
+}
+
+fn loom_models() -> Result<(), String> {
+    let packages = loom_packages();
+    if packages.is_empty() {
+        eprintln!("notice: no loom models (crates/*/tests/loom.rs) yet");
+    }
+    for (package, _) in packages {
+        run(cargo()
+            .args(["test", "--release", "--locked", "-p", &package, "--test", "loom"])
+            .env("RUSTFLAGS", "--cfg loom")
+            .env("CARGO_TARGET_DIR", root().join("target/loom"))
+            .env("LOOM_MAX_PREEMPTIONS", "3"))?;
+    }
+    Ok(())
+}
+
+/// Runs Miri over the library tests of every crate that does not forbid unsafe code,
+/// when a nightly toolchain with Miri is installed.
+fn miri() -> Result<(), String> {
+    let unsafe_crates: Vec<String> = member_crates()
+        .into_iter()
+        .filter(|(_, dir)| {
+            std::fs::read_to_string(dir.join("src/lib.rs"))
+                .is_ok_and(|src| !src.contains("#![forbid(unsafe_code)]"))
+        })
+        .map(|(name, _)| name)
+        .collect();
+    if unsafe_crates.is_empty() {
+        eprintln!("notice: Miri not needed: every published crate forbids unsafe code");
+        return Ok(());
+    }
+    if !cmd::succeeds("cargo", ["+nightly", "miri", "--version"]) {
+        eprintln!(
+            "notice: Miri skipped for {}: no nightly toolchain with Miri \
+             (`rustup toolchain install nightly --component miri` enables it)",
+            unsafe_crates.join(", ")
+        );
+        return Ok(());
+    }
+    for package in unsafe_crates {
+        run(cargo()
+            .args(["+nightly", "miri", "test", "-p", &package, "--lib"])
+            .env("MIRIFLAGS", "-Zmiri-strict-provenance")
+            .env("CARGO_TARGET_DIR", root().join("target/miri"))
+            .env("POOLSIDE_UNDER_MIRI", "1"))?;
+    }
+    Ok(())
+}
+
+/// The published crates under `crates/`, as (package name, folder).
+fn member_crates() -> Vec<(String, PathBuf)> {
+    let mut crates: Vec<(String, PathBuf)> = std::fs::read_dir(root().join("crates"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let manifest = std::fs::read_to_string(entry.path().join("Cargo.toml")).ok()?;
+            Some((package_name(&manifest)?, entry.path()))
+        })
+        .collect();
+    crates.sort();
+    crates
+}
+
+fn package_name(manifest: &str) -> Option<String> {
+    let package = manifest.split("[package]").nth(1)?;
+    package.lines().find_map(|line| {
+        let (key, value) = line.split_once('=')?;
+        (key.trim() == "name").then(|| value.trim().trim_matches('"').to_owned())
+    })
+}
+
+/// Options of `cargo xtask bench`.
+#[derive(Debug, Default)]
+pub(crate) struct BenchOptions {
+    quick: bool,
+    filter: Option<String>,
+}
+
+impl BenchOptions {
+    pub(crate) fn parse(args: &[String]) -> Result<Self, String> {
+        let mut options = BenchOptions::default();
+        for arg in args {
+            match arg.as_str() {
+                "--quick" => options.quick = true,
+                flag if flag.starts_with('-') => {
+                    return Err(format!("`bench` does not take `{flag}`"));
+                }
+                filter if options.filter.is_none() => options.filter = Some(filter.to_owned()),
+                extra => {
+                    return Err(format!("`bench` takes one FILTER; `{extra}` is one too many"));
+                }
+            }
+        }
+        Ok(options)
+    }
+}
+
+/// `cargo xtask bench`.
+pub(crate) fn bench(options: &BenchOptions) -> Result<(), String> {
+    let started = SystemTime::now();
+    let clock = Instant::now();
+    let report_dir = root().join("target/bench-report");
+    // Extra fragments belong to one run: start from an empty folder.
+    let _ = std::fs::remove_dir_all(report_dir.join("extra"));
+    let targets = bench_targets()?;
+    eprintln!("building the benches (release)...");
+    run(cargo().args(["bench", "-p", "poolside-benches", "--locked", "--no-run"]))?;
+    let pg = maybe_postgres(true)?;
+    for (index, target) in targets.iter().enumerate() {
+        eprintln!(
+            "\n[{}/{}] bench `{target}` ({:.0?} elapsed){}",
+            index + 1,
+            targets.len(),
+            clock.elapsed(),
+            if options.quick { " --quick" } else { "" }
+        );
+        let mut command = cargo();
+        command
+            .args(["bench", "-p", "poolside-benches", "--locked", "--bench", target, "--"])
+            .env("POOLSIDE_BENCH_REPORT_DIR", &report_dir)
+            .env("POOLSIDE_BENCH_QUICK", if options.quick { "1" } else { "0" });
+        if let Some(filter) = &options.filter {
+            command.arg(filter);
+        }
+        with_postgres_env(&mut command, pg.as_ref());
+        run(&mut command)?;
+    }
+    drop(pg);
+    let report = bench_report::collect(&root().join("target/criterion"), started)?;
+    if report.is_empty() {
+        return Err(match &options.filter {
+            Some(filter) => format!("no benchmark matched the filter `{filter}`"),
+            None => "the benches ran but criterion wrote no results".into(),
+        });
+    }
+    let extra = read_extra_fragments(&report_dir.join("extra"));
+    let written = bench_report::write(&report, &extra, &report_dir, options.quick)?;
+    println!("\n{}", bench_report::terminal_table(&report));
+    eprintln!(
+        "report written to {} (and SVG charts beside it) in {:.0?}",
+        written.display(),
+        clock.elapsed()
+    );
+    Ok(())
+}
+
+/// The `[[bench]]` targets of benches/Cargo.toml, in file order.
+fn bench_targets() -> Result<Vec<String>, String> {
+    let manifest = std::fs::read_to_string(root().join("benches/Cargo.toml"))
+        .map_err(|e| format!("reading benches/Cargo.toml: {e}"))?;
+    let targets: Vec<String> = manifest
+        .split("[[bench]]")
+        .skip(1)
+        .filter_map(|section| {
+            section.lines().find_map(|line| {
+                let (key, value) = line.split_once('=')?;
+                (key.trim() == "name").then(|| value.trim().trim_matches('"').to_owned())
+            })
+        })
+        .collect();
+    if targets.is_empty() {
+        Err("benches/Cargo.toml declares no [[bench]] targets".into())
+    } else {
+        Ok(targets)
+    }
+}
+
+fn read_extra_fragments(dir: &Path) -> Vec<String> {
+    let mut files: Vec<PathBuf> =
+        std::fs::read_dir(dir).into_iter().flatten().flatten().map(|e| e.path()).collect();
+    files.sort();
+    files.iter().filter_map(|f| std::fs::read_to_string(f).ok()).collect()
+}
+
+/// Example targets of every published crate: (package, example name).
+fn example_targets() -> Vec<(String, String)> {
+    let mut examples = Vec::new();
+    for (package, dir) in member_crates() {
+        let mut names: Vec<String> = std::fs::read_dir(dir.join("examples"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let path = e.path();
+                if path.extension().is_some_and(|x| x == "rs") {
+                    Some(path.file_stem()?.to_string_lossy().into_owned())
+                } else if path.join("main.rs").exists() {
+                    Some(e.file_name().to_string_lossy().into_owned())
+                } else {
+                    None
+                }
+            })
+            .collect();
+        names.sort();
+        examples.extend(names.into_iter().map(|n| (package.clone(), n)));
+    }
+    examples
+}
+
+/// `cargo xtask examples`.
+pub(crate) fn examples() -> Result<(), String> {
+    let examples = example_targets();
+    if examples.is_empty() {
+        eprintln!("notice: no examples yet (crates/*/examples/)");
+        return Ok(());
+    }
+    let pg = maybe_postgres(true)?;
+    for (index, (package, example)) in examples.iter().enumerate() {
+        eprintln!("\n[{}/{}] example {package}/{example}", index + 1, examples.len());
+        let mut command = cargo();
+        command.args(["run", "--locked", "--all-features", "-p", package, "--example", example]);
+        if let Some(pg) = &pg {
+            command.env("DATABASE_URL", pg.url());
+        }
+        with_postgres_env(&mut command, pg.as_ref());
+        run(&mut command)?;
+    }
+    Ok(())
+}
+
+/// Options of `cargo xtask package`.
+#[derive(Debug, Default)]
+pub(crate) struct PackageOptions {
+    allow_dirty: bool,
+}
+
+impl PackageOptions {
+    pub(crate) fn parse(args: &[String]) -> Result<Self, String> {
+        let mut options = PackageOptions::default();
+        for arg in args {
+            match arg.as_str() {
+                "--allow-dirty" => options.allow_dirty = true,
+                other => return Err(format!("`package` does not take `{other}`")),
+            }
+        }
+        Ok(options)
+    }
+}
+
+/// `cargo xtask package`.
+pub(crate) fn package(options: &PackageOptions) -> Result<(), String> {
+    let mut command = cargo();
+    command.args(["package", "--workspace", "--locked"]);
+    for excluded in ["poolside-benches", "xtask"] {
+        command.args(["--exclude", excluded]);
+    }
+    if options.allow_dirty {
+        command.arg("--allow-dirty");
+    }
+    run(&mut command)
+}
+
+/// `cargo xtask ci`.
+pub(crate) fn ci() -> Result<(), String> {
+    let clock = Instant::now();
+    let steps: [(&str, &dyn Fn() -> Result<(), String>); 4] = [
+        ("lint", &lint),
+        ("test", &|| test(&TestOptions::default())),
+        ("examples", &examples),
+        ("package", &|| package(&PackageOptions::default())),
+    ];
+    for (name, step) in steps {
+        eprintln!("\n==== ci: {name} ({:.0?} elapsed) ====", clock.elapsed());
+        step().map_err(|e| format!("ci step `{name}` failed: {e}"))?;
+    }
+    eprintln!("\nci passed in {:.0?}", clock.elapsed());
+    Ok(())
+}
