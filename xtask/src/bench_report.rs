@@ -187,21 +187,18 @@ pub(crate) fn terminal_table(report: &Report) -> String {
 }
 
 /// Writes `report.md` and one SVG chart per scenario group into `dir`; returns the
-/// markdown file's path.
+/// markdown file's path. `origin` says which command and machine produced the numbers.
 pub(crate) fn write(
     report: &Report,
     extra: &[String],
     dir: &Path,
-    quick: bool,
+    origin: &str,
 ) -> Result<PathBuf, String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
     let mut md = String::from("# poolside benchmark report\n\n");
     let _ = writeln!(
         md,
-        "Produced by `cargo xtask bench{}` on {} cores. Median time per iteration; \
-         `ours/peer` < 1 means poolside is faster.\n",
-        if quick { " --quick" } else { "" },
-        std::thread::available_parallelism().map_or(0, usize::from)
+        "{origin}. Median time per iteration; `ours/peer` < 1 means poolside is faster.\n"
     );
     md.push_str("| scenario | implementation | median | throughput | ours/peer |\n|---|---|---:|---:|---|\n");
     for ((group, value), scenario) in report {
@@ -362,7 +359,7 @@ mod tests {
         let table = terminal_table(&report);
         assert!(table.contains("x 0.25x"), "{table}");
         let out = dir.join("out");
-        let md = write(&report, &["### extra\n".into()], &out, true).unwrap();
+        let md = write(&report, &["### extra\n".into()], &out, "Test run").unwrap();
         let md = std::fs::read_to_string(md).unwrap();
         assert!(md.contains("| grp [8] | peer |") && md.contains("### extra"));
         assert!(std::fs::read_to_string(out.join("grp.svg")).unwrap().starts_with("<svg"));

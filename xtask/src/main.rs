@@ -4,6 +4,7 @@
 //! cargo xtask lint               fmt check, clippy -D warnings, rustdoc -D warnings, cargo-deny, MSRV
 //! cargo xtask test [--no-postgres]  the whole suite, loom models, Miri where unsafe code lives
 //! cargo xtask bench [--quick] [FILTER]  criterion benches vs peers, then the ratio table
+//! cargo xtask report DIR [OUT]    the ratio table from criterion results copied from another machine
 //! cargo xtask examples           run every example of every crate
 //! cargo xtask package            cargo package --workspace
 //! cargo xtask ci                 lint, test, examples, package: what CI runs
@@ -26,6 +27,10 @@ tasks:
                            starts a throwaway PostgreSQL on loopback unless --no-postgres
   bench [--quick] [FILTER] criterion benches against the peer crates, then a ratio table,
                            markdown and SVG charts under target/bench-report/
+  report CRITERION_DIR [OUT_DIR]
+                           rebuilds the ratio table and charts from criterion results copied from
+                           another machine (e.g. a 16-core run), into OUT_DIR (default
+                           target/bench-report-imported)
   examples                 runs every example (with a throwaway PostgreSQL)
   package [--allow-dirty]  cargo package --workspace
   ci                       lint, test, examples, package
@@ -41,6 +46,7 @@ fn main() -> ExitCode {
         "lint" => no_options(rest).and_then(|()| tasks::lint()),
         "test" => tasks::TestOptions::parse(rest).and_then(|o| tasks::test(&o)),
         "bench" => tasks::BenchOptions::parse(rest).and_then(|o| tasks::bench(&o)),
+        "report" => tasks::report(rest),
         "examples" => no_options(rest).and_then(|()| tasks::examples()),
         "package" => tasks::PackageOptions::parse(rest).and_then(|o| tasks::package(&o)),
         "ci" => no_options(rest).and_then(|()| tasks::ci()),

@@ -286,13 +286,39 @@ pub(crate) fn bench(options: &BenchOptions) -> Result<(), String> {
         });
     }
     let extra = read_extra_fragments(&report_dir.join("extra"));
-    let written = bench_report::write(&report, &extra, &report_dir, options.quick)?;
+    let origin = format!(
+        "Produced by `cargo xtask bench{}{}` on {} cores",
+        if options.quick { " --quick" } else { "" },
+        options.filter.as_ref().map(|f| format!(" {f}")).unwrap_or_default(),
+        std::thread::available_parallelism().map_or(0, usize::from)
+    );
+    let written = bench_report::write(&report, &extra, &report_dir, &origin)?;
     println!("\n{}", bench_report::terminal_table(&report));
     eprintln!(
         "report written to {} (and SVG charts beside it) in {:.0?}",
         written.display(),
         clock.elapsed()
     );
+    Ok(())
+}
+
+/// `cargo xtask report CRITERION_DIR [OUT_DIR]`: the table and charts from results
+/// measured elsewhere (every result in the folder counts, whatever its age).
+pub(crate) fn report(args: &[String]) -> Result<(), String> {
+    let (criterion_dir, out_dir) = match args {
+        [dir] => (PathBuf::from(dir), root().join("target/bench-report-imported")),
+        [dir, out] => (PathBuf::from(dir), PathBuf::from(out)),
+        _ => return Err("usage: cargo xtask report CRITERION_DIR [OUT_DIR]".into()),
+    };
+    let report = bench_report::collect(&criterion_dir, SystemTime::UNIX_EPOCH)?;
+    if report.is_empty() {
+        return Err(format!("no criterion results under {}", criterion_dir.display()));
+    }
+    let extra = read_extra_fragments(&criterion_dir.join("../bench-report/extra"));
+    let origin = format!("Imported from `{}` by `cargo xtask report`", criterion_dir.display());
+    let written = bench_report::write(&report, &extra, &out_dir, &origin)?;
+    println!("{}", bench_report::terminal_table(&report));
+    eprintln!("report written to {}", written.display());
     Ok(())
 }
 
@@ -402,10 +428,13 @@ pub(crate) fn package(options: &PackageOptions) -> Result<(), String> {
     run(&mut command)
 }
 
+/// One named step of `cargo xtask ci`.
+type Step = dyn Fn() -> Result<(), String>;
+
 /// `cargo xtask ci`.
 pub(crate) fn ci() -> Result<(), String> {
     let clock = Instant::now();
-    let steps: [(&str, &dyn Fn() -> Result<(), String>); 4] = [
+    let steps: [(&str, &Step); 4] = [
         ("lint", &lint),
         ("test", &|| test(&TestOptions::default())),
         ("examples", &examples),
