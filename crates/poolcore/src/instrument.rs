@@ -299,7 +299,8 @@ mod tests {
     fn references_and_arcs_forward() {
         let arc: Arc<dyn Instrumented> = Arc::new(Fixture);
         assert_eq!(Snapshot::of(&arc), Snapshot::of(&Fixture));
-        assert_eq!((&Fixture).catalogue().len(), 2);
+        let by_ref: &dyn Instrumented = &&Fixture;
+        assert_eq!(by_ref.catalogue().len(), 2);
         assert_eq!(arc.kind(), "fixture");
     }
 
