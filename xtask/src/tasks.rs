@@ -415,12 +415,23 @@ impl PackageOptions {
     }
 }
 
+/// Workspace packages marked `publish = false` (benches, xtask, test support).
+fn unpublished_packages() -> Vec<String> {
+    let mut dirs: Vec<PathBuf> = member_crates().into_iter().map(|(_, dir)| dir).collect();
+    dirs.extend([root().join("benches"), root().join("xtask")]);
+    dirs.iter()
+        .filter_map(|dir| std::fs::read_to_string(dir.join("Cargo.toml")).ok())
+        .filter(|manifest| manifest.lines().any(|l| l.replace(' ', "") == "publish=false"))
+        .filter_map(|manifest| package_name(&manifest))
+        .collect()
+}
+
 /// `cargo xtask package`.
 pub(crate) fn package(options: &PackageOptions) -> Result<(), String> {
     let mut command = cargo();
     command.args(["package", "--workspace", "--locked"]);
-    for excluded in ["poolside-benches", "xtask"] {
-        command.args(["--exclude", excluded]);
+    for excluded in unpublished_packages() {
+        command.args(["--exclude", &excluded]);
     }
     if options.allow_dirty {
         command.arg("--allow-dirty");
