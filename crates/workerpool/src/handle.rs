@@ -1,0 +1,222 @@
+//! The result of one spawned job: joined from a thread or awaited from async code.
+
+use parking_lot::{Condvar, Mutex};
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+/// Why a spawned job produced no value.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobError {
+    /// The job panicked; the worker caught the panic and kept serving.
+    Panicked {
+        /// The panic message (`"<non-string panic payload>"` when it was not a string).
+        message: String,
+    },
+    /// The job never ran: the pool shut down (or was dropped) past its deadline while
+    /// the job was still queued.
+    NotStarted,
+}
+
+impl fmt::Display for JobError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JobError::Panicked { message } => write!(f, "the job panicked: {message}"),
+            JobError::NotStarted => f.write_str("the job never ran: the pool shut down first"),
+        }
+    }
+}
+
+impl std::error::Error for JobError {}
+
+/// The one-shot slot a job's result travels through.
+pub(crate) struct ResultSlot<R> {
+    state: Mutex<SlotState<R>>,
+    ready: Condvar,
+}
+
+struct SlotState<R> {
+    result: Option<Result<R, JobError>>,
+    waker: Option<Waker>,
+}
+
+impl<R> ResultSlot<R> {
+    pub(crate) fn new() -> Arc<Self> {
+        Arc::new(ResultSlot {
+            state: Mutex::new(SlotState { result: None, waker: None }),
+            ready: Condvar::new(),
+        })
+    }
+
+    /// Stores the result and wakes whoever waits (a joining thread or an async task).
+    pub(crate) fn complete(&self, result: Result<R, JobError>) {
+        let waker = {
+            let mut state = self.state.lock();
+            if state.result.is_some() {
+                return;
+            }
+            state.result = Some(result);
+            self.ready.notify_all();
+            state.waker.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
+
+/// Completes the slot with [`JobError::NotStarted`] if the job is dropped without
+/// having produced a result, so a handle can never wait forever.
+pub(crate) struct Completer<R> {
+    slot: Option<Arc<ResultSlot<R>>>,
+}
+
+impl<R> Completer<R> {
+    pub(crate) fn new(slot: Arc<ResultSlot<R>>) -> Self {
+        Completer { slot: Some(slot) }
+    }
+
+    pub(crate) fn complete(mut self, result: Result<R, JobError>) {
+        if let Some(slot) = self.slot.take() {
+            slot.complete(result);
+        }
+    }
+}
+
+impl<R> Drop for Completer<R> {
+    fn drop(&mut self) {
+        if let Some(slot) = self.slot.take() {
+            slot.complete(Err(JobError::NotStarted));
+        }
+    }
+}
+
+/// A handle to a job started with [`WorkerPool::spawn`](crate::WorkerPool::spawn).
+///
+/// [`join`](Self::join) blocks the calling thread; the handle is also a [`Future`], so
+/// async code can `.await` blocking work without tying up its runtime's threads. Dropping
+/// the handle detaches the job: it still runs.
+///
+/// ```
+/// let pool = poolside_workerpool::WorkerPool::builder().workers(2).build()?;
+/// let handle = pool.spawn(|_ctx| 6 * 7)?;
+/// assert_eq!(handle.join(), Ok(42));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[must_use = "dropping a JobHandle detaches the job; join or await it for the result"]
+pub struct JobHandle<R> {
+    slot: Arc<ResultSlot<R>>,
+}
+
+/// [`JobHandle::join_timeout`] ran out of time; the handle is returned so the caller
+/// can keep waiting.
+pub struct JoinTimeout<R>(pub JobHandle<R>);
+
+impl<R> fmt::Debug for JoinTimeout<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("JoinTimeout(..)")
+    }
+}
+
+impl<R> fmt::Display for JoinTimeout<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the job did not finish in time")
+    }
+}
+
+impl<R> std::error::Error for JoinTimeout<R> {}
+
+impl<R> JobHandle<R> {
+    pub(crate) fn new(slot: Arc<ResultSlot<R>>) -> Self {
+        JobHandle { slot }
+    }
+
+    /// Blocks until the job finishes; returns its value, or why there is none.
+    pub fn join(self) -> Result<R, JobError> {
+        let mut state = self.slot.state.lock();
+        loop {
+            if let Some(result) = state.result.take() {
+                return result;
+            }
+            self.slot.ready.wait(&mut state);
+        }
+    }
+
+    /// Blocks for at most `timeout`. On time-out the handle comes back inside
+    /// [`JoinTimeout`] so the caller can wait again or drop it.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let pool = poolside_workerpool::WorkerPool::builder().workers(1).build()?;
+    /// let slow = pool.spawn(|ctx| { ctx.token().wait_timeout(Duration::from_millis(200)); 1 })?;
+    /// let slow = slow.join_timeout(Duration::from_millis(10)).unwrap_err().0;
+    /// # drop(slow);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn join_timeout(self, timeout: Duration) -> Result<Result<R, JobError>, JoinTimeout<R>> {
+        let deadline = Instant::now().checked_add(timeout);
+        {
+            let mut state = self.slot.state.lock();
+            loop {
+                if let Some(result) = state.result.take() {
+                    return Ok(result);
+                }
+                match deadline {
+                    Some(deadline) => {
+                        if self.slot.ready.wait_until(&mut state, deadline).timed_out()
+                            && state.result.is_none()
+                        {
+                            break;
+                        }
+                    }
+                    None => self.slot.ready.wait(&mut state),
+                }
+            }
+        }
+        Err(JoinTimeout(self))
+    }
+
+    /// Whether the job has finished (its result is waiting).
+    pub fn is_finished(&self) -> bool {
+        self.slot.state.lock().result.is_some()
+    }
+}
+
+impl<R> Future for JobHandle<R> {
+    type Output = Result<R, JobError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut state = self.slot.state.lock();
+        match state.result.take() {
+            Some(result) => Poll::Ready(result),
+            None => {
+                match &mut state.waker {
+                    Some(waker) if waker.will_wake(cx.waker()) => {}
+                    slot => *slot = Some(cx.waker().clone()),
+                }
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl<R> fmt::Debug for JobHandle<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JobHandle").field("finished", &self.is_finished()).finish()
+    }
+}
+
+/// The message of a caught panic payload.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&'static str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        String::from("<non-string panic payload>")
+    }
+}
