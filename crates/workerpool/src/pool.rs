@@ -177,11 +177,14 @@ impl WorkerPool {
                 let Some(sender) = guard.as_ref() else {
                     return Err(SubmitError::Closed(task));
                 };
+                // Fast path: room in the queue, no clock read, no timer.
+                match sender.try_send(task) {
+                    Ok(()) => return Ok(()),
+                    Err(TrySendError::Disconnected(t)) => return Err(SubmitError::Closed(t)),
+                    Err(TrySendError::Full(t)) => task = t,
+                }
                 if !wait {
-                    sender.try_send(task).map_err(|e| match e {
-                        TrySendError::Full(t) => SubmitError::Full(t),
-                        TrySendError::Disconnected(t) => SubmitError::Closed(t),
-                    })
+                    Err(SubmitError::Full(task))
                 } else {
                     let slice = match deadline {
                         Some(deadline) => deadline
