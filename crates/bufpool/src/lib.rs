@@ -1,12 +1,57 @@
 //! Object pools and tiered byte-buffer pools with a per-thread fast path.
 //!
-//! `poolside-bufpool` is `sync.Pool` done the Rust way: a borrower always receives a
-//! clean object (the pool resets it, never the caller), a guard returns the object on
-//! `Drop` so a forgotten return or a panic cannot leak it, oversized objects are
-//! dropped and counted instead of pinned, and idle objects go back to the allocator.
+//! `poolside-bufpool` is Go's `sync.Pool` done the Rust way, with the object-pool
+//! playbook enforced by the API:
 //!
-//! The pools themselves arrive with the bufpool issue; this crate currently provides
-//! the shared vocabulary from [`poolside_core`].
+//! | rule | how the API enforces it |
+//! |---|---|
+//! | reset before reuse | the pool resets every returned object ([`Reset`] or a hook); a borrower always gets a clean one |
+//! | never leak an object | [`Pooled`] / [`OwnedPooled`] / [`BufGuard`] return it on `Drop`, panics included |
+//! | cap what comes back | a retain policy (e.g. a capacity cap); rejected objects are dropped and counted |
+//! | clear in place, never replace | [`Reset`] clears collections keeping their allocation |
+//! | bound retained memory | `max_retained` per store, `local_capacity` per thread, idle release, [`Pool::trim`] |
+//! | right-size buffers | [`BufPool`] size classes; a buffer is filed by its capacity |
+//!
+//! ```
+//! use poolside_bufpool::{BufPool, Pool};
+//! use std::collections::HashMap;
+//!
+//! // Any type with `Reset` (or a reset hook).
+//! let maps: Pool<HashMap<String, u32>> = Pool::new(HashMap::new);
+//! let mut m = maps.get();
+//! m.insert("a".into(), 1);
+//! drop(m);
+//! assert!(maps.get().is_empty());
+//!
+//! // Byte buffers in size classes.
+//! let bufs = BufPool::new();
+//! let mut b = bufs.get(10_000); // from the 64 KiB class
+//! b.extend_from_slice(&[0u8; 10_000]);
+//! assert!(b.capacity() >= 64 * 1024);
+//! ```
+//!
+//! # Fast path
+//!
+//! Each thread keeps a few objects per pool in a static `thread_local!` cache with
+//! slots keyed by pool id: no lock and no contended atomic on `get` / drop. Objects
+//! beyond that go to a bounded lock-free store shared by all threads. When a thread
+//! exits, its cached objects move to the shared store (or are dropped if the pool is
+//! gone); nothing leaks and the thread-local destructor never panics.
+//!
+//! # Tracing
+//!
+//! `debug` events when a returned object is dropped by the retain policy or a buffer
+//! is above the cap, and when idle objects are released. Nothing on the hot path.
 #![forbid(unsafe_code)]
 
+mod buf;
+mod error;
+mod local;
+mod pool;
+mod stats;
+mod store;
+
+pub use buf::{BufGuard, BufPool, BufPoolBuilder, DEFAULT_CLASSES};
+pub use error::BuildError;
+pub use pool::{MAX_LOCAL_CAPACITY, OwnedPooled, Pool, PoolBuilder, PoolStats, Pooled};
 pub use poolside_core::{Instrumented, Reset};

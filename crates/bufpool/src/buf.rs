@@ -1,0 +1,402 @@
+//! `BufPool`: byte buffers in size classes.
+//!
+//! Buffers travel as `Box<Vec<u8>>`: every pooled object is boxed once, when it is
+//! made, so the per-thread cache can type-erase it without allocating; the box is
+//! reused with its buffer for the buffer's whole life.
+#![allow(clippy::box_collection)]
+
+use crate::error::BuildError;
+use crate::pool::{Pool, PoolStats};
+use poolside_core::{Instrumented, Metric, MetricDesc, MetricVisitor};
+use std::fmt;
+use std::io;
+use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The default size classes: small ≤ 4 KiB, medium ≤ 64 KiB, large ≤ 1 MiB.
+pub const DEFAULT_CLASSES: [usize; 3] = [4 * 1024, 64 * 1024, 1024 * 1024];
+
+struct Class {
+    size: usize,
+    label: String,
+    pool: Pool<Vec<u8>>,
+}
+
+struct BufInner {
+    classes: Vec<Class>,
+    /// Buffers whose capacity exceeds the largest class (or the cap) when returned.
+    dropped_oversized: AtomicU64,
+    /// Buffers smaller than the smallest class when returned (only via `attach`).
+    dropped_undersized: AtomicU64,
+    /// Gets larger than the largest class: served unpooled.
+    unpooled: AtomicU64,
+    cap: usize,
+}
+
+/// Byte buffers pooled in size classes.
+///
+/// [`get(size_hint)`](Self::get) takes a buffer from the smallest class that fits the
+/// hint. A returned buffer is filed by its *capacity*, so one that grew while in use
+/// serves the larger class it now fits; one that grew past the largest class (or the
+/// cap) is dropped and counted, never pinned in the pool. Each class is a [`Pool`] with
+/// its own per-thread fast path.
+///
+/// ```
+/// use poolside_bufpool::BufPool;
+/// use std::io::Write;
+///
+/// let pool = BufPool::new();
+/// let mut buf = pool.get(300);
+/// write!(buf, "hello {}", "world")?;
+/// assert_eq!(&buf[..], b"hello world");
+/// assert!(buf.capacity() >= 4096); // the small class
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct BufPool {
+    inner: Arc<BufInner>,
+}
+
+/// Settings for a [`BufPool`].
+///
+/// ```
+/// let pool = poolside_bufpool::BufPool::builder()
+///     .classes(&[1024, 16 * 1024, 256 * 1024])
+///     .max_capacity(128 * 1024) // buffers that grew past 128 KiB are dropped
+///     .max_retained_per_class(64)
+///     .build()?;
+/// assert_eq!(pool.classes(), vec![1024, 16 * 1024, 256 * 1024]);
+/// # Ok::<(), poolside_bufpool::BuildError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct BufPoolBuilder {
+    classes: Vec<usize>,
+    cap: Option<usize>,
+    max_retained: usize,
+    local_capacity: usize,
+    idle: Option<std::time::Duration>,
+}
+
+impl Default for BufPool {
+    fn default() -> Self {
+        BufPool::new()
+    }
+}
+
+impl BufPool {
+    /// A pool with the [`DEFAULT_CLASSES`].
+    pub fn new() -> Self {
+        BufPool::builder().build().expect("the default classes are valid")
+    }
+
+    /// Starts a [`BufPoolBuilder`].
+    pub fn builder() -> BufPoolBuilder {
+        BufPoolBuilder {
+            classes: DEFAULT_CLASSES.to_vec(),
+            cap: None,
+            max_retained: 256,
+            local_capacity: 4,
+            idle: None,
+        }
+    }
+
+    /// An empty buffer with capacity of at least `size_hint`.
+    #[inline]
+    pub fn get(&self, size_hint: usize) -> BufGuard<'_> {
+        match self.inner.classes.iter().position(|c| c.size >= size_hint) {
+            Some(index) => {
+                let buf = self.inner.classes[index].pool.inner().take();
+                BufGuard { buf: Some(buf), pool: &self.inner }
+            }
+            None => {
+                self.inner.unpooled.fetch_add(1, Ordering::Relaxed);
+                BufGuard { buf: Some(Box::new(Vec::with_capacity(size_hint))), pool: &self.inner }
+            }
+        }
+    }
+
+    /// Adds a buffer made elsewhere; it is cleared and filed by its capacity.
+    pub fn attach(&self, buf: Vec<u8>) {
+        self.inner.put(Box::new(buf));
+    }
+
+    /// The class sizes, ascending.
+    pub fn classes(&self) -> Vec<usize> {
+        self.inner.classes.iter().map(|c| c.size).collect()
+    }
+
+    /// Frees every retained buffer now (shared stores and this thread's caches).
+    pub fn trim(&self) -> usize {
+        self.inner.classes.iter().map(|c| c.pool.trim()).sum()
+    }
+
+    /// Per-class counters, smallest class first.
+    pub fn class_stats(&self) -> Vec<(usize, PoolStats)> {
+        self.inner.classes.iter().map(|c| (c.size, c.pool.stats())).collect()
+    }
+
+    /// Returned buffers dropped because they grew past the largest class or the cap.
+    pub fn dropped_oversized(&self) -> u64 {
+        self.inner.dropped_oversized.load(Ordering::Relaxed)
+            + self.inner.classes.iter().map(|c| c.pool.stats().dropped_oversized).sum::<u64>()
+    }
+
+    /// JSON helper (feature `json`): serializes `value` into a pooled buffer and
+    /// returns the guard, for zero-copy use; the buffer goes back (capped) on drop.
+    ///
+    /// ```
+    /// let pool = poolside_bufpool::BufPool::new();
+    /// let json = pool.to_json(&serde_json::json!({"id": 7}))?;
+    /// assert_eq!(&json[..], br#"{"id":7}"#);
+    /// # Ok::<(), serde_json::Error>(())
+    /// ```
+    #[cfg(feature = "json")]
+    pub fn to_json<S: serde::Serialize + ?Sized>(
+        &self,
+        value: &S,
+    ) -> Result<BufGuard<'_>, serde_json::Error> {
+        let mut buf = self.get(DEFAULT_JSON_HINT);
+        serde_json::to_writer(&mut *buf, value)?;
+        Ok(buf)
+    }
+
+    /// JSON helper (feature `json`): serializes `value` through a pooled buffer and
+    /// returns an owned copy of the bytes; the pooled buffer goes straight back.
+    ///
+    /// ```
+    /// let pool = poolside_bufpool::BufPool::new();
+    /// let bytes: Vec<u8> = pool.to_json_vec(&[1, 2, 3])?;
+    /// assert_eq!(bytes, b"[1,2,3]");
+    /// # Ok::<(), serde_json::Error>(())
+    /// ```
+    #[cfg(feature = "json")]
+    pub fn to_json_vec<S: serde::Serialize + ?Sized>(
+        &self,
+        value: &S,
+    ) -> Result<Vec<u8>, serde_json::Error> {
+        self.to_json(value).map(|buf| buf.to_vec())
+    }
+}
+
+/// The size hint used for JSON documents of unknown size.
+#[cfg(feature = "json")]
+const DEFAULT_JSON_HINT: usize = 512;
+
+impl BufInner {
+    fn put(&self, buf: Box<Vec<u8>>) {
+        let capacity = buf.capacity();
+        if capacity > self.cap {
+            self.dropped_oversized.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(capacity, cap = self.cap, "returned buffer above the cap; dropped");
+            return;
+        }
+        match self.classes.iter().rposition(|c| c.size <= capacity) {
+            Some(index) => self.classes[index].pool.inner().put(buf),
+            None => {
+                self.dropped_undersized.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+impl BufPoolBuilder {
+    /// Class sizes in bytes, strictly increasing (default [`DEFAULT_CLASSES`]).
+    pub fn classes(mut self, classes: &[usize]) -> Self {
+        self.classes = classes.to_vec();
+        self
+    }
+
+    /// Buffers returned with more capacity than this are dropped (default: the
+    /// largest class).
+    pub fn max_capacity(mut self, cap: usize) -> Self {
+        self.cap = Some(cap);
+        self
+    }
+
+    /// Buffers kept in each class's shared store (default 256).
+    pub fn max_retained_per_class(mut self, max: usize) -> Self {
+        self.max_retained = max;
+        self
+    }
+
+    /// Buffers each thread keeps per class (default 4).
+    pub fn local_capacity(mut self, capacity: usize) -> Self {
+        self.local_capacity = capacity;
+        self
+    }
+
+    /// Frees buffers that sat unused for a whole `interval`.
+    pub fn idle_release(mut self, interval: std::time::Duration) -> Self {
+        self.idle = Some(interval);
+        self
+    }
+
+    /// Validates the classes and the cap.
+    pub fn build(self) -> Result<BufPool, BuildError> {
+        let Some(&smallest) = self.classes.first() else { return Err(BuildError::NoClasses) };
+        if self.classes.contains(&0) {
+            return Err(BuildError::ZeroClass);
+        }
+        if let Some(w) = self.classes.windows(2).find(|w| w[0] >= w[1]) {
+            return Err(BuildError::UnorderedClasses { larger: w[0], smaller: w[1] });
+        }
+        let largest = *self.classes.last().unwrap_or(&smallest);
+        let cap = self.cap.unwrap_or(largest);
+        if cap < smallest {
+            return Err(BuildError::CapBelowSmallestClass { cap, smallest });
+        }
+        let mut classes = Vec::with_capacity(self.classes.len());
+        for &size in &self.classes {
+            let mut builder = Pool::builder(move || Vec::with_capacity(size))
+                .max_retained(self.max_retained)
+                .local_capacity(self.local_capacity)
+                .size_of(|v: &Vec<u8>| v.capacity() as u64);
+            if let Some(interval) = self.idle {
+                builder = builder.idle_release(interval);
+            }
+            classes.push(Class { size, label: class_label(size), pool: builder.build()? });
+        }
+        Ok(BufPool {
+            inner: Arc::new(BufInner {
+                classes,
+                dropped_oversized: AtomicU64::new(0),
+                dropped_undersized: AtomicU64::new(0),
+                unpooled: AtomicU64::new(0),
+                cap,
+            }),
+        })
+    }
+}
+
+fn class_label(size: usize) -> String {
+    if size % (1024 * 1024) == 0 {
+        format!("{}MiB", size / (1024 * 1024))
+    } else if size % 1024 == 0 {
+        format!("{}KiB", size / 1024)
+    } else {
+        format!("{size}B")
+    }
+}
+
+/// A pooled byte buffer; goes back to its [`BufPool`] (filed by capacity) on drop.
+/// Implements [`io::Write`].
+pub struct BufGuard<'a> {
+    buf: Option<Box<Vec<u8>>>,
+    pool: &'a BufInner,
+}
+
+impl BufGuard<'_> {
+    /// Keeps the buffer: it will not go back to the pool.
+    ///
+    /// ```
+    /// let pool = poolside_bufpool::BufPool::new();
+    /// let mut buf = pool.get(16);
+    /// buf.extend_from_slice(b"keep");
+    /// let owned: Vec<u8> = buf.detach();
+    /// assert_eq!(owned, b"keep");
+    /// ```
+    pub fn detach(mut self) -> Vec<u8> {
+        *self.buf.take().expect("present until drop or detach")
+    }
+}
+
+impl Deref for BufGuard<'_> {
+    type Target = Vec<u8>;
+    #[inline]
+    fn deref(&self) -> &Vec<u8> {
+        self.buf.as_deref().expect("present until drop or detach")
+    }
+}
+
+impl DerefMut for BufGuard<'_> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut Vec<u8> {
+        self.buf.as_deref_mut().expect("present until drop or detach")
+    }
+}
+
+impl io::Write for BufGuard<'_> {
+    #[inline]
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    #[inline]
+    fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        self.extend_from_slice(data);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for BufGuard<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        if let Some(buf) = self.buf.take() {
+            self.pool.put(buf);
+        }
+    }
+}
+
+impl fmt::Debug for BufGuard<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BufGuard")
+            .field("len", &self.len())
+            .field("capacity", &self.capacity())
+            .finish()
+    }
+}
+
+impl fmt::Debug for BufPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BufPool")
+            .field("classes", &self.classes())
+            .field("cap", &self.inner.cap)
+            .finish()
+    }
+}
+
+static DROPPED_OVERSIZED_TOTAL: MetricDesc = MetricDesc::counter(
+    "dropped_above_cap",
+    "Returned buffers dropped because their capacity exceeded the largest class or the cap.",
+);
+static UNPOOLED: MetricDesc = MetricDesc::counter(
+    "unpooled_gets",
+    "Gets larger than the largest class, served without pooling.",
+);
+
+static BUF_CATALOGUE: [&MetricDesc; 10] = {
+    let c = &crate::pool::CATALOGUE;
+    [c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], &DROPPED_OVERSIZED_TOTAL, &UNPOOLED]
+};
+
+impl Instrumented for BufPool {
+    fn kind(&self) -> &'static str {
+        "bufpool"
+    }
+
+    fn catalogue(&self) -> &'static [&'static MetricDesc] {
+        &BUF_CATALOGUE
+    }
+
+    fn visit_metrics(&self, visitor: &mut dyn MetricVisitor) {
+        for class in &self.inner.classes {
+            class.pool.stats().visit(&[("class", &class.label)], visitor);
+        }
+        visitor.visit(Metric {
+            desc: &DROPPED_OVERSIZED_TOTAL,
+            labels: &[],
+            value: self.inner.dropped_oversized.load(Ordering::Relaxed),
+        });
+        visitor.visit(Metric {
+            desc: &UNPOOLED,
+            labels: &[],
+            value: self.inner.unpooled.load(Ordering::Relaxed),
+        });
+    }
+}

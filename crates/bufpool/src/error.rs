@@ -1,0 +1,67 @@
+//! Settings that cannot work.
+
+use std::fmt;
+use std::time::Duration;
+
+/// A setting rejected by [`PoolBuilder::build`](crate::PoolBuilder::build) or
+/// [`BufPoolBuilder::build`](crate::BufPoolBuilder::build).
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BuildError {
+    /// `max_retained(0)`: a pool that keeps nothing is not a pool.
+    ZeroRetained,
+    /// `local_capacity(n)` above [`MAX_LOCAL_CAPACITY`](crate::MAX_LOCAL_CAPACITY).
+    LocalCapacityTooLarge {
+        /// The requested per-thread capacity.
+        requested: usize,
+    },
+    /// An idle-release interval of zero would free objects as soon as they are returned.
+    ZeroIdleInterval(Duration),
+    /// No size classes were given.
+    NoClasses,
+    /// A size class of zero bytes.
+    ZeroClass,
+    /// Size classes must be strictly increasing: `smaller` came after `larger`.
+    UnorderedClasses {
+        /// The earlier, larger (or equal) class.
+        larger: usize,
+        /// The later, smaller (or equal) class.
+        smaller: usize,
+    },
+    /// The capacity cap on returned buffers is below the smallest class, so no buffer
+    /// could ever be kept.
+    CapBelowSmallestClass {
+        /// The cap.
+        cap: usize,
+        /// The smallest class.
+        smallest: usize,
+    },
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BuildError::ZeroRetained => f.write_str("max_retained must be at least 1"),
+            BuildError::LocalCapacityTooLarge { requested } => write!(
+                f,
+                "a per-thread cache of {requested} objects exceeds the maximum of {}",
+                crate::MAX_LOCAL_CAPACITY
+            ),
+            BuildError::ZeroIdleInterval(_) => {
+                f.write_str("the idle release interval must be positive")
+            }
+            BuildError::NoClasses => f.write_str("a buffer pool needs at least one size class"),
+            BuildError::ZeroClass => f.write_str("a size class of 0 bytes is not allowed"),
+            BuildError::UnorderedClasses { larger, smaller } => write!(
+                f,
+                "size classes must be strictly increasing, but {smaller} follows {larger}"
+            ),
+            BuildError::CapBelowSmallestClass { cap, smallest } => write!(
+                f,
+                "the capacity cap of {cap} bytes is below the smallest class ({smallest} bytes)"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for BuildError {}

@@ -1,0 +1,539 @@
+//! `Pool<T>`: a typed object pool with a per-thread fast path.
+
+use crate::error::BuildError;
+use crate::local::{self, Sink, SlotInit};
+use crate::stats::{CounterBlock, Counters, Event, Totals};
+use crate::store::Store;
+use poolside_core::{Instrumented, Metric, MetricDesc, MetricVisitor, Reset};
+use std::any::Any;
+use std::fmt;
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+/// The most objects one thread may cache per pool.
+pub const MAX_LOCAL_CAPACITY: usize = 64;
+
+static NEXT_POOL_ID: AtomicU64 = AtomicU64::new(1);
+
+type MakeFn<T> = dyn Fn() -> T + Send + Sync;
+type ResetFn<T> = dyn Fn(&mut T) + Send + Sync;
+type RetainFn<T> = dyn Fn(&T) -> bool + Send + Sync;
+type SizeFn<T> = dyn Fn(&T) -> u64 + Send + Sync;
+
+pub(crate) struct Inner<T> {
+    id: u64,
+    make: Box<MakeFn<T>>,
+    reset: Box<ResetFn<T>>,
+    retain: Box<RetainFn<T>>,
+    size_of: Box<SizeFn<T>>,
+    local_capacity: usize,
+    store: Store<T>,
+    pub(crate) counters: Counters,
+    /// How this pool's own `Weak<dyn Sink>` is made, for thread slots.
+    this: Weak<Inner<T>>,
+}
+
+/// A pool of reusable `T`s. Cheap to clone; clones share the objects.
+///
+/// * [`get`](Self::get) hands out a clean object — a pooled one when there is one,
+///   else a new one from the `make` function — inside a guard that returns it on
+///   `Drop`, so a forgotten return or a panic cannot leak it.
+/// * A returned object is reset by the pool (never by the caller), then kept only if
+///   the retain policy accepts it (a capacity cap, say); rejected objects are dropped
+///   and counted.
+/// * Each thread keeps a few objects of its own (LIFO, no lock, no contended atomic);
+///   the rest live in a bounded lock-free store shared by all threads.
+///
+/// ```
+/// use poolside_bufpool::Pool;
+///
+/// let pool: Pool<Vec<u8>> = Pool::new(|| Vec::with_capacity(1024));
+/// {
+///     let mut buf = pool.get();
+///     buf.extend_from_slice(b"secret");
+/// } // back in the pool, cleared
+/// let buf = pool.get();
+/// assert!(buf.is_empty(), "a borrower never sees the previous borrower's bytes");
+/// assert!(buf.capacity() >= 1024, "but the allocation is reused");
+/// ```
+pub struct Pool<T: Send + 'static> {
+    inner: Arc<Inner<T>>,
+}
+
+impl<T: Send + 'static> Clone for Pool<T> {
+    fn clone(&self) -> Self {
+        Pool { inner: self.inner.clone() }
+    }
+}
+
+/// Settings for a [`Pool`].
+///
+/// ```
+/// use poolside_bufpool::Pool;
+/// use std::time::Duration;
+///
+/// let pool = Pool::builder(|| Vec::<u8>::with_capacity(4096))
+///     .retain(|v| v.capacity() <= 64 * 1024) // cap what comes back
+///     .max_retained(256)
+///     .local_capacity(8)
+///     .idle_release(Duration::from_secs(30))
+///     .build()?;
+/// # drop(pool);
+/// # Ok::<(), poolside_bufpool::BuildError>(())
+/// ```
+pub struct PoolBuilder<T: Send + 'static> {
+    make: Box<MakeFn<T>>,
+    reset: Option<Box<ResetFn<T>>>,
+    retain: Box<RetainFn<T>>,
+    size_of: Box<SizeFn<T>>,
+    max_retained: usize,
+    local_capacity: usize,
+    idle: Option<Duration>,
+}
+
+impl<T: Send + 'static> fmt::Debug for PoolBuilder<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PoolBuilder")
+            .field("max_retained", &self.max_retained)
+            .field("local_capacity", &self.local_capacity)
+            .field("idle_release", &self.idle)
+            .finish()
+    }
+}
+
+impl<T: Reset + Send + 'static> Pool<T> {
+    /// A pool that makes objects with `make` and clears them with [`Reset`].
+    pub fn new(make: impl Fn() -> T + Send + Sync + 'static) -> Self {
+        Pool::builder(make).build().expect("the default settings are valid")
+    }
+
+    /// Starts a [`PoolBuilder`] whose reset hook is [`Reset::reset`].
+    pub fn builder(make: impl Fn() -> T + Send + Sync + 'static) -> PoolBuilder<T> {
+        PoolBuilder::with_reset(make, T::reset)
+    }
+}
+
+impl<T: Send + 'static> PoolBuilder<T> {
+    /// A builder for types without a [`Reset`] impl: `reset` must clear the object in
+    /// place so the next borrower sees a fresh one.
+    ///
+    /// ```
+    /// struct Conn { scratch: Vec<u8>, requests: u32 }
+    /// let pool = poolside_bufpool::PoolBuilder::with_reset(
+    ///     || Conn { scratch: Vec::new(), requests: 0 },
+    ///     |c| { c.scratch.clear(); c.requests = 0; },
+    /// ).build()?;
+    /// assert_eq!(pool.get().requests, 0);
+    /// # Ok::<(), poolside_bufpool::BuildError>(())
+    /// ```
+    pub fn with_reset(
+        make: impl Fn() -> T + Send + Sync + 'static,
+        reset: impl Fn(&mut T) + Send + Sync + 'static,
+    ) -> Self {
+        PoolBuilder {
+            make: Box::new(make),
+            reset: Some(Box::new(reset)),
+            retain: Box::new(|_| true),
+            size_of: Box::new(|_| 0),
+            max_retained: 1024,
+            local_capacity: 8,
+            idle: None,
+        }
+    }
+
+    /// Replaces the reset hook.
+    pub fn reset(mut self, reset: impl Fn(&mut T) + Send + Sync + 'static) -> Self {
+        self.reset = Some(Box::new(reset));
+        self
+    }
+
+    /// Keeps a returned (already reset) object only if `retain` accepts it; others are
+    /// dropped and counted as `dropped_oversized`. Use it to cap capacity.
+    pub fn retain(mut self, retain: impl Fn(&T) -> bool + Send + Sync + 'static) -> Self {
+        self.retain = Box::new(retain);
+        self
+    }
+
+    /// The most objects kept in the shared store (default 1024). Each thread may also
+    /// cache up to `local_capacity` more.
+    pub fn max_retained(mut self, max: usize) -> Self {
+        self.max_retained = max;
+        self
+    }
+
+    /// Objects each thread keeps for itself, at most [`MAX_LOCAL_CAPACITY`] (default 8;
+    /// 0 disables the per-thread cache).
+    pub fn local_capacity(mut self, capacity: usize) -> Self {
+        self.local_capacity = capacity;
+        self
+    }
+
+    /// Frees objects that sat unused in the shared store for a whole `interval`
+    /// (checked on the pool's slow path; [`Pool::trim`] frees on demand).
+    pub fn idle_release(mut self, interval: Duration) -> Self {
+        self.idle = Some(interval);
+        self
+    }
+
+    /// How many bytes an object holds, for the `retained_bytes` gauge.
+    pub fn size_of(mut self, size_of: impl Fn(&T) -> u64 + Send + Sync + 'static) -> Self {
+        self.size_of = Box::new(size_of);
+        self
+    }
+
+    /// Validates the settings.
+    pub fn build(self) -> Result<Pool<T>, BuildError> {
+        if self.max_retained == 0 {
+            return Err(BuildError::ZeroRetained);
+        }
+        if self.local_capacity > MAX_LOCAL_CAPACITY {
+            return Err(BuildError::LocalCapacityTooLarge { requested: self.local_capacity });
+        }
+        if let Some(interval) = self.idle.filter(Duration::is_zero) {
+            return Err(BuildError::ZeroIdleInterval(interval));
+        }
+        let PoolBuilder { make, reset, retain, size_of, max_retained, local_capacity, idle } = self;
+        let reset = reset.unwrap_or_else(|| Box::new(|_| {}));
+        let inner = Arc::new_cyclic(|this| Inner {
+            id: NEXT_POOL_ID.fetch_add(1, Ordering::Relaxed),
+            make,
+            reset,
+            retain,
+            size_of,
+            local_capacity,
+            store: Store::new(max_retained, idle),
+            counters: Counters::default(),
+            this: this.clone(),
+        });
+        Ok(Pool { inner })
+    }
+}
+
+impl<T: Send + 'static> Inner<T> {
+    fn slot_init(&self) -> SlotInit {
+        let owner: Weak<dyn Sink> = self.this.clone();
+        SlotInit { capacity: self.local_capacity, owner, counters: self.counters.register() }
+    }
+
+    /// A clean object: from this thread's cache, the shared store, or `make`.
+    #[inline]
+    pub(crate) fn take(&self) -> Box<T> {
+        if self.local_capacity > 0 {
+            let local = local::with_slot(self.id, None, |slot| {
+                let slot = slot?;
+                let object = slot.objects.pop()?;
+                slot.counters.bump_owned(Event::Hit);
+                Some(object)
+            });
+            if let Some(object) = local {
+                match object.downcast::<T>() {
+                    Ok(object) => return object,
+                    Err(_) => unreachable!("a slot only holds its own pool's type"),
+                }
+            }
+        }
+        self.take_slow()
+    }
+
+    #[cold]
+    fn take_slow(&self) -> Box<T> {
+        self.store.sweep_if_due(&*self.size_of);
+        let (object, event) = match self.store.pop(&*self.size_of) {
+            Some(object) => (object, Event::Hit),
+            None => (Box::new((self.make)()), Event::Miss),
+        };
+        self.count(event);
+        object
+    }
+
+    fn count(&self, event: Event) {
+        let counted = local::with_slot(self.id, None, |slot| {
+            slot.map(|s| s.counters.bump_owned(event)).is_some()
+        });
+        if !counted {
+            self.counters.shared.bump_shared(event);
+        }
+    }
+
+    /// Takes an object back: reset, check the retain policy, keep it locally or in the
+    /// shared store, or drop it.
+    #[inline]
+    pub(crate) fn put(&self, mut object: Box<T>) {
+        (self.reset)(&mut object);
+        if !(self.retain)(&object) {
+            self.count(Event::DroppedOversized);
+            tracing::debug!(
+                pool = self.id,
+                "returned object rejected by the retain policy; dropped"
+            );
+            return;
+        }
+        if self.local_capacity > 0 {
+            let opener = || self.slot_init();
+            let rejected = local::with_slot(self.id, Some(&opener), |slot| {
+                let object: Box<dyn Any + Send> = object;
+                match slot {
+                    Some(slot) if slot.objects.len() < slot.capacity => {
+                        slot.objects.push(object);
+                        slot.counters.bump_owned(Event::Return);
+                        None
+                    }
+                    _ => Some(object),
+                }
+            });
+            match rejected {
+                None => return,
+                Some(object) => match object.downcast::<T>() {
+                    Ok(back) => return self.put_shared(back),
+                    Err(_) => unreachable!("the object was a T a moment ago"),
+                },
+            }
+        }
+        self.put_shared(object);
+    }
+
+    #[cold]
+    fn put_shared(&self, object: Box<T>) {
+        self.count(Event::Return);
+        if self.store.push(object, &*self.size_of).is_err() {
+            self.count(Event::DroppedFull);
+        }
+        self.store.sweep_if_due(&*self.size_of);
+    }
+
+    fn totals(&self) -> Totals {
+        self.counters.totals()
+    }
+}
+
+impl<T: Send + 'static> Sink for Inner<T> {
+    fn adopt(&self, objects: Vec<Box<dyn Any + Send>>) {
+        for object in objects {
+            if let Ok(object) = object.downcast::<T>() {
+                if self.store.push(object, &*self.size_of).is_err() {
+                    self.counters.shared.bump_shared(Event::DroppedFull);
+                }
+            }
+        }
+    }
+
+    fn retire(&self, counters: &Arc<CounterBlock>) {
+        self.counters.retire(counters);
+    }
+}
+
+impl<T: Send + 'static> Pool<T> {
+    /// A clean object in a guard that returns it on drop.
+    #[inline]
+    pub fn get(&self) -> Pooled<'_, T> {
+        Pooled { object: Some(self.inner.take()), pool: &self.inner }
+    }
+
+    /// Like [`get`](Self::get), but the guard owns a handle to the pool, so it is
+    /// `'static` and can move to another thread or task.
+    ///
+    /// ```
+    /// let pool = poolside_bufpool::Pool::new(String::new);
+    /// let mut s = pool.get_owned();
+    /// std::thread::spawn(move || s.push_str("moved")).join().unwrap();
+    /// ```
+    pub fn get_owned(&self) -> OwnedPooled<T> {
+        OwnedPooled { object: Some(self.inner.take()), pool: self.inner.clone() }
+    }
+
+    /// Adds an object made elsewhere. It is reset and checked against the retain
+    /// policy like any returned object.
+    ///
+    /// ```
+    /// let pool = poolside_bufpool::Pool::new(Vec::<u8>::new);
+    /// pool.attach(Vec::with_capacity(4096));
+    /// assert!(pool.get().capacity() >= 4096);
+    /// ```
+    pub fn attach(&self, object: T) {
+        self.inner.put(Box::new(object));
+    }
+
+    /// Frees every object in the shared store and in this thread's cache now.
+    /// Returns how many were freed.
+    ///
+    /// ```
+    /// let pool = poolside_bufpool::Pool::new(Vec::<u8>::new);
+    /// drop(pool.get());
+    /// assert_eq!(pool.trim(), 1);
+    /// ```
+    pub fn trim(&self) -> usize {
+        let local = local::take_all(self.inner.id);
+        let local_count = local.len();
+        drop(local);
+        self.inner.store.released_idle.fetch_add(local_count as u64, Ordering::Relaxed);
+        local_count + self.inner.store.release(usize::MAX, &*self.inner.size_of)
+    }
+
+    /// Objects in the shared store (thread caches not included).
+    pub fn shared_len(&self) -> usize {
+        self.inner.store.len()
+    }
+
+    /// The pool-wide counters at this moment.
+    pub fn stats(&self) -> PoolStats {
+        let t = self.inner.totals();
+        PoolStats {
+            hits: t.hits,
+            misses: t.misses,
+            returns: t.returns,
+            dropped_oversized: t.dropped_oversized,
+            dropped_full: t.dropped_full,
+            released_idle: self.inner.store.released_idle.load(Ordering::Relaxed),
+            retained_shared: self.inner.store.len() as u64,
+            retained_shared_bytes: self.inner.store.bytes.load(Ordering::Relaxed),
+        }
+    }
+
+    pub(crate) fn inner(&self) -> &Arc<Inner<T>> {
+        &self.inner
+    }
+}
+
+/// Counters of a [`Pool`] (also reported through [`Instrumented`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Gets served from a thread cache or the shared store.
+    pub hits: u64,
+    /// Gets that had to make a new object.
+    pub misses: u64,
+    /// Objects taken back (kept or dropped for a full store).
+    pub returns: u64,
+    /// Returned objects rejected by the retain policy.
+    pub dropped_oversized: u64,
+    /// Returned objects dropped because the shared store was full.
+    pub dropped_full: u64,
+    /// Objects freed by idle release or `trim`.
+    pub released_idle: u64,
+    /// Objects in the shared store now.
+    pub retained_shared: u64,
+    /// Bytes those objects hold (with a `size_of` function).
+    pub retained_shared_bytes: u64,
+}
+
+static HITS: MetricDesc = MetricDesc::counter("hits", "Gets served from a pooled object.");
+static MISSES: MetricDesc = MetricDesc::counter("misses", "Gets that made a new object.");
+static RETURNS: MetricDesc = MetricDesc::counter("returns", "Objects returned to the pool.");
+static DROPPED_OVERSIZED: MetricDesc = MetricDesc::counter(
+    "dropped_oversized",
+    "Returned objects dropped by the retain policy (too big).",
+);
+static DROPPED_FULL: MetricDesc =
+    MetricDesc::counter("dropped_full", "Returned objects dropped because the pool was full.");
+static RELEASED_IDLE: MetricDesc =
+    MetricDesc::counter("released_idle", "Objects freed after sitting idle, or by trim.");
+static RETAINED: MetricDesc = MetricDesc::gauge("retained", "Objects kept in the shared store.");
+static RETAINED_BYTES: MetricDesc =
+    MetricDesc::gauge("retained_bytes", "Bytes held by the shared store.");
+
+pub(crate) static CATALOGUE: [&MetricDesc; 8] = [
+    &HITS,
+    &MISSES,
+    &RETURNS,
+    &DROPPED_OVERSIZED,
+    &DROPPED_FULL,
+    &RELEASED_IDLE,
+    &RETAINED,
+    &RETAINED_BYTES,
+];
+
+impl PoolStats {
+    /// Reports these values with `labels` (a size class, for buffer pools).
+    pub(crate) fn visit(&self, labels: &[poolside_core::Label<'_>], v: &mut dyn MetricVisitor) {
+        let values: [(&'static MetricDesc, u64); 8] = [
+            (&HITS, self.hits),
+            (&MISSES, self.misses),
+            (&RETURNS, self.returns),
+            (&DROPPED_OVERSIZED, self.dropped_oversized),
+            (&DROPPED_FULL, self.dropped_full),
+            (&RELEASED_IDLE, self.released_idle),
+            (&RETAINED, self.retained_shared),
+            (&RETAINED_BYTES, self.retained_shared_bytes),
+        ];
+        for (desc, value) in values {
+            v.visit(Metric { desc, labels, value });
+        }
+    }
+}
+
+impl<T: Send + 'static> Instrumented for Pool<T> {
+    fn kind(&self) -> &'static str {
+        "bufpool"
+    }
+
+    fn catalogue(&self) -> &'static [&'static MetricDesc] {
+        &CATALOGUE
+    }
+
+    fn visit_metrics(&self, visitor: &mut dyn MetricVisitor) {
+        self.stats().visit(&[], visitor);
+    }
+}
+
+impl<T: Send + 'static> fmt::Debug for Pool<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pool").field("id", &self.inner.id).field("stats", &self.stats()).finish()
+    }
+}
+
+/// A pooled object borrowed from a [`Pool`]; returns to it on drop.
+pub struct Pooled<'a, T: Send + 'static> {
+    object: Option<Box<T>>,
+    pool: &'a Inner<T>,
+}
+
+/// A pooled object that owns a handle to its pool (`Send + 'static` when `T: Send`).
+pub struct OwnedPooled<T: Send + 'static> {
+    object: Option<Box<T>>,
+    pool: Arc<Inner<T>>,
+}
+
+macro_rules! guard_impls {
+    ($guard:ident $(<$lt:lifetime>)?) => {
+        impl<$($lt,)? T: Send + 'static> $guard<$($lt,)? T> {
+            /// Takes the object out of the pool for good: it will not be returned.
+            pub fn detach(mut self) -> T {
+                *self.object.take().expect("the object is present until drop or detach")
+            }
+        }
+
+        impl<$($lt,)? T: Send + 'static> Deref for $guard<$($lt,)? T> {
+            type Target = T;
+            #[inline]
+            fn deref(&self) -> &T {
+                self.object.as_deref().expect("the object is present until drop or detach")
+            }
+        }
+
+        impl<$($lt,)? T: Send + 'static> DerefMut for $guard<$($lt,)? T> {
+            #[inline]
+            fn deref_mut(&mut self) -> &mut T {
+                self.object.as_deref_mut().expect("the object is present until drop or detach")
+            }
+        }
+
+        impl<$($lt,)? T: Send + 'static> Drop for $guard<$($lt,)? T> {
+            #[inline]
+            fn drop(&mut self) {
+                if let Some(object) = self.object.take() {
+                    self.pool.put(object);
+                }
+            }
+        }
+
+        impl<$($lt,)? T: Send + fmt::Debug + 'static> fmt::Debug for $guard<$($lt,)? T> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_tuple(stringify!($guard)).field(&**self).finish()
+            }
+        }
+    };
+}
+
+guard_impls!(Pooled<'a>);
+guard_impls!(OwnedPooled);

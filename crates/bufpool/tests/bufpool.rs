@@ -1,0 +1,101 @@
+//! BufPool: classes, filing by capacity, caps, bad configurations, JSON.
+
+use poolside_bufpool::{BufPool, BuildError};
+use poolside_core::Snapshot;
+use std::io::Write;
+
+#[test]
+fn gets_pick_the_smallest_class_that_fits() {
+    let pool = BufPool::new();
+    assert!(pool.get(1).capacity() >= 4096 && pool.get(1).capacity() < 64 * 1024);
+    assert!(pool.get(4096).capacity() < 64 * 1024);
+    assert!(pool.get(4097).capacity() >= 64 * 1024);
+    assert!(pool.get(1024 * 1024).capacity() >= 1024 * 1024);
+    let huge = pool.get(3 * 1024 * 1024);
+    assert!(huge.capacity() >= 3 * 1024 * 1024);
+    drop(huge);
+    assert_eq!(pool.dropped_oversized(), 1, "an unpooled get is not kept");
+}
+
+#[test]
+fn a_returned_buffer_is_filed_by_its_capacity() {
+    let pool = BufPool::builder().local_capacity(0).build().unwrap();
+    let mut grown = pool.get(100); // small class
+    grown.extend_from_slice(&vec![1u8; 70 * 1024]); // grew into the medium range
+    drop(grown);
+    let stats = pool.class_stats();
+    assert_eq!(stats[0].1.retained_shared, 0);
+    assert_eq!(stats[1].1.retained_shared, 1, "filed with the 64 KiB class");
+    let reused = pool.get(60 * 1024);
+    assert!(reused.is_empty() && reused.capacity() >= 70 * 1024);
+    assert_eq!(pool.class_stats()[1].1.hits, 1);
+}
+
+#[test]
+fn with_a_64_kib_cap_a_1_mib_buffer_is_dropped_not_pooled() {
+    let pool = BufPool::builder().max_capacity(64 * 1024).build().unwrap();
+    let mut big = pool.get(1024 * 1024);
+    big.write_all(&vec![7u8; 1024 * 1024]).unwrap();
+    drop(big);
+    assert_eq!(pool.dropped_oversized(), 1);
+    assert_eq!(pool.class_stats().iter().map(|(_, s)| s.retained_shared_bytes).sum::<u64>(), 0);
+}
+
+#[test]
+fn buffers_come_back_clean_and_io_write_works() {
+    let pool = BufPool::new();
+    {
+        let mut buf = pool.get(64);
+        write!(buf, "user={} token={}", "alice", "s3cr3t").unwrap();
+        buf.flush().unwrap();
+    }
+    let buf = pool.get(64);
+    assert!(buf.is_empty(), "no stale bytes");
+    assert!(buf.iter().all(|&b| b == 0));
+}
+
+#[test]
+fn bad_class_configurations_are_rejected() {
+    assert_eq!(BufPool::builder().classes(&[]).build().unwrap_err(), BuildError::NoClasses);
+    assert_eq!(BufPool::builder().classes(&[0, 10]).build().unwrap_err(), BuildError::ZeroClass);
+    assert_eq!(
+        BufPool::builder().classes(&[64, 32]).build().unwrap_err(),
+        BuildError::UnorderedClasses { larger: 64, smaller: 32 }
+    );
+    assert_eq!(
+        BufPool::builder().classes(&[64, 64]).build().unwrap_err(),
+        BuildError::UnorderedClasses { larger: 64, smaller: 64 }
+    );
+    let err = BufPool::builder().classes(&[1024, 4096]).max_capacity(512).build().unwrap_err();
+    assert_eq!(err, BuildError::CapBelowSmallestClass { cap: 512, smallest: 1024 });
+    assert_eq!(
+        err.to_string(),
+        "the capacity cap of 512 bytes is below the smallest class (1024 bytes)"
+    );
+}
+
+#[test]
+fn per_class_stats_carry_a_class_label() {
+    let pool = BufPool::new();
+    drop(pool.get(10));
+    drop(pool.get(100_000));
+    let snap = Snapshot::of(&pool);
+    assert_eq!(snap.labeled("misses", &[("class", "4KiB")]), Some(1));
+    assert_eq!(snap.labeled("misses", &[("class", "1MiB")]), Some(1));
+    assert_eq!(snap.labeled("returns", &[("class", "64KiB")]), Some(0));
+    assert_eq!(snap.sum("returns"), 2);
+}
+
+#[cfg(feature = "json")]
+#[test]
+fn json_is_serialized_into_pooled_buffers() {
+    let pool = BufPool::new();
+    let doc = serde_json::json!({"name": "poolside", "tags": ["a", "b"]});
+    let bytes = pool.to_json_vec(&doc).unwrap();
+    assert_eq!(serde_json::from_slice::<serde_json::Value>(&bytes).unwrap(), doc);
+    let guard = pool.to_json(&doc).unwrap();
+    assert_eq!(&guard[..], &bytes[..]);
+    drop(guard);
+    let stats = pool.class_stats();
+    assert_eq!(stats[0].1.misses, 1, "the second serialization reused the first buffer");
+}
