@@ -46,7 +46,8 @@ fn buffers_come_back_clean_and_io_write_works() {
     let pool = BufPool::new();
     {
         let mut buf = pool.get(64);
-        write!(buf, "user={} token={}", "alice", "s3cr3t").unwrap();
+        let (user, token) = ("alice", "s3cr3t");
+        write!(buf, "user={user} token={token}").unwrap();
         buf.flush().unwrap();
     }
     let buf = pool.get(64);
