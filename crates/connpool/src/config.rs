@@ -1,0 +1,224 @@
+//! Pool settings, the builder that validates them, and the wait policy.
+
+use crate::error::BuildError;
+use crate::manager::Manager;
+use crate::pool::Pool;
+use poolside_core::Events;
+use std::time::Duration;
+
+/// What `get` does when every connection is in use and the pool is at `max_size`.
+///
+/// ```
+/// use poolside_connpool::WaitPolicy;
+/// use std::time::Duration;
+///
+/// let policy = WaitPolicy::Timeout(Duration::from_millis(200));
+/// assert_ne!(policy, WaitPolicy::default());
+/// assert_eq!(WaitPolicy::default(), WaitPolicy::Queue);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WaitPolicy {
+    /// Wait in line, first come first served, for as long as it takes.
+    #[default]
+    Queue,
+    /// Fail at once with `Exhausted`.
+    FailFast,
+    /// Wait in line at most this long, then fail with `TimedOut`.
+    Timeout(Duration),
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub(crate) max_size: usize,
+    pub(crate) min_idle: usize,
+    pub(crate) max_lifetime: Option<Duration>,
+    pub(crate) max_idle_time: Option<Duration>,
+    pub(crate) health_check_after: Duration,
+    pub(crate) max_health_retries: u32,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) wait: WaitPolicy,
+    pub(crate) janitor_interval: Option<Duration>,
+}
+
+impl Config {
+    /// How often the janitor wakes: a quarter of the shortest connection time limit,
+    /// clamped to [100 ms, 30 s], so an expired connection lives at most ~25 % past
+    /// its limit.
+    pub(crate) fn janitor_period(&self) -> Duration {
+        if let Some(every) = self.janitor_interval {
+            return every;
+        }
+        let shortest = [self.max_lifetime, self.max_idle_time].into_iter().flatten().min();
+        match shortest {
+            Some(limit) => (limit / 4).clamp(Duration::from_millis(100), Duration::from_secs(30)),
+            None => Duration::from_secs(30),
+        }
+    }
+
+    pub(crate) fn needs_janitor(&self) -> bool {
+        self.min_idle > 0 || self.max_lifetime.is_some() || self.max_idle_time.is_some()
+    }
+}
+
+/// Configures and builds a [`Pool`]. Every setting is checked by [`Builder::build`].
+///
+/// ```
+/// use poolside_connpool::{Builder, Manager, Pool, WaitPolicy};
+/// use std::time::Duration;
+/// # struct Noop;
+/// # impl Manager for Noop {
+/// #     type Connection = ();
+/// #     type Error = std::convert::Infallible;
+/// #     async fn connect(&self) -> Result<(), Self::Error> { Ok(()) }
+/// #     async fn check(&self, _: &mut ()) -> Result<(), Self::Error> { Ok(()) }
+/// # }
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let pool = Builder::new()
+///     .max_size(16)
+///     .min_idle(2)
+///     .max_lifetime(Duration::from_secs(30 * 60))
+///     .max_idle_time(Duration::from_secs(10 * 60))
+///     .wait(WaitPolicy::Timeout(Duration::from_secs(1)))
+///     .build(Noop)
+///     .expect("valid settings");
+/// assert_eq!(pool.max_size(), 16);
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Builder {
+    config: Config,
+    events: Events,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder {
+            config: Config {
+                max_size: 10,
+                min_idle: 0,
+                max_lifetime: None,
+                max_idle_time: None,
+                health_check_after: Duration::from_millis(500),
+                max_health_retries: 3,
+                connect_timeout: Duration::from_secs(30),
+                wait: WaitPolicy::Queue,
+                janitor_interval: None,
+            },
+            events: Events::none(),
+        }
+    }
+}
+
+impl Builder {
+    /// Default settings: max 10, no min idle, no lifetimes, checks after 500 ms
+    /// unused, 3 health retries, 30 s connect timeout, wait in line.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Most connections open at once (idle + in use + being opened). At least 1.
+    pub fn max_size(mut self, max_size: usize) -> Self {
+        self.config.max_size = max_size;
+        self
+    }
+
+    /// Idle connections the janitor keeps ready (never above `max_size`).
+    pub fn min_idle(mut self, min_idle: usize) -> Self {
+        self.config.min_idle = min_idle;
+        self
+    }
+
+    /// Close connections older than this, on checkout, on return and in the janitor.
+    pub fn max_lifetime(mut self, lifetime: Duration) -> Self {
+        self.config.max_lifetime = Some(lifetime);
+        self
+    }
+
+    /// Close connections idle for longer than this (keeping at least `min_idle`).
+    pub fn max_idle_time(mut self, idle: Duration) -> Self {
+        self.config.max_idle_time = Some(idle);
+        self
+    }
+
+    /// Skip the checkout health check for connections used within this window.
+    /// `Duration::ZERO` checks on every checkout.
+    pub fn health_check_after(mut self, window: Duration) -> Self {
+        self.config.health_check_after = window;
+        self
+    }
+
+    /// How many failed health checks one `get` tolerates before it reports
+    /// [`GetError::HealthCheck`](crate::GetError::HealthCheck).
+    pub fn max_health_retries(mut self, retries: u32) -> Self {
+        self.config.max_health_retries = retries;
+        self
+    }
+
+    /// Longest time one `connect` may take.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.config.connect_timeout = timeout;
+        self
+    }
+
+    /// What `get` does when the pool is exhausted.
+    pub fn wait(mut self, policy: WaitPolicy) -> Self {
+        self.config.wait = policy;
+        self
+    }
+
+    /// Overrides the janitor's period (derived from the lifetimes by default).
+    pub fn janitor_interval(mut self, every: Duration) -> Self {
+        self.config.janitor_interval = Some(every);
+        self
+    }
+
+    /// Receives acquire-wait and dial timings (measured on tokio's clock).
+    pub fn events(mut self, events: Events) -> Self {
+        self.events = events;
+        self
+    }
+
+    /// Checks the settings and builds the pool. When a janitor is needed (min_idle,
+    /// max_lifetime or max_idle_time set) it is spawned on the current tokio runtime,
+    /// and starts warming the pool to `min_idle` at once.
+    pub fn build<M: Manager>(self, manager: M) -> Result<Pool<M>, BuildError> {
+        self.validate()?;
+        Pool::from_parts(manager, self.config, self.events)
+    }
+
+    fn validate(&self) -> Result<(), BuildError> {
+        let c = &self.config;
+        if c.max_size == 0 {
+            return Err(BuildError::ZeroMaxSize);
+        }
+        if c.min_idle > c.max_size {
+            return Err(BuildError::MinIdleAboveMaxSize {
+                min_idle: c.min_idle,
+                max_size: c.max_size,
+            });
+        }
+        let durations = [
+            ("max_lifetime", c.max_lifetime),
+            ("max_idle_time", c.max_idle_time),
+            ("connect_timeout", Some(c.connect_timeout)),
+            ("janitor_interval", c.janitor_interval),
+            (
+                "wait timeout",
+                match c.wait {
+                    WaitPolicy::Timeout(d) => Some(d),
+                    _ => None,
+                },
+            ),
+        ];
+        if let Some((setting, _)) = durations.iter().find(|(_, d)| *d == Some(Duration::ZERO)) {
+            return Err(BuildError::ZeroDuration { setting });
+        }
+        if let (Some(idle), Some(life)) = (c.max_idle_time, c.max_lifetime) {
+            if idle > life {
+                return Err(BuildError::IdleTimeAboveLifetime);
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,168 @@
+//! Typed errors: what `get` and the builder can fail with.
+
+use poolside_core::PoolError;
+use std::fmt;
+use std::time::Duration;
+
+/// Why [`Pool::get`](crate::Pool::get) and friends did not return a connection.
+///
+/// ```
+/// use poolside_connpool::GetError;
+/// use poolside_core::PoolError;
+/// use std::io;
+///
+/// let err: GetError<io::Error> = GetError::Pool(PoolError::Exhausted);
+/// assert_eq!(err.to_string(), "the pool is exhausted");
+/// assert_eq!(err.pool_error(), Some(PoolError::Exhausted));
+/// ```
+#[non_exhaustive]
+#[derive(Debug)]
+pub enum GetError<E> {
+    /// Closed, exhausted (fail-fast) or timed out waiting.
+    Pool(PoolError),
+    /// Opening a new connection failed.
+    Connect(E),
+    /// Opening a new connection took longer than the connect timeout.
+    ConnectTimeout {
+        /// The configured connect timeout that elapsed.
+        after: Duration,
+    },
+    /// Every health check attempt failed; the pool gave up after `attempts`.
+    HealthCheck {
+        /// How many connections failed their check during this `get`.
+        attempts: u32,
+        /// The last check's error.
+        last: E,
+    },
+}
+
+impl<E> GetError<E> {
+    /// The shared pool error (closed / exhausted / timed out), if this is one.
+    pub fn pool_error(&self) -> Option<PoolError> {
+        match self {
+            GetError::Pool(e) => Some(*e),
+            _ => None,
+        }
+    }
+
+    /// Whether the pool is closed, so retrying can never succeed.
+    ///
+    /// ```
+    /// use poolside_connpool::GetError;
+    /// let err: GetError<std::io::Error> = GetError::Pool(poolside_core::PoolError::Closed);
+    /// assert!(err.is_closed());
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        matches!(self, GetError::Pool(PoolError::Closed))
+    }
+}
+
+impl<E> From<PoolError> for GetError<E> {
+    fn from(e: PoolError) -> Self {
+        GetError::Pool(e)
+    }
+}
+
+impl<E: fmt::Display> fmt::Display for GetError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GetError::Pool(e) => e.fmt(f),
+            GetError::Connect(e) => write!(f, "opening a connection failed: {e}"),
+            GetError::ConnectTimeout { after } => {
+                write!(f, "opening a connection timed out after {after:?}")
+            }
+            GetError::HealthCheck { attempts, last } => {
+                write!(f, "health check failed on {attempts} connection(s); last error: {last}")
+            }
+        }
+    }
+}
+
+impl<E: std::error::Error + 'static> std::error::Error for GetError<E> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            GetError::Pool(e) => Some(e),
+            GetError::Connect(e) | GetError::HealthCheck { last: e, .. } => Some(e),
+            GetError::ConnectTimeout { .. } => None,
+        }
+    }
+}
+
+/// Why a [`Builder`](crate::Builder) refused its settings, or a resize was refused.
+///
+/// ```
+/// use poolside_connpool::{BuildError, Builder};
+/// # use poolside_connpool::Manager;
+/// # struct Noop;
+/// # impl Manager for Noop {
+/// #     type Connection = ();
+/// #     type Error = std::convert::Infallible;
+/// #     async fn connect(&self) -> Result<(), Self::Error> { Ok(()) }
+/// #     async fn check(&self, _: &mut ()) -> Result<(), Self::Error> { Ok(()) }
+/// # }
+/// let err = Builder::new().max_size(2).min_idle(3).build(Noop).unwrap_err();
+/// assert_eq!(err, BuildError::MinIdleAboveMaxSize { min_idle: 3, max_size: 2 });
+/// ```
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BuildError {
+    /// `max_size` must be at least 1.
+    ZeroMaxSize,
+    /// `min_idle` may not exceed `max_size`.
+    MinIdleAboveMaxSize {
+        /// The requested minimum idle count.
+        min_idle: usize,
+        /// The requested maximum size.
+        max_size: usize,
+    },
+    /// A duration setting was zero, which would make it meaningless.
+    ZeroDuration {
+        /// The setting's name.
+        setting: &'static str,
+    },
+    /// `max_idle_time` is longer than `max_lifetime`, so it could never apply.
+    IdleTimeAboveLifetime,
+    /// Background maintenance is needed (min_idle, lifetimes) but the builder was not
+    /// called inside a tokio runtime.
+    NoRuntime,
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BuildError::ZeroMaxSize => f.write_str("max_size must be at least 1"),
+            BuildError::MinIdleAboveMaxSize { min_idle, max_size } => {
+                write!(f, "min_idle ({min_idle}) may not exceed max_size ({max_size})")
+            }
+            BuildError::ZeroDuration { setting } => write!(f, "{setting} must be longer than zero"),
+            BuildError::IdleTimeAboveLifetime => {
+                f.write_str("max_idle_time may not exceed max_lifetime")
+            }
+            BuildError::NoRuntime => f.write_str(
+                "min_idle, max_lifetime and max_idle_time need a tokio runtime: build the pool inside one",
+            ),
+        }
+    }
+}
+
+impl std::error::Error for BuildError {}
+
+/// `close_graceful` reached its deadline with connections still checked out.
+///
+/// ```
+/// let err = poolside_connpool::CloseTimeout { still_in_use: 2 };
+/// assert_eq!(err.to_string(), "2 connection(s) were still in use at the close deadline");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CloseTimeout {
+    /// Connections that had not come back when the deadline passed.
+    pub still_in_use: usize,
+}
+
+impl fmt::Display for CloseTimeout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} connection(s) were still in use at the close deadline", self.still_in_use)
+    }
+}
+
+impl std::error::Error for CloseTimeout {}

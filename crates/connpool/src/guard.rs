@@ -1,0 +1,144 @@
+//! The checked-out connection guard: returns to the pool on `Drop`.
+
+use crate::manager::Manager;
+use crate::pool::{CloseReason, Conn, Pool};
+use std::fmt;
+use std::ops::{Deref, DerefMut};
+use tokio::time::Instant;
+
+/// A connection checked out of a [`Pool`]. Derefs to the connection; dropping it
+/// returns the connection synchronously (no task is spawned), to the oldest waiter if
+/// there is one.
+///
+/// On return the pool closes the connection instead of keeping it when it was marked
+/// broken, [`Manager::is_broken`] says so, it outlived `max_lifetime`, the pool is
+/// closed, or the guard is dropped while its thread panics.
+///
+/// ```
+/// use poolside_connpool::{Builder, Manager, Pool};
+/// # struct Noop;
+/// # impl Manager for Noop {
+/// #     type Connection = Vec<u8>;
+/// #     type Error = std::convert::Infallible;
+/// #     async fn connect(&self) -> Result<Vec<u8>, Self::Error> { Ok(Vec::new()) }
+/// #     async fn check(&self, _: &mut Vec<u8>) -> Result<(), Self::Error> { Ok(()) }
+/// # }
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let pool = Pool::new(Noop);
+/// let mut conn = pool.get().await.unwrap();
+/// conn.push(1); // DerefMut to the connection
+/// conn.mark_broken(); // closed instead of reused
+/// drop(conn);
+/// assert_eq!(pool.status().open, 0);
+/// # }
+/// ```
+pub struct PooledConn<'a, M: Manager> {
+    pool: &'a Pool<M>,
+    conn: Option<Conn<M::Connection>>,
+    broken: bool,
+}
+
+impl<'a, M: Manager> PooledConn<'a, M> {
+    pub(crate) fn new(pool: &'a Pool<M>, conn: Conn<M::Connection>) -> Self {
+        PooledConn { pool, conn: Some(conn), broken: false }
+    }
+
+    /// Closes the connection instead of returning it to the pool.
+    pub fn mark_broken(&mut self) {
+        self.broken = true;
+    }
+
+    /// Takes the connection out of the pool for good; its slot is freed (and handed
+    /// to a waiter, if any).
+    ///
+    /// ```
+    /// # use poolside_connpool::{Builder, Manager, Pool};
+    /// # struct Noop;
+    /// # impl Manager for Noop {
+    /// #     type Connection = u8;
+    /// #     type Error = std::convert::Infallible;
+    /// #     async fn connect(&self) -> Result<u8, Self::Error> { Ok(5) }
+    /// #     async fn check(&self, _: &mut u8) -> Result<(), Self::Error> { Ok(()) }
+    /// # }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let pool = Pool::new(Noop);
+    /// let raw: u8 = pool.get().await.unwrap().detach();
+    /// assert_eq!(raw, 5);
+    /// assert_eq!(pool.status().open, 0);
+    /// # }
+    /// ```
+    pub fn detach(mut self) -> M::Connection {
+        let conn = self.take();
+        self.pool.shared.release_slot(true);
+        conn.raw
+    }
+
+    /// When this connection was opened (tokio clock).
+    pub fn created_at(&self) -> Instant {
+        self.conn_ref().created
+    }
+
+    fn take(&mut self) -> Conn<M::Connection> {
+        self.conn.take().expect("the connection is present until drop or detach")
+    }
+
+    fn conn_ref(&self) -> &Conn<M::Connection> {
+        self.conn.as_ref().expect("the connection is present until drop or detach")
+    }
+}
+
+impl<M: Manager> Deref for PooledConn<'_, M> {
+    type Target = M::Connection;
+    fn deref(&self) -> &M::Connection {
+        &self.conn_ref().raw
+    }
+}
+
+impl<M: Manager> DerefMut for PooledConn<'_, M> {
+    fn deref_mut(&mut self) -> &mut M::Connection {
+        &mut self.conn.as_mut().expect("the connection is present until drop or detach").raw
+    }
+}
+
+impl<M: Manager> Drop for PooledConn<'_, M> {
+    fn drop(&mut self) {
+        let Some(mut conn) = self.conn.take() else { return };
+        let shared = &*self.pool.shared;
+        let now = Instant::now();
+        let verdict = if self.broken
+            || std::thread::panicking()
+            || shared.manager.is_broken(&mut conn.raw)
+        {
+            Some(CloseReason::Broken)
+        } else if shared.config.max_lifetime.is_some_and(|l| now.duration_since(conn.created) >= l)
+        {
+            Some(CloseReason::Lifetime)
+        } else {
+            None
+        };
+        match verdict {
+            Some(reason) => {
+                shared.close_conn(conn, reason);
+                shared.release_slot(true);
+            }
+            None => {
+                conn.last_used = now;
+                shared.put_back(conn, true);
+            }
+        }
+    }
+}
+
+impl<M: Manager> fmt::Debug for PooledConn<'_, M>
+where
+    M::Connection: fmt::Debug,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PooledConn")
+            .field("conn", &self.conn.as_ref().map(|c| &c.raw))
+            .field("broken", &self.broken)
+            .finish()
+    }
+}

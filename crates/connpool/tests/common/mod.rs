@@ -1,0 +1,100 @@
+//! A scriptable test manager that counts every connect, check and close.
+#![allow(dead_code, unreachable_pub)]
+
+use poolside_connpool::Manager;
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
+use std::time::Duration;
+
+/// What happened to the connections of one test, and what should go wrong next.
+#[derive(Debug, Default)]
+pub struct Ledger {
+    pub connects: AtomicUsize,
+    pub closes: AtomicUsize,
+    pub checks: AtomicUsize,
+    pub fail_connect: AtomicBool,
+    pub fail_check: AtomicBool,
+    pub connect_delay_ms: AtomicU64,
+    pub check_delay_ms: AtomicU64,
+    /// Connection ids at or below this report `is_broken` on return.
+    pub broken_up_to: AtomicUsize,
+}
+
+impl Ledger {
+    pub fn live(&self) -> usize {
+        self.connects.load(SeqCst) - self.closes.load(SeqCst)
+    }
+}
+
+/// A connection that reports its own close.
+pub struct TestConn {
+    pub id: usize,
+    ledger: Arc<Ledger>,
+}
+
+impl fmt::Debug for TestConn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TestConn({})", self.id)
+    }
+}
+
+impl Drop for TestConn {
+    fn drop(&mut self) {
+        self.ledger.closes.fetch_add(1, SeqCst);
+    }
+}
+
+#[derive(Debug)]
+pub struct TestError(pub &'static str);
+
+impl fmt::Display for TestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl std::error::Error for TestError {}
+
+#[derive(Debug, Clone, Default)]
+pub struct TestManager(pub Arc<Ledger>);
+
+impl TestManager {
+    pub fn new() -> (Self, Arc<Ledger>) {
+        let ledger = Arc::new(Ledger::default());
+        (TestManager(ledger.clone()), ledger)
+    }
+}
+
+impl Manager for TestManager {
+    type Connection = TestConn;
+    type Error = TestError;
+
+    async fn connect(&self) -> Result<TestConn, TestError> {
+        let delay = self.0.connect_delay_ms.load(SeqCst);
+        if delay > 0 {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+        }
+        if self.0.fail_connect.load(SeqCst) {
+            return Err(TestError("connection refused"));
+        }
+        let id = self.0.connects.fetch_add(1, SeqCst) + 1;
+        Ok(TestConn { id, ledger: self.0.clone() })
+    }
+
+    async fn check(&self, _conn: &mut TestConn) -> Result<(), TestError> {
+        self.0.checks.fetch_add(1, SeqCst);
+        let delay = self.0.check_delay_ms.load(SeqCst);
+        if delay > 0 {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+        }
+        if self.0.fail_check.load(SeqCst) {
+            return Err(TestError("ping failed"));
+        }
+        Ok(())
+    }
+
+    fn is_broken(&self, conn: &mut TestConn) -> bool {
+        conn.id <= self.0.broken_up_to.load(SeqCst)
+    }
+}
