@@ -274,6 +274,11 @@ pub(crate) fn bench(options: &BenchOptions) -> Result<(), String> {
         if let Some(filter) = &options.filter {
             command.arg(filter);
         }
+        if target == "bufpool" {
+            // glibc then maps and unmaps every large buffer, as in many long-running
+            // services; the 1 MiB scenario measures what pooling saves there.
+            command.env("MALLOC_MMAP_THRESHOLD_", "131072");
+        }
         with_postgres_env(&mut command, pg.as_ref());
         run(&mut command)?;
     }
