@@ -38,10 +38,10 @@ fn pool() -> Pool<Tracked> {
 #[test]
 fn objects_are_exclusive_clean_and_dropped_exactly_once() {
     let pool = pool();
-    std::thread::scope(|s| {
-        for thread in 0..8u64 {
+    let workers: Vec<_> = (0..8u64)
+        .map(|thread| {
             let pool = pool.clone();
-            s.spawn(move || {
+            std::thread::spawn(move || {
                 let mut held = Vec::new();
                 for i in 0..5_000u64 {
                     if i % 7 == 0 {
@@ -76,12 +76,17 @@ fn objects_are_exclusive_clean_and_dropped_exactly_once() {
                         drop(detached);
                     }
                 }
-            });
-        }
-    });
+            })
+        })
+        .collect();
+    // `join` waits for the whole OS thread, thread-local destructors included (a
+    // scoped thread may still be running them when its scope ends).
+    for worker in workers {
+        worker.join().unwrap();
+    }
     drop(pool);
-    // Objects of the scoped threads went to the shared store when they exited; the
-    // pool is gone, so everything made has been dropped.
+    // Objects of the workers went to the shared store when they exited; the pool is
+    // gone, so everything made has been dropped.
     assert_eq!(MADE.load(Ordering::SeqCst), DROPPED.load(Ordering::SeqCst));
     assert!(MADE.load(Ordering::SeqCst) > 0);
 }
