@@ -3,7 +3,7 @@
 use std::io::ErrorKind;
 use std::time::{Duration, Instant};
 
-use poolside_faultproxy::{EchoServer, FaultMode, FaultProxy, LineServer, ProxyStats};
+use poolside_faultproxy::{EchoServer, FaultMode, FaultProxy, LineServer, ProxyError, ProxyStats};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
@@ -310,4 +310,23 @@ async fn upstream_down_closes_the_client_and_counts_the_failure() {
     let stats = wait_for(&proxy, |s| s.open == 0).await;
     assert_eq!((stats.accepted, stats.upstream_connect_failures), (1, 1));
     proxy.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_port_taken_while_refusing_is_reported_and_retried_on_the_next_switch() {
+    let (echo, proxy) = echo_proxy().await;
+    let addr = proxy.local_addr();
+    proxy.handle().set_mode(FaultMode::Refuse).await.unwrap();
+    let squatter = std::net::TcpListener::bind(addr).expect("the refused port is free");
+
+    let error = proxy.handle().set_mode(FaultMode::Pass).await.expect_err("port is taken");
+    assert!(matches!(error, ProxyError::Rebind { addr: taken, .. } if taken == addr), "{error}");
+    assert_eq!(proxy.handle().mode(), FaultMode::Pass, "the switch itself happened");
+
+    drop(squatter);
+    proxy.handle().set_mode(FaultMode::Pass).await.expect("the port is free again");
+    let mut client = connect(&proxy).await;
+    assert_eq!(round_trip(&mut client, b"mine").await, b"mine");
+    proxy.shutdown().await;
+    echo.shutdown().await;
 }

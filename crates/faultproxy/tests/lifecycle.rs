@@ -65,6 +65,32 @@ async fn shutdown_stops_every_task_and_closes_every_socket() {
     assert_eq!(alive_tasks(), baseline, "a task outlived shutdown");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_on_a_multi_thread_runtime_returns_with_every_connection_closed() {
+    let echo = EchoServer::start().unwrap();
+    let proxy = FaultProxy::start(echo.local_addr()).unwrap();
+    let (addr, handle) = (proxy.local_addr(), proxy.handle().clone());
+    let mut clients = Vec::new();
+    for _ in 0..12 {
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        client.write_all(b"x").await.unwrap();
+        client.read_exact(&mut [0; 1]).await.unwrap();
+        clients.push(client);
+    }
+    proxy.handle().set_mode(FaultMode::Blackhole).await.unwrap();
+    for _ in 0..4 {
+        clients.push(TcpStream::connect(addr).await.unwrap());
+    }
+    timeout(PROMPTLY, handle.wait_for_stats(|s| s.open == 16)).await.unwrap();
+
+    timeout(PROMPTLY, proxy.shutdown()).await.expect("shutdown in time");
+    // No waiting here: `shutdown` itself must have waited for every connection task.
+    assert_eq!(handle.stats().open, 0);
+    assert_refused(addr).await;
+    assert_closed(&mut clients).await;
+    echo.shutdown().await;
+}
+
 #[tokio::test]
 async fn shutdown_while_refusing_leaves_the_port_closed() {
     let baseline = alive_tasks();
