@@ -6,10 +6,8 @@ use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::watch;
-use tokio_util::sync::CancellationToken;
 
-use crate::proxy::{ConnectionGuard, ModeRequest, Shared};
+use crate::proxy::{ConnectionGuard, Endings, Shared};
 use crate::{FaultMode, ProxyStats};
 
 /// The most bytes read, delayed and written as one chunk.
@@ -26,17 +24,17 @@ pub(crate) fn reset(client: TcpStream, shared: &Shared) {
     shared.count(|stats| stats.resets += 1);
 }
 
-/// Serves one accepted client until it is done, killed, or reset.
+/// Serves one accepted client until it is done, killed, or reset. Dropping `guard` at
+/// the end tells the proxy the connection is gone.
 pub(crate) async fn serve(
     mut client: TcpStream,
     shared: Arc<Shared>,
-    kill: CancellationToken,
+    endings: Endings,
     guard: ConnectionGuard,
 ) {
-    let mut requests = shared.mode.subscribe();
     let reset_requested = tokio::select! {
-        () = kill.cancelled() => false,
-        () = reset_requested(&mut requests) => true,
+        () = endings.kill.cancelled() => false,
+        () = endings.reset.cancelled() => true,
         () = relay(&mut client, &shared) => false,
     };
     if reset_requested {
@@ -44,12 +42,6 @@ pub(crate) async fn serve(
         reset(client, &shared);
     }
     drop(guard);
-}
-
-/// Resolves when the mode becomes [`FaultMode::Reset`].
-async fn reset_requested(requests: &mut watch::Receiver<ModeRequest>) {
-    // `Shared` owns the sender, so `wait_for` only returns once the mode matches.
-    let _ = requests.wait_for(|request| request.mode == FaultMode::Reset).await;
 }
 
 /// Resolves when the mode is not [`FaultMode::Blackhole`].

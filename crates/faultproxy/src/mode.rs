@@ -41,9 +41,13 @@ pub enum FaultMode {
     /// chunk: discarded bytes are lost for good.
     Blackhole,
     /// Every connection, open or new, is aborted with a TCP RST (`SO_LINGER` set to
-    /// zero before the socket is dropped): the client's next read or write fails with
-    /// [`std::io::ErrorKind::ConnectionReset`]. The upstream side of an open connection
+    /// zero before the socket is dropped): the client's next read fails with
+    /// [`std::io::ErrorKind::ConnectionReset`] (a client whose connect is still
+    /// completing when the RST arrives sees the connect itself fail with it). The
+    /// upstream side of an open connection
     /// is closed normally (FIN). New connections are accepted and reset at once.
+    /// [`FaultHandle::set_mode`](crate::FaultHandle::set_mode) returns once every
+    /// connection that was open has been reset.
     Reset,
     /// The listener is closed, so connection attempts fail with
     /// [`std::io::ErrorKind::ConnectionRefused`]. Connections that are already open keep

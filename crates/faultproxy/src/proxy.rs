@@ -26,30 +26,65 @@ const LISTEN_BACKLOG: u32 = 1024;
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ModeRequest {
     pub(crate) mode: FaultMode,
-    generation: u64,
+    serial: u64,
 }
 
 /// What the accept loop reports after applying a [`ModeRequest`] to its listener.
 #[derive(Debug, Clone)]
 struct Applied {
-    generation: u64,
+    serial: u64,
     rebind_error: Option<ProxyError>,
 }
 
-/// The connections accepted since the last [`FaultHandle::kill_all`]: cancelling the
-/// token ends them, and the drain channel closes once every one of them is gone.
+/// How the connections of a retired [`Cohort`] end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    /// Both sockets dropped ([`FaultHandle::kill_all`]).
+    Kill,
+    /// The client aborted with RST ([`FaultMode::Reset`]).
+    Reset,
+}
+
+/// The connections accepted since the last [`FaultHandle::kill_all`] or switch to
+/// [`FaultMode::Reset`]: cancelling a token ends them, and the drain channel closes
+/// once every one of them is gone.
 #[derive(Debug)]
-struct Generation {
+struct Cohort {
+    /// A child of the shutdown token, so shutting down ends every cohort.
     kill: CancellationToken,
+    reset: CancellationToken,
     drain_tx: mpsc::Sender<()>,
     drain_rx: mpsc::Receiver<()>,
 }
 
-impl Generation {
+impl Cohort {
     fn new(shutdown: &CancellationToken) -> Self {
         let (drain_tx, drain_rx) = mpsc::channel(1);
-        Self { kill: shutdown.child_token(), drain_tx, drain_rx }
+        Self { kill: shutdown.child_token(), reset: CancellationToken::new(), drain_tx, drain_rx }
     }
+
+    /// Replaces `current` with a fresh cohort, tells the old one how to end, and
+    /// returns what resolves once it is gone: its drain channel, whose every sender is
+    /// held by one of its connections, so `recv` yields `None` when the last one ends.
+    fn retire(
+        current: &mut Self,
+        ending: Ending,
+        shutdown: &CancellationToken,
+    ) -> mpsc::Receiver<()> {
+        let retired = std::mem::replace(current, Self::new(shutdown));
+        match ending {
+            Ending::Kill => retired.kill.cancel(),
+            Ending::Reset => retired.reset.cancel(),
+        }
+        retired.drain_rx
+    }
+}
+
+/// The tokens a connection task watches, taken from its cohort when it is admitted.
+#[derive(Debug)]
+pub(crate) struct Endings {
+    pub(crate) kill: CancellationToken,
+    pub(crate) reset: CancellationToken,
 }
 
 /// State shared by the handle, the accept loop and the connection tasks.
@@ -60,7 +95,8 @@ pub(crate) struct Shared {
     pub(crate) mode: watch::Sender<ModeRequest>,
     applied: watch::Receiver<Applied>,
     pub(crate) stats: watch::Sender<ProxyStats>,
-    generation: Mutex<Generation>,
+    /// Also held while a mode is published, so admission sees mode and cohort agree.
+    cohort: Mutex<Cohort>,
     shutdown: CancellationToken,
 }
 
@@ -73,9 +109,9 @@ impl Shared {
         self.stats.send_modify(update);
     }
 
-    fn generation(&self) -> MutexGuard<'_, Generation> {
+    fn cohort(&self) -> MutexGuard<'_, Cohort> {
         // The lock guards plain data and no code panics while holding it.
-        self.generation.lock().unwrap_or_else(PoisonError::into_inner)
+        self.cohort.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -84,12 +120,12 @@ impl Shared {
 #[derive(Debug)]
 pub(crate) struct ConnectionGuard {
     shared: Arc<Shared>,
-    _generation: mpsc::Sender<()>,
+    _cohort: mpsc::Sender<()>,
 }
 
 impl Drop for ConnectionGuard {
     fn drop(&mut self) {
-        // Runs before `_generation` is dropped, so `open` is already decremented when
+        // Runs before `_cohort` is dropped, so `open` is already decremented when
         // `kill_all` sees the connection drained.
         self.shared.count(|stats| stats.open -= 1);
     }
@@ -164,9 +200,8 @@ impl FaultProxy {
         let listener =
             bind_loopback(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).map_err(bind_error)?;
         let local_addr = listener.local_addr().map_err(bind_error)?;
-        let initial = ModeRequest { mode: FaultMode::Pass, generation: 0 };
-        let (applied_tx, applied_rx) =
-            watch::channel(Applied { generation: 0, rebind_error: None });
+        let initial = ModeRequest { mode: FaultMode::Pass, serial: 0 };
+        let (applied_tx, applied_rx) = watch::channel(Applied { serial: 0, rebind_error: None });
         let shutdown = CancellationToken::new();
         let shared = Arc::new(Shared {
             upstream,
@@ -174,7 +209,7 @@ impl FaultProxy {
             mode: watch::Sender::new(initial),
             applied: applied_rx,
             stats: watch::Sender::new(ProxyStats::default()),
-            generation: Mutex::new(Generation::new(&shutdown)),
+            cohort: Mutex::new(Cohort::new(&shutdown)),
             shutdown,
         });
         let acceptor = tokio::spawn(accept_loop(Arc::clone(&shared), listener, applied_tx));
@@ -341,9 +376,9 @@ impl FaultHandle {
 
     /// Switches the mode and returns once the listener reflects it: after
     /// `set_mode(FaultMode::Refuse)` returns, connects are refused; after switching
-    /// back, they are accepted on the same port. Open connections pick the new mode
-    /// up as described on [`FaultMode`] (a reset of open connections happens
-    /// asynchronously, right after this call).
+    /// back, they are accepted on the same port. After `set_mode(FaultMode::Reset)`
+    /// returns, every connection that was open has been reset. Otherwise open
+    /// connections pick the new mode up as described on [`FaultMode`].
     ///
     /// # Errors
     ///
@@ -371,16 +406,24 @@ impl FaultHandle {
     /// ```
     pub async fn set_mode(&self, mode: FaultMode) -> Result<(), ProxyError> {
         let mut applied = self.shared.applied.clone();
-        let mut generation = 0;
-        self.shared.mode.send_modify(|request| {
-            request.mode = mode;
-            request.generation += 1;
-            generation = request.generation;
-        });
+        let mut serial = 0;
+        let reset_cohort = {
+            let mut cohort = self.shared.cohort();
+            self.shared.mode.send_modify(|request| {
+                request.mode = mode;
+                request.serial += 1;
+                serial = request.serial;
+            });
+            (mode == FaultMode::Reset)
+                .then(|| Cohort::retire(&mut cohort, Ending::Reset, &self.shared.shutdown))
+        };
+        if let Some(mut drained) = reset_cohort {
+            while drained.recv().await.is_some() {}
+        }
         loop {
             {
                 let state = applied.borrow_and_update();
-                if state.generation >= generation {
+                if state.serial >= serial {
                     return state.rebind_error.clone().map_or(Ok(()), Err);
                 }
             }
@@ -461,14 +504,8 @@ impl FaultHandle {
     /// # }
     /// ```
     pub async fn kill_all(&self) {
-        let mut drained = {
-            let mut current = self.shared.generation();
-            let retired = std::mem::replace(&mut *current, Generation::new(&self.shared.shutdown));
-            retired.kill.cancel();
-            retired.drain_rx
-        };
-        // Every sender is held by a connection of the retired generation, so `recv`
-        // returns `None` exactly when the last of them is gone.
+        let mut drained =
+            Cohort::retire(&mut self.shared.cohort(), Ending::Kill, &self.shared.shutdown);
         while drained.recv().await.is_some() {}
     }
 }
@@ -529,7 +566,7 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, applied: watch:
                 }
             }
         }
-        applied.send_replace(Applied { generation: request.generation, rebind_error });
+        applied.send_replace(Applied { serial: request.serial, rebind_error });
 
         loop {
             tokio::select! {
@@ -562,19 +599,23 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, applied: watch:
 /// Counts a freshly accepted client and either resets it at once or hands it to a
 /// connection task.
 fn admit(shared: &Arc<Shared>, connections: &mut JoinSet<()>, client: TcpStream) {
-    if shared.current_mode() == FaultMode::Reset {
-        shared.count(|stats| stats.accepted += 1);
-        connection::reset(client, shared);
-        return;
-    }
-    let (kill, drain) = {
-        let generation = shared.generation();
-        (generation.kill.clone(), generation.drain_tx.clone())
+    let (endings, drain) = {
+        // Under the cohort lock, the mode cannot switch to `Reset` between reading it
+        // and joining the cohort that such a switch would reset.
+        let cohort = shared.cohort();
+        if shared.current_mode() == FaultMode::Reset {
+            drop(cohort);
+            shared.count(|stats| stats.accepted += 1);
+            connection::reset(client, shared);
+            return;
+        }
+        let endings = Endings { kill: cohort.kill.clone(), reset: cohort.reset.clone() };
+        (endings, cohort.drain_tx.clone())
     };
     shared.count(|stats| {
         stats.accepted += 1;
         stats.open += 1;
     });
-    let guard = ConnectionGuard { shared: Arc::clone(shared), _generation: drain };
-    connections.spawn(connection::serve(client, Arc::clone(shared), kill, guard));
+    let guard = ConnectionGuard { shared: Arc::clone(shared), _cohort: drain };
+    connections.spawn(connection::serve(client, Arc::clone(shared), endings, guard));
 }
