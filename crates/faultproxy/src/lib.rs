@@ -43,6 +43,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod background;
 mod connection;
 mod error;
 mod mode;
@@ -53,5 +54,5 @@ mod stats;
 pub use error::ProxyError;
 pub use mode::FaultMode;
 pub use proxy::{FaultHandle, FaultProxy};
-pub use server::{EchoServer, LineServer};
+pub use server::{Echo, EchoServer, LineServer, Lines, TestServer};
 pub use stats::ProxyStats;

@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{mpsc, watch};
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::background::Background;
 use crate::connection;
 use crate::{FaultMode, ProxyError, ProxyStats};
 
@@ -135,7 +136,9 @@ impl Drop for ConnectionGuard {
 ///
 /// It starts in [`FaultMode::Pass`]. Its background tasks run on the tokio runtime it
 /// was started on, which may be current-thread or multi-thread. [`shutdown`] stops
-/// them and waits; dropping the proxy stops them without waiting.
+/// them and waits. Dropping the proxy stops them without waiting: the accept loop is
+/// aborted, which aborts every connection task, and the runtime drops them (closing
+/// their sockets) on its next turn.
 ///
 /// [`shutdown`]: FaultProxy::shutdown
 ///
@@ -166,7 +169,7 @@ impl Drop for ConnectionGuard {
 #[derive(Debug)]
 pub struct FaultProxy {
     handle: FaultHandle,
-    acceptor: Option<JoinHandle<()>>,
+    acceptor: Background,
 }
 
 impl FaultProxy {
@@ -212,8 +215,10 @@ impl FaultProxy {
             cohort: Mutex::new(Cohort::new(&shutdown)),
             shutdown,
         });
-        let acceptor = tokio::spawn(accept_loop(Arc::clone(&shared), listener, applied_tx));
-        Ok(Self { handle: FaultHandle { shared }, acceptor: Some(acceptor) })
+        let shutdown = shared.shutdown.clone();
+        let acceptor =
+            Background::spawn(shutdown, accept_loop(Arc::clone(&shared), listener, applied_tx));
+        Ok(Self { handle: FaultHandle { shared }, acceptor })
     }
 
     /// The control handle: switch modes, read counters, kill connections.
@@ -271,29 +276,8 @@ impl FaultProxy {
     /// # Ok(())
     /// # }
     /// ```
-    pub async fn shutdown(mut self) {
-        self.handle.shared.shutdown.cancel();
-        if let Some(acceptor) = self.acceptor.take() {
-            // The accept loop only ends by observing the cancellation or by a panic,
-            // and a panic in it is a bug worth surfacing in the test that hit it.
-            if let Err(error) = acceptor.await {
-                if error.is_panic() {
-                    std::panic::resume_unwind(error.into_panic());
-                }
-            }
-        }
-    }
-}
-
-impl Drop for FaultProxy {
-    /// Stops the proxy without waiting: the accept loop is aborted, which aborts every
-    /// connection task; the runtime drops them (closing their sockets) on its next
-    /// turn. Use [`FaultProxy::shutdown`] to wait for that.
-    fn drop(&mut self) {
-        self.handle.shared.shutdown.cancel();
-        if let Some(acceptor) = self.acceptor.take() {
-            acceptor.abort();
-        }
+    pub async fn shutdown(self) {
+        self.acceptor.stop().await;
     }
 }
 

@@ -2,26 +2,75 @@
 
 use std::future::Future;
 use std::io;
+use std::marker::PhantomData;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-/// The accept loop and lifecycle shared by the test servers.
+use crate::background::Background;
+
+/// A tiny loopback test server speaking `Protocol`: [`EchoServer`] or [`LineServer`].
+///
+/// Every connection is served by its own task. [`shutdown`](Self::shutdown) stops
+/// accepting, closes every connection and waits for every task; dropping the server
+/// does the same without waiting.
+///
+/// ```
+/// use poolside_faultproxy::{EchoServer, LineServer};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// let echo: EchoServer = EchoServer::start()?;
+/// let health: LineServer = LineServer::ping_pong()?;
+/// assert_ne!(echo.local_addr(), health.local_addr());
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
-struct ServerCore {
+pub struct TestServer<Protocol> {
     local_addr: SocketAddr,
     accepted: Arc<AtomicU64>,
-    shutdown: CancellationToken,
-    acceptor: Option<JoinHandle<()>>,
+    acceptor: Background,
+    protocol: PhantomData<fn() -> Protocol>,
 }
 
-impl ServerCore {
-    fn start<F>(serve: impl Fn(TcpStream) -> F + Send + 'static) -> io::Result<Self>
+/// Marks a [`TestServer`] that echoes bytes; see [`EchoServer`].
+///
+/// ```
+/// use poolside_faultproxy::{Echo, EchoServer, TestServer};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// let echo: TestServer<Echo> = EchoServer::start()?;
+/// # drop(echo);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub enum Echo {}
+
+/// Marks a [`TestServer`] that answers lines; see [`LineServer`].
+///
+/// ```
+/// use poolside_faultproxy::{LineServer, Lines, TestServer};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// let health: TestServer<Lines> = LineServer::ping_pong()?;
+/// # drop(health);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub enum Lines {}
+
+impl<Protocol> TestServer<Protocol> {
+    fn spawn<F>(serve: impl Fn(TcpStream) -> F + Send + 'static) -> io::Result<Self>
     where
         F: Future<Output = ()> + Send + 'static,
     {
@@ -31,33 +80,60 @@ impl ServerCore {
         let local_addr = listener.local_addr()?;
         let accepted = Arc::new(AtomicU64::new(0));
         let shutdown = CancellationToken::new();
-        let acceptor =
-            tokio::spawn(accept_loop(listener, serve, Arc::clone(&accepted), shutdown.clone()));
-        Ok(Self { local_addr, accepted, shutdown, acceptor: Some(acceptor) })
+        let accept = accept_loop(listener, serve, Arc::clone(&accepted), shutdown.clone());
+        let acceptor = Background::spawn(shutdown, accept);
+        Ok(Self { local_addr, accepted, acceptor, protocol: PhantomData })
     }
 
-    fn accepted(&self) -> u64 {
+    /// The server's address (`127.0.0.1:<port>`).
+    ///
+    /// ```
+    /// use poolside_faultproxy::EchoServer;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// let echo = EchoServer::start()?;
+    /// tokio::net::TcpStream::connect(echo.local_addr()).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// How many connections the server has accepted.
+    ///
+    /// ```
+    /// use poolside_faultproxy::LineServer;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// let server = LineServer::ping_pong()?;
+    /// assert_eq!(server.accepted(), 0);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn accepted(&self) -> u64 {
         self.accepted.load(Ordering::SeqCst)
     }
 
-    async fn shutdown(mut self) {
-        self.shutdown.cancel();
-        if let Some(acceptor) = self.acceptor.take() {
-            if let Err(error) = acceptor.await {
-                if error.is_panic() {
-                    std::panic::resume_unwind(error.into_panic());
-                }
-            }
-        }
-    }
-}
-
-impl Drop for ServerCore {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-        if let Some(acceptor) = self.acceptor.take() {
-            acceptor.abort();
-        }
+    /// Stops accepting, closes every connection and waits for every task to end;
+    /// afterwards the port refuses connections.
+    ///
+    /// ```
+    /// use poolside_faultproxy::EchoServer;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// let echo = EchoServer::start()?;
+    /// let addr = echo.local_addr();
+    /// echo.shutdown().await;
+    /// assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn shutdown(self) {
+        self.acceptor.stop().await;
     }
 }
 
@@ -108,12 +184,9 @@ async fn accept_loop<F>(
 /// # Ok(())
 /// # }
 /// ```
-#[derive(Debug)]
-pub struct EchoServer {
-    core: ServerCore,
-}
+pub type EchoServer = TestServer<Echo>;
 
-impl EchoServer {
+impl TestServer<Echo> {
     /// Binds `127.0.0.1:0` and starts echoing.
     ///
     /// # Errors
@@ -135,58 +208,7 @@ impl EchoServer {
     /// # }
     /// ```
     pub fn start() -> io::Result<Self> {
-        ServerCore::start(echo).map(|core| Self { core })
-    }
-
-    /// The server's address.
-    ///
-    /// ```
-    /// use poolside_faultproxy::EchoServer;
-    ///
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> std::io::Result<()> {
-    /// let echo = EchoServer::start()?;
-    /// tokio::net::TcpStream::connect(echo.local_addr()).await?;
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn local_addr(&self) -> SocketAddr {
-        self.core.local_addr
-    }
-
-    /// How many connections the server has accepted.
-    ///
-    /// ```
-    /// use poolside_faultproxy::EchoServer;
-    ///
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> std::io::Result<()> {
-    /// let echo = EchoServer::start()?;
-    /// assert_eq!(echo.accepted(), 0);
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn accepted(&self) -> u64 {
-        self.core.accepted()
-    }
-
-    /// Stops accepting, closes every connection and waits for every task to end.
-    /// Dropping the server stops it without waiting.
-    ///
-    /// ```
-    /// use poolside_faultproxy::EchoServer;
-    ///
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> std::io::Result<()> {
-    /// let echo = EchoServer::start()?;
-    /// let addr = echo.local_addr();
-    /// echo.shutdown().await;
-    /// assert!(tokio::net::TcpStream::connect(addr).await.is_err());
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub async fn shutdown(self) {
-        self.core.shutdown().await;
+        Self::spawn(echo)
     }
 }
 
@@ -221,12 +243,9 @@ async fn echo(mut stream: TcpStream) {
 /// # Ok(())
 /// # }
 /// ```
-#[derive(Debug)]
-pub struct LineServer {
-    core: ServerCore,
-}
+pub type LineServer = TestServer<Lines>;
 
-impl LineServer {
+impl TestServer<Lines> {
     /// Binds `127.0.0.1:0` and answers every line with `respond(line)`.
     ///
     /// # Errors
@@ -251,8 +270,7 @@ impl LineServer {
         respond: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
     ) -> io::Result<Self> {
         let respond = Arc::new(respond);
-        ServerCore::start(move |stream| answer_lines(stream, Arc::clone(&respond)))
-            .map(|core| Self { core })
+        Self::spawn(move |stream| answer_lines(stream, Arc::clone(&respond)))
     }
 
     /// A server answering `PING` with `PONG`, closing the connection on `QUIT`, and
@@ -288,57 +306,6 @@ impl LineServer {
             "QUIT" => None,
             _ => Some("ERR unknown command".to_owned()),
         })
-    }
-
-    /// The server's address.
-    ///
-    /// ```
-    /// use poolside_faultproxy::LineServer;
-    ///
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> std::io::Result<()> {
-    /// let server = LineServer::ping_pong()?;
-    /// tokio::net::TcpStream::connect(server.local_addr()).await?;
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn local_addr(&self) -> SocketAddr {
-        self.core.local_addr
-    }
-
-    /// How many connections the server has accepted.
-    ///
-    /// ```
-    /// use poolside_faultproxy::LineServer;
-    ///
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> std::io::Result<()> {
-    /// let server = LineServer::ping_pong()?;
-    /// assert_eq!(server.accepted(), 0);
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn accepted(&self) -> u64 {
-        self.core.accepted()
-    }
-
-    /// Stops accepting, closes every connection and waits for every task to end.
-    /// Dropping the server stops it without waiting.
-    ///
-    /// ```
-    /// use poolside_faultproxy::LineServer;
-    ///
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> std::io::Result<()> {
-    /// let server = LineServer::ping_pong()?;
-    /// let addr = server.local_addr();
-    /// server.shutdown().await;
-    /// assert!(tokio::net::TcpStream::connect(addr).await.is_err());
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub async fn shutdown(self) {
-        self.core.shutdown().await;
     }
 }
 
