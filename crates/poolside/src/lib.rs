@@ -11,6 +11,7 @@
 //! | `worker` | `worker` | `poolside-workerpool` |
 //! | `conn` | `conn` | `poolside-connpool` |
 //! | `metrics` | `metrics` | `poolside-metrics` |
+//! | `postgres` | `conn::PgManager` | `poolside-connpool/postgres` |
 //! | `full` | all of the above | |
 //!
 //! ```
