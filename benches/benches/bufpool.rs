@@ -3,9 +3,11 @@
 //! * `bufpool_fill_256b/<impl>`: one thread, get + fill 256 bytes + put.
 //! * `bufpool_threads/<impl>/<threads>`: the same on 1, 2, 4, 8, 16 threads at once,
 //!   aggregate throughput.
-//! * `bufpool_1mib/<impl>`: get + fill 1 MiB + put. Run with
-//!   `MALLOC_MMAP_THRESHOLD_=131072` (set by `cargo xtask bench`) so the allocator
-//!   maps and unmaps each large buffer, as it does for many real services.
+//! * `bufpool_1mib/<impl>`: get + fill 1 MiB + put, with `MALLOC_MMAP_THRESHOLD_=131072`
+//!   so the allocator maps and unmaps each large buffer, as it does for many real
+//!   services. glibc reads the variable at start-up, so when it is not set the bench
+//!   binary re-runs itself with it (same arguments); 256-byte allocations are far below
+//!   the threshold, so the other scenarios are unaffected.
 //! * `bufpool_jagged_small/<impl>`: the ≤ 4 KiB requests of a jagged workload, tiered
 //!   `BufPool` vs one single-class pool; the peak resident memory of the whole jagged
 //!   workload (90% ≤ 4 KiB, 9% ≤ 64 KiB, 1% ≤ 1 MiB, 64 buffers held at once) is
@@ -62,7 +64,40 @@ impl MutexFreeList {
     }
 }
 
-/// One get-fill-put of every implementation, by name, for a given size.
+/// The implementations that share one instance between threads.
+#[derive(Debug, Clone, Copy)]
+enum Impl {
+    BufPool,
+    Pool,
+    Alloc,
+    ObjectPool,
+    Opool,
+    MutexFreeList,
+}
+
+impl Impl {
+    const ALL: [Impl; 6] = [
+        Impl::BufPool,
+        Impl::Pool,
+        Impl::Alloc,
+        Impl::ObjectPool,
+        Impl::Opool,
+        Impl::MutexFreeList,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Impl::BufPool => "poolside/BufPool",
+            Impl::Pool => "poolside/Pool",
+            Impl::Alloc => "alloc-Vec::with_capacity",
+            Impl::ObjectPool => "object-pool",
+            Impl::Opool => "opool",
+            Impl::MutexFreeList => "mutex-freelist",
+        }
+    }
+}
+
+/// One pool of every implementation for a given buffer size.
 struct Contenders {
     bufpool: BufPool,
     pool: Pool<Vec<u8>>,
@@ -83,39 +118,58 @@ impl Contenders {
             size,
         }
     }
+}
 
-    const NAMES: [&'static str; 6] =
-        ["poolside/BufPool", "poolside/Pool", "alloc-Vec::with_capacity", "object-pool", "opool", "mutex-freelist"];
-
-    #[inline]
-    fn run(&self, name: &str) {
-        let size = self.size;
-        match name {
-            "poolside/BufPool" => fill(&mut self.bufpool.get(size), size),
-            "poolside/Pool" => fill(&mut self.pool.get(), size),
-            "alloc-Vec::with_capacity" => fill(&mut Vec::with_capacity(size), size),
-            "object-pool" => {
-                let mut v = self.object_pool.pull(|| Vec::with_capacity(size));
-                v.clear(); // object-pool does not reset returned objects
-                fill(&mut v, size)
+/// Binds `$op` to the get-fill-put closure of `$which` and evaluates `$body` with it.
+/// The choice is made once, outside the timed loop, so every closure is monomorphised
+/// and no implementation pays for dispatch.
+macro_rules! with_op {
+    ($contenders:expr, $which:expr, |$op:ident| $body:expr) => {{
+        let c: &Contenders = &$contenders;
+        let size = c.size;
+        match $which {
+            Impl::BufPool => {
+                let $op = || fill(&mut c.bufpool.get(size), size);
+                $body
             }
-            "opool" => fill(&mut self.opool.get(), size),
-            "mutex-freelist" => {
-                let mut v = self.mutex.get();
-                fill(&mut v, size);
-                self.mutex.put(v);
+            Impl::Pool => {
+                let $op = || fill(&mut c.pool.get(), size);
+                $body
             }
-            other => unreachable!("unknown contender {other}"),
+            Impl::Alloc => {
+                let $op = || fill(&mut Vec::with_capacity(size), size);
+                $body
+            }
+            Impl::ObjectPool => {
+                let $op = || {
+                    let mut v = c.object_pool.pull(|| Vec::with_capacity(size));
+                    v.clear(); // object-pool does not reset returned objects
+                    fill(&mut v, size)
+                };
+                $body
+            }
+            Impl::Opool => {
+                let $op = || fill(&mut c.opool.get(), size);
+                $body
+            }
+            Impl::MutexFreeList => {
+                let $op = || {
+                    let mut v = c.mutex.get();
+                    fill(&mut v, size);
+                    c.mutex.put(v);
+                };
+                $body
+            }
         }
-    }
+    }};
 }
 
 fn fill_256b(c: &mut Criterion) {
     let mut group = c.benchmark_group("bufpool_fill_256b");
     group.throughput(Throughput::Elements(1));
     let contenders = Contenders::new(SMALL);
-    for name in Contenders::NAMES {
-        group.bench_function(name, |b| b.iter(|| contenders.run(name)));
+    for which in Impl::ALL {
+        group.bench_function(which.name(), |b| with_op!(contenders, which, |op| b.iter(op)));
     }
     // lifeguard is single-threaded (Rc), so it is not in the shared contenders.
     let lifeguard: lifeguard::Pool<Vec<u8>> = lifeguard::Pool::with_size(64);
@@ -134,8 +188,8 @@ fn threads(c: &mut Criterion) {
     let contenders = Contenders::new(SMALL);
     for threads in thread_counts() {
         group.throughput(Throughput::Elements((threads * ops_per_thread) as u64));
-        for name in ["poolside/Pool", "poolside/BufPool", "alloc-Vec::with_capacity", "object-pool", "mutex-freelist"] {
-            group.bench_function(BenchmarkId::new(name, threads), |b| {
+        for which in Impl::ALL {
+            group.bench_function(BenchmarkId::new(which.name(), threads), |b| {
                 b.iter_custom(|iters| {
                     let mut total = Duration::ZERO;
                     for _ in 0..iters {
@@ -144,9 +198,11 @@ fn threads(c: &mut Criterion) {
                             for _ in 0..threads {
                                 s.spawn(|| {
                                     barrier.wait();
-                                    for _ in 0..ops_per_thread {
-                                        contenders.run(name);
-                                    }
+                                    with_op!(contenders, which, |op| {
+                                        for _ in 0..ops_per_thread {
+                                            op();
+                                        }
+                                    });
                                 });
                             }
                             barrier.wait();
@@ -165,12 +221,9 @@ fn threads(c: &mut Criterion) {
 fn one_mib(c: &mut Criterion) {
     let mut group = c.benchmark_group("bufpool_1mib");
     group.throughput(Throughput::Bytes(LARGE as u64));
-    if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_none() {
-        eprintln!("note: MALLOC_MMAP_THRESHOLD_ is not set; `cargo xtask bench` sets it to 131072 for this bench");
-    }
     let contenders = Contenders::new(LARGE);
-    for name in ["poolside/BufPool", "poolside/Pool", "alloc-Vec::with_capacity", "object-pool"] {
-        group.bench_function(name, |b| b.iter(|| contenders.run(name)));
+    for which in Impl::ALL {
+        group.bench_function(which.name(), |b| with_op!(contenders, which, |op| b.iter(op)));
     }
     group.finish();
 }
@@ -237,8 +290,13 @@ fn jagged_child(mode: &str) {
 }
 
 fn peak_rss_kib(mode: &str) -> Option<u64> {
-    let out = std::process::Command::new(std::env::current_exe().ok()?).env(JAGGED_CHILD, mode).output().ok()?;
-    String::from_utf8_lossy(&out.stdout).lines().find_map(|l| l.strip_prefix("VMHWM_KIB=")?.parse().ok())
+    let out = std::process::Command::new(std::env::current_exe().ok()?)
+        .env(JAGGED_CHILD, mode)
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("VMHWM_KIB=")?.parse().ok())
 }
 
 fn jagged(c: &mut Criterion) {
@@ -253,10 +311,15 @@ fn jagged(c: &mut Criterion) {
         fill(&mut single.get(), size);
     }
     let small = 1024;
-    group.bench_function("poolside/BufPool-tiered", |b| b.iter(|| fill(&mut tiered.get(small), small)));
+    group.bench_function("poolside/BufPool-tiered", |b| {
+        b.iter(|| fill(&mut tiered.get(small), small))
+    });
     group.bench_function("single-class-Pool", |b| b.iter(|| fill(&mut single.get(), small)));
     group.finish();
 
+    if !selected("bufpool_jagged_rss") {
+        return;
+    }
     let (t, s) = (peak_rss_kib("tiered"), peak_rss_kib("single"));
     let ratio = match (t, s) {
         (Some(t), Some(s)) if t > 0 => format!("{:.1}x lower", s as f64 / t as f64),
@@ -275,22 +338,27 @@ fn jagged(c: &mut Criterion) {
 }
 
 fn allocations(_: &mut Criterion) {
-    const OPS: u64 = 10_000;
+    if !selected("bufpool_allocations") {
+        return;
+    }
     let mut md = String::from(
         "### bufpool: allocations per operation (steady state, after warm-up)\n\n\
          | scenario | implementation | allocs/op | bytes/op |\n|---|---|---:|---:|\n",
     );
-    for (scenario, size) in [("fill_256b", SMALL), ("1mib", LARGE)] {
+    // Fewer 1 MiB operations: unpooled, each one maps and unmaps a megabyte.
+    for (scenario, size, ops) in [("fill_256b", SMALL, 10_000u64), ("1mib", LARGE, 200)] {
         let contenders = Contenders::new(size);
-        for name in Contenders::NAMES {
-            contenders.run(name); // warm-up: the pools make their first object
-            let stats = measure(|| {
-                for _ in 0..OPS {
-                    contenders.run(name);
-                }
+        for which in Impl::ALL {
+            let stats = with_op!(contenders, which, |op| {
+                op(); // warm-up: the pools make their first object
+                measure(|| {
+                    for _ in 0..ops {
+                        op();
+                    }
+                })
             });
-            let (allocs, bytes) = stats.per_op(OPS);
-            md.push_str(&format!("| {scenario} | {name} | {allocs:.2} | {bytes:.0} |\n"));
+            let (allocs, bytes) = stats.per_op(ops);
+            md.push_str(&format!("| {scenario} | {} | {allocs:.2} | {bytes:.0} |\n", which.name()));
         }
     }
     write_extra_report("bufpool_allocations", &md);
@@ -302,10 +370,28 @@ criterion_group! {
     targets = fill_256b, threads, one_mib, jagged, allocations
 }
 
+/// Whether a report that criterion does not run itself matches the command line's
+/// filter: no filter, or a filter contained in `report` (`bufpool`, `bufpool_jagged`).
+fn selected(report: &str) -> bool {
+    let filters: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    filters.is_empty() || filters.iter().any(|f| report.contains(f.as_str()))
+}
+
+const MMAP_THRESHOLD: &str = "MALLOC_MMAP_THRESHOLD_";
+
 fn main() {
     if let Ok(mode) = std::env::var(JAGGED_CHILD) {
         jagged_child(&mode);
         return;
+    }
+    if std::env::var_os(MMAP_THRESHOLD).is_none() {
+        // glibc reads the threshold when the process starts: re-run this binary with it.
+        let status = std::process::Command::new(std::env::current_exe().expect("own path"))
+            .args(std::env::args_os().skip(1))
+            .env(MMAP_THRESHOLD, "131072")
+            .status()
+            .expect("re-run the bench with MALLOC_MMAP_THRESHOLD_ set");
+        std::process::exit(status.code().unwrap_or(1));
     }
     benches();
     criterion::Criterion::default().configure_from_args().final_summary();

@@ -26,7 +26,8 @@ pub(crate) struct Inner<T> {
     id: u64,
     make: Box<MakeFn<T>>,
     reset: Box<ResetFn<T>>,
-    retain: Box<RetainFn<T>>,
+    /// `None` keeps everything, without an indirect call per return.
+    retain: Option<Box<RetainFn<T>>>,
     size_of: Box<SizeFn<T>>,
     local_capacity: usize,
     store: Store<T>,
@@ -86,7 +87,7 @@ impl<T: Send + 'static> Clone for Pool<T> {
 pub struct PoolBuilder<T: Send + 'static> {
     make: Box<MakeFn<T>>,
     reset: Option<Box<ResetFn<T>>>,
-    retain: Box<RetainFn<T>>,
+    retain: Option<Box<RetainFn<T>>>,
     size_of: Box<SizeFn<T>>,
     max_retained: usize,
     local_capacity: usize,
@@ -135,7 +136,7 @@ impl<T: Send + 'static> PoolBuilder<T> {
         PoolBuilder {
             make: Box::new(make),
             reset: Some(Box::new(reset)),
-            retain: Box::new(|_| true),
+            retain: None,
             size_of: Box::new(|_| 0),
             max_retained: 1024,
             local_capacity: 8,
@@ -152,7 +153,7 @@ impl<T: Send + 'static> PoolBuilder<T> {
     /// Keeps a returned (already reset) object only if `retain` accepts it; others are
     /// dropped and counted as `dropped_oversized`. Use it to cap capacity.
     pub fn retain(mut self, retain: impl Fn(&T) -> bool + Send + Sync + 'static) -> Self {
-        self.retain = Box::new(retain);
+        self.retain = Some(Box::new(retain));
         self
     }
 
@@ -262,7 +263,7 @@ impl<T: Send + 'static> Inner<T> {
     #[inline]
     pub(crate) fn put(&self, mut object: Box<T>) {
         (self.reset)(&mut object);
-        if !(self.retain)(&object) {
+        if self.retain.as_ref().is_some_and(|retain| !retain(&object)) {
             self.count(Event::DroppedOversized);
             tracing::debug!(
                 pool = self.id,
