@@ -1,0 +1,598 @@
+//! poolside-connpool against deadpool, bb8, mobc, qp and r2d2.
+//!
+//! * `connpool_get_drop`: get + drop throughput with a no-op manager, pools
+//!   pre-warmed to their size, on a multi-thread tokio runtime (r2d2 on OS threads),
+//!   at (pool 8, 64 tasks), (pool 16, 256 tasks), (pool 16, 16 tasks). Checkout
+//!   health tests are off in the peers that default them on. One iteration is
+//!   `GETS_PER_ITER` gets in total across the tasks.
+//! * fairness (extra report `connpool_fairness`): acquire wait p50 / p99 / p99.9 with
+//!   1000 tasks on 50 connections, each holding its connection across one yield.
+//! * `connpool_pg_select1`: `SELECT 1` on a real PostgreSQL (pool 16, 64 tasks), only
+//!   when `POOLSIDE_PG_URL` is set.
+//!
+//! The runtime's worker count is `POOLSIDE_BENCH_MAX_THREADS` when set, else the
+//! machine's parallelism. qp 0.2 can deadlock: every qp batch runs under a timeout
+//! and a deadlock is reported instead of hanging the run.
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use poolside_benches::{criterion_config, full_or_quick, write_extra_report};
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use tokio::runtime::Runtime;
+
+/// Gets per criterion iteration (split evenly over the tasks).
+const GETS_PER_ITER: u64 = 4096;
+/// (pool size, tasks) scenarios.
+const SCENARIOS: [(usize, usize); 3] = [(8, 64), (16, 256), (16, 16)];
+/// A qp batch taking longer than this is declared deadlocked.
+const QP_DEADLOCK_AFTER: Duration = Duration::from_secs(10);
+
+fn worker_threads() -> usize {
+    std::env::var("POOLSIDE_BENCH_MAX_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+}
+
+fn runtime() -> Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(worker_threads())
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
+// ---- no-op managers -------------------------------------------------------
+
+struct Noop;
+
+impl poolside_connpool::Manager for Noop {
+    type Connection = u64;
+    type Error = Infallible;
+    async fn connect(&self) -> Result<u64, Infallible> {
+        Ok(0)
+    }
+    async fn check(&self, _: &mut u64) -> Result<(), Infallible> {
+        Ok(())
+    }
+}
+
+impl deadpool::managed::Manager for Noop {
+    type Type = u64;
+    type Error = Infallible;
+    async fn create(&self) -> Result<u64, Infallible> {
+        Ok(0)
+    }
+    async fn recycle(
+        &self,
+        _: &mut u64,
+        _: &deadpool::managed::Metrics,
+    ) -> deadpool::managed::RecycleResult<Infallible> {
+        Ok(())
+    }
+}
+
+impl bb8::ManageConnection for Noop {
+    type Connection = u64;
+    type Error = Infallible;
+    async fn connect(&self) -> Result<u64, Infallible> {
+        Ok(0)
+    }
+    async fn is_valid(&self, _: &mut u64) -> Result<(), Infallible> {
+        Ok(())
+    }
+    fn has_broken(&self, _: &mut u64) -> bool {
+        false
+    }
+}
+
+#[mobc::async_trait]
+impl mobc::Manager for Noop {
+    type Connection = u64;
+    type Error = Infallible;
+    async fn connect(&self) -> Result<u64, Infallible> {
+        Ok(0)
+    }
+    async fn check(&self, conn: u64) -> Result<u64, Infallible> {
+        Ok(conn)
+    }
+}
+
+#[qp::async_trait]
+impl qp::resource::Manage for Noop {
+    type Output = u64;
+    type Error = Infallible;
+    async fn try_create(&self) -> Result<u64, Infallible> {
+        Ok(0)
+    }
+}
+
+#[derive(Debug)]
+struct NoopError;
+
+impl std::fmt::Display for NoopError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("never")
+    }
+}
+
+impl std::error::Error for NoopError {}
+
+impl r2d2::ManageConnection for Noop {
+    type Connection = u64;
+    type Error = NoopError;
+    fn connect(&self) -> Result<u64, NoopError> {
+        Ok(0)
+    }
+    fn is_valid(&self, _: &mut u64) -> Result<(), NoopError> {
+        Ok(())
+    }
+    fn has_broken(&self, _: &mut u64) -> bool {
+        false
+    }
+}
+
+// ---- drivers ----------------------------------------------------------------
+
+/// Runs `tasks` tasks that together do `iters * GETS_PER_ITER` gets; returns the
+/// elapsed time, or `None` if they did not finish within `limit`.
+fn run_tasks<F, Fut>(
+    rt: &Runtime,
+    iters: u64,
+    tasks: usize,
+    limit: Duration,
+    get_drop_loop: F,
+) -> Option<Duration>
+where
+    F: Fn(u64) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let per_task = (iters * GETS_PER_ITER).div_ceil(tasks as u64);
+    rt.block_on(async {
+        let start = Instant::now();
+        let handles: Vec<_> = (0..tasks).map(|_| tokio::spawn(get_drop_loop(per_task))).collect();
+        let joined = tokio::time::timeout(limit, async {
+            for h in handles {
+                h.await.expect("bench task");
+            }
+        })
+        .await;
+        joined.ok().map(|()| start.elapsed())
+    })
+}
+
+fn get_drop(c: &mut Criterion) {
+    let rt = runtime();
+    let mut group = c.benchmark_group("connpool_get_drop");
+    group.throughput(Throughput::Elements(GETS_PER_ITER));
+    let no_limit = Duration::from_secs(3600);
+    let mut qp_notes = Vec::new();
+    for (size, tasks) in SCENARIOS {
+        let param = format!("pool{size}_tasks{tasks}");
+
+        let ours = rt.block_on(async {
+            let pool = poolside_connpool::Builder::new().max_size(size).build(Noop).unwrap();
+            pool.warm(size).await.unwrap();
+            pool
+        });
+        group.bench_function(BenchmarkId::new("poolside/Pool", &param), |b| {
+            b.iter_custom(|iters| {
+                let pool = ours.clone();
+                run_tasks(&rt, iters, tasks, no_limit, move |n| {
+                    let pool = pool.clone();
+                    async move {
+                        for _ in 0..n {
+                            drop(pool.get().await.unwrap());
+                        }
+                    }
+                })
+                .expect("no limit")
+            })
+        });
+
+        let dp = rt.block_on(async {
+            let pool = deadpool::managed::Pool::<Noop>::builder(Noop).max_size(size).build().unwrap();
+            let warm: Vec<_> =
+                futures_join_all((0..size).map(|_| pool.get())).await.into_iter().collect();
+            drop(warm);
+            pool
+        });
+        group.bench_function(BenchmarkId::new("deadpool", &param), |b| {
+            b.iter_custom(|iters| {
+                let pool = dp.clone();
+                run_tasks(&rt, iters, tasks, no_limit, move |n| {
+                    let pool = pool.clone();
+                    async move {
+                        for _ in 0..n {
+                            drop(pool.get().await.unwrap());
+                        }
+                    }
+                })
+                .expect("no limit")
+            })
+        });
+
+        let b8 = rt.block_on(async {
+            bb8::Pool::builder()
+                .max_size(size as u32)
+                .min_idle(Some(size as u32))
+                .test_on_check_out(false)
+                .build(Noop)
+                .await
+                .unwrap()
+        });
+        group.bench_function(BenchmarkId::new("bb8", &param), |b| {
+            b.iter_custom(|iters| {
+                let pool = b8.clone();
+                run_tasks(&rt, iters, tasks, no_limit, move |n| {
+                    let pool = pool.clone();
+                    async move {
+                        for _ in 0..n {
+                            drop(pool.get().await.unwrap());
+                        }
+                    }
+                })
+                .expect("no limit")
+            })
+        });
+
+        let mb = rt.block_on(async {
+            let pool = mobc::Pool::builder()
+                .max_open(size as u64)
+                .max_idle(size as u64)
+                .test_on_check_out(false)
+                .build(Noop);
+            let warm = futures_join_all((0..size).map(|_| pool.get())).await;
+            drop(warm);
+            pool
+        });
+        group.bench_function(BenchmarkId::new("mobc", &param), |b| {
+            b.iter_custom(|iters| {
+                let pool = mb.clone();
+                run_tasks(&rt, iters, tasks, no_limit, move |n| {
+                    let pool = pool.clone();
+                    async move {
+                        for _ in 0..n {
+                            drop(pool.get().await.unwrap());
+                        }
+                    }
+                })
+                .expect("no limit")
+            })
+        });
+
+        // qp: probe one batch under a timeout first; a deadlock skips its bench.
+        let qp_pool = rt.block_on(async {
+            let pool = Arc::new(qp::Pool::new(Noop, size));
+            pool.reserve(size).await.unwrap();
+            pool
+        });
+        let qp_loop = |pool: Arc<qp::Pool<Noop>>| {
+            move |n: u64| {
+                let pool = pool.clone();
+                async move {
+                    for _ in 0..n {
+                        drop(pool.acquire_unchecked().await.unwrap());
+                    }
+                }
+            }
+        };
+        if run_tasks(&rt, 4, tasks, QP_DEADLOCK_AFTER, qp_loop(qp_pool.clone())).is_none() {
+            qp_notes.push(format!("qp deadlocked at {param} (probe timed out after {QP_DEADLOCK_AFTER:?})"));
+            eprintln!("connpool bench: qp deadlocked at {param}; skipping it");
+        } else {
+            let deadlocked = AtomicBool::new(false);
+            group.bench_function(BenchmarkId::new("qp", &param), |b| {
+                b.iter_custom(|iters| {
+                    if deadlocked.load(Ordering::Relaxed) {
+                        return QP_DEADLOCK_AFTER;
+                    }
+                    run_tasks(&rt, iters, tasks, QP_DEADLOCK_AFTER, qp_loop(qp_pool.clone()))
+                        .unwrap_or_else(|| {
+                            deadlocked.store(true, Ordering::Relaxed);
+                            QP_DEADLOCK_AFTER
+                        })
+                })
+            });
+            if deadlocked.load(Ordering::Relaxed) {
+                qp_notes.push(format!("qp deadlocked at {param} during measurement"));
+            }
+        }
+
+        // r2d2 is synchronous: OS threads (at most 64) instead of tasks.
+        let r2 = r2d2::Pool::builder()
+            .max_size(size as u32)
+            .min_idle(Some(size as u32))
+            .test_on_check_out(false)
+            .build(Noop)
+            .unwrap();
+        let threads = tasks.min(64);
+        group.bench_function(BenchmarkId::new("r2d2", &param), |b| {
+            b.iter_custom(|iters| {
+                let per_thread = (iters * GETS_PER_ITER).div_ceil(threads as u64);
+                let start = Instant::now();
+                std::thread::scope(|s| {
+                    for _ in 0..threads {
+                        s.spawn(|| {
+                            for _ in 0..per_thread {
+                                drop(r2.get().unwrap());
+                            }
+                        });
+                    }
+                });
+                start.elapsed()
+            })
+        });
+    }
+    group.finish();
+    if !qp_notes.is_empty() {
+        write_extra_report(
+            "connpool_qp",
+            &format!("### qp 0.2 deadlocks\n\n{}\n", qp_notes.join("\n\n")),
+        );
+    }
+}
+
+/// Awaits every future (no futures-util dependency needed: spawn-free sequential
+/// polling is fine for pre-warming, since every get here completes immediately or
+/// after a dial).
+async fn futures_join_all<F: Future>(futs: impl Iterator<Item = F>) -> Vec<F::Output> {
+    let mut out = Vec::new();
+    for f in futs {
+        out.push(f.await);
+    }
+    out
+}
+
+// ---- fairness -----------------------------------------------------------------
+
+const FAIR_TASKS: usize = 1000;
+const FAIR_CONNS: usize = 50;
+
+fn percentiles(mut waits: Vec<Duration>) -> [Duration; 4] {
+    waits.sort_unstable();
+    let at = |q: f64| waits[((waits.len() as f64 * q) as usize).min(waits.len() - 1)];
+    [at(0.50), at(0.99), at(0.999), *waits.last().expect("samples")]
+}
+
+fn fairness_run<Fut>(rt: &Runtime, rounds: usize, one: impl Fn() -> Fut) -> Vec<Duration>
+where
+    Fut: Future<Output = Vec<Duration>> + Send + 'static,
+{
+    rt.block_on(async {
+        let handles: Vec<_> = (0..FAIR_TASKS).map(|_| tokio::spawn(one())).collect();
+        let mut all = Vec::with_capacity(FAIR_TASKS * rounds);
+        for h in handles {
+            all.extend(h.await.expect("fairness task"));
+        }
+        all
+    })
+}
+
+fn fairness(_c: &mut Criterion) {
+    let rt = runtime();
+    let rounds = full_or_quick(40, 10);
+    let mut rows = Vec::new();
+
+    let ours = rt.block_on(async {
+        let pool = poolside_connpool::Builder::new().max_size(FAIR_CONNS).build(Noop).unwrap();
+        pool.warm(FAIR_CONNS).await.unwrap();
+        pool
+    });
+    let waits = fairness_run(&rt, rounds, || {
+        let pool = ours.clone();
+        async move {
+            let mut waits = Vec::with_capacity(rounds);
+            for _ in 0..rounds {
+                let t = Instant::now();
+                let conn = pool.get().await.unwrap();
+                waits.push(t.elapsed());
+                tokio::task::yield_now().await;
+                drop(conn);
+            }
+            waits
+        }
+    });
+    rows.push(("poolside/Pool", percentiles(waits)));
+
+    let dp = deadpool::managed::Pool::<Noop>::builder(Noop).max_size(FAIR_CONNS).build().unwrap();
+    let waits = fairness_run(&rt, rounds, || {
+        let pool = dp.clone();
+        async move {
+            let mut waits = Vec::with_capacity(rounds);
+            for _ in 0..rounds {
+                let t = Instant::now();
+                let conn = pool.get().await.unwrap();
+                waits.push(t.elapsed());
+                tokio::task::yield_now().await;
+                drop(conn);
+            }
+            waits
+        }
+    });
+    rows.push(("deadpool", percentiles(waits)));
+
+    let b8 = rt.block_on(async {
+        bb8::Pool::builder()
+            .max_size(FAIR_CONNS as u32)
+            .min_idle(Some(FAIR_CONNS as u32))
+            .test_on_check_out(false)
+            .connection_timeout(Duration::from_secs(600))
+            .build(Noop)
+            .await
+            .unwrap()
+    });
+    let waits = fairness_run(&rt, rounds, || {
+        let pool = b8.clone();
+        async move {
+            let mut waits = Vec::with_capacity(rounds);
+            for _ in 0..rounds {
+                let t = Instant::now();
+                let conn = pool.get().await.unwrap();
+                waits.push(t.elapsed());
+                tokio::task::yield_now().await;
+                drop(conn);
+            }
+            waits
+        }
+    });
+    rows.push(("bb8", percentiles(waits)));
+
+    let mut md = format!(
+        "### connpool fairness: acquire wait, {FAIR_TASKS} tasks on {FAIR_CONNS} connections, \
+         {rounds} gets each, {} worker threads\n\n| pool | p50 | p99 | p99.9 | max |\n|---|---|---|---|---|\n",
+        worker_threads()
+    );
+    for (name, [p50, p99, p999, max]) in rows {
+        md.push_str(&format!("| {name} | {p50:?} | {p99:?} | {p999:?} | {max:?} |\n"));
+    }
+    write_extra_report("connpool_fairness", &md);
+}
+
+// ---- PostgreSQL ------------------------------------------------------------------
+
+/// A tokio-postgres manager for our pool (the same as the crate's `PgManager`, which
+/// sits behind a feature this bench crate does not enable).
+struct PgBench(tokio_postgres::Config);
+
+impl poolside_connpool::Manager for PgBench {
+    type Connection = tokio_postgres::Client;
+    type Error = tokio_postgres::Error;
+    async fn connect(&self) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+        let (client, conn) = self.0.connect(tokio_postgres::NoTls).await?;
+        tokio::spawn(conn);
+        Ok(client)
+    }
+    async fn check(&self, c: &mut tokio_postgres::Client) -> Result<(), tokio_postgres::Error> {
+        c.simple_query("").await.map(|_| ())
+    }
+    fn is_broken(&self, c: &mut tokio_postgres::Client) -> bool {
+        c.is_closed()
+    }
+}
+
+fn pg_select1(c: &mut Criterion) {
+    let Ok(url) = std::env::var("POOLSIDE_PG_URL") else {
+        eprintln!("connpool bench: POOLSIDE_PG_URL is not set; skipping connpool_pg_select1");
+        return;
+    };
+    let config: tokio_postgres::Config = url.parse().expect("POOLSIDE_PG_URL");
+    const SIZE: usize = 16;
+    const TASKS: usize = 64;
+    const QUERIES_PER_ITER: u64 = 256;
+    let rt = runtime();
+    let mut group = c.benchmark_group("connpool_pg_select1");
+    group.throughput(Throughput::Elements(QUERIES_PER_ITER));
+    let per_task = |iters: u64| (iters * QUERIES_PER_ITER).div_ceil(TASKS as u64);
+
+    let ours = rt.block_on(async {
+        let pool = poolside_connpool::Builder::new()
+            .max_size(SIZE)
+            .build(PgBench(config.clone()))
+            .unwrap();
+        pool.warm(SIZE).await.unwrap();
+        pool
+    });
+    group.bench_function(BenchmarkId::new("poolside/Pool", "pool16_tasks64"), |b| {
+        b.iter_custom(|iters| {
+            let n = per_task(iters);
+            rt.block_on(async {
+                let start = Instant::now();
+                let hs: Vec<_> = (0..TASKS)
+                    .map(|_| {
+                        let pool = ours.clone();
+                        tokio::spawn(async move {
+                            for _ in 0..n {
+                                let c = pool.get().await.unwrap();
+                                c.query_one("SELECT 1", &[]).await.unwrap();
+                            }
+                        })
+                    })
+                    .collect();
+                for h in hs {
+                    h.await.unwrap();
+                }
+                start.elapsed()
+            })
+        })
+    });
+
+    let dp = {
+        let mgr = deadpool_postgres::Manager::from_config(
+            config.clone(),
+            tokio_postgres::NoTls,
+            deadpool_postgres::ManagerConfig {
+                recycling_method: deadpool_postgres::RecyclingMethod::Fast,
+            },
+        );
+        deadpool_postgres::Pool::builder(mgr).max_size(SIZE).build().unwrap()
+    };
+    group.bench_function(BenchmarkId::new("deadpool-postgres", "pool16_tasks64"), |b| {
+        b.iter_custom(|iters| {
+            let n = per_task(iters);
+            rt.block_on(async {
+                let start = Instant::now();
+                let hs: Vec<_> = (0..TASKS)
+                    .map(|_| {
+                        let pool = dp.clone();
+                        tokio::spawn(async move {
+                            for _ in 0..n {
+                                let c = pool.get().await.unwrap();
+                                c.query_one("SELECT 1", &[]).await.unwrap();
+                            }
+                        })
+                    })
+                    .collect();
+                for h in hs {
+                    h.await.unwrap();
+                }
+                start.elapsed()
+            })
+        })
+    });
+
+    let b8 = rt.block_on(async {
+        let mgr = bb8_postgres::PostgresConnectionManager::new(config.clone(), tokio_postgres::NoTls);
+        bb8::Pool::builder()
+            .max_size(SIZE as u32)
+            .min_idle(Some(SIZE as u32))
+            .test_on_check_out(false)
+            .build(mgr)
+            .await
+            .unwrap()
+    });
+    group.bench_function(BenchmarkId::new("bb8-postgres", "pool16_tasks64"), |b| {
+        b.iter_custom(|iters| {
+            let n = per_task(iters);
+            rt.block_on(async {
+                let start = Instant::now();
+                let hs: Vec<_> = (0..TASKS)
+                    .map(|_| {
+                        let pool = b8.clone();
+                        tokio::spawn(async move {
+                            for _ in 0..n {
+                                let c = pool.get().await.unwrap();
+                                c.query_one("SELECT 1", &[]).await.unwrap();
+                            }
+                        })
+                    })
+                    .collect();
+                for h in hs {
+                    h.await.unwrap();
+                }
+                start.elapsed()
+            })
+        })
+    });
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = criterion_config();
+    targets = get_drop, fairness, pg_select1
+}
+criterion_main!(benches);
