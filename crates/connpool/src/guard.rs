@@ -106,25 +106,30 @@ impl<M: Manager> Drop for PooledConn<'_, M> {
     fn drop(&mut self) {
         let Some(mut conn) = self.conn.take() else { return };
         let shared = &*self.pool.shared;
-        let now = Instant::now();
-        let verdict = if self.broken
-            || std::thread::panicking()
-            || shared.manager.is_broken(&mut conn.raw)
-        {
-            Some(CloseReason::Broken)
-        } else if shared.config.max_lifetime.is_some_and(|l| now.duration_since(conn.created) >= l)
-        {
-            Some(CloseReason::Lifetime)
-        } else {
-            None
-        };
+        let config = &shared.config;
+        // The clock is read only when a limit needs it (see `Conn::last_used`).
+        let now =
+            (config.max_lifetime.is_some() || config.max_idle_time.is_some()).then(Instant::now);
+        let verdict =
+            if self.broken || std::thread::panicking() || shared.manager.is_broken(&mut conn.raw) {
+                Some(CloseReason::Broken)
+            } else if now
+                .zip(config.max_lifetime)
+                .is_some_and(|(now, limit)| now.duration_since(conn.created) >= limit)
+            {
+                Some(CloseReason::Lifetime)
+            } else {
+                None
+            };
         match verdict {
             Some(reason) => {
                 shared.close_conn(conn, reason);
                 shared.release_slot(true);
             }
             None => {
-                conn.last_used = now;
+                if let Some(now) = now {
+                    conn.last_used = now;
+                }
                 shared.put_back(conn, true);
             }
         }

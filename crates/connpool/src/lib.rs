@@ -55,7 +55,7 @@ pub use error::{BuildError, CloseTimeout, GetError};
 pub use guard::PooledConn;
 pub use manager::Manager;
 pub use pool::{Pool, Status};
+pub use poolside_core::{Events, Instrumented, PoolError, Timing};
 #[cfg(feature = "postgres")]
 pub use postgres::PgManager;
-pub use poolside_core::{Events, Instrumented, PoolError, Timing};
 pub use tcp::{HealthCheck, PeekCheck, TcpManager};

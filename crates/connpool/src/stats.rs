@@ -57,6 +57,7 @@ pub(crate) struct Gauges {
     idle: AtomicUsize,
     in_use: AtomicUsize,
     waiting: AtomicUsize,
+    acquires: AtomicU64,
     releases: AtomicU64,
     exhaustions: AtomicU64,
 }
@@ -72,6 +73,10 @@ impl Gauges {
         self.idle.store(idle, Relaxed);
         self.in_use.store(in_use, Relaxed);
         self.waiting.store(waiting, Relaxed);
+    }
+
+    pub(crate) fn bump_acquires(&self) {
+        bump_locked(&self.acquires);
     }
 
     pub(crate) fn bump_releases(&self) {
@@ -98,7 +103,6 @@ impl Gauges {
 pub(crate) struct Counters {
     pub(crate) dials: AtomicU64,
     pub(crate) dial_errors: AtomicU64,
-    pub(crate) acquires: AtomicU64,
     pub(crate) timeouts: AtomicU64,
     pub(crate) health_checks: AtomicU64,
     pub(crate) health_fails: AtomicU64,
@@ -163,7 +167,7 @@ impl<M: Manager> Instrumented for Pool<M> {
             (&WAITING, g.waiting.load(Relaxed) as u64),
             (&DIALS, c.dials.load(Relaxed)),
             (&DIAL_ERRORS, c.dial_errors.load(Relaxed)),
-            (&ACQUIRES, c.acquires.load(Relaxed)),
+            (&ACQUIRES, g.acquires.load(Relaxed)),
             (&RELEASES, g.releases.load(Relaxed)),
             (&EXHAUSTIONS, g.exhaustions.load(Relaxed)),
             (&TIMEOUTS, c.timeouts.load(Relaxed)),
