@@ -104,11 +104,8 @@ impl BufPool {
     /// An empty buffer with capacity of at least `size_hint`.
     #[inline]
     pub fn get(&self, size_hint: usize) -> BufGuard<'_> {
-        match self.inner.classes.iter().position(|c| c.size >= size_hint) {
-            Some(index) => {
-                let buf = self.inner.classes[index].pool.inner().take();
-                BufGuard { buf: Some(buf), pool: &self.inner }
-            }
+        match self.inner.classes.iter().find(|c| c.size >= size_hint) {
+            Some(class) => BufGuard { buf: Some(class.pool.inner().take()), pool: &self.inner },
             None => {
                 self.inner.unpooled.fetch_add(1, Ordering::Relaxed);
                 BufGuard { buf: Some(Box::new(Vec::with_capacity(size_hint))), pool: &self.inner }

@@ -38,6 +38,14 @@
 //! exits, its cached objects move to the shared store (or are dropped if the pool is
 //! gone); nothing leaks and the thread-local destructor never panics.
 //!
+//! # Features
+//!
+//! * `bytes`: `BytesPool` of `bytes::BytesMut` (guards deref to
+//!   `BytesMut`, so `BufMut` works on them) and zero-copy `freeze` into `Bytes`, also
+//!   for [`BufGuard`] (whose `Vec<u8>` implements `BufMut` as well).
+//! * `json`: `BufPool::to_json` / `BufPool::to_json_vec` serialize with serde_json
+//!   into a pooled buffer.
+//!
 //! # Tracing
 //!
 //! `debug` events when a returned object is dropped by the retain policy or a buffer
@@ -45,6 +53,8 @@
 #![forbid(unsafe_code)]
 
 mod buf;
+#[cfg(feature = "bytes")]
+mod bytes_pool;
 mod error;
 mod local;
 mod pool;
@@ -52,6 +62,8 @@ mod stats;
 mod store;
 
 pub use buf::{BufGuard, BufPool, BufPoolBuilder, DEFAULT_CLASSES};
+#[cfg(feature = "bytes")]
+pub use bytes_pool::BytesPool;
 pub use error::BuildError;
 pub use pool::{MAX_LOCAL_CAPACITY, OwnedPooled, Pool, PoolBuilder, PoolStats, Pooled};
 pub use poolside_core::{Instrumented, Reset};

@@ -13,7 +13,7 @@ use std::sync::{Arc, Weak};
 
 /// Pools cached per thread at once; a thread using more pools at the same time sends
 /// the extra ones through their shared stores.
-const SLOTS: usize = 4;
+const SLOTS: usize = 8;
 
 /// What a pool offers its thread caches: somewhere to put objects when a thread exits
 /// or a slot is reclaimed, and somewhere to fold the thread's counters.
