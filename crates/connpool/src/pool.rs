@@ -47,6 +47,12 @@ struct Waiter<C> {
     tx: oneshot::Sender<Grant<C>>,
 }
 
+/// The pool lock, held.
+type Locked<'a, C> = MutexGuard<'a, State<C>>;
+
+/// A grant no live waiter took, with the lock re-taken; `None` once delivered.
+type Undelivered<'a, C> = Option<(Locked<'a, C>, Grant<C>)>;
+
 pub(crate) struct State<C> {
     idle: VecDeque<Conn<C>>,
     waiters: VecDeque<Waiter<C>>,
@@ -88,9 +94,10 @@ impl<M: Manager> Drop for Shared<M> {
     }
 }
 
-/// Sends `grant` to the oldest waiter whose future is still alive; gives it back when
-/// there is none. Waiters whose futures were dropped are skipped (their `Queued` guard
-/// removes them, but may lose the race with this pop).
+/// Sends `grant` to the oldest waiter whose future is still alive, under the lock
+/// (used by the rare `resize`); gives it back when there is none. Waiters whose
+/// futures were dropped are skipped (their `Queued` guard removes them, but may lose
+/// the race with this pop).
 fn send_to_oldest<C>(waiters: &mut VecDeque<Waiter<C>>, mut grant: Grant<C>) -> Option<Grant<C>> {
     while let Some(waiter) = waiters.pop_front() {
         match waiter.tx.send(grant) {
@@ -116,7 +123,7 @@ impl<M: Manager> Shared<M> {
         self.gauges.publish(st.open, st.idle.len(), st.in_use, st.waiters.len());
     }
 
-    fn lock(&self) -> MutexGuard<'_, State<M::Connection>> {
+    fn lock(&self) -> Locked<'_, M::Connection> {
         self.state.lock()
     }
 
@@ -183,7 +190,7 @@ impl<M: Manager> Shared<M> {
     /// onto the idle stack.
     /// `counted` is false for a fresh connection that never went to a caller.
     pub(crate) fn put_back(&self, conn: Conn<M::Connection>, counted: bool) {
-        let mut st = self.lock();
+        let st = self.lock();
         if counted {
             self.gauges.bump_releases();
         }
@@ -193,19 +200,52 @@ impl<M: Manager> Shared<M> {
             self.release_slot(true);
             return;
         }
-        match send_to_oldest(&mut st.waiters, Grant::Conn(conn)) {
-            None => {}
-            Some(Grant::Conn(conn)) => {
-                st.in_use -= 1;
+        let Some((mut st, grant)) = self.hand_to_oldest(st, Grant::Conn(conn)) else { return };
+        // No live waiter: keep the connection, unless the pool closed or shrank while
+        // the lock was released for a hand-off attempt.
+        st.in_use -= 1;
+        match grant {
+            Grant::Conn(conn) if !st.closed && st.open <= st.max_size => {
                 st.idle.push_back(conn);
+                self.publish(&st);
             }
-            // Never produced (a connection was offered), but a returned slot is freed.
-            Some(Grant::Slot) => {
-                st.in_use -= 1;
+            grant => {
                 st.open -= 1;
+                let drained = st.closed && st.open == 0;
+                self.publish(&st);
+                drop(st);
+                if let Grant::Conn(conn) = grant {
+                    self.close_conn(conn, CloseReason::Removed);
+                }
+                if drained {
+                    self.drained.notify_waiters();
+                }
             }
         }
-        self.publish(&st);
+    }
+
+    /// Sends `grant` to the oldest waiter whose future is still alive, with the lock
+    /// released during the send (it wakes a task, which may unpark a worker thread:
+    /// not something to do while others spin on the lock). Returns the re-taken lock
+    /// and the grant when no live waiter is left.
+    fn hand_to_oldest<'a>(
+        &'a self,
+        mut st: Locked<'a, M::Connection>,
+        mut grant: Grant<M::Connection>,
+    ) -> Undelivered<'a, M::Connection> {
+        loop {
+            let Some(waiter) = st.waiters.pop_front() else { return Some((st, grant)) };
+            self.publish(&st);
+            drop(st);
+            match waiter.tx.send(grant) {
+                Ok(()) => return None,
+                // Its future was dropped after we popped it: try the next one.
+                Err(back) => {
+                    grant = back;
+                    st = self.lock();
+                }
+            }
+        }
     }
 
     /// Gives up one slot (its connection, if any, is already closed): hands it to the
@@ -215,12 +255,11 @@ impl<M: Manager> Shared<M> {
         if had_conn {
             st.in_use -= 1;
         }
-        if !st.closed
-            && st.open <= st.max_size
-            && send_to_oldest(&mut st.waiters, Grant::Slot).is_none()
-        {
-            self.publish(&st);
-            return;
+        if !st.closed && st.open <= st.max_size {
+            match self.hand_to_oldest(st, Grant::Slot) {
+                None => return,
+                Some((again, _slot)) => st = again,
+            }
         }
         st.open -= 1;
         let below_min = !st.closed && st.idle.len() < self.config.min_idle;
