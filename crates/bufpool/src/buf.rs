@@ -181,7 +181,9 @@ impl BufPool {
 const DEFAULT_JSON_HINT: usize = 512;
 
 impl BufInner {
-    fn put(&self, buf: Box<Vec<u8>>) {
+    fn put(&self, mut buf: Box<Vec<u8>>) {
+        // The class pools leave resetting to us: a direct `clear` instead of a hook call.
+        buf.clear();
         let capacity = buf.capacity();
         if capacity > self.cap {
             self.dropped_oversized.fetch_add(1, Ordering::Relaxed);
@@ -248,7 +250,8 @@ impl BufPoolBuilder {
             let mut builder = Pool::builder(move || Vec::with_capacity(size))
                 .max_retained(self.max_retained)
                 .local_capacity(self.local_capacity)
-                .size_of(|v: &Vec<u8>| v.capacity() as u64);
+                .size_of(|v: &Vec<u8>| v.capacity() as u64)
+                .reset_by_owner();
             if let Some(interval) = self.idle {
                 builder = builder.idle_release(interval);
             }

@@ -1,11 +1,11 @@
 //! `Pool<T>`: a typed object pool with a per-thread fast path.
 
 use crate::error::BuildError;
-use crate::local::{self, Sink, SlotInit};
+use crate::local::{self, CacheKey, Sink, SlotInit};
 use crate::stats::{CounterBlock, Counters, Event, Totals};
 use crate::store::Store;
 use poolside_core::{Instrumented, Metric, MetricDesc, MetricVisitor, Reset};
-use std::any::Any;
+use std::any::{Any, TypeId};
 use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,7 +25,9 @@ type SizeFn<T> = dyn Fn(&T) -> u64 + Send + Sync;
 pub(crate) struct Inner<T> {
     id: u64,
     make: Box<MakeFn<T>>,
-    reset: Box<ResetFn<T>>,
+    /// `None` only for pools whose owner resets objects before returning them
+    /// ([`BufPool`](crate::BufPool) clears buffers inline, saving an indirect call).
+    reset: Option<Box<ResetFn<T>>>,
     /// `None` keeps everything, without an indirect call per return.
     retain: Option<Box<RetainFn<T>>>,
     size_of: Box<SizeFn<T>>,
@@ -178,6 +180,12 @@ impl<T: Send + 'static> PoolBuilder<T> {
         self
     }
 
+    /// For owners that reset every object themselves before it comes back.
+    pub(crate) fn reset_by_owner(mut self) -> Self {
+        self.reset = None;
+        self
+    }
+
     /// How many bytes an object holds, for the `retained_bytes` gauge.
     pub fn size_of(mut self, size_of: impl Fn(&T) -> u64 + Send + Sync + 'static) -> Self {
         self.size_of = Box::new(size_of);
@@ -196,7 +204,6 @@ impl<T: Send + 'static> PoolBuilder<T> {
             return Err(BuildError::ZeroIdleInterval(interval));
         }
         let PoolBuilder { make, reset, retain, size_of, max_retained, local_capacity, idle } = self;
-        let reset = reset.unwrap_or_else(|| Box::new(|_| {}));
         let inner = Arc::new_cyclic(|this| Inner {
             id: NEXT_POOL_ID.fetch_add(1, Ordering::Relaxed),
             make,
@@ -212,9 +219,33 @@ impl<T: Send + 'static> PoolBuilder<T> {
     }
 }
 
+/// Whether `T` is a byte buffer, which has its own typed thread cache
+/// ([`local::BYTES`]). Constant for each `T` once compiled.
+#[inline(always)]
+fn is_bytes<T: 'static>() -> bool {
+    TypeId::of::<T>() == TypeId::of::<Vec<u8>>()
+}
+
+/// Moves a box from one static type to another that is the same type. Both types are
+/// known where this is inlined, so the type check folds away: no call, no allocation.
+#[inline(always)]
+fn same_type<A: Send + 'static, B: 'static>(object: Box<A>) -> Box<B> {
+    let erased: Box<dyn Any + Send> = object;
+    erased.downcast::<B>().unwrap_or_else(|_| unreachable!("only called when A is B"))
+}
+
+/// Recovers a `T` from a thread cache slot that only ever holds its pool's `T`s.
+#[inline]
+fn unerase<T: 'static>(object: Box<dyn Any + Send>) -> Box<T> {
+    object.downcast::<T>().unwrap_or_else(|_| unreachable!("a slot holds its own pool's type"))
+}
+
 impl<T: Send + 'static> Inner<T> {
-    fn slot_init(&self) -> SlotInit {
-        let owner: Weak<dyn Sink> = self.this.clone();
+    fn slot_init<O>(&self) -> SlotInit<O>
+    where
+        Inner<T>: Sink<O>,
+    {
+        let owner: Weak<dyn Sink<O>> = self.this.clone();
         SlotInit { capacity: self.local_capacity, owner, counters: self.counters.register() }
     }
 
@@ -222,20 +253,26 @@ impl<T: Send + 'static> Inner<T> {
     #[inline]
     pub(crate) fn take(&self) -> Box<T> {
         if self.local_capacity > 0 {
-            let local = local::with_slot(self.id, None, |slot| {
-                let slot = slot?;
-                let object = slot.objects.pop()?;
-                slot.counters.bump_owned(Event::Hit);
-                Some(object)
-            });
+            let local = if is_bytes::<T>() {
+                self.take_local(&local::BYTES).map(same_type::<Vec<u8>, T>)
+            } else {
+                self.take_local(&local::ANY).map(unerase::<T>)
+            };
             if let Some(object) = local {
-                match object.downcast::<T>() {
-                    Ok(object) => return object,
-                    Err(_) => unreachable!("a slot only holds its own pool's type"),
-                }
+                return object;
             }
         }
         self.take_slow()
+    }
+
+    #[inline]
+    fn take_local<O>(&self, cache: &'static CacheKey<O>) -> Option<O> {
+        local::with_slot(cache, self.id, None, |slot| {
+            let slot = slot?;
+            let object = slot.objects.pop()?;
+            slot.counters.bump_owned(Event::Hit);
+            Some(object)
+        })
     }
 
     #[cold]
@@ -250,19 +287,29 @@ impl<T: Send + 'static> Inner<T> {
     }
 
     fn count(&self, event: Event) {
-        let counted = local::with_slot(self.id, None, |slot| {
-            slot.map(|s| s.counters.bump_owned(event)).is_some()
-        });
+        let counted = if is_bytes::<T>() {
+            self.count_local(&local::BYTES, event)
+        } else {
+            self.count_local(&local::ANY, event)
+        };
         if !counted {
             self.counters.shared.bump_shared(event);
         }
+    }
+
+    fn count_local<O>(&self, cache: &'static CacheKey<O>, event: Event) -> bool {
+        local::with_slot(cache, self.id, None, |slot| {
+            slot.map(|s| s.counters.bump_owned(event)).is_some()
+        })
     }
 
     /// Takes an object back: reset, check the retain policy, keep it locally or in the
     /// shared store, or drop it.
     #[inline]
     pub(crate) fn put(&self, mut object: Box<T>) {
-        (self.reset)(&mut object);
+        if let Some(reset) = &self.reset {
+            reset(&mut object);
+        }
         if self.retain.as_ref().is_some_and(|retain| !retain(&object)) {
             self.count(Event::DroppedOversized);
             tracing::debug!(
@@ -272,27 +319,37 @@ impl<T: Send + 'static> Inner<T> {
             return;
         }
         if self.local_capacity > 0 {
-            let opener = || self.slot_init();
-            let rejected = local::with_slot(self.id, Some(&opener), |slot| {
-                let object: Box<dyn Any + Send> = object;
-                match slot {
-                    Some(slot) if slot.objects.len() < slot.capacity => {
-                        slot.objects.push(object);
-                        slot.counters.bump_owned(Event::Return);
-                        None
-                    }
-                    _ => Some(object),
-                }
-            });
+            let rejected = if is_bytes::<T>() {
+                self.put_local(&local::BYTES, same_type::<T, Vec<u8>>(object))
+                    .map(same_type::<Vec<u8>, T>)
+            } else {
+                let erased: Box<dyn Any + Send> = object;
+                self.put_local(&local::ANY, erased).map(unerase::<T>)
+            };
             match rejected {
                 None => return,
-                Some(object) => match object.downcast::<T>() {
-                    Ok(back) => return self.put_shared(back),
-                    Err(_) => unreachable!("the object was a T a moment ago"),
-                },
+                Some(object) => return self.put_shared(object),
             }
         }
         self.put_shared(object);
+    }
+
+    /// Keeps `object` in this thread's cache; hands it back when the cache is full or
+    /// out of slots.
+    #[inline]
+    fn put_local<O>(&self, cache: &'static CacheKey<O>, object: O) -> Option<O>
+    where
+        Inner<T>: Sink<O>,
+    {
+        let opener = || self.slot_init::<O>();
+        local::with_slot(cache, self.id, Some(&opener), |slot| match slot {
+            Some(slot) if slot.objects.len() < slot.capacity => {
+                slot.objects.push(object);
+                slot.counters.bump_owned(Event::Return);
+                None
+            }
+            _ => Some(object),
+        })
     }
 
     #[cold]
@@ -304,20 +361,45 @@ impl<T: Send + 'static> Inner<T> {
         self.store.sweep_if_due(&*self.size_of);
     }
 
+    /// Moves a departing thread's objects to the shared store.
+    fn adopt_all(&self, objects: impl IntoIterator<Item = Box<T>>) {
+        for object in objects {
+            if self.store.push(object, &*self.size_of).is_err() {
+                self.counters.shared.bump_shared(Event::DroppedFull);
+            }
+        }
+    }
+
+    /// Empties this thread's cache for this pool, returning how many objects it held.
+    fn drop_local(&self) -> usize {
+        if is_bytes::<T>() {
+            local::take_all(&local::BYTES, self.id).len()
+        } else {
+            local::take_all(&local::ANY, self.id).len()
+        }
+    }
+
     fn totals(&self) -> Totals {
         self.counters.totals()
     }
 }
 
-impl<T: Send + 'static> Sink for Inner<T> {
+impl<T: Send + 'static> Sink<Box<dyn Any + Send>> for Inner<T> {
     fn adopt(&self, objects: Vec<Box<dyn Any + Send>>) {
-        for object in objects {
-            if let Ok(object) = object.downcast::<T>() {
-                if self.store.push(object, &*self.size_of).is_err() {
-                    self.counters.shared.bump_shared(Event::DroppedFull);
-                }
-            }
-        }
+        self.adopt_all(objects.into_iter().filter_map(|o| o.downcast::<T>().ok()));
+    }
+
+    fn retire(&self, counters: &Arc<CounterBlock>) {
+        self.counters.retire(counters);
+    }
+}
+
+impl<T: Send + 'static> Sink<Box<Vec<u8>>> for Inner<T> {
+    fn adopt(&self, objects: Vec<Box<Vec<u8>>>) {
+        self.adopt_all(objects.into_iter().filter_map(|o| {
+            let erased: Box<dyn Any + Send> = o;
+            erased.downcast::<T>().ok()
+        }));
     }
 
     fn retire(&self, counters: &Arc<CounterBlock>) {
@@ -365,9 +447,7 @@ impl<T: Send + 'static> Pool<T> {
     /// assert_eq!(pool.trim(), 1);
     /// ```
     pub fn trim(&self) -> usize {
-        let local = local::take_all(self.inner.id);
-        let local_count = local.len();
-        drop(local);
+        let local_count = self.inner.drop_local();
         self.inner.store.released_idle.fetch_add(local_count as u64, Ordering::Relaxed);
         local_count + self.inner.store.release(usize::MAX, &*self.inner.size_of)
     }
