@@ -1,13 +1,20 @@
 //! A counting global allocator, the Rust counterpart of Go's `-benchmem`.
 //!
-//! A bench binary installs it with
+//! A bench binary installs it and measures allocations and bytes per operation with
+//! [`measure`]:
 //!
-//! ```ignore
-//! #[global_allocator]
-//! static ALLOC: poolside_benches::alloc::CountingAllocator = poolside_benches::alloc::CountingAllocator;
 //! ```
+//! use poolside_benches::alloc::{CountingAllocator, measure};
 //!
-//! and then measures allocations and bytes per operation with [`measure`]. Counting
+//! #[global_allocator]
+//! static ALLOC: CountingAllocator = CountingAllocator;
+//!
+//! fn main() {
+//!     let stats = measure(|| drop(std::hint::black_box(Vec::<u8>::with_capacity(64))));
+//!     assert_eq!((stats.allocations, stats.bytes), (1, 64));
+//! }
+//! ```
+//! Counting
 //! uses thread-local counters, so measurements on one thread are not disturbed by
 //! other threads and cost no contended atomics.
 
