@@ -210,8 +210,12 @@ impl WorkerPool {
 
     fn count(&self, result: &Result<(), SubmitError<Task>>) {
         let counters = &self.shared.stats.submit;
-        let counter = if result.is_ok() { &counters.submitted } else { &counters.rejected };
-        counter.fetch_add(1, Ordering::Relaxed);
+        match result {
+            Ok(()) => counters.count_submitted(),
+            Err(_) => {
+                counters.rejected.fetch_add(1, Ordering::Relaxed);
+            }
+        }
     }
 
     fn submit_erased<F>(

@@ -154,6 +154,10 @@ fn submissions_racing_shutdown_are_either_run_or_handed_back() {
         });
         assert_eq!(accepted.load(Ordering::Relaxed) + rejected.load(Ordering::Relaxed), 2000);
         assert_eq!(ran.load(Ordering::Relaxed), accepted.load(Ordering::Relaxed), "round {round}");
+        // The per-thread submit counters sum to exactly what the submitters saw.
+        let stats = Snapshot::of(&*pool);
+        assert_eq!(stats.value("submitted"), Some(accepted.load(Ordering::Relaxed) as u64));
+        assert_eq!(stats.value("rejected"), Some(rejected.load(Ordering::Relaxed) as u64));
     }
 }
 
