@@ -184,6 +184,9 @@ fn fill_256b(c: &mut Criterion) {
 
 fn threads(c: &mut Criterion) {
     let mut group = c.benchmark_group("bufpool_threads");
+    // One iteration is a whole run of every thread: 10 samples keep the slow peers at
+    // 16 threads (object-pool manages ~0.3 M ops/s there) to minutes, not hours.
+    group.sample_size(10);
     let ops_per_thread = full_or_quick(200_000, 20_000);
     let contenders = Contenders::new(SMALL);
     for threads in thread_counts() {
