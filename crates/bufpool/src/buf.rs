@@ -15,6 +15,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The default size classes: small ≤ 4 KiB, medium ≤ 64 KiB, large ≤ 1 MiB.
+///
+/// ```
+/// assert_eq!(poolside_bufpool::BufPool::new().classes(), poolside_bufpool::DEFAULT_CLASSES);
+/// ```
 pub const DEFAULT_CLASSES: [usize; 3] = [4 * 1024, 64 * 1024, 1024 * 1024];
 
 struct Class {
@@ -86,11 +90,22 @@ impl Default for BufPool {
 
 impl BufPool {
     /// A pool with the [`DEFAULT_CLASSES`].
+    ///
+    /// ```
+    /// let pool = poolside_bufpool::BufPool::new();
+    /// assert!(pool.get(100).capacity() >= 4096);
+    /// ```
     pub fn new() -> Self {
         BufPool::builder().build().expect("the default classes are valid")
     }
 
     /// Starts a [`BufPoolBuilder`].
+    ///
+    /// ```
+    /// let pool = poolside_bufpool::BufPool::builder().classes(&[512, 8192]).build()?;
+    /// assert!(pool.get(600).capacity() >= 8192);
+    /// # Ok::<(), poolside_bufpool::BuildError>(())
+    /// ```
     pub fn builder() -> BufPoolBuilder {
         BufPoolBuilder {
             classes: DEFAULT_CLASSES.to_vec(),
@@ -102,6 +117,12 @@ impl BufPool {
     }
 
     /// An empty buffer with capacity of at least `size_hint`.
+    ///
+    /// ```
+    /// let pool = poolside_bufpool::BufPool::new();
+    /// assert!(pool.get(5000).capacity() >= 64 * 1024);
+    /// assert!(pool.get(2 << 20).capacity() >= 2 << 20); // above the top class: not pooled
+    /// ```
     #[inline]
     pub fn get(&self, size_hint: usize) -> BufGuard<'_> {
         match self.inner.classes.iter().find(|c| c.size >= size_hint) {
@@ -114,26 +135,56 @@ impl BufPool {
     }
 
     /// Adds a buffer made elsewhere; it is cleared and filed by its capacity.
+    ///
+    /// ```
+    /// let pool = poolside_bufpool::BufPool::new();
+    /// pool.attach(Vec::with_capacity(64 * 1024)); // filed in the 64 KiB class
+    /// assert_eq!(pool.class_stats()[1].1.returns, 1);
+    /// ```
     pub fn attach(&self, buf: Vec<u8>) {
         self.inner.put(Box::new(buf));
     }
 
     /// The class sizes, ascending.
+    ///
+    /// ```
+    /// assert_eq!(poolside_bufpool::BufPool::new().classes(), [4096, 65536, 1048576]);
+    /// ```
     pub fn classes(&self) -> Vec<usize> {
         self.inner.classes.iter().map(|c| c.size).collect()
     }
 
     /// Frees every retained buffer now (shared stores and this thread's caches).
+    ///
+    /// ```
+    /// let pool = poolside_bufpool::BufPool::new();
+    /// drop(pool.get(10));
+    /// assert_eq!(pool.trim(), 1);
+    /// ```
     pub fn trim(&self) -> usize {
         self.inner.classes.iter().map(|c| c.pool.trim()).sum()
     }
 
     /// Per-class counters, smallest class first.
+    ///
+    /// ```
+    /// let pool = poolside_bufpool::BufPool::new();
+    /// drop(pool.get(10));
+    /// let (size, stats) = pool.class_stats()[0];
+    /// assert_eq!((size, stats.misses), (4096, 1));
+    /// ```
     pub fn class_stats(&self) -> Vec<(usize, PoolStats)> {
         self.inner.classes.iter().map(|c| (c.size, c.pool.stats())).collect()
     }
 
     /// Returned buffers dropped because they grew past the largest class or the cap.
+    ///
+    /// ```
+    /// let pool = poolside_bufpool::BufPool::builder().max_capacity(64 * 1024).build()?;
+    /// pool.get(100).reserve(1 << 20);
+    /// assert_eq!(pool.dropped_oversized(), 1);
+    /// # Ok::<(), poolside_bufpool::BuildError>(())
+    /// ```
     pub fn dropped_oversized(&self) -> u64 {
         self.inner.dropped_oversized.load(Ordering::Relaxed)
             + self.inner.classes.iter().map(|c| c.pool.stats().dropped_oversized).sum::<u64>()
@@ -201,6 +252,11 @@ impl BufInner {
 
 impl BufPoolBuilder {
     /// Class sizes in bytes, strictly increasing (default [`DEFAULT_CLASSES`]).
+    ///
+    /// ```
+    /// let err = poolside_bufpool::BufPool::builder().classes(&[4096, 1024]).build();
+    /// assert!(matches!(err, Err(poolside_bufpool::BuildError::UnorderedClasses { .. })));
+    /// ```
     pub fn classes(mut self, classes: &[usize]) -> Self {
         self.classes = classes.to_vec();
         self
@@ -208,30 +264,63 @@ impl BufPoolBuilder {
 
     /// Buffers returned with more capacity than this are dropped (default: the
     /// largest class).
+    ///
+    /// ```
+    /// let err = poolside_bufpool::BufPool::builder().classes(&[1024]).max_capacity(512).build();
+    /// assert!(matches!(err, Err(poolside_bufpool::BuildError::CapBelowSmallestClass { .. })));
+    /// ```
     pub fn max_capacity(mut self, cap: usize) -> Self {
         self.cap = Some(cap);
         self
     }
 
     /// Buffers kept in each class's shared store (default 256).
+    ///
+    /// ```
+    /// let pool = poolside_bufpool::BufPool::builder().max_retained_per_class(16).build()?;
+    /// # drop(pool);
+    /// # Ok::<(), poolside_bufpool::BuildError>(())
+    /// ```
     pub fn max_retained_per_class(mut self, max: usize) -> Self {
         self.max_retained = max;
         self
     }
 
     /// Buffers each thread keeps per class (default 4).
+    ///
+    /// ```
+    /// let pool = poolside_bufpool::BufPool::builder().local_capacity(0).build()?;
+    /// drop(pool.get(10));
+    /// assert_eq!(pool.class_stats()[0].1.retained_shared, 1);
+    /// # Ok::<(), poolside_bufpool::BuildError>(())
+    /// ```
     pub fn local_capacity(mut self, capacity: usize) -> Self {
         self.local_capacity = capacity;
         self
     }
 
     /// Frees buffers that sat unused for a whole `interval`.
+    ///
+    /// ```
+    /// let pool = poolside_bufpool::BufPool::builder()
+    ///     .idle_release(std::time::Duration::from_secs(30))
+    ///     .build()?;
+    /// # drop(pool);
+    /// # Ok::<(), poolside_bufpool::BuildError>(())
+    /// ```
     pub fn idle_release(mut self, interval: std::time::Duration) -> Self {
         self.idle = Some(interval);
         self
     }
 
     /// Validates the classes and the cap.
+    ///
+    /// ```
+    /// assert_eq!(
+    ///     poolside_bufpool::BufPool::builder().classes(&[]).build().unwrap_err(),
+    ///     poolside_bufpool::BuildError::NoClasses,
+    /// );
+    /// ```
     pub fn build(self) -> Result<BufPool, BuildError> {
         let Some(&smallest) = self.classes.first() else { return Err(BuildError::NoClasses) };
         if self.classes.contains(&0) {
@@ -281,6 +370,15 @@ fn class_label(size: usize) -> String {
 
 /// A pooled byte buffer; goes back to its [`BufPool`] (filed by capacity) on drop.
 /// Implements [`io::Write`].
+///
+/// ```
+/// use std::io::Write;
+/// let pool = poolside_bufpool::BufPool::new();
+/// let mut buf: poolside_bufpool::BufGuard<'_> = pool.get(64);
+/// buf.write_all(b"bytes")?;
+/// assert_eq!(&buf[..], b"bytes");
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub struct BufGuard<'a> {
     buf: Option<Box<Vec<u8>>>,
     pool: &'a BufInner,

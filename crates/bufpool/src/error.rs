@@ -5,6 +5,11 @@ use std::time::Duration;
 
 /// A setting rejected by [`PoolBuilder::build`](crate::PoolBuilder::build) or
 /// [`BufPoolBuilder::build`](crate::BufPoolBuilder::build).
+///
+/// ```
+/// let err = poolside_bufpool::BufPool::builder().classes(&[0, 1024]).build().unwrap_err();
+/// assert_eq!(err.to_string(), "a size class of 0 bytes is not allowed");
+/// ```
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BuildError {

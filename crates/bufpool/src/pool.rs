@@ -13,6 +13,13 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 /// The most objects one thread may cache per pool.
+///
+/// ```
+/// let err = poolside_bufpool::Pool::builder(Vec::<u8>::new)
+///     .local_capacity(poolside_bufpool::MAX_LOCAL_CAPACITY + 1)
+///     .build();
+/// assert!(err.is_err());
+/// ```
 pub const MAX_LOCAL_CAPACITY: usize = 64;
 
 static NEXT_POOL_ID: AtomicU64 = AtomicU64::new(1);
@@ -108,11 +115,22 @@ impl<T: Send + 'static> fmt::Debug for PoolBuilder<T> {
 
 impl<T: Reset + Send + 'static> Pool<T> {
     /// A pool that makes objects with `make` and clears them with [`Reset`].
+    ///
+    /// ```
+    /// let pool = poolside_bufpool::Pool::new(|| String::with_capacity(64));
+    /// assert!(pool.get().capacity() >= 64);
+    /// ```
     pub fn new(make: impl Fn() -> T + Send + Sync + 'static) -> Self {
         Pool::builder(make).build().expect("the default settings are valid")
     }
 
     /// Starts a [`PoolBuilder`] whose reset hook is [`Reset::reset`].
+    ///
+    /// ```
+    /// let pool = poolside_bufpool::Pool::builder(Vec::<u32>::new).max_retained(8).build()?;
+    /// assert!(pool.get().is_empty());
+    /// # Ok::<(), poolside_bufpool::BuildError>(())
+    /// ```
     pub fn builder(make: impl Fn() -> T + Send + Sync + 'static) -> PoolBuilder<T> {
         PoolBuilder::with_reset(make, T::reset)
     }
@@ -147,6 +165,16 @@ impl<T: Send + 'static> PoolBuilder<T> {
     }
 
     /// Replaces the reset hook.
+    ///
+    /// ```
+    /// // Zero a secret's bytes rather than only truncating.
+    /// let pool = poolside_bufpool::Pool::builder(Vec::<u8>::new)
+    ///     .reset(|v| { v.fill(0); v.clear(); })
+    ///     .build()?;
+    /// pool.get().extend_from_slice(b"key");
+    /// assert!(pool.get().is_empty());
+    /// # Ok::<(), poolside_bufpool::BuildError>(())
+    /// ```
     pub fn reset(mut self, reset: impl Fn(&mut T) + Send + Sync + 'static) -> Self {
         self.reset = Some(Box::new(reset));
         self
@@ -154,6 +182,15 @@ impl<T: Send + 'static> PoolBuilder<T> {
 
     /// Keeps a returned (already reset) object only if `retain` accepts it; others are
     /// dropped and counted as `dropped_oversized`. Use it to cap capacity.
+    ///
+    /// ```
+    /// let pool = poolside_bufpool::Pool::builder(Vec::<u8>::new)
+    ///     .retain(|v| v.capacity() <= 1024)
+    ///     .build()?;
+    /// pool.get().reserve(1 << 20); // grows past the cap: dropped on return
+    /// assert_eq!(pool.stats().dropped_oversized, 1);
+    /// # Ok::<(), poolside_bufpool::BuildError>(())
+    /// ```
     pub fn retain(mut self, retain: impl Fn(&T) -> bool + Send + Sync + 'static) -> Self {
         self.retain = Some(Box::new(retain));
         self
@@ -161,6 +198,10 @@ impl<T: Send + 'static> PoolBuilder<T> {
 
     /// The most objects kept in the shared store (default 1024). Each thread may also
     /// cache up to `local_capacity` more.
+    ///
+    /// ```
+    /// assert!(poolside_bufpool::Pool::builder(Vec::<u8>::new).max_retained(0).build().is_err());
+    /// ```
     pub fn max_retained(mut self, max: usize) -> Self {
         self.max_retained = max;
         self
@@ -168,6 +209,14 @@ impl<T: Send + 'static> PoolBuilder<T> {
 
     /// Objects each thread keeps for itself, at most [`MAX_LOCAL_CAPACITY`] (default 8;
     /// 0 disables the per-thread cache).
+    ///
+    /// ```
+    /// // No per-thread cache: every return goes to the shared store.
+    /// let pool = poolside_bufpool::Pool::builder(Vec::<u8>::new).local_capacity(0).build()?;
+    /// drop(pool.get());
+    /// assert_eq!(pool.shared_len(), 1);
+    /// # Ok::<(), poolside_bufpool::BuildError>(())
+    /// ```
     pub fn local_capacity(mut self, capacity: usize) -> Self {
         self.local_capacity = capacity;
         self
@@ -175,6 +224,15 @@ impl<T: Send + 'static> PoolBuilder<T> {
 
     /// Frees objects that sat unused in the shared store for a whole `interval`
     /// (checked on the pool's slow path; [`Pool::trim`] frees on demand).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let pool = poolside_bufpool::Pool::builder(Vec::<u8>::new)
+    ///     .idle_release(Duration::from_secs(60))
+    ///     .build()?;
+    /// # drop(pool);
+    /// # Ok::<(), poolside_bufpool::BuildError>(())
+    /// ```
     pub fn idle_release(mut self, interval: Duration) -> Self {
         self.idle = Some(interval);
         self
@@ -187,12 +245,28 @@ impl<T: Send + 'static> PoolBuilder<T> {
     }
 
     /// How many bytes an object holds, for the `retained_bytes` gauge.
+    ///
+    /// ```
+    /// let pool = poolside_bufpool::Pool::builder(|| Vec::<u8>::with_capacity(100))
+    ///     .size_of(|v| v.capacity() as u64)
+    ///     .local_capacity(0)
+    ///     .build()?;
+    /// drop(pool.get());
+    /// assert!(pool.stats().retained_shared_bytes >= 100);
+    /// # Ok::<(), poolside_bufpool::BuildError>(())
+    /// ```
     pub fn size_of(mut self, size_of: impl Fn(&T) -> u64 + Send + Sync + 'static) -> Self {
         self.size_of = Box::new(size_of);
         self
     }
 
     /// Validates the settings.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let err = poolside_bufpool::Pool::builder(Vec::<u8>::new).idle_release(Duration::ZERO).build();
+    /// assert!(matches!(err, Err(poolside_bufpool::BuildError::ZeroIdleInterval(_))));
+    /// ```
     pub fn build(self) -> Result<Pool<T>, BuildError> {
         if self.max_retained == 0 {
             return Err(BuildError::ZeroRetained);
@@ -409,6 +483,13 @@ impl<T: Send + 'static> Sink<Box<Vec<u8>>> for Inner<T> {
 
 impl<T: Send + 'static> Pool<T> {
     /// A clean object in a guard that returns it on drop.
+    ///
+    /// ```
+    /// let pool = poolside_bufpool::Pool::new(Vec::<u8>::new);
+    /// let mut buf = pool.get();
+    /// buf.push(1);
+    /// assert_eq!(*buf, [1]);
+    /// ```
     #[inline]
     pub fn get(&self) -> Pooled<'_, T> {
         Pooled { object: Some(self.inner.take()), pool: &self.inner }
@@ -453,11 +534,26 @@ impl<T: Send + 'static> Pool<T> {
     }
 
     /// Objects in the shared store (thread caches not included).
+    ///
+    /// ```
+    /// let pool = poolside_bufpool::Pool::builder(Vec::<u8>::new).local_capacity(0).build()?;
+    /// drop(pool.get());
+    /// assert_eq!(pool.shared_len(), 1);
+    /// # Ok::<(), poolside_bufpool::BuildError>(())
+    /// ```
     pub fn shared_len(&self) -> usize {
         self.inner.store.len()
     }
 
     /// The pool-wide counters at this moment.
+    ///
+    /// ```
+    /// let pool = poolside_bufpool::Pool::new(Vec::<u8>::new);
+    /// drop(pool.get());
+    /// drop(pool.get());
+    /// let stats = pool.stats();
+    /// assert_eq!((stats.misses, stats.hits, stats.returns), (1, 1, 2));
+    /// ```
     pub fn stats(&self) -> PoolStats {
         let t = self.inner.totals();
         PoolStats {
@@ -478,6 +574,11 @@ impl<T: Send + 'static> Pool<T> {
 }
 
 /// Counters of a [`Pool`] (also reported through [`Instrumented`]).
+///
+/// ```
+/// let pool = poolside_bufpool::Pool::new(String::new);
+/// assert_eq!(pool.stats(), poolside_bufpool::PoolStats::default());
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PoolStats {
     /// Gets served from a thread cache or the shared store.
@@ -564,12 +665,25 @@ impl<T: Send + 'static> fmt::Debug for Pool<T> {
 }
 
 /// A pooled object borrowed from a [`Pool`]; returns to it on drop.
+///
+/// ```
+/// let pool = poolside_bufpool::Pool::new(Vec::<u8>::new);
+/// let guard: poolside_bufpool::Pooled<'_, Vec<u8>> = pool.get();
+/// drop(guard); // back in the pool
+/// assert_eq!(pool.stats().returns, 1);
+/// ```
 pub struct Pooled<'a, T: Send + 'static> {
     object: Option<Box<T>>,
     pool: &'a Inner<T>,
 }
 
 /// A pooled object that owns a handle to its pool (`Send + 'static` when `T: Send`).
+///
+/// ```
+/// let pool = poolside_bufpool::Pool::new(Vec::<u8>::new);
+/// let guard: poolside_bufpool::OwnedPooled<Vec<u8>> = pool.get_owned();
+/// std::thread::spawn(move || drop(guard)).join().unwrap();
+/// ```
 pub struct OwnedPooled<T: Send + 'static> {
     object: Option<Box<T>>,
     pool: Arc<Inner<T>>,
@@ -579,6 +693,15 @@ macro_rules! guard_impls {
     ($guard:ident $(<$lt:lifetime>)?) => {
         impl<$($lt,)? T: Send + 'static> $guard<$($lt,)? T> {
             /// Takes the object out of the pool for good: it will not be returned.
+            ///
+            /// ```
+            /// let pool = poolside_bufpool::Pool::new(Vec::<u8>::new);
+            /// let mut guard = pool.get();
+            /// guard.push(7);
+            /// let owned: Vec<u8> = guard.detach();
+            /// assert_eq!(owned, [7]);
+            /// assert_eq!(pool.stats().returns, 0);
+            /// ```
             pub fn detach(mut self) -> T {
                 *self.object.take().expect("the object is present until drop or detach")
             }
