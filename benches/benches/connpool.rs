@@ -29,6 +29,8 @@ const GETS_PER_ITER: u64 = 4096;
 const SCENARIOS: [(usize, usize); 3] = [(8, 64), (16, 256), (16, 16)];
 /// A qp batch taking longer than this is declared deadlocked.
 const QP_DEADLOCK_AFTER: Duration = Duration::from_secs(10);
+/// The batch limit for pools that cannot deadlock.
+const NO_LIMIT: Duration = Duration::from_secs(3600);
 
 fn worker_threads() -> usize {
     std::env::var("POOLSIDE_BENCH_MAX_THREADS")
@@ -164,11 +166,32 @@ where
     })
 }
 
+/// Registers one get + drop throughput bench: `tasks` tasks share `$pool` and each
+/// runs `drop($get)` in a loop, where `$p` names the task's clone of the pool.
+macro_rules! bench_get_drop {
+    ($group:expr, $rt:expr, $name:expr, $param:expr, $tasks:expr, $pool:expr, |$p:ident| $get:expr) => {{
+        let shared = $pool;
+        $group.bench_function(BenchmarkId::new($name, &$param), |b| {
+            b.iter_custom(|iters| {
+                let pool = shared.clone();
+                run_tasks($rt, iters, $tasks, NO_LIMIT, move |n| {
+                    let $p = pool.clone();
+                    async move {
+                        for _ in 0..n {
+                            drop($get.unwrap());
+                        }
+                    }
+                })
+                .expect("no limit")
+            })
+        });
+    }};
+}
+
 fn get_drop(c: &mut Criterion) {
     let rt = runtime();
     let mut group = c.benchmark_group("connpool_get_drop");
     group.throughput(Throughput::Elements(GETS_PER_ITER));
-    let no_limit = Duration::from_secs(3600);
     let mut qp_notes = Vec::new();
     for (size, tasks) in SCENARIOS {
         let param = format!("pool{size}_tasks{tasks}");
@@ -178,43 +201,15 @@ fn get_drop(c: &mut Criterion) {
             pool.warm(size).await.unwrap();
             pool
         });
-        group.bench_function(BenchmarkId::new("poolside/Pool", &param), |b| {
-            b.iter_custom(|iters| {
-                let pool = ours.clone();
-                run_tasks(&rt, iters, tasks, no_limit, move |n| {
-                    let pool = pool.clone();
-                    async move {
-                        for _ in 0..n {
-                            drop(pool.get().await.unwrap());
-                        }
-                    }
-                })
-                .expect("no limit")
-            })
-        });
+        bench_get_drop!(group, &rt, "poolside/Pool", param, tasks, ours, |p| p.get().await);
 
         let dp = rt.block_on(async {
             let pool =
                 deadpool::managed::Pool::<Noop>::builder(Noop).max_size(size).build().unwrap();
-            let warm: Vec<_> =
-                futures_join_all((0..size).map(|_| pool.get())).await.into_iter().collect();
-            drop(warm);
+            drop(futures_join_all((0..size).map(|_| pool.get())).await);
             pool
         });
-        group.bench_function(BenchmarkId::new("deadpool", &param), |b| {
-            b.iter_custom(|iters| {
-                let pool = dp.clone();
-                run_tasks(&rt, iters, tasks, no_limit, move |n| {
-                    let pool = pool.clone();
-                    async move {
-                        for _ in 0..n {
-                            drop(pool.get().await.unwrap());
-                        }
-                    }
-                })
-                .expect("no limit")
-            })
-        });
+        bench_get_drop!(group, &rt, "deadpool", param, tasks, dp, |p| p.get().await);
 
         let b8 = rt.block_on(async {
             bb8::Pool::builder()
@@ -225,20 +220,7 @@ fn get_drop(c: &mut Criterion) {
                 .await
                 .unwrap()
         });
-        group.bench_function(BenchmarkId::new("bb8", &param), |b| {
-            b.iter_custom(|iters| {
-                let pool = b8.clone();
-                run_tasks(&rt, iters, tasks, no_limit, move |n| {
-                    let pool = pool.clone();
-                    async move {
-                        for _ in 0..n {
-                            drop(pool.get().await.unwrap());
-                        }
-                    }
-                })
-                .expect("no limit")
-            })
-        });
+        bench_get_drop!(group, &rt, "bb8", param, tasks, b8, |p| p.get().await);
 
         let mb = rt.block_on(async {
             let pool = mobc::Pool::builder()
@@ -246,24 +228,10 @@ fn get_drop(c: &mut Criterion) {
                 .max_idle(size as u64)
                 .test_on_check_out(false)
                 .build(Noop);
-            let warm = futures_join_all((0..size).map(|_| pool.get())).await;
-            drop(warm);
+            drop(futures_join_all((0..size).map(|_| pool.get())).await);
             pool
         });
-        group.bench_function(BenchmarkId::new("mobc", &param), |b| {
-            b.iter_custom(|iters| {
-                let pool = mb.clone();
-                run_tasks(&rt, iters, tasks, no_limit, move |n| {
-                    let pool = pool.clone();
-                    async move {
-                        for _ in 0..n {
-                            drop(pool.get().await.unwrap());
-                        }
-                    }
-                })
-                .expect("no limit")
-            })
-        });
+        bench_get_drop!(group, &rt, "mobc", param, tasks, mb, |p| p.get().await);
 
         // qp: probe one batch under a timeout first; a deadlock skips its bench.
         let qp_pool = rt.block_on(async {
@@ -379,6 +347,27 @@ where
     })
 }
 
+/// Acquire waits of one fairness task: `rounds` gets of `$get`, each connection held
+/// across one yield; the first `WARMUP_GETS` are not recorded.
+macro_rules! fair_task {
+    ($pool:expr, $rounds:expr, |$p:ident| $get:expr) => {{
+        let $p = $pool.clone();
+        async move {
+            let mut waits = Vec::with_capacity($rounds);
+            for round in 0..$rounds {
+                let t = Instant::now();
+                let conn = $get.unwrap();
+                if round >= WARMUP_GETS {
+                    waits.push(t.elapsed());
+                }
+                tokio::task::yield_now().await;
+                drop(conn);
+            }
+            waits
+        }
+    }};
+}
+
 fn fairness(_c: &mut Criterion) {
     let rt = runtime();
     let rounds = full_or_quick(40, 10) + WARMUP_GETS;
@@ -389,22 +378,7 @@ fn fairness(_c: &mut Criterion) {
         pool.warm(FAIR_CONNS).await.unwrap();
         pool
     });
-    let waits = fairness_run(&rt, rounds, || {
-        let pool = ours.clone();
-        async move {
-            let mut waits = Vec::with_capacity(rounds);
-            for round in 0..rounds {
-                let t = Instant::now();
-                let conn = pool.get().await.unwrap();
-                if round >= WARMUP_GETS {
-                    waits.push(t.elapsed());
-                }
-                tokio::task::yield_now().await;
-                drop(conn);
-            }
-            waits
-        }
-    });
+    let waits = fairness_run(&rt, rounds, || fair_task!(ours, rounds, |p| p.get().await));
     rows.push(("poolside/Pool", percentiles(waits)));
 
     let dp = rt.block_on(async {
@@ -413,22 +387,7 @@ fn fairness(_c: &mut Criterion) {
         drop(futures_join_all((0..FAIR_CONNS).map(|_| pool.get())).await);
         pool
     });
-    let waits = fairness_run(&rt, rounds, || {
-        let pool = dp.clone();
-        async move {
-            let mut waits = Vec::with_capacity(rounds);
-            for round in 0..rounds {
-                let t = Instant::now();
-                let conn = pool.get().await.unwrap();
-                if round >= WARMUP_GETS {
-                    waits.push(t.elapsed());
-                }
-                tokio::task::yield_now().await;
-                drop(conn);
-            }
-            waits
-        }
-    });
+    let waits = fairness_run(&rt, rounds, || fair_task!(dp, rounds, |p| p.get().await));
     rows.push(("deadpool", percentiles(waits)));
 
     let b8 = rt.block_on(async {
@@ -441,22 +400,7 @@ fn fairness(_c: &mut Criterion) {
             .await
             .unwrap()
     });
-    let waits = fairness_run(&rt, rounds, || {
-        let pool = b8.clone();
-        async move {
-            let mut waits = Vec::with_capacity(rounds);
-            for round in 0..rounds {
-                let t = Instant::now();
-                let conn = pool.get().await.unwrap();
-                if round >= WARMUP_GETS {
-                    waits.push(t.elapsed());
-                }
-                tokio::task::yield_now().await;
-                drop(conn);
-            }
-            waits
-        }
-    });
+    let waits = fairness_run(&rt, rounds, || fair_task!(b8, rounds, |p| p.get().await));
     rows.push(("bb8", percentiles(waits)));
 
     let mut md = format!(
@@ -492,51 +436,60 @@ impl poolside_connpool::Manager for PgBench {
     }
 }
 
+/// Registers one `SELECT 1` bench: `TASKS` tasks share `$pool`, each running
+/// `QUERIES_PER_ITER * iters / TASKS` queries on connections from `$get`.
+macro_rules! bench_select1 {
+    ($group:expr, $rt:expr, $name:expr, $pool:expr, |$p:ident| $get:expr) => {{
+        let shared = $pool;
+        $group.bench_function(BenchmarkId::new($name, "pool16_tasks64"), |b| {
+            b.iter_custom(|iters| {
+                let n = (iters * PG_QUERIES_PER_ITER).div_ceil(PG_TASKS as u64);
+                $rt.block_on(async {
+                    let start = Instant::now();
+                    let hs: Vec<_> = (0..PG_TASKS)
+                        .map(|_| {
+                            let $p = shared.clone();
+                            tokio::spawn(async move {
+                                for _ in 0..n {
+                                    let c = $get.unwrap();
+                                    c.query_one("SELECT 1", &[]).await.unwrap();
+                                }
+                            })
+                        })
+                        .collect();
+                    for h in hs {
+                        h.await.unwrap();
+                    }
+                    start.elapsed()
+                })
+            })
+        });
+    }};
+}
+
+const PG_SIZE: usize = 16;
+const PG_TASKS: usize = 64;
+const PG_QUERIES_PER_ITER: u64 = 256;
+
 fn pg_select1(c: &mut Criterion) {
     let Ok(url) = std::env::var("POOLSIDE_PG_URL") else {
         eprintln!("connpool bench: POOLSIDE_PG_URL is not set; skipping connpool_pg_select1");
         return;
     };
     let config: tokio_postgres::Config = url.parse().expect("POOLSIDE_PG_URL");
-    const SIZE: usize = 16;
-    const TASKS: usize = 64;
-    const QUERIES_PER_ITER: u64 = 256;
     let rt = runtime();
     let mut group = c.benchmark_group("connpool_pg_select1");
-    group.throughput(Throughput::Elements(QUERIES_PER_ITER));
-    let per_task = |iters: u64| (iters * QUERIES_PER_ITER).div_ceil(TASKS as u64);
+    group.throughput(Throughput::Elements(PG_QUERIES_PER_ITER));
 
     let ours = rt.block_on(async {
         let pool = poolside_connpool::Builder::new()
-            .max_size(SIZE)
+            .max_size(PG_SIZE)
             .build(PgBench(config.clone()))
             .unwrap();
-        pool.warm(SIZE).await.unwrap();
+        pool.warm(PG_SIZE).await.unwrap();
         pool
     });
-    group.bench_function(BenchmarkId::new("poolside/Pool", "pool16_tasks64"), |b| {
-        b.iter_custom(|iters| {
-            let n = per_task(iters);
-            rt.block_on(async {
-                let start = Instant::now();
-                let hs: Vec<_> = (0..TASKS)
-                    .map(|_| {
-                        let pool = ours.clone();
-                        tokio::spawn(async move {
-                            for _ in 0..n {
-                                let c = pool.get().await.unwrap();
-                                c.query_one("SELECT 1", &[]).await.unwrap();
-                            }
-                        })
-                    })
-                    .collect();
-                for h in hs {
-                    h.await.unwrap();
-                }
-                start.elapsed()
-            })
-        })
-    });
+    bench_select1!(group, rt, "poolside/Pool", ours, |p| p.get().await);
 
     let dp = {
         let mgr = deadpool_postgres::Manager::from_config(
@@ -546,66 +499,24 @@ fn pg_select1(c: &mut Criterion) {
                 recycling_method: deadpool_postgres::RecyclingMethod::Fast,
             },
         );
-        deadpool_postgres::Pool::builder(mgr).max_size(SIZE).build().unwrap()
+        let pool = deadpool_postgres::Pool::builder(mgr).max_size(PG_SIZE).build().unwrap();
+        rt.block_on(async { drop(futures_join_all((0..PG_SIZE).map(|_| pool.get())).await) });
+        pool
     };
-    group.bench_function(BenchmarkId::new("deadpool-postgres", "pool16_tasks64"), |b| {
-        b.iter_custom(|iters| {
-            let n = per_task(iters);
-            rt.block_on(async {
-                let start = Instant::now();
-                let hs: Vec<_> = (0..TASKS)
-                    .map(|_| {
-                        let pool = dp.clone();
-                        tokio::spawn(async move {
-                            for _ in 0..n {
-                                let c = pool.get().await.unwrap();
-                                c.query_one("SELECT 1", &[]).await.unwrap();
-                            }
-                        })
-                    })
-                    .collect();
-                for h in hs {
-                    h.await.unwrap();
-                }
-                start.elapsed()
-            })
-        })
-    });
+    bench_select1!(group, rt, "deadpool-postgres", dp, |p| p.get().await);
 
     let b8 = rt.block_on(async {
         let mgr =
             bb8_postgres::PostgresConnectionManager::new(config.clone(), tokio_postgres::NoTls);
         bb8::Pool::builder()
-            .max_size(SIZE as u32)
-            .min_idle(Some(SIZE as u32))
+            .max_size(PG_SIZE as u32)
+            .min_idle(Some(PG_SIZE as u32))
             .test_on_check_out(false)
             .build(mgr)
             .await
             .unwrap()
     });
-    group.bench_function(BenchmarkId::new("bb8-postgres", "pool16_tasks64"), |b| {
-        b.iter_custom(|iters| {
-            let n = per_task(iters);
-            rt.block_on(async {
-                let start = Instant::now();
-                let hs: Vec<_> = (0..TASKS)
-                    .map(|_| {
-                        let pool = b8.clone();
-                        tokio::spawn(async move {
-                            for _ in 0..n {
-                                let c = pool.get().await.unwrap();
-                                c.query_one("SELECT 1", &[]).await.unwrap();
-                            }
-                        })
-                    })
-                    .collect();
-                for h in hs {
-                    h.await.unwrap();
-                }
-                start.elapsed()
-            })
-        })
-    });
+    bench_select1!(group, rt, "bb8-postgres", b8, |p| p.get().await);
     group.finish();
 }
 
