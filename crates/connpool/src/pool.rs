@@ -621,22 +621,29 @@ impl<M: Manager> Pool<M> {
 
     async fn get_inner(&self, may_queue: bool) -> Result<PooledConn<'_, M>, GetError<M::Error>> {
         let shared = &*self.shared;
-        let grant = match shared.acquire(may_queue, Instant::now()) {
-            Acquire::Fresh(conn) => return Ok(PooledConn::new(self, conn)),
+        let now = Instant::now();
+        let grant = match shared.acquire(may_queue, now) {
+            Acquire::Fresh(conn) => {
+                shared.events.record(Timing::AcquireWait, Duration::ZERO);
+                return Ok(PooledConn::new(self, conn));
+            }
             Acquire::Ready(grant) => grant,
             Acquire::Closed => return Err(PoolError::Closed.into()),
             Acquire::Exhausted => return Err(PoolError::Exhausted.into()),
             Acquire::Queued(id, rx) => {
-                let started = Instant::now();
                 let mut queued = Queued { shared, id, rx, resolved: false };
                 let outcome = (&mut queued.rx).await;
                 queued.resolved = true;
                 drop(queued);
-                shared.events.record(Timing::AcquireWait, started.elapsed());
                 outcome.map_err(|_| GetError::Pool(PoolError::Closed))?
             }
         };
-        self.checkout(grant).await
+        let conn = self.checkout(grant).await;
+        if shared.events.is_enabled() {
+            // Waiting in line plus opening or checking the connection.
+            shared.events.record(Timing::AcquireWait, now.elapsed());
+        }
+        conn
     }
 
     /// Turns a grant into a guard: lifetime check, health check with bounded retries,

@@ -164,6 +164,8 @@ async fn queue_policy_waits_until_a_connection_returns() {
     assert_eq!(waiter.await.unwrap(), 1);
     let waits = waits.lock().unwrap();
     assert!(waits.contains(&(Timing::AcquireWait, ms(30))), "{waits:?}");
+    let acquires = waits.iter().filter(|(t, _)| *t == Timing::AcquireWait).count();
+    assert_eq!(acquires, 2, "every get reports its wait, the first one too: {waits:?}");
     assert!(waits.iter().any(|(t, _)| *t == Timing::Dial));
 }
 
