@@ -1,12 +1,14 @@
 //! `BufPool`: byte buffers in size classes.
 //!
-//! Buffers travel as `Box<Vec<u8>>`: every pooled object is boxed once, when it is
+//! Buffers travel as `Box<CachePadded<Vec<u8>>>`: every pooled object is boxed once, when it is
 //! made, so the per-thread cache can type-erase it without allocating; the box is
 //! reused with its buffer for the buffer's whole life.
 #![allow(clippy::box_collection)]
 
 use crate::error::BuildError;
 use crate::pool::{Pool, PoolStats};
+use crate::store::{Boxed, boxed};
+use crossbeam_utils::CachePadded;
 use poolside_core::{Instrumented, Metric, MetricDesc, MetricVisitor};
 use std::fmt;
 use std::io;
@@ -129,7 +131,7 @@ impl BufPool {
             Some(class) => BufGuard { buf: Some(class.pool.inner().take()), pool: &self.inner },
             None => {
                 self.inner.unpooled.fetch_add(1, Ordering::Relaxed);
-                BufGuard { buf: Some(Box::new(Vec::with_capacity(size_hint))), pool: &self.inner }
+                BufGuard { buf: Some(boxed(Vec::with_capacity(size_hint))), pool: &self.inner }
             }
         }
     }
@@ -142,7 +144,7 @@ impl BufPool {
     /// assert_eq!(pool.class_stats()[1].1.returns, 1);
     /// ```
     pub fn attach(&self, buf: Vec<u8>) {
-        self.inner.put(Box::new(buf));
+        self.inner.put(boxed(buf));
     }
 
     /// The class sizes, ascending.
@@ -232,7 +234,7 @@ impl BufPool {
 const DEFAULT_JSON_HINT: usize = 512;
 
 impl BufInner {
-    fn put(&self, mut buf: Box<Vec<u8>>) {
+    fn put(&self, mut buf: Boxed<Vec<u8>>) {
         // The class pools leave resetting to us: a direct `clear` instead of a hook call.
         buf.clear();
         let capacity = buf.capacity();
@@ -380,7 +382,7 @@ fn class_label(size: usize) -> String {
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub struct BufGuard<'a> {
-    buf: Option<Box<Vec<u8>>>,
+    buf: Option<Boxed<Vec<u8>>>,
     pool: &'a BufInner,
 }
 
@@ -395,7 +397,7 @@ impl BufGuard<'_> {
     /// assert_eq!(owned, b"keep");
     /// ```
     pub fn detach(mut self) -> Vec<u8> {
-        *self.buf.take().expect("present until drop or detach")
+        CachePadded::into_inner(*self.buf.take().expect("present until drop or detach"))
     }
 }
 

@@ -13,6 +13,7 @@
 #![allow(clippy::box_collection)]
 
 use crate::stats::CounterBlock;
+use crate::store::Boxed;
 use std::any::Any;
 use std::cell::RefCell;
 use std::sync::{Arc, Weak};
@@ -85,7 +86,7 @@ thread_local! {
     pub(crate) static ANY: RefCell<LocalCache<Box<dyn Any + Send>>> =
         const { RefCell::new(LocalCache { slots: [const { None }; SLOTS] }) };
     /// Byte buffers, typed.
-    pub(crate) static BYTES: RefCell<LocalCache<Box<Vec<u8>>>> =
+    pub(crate) static BYTES: RefCell<LocalCache<Boxed<Vec<u8>>>> =
         const { RefCell::new(LocalCache { slots: [const { None }; SLOTS] }) };
 }
 

@@ -3,7 +3,8 @@
 use crate::error::BuildError;
 use crate::local::{self, CacheKey, Sink, SlotInit};
 use crate::stats::{CounterBlock, Counters, Event, Totals};
-use crate::store::Store;
+use crate::store::{Boxed, Store, boxed};
+use crossbeam_utils::CachePadded;
 use poolside_core::{Instrumented, Metric, MetricDesc, MetricVisitor, Reset};
 use std::any::{Any, TypeId};
 use std::fmt;
@@ -310,8 +311,10 @@ fn same_type<A: Send + 'static, B: 'static>(object: Box<A>) -> Box<B> {
 
 /// Recovers a `T` from a thread cache slot that only ever holds its pool's `T`s.
 #[inline]
-fn unerase<T: 'static>(object: Box<dyn Any + Send>) -> Box<T> {
-    object.downcast::<T>().unwrap_or_else(|_| unreachable!("a slot holds its own pool's type"))
+fn unerase<T: 'static>(object: Box<dyn Any + Send>) -> Boxed<T> {
+    object
+        .downcast::<CachePadded<T>>()
+        .unwrap_or_else(|_| unreachable!("a slot holds its own pool's type"))
 }
 
 impl<T: Send + 'static> Inner<T> {
@@ -325,10 +328,11 @@ impl<T: Send + 'static> Inner<T> {
 
     /// A clean object: from this thread's cache, the shared store, or `make`.
     #[inline]
-    pub(crate) fn take(&self) -> Box<T> {
+    pub(crate) fn take(&self) -> Boxed<T> {
         if self.local_capacity > 0 {
             let local = if is_bytes::<T>() {
-                self.take_local(&local::BYTES).map(same_type::<Vec<u8>, T>)
+                self.take_local(&local::BYTES)
+                    .map(same_type::<CachePadded<Vec<u8>>, CachePadded<T>>)
             } else {
                 self.take_local(&local::ANY).map(unerase::<T>)
             };
@@ -350,11 +354,11 @@ impl<T: Send + 'static> Inner<T> {
     }
 
     #[cold]
-    fn take_slow(&self) -> Box<T> {
+    fn take_slow(&self) -> Boxed<T> {
         self.store.sweep_if_due(&*self.size_of);
         let (object, event) = match self.store.pop(&*self.size_of) {
             Some(object) => (object, Event::Hit),
-            None => (Box::new((self.make)()), Event::Miss),
+            None => (boxed((self.make)()), Event::Miss),
         };
         self.count(event);
         object
@@ -380,7 +384,7 @@ impl<T: Send + 'static> Inner<T> {
     /// Takes an object back: reset, check the retain policy, keep it locally or in the
     /// shared store, or drop it.
     #[inline]
-    pub(crate) fn put(&self, mut object: Box<T>) {
+    pub(crate) fn put(&self, mut object: Boxed<T>) {
         if let Some(reset) = &self.reset {
             reset(&mut object);
         }
@@ -394,8 +398,8 @@ impl<T: Send + 'static> Inner<T> {
         }
         if self.local_capacity > 0 {
             let rejected = if is_bytes::<T>() {
-                self.put_local(&local::BYTES, same_type::<T, Vec<u8>>(object))
-                    .map(same_type::<Vec<u8>, T>)
+                self.put_local(&local::BYTES, same_type::<CachePadded<T>, _>(object))
+                    .map(same_type::<CachePadded<Vec<u8>>, CachePadded<T>>)
             } else {
                 let erased: Box<dyn Any + Send> = object;
                 self.put_local(&local::ANY, erased).map(unerase::<T>)
@@ -427,7 +431,7 @@ impl<T: Send + 'static> Inner<T> {
     }
 
     #[cold]
-    fn put_shared(&self, object: Box<T>) {
+    fn put_shared(&self, object: Boxed<T>) {
         self.count(Event::Return);
         if self.store.push(object, &*self.size_of).is_err() {
             self.count(Event::DroppedFull);
@@ -436,7 +440,7 @@ impl<T: Send + 'static> Inner<T> {
     }
 
     /// Moves a departing thread's objects to the shared store.
-    fn adopt_all(&self, objects: impl IntoIterator<Item = Box<T>>) {
+    fn adopt_all(&self, objects: impl IntoIterator<Item = Boxed<T>>) {
         for object in objects {
             if self.store.push(object, &*self.size_of).is_err() {
                 self.counters.shared.bump_shared(Event::DroppedFull);
@@ -460,7 +464,7 @@ impl<T: Send + 'static> Inner<T> {
 
 impl<T: Send + 'static> Sink<Box<dyn Any + Send>> for Inner<T> {
     fn adopt(&self, objects: Vec<Box<dyn Any + Send>>) {
-        self.adopt_all(objects.into_iter().filter_map(|o| o.downcast::<T>().ok()));
+        self.adopt_all(objects.into_iter().filter_map(|o| o.downcast::<CachePadded<T>>().ok()));
     }
 
     fn retire(&self, counters: &Arc<CounterBlock>) {
@@ -468,11 +472,11 @@ impl<T: Send + 'static> Sink<Box<dyn Any + Send>> for Inner<T> {
     }
 }
 
-impl<T: Send + 'static> Sink<Box<Vec<u8>>> for Inner<T> {
-    fn adopt(&self, objects: Vec<Box<Vec<u8>>>) {
+impl<T: Send + 'static> Sink<Boxed<Vec<u8>>> for Inner<T> {
+    fn adopt(&self, objects: Vec<Boxed<Vec<u8>>>) {
         self.adopt_all(objects.into_iter().filter_map(|o| {
             let erased: Box<dyn Any + Send> = o;
-            erased.downcast::<T>().ok()
+            erased.downcast::<CachePadded<T>>().ok()
         }));
     }
 
@@ -516,7 +520,7 @@ impl<T: Send + 'static> Pool<T> {
     /// assert!(pool.get().capacity() >= 4096);
     /// ```
     pub fn attach(&self, object: T) {
-        self.inner.put(Box::new(object));
+        self.inner.put(boxed(object));
     }
 
     /// Frees every object in the shared store and in this thread's cache now.
@@ -673,7 +677,7 @@ impl<T: Send + 'static> fmt::Debug for Pool<T> {
 /// assert_eq!(pool.stats().returns, 1);
 /// ```
 pub struct Pooled<'a, T: Send + 'static> {
-    object: Option<Box<T>>,
+    object: Option<Boxed<T>>,
     pool: &'a Inner<T>,
 }
 
@@ -685,7 +689,7 @@ pub struct Pooled<'a, T: Send + 'static> {
 /// std::thread::spawn(move || drop(guard)).join().unwrap();
 /// ```
 pub struct OwnedPooled<T: Send + 'static> {
-    object: Option<Box<T>>,
+    object: Option<Boxed<T>>,
     pool: Arc<Inner<T>>,
 }
 
@@ -703,7 +707,7 @@ macro_rules! guard_impls {
             /// assert_eq!(pool.stats().returns, 0);
             /// ```
             pub fn detach(mut self) -> T {
-                *self.object.take().expect("the object is present until drop or detach")
+                CachePadded::into_inner(*self.object.take().expect("the object is present until drop or detach"))
             }
         }
 

@@ -18,7 +18,10 @@ const EVENTS: usize = 5;
 
 /// One thread's counters for one pool. Only that thread writes them, so an update is
 /// a load and a store on a line no other thread writes: no lock prefix, no contention.
+/// Aligned to a cache line pair so that blocks of different threads, allocated side by
+/// side, never share a line.
 #[derive(Debug, Default)]
+#[repr(align(128))]
 pub(crate) struct CounterBlock {
     counts: [AtomicU64; EVENTS],
 }
