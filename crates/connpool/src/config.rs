@@ -155,7 +155,7 @@ impl Builder {
         self
     }
 
-    /// Longest time one `connect` may take.
+    /// Longest time one `connect`, or one checkout health check, may take.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.config.connect_timeout = timeout;
         self

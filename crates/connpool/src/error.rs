@@ -34,6 +34,14 @@ pub enum GetError<E> {
         /// The last check's error.
         last: E,
     },
+    /// Every health check attempt failed, the last one by taking longer than the
+    /// connect timeout (a black-holed peer).
+    HealthCheckTimeout {
+        /// How many connections failed their check during this `get`.
+        attempts: u32,
+        /// The connect timeout that bounded the last check.
+        after: Duration,
+    },
 }
 
 impl<E> GetError<E> {
@@ -74,6 +82,10 @@ impl<E: fmt::Display> fmt::Display for GetError<E> {
             GetError::HealthCheck { attempts, last } => {
                 write!(f, "health check failed on {attempts} connection(s); last error: {last}")
             }
+            GetError::HealthCheckTimeout { attempts, after } => write!(
+                f,
+                "health check failed on {attempts} connection(s); the last timed out after {after:?}"
+            ),
         }
     }
 }
@@ -83,7 +95,7 @@ impl<E: std::error::Error + 'static> std::error::Error for GetError<E> {
         match self {
             GetError::Pool(e) => Some(e),
             GetError::Connect(e) | GetError::HealthCheck { last: e, .. } => Some(e),
-            GetError::ConnectTimeout { .. } => None,
+            GetError::ConnectTimeout { .. } | GetError::HealthCheckTimeout { .. } => None,
         }
     }
 }

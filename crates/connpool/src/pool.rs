@@ -695,29 +695,45 @@ impl<M: Manager> Pool<M> {
                 }
                 Verdict::Check => {
                     shared.counters.bump(&shared.counters.health_checks);
+                    // Bounded like a dial, so a black-holed peer cannot hang `get`.
+                    let limit = shared.config.connect_timeout;
                     let checked = match pending.conn.as_mut() {
-                        Some(conn) => shared.manager.check(&mut conn.raw).await,
+                        Some(conn) => {
+                            tokio::time::timeout(limit, shared.manager.check(&mut conn.raw)).await
+                        }
                         None => continue,
                     };
                     let Some(conn) = pending.conn.take() else { continue };
                     match checked {
-                        Ok(()) => {
+                        Ok(Ok(())) => {
                             pending.holds_slot = false;
                             let mut conn = conn;
                             conn.last_used = Instant::now();
                             return Ok(self.hand_out(conn));
                         }
-                        Err(e) => {
+                        Ok(Err(_)) | Err(_) => {
                             failed_checks += 1;
                             shared.counters.bump(&shared.counters.health_fails);
-                            tracing::debug!(error = %e, "poolside-connpool: health check failed");
                             shared.close_conn(conn, CloseReason::Broken);
                             shared.keep_slot_only();
+                            let failure = match checked {
+                                Ok(Err(last)) => {
+                                    tracing::debug!(error = %last, "poolside-connpool: health check failed");
+                                    GetError::HealthCheck { attempts: failed_checks, last }
+                                }
+                                _ => {
+                                    tracing::debug!(
+                                        ?limit,
+                                        "poolside-connpool: health check timed out"
+                                    );
+                                    GetError::HealthCheckTimeout {
+                                        attempts: failed_checks,
+                                        after: limit,
+                                    }
+                                }
+                            };
                             if failed_checks > shared.config.max_health_retries {
-                                return Err(GetError::HealthCheck {
-                                    attempts: failed_checks,
-                                    last: e,
-                                });
+                                return Err(failure);
                             }
                             if let Grant::Conn(idle) = shared.swap_slot_for_idle() {
                                 // The slot we held was given up for the idle connection's.

@@ -216,6 +216,25 @@ async fn black_holed_connect_times_out_and_frees_the_slot() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn black_holed_health_check_times_out_and_frees_the_slot() {
+    let (m, ledger) = TestManager::new();
+    let pool = Builder::new()
+        .max_size(1)
+        .health_check_after(Duration::ZERO)
+        .max_health_retries(0)
+        .connect_timeout(ms(200))
+        .build(m)
+        .unwrap();
+    drop(pool.get().await.unwrap());
+    ledger.check_delay_ms.store(3_600_000, SeqCst);
+    let started = Instant::now();
+    let err = pool.get().await.unwrap_err();
+    assert!(matches!(err, GetError::HealthCheckTimeout { attempts: 1, after } if after == ms(200)));
+    assert_eq!(started.elapsed(), ms(200));
+    assert_eq!((pool.status().open, ledger.live()), (0, 0));
+}
+
+#[tokio::test(start_paused = true)]
 async fn broken_connections_do_not_starve_the_pool() {
     let (m, ledger) = TestManager::new();
     let pool = Builder::new().max_size(2).build(m).unwrap();
