@@ -5,16 +5,23 @@ mod common;
 
 use common::{TestError, TestManager};
 use poolside_connpool::{
-    BuildError, Builder, GetError, Instrumented, PoolError, Status, WaitPolicy,
+    BuildError, Builder, GetError, Instrumented, Pool, PoolError, Status, WaitPolicy,
 };
 use poolside_core::{Events, Snapshot, Timing};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::SeqCst;
 use std::time::Duration;
+use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep};
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
+}
+
+/// A task that gets a connection and reports its id (or the error).
+fn spawn_get(pool: &Pool<TestManager>) -> JoinHandle<Result<usize, GetError<TestError>>> {
+    let pool = pool.clone();
+    tokio::spawn(async move { pool.get().await.map(|c| c.id) })
 }
 
 fn assert_consistent(status: Status) {
@@ -178,8 +185,7 @@ async fn connect_failures_keep_counts_and_do_not_hang_waiters() {
     ledger.fail_connect.store(true, SeqCst);
     let mut waiters = Vec::new();
     for _ in 0..3 {
-        let p = pool.clone();
-        waiters.push(tokio::spawn(async move { p.get().await.map(|c| c.id) }));
+        waiters.push(spawn_get(&pool));
     }
     sleep(ms(1)).await;
     // A broken connection frees a slot: the first waiter dials and fails, and the slot
@@ -386,8 +392,7 @@ async fn close_wakes_every_waiter_and_leaves_no_task() {
     let held2 = pool.get().await.unwrap();
     let mut waiters = Vec::new();
     for _ in 0..10 {
-        let p = pool.clone();
-        waiters.push(tokio::spawn(async move { p.get().await.map(|c| c.id) }));
+        waiters.push(spawn_get(&pool));
     }
     sleep(ms(1)).await;
     assert_eq!(pool.status().waiting, 10);
@@ -437,8 +442,7 @@ async fn timeout_after_grant_hands_the_connection_on_without_churn() {
     // This waiter is granted the connection, then dropped before it runs.
     let doomed = tokio::spawn(async move { p.get().await.map(|c| c.id) });
     sleep(ms(1)).await;
-    let p = pool.clone();
-    let survivor = tokio::spawn(async move { p.get().await.map(|c| c.id) });
+    let survivor = spawn_get(&pool);
     sleep(ms(1)).await;
     drop(held);
     doomed.abort();
@@ -452,8 +456,7 @@ async fn resize_grows_for_waiters_and_shrinks_idle() {
     let (m, ledger) = TestManager::new();
     let pool = Builder::new().max_size(1).build(m).unwrap();
     let held = pool.get().await.unwrap();
-    let p = pool.clone();
-    let waiter = tokio::spawn(async move { p.get().await.map(|c| c.id) });
+    let waiter = spawn_get(&pool);
     sleep(ms(1)).await;
     pool.resize(2).unwrap();
     assert_eq!(waiter.await.unwrap().unwrap(), 2);
@@ -470,8 +473,7 @@ async fn detach_frees_the_slot_for_a_waiter() {
     let (m, ledger) = TestManager::new();
     let pool = Builder::new().max_size(1).build(m).unwrap();
     let held = pool.get().await.unwrap();
-    let p = pool.clone();
-    let waiter = tokio::spawn(async move { p.get().await.map(|c| c.id) });
+    let waiter = spawn_get(&pool);
     sleep(ms(1)).await;
     let raw = held.detach();
     assert_eq!(waiter.await.unwrap().unwrap(), 2);
