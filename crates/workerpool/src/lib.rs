@@ -49,6 +49,7 @@
 mod cancel;
 mod config;
 mod error;
+mod gate;
 mod group;
 mod handle;
 mod job;

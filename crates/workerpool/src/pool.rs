@@ -3,12 +3,13 @@
 use crate::cancel::CancellationToken;
 use crate::config::{PanicPolicy, WorkerPoolBuilder};
 use crate::error::SubmitError;
+use crate::gate::Gate;
 use crate::handle::{Completer, JobHandle, ResultSlot};
 use crate::job::{JobContext, JobFn, Runnable, Spawned, Submitted, Task};
 use crate::shutdown::{ShutdownError, ShutdownReport};
 use crate::stats::{CATALOGUE, Stats};
-use crossbeam_channel::{Receiver, SendTimeoutError, Sender, TrySendError};
-use parking_lot::{Mutex, RwLock};
+use crossbeam_channel::{Receiver, SendTimeoutError, Sender, TryRecvError, TrySendError};
+use parking_lot::Mutex;
 use poolside_core::{Events, Instrumented, MetricDesc, MetricVisitor, Timing};
 use std::fmt;
 use std::sync::Arc;
@@ -54,10 +55,12 @@ const BLOCKED_SUBMIT_SLICE: Duration = Duration::from_millis(5);
 /// ```
 pub struct WorkerPool {
     shared: Arc<Shared>,
-    /// `None` once shutdown began. Submitters hold the read lock only for a
-    /// non-blocking (or briefly bounded) send, so shutdown's write lock is never stuck
-    /// behind a full queue.
-    sender: RwLock<Option<Sender<Task>>>,
+    /// Submitters enqueue only through the gate, which shutdown closes.
+    gate: Gate,
+    sender: Sender<Task>,
+    /// Dropped by shutdown once the gate is closed: its disconnection tells idle
+    /// workers to drain what is left and exit.
+    close_signal: Mutex<Option<Sender<()>>>,
     /// A receiver of our own, to drain what no worker is left to drain.
     receiver: Receiver<Task>,
     threads: Mutex<Vec<WorkerThread>>,
@@ -102,6 +105,7 @@ impl WorkerPool {
     pub(crate) fn start(config: WorkerPoolBuilder) -> Result<WorkerPool, crate::BuildError> {
         let (sender, receiver) = crossbeam_channel::bounded(config.queue_depth);
         let (exit_tx, exited) = crossbeam_channel::unbounded();
+        let (close_signal, closing) = crossbeam_channel::bounded(0);
         let shared = Arc::new(Shared {
             stats: Stats::new(config.workers),
             shutdown_token: CancellationToken::new(),
@@ -111,7 +115,9 @@ impl WorkerPool {
         });
         let pool = WorkerPool {
             shared,
-            sender: RwLock::new(Some(sender)),
+            gate: Gate::default(),
+            sender,
+            close_signal: Mutex::new(Some(close_signal)),
             receiver,
             threads: Mutex::new(Vec::with_capacity(config.workers)),
             exited,
@@ -128,6 +134,7 @@ impl WorkerPool {
                 index,
                 shared: pool.shared.clone(),
                 queue: pool.receiver.clone(),
+                closing: closing.clone(),
                 exited: exit_tx.clone(),
             };
             pool.shared.stats.workers[index].alive.store(true, Ordering::Relaxed);
@@ -172,32 +179,33 @@ impl WorkerPool {
     ) -> Result<(), SubmitError<Task>> {
         let mut task = task;
         loop {
-            let attempt = {
-                let guard = self.sender.read();
-                let Some(sender) = guard.as_ref() else {
-                    return Err(SubmitError::Closed(task));
-                };
-                // Fast path: room in the queue, no clock read, no timer.
-                match sender.try_send(task) {
-                    Ok(()) => return Ok(()),
-                    Err(TrySendError::Disconnected(t)) => return Err(SubmitError::Closed(t)),
-                    Err(TrySendError::Full(t)) => task = t,
-                }
-                if !wait {
-                    Err(SubmitError::Full(task))
-                } else {
+            let Some(pass) = self.gate.enter() else {
+                return Err(SubmitError::Closed(task));
+            };
+            // Fast path: room in the queue, no clock read, no timer.
+            let attempt = match self.sender.try_send(task) {
+                Ok(()) => Ok(()),
+                Err(TrySendError::Disconnected(t)) => Err(SubmitError::Closed(t)),
+                Err(TrySendError::Full(t)) if !wait => Err(SubmitError::Full(t)),
+                Err(TrySendError::Full(t)) => {
+                    // Wait in slices, leaving the gate in between, so a shutdown never
+                    // waits behind a blocked submitter for longer than one slice.
                     let slice = match deadline {
                         Some(deadline) => deadline
                             .saturating_duration_since(Instant::now())
                             .min(BLOCKED_SUBMIT_SLICE),
                         None => BLOCKED_SUBMIT_SLICE,
                     };
-                    sender.send_timeout(task, slice).map_err(|e| match e {
+                    self.sender.send_timeout(t, slice).map_err(|e| match e {
                         SendTimeoutError::Timeout(t) => SubmitError::TimedOut(t),
                         SendTimeoutError::Disconnected(t) => SubmitError::Closed(t),
                     })
                 }
             };
+            if attempt.is_ok() {
+                pass.count_accepted();
+            }
+            drop(pass);
             match attempt {
                 Ok(()) => return Ok(()),
                 Err(SubmitError::TimedOut(t)) if deadline.is_none_or(|d| Instant::now() < d) => {
@@ -209,12 +217,9 @@ impl WorkerPool {
     }
 
     fn count(&self, result: &Result<(), SubmitError<Task>>) {
-        let counters = &self.shared.stats.submit;
-        match result {
-            Ok(()) => counters.count_submitted(),
-            Err(_) => {
-                counters.rejected.fetch_add(1, Ordering::Relaxed);
-            }
+        // Accepted jobs are counted per thread by the gate.
+        if result.is_err() {
+            self.shared.stats.submit.rejected.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -350,8 +355,10 @@ impl WorkerPool {
         }
         let started = Instant::now();
         let before = self.shared.stats.totals();
-        // Closing: new submits fail from here on; queued jobs still run.
-        drop(self.sender.write().take());
+        // Closing: new submits fail from here on; queued jobs still run. Once the gate
+        // is closed nothing more enters the queue, so idle workers may drain and exit.
+        self.gate.close();
+        drop(self.close_signal.lock().take());
 
         let mut threads = self.threads.lock();
         let mut running = threads.iter().filter(|t| t.handle.is_some()).count();
@@ -463,7 +470,7 @@ impl Instrumented for WorkerPool {
     }
 
     fn visit_metrics(&self, visitor: &mut dyn MetricVisitor) {
-        self.shared.stats.visit(self.receiver.len(), visitor);
+        self.shared.stats.visit(self.gate.accepted(), self.receiver.len(), visitor);
     }
 }
 
@@ -483,6 +490,8 @@ struct Worker {
     index: usize,
     shared: Arc<Shared>,
     queue: Receiver<Task>,
+    /// Disconnects when shutdown has closed the gate.
+    closing: Receiver<()>,
     exited: Sender<usize>,
 }
 
@@ -491,8 +500,7 @@ impl Worker {
         let shared = &*self.shared;
         let counters = &shared.stats.workers[self.index];
         let ctx = JobContext::new(&shared.shutdown_token, self.index);
-        // Ends when the queue is closed (shutdown took the sender) and empty.
-        while let Ok(task) = self.queue.recv() {
+        while let Some(task) = self.next_task() {
             if shared.abandon.load(Ordering::Acquire) {
                 drop(task);
                 counters.count_not_started();
@@ -516,6 +524,23 @@ impl Worker {
                     }
                 }
             }
+        }
+    }
+}
+
+impl Worker {
+    /// The next job, or `None` once shutdown has closed the gate and the queue is empty.
+    fn next_task(&self) -> Option<Task> {
+        match self.queue.try_recv() {
+            Ok(task) => return Some(task),
+            Err(TryRecvError::Disconnected) => return None,
+            Err(TryRecvError::Empty) => {}
+        }
+        // Idle: wait for a job or the close signal, whichever comes first.
+        crossbeam_channel::select! {
+            recv(self.queue) -> task => task.ok(),
+            // Closed: nothing can enter the queue any more; take what is left.
+            recv(self.closing) -> _ => self.queue.try_recv().ok(),
         }
     }
 }

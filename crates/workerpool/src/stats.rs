@@ -3,7 +3,6 @@
 use crossbeam_utils::CachePadded;
 use poolside_core::{Metric, MetricDesc, MetricVisitor};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use thread_local::ThreadLocal;
 
 static SUBMITTED: MetricDesc = MetricDesc::counter("submitted", "Jobs accepted into the queue.");
 static REJECTED: MetricDesc =
@@ -47,10 +46,6 @@ pub(crate) struct WorkerCounters {
 /// Submitter-side counters, apart from the workers' lines.
 #[derive(Debug, Default)]
 pub(crate) struct SubmitCounters {
-    /// One counter per submitting thread, summed when visited: accepting a job is the
-    /// hot path, and a shared counter would be a read-modify-write that every
-    /// submitter contends on.
-    submitted: ThreadLocal<CachePadded<AtomicU64>>,
     pub(crate) rejected: AtomicU64,
     /// Jobs the shutdown itself drained from the queue unrun (no worker left to).
     pub(crate) drained_not_started: AtomicU64,
@@ -72,17 +67,6 @@ pub(crate) struct Totals {
     pub(crate) not_started: u64,
     pub(crate) active: u64,
     pub(crate) alive: u64,
-}
-
-impl SubmitCounters {
-    /// Counts one accepted job on the calling thread's own counter.
-    pub(crate) fn count_submitted(&self) {
-        bump(self.submitted.get_or_default());
-    }
-
-    pub(crate) fn submitted(&self) -> u64 {
-        self.submitted.iter().map(|counter| counter.load(Ordering::Relaxed)).sum()
-    }
 }
 
 fn bump(counter: &AtomicU64) {
@@ -129,11 +113,12 @@ impl Stats {
         t
     }
 
-    pub(crate) fn visit(&self, queued: usize, v: &mut dyn MetricVisitor) {
+    /// Reports every metric; `submitted` is counted per thread by the pool's gate.
+    pub(crate) fn visit(&self, submitted: u64, queued: usize, v: &mut dyn MetricVisitor) {
         let t = self.totals();
         let submit = &self.submit;
         let values: [(&'static MetricDesc, u64); 9] = [
-            (&SUBMITTED, submit.submitted()),
+            (&SUBMITTED, submitted),
             (&REJECTED, submit.rejected.load(Ordering::Relaxed)),
             (&QUEUED, queued as u64),
             (&ACTIVE, t.active),

@@ -3,19 +3,22 @@
 //! The pool itself runs on crossbeam-channel, which loom cannot instrument, so this is
 //! a faithful miniature of the protocol, explored under every interleaving loom finds:
 //!
-//! * submitters take the gate's read lock, and enqueue only while the sender is there;
-//! * shutdown takes the write lock and removes the sender (closing the queue);
-//! * a worker runs jobs until the queue is closed *and* empty.
+//! * a submitter raises its own `in_flight` flag, then enqueues only if `closed` is
+//!   still false, then lowers the flag;
+//! * shutdown sets `closed`, waits until every flag is down, then signals the close;
+//! * a worker runs jobs until the close is signalled *and* the queue is empty.
 //!
 //! Properties: every job a submitter saw accepted runs exactly once; a job submitted
 //! after the close is rejected; nobody deadlocks.
+//! The model fails if the submitter's fence is dropped or its flag is lowered before
+//! the push (both mutations were checked).
 //!
 //! Run with `RUSTFLAGS="--cfg loom" cargo test --release -p poolside-workerpool --test loom`
 //! (`cargo xtask test` does).
 #![cfg(loom)]
 
-use loom::sync::atomic::{AtomicUsize, Ordering};
-use loom::sync::{Arc, Condvar, Mutex, RwLock};
+use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering, fence};
+use loom::sync::{Arc, Condvar, Mutex};
 use loom::thread;
 use std::collections::VecDeque;
 
@@ -51,38 +54,59 @@ impl Queue {
     }
 }
 
-/// The gate: `Some` while the pool accepts work (the pool's `RwLock<Option<Sender>>`).
+/// The admission gate (`src/gate.rs`): a `closed` flag plus one `in_flight` flag per
+/// submitting thread, and the queue it guards.
 struct Pool {
-    gate: RwLock<Option<Arc<Queue>>>,
+    closed: AtomicBool,
+    in_flight: Vec<AtomicBool>,
     queue: Arc<Queue>,
 }
 
 impl Pool {
-    fn submit(&self, job: usize) -> bool {
-        let gate = self.gate.read().unwrap();
-        match gate.as_ref() {
-            Some(queue) => {
-                queue.push(job);
-                true
-            }
-            None => false,
-        }
+    fn new(submitters: usize) -> Self {
+        let queue =
+            Arc::new(Queue { state: Mutex::new((VecDeque::new(), false)), ready: Condvar::new() });
+        let in_flight = (0..submitters).map(|_| AtomicBool::new(false)).collect();
+        Pool { closed: AtomicBool::new(false), in_flight, queue }
     }
 
-    fn shutdown(&self) {
-        // Dropping the last sender is what closes a crossbeam channel.
-        if self.gate.write().unwrap().take().is_some() {
-            self.queue.close();
+    /// `Gate::enter`, the send, and dropping the `Pass`.
+    fn submit(&self, submitter: usize, job: usize) -> bool {
+        let flag = &self.in_flight[submitter];
+        flag.store(true, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        if self.closed.load(Ordering::Relaxed) {
+            flag.store(false, Ordering::Release);
+            return false;
         }
+        self.queue.push(job);
+        flag.store(false, Ordering::Release);
+        true
+    }
+
+    /// `Gate::close`, then the close signal that lets idle workers drain and exit.
+    fn shutdown(&self) {
+        if self.closed.swap(true, Ordering::Relaxed) {
+            return; // a second shutdown is refused (the pool reports an error)
+        }
+        fence(Ordering::SeqCst);
+        for flag in &self.in_flight {
+            while flag.load(Ordering::Acquire) {
+                thread::yield_now();
+            }
+        }
+        self.queue.close();
     }
 }
 
 #[test]
 fn accepted_jobs_run_exactly_once_and_late_ones_are_rejected() {
-    loom::model(|| {
-        let queue =
-            Arc::new(Queue { state: Mutex::new((VecDeque::new(), false)), ready: Condvar::new() });
-        let pool = Arc::new(Pool { gate: RwLock::new(Some(queue.clone())), queue });
+    // Two preemptions cover the handshake's interleavings (each side's store, fence and
+    // load) and keep the model at a few seconds in release.
+    let mut model = loom::model::Builder::new();
+    model.preemption_bound = Some(2);
+    model.check(|| {
+        let pool = Arc::new(Pool::new(2));
         let ran = Arc::new(AtomicUsize::new(0));
         let accepted = Arc::new(AtomicUsize::new(0));
 
@@ -98,14 +122,14 @@ fn accepted_jobs_run_exactly_once_and_late_ones_are_rejected() {
             let (pool, accepted) = (pool.clone(), accepted.clone());
             thread::spawn(move || {
                 for job in 0..2 {
-                    if pool.submit(job) {
+                    if pool.submit(0, job) {
                         accepted.fetch_add(1, Ordering::SeqCst);
                     }
                 }
             })
         };
         pool.shutdown();
-        assert!(!pool.submit(99), "submissions after shutdown are rejected");
+        assert!(!pool.submit(1, 99), "submissions after shutdown are rejected");
         submitter.join().unwrap();
         worker.join().unwrap();
         assert_eq!(ran.load(Ordering::SeqCst), accepted.load(Ordering::SeqCst));
