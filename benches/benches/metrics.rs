@@ -69,7 +69,8 @@ fn bufpool(c: &mut Criterion) {
     let exported = Arc::new(Pool::new(|| Vec::<u8>::with_capacity(256)));
     let _registration = metrics.register("bench", &exported).unwrap();
     let _scraper = Scraper::start(metrics.clone());
-    group.bench_function("poolside/registered", |b| b.iter(|| black_box(exported.get().capacity())));
+    group
+        .bench_function("poolside/registered", |b| b.iter(|| black_box(exported.get().capacity())));
     group.finish();
 }
 
@@ -92,7 +93,11 @@ fn connpool(c: &mut Criterion) {
 
     let metrics = PoolMetrics::new();
     let exported = Arc::new(runtime.block_on(async {
-        Builder::new().max_size(4).events(metrics.timing_hook("connpool", "bench").unwrap()).build(Noop).unwrap()
+        Builder::new()
+            .max_size(4)
+            .events(metrics.timing_hook("connpool", "bench").unwrap())
+            .build(Noop)
+            .unwrap()
     }));
     let _registration = metrics.register("bench", &exported).unwrap();
     run(&exported);
