@@ -9,6 +9,7 @@ use crate::job::{JobContext, JobFn, Runnable, Spawned, Submitted, Task};
 use crate::shutdown::{ShutdownError, ShutdownReport};
 use crate::stats::{CATALOGUE, Stats};
 use crossbeam_channel::{Receiver, SendTimeoutError, Sender, TryRecvError, TrySendError};
+use crossbeam_utils::Backoff;
 use parking_lot::Mutex;
 use poolside_core::{Events, Instrumented, MetricDesc, MetricVisitor, Timing};
 use std::fmt;
@@ -531,10 +532,17 @@ impl Worker {
 impl Worker {
     /// The next job, or `None` once shutdown has closed the gate and the queue is empty.
     fn next_task(&self) -> Option<Task> {
-        match self.queue.try_recv() {
-            Ok(task) => return Some(task),
-            Err(TryRecvError::Disconnected) => return None,
-            Err(TryRecvError::Empty) => {}
+        // Spin, then yield, briefly before parking: with one submitter feeding several
+        // workers the queue runs empty between jobs all the time, and waking a parked
+        // worker costs the submitter a futex call per job.
+        let backoff = Backoff::new();
+        loop {
+            match self.queue.try_recv() {
+                Ok(task) => return Some(task),
+                Err(TryRecvError::Disconnected) => return None,
+                Err(TryRecvError::Empty) if backoff.is_completed() => break,
+                Err(TryRecvError::Empty) => backoff.snooze(),
+            }
         }
         // Idle: wait for a job or the close signal, whichever comes first.
         crossbeam_channel::select! {
