@@ -71,7 +71,7 @@ impl<'a, M: Manager> PooledConn<'a, M> {
     /// ```
     pub fn detach(mut self) -> M::Connection {
         let conn = self.take();
-        self.pool.shared.release_slot(true);
+        self.pool.shared.release_slot();
         conn.raw
     }
 
@@ -124,7 +124,7 @@ impl<M: Manager> Drop for PooledConn<'_, M> {
         match verdict {
             Some(reason) => {
                 shared.close_conn(conn, reason);
-                shared.release_slot(true);
+                shared.release_slot();
             }
             None => {
                 if let Some(now) = now {

@@ -1,13 +1,17 @@
 //! The pool: shared state, FIFO handoff to waiters, checkout and return.
 //!
-//! One `parking_lot` mutex guards the idle stack, the waiter queue and the slot
-//! counts; it is held only for O(1) pushes and pops (removing a cancelled waiter is
-//! the one linear step). Invariant: idle connections and waiters never coexist, and
-//! waiters exist only while every slot is taken, because a released connection or
-//! slot always goes to the oldest waiter first. Anything in flight between two
-//! owners (a grant sent to a waiter, a connection being checked, a slot being
-//! dialled) sits in a value whose `Drop` gives it back, so a dropped future at any
-//! await point leaks nothing and swallows no wake-up.
+//! Idle connections live in a lock-free queue. While nobody waits, `get` takes from
+//! it and a return puts back into it without any lock. A `parking_lot` mutex guards
+//! only the waiter queue and the slot counts. The two meet with a store-then-load
+//! handshake (both sides `SeqCst`): a caller about to wait first announces itself
+//! in `waiting`, then polls the idle queue once more; a returner pushes, then reads
+//! `waiting` again and, if someone announced, feeds the idle queue to the waiters
+//! under the lock. One of the two always sees the other, so no wake-up is lost.
+//! With waiters present, a return hands its connection straight to the oldest one,
+//! so nobody overtakes the line. Anything in flight between two owners (a grant
+//! sent to a waiter, a connection being checked, a slot being dialled) sits in a
+//! value whose `Drop` gives it back, so a dropped future at any await point leaks
+//! nothing and swallows no wake-up.
 
 use crate::config::{Builder, Config, WaitPolicy};
 use crate::error::{BuildError, CloseTimeout, GetError};
@@ -15,11 +19,13 @@ use crate::guard::PooledConn;
 use crate::janitor::{self, Signal};
 use crate::manager::Manager;
 use crate::stats::{Counters, Gauges};
+use crossbeam_queue::SegQueue;
 use parking_lot::{Mutex, MutexGuard};
 use poolside_core::{Events, PoolError, Timing};
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering, fence};
 use std::time::Duration;
 use tokio::sync::{Notify, oneshot};
 use tokio::time::Instant;
@@ -54,12 +60,9 @@ type Locked<'a, C> = MutexGuard<'a, State<C>>;
 type Undelivered<'a, C> = Option<(Locked<'a, C>, Grant<C>)>;
 
 pub(crate) struct State<C> {
-    idle: VecDeque<Conn<C>>,
     waiters: VecDeque<Waiter<C>>,
     /// Slots taken: idle + in use + being opened or checked.
     open: usize,
-    /// Connections checked out (including those being health-checked).
-    in_use: usize,
     max_size: usize,
     closed: bool,
     next_waiter: u64,
@@ -78,8 +81,12 @@ pub(crate) enum CloseReason {
 pub(crate) struct Shared<M: Manager> {
     pub(crate) manager: M,
     pub(crate) config: Config,
+    /// Idle connections, oldest-returned first.
+    pub(crate) idle: SegQueue<Conn<M::Connection>>,
     state: Mutex<State<M::Connection>>,
-    /// Gauges and the hot counters, written only under `state`'s lock.
+    /// Set (under the lock) when the pool closes, read by the lock-free paths.
+    closed: AtomicBool,
+    /// Mirrors of the locked state for lock-free readers, plus the counters.
     pub(crate) gauges: Gauges,
     pub(crate) counters: Counters,
     pub(crate) events: Events,
@@ -94,10 +101,9 @@ impl<M: Manager> Drop for Shared<M> {
     }
 }
 
-/// Sends `grant` to the oldest waiter whose future is still alive, under the lock
-/// (used by the rare `resize`); gives it back when there is none. Waiters whose
-/// futures were dropped are skipped (their `Queued` guard removes them, but may lose
-/// the race with this pop).
+/// Sends `grant` to the oldest waiter whose future is still alive, under the lock;
+/// gives it back when there is none. Waiters whose futures were dropped are skipped
+/// (their `Queued` guard removes them, but may lose the race with this pop).
 fn send_to_oldest<C>(waiters: &mut VecDeque<Waiter<C>>, mut grant: Grant<C>) -> Option<Grant<C>> {
     while let Some(waiter) = waiters.pop_front() {
         match waiter.tx.send(grant) {
@@ -119,8 +125,10 @@ enum Acquire<C> {
 }
 
 impl<M: Manager> Shared<M> {
+    /// Mirrors the locked state for lock-free readers (`waiting` with `SeqCst`: it is
+    /// one half of the idle hand-shake).
     fn publish(&self, st: &State<M::Connection>) {
-        self.gauges.publish(st.open, st.idle.len(), st.in_use, st.waiters.len());
+        self.gauges.publish(st.open, st.max_size, st.waiters.len());
     }
 
     fn lock(&self) -> Locked<'_, M::Connection> {
@@ -145,83 +153,138 @@ impl<M: Manager> Shared<M> {
             && self.expired(conn, now).is_none()
     }
 
-    /// Counts a connection handed out by a slow path (dial, check, hand-off).
-    fn count_acquire(&self) {
-        let _st = self.lock();
-        self.gauges.bump_acquires();
+    /// The lock-free common case: nobody waits and an idle connection is there.
+    /// `Some(Fresh)` needs no more work; `Some(Ready)` must be checked or replaced.
+    fn take_idle(&self, now: Instant) -> Option<Acquire<M::Connection>> {
+        if self.gauges.waiting() != 0 || self.closed.load(Ordering::Relaxed) {
+            return None;
+        }
+        let mut conn = self.idle.pop()?;
+        if self.is_fresh(&conn, now) {
+            conn.last_used = now;
+            self.counters.acquires.bump();
+            Some(Acquire::Fresh(conn))
+        } else {
+            Some(Acquire::Ready(Grant::Conn(conn)))
+        }
     }
 
     /// Takes an idle connection or a free slot, or queues (when allowed).
-    /// The common case (an idle connection used within the health-check window and
-    /// within its limits) is decided here, under one lock, at `now`.
     fn acquire(&self, may_queue: bool, now: Instant) -> Acquire<M::Connection> {
+        if let Some(found) = self.take_idle(now) {
+            return found;
+        }
         let mut st = self.lock();
         if st.closed {
             return Acquire::Closed;
         }
-        if let Some(mut conn) = st.idle.pop_back() {
-            st.in_use += 1;
-            self.publish(&st);
-            if self.is_fresh(&conn, now) {
-                self.gauges.bump_acquires();
-                conn.last_used = now;
-                return Acquire::Fresh(conn);
+        if st.waiters.is_empty() {
+            // Announce, then look again: a returner that pushed before seeing us
+            // is caught here, one that pushes after sees `waiting` and feeds us.
+            self.gauges.announce_waiter();
+            fence(Ordering::SeqCst);
+            if let Some(conn) = self.idle.pop() {
+                self.publish(&st);
+                return Acquire::Ready(Grant::Conn(conn));
             }
-            return Acquire::Ready(Grant::Conn(conn));
-        }
-        if st.open < st.max_size {
-            st.open += 1;
-            self.publish(&st);
-            return Acquire::Ready(Grant::Slot);
+            if st.open < st.max_size {
+                st.open += 1;
+                self.publish(&st);
+                return Acquire::Ready(Grant::Slot);
+            }
         }
         self.gauges.bump_exhaustions();
         if !may_queue {
+            self.publish(&st);
             return Acquire::Exhausted;
         }
         let id = st.next_waiter;
         st.next_waiter += 1;
         let (tx, rx) = oneshot::channel();
         st.waiters.push_back(Waiter { id, tx });
-        self.publish(&st);
+        self.feed_waiters(&mut st);
         Acquire::Queued(id, rx)
     }
 
-    /// Puts a checked-out, healthy connection back: to the oldest live waiter, else
-    /// onto the idle stack.
-    /// `counted` is false for a fresh connection that never went to a caller.
-    pub(crate) fn put_back(&self, conn: Conn<M::Connection>, counted: bool) {
-        let st = self.lock();
-        if counted {
-            self.gauges.bump_releases();
+    /// Under the lock: moves idle connections to waiters, oldest first (a returner
+    /// may have pushed one just as they queued).
+    fn feed_waiters(&self, st: &mut State<M::Connection>) {
+        // This caller's half of the hand-shake: `waiting` is stored before the idle
+        // queue is polled, so a concurrent returner either is seen here or sees us.
+        self.publish(st);
+        fence(Ordering::SeqCst);
+        while !st.waiters.is_empty() {
+            let Some(conn) = self.idle.pop() else { break };
+            if let Some(Grant::Conn(unsent)) = send_to_oldest(&mut st.waiters, Grant::Conn(conn)) {
+                self.idle.push(unsent);
+            }
         }
-        if st.closed || st.open > st.max_size {
-            drop(st);
-            self.close_conn(conn, CloseReason::Removed);
-            self.release_slot(true);
+        self.publish(st);
+    }
+
+    /// After a lock-free push: if a caller announced itself meanwhile, or the pool
+    /// closed, settle the idle queue under the lock.
+    fn after_push(&self) {
+        fence(Ordering::SeqCst);
+        if self.gauges.waiting() == 0
+            && !self.closed.load(Ordering::SeqCst)
+            && !self.gauges.over_size()
+        {
             return;
         }
-        let Some((mut st, grant)) = self.hand_to_oldest(st, Grant::Conn(conn)) else { return };
-        // No live waiter: keep the connection, unless the pool closed or shrank while
-        // the lock was released for a hand-off attempt.
-        st.in_use -= 1;
-        match grant {
-            Grant::Conn(conn) if !st.closed && st.open <= st.max_size => {
-                st.idle.push_back(conn);
-                self.publish(&st);
+        let mut st = self.lock();
+        if st.closed || st.open > st.max_size {
+            // Closed or shrunk while the connection went in: take back what must go.
+            let mut doomed = Vec::new();
+            while st.closed || st.open - doomed.len() > st.max_size {
+                let Some(conn) = self.idle.pop() else { break };
+                doomed.push(conn);
             }
-            grant => {
-                st.open -= 1;
-                let drained = st.closed && st.open == 0;
-                self.publish(&st);
-                drop(st);
-                if let Grant::Conn(conn) = grant {
-                    self.close_conn(conn, CloseReason::Removed);
-                }
-                if drained {
-                    self.drained.notify_waiters();
-                }
+            st.open -= doomed.len();
+            let drained = st.closed && st.open == 0;
+            self.publish(&st);
+            drop(st);
+            for conn in doomed {
+                self.close_conn(conn, CloseReason::Removed);
             }
+            if drained {
+                self.drained.notify_waiters();
+            }
+        } else {
+            self.feed_waiters(&mut st);
         }
+    }
+
+    /// Puts a checked-out, healthy connection back: to the oldest live waiter, else
+    /// into the idle queue. `counted` is false for a fresh connection that never
+    /// went to a caller.
+    pub(crate) fn put_back(&self, conn: Conn<M::Connection>, counted: bool) {
+        if counted {
+            self.counters.releases.bump();
+        }
+        if self.closed.load(Ordering::Acquire) || self.gauges.over_size() {
+            self.close_conn(conn, CloseReason::Removed);
+            self.release_slot();
+            return;
+        }
+        let conn = if self.gauges.waiting() == 0 {
+            conn
+        } else {
+            let st = self.lock();
+            match self.hand_to_oldest(st, Grant::Conn(conn)) {
+                None => return,
+                Some((st, Grant::Conn(conn))) => {
+                    drop(st);
+                    conn
+                }
+                Some((st, Grant::Slot)) => {
+                    drop(st);
+                    return self.release_slot();
+                }
+            }
+        };
+        self.idle.push(conn);
+        self.after_push();
     }
 
     /// Sends `grant` to the oldest waiter whose future is still alive, with the lock
@@ -250,11 +313,8 @@ impl<M: Manager> Shared<M> {
 
     /// Gives up one slot (its connection, if any, is already closed): hands it to the
     /// oldest live waiter, else frees it.
-    pub(crate) fn release_slot(&self, had_conn: bool) {
+    pub(crate) fn release_slot(&self) {
         let mut st = self.lock();
-        if had_conn {
-            st.in_use -= 1;
-        }
         if !st.closed && st.open <= st.max_size {
             match self.hand_to_oldest(st, Grant::Slot) {
                 None => return,
@@ -262,7 +322,7 @@ impl<M: Manager> Shared<M> {
             }
         }
         st.open -= 1;
-        let below_min = !st.closed && st.idle.len() < self.config.min_idle;
+        let below_min = !st.closed && self.idle.len() < self.config.min_idle;
         let drained = st.closed && st.open == 0;
         self.publish(&st);
         drop(st);
@@ -274,24 +334,9 @@ impl<M: Manager> Shared<M> {
         }
     }
 
-    /// Converts a checked-out connection's slot into an empty one (the connection was
-    /// closed but the caller keeps the slot to open a replacement).
-    fn keep_slot_only(&self) {
-        let mut st = self.lock();
-        st.in_use -= 1;
-        self.publish(&st);
-    }
-
-    /// Admits a connection the caller just opened on a slot it held: marks it in use,
-    /// unless the pool closed meanwhile.
-    fn admit_in_use(&self) -> bool {
-        let mut st = self.lock();
-        if st.closed {
-            return false;
-        }
-        st.in_use += 1;
-        self.publish(&st);
-        true
+    /// Whether a connection opened on a slot may be handed out (the pool is open).
+    fn admit(&self) -> bool {
+        !self.closed.load(Ordering::Acquire)
     }
 
     pub(crate) fn close_conn(&self, conn: Conn<M::Connection>, reason: CloseReason) {
@@ -303,6 +348,7 @@ impl<M: Manager> Shared<M> {
     /// Opens a connection on a slot the caller holds, bounded by the connect timeout.
     async fn dial(&self) -> Result<Conn<M::Connection>, GetError<M::Error>> {
         self.counters.bump(&self.counters.dials);
+        let _dialing = self.gauges.dialing();
         let started = Instant::now();
         let outcome =
             tokio::time::timeout(self.config.connect_timeout, self.manager.connect()).await;
@@ -326,12 +372,12 @@ impl<M: Manager> Shared<M> {
         }
     }
 
-    /// Opens one connection for the idle stack if the pool is below `target` idle
+    /// Opens one connection for the idle queue if the pool is below `target` idle
     /// connections and has a free slot. Returns whether it added one.
     pub(crate) async fn warm_one(&self, target: usize) -> Result<bool, GetError<M::Error>> {
         {
             let mut st = self.lock();
-            if st.closed || st.idle.len() >= target || st.open >= st.max_size {
+            if st.closed || self.idle.len() >= target || st.open >= st.max_size {
                 return Ok(false);
             }
             st.open += 1;
@@ -340,47 +386,63 @@ impl<M: Manager> Shared<M> {
         let mut slot = Pending::new(self, Grant::Slot);
         let conn = self.dial().await?;
         slot.holds_slot = false;
-        if self.admit_in_use() {
+        if self.admit() {
             self.put_back(conn, false);
             Ok(true)
         } else {
             self.close_conn(conn, CloseReason::Removed);
-            self.release_slot(false);
+            self.release_slot();
             Ok(false)
         }
     }
 
-    /// Closes idle connections past their limits, keeping `min_idle` against the idle
-    /// limit (lifetime always wins: those are replaced by the re-warm).
-    pub(crate) fn sweep(&self, now: Instant) {
+    /// Takes every idle connection out, keeps those `keep` accepts (in order), closes
+    /// the others and frees their slots. Returns how many it closed.
+    fn filter_idle(
+        &self,
+        mut keep: impl FnMut(&Conn<M::Connection>, usize) -> Result<(), CloseReason>,
+    ) -> usize {
+        let taken = self.idle.len();
+        let mut kept = Vec::with_capacity(taken);
         let mut doomed = Vec::new();
-        {
-            let mut st = self.lock();
-            let mut idle_left = st.idle.len();
-            let min_idle = self.config.min_idle;
-            let mut kept = VecDeque::with_capacity(st.idle.len());
-            // Oldest-used first, so the idle limit closes the coldest connections.
-            while let Some(conn) = st.idle.pop_front() {
-                match self.expired(&conn, now) {
-                    Some(CloseReason::Idle) if idle_left <= min_idle => kept.push_back(conn),
-                    Some(reason) => {
-                        idle_left -= 1;
-                        doomed.push((conn, reason));
-                    }
-                    None => kept.push_back(conn),
-                }
+        for _ in 0..taken {
+            let Some(conn) = self.idle.pop() else { break };
+            match keep(&conn, taken - doomed.len()) {
+                Ok(()) => kept.push(conn),
+                Err(reason) => doomed.push((conn, reason)),
             }
-            st.idle = kept;
-            st.open -= doomed.len();
+        }
+        for conn in kept {
+            self.idle.push(conn);
+        }
+        let closed = doomed.len();
+        if closed > 0 {
+            let mut st = self.lock();
+            st.open -= closed;
             self.publish(&st);
         }
         for (conn, reason) in doomed {
             self.close_conn(conn, reason);
         }
+        // Callers may have queued while the connections were out.
+        self.after_push();
+        closed
+    }
+
+    /// Closes idle connections past their limits, keeping `min_idle` against the idle
+    /// limit (lifetime always wins: those are replaced by the re-warm).
+    pub(crate) fn sweep(&self, now: Instant) {
+        let min_idle = self.config.min_idle;
+        // Oldest-returned first, so the idle limit closes the coldest connections.
+        self.filter_idle(|conn, idle_left| match self.expired(conn, now) {
+            Some(CloseReason::Idle) if idle_left <= min_idle => Ok(()),
+            Some(reason) => Err(reason),
+            None => Ok(()),
+        });
     }
 
     pub(crate) fn is_closed(&self) -> bool {
-        self.lock().closed
+        self.closed.load(Ordering::Acquire)
     }
 }
 
@@ -411,9 +473,9 @@ impl<M: Manager> Drop for Pending<'_, M> {
             // Dropped mid health check: the connection's state is unknown, close it.
             Some(conn) => {
                 self.shared.close_conn(conn, CloseReason::Removed);
-                self.shared.release_slot(true);
+                self.shared.release_slot();
             }
-            None => self.shared.release_slot(false),
+            None => self.shared.release_slot(),
         }
     }
 }
@@ -451,7 +513,7 @@ impl<M: Manager> Drop for Queued<'_, M> {
         self.rx.close();
         match self.rx.try_recv() {
             Ok(Grant::Conn(conn)) => self.shared.put_back(conn, false),
-            Ok(Grant::Slot) => self.shared.release_slot(false),
+            Ok(Grant::Slot) => self.shared.release_slot(),
             Err(_) => {}
         }
     }
@@ -543,17 +605,17 @@ impl<M: Manager> Pool<M> {
             None
         };
         let state = State {
-            idle: VecDeque::with_capacity(config.max_size),
             waiters: VecDeque::new(),
             open: 0,
-            in_use: 0,
             max_size: config.max_size,
             closed: false,
             next_waiter: 0,
         };
         let shared = Arc::new(Shared {
             manager,
+            idle: SegQueue::new(),
             state: Mutex::new(state),
+            closed: AtomicBool::new(false),
             gauges: Gauges::default(),
             counters: Counters::default(),
             events,
@@ -561,7 +623,7 @@ impl<M: Manager> Pool<M> {
             drained: Notify::new(),
             config,
         });
-        shared.gauges.publish(0, 0, 0, 0);
+        shared.gauges.publish(0, shared.config.max_size, 0);
         if let Some(runtime) = runtime {
             janitor::spawn(&runtime, &shared);
         }
@@ -673,9 +735,9 @@ impl<M: Manager> Pool<M> {
                 Verdict::Dial => {
                     let conn = shared.dial().await?;
                     pending.holds_slot = false;
-                    if !shared.admit_in_use() {
+                    if !shared.admit() {
                         shared.close_conn(conn, CloseReason::Removed);
-                        shared.release_slot(false);
+                        shared.release_slot();
                         return Err(PoolError::Closed.into());
                     }
                     return Ok(self.hand_out(conn));
@@ -683,7 +745,6 @@ impl<M: Manager> Pool<M> {
                 Verdict::Expired(reason) => {
                     if let Some(conn) = pending.conn.take() {
                         shared.close_conn(conn, reason);
-                        shared.keep_slot_only();
                     }
                 }
                 Verdict::Fresh => {
@@ -715,7 +776,6 @@ impl<M: Manager> Pool<M> {
                             failed_checks += 1;
                             shared.counters.bump(&shared.counters.health_fails);
                             shared.close_conn(conn, CloseReason::Broken);
-                            shared.keep_slot_only();
                             let failure = match checked {
                                 Ok(Err(last)) => {
                                     tracing::debug!(error = %last, "poolside-connpool: health check failed");
@@ -747,18 +807,18 @@ impl<M: Manager> Pool<M> {
     }
 
     fn hand_out(&self, conn: Conn<M::Connection>) -> PooledConn<'_, M> {
-        self.shared.count_acquire();
+        self.shared.counters.acquires.bump();
         PooledConn::new(self, conn)
     }
 
     /// Current levels.
     pub fn status(&self) -> Status {
-        self.shared.gauges.status(self.max_size())
+        self.shared.gauges.status(self.shared.idle.len())
     }
 
     /// The current maximum size.
     pub fn max_size(&self) -> usize {
-        self.shared.lock().max_size
+        self.shared.gauges.max_size()
     }
 
     /// Changes the maximum size at runtime. Growing hands the new slots to waiters;
@@ -794,7 +854,7 @@ impl<M: Manager> Pool<M> {
             let mut st = shared.lock();
             st.max_size = max_size;
             while st.open > max_size {
-                let Some(conn) = st.idle.pop_front() else { break };
+                let Some(conn) = shared.idle.pop() else { break };
                 st.open -= 1;
                 doomed.push(conn);
             }
@@ -833,20 +893,13 @@ impl<M: Manager> Pool<M> {
     pub fn retain(&self, mut keep: impl FnMut(&M::Connection, Duration) -> bool) -> usize {
         let shared = &*self.shared;
         let now = Instant::now();
-        let doomed: VecDeque<_> = {
-            let mut st = shared.lock();
-            let all = std::mem::take(&mut st.idle);
-            let (kept, doomed): (VecDeque<_>, VecDeque<_>) =
-                all.into_iter().partition(|c| keep(&c.raw, now.duration_since(c.created)));
-            st.idle = kept;
-            st.open -= doomed.len();
-            shared.publish(&st);
-            doomed
-        };
-        let closed = doomed.len();
-        for conn in doomed {
-            shared.close_conn(conn, CloseReason::Removed);
-        }
+        let closed = shared.filter_idle(|conn, _| {
+            if keep(&conn.raw, now.duration_since(conn.created)) {
+                Ok(())
+            } else {
+                Err(CloseReason::Removed)
+            }
+        });
         if closed > 0 {
             shared.signal.wake();
         }
@@ -873,7 +926,14 @@ impl<M: Manager> Pool<M> {
                 return;
             }
             st.closed = true;
-            let idle = std::mem::take(&mut st.idle);
+            shared.closed.store(true, Ordering::SeqCst);
+            // Pairs with `after_push`: a connection pushed concurrently is either
+            // drained here or seen there.
+            fence(Ordering::SeqCst);
+            let mut idle = Vec::new();
+            while let Some(conn) = shared.idle.pop() {
+                idle.push(conn);
+            }
             st.open -= idle.len();
             let waiters = std::mem::take(&mut st.waiters);
             shared.publish(&st);
@@ -940,12 +1000,13 @@ impl<M: Manager> Shared<M> {
     /// After a failed health check the caller holds an empty slot: if an idle
     /// connection exists (so nobody waits), check that one instead of dialling.
     fn swap_slot_for_idle(&self) -> Grant<M::Connection> {
-        let mut st = self.lock();
-        match st.idle.pop_back() {
+        if self.gauges.waiting() != 0 {
+            return Grant::Slot;
+        }
+        match self.idle.pop() {
             Some(conn) => {
-                st.open -= 1;
-                st.in_use += 1;
-                self.publish(&st);
+                // Our empty slot is given up (to a waiter, should one have come).
+                self.release_slot();
                 Grant::Conn(conn)
             }
             None => Grant::Slot,

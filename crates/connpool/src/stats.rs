@@ -1,14 +1,17 @@
 //! Metrics: the gauge and counter catalogue and the `Instrumented` impl.
 //!
-//! Gauges (and the release / exhaustion counters) are written only while the pool's
-//! lock is held, with a plain load + store instead of a read-modify-write: the cache
-//! line is already owned by the lock holder, so they cost nothing extra, and readers
-//! still need no lock. The remaining counters are bumped with relaxed `fetch_add`.
+//! Readers never take the pool lock. Levels are mirrored from the locked state, the
+//! idle count is the idle queue's length, in-use is derived; the two counters every
+//! get and return bump are sharded per thread; the rest use relaxed `fetch_add`.
 
 use crate::manager::Manager;
 use crate::pool::{CloseReason, Pool, Status};
+use crossbeam_utils::CachePadded;
 use poolside_core::{Instrumented, Metric, MetricDesc, MetricVisitor};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicU64, AtomicUsize,
+    Ordering::{Relaxed, SeqCst},
+};
 
 static OPEN: MetricDesc =
     MetricDesc::gauge("open", "Connections open: idle, in use or being opened.");
@@ -50,15 +53,16 @@ static CATALOGUE: [&MetricDesc; 15] = [
     &CLOSED_BROKEN,
 ];
 
-/// Values written only under the pool lock.
+/// Levels mirrored from the locked state (written only under the pool lock), the
+/// count of dials in progress, and the exhaustion counter (also bumped under the
+/// lock). `waiting` sits on its own cache line: every lock-free get and return
+/// reads it.
 #[derive(Debug, Default)]
 pub(crate) struct Gauges {
+    waiting: CachePadded<AtomicUsize>,
     open: AtomicUsize,
-    idle: AtomicUsize,
-    in_use: AtomicUsize,
-    waiting: AtomicUsize,
-    acquires: AtomicU64,
-    releases: AtomicU64,
+    max_size: AtomicUsize,
+    dialing: AtomicUsize,
     exhaustions: AtomicU64,
 }
 
@@ -68,39 +72,95 @@ fn bump_locked(counter: &AtomicU64) {
 }
 
 impl Gauges {
-    pub(crate) fn publish(&self, open: usize, idle: usize, in_use: usize, waiting: usize) {
+    pub(crate) fn publish(&self, open: usize, max_size: usize, waiting: usize) {
         self.open.store(open, Relaxed);
-        self.idle.store(idle, Relaxed);
-        self.in_use.store(in_use, Relaxed);
-        self.waiting.store(waiting, Relaxed);
+        self.max_size.store(max_size, Relaxed);
+        self.waiting.store(waiting, SeqCst);
     }
 
-    pub(crate) fn bump_acquires(&self) {
-        bump_locked(&self.acquires);
+    /// A caller is about to look at the idle queue one last time before waiting.
+    pub(crate) fn announce_waiter(&self) {
+        self.waiting.store(1, SeqCst);
     }
 
-    pub(crate) fn bump_releases(&self) {
-        bump_locked(&self.releases);
+    pub(crate) fn waiting(&self) -> usize {
+        self.waiting.load(SeqCst)
+    }
+
+    pub(crate) fn max_size(&self) -> usize {
+        self.max_size.load(Relaxed)
+    }
+
+    /// Whether the pool holds more slots than its (shrunk) maximum.
+    pub(crate) fn over_size(&self) -> bool {
+        self.open.load(Relaxed) > self.max_size.load(Relaxed)
+    }
+
+    /// Counts one dial in progress until the returned guard drops.
+    pub(crate) fn dialing(&self) -> Dialing<'_> {
+        self.dialing.fetch_add(1, Relaxed);
+        Dialing(&self.dialing)
     }
 
     pub(crate) fn bump_exhaustions(&self) {
         bump_locked(&self.exhaustions);
     }
 
-    pub(crate) fn status(&self, max_size: usize) -> Status {
+    /// In use = open - idle - being dialled (read without the lock, so clamped).
+    pub(crate) fn status(&self, idle: usize) -> Status {
+        let open = self.open.load(Relaxed);
+        let dialing = self.dialing.load(Relaxed);
         Status {
-            open: self.open.load(Relaxed),
-            idle: self.idle.load(Relaxed),
-            in_use: self.in_use.load(Relaxed),
+            open,
+            idle,
+            in_use: open.saturating_sub(idle + dialing),
             waiting: self.waiting.load(Relaxed),
-            max_size,
+            max_size: self.max_size(),
         }
+    }
+}
+
+/// One dial in progress (see [`Gauges::dialing`]).
+pub(crate) struct Dialing<'a>(&'a AtomicUsize);
+
+impl Drop for Dialing<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Relaxed);
+    }
+}
+
+/// A counter bumped on every get and return: one cache-padded cell per thread
+/// group, summed when read, so threads do not fight over one cache line.
+#[derive(Debug, Default)]
+pub(crate) struct Sharded {
+    cells: [CachePadded<AtomicU64>; SHARDS],
+}
+
+const SHARDS: usize = 16;
+
+thread_local! {
+    static SHARD: usize = {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        NEXT.fetch_add(1, Relaxed) % SHARDS
+    };
+}
+
+impl Sharded {
+    pub(crate) fn bump(&self) {
+        let cell = SHARD.with(|i| *i);
+        self.cells[cell].fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn sum(&self) -> u64 {
+        self.cells.iter().map(|c| c.load(Relaxed)).sum()
     }
 }
 
 /// Counters bumped outside the lock.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
+    pub(crate) acquires: Sharded,
+    pub(crate) releases: Sharded,
     pub(crate) dials: AtomicU64,
     pub(crate) dial_errors: AtomicU64,
     pub(crate) timeouts: AtomicU64,
@@ -160,15 +220,16 @@ impl<M: Manager> Instrumented for Pool<M> {
     fn visit_metrics(&self, visitor: &mut dyn MetricVisitor) {
         let g = &self.shared.gauges;
         let c = &self.shared.counters;
+        let status = self.status();
         let values: [(&'static MetricDesc, u64); 15] = [
-            (&OPEN, g.open.load(Relaxed) as u64),
-            (&IDLE, g.idle.load(Relaxed) as u64),
-            (&IN_USE, g.in_use.load(Relaxed) as u64),
-            (&WAITING, g.waiting.load(Relaxed) as u64),
+            (&OPEN, status.open as u64),
+            (&IDLE, status.idle as u64),
+            (&IN_USE, status.in_use as u64),
+            (&WAITING, status.waiting as u64),
             (&DIALS, c.dials.load(Relaxed)),
             (&DIAL_ERRORS, c.dial_errors.load(Relaxed)),
-            (&ACQUIRES, g.acquires.load(Relaxed)),
-            (&RELEASES, g.releases.load(Relaxed)),
+            (&ACQUIRES, c.acquires.sum()),
+            (&RELEASES, c.releases.sum()),
             (&EXHAUSTIONS, g.exhaustions.load(Relaxed)),
             (&TIMEOUTS, c.timeouts.load(Relaxed)),
             (&HEALTH_CHECKS, c.health_checks.load(Relaxed)),

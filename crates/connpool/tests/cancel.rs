@@ -108,3 +108,44 @@ fn multi_thread_abort_stress_keeps_counts() {
     });
     assert_eq!(ledger.closes.load(SeqCst), connects);
 }
+
+/// The lock-free return path and the locked wait path meet through a store-then-load
+/// hand-shake; if either side could miss the other, a waiter would sleep next to an
+/// idle connection and this run would hang (caught by the timeout).
+#[test]
+fn multi_thread_handoff_never_loses_a_wakeup() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_time()
+        .build()
+        .unwrap();
+    let (m, ledger) = TestManager::new();
+    runtime.block_on(async {
+        let pool = Builder::new().max_size(3).build(m).unwrap();
+        let tasks: Vec<_> = (0..48)
+            .map(|i| {
+                let p = pool.clone();
+                tokio::spawn(async move {
+                    for round in 0..1500u32 {
+                        let conn = p.get().await.unwrap();
+                        // Sometimes hold across a yield, so waiters form and drain.
+                        if (round + i) % 7 == 0 {
+                            tokio::task::yield_now().await;
+                        }
+                        drop(conn);
+                    }
+                })
+            })
+            .collect();
+        let all = async {
+            for t in tasks {
+                t.await.unwrap();
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(60), all)
+            .await
+            .expect("a waiter hung next to an idle connection: a wake-up was lost");
+        assert_quiet(pool.status());
+        assert_eq!(ledger.live(), pool.status().open);
+    });
+}
