@@ -1,9 +1,9 @@
 //! The set of exported pools and the collector that keeps their series current.
 
 use crate::exposition;
-use crate::naming::{histogram_name, series_name, validate_pool_name};
+use crate::naming::{series_name, validate_pool_name};
 use crate::{MetricsError, hook::TimingHistograms};
-use metrics::{Key, Label, Recorder};
+use metrics::{Key, Label};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusRecorder};
 use poolside_core::{Events, Instrumented, Metric, MetricKind, Snapshot};
 use std::fmt;
@@ -13,13 +13,6 @@ use std::time::Duration;
 
 /// A pool as the registry holds it: weakly, so registering never keeps a pool alive.
 type WeakPool = Weak<dyn Instrumented + Send + Sync>;
-
-/// Histogram bucket bounds in seconds: 1 µs to ~30 s, roughly ×2.5 apart, so
-/// `histogram_quantile` works from sub-millisecond waits to multi-second dials.
-const TIMING_BUCKETS: [f64; 20] = [
-    1e-6, 2.5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2,
-    0.1, 0.25, 0.5, 1.0, 5.0, 30.0,
-];
 
 /// Exports poolside pools through the `metrics` facade: one [`PoolMetrics`] per
 /// process is typical.
@@ -256,23 +249,9 @@ impl PoolMetrics {
         if entries.len() >= limit {
             return Err(MetricsError::TooManyPools { limit });
         }
-        let recorder = PrometheusBuilder::new()
-            .set_buckets(&TIMING_BUCKETS)
-            .expect("the bucket list is not empty")
-            .build_recorder();
-        let timings = Arc::new(TimingHistograms::new(
-            kind,
-            name,
-            &recorder,
-            self.shared.config.forward_to_global,
-        ));
-        for timing in poolside_core::Timing::ALL {
-            recorder.describe_histogram(
-                histogram_name(kind, timing.name()).into(),
-                Some(metrics::Unit::Seconds),
-                timing.help().into(),
-            );
-        }
+        let recorder = PrometheusBuilder::new().build_recorder();
+        let timings =
+            Arc::new(TimingHistograms::new(kind, name, self.shared.config.forward_to_global));
         Ok(Arc::new(Entry {
             id: self.shared.next_id.fetch_add(1, Ordering::Relaxed),
             name: name.to_owned(),
@@ -351,10 +330,10 @@ impl PoolMetrics {
         let entries: Vec<Arc<Entry>> = lock(&self.shared.entries).clone();
         let renders: Vec<String> = entries
             .iter()
-            .map(|e| {
+            .flat_map(|e| {
                 let handle = e.recorder.handle();
                 handle.run_upkeep();
-                handle.render()
+                [handle.render(), e.timings.render(e.kind, &e.name)]
             })
             .collect();
         exposition::merge(&renders)
