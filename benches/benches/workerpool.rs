@@ -155,6 +155,28 @@ fn noop_jobs(c: &mut Criterion) {
     group.finish();
 }
 
+/// `iters` rounds in which `submitters` threads each call `submit` `per_thread` times,
+/// each round ending with `finish(target)` once `target` jobs have run.
+fn submitter_rounds(
+    iters: u64,
+    submitters: usize,
+    per_thread: usize,
+    submit: impl Fn() + Sync,
+    mut finish: impl FnMut(usize),
+) -> Duration {
+    let started = Instant::now();
+    for _ in 0..iters {
+        let target = DONE.load(Ordering::Relaxed) + submitters * per_thread;
+        std::thread::scope(|s| {
+            for _ in 0..submitters {
+                s.spawn(|| (0..per_thread).for_each(|_| submit()));
+            }
+        });
+        finish(target);
+    }
+    started.elapsed()
+}
+
 fn many_submitters(c: &mut Criterion) {
     let n = jobs_per_iteration();
     let mut group = c.benchmark_group("workerpool_submitters");
@@ -163,25 +185,16 @@ fn many_submitters(c: &mut Criterion) {
     let workers = 2;
     for submitters in [4usize, 16] {
         let per_thread = n / submitters;
-        let total = per_thread * submitters;
         let pool = WorkerPool::builder().workers(workers).queue_depth(1024).build().unwrap();
         group.bench_function(BenchmarkId::new("poolside/WorkerPool", submitters), |b| {
             b.iter_custom(|iters| {
-                let started = Instant::now();
-                for _ in 0..iters {
-                    let target = DONE.load(Ordering::Relaxed) + total;
-                    std::thread::scope(|s| {
-                        for _ in 0..submitters {
-                            s.spawn(|| {
-                                for _ in 0..per_thread {
-                                    pool.submit(|_| job()).unwrap();
-                                }
-                            });
-                        }
-                    });
-                    wait_for(target);
-                }
-                started.elapsed()
+                submitter_rounds(
+                    iters,
+                    submitters,
+                    per_thread,
+                    || pool.submit(|_| job()).unwrap(),
+                    wait_for,
+                )
             })
         });
         drop(pool);
@@ -189,21 +202,13 @@ fn many_submitters(c: &mut Criterion) {
         let pool = threadpool::ThreadPool::new(workers);
         group.bench_function(BenchmarkId::new("threadpool", submitters), |b| {
             b.iter_custom(|iters| {
-                let started = Instant::now();
-                for _ in 0..iters {
-                    std::thread::scope(|s| {
-                        for _ in 0..submitters {
-                            let pool = pool.clone();
-                            s.spawn(move || {
-                                for _ in 0..per_thread {
-                                    pool.execute(job);
-                                }
-                            });
-                        }
-                    });
-                    pool.join();
-                }
-                started.elapsed()
+                submitter_rounds(
+                    iters,
+                    submitters,
+                    per_thread,
+                    || pool.execute(job),
+                    |_| pool.join(),
+                )
             })
         });
         drop(pool);
@@ -211,21 +216,7 @@ fn many_submitters(c: &mut Criterion) {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(workers).build().unwrap();
         group.bench_function(BenchmarkId::new("rayon", submitters), |b| {
             b.iter_custom(|iters| {
-                let started = Instant::now();
-                for _ in 0..iters {
-                    let target = DONE.load(Ordering::Relaxed) + total;
-                    std::thread::scope(|s| {
-                        for _ in 0..submitters {
-                            s.spawn(|| {
-                                for _ in 0..per_thread {
-                                    pool.spawn(job);
-                                }
-                            });
-                        }
-                    });
-                    wait_for(target);
-                }
-                started.elapsed()
+                submitter_rounds(iters, submitters, per_thread, || pool.spawn(job), wait_for)
             })
         });
         drop(pool);
