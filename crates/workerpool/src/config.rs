@@ -96,6 +96,7 @@ pub struct WorkerPoolBuilder {
     pub(crate) panic_policy: PanicPolicy,
     pub(crate) drop_deadline: Duration,
     pub(crate) shutdown_grace: Duration,
+    pub(crate) spinning_workers: Option<usize>,
     pub(crate) events: Events,
 }
 
@@ -110,6 +111,7 @@ impl Default for WorkerPoolBuilder {
             panic_policy: PanicPolicy::Isolate,
             drop_deadline: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(1),
+            spinning_workers: None,
             events: Events::none(),
         }
     }
@@ -159,6 +161,20 @@ impl WorkerPoolBuilder {
     /// after that are reported as stuck and detached: the hard bound on shutdown.
     pub fn shutdown_grace(mut self, grace: Duration) -> Self {
         self.shutdown_grace = grace;
+        self
+    }
+
+    /// How many idle workers may spin (then yield) waiting for the next job before
+    /// parking; the others park at once (default: all of them). Spinning spares the
+    /// submitter a wake-up per job; too many spinners contend on the queue.
+    ///
+    /// ```
+    /// let pool = poolside_workerpool::WorkerPool::builder().workers(16).spinning_workers(2).build()?;
+    /// # drop(pool);
+    /// # Ok::<(), poolside_workerpool::BuildError>(())
+    /// ```
+    pub fn spinning_workers(mut self, spinners: usize) -> Self {
+        self.spinning_workers = Some(spinners);
         self
     }
 

@@ -9,12 +9,12 @@ use crate::job::{JobContext, JobFn, Runnable, Spawned, Submitted, Task};
 use crate::shutdown::{ShutdownError, ShutdownReport};
 use crate::stats::{CATALOGUE, Stats};
 use crossbeam_channel::{Receiver, SendTimeoutError, Sender, TryRecvError, TrySendError};
-use crossbeam_utils::Backoff;
+use crossbeam_utils::{Backoff, CachePadded};
 use parking_lot::Mutex;
 use poolside_core::{Events, Instrumented, MetricDesc, MetricVisitor, Timing};
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -84,6 +84,32 @@ pub(crate) struct Shared {
     abandon: AtomicBool,
     events: Events,
     panic_policy: PanicPolicy,
+    /// Idle workers spinning right now, and how many may.
+    spinners: CachePadded<AtomicUsize>,
+    max_spinners: usize,
+}
+
+impl Shared {
+    /// Takes a spinning permit if fewer than `max_spinners` workers spin.
+    fn try_start_spinning(&self) -> bool {
+        let mut current = self.spinners.load(Ordering::Relaxed);
+        while current < self.max_spinners {
+            match self.spinners.compare_exchange_weak(
+                current,
+                current + 1,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return true,
+                Err(actual) => current = actual,
+            }
+        }
+        false
+    }
+
+    fn stop_spinning(&self) {
+        self.spinners.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl WorkerPool {
@@ -113,6 +139,8 @@ impl WorkerPool {
             abandon: AtomicBool::new(false),
             events: config.events.clone(),
             panic_policy: config.panic_policy,
+            spinners: CachePadded::new(AtomicUsize::new(0)),
+            max_spinners: config.spinning_workers.unwrap_or(config.workers),
         });
         let pool = WorkerPool {
             shared,
@@ -535,13 +563,26 @@ impl Worker {
         // Spin, then yield, briefly before parking: with one submitter feeding several
         // workers the queue runs empty between jobs all the time, and waking a parked
         // worker costs the submitter a futex call per job.
-        let backoff = Backoff::new();
-        loop {
+        let shared = &*self.shared;
+        if shared.try_start_spinning() {
+            let backoff = Backoff::new();
+            let found = loop {
+                match self.queue.try_recv() {
+                    Ok(task) => break Some(Some(task)),
+                    Err(TryRecvError::Disconnected) => break Some(None),
+                    Err(TryRecvError::Empty) if backoff.is_completed() => break None,
+                    Err(TryRecvError::Empty) => backoff.snooze(),
+                }
+            };
+            shared.stop_spinning();
+            if let Some(next) = found {
+                return next;
+            }
+        } else {
             match self.queue.try_recv() {
                 Ok(task) => return Some(task),
                 Err(TryRecvError::Disconnected) => return None,
-                Err(TryRecvError::Empty) if backoff.is_completed() => break,
-                Err(TryRecvError::Empty) => backoff.snooze(),
+                Err(TryRecvError::Empty) => {}
             }
         }
         // Idle: wait for a job or the close signal, whichever comes first.

@@ -357,3 +357,26 @@ fn invalid_settings_are_rejected_when_building() {
         Ok(Some("ok-0".into()))
     );
 }
+
+#[test]
+fn every_spinning_setting_runs_every_job() {
+    for spinners in [0, 1, 3] {
+        let pool = WorkerPool::builder()
+            .workers(3)
+            .queue_depth(8)
+            .spinning_workers(spinners)
+            .build()
+            .unwrap();
+        let runs = Arc::new(AtomicUsize::new(0));
+        for _ in 0..2000 {
+            let runs = runs.clone();
+            pool.submit(move |_| {
+                runs.fetch_add(1, Ordering::Relaxed);
+            })
+            .unwrap();
+        }
+        let report = pool.shutdown(Duration::from_secs(10)).unwrap();
+        assert!(report.is_clean());
+        assert_eq!(runs.load(Ordering::Relaxed), 2000, "spinning_workers({spinners})");
+    }
+}
