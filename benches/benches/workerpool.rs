@@ -108,7 +108,6 @@ fn noop_jobs(c: &mut Criterion) {
             })
         });
         drop(pool);
-        }
 
         let pool = threadpool::ThreadPool::new(workers);
         group.bench_function(BenchmarkId::new("threadpool", workers), |b| {
