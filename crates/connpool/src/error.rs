@@ -137,6 +137,8 @@ pub enum BuildError {
     /// Background maintenance is needed (min_idle, lifetimes) but the builder was not
     /// called inside a tokio runtime.
     NoRuntime,
+    /// A [`ShardedPool`](crate::ShardedPool) needs at least one shard.
+    NoShards,
 }
 
 impl fmt::Display for BuildError {
@@ -153,6 +155,7 @@ impl fmt::Display for BuildError {
             BuildError::NoRuntime => f.write_str(
                 "min_idle, max_lifetime and max_idle_time need a tokio runtime: build the pool inside one",
             ),
+            BuildError::NoShards => f.write_str("a sharded pool needs at least one shard"),
         }
     }
 }

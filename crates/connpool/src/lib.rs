@@ -47,6 +47,7 @@ mod manager;
 mod pool;
 #[cfg(feature = "postgres")]
 mod postgres;
+mod sharded;
 mod stats;
 mod tcp;
 
@@ -58,4 +59,5 @@ pub use pool::{Pool, Status};
 pub use poolside_core::{Events, Instrumented, PoolError, Timing};
 #[cfg(feature = "postgres")]
 pub use postgres::PgManager;
+pub use sharded::{JumpHash, ShardSelector, ShardedPool, StableHash};
 pub use tcp::{HealthCheck, PeekCheck, TcpManager};
