@@ -5,7 +5,7 @@ use crate::local::{self, CacheKey, Sink, SlotInit};
 use crate::stats::{CounterBlock, Counters, Event, Totals};
 use crate::store::{Boxed, Store, boxed};
 use crossbeam_utils::CachePadded;
-use poolside_core::{Instrumented, Metric, MetricDesc, MetricVisitor, Reset};
+use poolside_core::{Instrumented, MetricDesc, MetricVisitor, Reset};
 use std::any::{Any, TypeId};
 use std::fmt;
 use std::ops::{Deref, DerefMut};
@@ -642,9 +642,7 @@ impl PoolStats {
             (&RETAINED, self.retained_shared),
             (&RETAINED_BYTES, self.retained_shared_bytes),
         ];
-        for (desc, value) in values {
-            v.visit(Metric { desc, labels, value });
-        }
+        v.visit_all(labels, &values);
     }
 }
 

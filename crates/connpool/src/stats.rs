@@ -7,7 +7,7 @@
 use crate::manager::Manager;
 use crate::pool::{CloseReason, Pool, Status};
 use crossbeam_utils::CachePadded;
-use poolside_core::{Instrumented, Metric, MetricDesc, MetricVisitor};
+use poolside_core::{Instrumented, MetricDesc, MetricVisitor};
 use std::sync::atomic::{
     AtomicU64, AtomicUsize,
     Ordering::{Relaxed, SeqCst},
@@ -238,8 +238,6 @@ impl<M: Manager> Instrumented for Pool<M> {
             (&CLOSED_IDLE, c.closed_idle.load(Relaxed)),
             (&CLOSED_BROKEN, c.closed_broken.load(Relaxed)),
         ];
-        for (desc, value) in values {
-            visitor.visit(Metric { desc, labels: &[], value });
-        }
+        visitor.visit_all(&[], &values);
     }
 }

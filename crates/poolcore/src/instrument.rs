@@ -107,6 +107,26 @@ pub struct Metric<'a> {
 pub trait MetricVisitor {
     /// Called once per reported value.
     fn visit(&mut self, metric: Metric<'_>);
+
+    /// Reports several values that share `labels`, in order: what most pools'
+    /// [`Instrumented::visit_metrics`] amounts to.
+    ///
+    /// ```
+    /// use poolside_core::{Metric, MetricDesc, MetricVisitor};
+    ///
+    /// static OPEN: MetricDesc = MetricDesc::gauge("open", "Connections open.");
+    /// static DIALS: MetricDesc = MetricDesc::counter("dials", "Connections opened.");
+    ///
+    /// let mut seen = Vec::new();
+    /// let mut visitor = |m: Metric<'_>| seen.push((m.desc.name, m.value));
+    /// visitor.visit_all(&[], &[(&OPEN, 3), (&DIALS, 7)]);
+    /// assert_eq!(seen, [("open", 3), ("dials", 7)]);
+    /// ```
+    fn visit_all(&mut self, labels: &[Label<'_>], values: &[(&'static MetricDesc, u64)]) {
+        for &(desc, value) in values {
+            self.visit(Metric { desc, labels, value });
+        }
+    }
 }
 
 impl<F: FnMut(Metric<'_>)> MetricVisitor for F {

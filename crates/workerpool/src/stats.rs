@@ -1,7 +1,7 @@
 //! Counters, kept so that the job path touches no contended cache line.
 
 use crossbeam_utils::CachePadded;
-use poolside_core::{Metric, MetricDesc, MetricVisitor};
+use poolside_core::{MetricDesc, MetricVisitor};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 static SUBMITTED: MetricDesc = MetricDesc::counter("submitted", "Jobs accepted into the queue.");
@@ -128,8 +128,6 @@ impl Stats {
             (&CANCELLED, t.cancelled),
             (&NOT_STARTED, t.not_started),
         ];
-        for (desc, value) in values {
-            v.visit(Metric { desc, labels: &[], value });
-        }
+        v.visit_all(&[], &values);
     }
 }
