@@ -84,16 +84,18 @@ pub(crate) struct Shared {
     abandon: AtomicBool,
     events: Events,
     panic_policy: PanicPolicy,
-    /// Idle workers spinning right now, and how many may.
+    /// Idle workers spinning right now, and how many may (`None`: all of them).
     spinners: CachePadded<AtomicUsize>,
-    max_spinners: usize,
+    max_spinners: Option<usize>,
 }
 
 impl Shared {
-    /// Takes a spinning permit if fewer than `max_spinners` workers spin.
+    /// Takes a spinning permit if fewer than `max_spinners` workers spin. Without a
+    /// bound every idle worker spins and the shared counter is never touched.
     fn try_start_spinning(&self) -> bool {
+        let Some(max) = self.max_spinners else { return true };
         let mut current = self.spinners.load(Ordering::Relaxed);
-        while current < self.max_spinners {
+        while current < max {
             match self.spinners.compare_exchange_weak(
                 current,
                 current + 1,
@@ -108,7 +110,9 @@ impl Shared {
     }
 
     fn stop_spinning(&self) {
-        self.spinners.fetch_sub(1, Ordering::AcqRel);
+        if self.max_spinners.is_some() {
+            self.spinners.fetch_sub(1, Ordering::AcqRel);
+        }
     }
 }
 
@@ -140,7 +144,8 @@ impl WorkerPool {
             events: config.events.clone(),
             panic_policy: config.panic_policy,
             spinners: CachePadded::new(AtomicUsize::new(0)),
-            max_spinners: config.spinning_workers.unwrap_or(config.workers),
+            // A bound of at least `workers` bounds nothing: skip the counter.
+            max_spinners: config.spinning_workers.filter(|&n| n < config.workers),
         });
         let pool = WorkerPool {
             shared,
