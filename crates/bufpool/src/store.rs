@@ -54,7 +54,10 @@ impl<T> Store<T> {
     pub(crate) fn pop(&self, size_of: impl Fn(&T) -> u64) -> Option<Boxed<T>> {
         let object = self.queue.pop()?;
         self.bytes.fetch_sub(size_of(&object), Ordering::Relaxed);
-        self.low_water.fetch_min(self.queue.len(), Ordering::Relaxed);
+        if self.idle.is_some() {
+            // Only idle release reads the mark: without it, skip the shared update.
+            self.low_water.fetch_min(self.queue.len(), Ordering::Relaxed);
+        }
         Some(object)
     }
 
