@@ -272,10 +272,7 @@ impl PoolMetrics {
                 }
             }
         };
-        metrics::with_local_recorder(&entry.recorder, describe);
-        if self.shared.config.forward_to_global {
-            describe();
-        }
+        self.in_recorders(entry, describe);
     }
 
     /// Reads the pool's current values into its recorder (and the global one when
@@ -294,9 +291,15 @@ impl PoolMetrics {
                 }
             })
         };
-        metrics::with_local_recorder(&entry.recorder, push);
+        self.in_recorders(entry, push);
+    }
+
+    /// Runs `record` against the pool's own recorder, then the global one when
+    /// forwarding.
+    fn in_recorders(&self, entry: &Entry, record: impl Fn()) {
+        metrics::with_local_recorder(&entry.recorder, &record);
         if self.shared.config.forward_to_global {
-            push();
+            record();
         }
     }
 
