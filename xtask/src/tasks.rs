@@ -214,8 +214,12 @@ fn member_crates() -> Vec<(String, PathBuf)> {
 }
 
 fn package_name(manifest: &str) -> Option<String> {
-    let package = manifest.split("[package]").nth(1)?;
-    package.lines().find_map(|line| {
+    first_name(manifest.split("[package]").nth(1)?)
+}
+
+/// The value of the first `name = "..."` line of a manifest section.
+fn first_name(section: &str) -> Option<String> {
+    section.lines().find_map(|line| {
         let (key, value) = line.split_once('=')?;
         (key.trim() == "name").then(|| value.trim().trim_matches('"').to_owned())
     })
@@ -331,16 +335,7 @@ pub(crate) fn report(args: &[String]) -> Result<(), String> {
 fn bench_targets() -> Result<Vec<String>, String> {
     let manifest = std::fs::read_to_string(root().join("benches/Cargo.toml"))
         .map_err(|e| format!("reading benches/Cargo.toml: {e}"))?;
-    let targets: Vec<String> = manifest
-        .split("[[bench]]")
-        .skip(1)
-        .filter_map(|section| {
-            section.lines().find_map(|line| {
-                let (key, value) = line.split_once('=')?;
-                (key.trim() == "name").then(|| value.trim().trim_matches('"').to_owned())
-            })
-        })
-        .collect();
+    let targets: Vec<String> = manifest.split("[[bench]]").skip(1).filter_map(first_name).collect();
     if targets.is_empty() {
         Err("benches/Cargo.toml declares no [[bench]] targets".into())
     } else {
@@ -462,4 +457,28 @@ pub(crate) fn ci() -> Result<(), String> {
     }
     eprintln!("\nci passed in {:.0?}", clock.elapsed());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manifest_names_are_read_per_section() {
+        let manifest = "[package]\nname = \"poolside-benches\"\npublish = false\n\n\
+                        [[bench]]\nname = \"core\"\nharness = false\n\n[[bench]]\nname = \"bufpool\"\n";
+        assert_eq!(package_name(manifest).as_deref(), Some("poolside-benches"));
+        let benches: Vec<String> =
+            manifest.split("[[bench]]").skip(1).filter_map(first_name).collect();
+        assert_eq!(benches, ["core", "bufpool"]);
+        assert_eq!(package_name("[workspace]\nmembers = []\n"), None);
+    }
+
+    #[test]
+    fn every_bench_target_of_the_workspace_is_found() {
+        let targets = bench_targets().unwrap();
+        for expected in ["core", "bufpool", "workerpool", "connpool", "metrics"] {
+            assert!(targets.iter().any(|t| t == expected), "{expected} in {targets:?}");
+        }
+    }
 }
