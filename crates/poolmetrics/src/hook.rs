@@ -5,7 +5,8 @@
 //! and one sum increment per event, on a cache line the thread shares with few others —
 //! and rendered in the Prometheus text format at scrape time. A `metrics` histogram
 //! handle would buffer every raw sample (allocating blocks as it goes) until the next
-//! render, which measured 20–30% of a no-op connection pool's get + release.
+//! render, which measured 20–30% of a no-op connection pool's get + release
+//! (`metrics` bench before commit 4577d9c; see docs/metrics.md).
 
 use crate::naming::histogram_name;
 use crate::registry::pool_key;
