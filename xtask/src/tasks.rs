@@ -428,6 +428,7 @@ fn unpublished_packages() -> Vec<String> {
 
 /// `cargo xtask package`.
 pub(crate) fn package(options: &PackageOptions) -> Result<(), String> {
+    forget_stale_local_packages();
     let mut command = cargo();
     command.args(["package", "--workspace", "--locked"]);
     for excluded in unpublished_packages() {
@@ -437,6 +438,38 @@ pub(crate) fn package(options: &PackageOptions) -> Result<(), String> {
         command.arg("--allow-dirty");
     }
     run(&mut command)
+}
+
+/// `cargo package --workspace` verifies each crate against its siblings through a
+/// temporary local registry, which cargo unpacks under `$CARGO_HOME/registry/src/-<hash>`
+/// and does not unpack again while a folder of the same name and version exists. An
+/// earlier run's copy of a workspace crate would then be compiled instead of today's
+/// source, so those unpacked copies of our own crates are removed first (crates.io's
+/// folders are never touched: they are not named `-<hash>`).
+fn forget_stale_local_packages() {
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo")));
+    let Some(registry_src) = cargo_home.map(|home| home.join("registry/src")) else { return };
+    let ours: Vec<String> = member_crates().into_iter().map(|(name, _)| name).collect();
+    let local_registries = std::fs::read_dir(&registry_src)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|entry| entry.file_name().to_string_lossy().starts_with('-'));
+    for registry in local_registries {
+        for unpacked in std::fs::read_dir(registry.path()).into_iter().flatten().flatten() {
+            let folder = unpacked.file_name().to_string_lossy().into_owned();
+            let is_ours = ours.iter().any(|name| {
+                folder.strip_prefix(name.as_str()).is_some_and(|rest| rest.starts_with('-'))
+            });
+            if is_ours {
+                if let Err(err) = std::fs::remove_dir_all(unpacked.path()) {
+                    eprintln!("warning: removing {}: {err}", unpacked.path().display());
+                }
+            }
+        }
+    }
 }
 
 /// One named step of `cargo xtask ci`.
