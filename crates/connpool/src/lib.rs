@@ -39,8 +39,10 @@
 //! checkout and return); `close()` wakes every waiter.
 #![forbid(unsafe_code)]
 
+mod breaker;
 mod config;
 mod error;
+mod failover;
 mod guard;
 mod janitor;
 mod manager;
@@ -51,8 +53,13 @@ mod sharded;
 mod stats;
 mod tcp;
 
+pub use breaker::Failure;
 pub use config::{Builder, WaitPolicy};
-pub use error::{BuildError, CloseTimeout, GetError};
+pub use error::{BuildError, CloseTimeout, GetError, RunError};
+pub use failover::{
+    Backend, FailoverBuilder, FailoverConn, FailoverPool, FailoverState, FailoverStats,
+    RequestFuture,
+};
 pub use guard::PooledConn;
 pub use manager::Manager;
 pub use pool::{Pool, Status};

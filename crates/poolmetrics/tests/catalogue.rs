@@ -50,6 +50,14 @@ fn every_reported_metric_is_documented() {
     check(&Pool::new(Vec::<u8>::new), &rows);
     check(&WorkerPool::new(1).unwrap(), &rows);
     check(&poolside_connpool::Pool::new(Noop), &rows);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let spare = poolside_connpool::Builder::new().min_idle(1).build(Noop).unwrap();
+        let failover = poolside_connpool::FailoverBuilder::new()
+            .build(poolside_connpool::Pool::new(Noop), spare)
+            .unwrap();
+        check(&failover, &rows);
+    });
     for timing in poolside_core::Timing::ALL {
         let series = format!("`poolside_<kind>_{}_seconds`", timing.name());
         assert!(rows.iter().any(|r| r.contains(&series) && r.contains(timing.help())), "{series}");

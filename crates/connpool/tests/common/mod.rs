@@ -33,6 +33,13 @@ pub struct TestConn {
     ledger: Arc<Ledger>,
 }
 
+impl TestConn {
+    /// Whether this connection was opened by the manager keeping `ledger`.
+    pub fn is_from(&self, ledger: &Arc<Ledger>) -> bool {
+        Arc::ptr_eq(&self.ledger, ledger)
+    }
+}
+
 impl fmt::Debug for TestConn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "TestConn({})", self.id)
