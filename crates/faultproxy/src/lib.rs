@@ -50,9 +50,11 @@ mod mode;
 mod proxy;
 mod server;
 mod stats;
+mod timeline;
 
 pub use error::ProxyError;
 pub use mode::FaultMode;
 pub use proxy::{FaultHandle, FaultProxy};
-pub use server::{Echo, EchoServer, LineServer, Lines, TestServer};
+pub use server::{Echo, EchoServer, LineServer, Lines, TestServer, ping_pong};
 pub use stats::ProxyStats;
+pub use timeline::Timeline;

@@ -7,7 +7,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -306,6 +306,36 @@ impl TestServer<Lines> {
             "QUIT" => None,
             _ => Some("ERR unknown command".to_owned()),
         })
+    }
+}
+
+/// The client side of [`LineServer::ping_pong`]: sends `PING`, expects `PONG`. A
+/// protocol-level health check and the smallest possible request, for pool tests.
+///
+/// # Errors
+///
+/// The I/O error, or `InvalidData` when the answer is not `PONG`.
+///
+/// ```
+/// use poolside_faultproxy::{LineServer, ping_pong};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// let server = LineServer::ping_pong()?;
+/// let mut stream = tokio::net::TcpStream::connect(server.local_addr()).await?;
+/// ping_pong(&mut stream).await?;
+/// ping_pong(&mut stream).await?;
+/// # Ok(())
+/// # }
+/// ```
+pub async fn ping_pong(stream: &mut TcpStream) -> io::Result<()> {
+    stream.write_all(b"PING\n").await?;
+    let mut answer = [0u8; 5];
+    stream.read_exact(&mut answer).await?;
+    if &answer == b"PONG\n" {
+        Ok(())
+    } else {
+        Err(io::Error::new(io::ErrorKind::InvalidData, "expected PONG"))
     }
 }
 
