@@ -1,26 +1,22 @@
-//! Pooling for Rust: reusable objects and byte buffers, a bounded worker thread pool,
-//! an async connection pool, and metrics for all of them.
-//!
-//! This umbrella crate re-exports the poolside crates behind features, so one
-//! dependency line brings what you need:
-//!
-//! | feature | module | crate |
-//! |---|---|---|
-//! | always | [`core`] | `poolside-core` |
-//! | `buf` | `buf` | `poolside-bufpool` |
-//! | `worker` | `worker` | `poolside-workerpool` |
-//! | `conn` | `conn` | `poolside-connpool` |
-//! | `metrics` | `metrics` | `poolside-metrics` |
-//! | `postgres` | `conn::PgManager` | `poolside-connpool/postgres` |
-//! | `full` | all of the above | |
-//!
-//! ```
-//! use poolside::core::Reset;
-//!
-//! let mut v = vec![1, 2, 3];
-//! v.reset();
-//! assert!(v.is_empty());
-//! ```
+// With `full` (as on docs.rs) the README, the project's front door with its tour, is the
+// crate documentation, so each of its snippets is compiled and run as a doc test; with
+// fewer features a short text stands in, since the tour needs every module.
+#![cfg_attr(feature = "full", doc = include_str!("../README.md"))]
+#![cfg_attr(
+    not(feature = "full"),
+    doc = r#"Pooling for Rust: reusable objects and byte buffers, a bounded worker thread pool,
+an async connection pool, and metrics for all of them, re-exported behind the features
+`buf`, `worker`, `conn`, `metrics`, `postgres` and `full` (see the README).
+
+```
+use poolside::core::Reset;
+
+let mut v = vec![1, 2, 3];
+v.reset();
+assert!(v.is_empty());
+```
+"#
+)]
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
