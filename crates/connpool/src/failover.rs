@@ -509,7 +509,15 @@ impl<M: Manager> FailoverPool<M> {
         if backend == Backend::Primary {
             let epoch = inner.epoch.load(Ordering::Acquire);
             match inner.primary.get().await {
-                Ok(conn) => return Ok(self.hand_out(conn, Backend::Primary, epoch)),
+                Ok(conn) if inner.epoch.load(Ordering::Acquire) == epoch => {
+                    return Ok(self.hand_out(conn, Backend::Primary, epoch));
+                }
+                Ok(mut demoted) => {
+                    // The breaker tripped while this caller waited on the primary.
+                    demoted.mark_broken();
+                    bump(&inner.counters.discarded_demoted);
+                    bump(&inner.counters.retries);
+                }
                 Err(err) if err.is_closed() => return Err(err),
                 Err(err) => {
                     inner.record(failure_of(&err));
