@@ -6,6 +6,7 @@
 #![allow(clippy::box_collection)]
 
 use crate::error::BuildError;
+use crate::local;
 use crate::pool::{Pool, PoolStats};
 use crate::store::{Boxed, boxed};
 use crossbeam_utils::CachePadded;
@@ -25,6 +26,13 @@ pub const DEFAULT_CLASSES: [usize; 3] = [4 * 1024, 64 * 1024, 1024 * 1024];
 
 struct Class {
     size: usize,
+    /// The largest capacity filed in this class: below the next class's size and
+    /// within the cap. A returned buffer whose capacity lies in `size..=upper` goes
+    /// back to the class it came from without a search.
+    upper: usize,
+    /// The class pool's id, which keys its thread cache slot: a hit or a return
+    /// touches only this thread's cache, not the pool.
+    id: u64,
     label: String,
     pool: Pool<Vec<u8>>,
 }
@@ -127,12 +135,28 @@ impl BufPool {
     /// ```
     #[inline]
     pub fn get(&self, size_hint: usize) -> BufGuard<'_> {
-        match self.inner.classes.iter().find(|c| c.size >= size_hint) {
-            Some(class) => BufGuard { buf: Some(class.pool.inner().take()), pool: &self.inner },
-            None => {
-                self.inner.unpooled.fetch_add(1, Ordering::Relaxed);
-                BufGuard { buf: Some(boxed(Vec::with_capacity(size_hint))), pool: &self.inner }
+        // Linear, smallest first: small requests, the common case, stop at the first
+        // comparison, which is cheaper than any table lookup in front of it.
+        match self.inner.classes.iter().enumerate().find(|(_, c)| c.size >= size_hint) {
+            Some((index, class)) => {
+                let buf = match local::pop(&local::BYTES, class.id) {
+                    Some(buf) => buf,
+                    None => class.pool.inner().take_slow(),
+                };
+                BufGuard { buf: Some(buf), pool: &self.inner, class: index }
             }
+            None => self.get_unpooled(size_hint),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn get_unpooled(&self, size_hint: usize) -> BufGuard<'_> {
+        self.inner.unpooled.fetch_add(1, Ordering::Relaxed);
+        BufGuard {
+            buf: Some(boxed(Vec::with_capacity(size_hint))),
+            pool: &self.inner,
+            class: NO_CLASS,
         }
     }
 
@@ -144,7 +168,7 @@ impl BufPool {
     /// assert_eq!(pool.class_stats()[1].1.returns, 1);
     /// ```
     pub fn attach(&self, buf: Vec<u8>) {
-        self.inner.put(boxed(buf));
+        self.inner.put(NO_CLASS, boxed(buf));
     }
 
     /// The class sizes, ascending.
@@ -233,10 +257,33 @@ impl BufPool {
 #[cfg(feature = "json")]
 const DEFAULT_JSON_HINT: usize = 512;
 
+/// The class index of a buffer that came from no class (unpooled or attached).
+const NO_CLASS: usize = usize::MAX;
+
 impl BufInner {
-    fn put(&self, mut buf: Boxed<Vec<u8>>) {
+    /// Takes a buffer back that was handed out from class `class` ([`NO_CLASS`] if
+    /// none).
+    #[inline]
+    fn put(&self, class: usize, mut buf: Boxed<Vec<u8>>) {
         // The class pools leave resetting to us: a direct `clear` instead of a hook call.
         buf.clear();
+        let capacity = buf.capacity();
+        match self.classes.get(class) {
+            // Still the size it was handed out at: straight back, no search.
+            Some(class) if class.size <= capacity && capacity <= class.upper => {
+                if let Err(buf) = local::push(&local::BYTES, class.id, buf) {
+                    class.pool.inner().put_slow(buf);
+                }
+            }
+            _ => self.file_by_capacity(buf),
+        }
+    }
+
+    /// Files a cleared buffer that grew, shrank or came from elsewhere by its capacity,
+    /// or drops it.
+    #[cold]
+    #[inline(never)]
+    fn file_by_capacity(&self, buf: Boxed<Vec<u8>>) {
         let capacity = buf.capacity();
         if capacity > self.cap {
             self.dropped_oversized.fetch_add(1, Ordering::Relaxed);
@@ -337,7 +384,7 @@ impl BufPoolBuilder {
             return Err(BuildError::CapBelowSmallestClass { cap, smallest });
         }
         let mut classes = Vec::with_capacity(self.classes.len());
-        for &size in &self.classes {
+        for (index, &size) in self.classes.iter().enumerate() {
             let mut builder = Pool::builder(move || Vec::with_capacity(size))
                 .max_retained(self.max_retained)
                 .local_capacity(self.local_capacity)
@@ -346,7 +393,15 @@ impl BufPoolBuilder {
             if let Some(interval) = self.idle {
                 builder = builder.idle_release(interval);
             }
-            classes.push(Class { size, label: class_label(size), pool: builder.build()? });
+            let pool = builder.build()?;
+            let upper = self.classes.get(index + 1).map_or(cap, |&next| cap.min(next - 1));
+            classes.push(Class {
+                size,
+                upper,
+                id: pool.inner().id(),
+                label: class_label(size),
+                pool,
+            });
         }
         Ok(BufPool {
             inner: Arc::new(BufInner {
@@ -384,6 +439,8 @@ fn class_label(size: usize) -> String {
 pub struct BufGuard<'a> {
     buf: Option<Boxed<Vec<u8>>>,
     pool: &'a BufInner,
+    /// The class the buffer came from, where it most likely goes back.
+    class: usize,
 }
 
 impl BufGuard<'_> {
@@ -438,7 +495,7 @@ impl Drop for BufGuard<'_> {
     #[inline]
     fn drop(&mut self) {
         if let Some(buf) = self.buf.take() {
-            self.pool.put(buf);
+            self.pool.put(self.class, buf);
         }
     }
 }

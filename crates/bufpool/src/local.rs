@@ -12,7 +12,7 @@
 //! made, and the same box travels between the caches and the shared store.
 #![allow(clippy::box_collection)]
 
-use crate::stats::CounterBlock;
+use crate::stats::{CounterBlock, Event};
 use crate::store::Boxed;
 use std::any::Any;
 use std::cell::RefCell;
@@ -36,10 +36,10 @@ pub(crate) trait Sink<O>: Send + Sync {
 pub(crate) struct Slot<O: 'static> {
     pool_id: u64,
     /// LIFO: the most recently returned object is the warmest in cache.
-    pub(crate) objects: Vec<O>,
-    pub(crate) capacity: usize,
+    objects: Vec<O>,
+    capacity: usize,
     owner: Weak<dyn Sink<O>>,
-    pub(crate) counters: Arc<CounterBlock>,
+    counters: Arc<CounterBlock>,
 }
 
 impl<O> Slot<O> {
@@ -65,11 +65,41 @@ pub(crate) struct SlotInit<O: 'static> {
 
 /// One thread's slots for one kind of object.
 pub(crate) struct LocalCache<O: 'static> {
+    /// The slot used last, checked before any search: a thread usually works with one
+    /// pool (one size class) for many operations in a row.
+    recent: usize,
     slots: [Option<Slot<O>>; SLOTS],
 }
 
-/// A static cache, as [`with_slot`] takes it.
+/// A static cache, as the functions below take it.
 pub(crate) type CacheKey<O> = LocalKey<RefCell<LocalCache<O>>>;
+
+impl<O> LocalCache<O> {
+    const fn new() -> Self {
+        LocalCache { recent: 0, slots: [const { None }; SLOTS] }
+    }
+
+    /// The slot for `pool_id`: one comparison when it is the slot used last.
+    #[inline]
+    fn slot(&mut self, pool_id: u64) -> Option<&mut Slot<O>> {
+        // `SLOTS` is a power of two: the mask proves the index in bounds, no check.
+        let recent = self.recent % SLOTS;
+        let index = if self.slots[recent].as_ref().is_some_and(|s| s.pool_id == pool_id) {
+            recent
+        } else {
+            self.search(pool_id)?
+        };
+        self.slots[index].as_mut()
+    }
+
+    #[inline(never)]
+    fn search(&mut self, pool_id: u64) -> Option<usize> {
+        let index =
+            self.slots.iter().position(|s| s.as_ref().is_some_and(|s| s.pool_id == pool_id))?;
+        self.recent = index;
+        Some(index)
+    }
+}
 
 impl<O> Drop for LocalCache<O> {
     fn drop(&mut self) {
@@ -84,64 +114,106 @@ impl<O> Drop for LocalCache<O> {
 thread_local! {
     /// Objects of every type, boxed and type-erased.
     pub(crate) static ANY: RefCell<LocalCache<Box<dyn Any + Send>>> =
-        const { RefCell::new(LocalCache { slots: [const { None }; SLOTS] }) };
+        const { RefCell::new(LocalCache::new()) };
     /// Byte buffers, typed.
     pub(crate) static BYTES: RefCell<LocalCache<Boxed<Vec<u8>>>> =
-        const { RefCell::new(LocalCache { slots: [const { None }; SLOTS] }) };
+        const { RefCell::new(LocalCache::new()) };
 }
 
-/// Runs `f` with this thread's slot for `pool_id`. When there is none and `open` is
-/// given, opens one in a free slot (or one whose pool is gone). `f` gets `None` when no
-/// slot is available, including while the thread is being torn down.
+/// Takes the most recently returned object from this thread's slot for `pool_id`,
+/// counting a hit. `None` when there is no slot, it is empty, or the thread is being
+/// torn down.
 #[inline]
-pub(crate) fn with_slot<O, R>(
-    cache: &'static CacheKey<O>,
-    pool_id: u64,
-    open: Option<&dyn Fn() -> SlotInit<O>>,
-    f: impl FnOnce(Option<&mut Slot<O>>) -> R,
-) -> R {
-    let mut f = Some(f);
-    let result = cache.try_with(|cache| {
-        let Ok(mut cache) = cache.try_borrow_mut() else {
-            return (f.take().expect("called once"))(None);
-        };
-        let f = f.take().expect("called once");
-        if let Some(index) =
-            cache.slots.iter().position(|s| s.as_ref().is_some_and(|s| s.pool_id == pool_id))
-        {
-            return f(cache.slots[index].as_mut());
-        }
-        let Some(open) = open else { return f(None) };
-        let free =
-            cache.slots.iter().position(|s| s.as_ref().is_none_or(|s| s.owner.strong_count() == 0));
-        match free {
-            Some(index) => {
-                if let Some(mut stale) = cache.slots[index].take() {
-                    stale.release();
-                }
-                let init = open();
-                cache.slots[index] = Some(Slot {
-                    pool_id,
-                    objects: Vec::with_capacity(init.capacity),
-                    capacity: init.capacity,
-                    owner: init.owner,
-                    counters: init.counters,
-                });
-                f(cache.slots[index].as_mut())
+pub(crate) fn pop<O>(cache: &'static CacheKey<O>, pool_id: u64) -> Option<O> {
+    cache
+        .try_with(|cache| {
+            let mut cache = cache.try_borrow_mut().ok()?;
+            let slot = cache.slot(pool_id)?;
+            let object = slot.objects.pop()?;
+            slot.counters.bump_owned(Event::Hit);
+            Some(object)
+        })
+        .ok()
+        .flatten()
+}
+
+/// Keeps `object` in this thread's slot for `pool_id`, counting a return. Hands it
+/// back when there is no slot (see [`open`]), the slot is full, or the thread is being
+/// torn down.
+#[inline]
+pub(crate) fn push<O>(cache: &'static CacheKey<O>, pool_id: u64, object: O) -> Result<(), O> {
+    // Held outside the closure: if the thread-local is gone, the closure never runs
+    // and the object must come back to the caller rather than be dropped with it.
+    let mut held = Some(object);
+    let _ = cache.try_with(|cache| {
+        let Ok(mut cache) = cache.try_borrow_mut() else { return };
+        let Some(slot) = cache.slot(pool_id) else { return };
+        if slot.objects.len() < slot.capacity {
+            if let Some(object) = held.take() {
+                slot.objects.push(object);
+                slot.counters.bump_owned(Event::Return);
             }
-            None => f(None),
         }
     });
-    match result {
-        Ok(r) => r,
-        // The thread-local is gone (thread exit in progress): no fast path.
-        Err(_) => (f.take().expect("not yet called"))(None),
+    match held {
+        None => Ok(()),
+        Some(object) => Err(object),
     }
+}
+
+/// Opens a slot for `pool_id` on this thread, in a free slot or one whose pool is
+/// gone. Returns `false` when the pool already has a slot here, none is free, or the
+/// thread is being torn down.
+#[cold]
+pub(crate) fn open<O>(
+    cache: &'static CacheKey<O>,
+    pool_id: u64,
+    init: impl FnOnce() -> SlotInit<O>,
+) -> bool {
+    cache
+        .try_with(|cache| {
+            let Ok(mut cache) = cache.try_borrow_mut() else { return false };
+            if cache.search(pool_id).is_some() {
+                return false;
+            }
+            let free = cache
+                .slots
+                .iter()
+                .position(|s| s.as_ref().is_none_or(|s| s.owner.strong_count() == 0));
+            let Some(index) = free else { return false };
+            if let Some(mut stale) = cache.slots[index].take() {
+                stale.release();
+            }
+            let init = init();
+            cache.slots[index] = Some(Slot {
+                pool_id,
+                objects: Vec::with_capacity(init.capacity),
+                capacity: init.capacity,
+                owner: init.owner,
+                counters: init.counters,
+            });
+            cache.recent = index;
+            true
+        })
+        .unwrap_or(false)
+}
+
+/// Counts `event` in this thread's block for `pool_id`; `false` when there is none.
+pub(crate) fn count<O>(cache: &'static CacheKey<O>, pool_id: u64, event: Event) -> bool {
+    cache
+        .try_with(|cache| {
+            let Ok(mut cache) = cache.try_borrow_mut() else { return false };
+            cache.slot(pool_id).map(|s| s.counters.bump_owned(event)).is_some()
+        })
+        .unwrap_or(false)
 }
 
 /// Empties this thread's slot for `pool_id`, returning what it held.
 pub(crate) fn take_all<O>(cache: &'static CacheKey<O>, pool_id: u64) -> Vec<O> {
-    with_slot(cache, pool_id, None, |slot| {
-        slot.map(|s| s.objects.drain(..).collect()).unwrap_or_default()
-    })
+    cache
+        .try_with(|cache| {
+            let Ok(mut cache) = cache.try_borrow_mut() else { return Vec::new() };
+            cache.slot(pool_id).map(|s| s.objects.drain(..).collect()).unwrap_or_default()
+        })
+        .unwrap_or_default()
 }

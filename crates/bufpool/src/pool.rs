@@ -1,7 +1,7 @@
 //! `Pool<T>`: a typed object pool with a per-thread fast path.
 
 use crate::error::BuildError;
-use crate::local::{self, CacheKey, Sink, SlotInit};
+use crate::local::{self, Sink, SlotInit};
 use crate::stats::{CounterBlock, Counters, Event, Totals};
 use crate::store::{Boxed, Store, boxed};
 use crossbeam_utils::CachePadded;
@@ -33,9 +33,7 @@ type SizeFn<T> = dyn Fn(&T) -> u64 + Send + Sync;
 pub(crate) struct Inner<T> {
     id: u64,
     make: Box<MakeFn<T>>,
-    /// `None` only for pools whose owner resets objects before returning them
-    /// ([`BufPool`](crate::BufPool) clears buffers inline, saving an indirect call).
-    reset: Option<Box<ResetFn<T>>>,
+    reset: ResetHook<T>,
     /// `None` keeps everything, without an indirect call per return.
     retain: Option<Box<RetainFn<T>>>,
     size_of: Box<SizeFn<T>>,
@@ -44,6 +42,17 @@ pub(crate) struct Inner<T> {
     pub(crate) counters: Counters,
     /// How this pool's own `Weak<dyn Sink>` is made, for thread slots.
     this: Weak<Inner<T>>,
+}
+
+/// How a returned object is reset.
+enum ResetHook<T> {
+    /// The owner resets objects before returning them ([`BufPool`](crate::BufPool)
+    /// clears buffers itself).
+    ByOwner,
+    /// `Vec<u8>`'s [`Reset`]: cleared inline, without an indirect call per return.
+    ClearBytes,
+    /// Any other hook.
+    Hook(Box<ResetFn<T>>),
 }
 
 /// A pool of reusable `T`s. Cheap to clone; clones share the objects.
@@ -96,7 +105,7 @@ impl<T: Send + 'static> Clone for Pool<T> {
 /// ```
 pub struct PoolBuilder<T: Send + 'static> {
     make: Box<MakeFn<T>>,
-    reset: Option<Box<ResetFn<T>>>,
+    reset: ResetHook<T>,
     retain: Option<Box<RetainFn<T>>>,
     size_of: Box<SizeFn<T>>,
     max_retained: usize,
@@ -133,7 +142,12 @@ impl<T: Reset + Send + 'static> Pool<T> {
     /// # Ok::<(), poolside_bufpool::BuildError>(())
     /// ```
     pub fn builder(make: impl Fn() -> T + Send + Sync + 'static) -> PoolBuilder<T> {
-        PoolBuilder::with_reset(make, T::reset)
+        let mut builder = PoolBuilder::with_reset(make, T::reset);
+        if is_bytes::<T>() {
+            // The same `clear`, without the indirect call.
+            builder.reset = ResetHook::ClearBytes;
+        }
+        builder
     }
 }
 
@@ -156,7 +170,7 @@ impl<T: Send + 'static> PoolBuilder<T> {
     ) -> Self {
         PoolBuilder {
             make: Box::new(make),
-            reset: Some(Box::new(reset)),
+            reset: ResetHook::Hook(Box::new(reset)),
             retain: None,
             size_of: Box::new(|_| 0),
             max_retained: 1024,
@@ -177,7 +191,7 @@ impl<T: Send + 'static> PoolBuilder<T> {
     /// # Ok::<(), poolside_bufpool::BuildError>(())
     /// ```
     pub fn reset(mut self, reset: impl Fn(&mut T) + Send + Sync + 'static) -> Self {
-        self.reset = Some(Box::new(reset));
+        self.reset = ResetHook::Hook(Box::new(reset));
         self
     }
 
@@ -241,7 +255,7 @@ impl<T: Send + 'static> PoolBuilder<T> {
 
     /// For owners that reset every object themselves before it comes back.
     pub(crate) fn reset_by_owner(mut self) -> Self {
-        self.reset = None;
+        self.reset = ResetHook::ByOwner;
         self
     }
 
@@ -309,6 +323,15 @@ fn same_type<A: Send + 'static, B: 'static>(object: Box<A>) -> Box<B> {
     erased.downcast::<B>().unwrap_or_else(|_| unreachable!("only called when A is B"))
 }
 
+/// `Vec<u8>`'s reset, inline: `T` is `Vec<u8>` wherever this is called, and the type
+/// check folds away once `T` is known.
+#[inline(always)]
+fn clear_bytes<T: 'static>(object: &mut T) {
+    if let Some(bytes) = (object as &mut dyn Any).downcast_mut::<Vec<u8>>() {
+        bytes.clear();
+    }
+}
+
 /// Recovers a `T` from a thread cache slot that only ever holds its pool's `T`s.
 #[inline]
 fn unerase<T: 'static>(object: Box<dyn Any + Send>) -> Boxed<T> {
@@ -326,15 +349,20 @@ impl<T: Send + 'static> Inner<T> {
         SlotInit { capacity: self.local_capacity, owner, counters: self.counters.register() }
     }
 
+    /// The pool's id, which keys its thread cache slots.
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
     /// A clean object: from this thread's cache, the shared store, or `make`.
     #[inline]
     pub(crate) fn take(&self) -> Boxed<T> {
         if self.local_capacity > 0 {
             let local = if is_bytes::<T>() {
-                self.take_local(&local::BYTES)
+                local::pop(&local::BYTES, self.id)
                     .map(same_type::<CachePadded<Vec<u8>>, CachePadded<T>>)
             } else {
-                self.take_local(&local::ANY).map(unerase::<T>)
+                local::pop(&local::ANY, self.id).map(unerase::<T>)
             };
             if let Some(object) = local {
                 return object;
@@ -343,18 +371,11 @@ impl<T: Send + 'static> Inner<T> {
         self.take_slow()
     }
 
-    #[inline]
-    fn take_local<O>(&self, cache: &'static CacheKey<O>) -> Option<O> {
-        local::with_slot(cache, self.id, None, |slot| {
-            let slot = slot?;
-            let object = slot.objects.pop()?;
-            slot.counters.bump_owned(Event::Hit);
-            Some(object)
-        })
-    }
-
+    /// A clean object when this thread's cache has none: from the shared store, or
+    /// `make`.
     #[cold]
-    fn take_slow(&self) -> Boxed<T> {
+    #[inline(never)]
+    pub(crate) fn take_slow(&self) -> Boxed<T> {
         self.store.sweep_if_due(&*self.size_of);
         let (object, event) = match self.store.pop(&*self.size_of) {
             Some(object) => (object, Event::Hit),
@@ -366,71 +387,86 @@ impl<T: Send + 'static> Inner<T> {
 
     fn count(&self, event: Event) {
         let counted = if is_bytes::<T>() {
-            self.count_local(&local::BYTES, event)
+            local::count(&local::BYTES, self.id, event)
         } else {
-            self.count_local(&local::ANY, event)
+            local::count(&local::ANY, self.id, event)
         };
         if !counted {
             self.counters.shared.bump_shared(event);
         }
     }
 
-    fn count_local<O>(&self, cache: &'static CacheKey<O>, event: Event) -> bool {
-        local::with_slot(cache, self.id, None, |slot| {
-            slot.map(|s| s.counters.bump_owned(event)).is_some()
-        })
-    }
-
     /// Takes an object back: reset, check the retain policy, keep it locally or in the
     /// shared store, or drop it.
     #[inline]
     pub(crate) fn put(&self, mut object: Boxed<T>) {
-        if let Some(reset) = &self.reset {
-            reset(&mut object);
+        match &self.reset {
+            ResetHook::ByOwner => {}
+            ResetHook::ClearBytes => clear_bytes(&mut **object),
+            ResetHook::Hook(reset) => reset(&mut object),
         }
-        if self.retain.as_ref().is_some_and(|retain| !retain(&object)) {
-            self.count(Event::DroppedOversized);
-            tracing::debug!(
-                pool = self.id,
-                "returned object rejected by the retain policy; dropped"
-            );
-            return;
+        if let Some(retain) = &self.retain {
+            if !retain(&object) {
+                return self.reject();
+            }
         }
         if self.local_capacity > 0 {
-            let rejected = if is_bytes::<T>() {
-                self.put_local(&local::BYTES, same_type::<CachePadded<T>, _>(object))
-                    .map(same_type::<CachePadded<Vec<u8>>, CachePadded<T>>)
+            let pushed = if is_bytes::<T>() {
+                local::push(&local::BYTES, self.id, same_type::<CachePadded<T>, _>(object))
+                    .map_err(same_type::<CachePadded<Vec<u8>>, CachePadded<T>>)
             } else {
                 let erased: Box<dyn Any + Send> = object;
-                self.put_local(&local::ANY, erased).map(unerase::<T>)
+                local::push(&local::ANY, self.id, erased).map_err(unerase::<T>)
             };
-            match rejected {
-                None => return,
-                Some(object) => return self.put_shared(object),
+            if let Err(object) = pushed {
+                self.put_slow(object);
             }
+        } else {
+            self.put_slow(object);
         }
-        self.put_shared(object);
-    }
-
-    /// Keeps `object` in this thread's cache; hands it back when the cache is full or
-    /// out of slots.
-    #[inline]
-    fn put_local<O>(&self, cache: &'static CacheKey<O>, object: O) -> Option<O>
-    where
-        Inner<T>: Sink<O>,
-    {
-        let opener = || self.slot_init::<O>();
-        local::with_slot(cache, self.id, Some(&opener), |slot| match slot {
-            Some(slot) if slot.objects.len() < slot.capacity => {
-                slot.objects.push(object);
-                slot.counters.bump_owned(Event::Return);
-                None
-            }
-            _ => Some(object),
-        })
     }
 
     #[cold]
+    #[inline(never)]
+    fn reject(&self) {
+        self.count(Event::DroppedOversized);
+        tracing::debug!(pool = self.id, "returned object rejected by the retain policy; dropped");
+    }
+
+    /// Files a reset, accepted object that this thread's cache did not take: opens the
+    /// thread's slot for this pool if it has none yet, else sends the object to the
+    /// shared store.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn put_slow(&self, object: Boxed<T>) {
+        let object = if self.local_capacity == 0 {
+            object
+        } else if is_bytes::<T>() {
+            let object = same_type::<CachePadded<T>, CachePadded<Vec<u8>>>(object);
+            let object = if local::open(&local::BYTES, self.id, || self.slot_init()) {
+                match local::push(&local::BYTES, self.id, object) {
+                    Ok(()) => return,
+                    Err(object) => object,
+                }
+            } else {
+                object
+            };
+            same_type::<CachePadded<Vec<u8>>, CachePadded<T>>(object)
+        } else {
+            let object: Box<dyn Any + Send> = object;
+            let object = if local::open(&local::ANY, self.id, || self.slot_init()) {
+                match local::push(&local::ANY, self.id, object) {
+                    Ok(()) => return,
+                    Err(object) => object,
+                }
+            } else {
+                object
+            };
+            unerase::<T>(object)
+        };
+        self.put_shared(object);
+    }
+
     fn put_shared(&self, object: Boxed<T>) {
         self.count(Event::Return);
         if self.store.push(object, &*self.size_of).is_err() {
