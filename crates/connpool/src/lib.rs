@@ -44,6 +44,7 @@ mod config;
 mod error;
 mod failover;
 mod guard;
+mod idle;
 mod janitor;
 mod manager;
 mod pool;

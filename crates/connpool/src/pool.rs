@@ -1,14 +1,16 @@
 //! The pool: shared state, FIFO handoff to waiters, checkout and return.
 //!
-//! Idle connections live in a lock-free queue. While nobody waits, `get` takes from
-//! it and a return puts back into it without any lock. A `parking_lot` mutex guards
-//! only the waiter queue and the slot counts. The two meet with a store-then-load
-//! handshake (both sides `SeqCst`): a caller about to wait first announces itself
-//! in `waiting`, then polls the idle queue once more; a returner pushes, then reads
-//! `waiting` again and, if someone announced, feeds the idle queue to the waiters
-//! under the lock. One of the two always sees the other, so no wake-up is lost.
-//! With waiters present, a return hands its connection straight to the oldest one,
-//! so nobody overtakes the line. Anything in flight between two owners (a grant
+//! Idle connections live in a striped store (`idle.rs`): per-thread home stripes, each
+//! behind its own small mutex on its own cache line. While nobody waits, `get` takes
+//! from the caller's home stripe (else from another) and a return puts back into the
+//! home stripe, without touching the pool lock. A `parking_lot` mutex guards only the
+//! waiter queue and the slot counts. The two meet with a store-then-load handshake
+//! (both sides `SeqCst`): a caller about to wait first announces itself in `waiting`,
+//! then polls every stripe once more; a returner pushes, then reads `waiting` again
+//! and, if someone announced, feeds the idle connections to the waiters under the
+//! lock. One of the two always sees the other, so no wake-up is lost (the argument is
+//! spelled out at `Shared::acquire`). With waiters present, a return hands its
+//! connection straight to the oldest one, so nobody overtakes the line. Anything in flight between two owners (a grant
 //! sent to a waiter, a connection being checked, a slot being dialled) sits in a
 //! value whose `Drop` gives it back, so a dropped future at any await point leaks
 //! nothing and swallows no wake-up.
@@ -16,10 +18,11 @@
 use crate::config::{Builder, Config, WaitPolicy};
 use crate::error::{BuildError, CloseTimeout, GetError};
 use crate::guard::PooledConn;
+use crate::idle::Stripes;
 use crate::janitor::{self, Signal};
 use crate::manager::Manager;
 use crate::stats::{Counters, Gauges};
-use crossbeam_queue::SegQueue;
+use crossbeam_utils::CachePadded;
 use parking_lot::{Mutex, MutexGuard};
 use poolside_core::{Events, PoolError, Timing};
 use std::collections::VecDeque;
@@ -81,11 +84,12 @@ pub(crate) enum CloseReason {
 pub(crate) struct Shared<M: Manager> {
     pub(crate) manager: M,
     pub(crate) config: Config,
-    /// Idle connections, oldest-returned first.
-    pub(crate) idle: SegQueue<Conn<M::Connection>>,
+    /// Idle connections, striped by thread, each stripe used last-in first-out.
+    pub(crate) idle: Stripes<Conn<M::Connection>>,
     state: Mutex<State<M::Connection>>,
-    /// Set (under the lock) when the pool closes, read by the lock-free paths.
-    closed: AtomicBool,
+    /// Set (under the lock) when the pool closes, read by every get and return: on a
+    /// line of its own, away from the pool lock that waiters write.
+    closed: CachePadded<AtomicBool>,
     /// Mirrors of the locked state for lock-free readers, plus the counters.
     pub(crate) gauges: Gauges,
     pub(crate) counters: Counters,
@@ -181,6 +185,17 @@ impl<M: Manager> Shared<M> {
         if st.waiters.is_empty() {
             // Announce, then look again: a returner that pushed before seeing us
             // is caught here, one that pushes after sees `waiting` and feeds us.
+            //
+            // Why the stripes keep this true: a returner stores its stripe's length
+            // under the stripe lock, then fences (`SeqCst`) and reads `waiting`; we
+            // store `waiting`, fence, then read every stripe's length and lock the
+            // non-empty ones (`Stripes::pop` returns `None` only after that full
+            // pass). Store, fence, load on both sides: the two fences are ordered
+            // one way or the other, so either our read of that stripe's length sees
+            // the push or the returner's read of `waiting` sees us (a length another
+            // caller lowered meanwhile means that caller took the connection, and
+            // will return it through this same hand-shake). The stripe locks only
+            // add ordering; no length is read before the fence it pairs with.
             self.gauges.announce_waiter();
             fence(Ordering::SeqCst);
             if let Some(conn) = self.idle.pop() {
@@ -396,24 +411,41 @@ impl<M: Manager> Shared<M> {
         }
     }
 
-    /// Takes every idle connection out, keeps those `keep` accepts (in order), closes
-    /// the others and frees their slots. Returns how many it closed.
+    /// Takes every idle connection out and shows them to `keep` least recently used
+    /// first, with how many are idle before its verdict (this one included); closes
+    /// those it rejects, frees their slots, and puts the others back on their stripes
+    /// in their order. Returns how many it closed.
     fn filter_idle(
         &self,
         mut keep: impl FnMut(&Conn<M::Connection>, usize) -> Result<(), CloseReason>,
     ) -> usize {
-        let taken = self.idle.len();
-        let mut kept = Vec::with_capacity(taken);
-        let mut doomed = Vec::new();
-        for _ in 0..taken {
-            let Some(conn) = self.idle.pop() else { break };
-            match keep(&conn, taken - doomed.len()) {
-                Ok(()) => kept.push(conn),
-                Err(reason) => doomed.push((conn, reason)),
+        let stacks = self.idle.take_stacks();
+        let mut coldest_first: Vec<(usize, usize)> = stacks
+            .iter()
+            .enumerate()
+            .flat_map(|(stripe, stack)| (0..stack.len()).map(move |at| (stripe, at)))
+            .collect();
+        coldest_first.sort_by_key(|&(stripe, at)| stacks[stripe][at].last_used);
+        let taken = coldest_first.len();
+        let mut verdicts: Vec<Vec<Option<CloseReason>>> =
+            stacks.iter().map(|stack| vec![None; stack.len()]).collect();
+        let mut closing = 0;
+        for (stripe, at) in coldest_first {
+            if let Err(reason) = keep(&stacks[stripe][at], taken - closing) {
+                verdicts[stripe][at] = Some(reason);
+                closing += 1;
             }
         }
-        for conn in kept {
-            self.idle.push(conn);
+        let mut doomed = Vec::with_capacity(closing);
+        for (stripe, (stack, verdicts)) in stacks.into_iter().zip(verdicts).enumerate() {
+            let mut kept = Vec::with_capacity(stack.len());
+            for (conn, verdict) in stack.into_iter().zip(verdicts) {
+                match verdict {
+                    Some(reason) => doomed.push((conn, reason)),
+                    None => kept.push(conn),
+                }
+            }
+            self.idle.restore(stripe, kept);
         }
         let closed = doomed.len();
         if closed > 0 {
@@ -433,7 +465,8 @@ impl<M: Manager> Shared<M> {
     /// limit (lifetime always wins: those are replaced by the re-warm).
     pub(crate) fn sweep(&self, now: Instant) {
         let min_idle = self.config.min_idle;
-        // Oldest-returned first, so the idle limit closes the coldest connections.
+        // Least recently used first, so the idle limit closes the coldest connections
+        // and the `min_idle` it keeps are the warmest.
         self.filter_idle(|conn, idle_left| match self.expired(conn, now) {
             Some(CloseReason::Idle) if idle_left <= min_idle => Ok(()),
             Some(reason) => Err(reason),
@@ -613,9 +646,9 @@ impl<M: Manager> Pool<M> {
         };
         let shared = Arc::new(Shared {
             manager,
-            idle: SegQueue::new(),
+            idle: Stripes::new(),
             state: Mutex::new(state),
-            closed: AtomicBool::new(false),
+            closed: CachePadded::new(AtomicBool::new(false)),
             gauges: Gauges::default(),
             counters: Counters::default(),
             events,
@@ -930,10 +963,7 @@ impl<M: Manager> Pool<M> {
             // Pairs with `after_push`: a connection pushed concurrently is either
             // drained here or seen there.
             fence(Ordering::SeqCst);
-            let mut idle = Vec::new();
-            while let Some(conn) = shared.idle.pop() {
-                idle.push(conn);
-            }
+            let idle = shared.idle.drain();
             st.open -= idle.len();
             let waiters = std::mem::take(&mut st.waiters);
             shared.publish(&st);

@@ -1,8 +1,9 @@
 //! Metrics: the gauge and counter catalogue and the `Instrumented` impl.
 //!
 //! Readers never take the pool lock. Levels are mirrored from the locked state, the
-//! idle count is the idle queue's length, in-use is derived; the two counters every
-//! get and return bump are sharded per thread; the rest use relaxed `fetch_add`.
+//! idle count is the sum of the idle stripes' lengths, in-use is derived; the two
+//! counters every get and return bump are sharded per thread; the rest use relaxed
+//! `fetch_add`.
 
 use crate::manager::Manager;
 use crate::pool::{CloseReason, Pool, Status};

@@ -1,0 +1,262 @@
+//! The idle store: connections waiting in the pool, striped by thread.
+//!
+//! One shared queue puts every get and every return of every core on the same cache
+//! lines (its head and tail), and at 16 cores that line traffic is the cost of a get.
+//! Here the idle connections are spread over a few stripes, one cache line each: a
+//! `parking_lot` mutex around a `Vec` used as a stack, and that stack's length, kept in
+//! an atomic beside it so that readers and empty-stripe checks need no lock. Each
+//! thread has a home stripe: it returns connections there and looks there first, so
+//! while the threads keep finding their own connections, a get + drop touches only
+//! its home stripe's line, which no other core writes. A thread whose home is empty
+//! takes from the others.
+//!
+//! Each stripe is LIFO: the connection used last is handed out next, so the warm ones
+//! keep circulating and the ones a quieter pool does not need sink to the bottom,
+//! where `max_idle_time` closes them.
+//!
+//! [`Stripes::pop`] returning `None` means that every stripe's length was read as
+//! zero (or its stack was found empty under its lock) after the call began. The pool
+//! builds its no-lost-wake-up hand-shake on that; see `Shared::acquire` in `pool.rs`.
+
+use crossbeam_utils::CachePadded;
+use parking_lot::Mutex;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+
+/// Idle items (the pool's connections) spread over cache-padded stripes.
+pub(crate) struct Stripes<T> {
+    stripes: Box<[CachePadded<Stripe<T>>]>,
+}
+
+struct Stripe<T> {
+    stack: Mutex<Vec<T>>,
+    /// `stack.len()`, stored under the lock after every change, read without it.
+    len: AtomicUsize,
+}
+
+impl<T> Stripe<T> {
+    /// Pops the top of this stripe's stack (the lock is held).
+    fn pop_locked(&self, stack: &mut Vec<T>) -> Option<T> {
+        let item = stack.pop();
+        self.len.store(stack.len(), Relaxed);
+        item
+    }
+}
+
+/// The most stripes a pool gets: past this, scanning for a connection to take
+/// costs more than the contention it avoids.
+const MAX_STRIPES: usize = 64;
+
+/// One stripe per core (rounded up to a power of two, at most [`MAX_STRIPES`]); read
+/// once per process, as `available_parallelism` reads cgroup files on Linux.
+fn stripe_count() -> usize {
+    static COUNT: OnceLock<usize> = OnceLock::new();
+    *COUNT.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .next_power_of_two()
+            .min(MAX_STRIPES)
+    })
+}
+
+thread_local! {
+    /// This thread's home stripe number (before masking): handed out round-robin the
+    /// first time the thread touches any pool, so the runtime's worker threads land
+    /// on different stripes.
+    static HOME: usize = {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        NEXT.fetch_add(1, Relaxed)
+    };
+}
+
+impl<T> Stripes<T> {
+    /// An empty store with one stripe per core.
+    pub(crate) fn new() -> Self {
+        Self::with_stripes(stripe_count())
+    }
+
+    /// An empty store with `count` stripes (a power of two).
+    fn with_stripes(count: usize) -> Self {
+        debug_assert!(count.is_power_of_two());
+        let stripes = (0..count)
+            .map(|_| CachePadded::new(Stripe { stack: Mutex::new(Vec::new()), len: 0.into() }))
+            .collect();
+        Stripes { stripes }
+    }
+
+    /// The calling thread's home stripe.
+    fn home(&self) -> usize {
+        HOME.with(|home| *home) & (self.stripes.len() - 1)
+    }
+
+    /// Puts `item` on top of the calling thread's home stripe.
+    pub(crate) fn push(&self, item: T) {
+        self.push_to(self.home(), item);
+    }
+
+    fn push_to(&self, home: usize, item: T) {
+        let stripe = &self.stripes[home];
+        let mut stack = stripe.stack.lock();
+        stack.push(item);
+        stripe.len.store(stack.len(), Relaxed);
+    }
+
+    /// Takes the top item of the home stripe, else of another stripe: first those
+    /// whose lock is free, then, so that `None` means every stripe was seen empty,
+    /// waiting for the locks of the others that looked non-empty.
+    pub(crate) fn pop(&self) -> Option<T> {
+        self.pop_from(self.home())
+    }
+
+    fn pop_from(&self, home: usize) -> Option<T> {
+        let mask = self.stripes.len() - 1;
+        let others = (1..self.stripes.len()).map(|step| &self.stripes[(home + step) & mask]);
+        let home = &self.stripes[home];
+        if home.len.load(Relaxed) != 0 {
+            if let Some(item) = home.pop_locked(&mut home.stack.lock()) {
+                return Some(item);
+            }
+        }
+        let mut busy = false;
+        for stripe in others.clone().filter(|s| s.len.load(Relaxed) != 0) {
+            match stripe.stack.try_lock() {
+                Some(mut stack) => {
+                    if let Some(item) = stripe.pop_locked(&mut stack) {
+                        return Some(item);
+                    }
+                }
+                None => busy = true,
+            }
+        }
+        if !busy {
+            return None;
+        }
+        others
+            .filter(|s| s.len.load(Relaxed) != 0)
+            .find_map(|stripe| stripe.pop_locked(&mut stripe.stack.lock()))
+    }
+
+    /// How many items are stored (a sum of per-stripe lengths read without locks, so
+    /// only a snapshot while others push and pop).
+    pub(crate) fn len(&self) -> usize {
+        self.stripes.iter().map(|s| s.len.load(Relaxed)).sum()
+    }
+
+    /// Takes every item out, stripe by stripe.
+    pub(crate) fn drain(&self) -> Vec<T> {
+        let mut all = Vec::new();
+        for stripe in self.stripes.iter() {
+            let mut stack = stripe.stack.lock();
+            all.append(&mut stack);
+            stripe.len.store(0, Relaxed);
+        }
+        all
+    }
+
+    /// Takes every stripe's stack out, bottom first, indexed by stripe, for
+    /// [`restore`](Self::restore) to put the survivors back where they were.
+    pub(crate) fn take_stacks(&self) -> Vec<Vec<T>> {
+        self.stripes
+            .iter()
+            .map(|stripe| {
+                let mut stack = stripe.stack.lock();
+                stripe.len.store(0, Relaxed);
+                std::mem::take(&mut *stack)
+            })
+            .collect()
+    }
+
+    /// Puts `items` (bottom first) back under whatever was pushed onto stripe
+    /// `stripe` since [`take_stacks`](Self::take_stacks): they are older.
+    pub(crate) fn restore(&self, stripe: usize, items: Vec<T>) {
+        if items.is_empty() {
+            return;
+        }
+        let stripe = &self.stripes[stripe];
+        let mut stack = stripe.stack.lock();
+        stack.splice(0..0, items);
+        stripe.len.store(stack.len(), Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Stripes;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    #[test]
+    fn stripes_are_a_power_of_two_and_capped() {
+        let stripes = Stripes::<u8>::new();
+        assert!(stripes.stripes.len().is_power_of_two());
+        assert!(stripes.stripes.len() <= super::MAX_STRIPES);
+    }
+
+    #[test]
+    fn home_stripe_is_last_in_first_out() {
+        let stripes = Stripes::with_stripes(4);
+        for i in 0..3 {
+            stripes.push(i);
+        }
+        assert_eq!(stripes.len(), 3);
+        assert_eq!([stripes.pop(), stripes.pop(), stripes.pop()], [Some(2), Some(1), Some(0)]);
+        assert_eq!(stripes.pop(), None);
+        assert_eq!(stripes.len(), 0);
+    }
+
+    #[test]
+    fn an_empty_home_takes_from_the_others() {
+        let stripes = Stripes::with_stripes(4);
+        stripes.push_to(1, 10);
+        stripes.push_to(3, 30);
+        stripes.push_to(3, 31);
+        assert_eq!(stripes.len(), 3);
+        // From stripe 2: its own is empty, then 3 (top first), then 1.
+        assert_eq!(stripes.pop_from(2), Some(31));
+        assert_eq!(stripes.pop_from(2), Some(30));
+        assert_eq!(stripes.pop_from(2), Some(10));
+        assert_eq!(stripes.pop_from(2), None);
+    }
+
+    #[test]
+    fn a_pop_waits_for_a_busy_stripe_rather_than_report_empty() {
+        let stripes = Arc::new(Stripes::with_stripes(2));
+        stripes.push_to(1, 7);
+        let held = stripes.stripes[1].stack.lock();
+        let popper = {
+            let stripes = stripes.clone();
+            std::thread::spawn(move || stripes.pop_from(0))
+        };
+        // The popper finds stripe 1 locked (its length says non-empty) and must wait.
+        std::thread::sleep(Duration::from_millis(20));
+        drop(held);
+        assert_eq!(popper.join().unwrap(), Some(7));
+    }
+
+    #[test]
+    fn drain_and_take_stacks_empty_every_stripe() {
+        let stripes = Stripes::with_stripes(2);
+        stripes.push_to(0, 1);
+        stripes.push_to(1, 2);
+        let mut drained = stripes.drain();
+        drained.sort_unstable();
+        assert_eq!(drained, [1, 2]);
+        assert_eq!(stripes.len(), 0);
+        stripes.push_to(1, 3);
+        assert_eq!(stripes.take_stacks(), [vec![], vec![3]]);
+        assert_eq!(stripes.len(), 0);
+        assert_eq!(stripes.pop(), None);
+    }
+
+    #[test]
+    fn restore_puts_items_under_newer_pushes() {
+        let stripes = Stripes::with_stripes(1);
+        stripes.push(1);
+        stripes.push(2);
+        let mut stacks = stripes.take_stacks();
+        stripes.push(3);
+        stripes.restore(0, stacks.remove(0));
+        assert_eq!(stripes.len(), 3);
+        assert_eq!([stripes.pop(), stripes.pop(), stripes.pop()], [Some(3), Some(2), Some(1)]);
+    }
+}
