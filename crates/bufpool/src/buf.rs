@@ -133,17 +133,17 @@ impl BufPool {
     /// assert!(pool.get(5000).capacity() >= 64 * 1024);
     /// assert!(pool.get(2 << 20).capacity() >= 2 << 20); // above the top class: not pooled
     /// ```
-    #[inline]
+    #[inline(always)]
     pub fn get(&self, size_hint: usize) -> BufGuard<'_> {
         // Linear, smallest first: small requests, the common case, stop at the first
         // comparison, which is cheaper than any table lookup in front of it.
-        match self.inner.classes.iter().enumerate().find(|(_, c)| c.size >= size_hint) {
-            Some((index, class)) => {
-                let buf = match local::pop(&local::BYTES, class.id) {
+        match self.inner.classes.iter().find(|c| c.size >= size_hint) {
+            Some(class) => {
+                let buf = match local::pop::<local::Bytes>(class.id) {
                     Some(buf) => buf,
                     None => class.pool.inner().take_slow(),
                 };
-                BufGuard { buf: Some(buf), pool: &self.inner, class: index }
+                BufGuard { buf: Some(buf), pool: &self.inner, class: Some(class) }
             }
             None => self.get_unpooled(size_hint),
         }
@@ -153,11 +153,7 @@ impl BufPool {
     #[inline(never)]
     fn get_unpooled(&self, size_hint: usize) -> BufGuard<'_> {
         self.inner.unpooled.fetch_add(1, Ordering::Relaxed);
-        BufGuard {
-            buf: Some(boxed(Vec::with_capacity(size_hint))),
-            pool: &self.inner,
-            class: NO_CLASS,
-        }
+        BufGuard { buf: Some(boxed(Vec::with_capacity(size_hint))), pool: &self.inner, class: None }
     }
 
     /// Adds a buffer made elsewhere; it is cleared and filed by its capacity.
@@ -168,7 +164,7 @@ impl BufPool {
     /// assert_eq!(pool.class_stats()[1].1.returns, 1);
     /// ```
     pub fn attach(&self, buf: Vec<u8>) {
-        self.inner.put(NO_CLASS, boxed(buf));
+        self.inner.put(None, boxed(buf));
     }
 
     /// The class sizes, ascending.
@@ -257,21 +253,18 @@ impl BufPool {
 #[cfg(feature = "json")]
 const DEFAULT_JSON_HINT: usize = 512;
 
-/// The class index of a buffer that came from no class (unpooled or attached).
-const NO_CLASS: usize = usize::MAX;
-
 impl BufInner {
-    /// Takes a buffer back that was handed out from class `class` ([`NO_CLASS`] if
-    /// none).
-    #[inline]
-    fn put(&self, class: usize, mut buf: Boxed<Vec<u8>>) {
+    /// Takes a buffer back that was handed out from `class` (`None`: unpooled or
+    /// attached).
+    #[inline(always)]
+    fn put(&self, class: Option<&Class>, mut buf: Boxed<Vec<u8>>) {
         // The class pools leave resetting to us: a direct `clear` instead of a hook call.
         buf.clear();
         let capacity = buf.capacity();
-        match self.classes.get(class) {
+        match class {
             // Still the size it was handed out at: straight back, no search.
             Some(class) if class.size <= capacity && capacity <= class.upper => {
-                if let Err(buf) = local::push(&local::BYTES, class.id, buf) {
+                if let Err(buf) = local::push::<local::Bytes>(class.id, buf) {
                     class.pool.inner().put_slow(buf);
                 }
             }
@@ -440,7 +433,7 @@ pub struct BufGuard<'a> {
     buf: Option<Boxed<Vec<u8>>>,
     pool: &'a BufInner,
     /// The class the buffer came from, where it most likely goes back.
-    class: usize,
+    class: Option<&'a Class>,
 }
 
 impl BufGuard<'_> {

@@ -10,12 +10,20 @@
 //!
 //! Byte buffers stay boxed in [`BYTES`] too: a pool's objects are boxed once, when
 //! made, and the same box travels between the caches and the shared store.
+//!
+//! The caches have no drop glue (their slots are `ManuallyDrop`): a thread-local
+//! without a destructor is a plain thread-local access, while one with a destructor
+//! checks on every access whether it is still alive, and that check kept the whole
+//! access out of line. A separate thread-local, [`EXIT`], whose destructor is
+//! registered when a thread opens its first slot, empties the caches at thread exit
+//! and closes them, so nothing cached leaks and nothing is cached after.
 #![allow(clippy::box_collection)]
 
 use crate::stats::{CounterBlock, Event};
 use crate::store::Boxed;
 use std::any::Any;
 use std::cell::RefCell;
+use std::mem::ManuallyDrop;
 use std::sync::{Arc, Weak};
 use std::thread::LocalKey;
 
@@ -35,17 +43,55 @@ pub(crate) trait Sink<O>: Send + Sync {
 /// One pool's cache on this thread.
 pub(crate) struct Slot<O: 'static> {
     pool_id: u64,
-    /// LIFO: the most recently returned object is the warmest in cache.
-    objects: Vec<O>,
+    /// The top of this thread's LIFO stack of objects (the most recently returned,
+    /// warmest in cache), held in the slot itself: a thread that borrows and returns
+    /// one object at a time never touches `below`.
+    top: Option<O>,
+    /// The rest of the stack, at most `capacity - 1` objects.
+    below: Vec<O>,
     capacity: usize,
     owner: Weak<dyn Sink<O>>,
     counters: Arc<CounterBlock>,
 }
 
 impl<O> Slot<O> {
+    /// Pops the top of the stack.
+    #[inline(always)]
+    fn pop(&mut self) -> Option<O> {
+        match self.top.take() {
+            Some(object) => Some(object),
+            None => self.below.pop(),
+        }
+    }
+
+    /// Pushes `object` on the stack, or hands it back when the stack is full.
+    #[inline(always)]
+    fn push(&mut self, object: O) -> Result<(), O> {
+        match self.top.take() {
+            // Then `below` holds at most `capacity - 1`: there is room on top.
+            None => self.top = Some(object),
+            Some(top) if self.below.len() + 1 < self.capacity => {
+                self.below.push(top);
+                self.top = Some(object);
+            }
+            Some(top) => {
+                self.top = Some(top);
+                return Err(object);
+            }
+        }
+        Ok(())
+    }
+
+    /// Empties the stack.
+    fn take_all(&mut self) -> Vec<O> {
+        let mut objects: Vec<O> = self.below.drain(..).collect();
+        objects.extend(self.top.take());
+        objects
+    }
+
     /// Hands everything back to the owning pool, if it still exists.
     fn release(&mut self) {
-        let objects = std::mem::take(&mut self.objects);
+        let objects = self.take_all();
         match self.owner.upgrade() {
             Some(owner) => {
                 owner.adopt(objects);
@@ -65,155 +111,215 @@ pub(crate) struct SlotInit<O: 'static> {
 
 /// One thread's slots for one kind of object.
 pub(crate) struct LocalCache<O: 'static> {
-    /// The slot used last, checked before any search: a thread usually works with one
-    /// pool (one size class) for many operations in a row.
-    recent: usize,
-    slots: [Option<Slot<O>>; SLOTS],
+    /// Set once [`EXIT`] has emptied this cache at thread exit: no slot opens after.
+    closed: bool,
+    /// The slot used last comes first, checked before any search: a thread usually
+    /// works with one pool (one size class) for many operations in a row, and a fixed
+    /// place is one load, where an index of the last slot would be two in a row.
+    /// Emptied by [`EXIT`], never dropped (see the module documentation).
+    slots: ManuallyDrop<[Option<Slot<O>>; SLOTS]>,
 }
 
-/// A static cache, as the functions below take it.
-pub(crate) type CacheKey<O> = LocalKey<RefCell<LocalCache<O>>>;
+/// A static cache.
+type CacheKey<O> = LocalKey<RefCell<LocalCache<O>>>;
+
+/// A byte buffer as the typed cache holds it.
+pub(crate) type Bytes = Boxed<Vec<u8>>;
+/// Any other object, as the type-erased cache holds it.
+pub(crate) type Erased = Box<dyn Any + Send>;
+
+/// The kinds of object with a static thread cache of their own.
+///
+/// The functions below find the cache through the type rather than a `&LocalKey`
+/// argument: with the static known where `LocalKey::with` is compiled, the access
+/// inlines to a few instructions instead of an indirect call to the key's accessor.
+pub(crate) trait Cached: Sized + 'static {
+    /// This kind's cache.
+    fn key() -> &'static CacheKey<Self>;
+}
+
+impl Cached for Bytes {
+    #[inline(always)]
+    fn key() -> &'static CacheKey<Self> {
+        &BYTES
+    }
+}
+
+impl Cached for Erased {
+    #[inline(always)]
+    fn key() -> &'static CacheKey<Self> {
+        &ANY
+    }
+}
 
 impl<O> LocalCache<O> {
     const fn new() -> Self {
-        LocalCache { recent: 0, slots: [const { None }; SLOTS] }
+        LocalCache { closed: false, slots: ManuallyDrop::new([const { None }; SLOTS]) }
     }
 
     /// The slot for `pool_id`: one comparison when it is the slot used last.
-    #[inline]
+    #[inline(always)]
     fn slot(&mut self, pool_id: u64) -> Option<&mut Slot<O>> {
-        // `SLOTS` is a power of two: the mask proves the index in bounds, no check.
-        let recent = self.recent % SLOTS;
-        let index = if self.slots[recent].as_ref().is_some_and(|s| s.pool_id == pool_id) {
-            recent
-        } else {
-            self.search(pool_id)?
-        };
-        self.slots[index].as_mut()
+        if !self.slots[0].as_ref().is_some_and(|s| s.pool_id == pool_id) {
+            self.promote(pool_id)?;
+        }
+        self.slots[0].as_mut()
     }
 
+    /// Moves the slot for `pool_id`, if there is one, to the front.
     #[inline(never)]
-    fn search(&mut self, pool_id: u64) -> Option<usize> {
+    fn promote(&mut self, pool_id: u64) -> Option<()> {
         let index =
             self.slots.iter().position(|s| s.as_ref().is_some_and(|s| s.pool_id == pool_id))?;
-        self.recent = index;
-        Some(index)
+        self.slots.swap(0, index);
+        Some(())
     }
 }
 
-impl<O> Drop for LocalCache<O> {
+/// Runs `f` with this thread's cache of kind `O`.
+///
+/// `LocalKey::with` is not inlined into the pool's fast path when `f` does real work,
+/// and the out-of-line call, through the key's accessor, measured as a fifth of a
+/// pooled 256-byte fill; with `f` reduced to taking the address, it inlines to one
+/// thread-pointer-relative address computation.
+#[inline(always)]
+fn with_cache<O: Cached, R>(f: impl FnOnce(&RefCell<LocalCache<O>>) -> R) -> R {
+    let cache: *const RefCell<LocalCache<O>> = O::key().with(std::ptr::from_ref);
+    // SAFETY: the pointer is to this thread's cache, a `const`-initialised thread-local
+    // without drop glue (its slots are `ManuallyDrop`), so its storage is never torn
+    // down while this thread runs: it is valid for the whole call of `f`, on this
+    // thread. `f` cannot keep the reference (its lifetime is local to the call), and
+    // `RefCell` still checks every borrow.
+    f(unsafe { &*cache })
+}
+
+/// Empties a cache for good at thread exit.
+fn close<O: Cached>() {
+    // Taken out first and released after the borrow ends: releasing drops objects,
+    // whose own destructors may use the caches again.
+    let slots: Vec<Slot<O>> = with_cache(|cache| {
+        // Nothing borrows the cache while a thread-local destructor runs.
+        let Ok(mut cache) = cache.try_borrow_mut() else { return Vec::new() };
+        cache.closed = true;
+        cache.slots.iter_mut().filter_map(Option::take).collect()
+    });
+    for mut slot in slots {
+        slot.release();
+    }
+}
+
+/// Empties this thread's caches when the thread exits.
+struct ExitGuard;
+
+impl Drop for ExitGuard {
     fn drop(&mut self) {
         // Thread exit: nothing cached here may leak, and nothing here may panic.
-        for slot in self.slots.iter_mut().filter_map(Option::take) {
-            let mut slot = slot;
-            slot.release();
-        }
+        close::<Bytes>();
+        close::<Erased>();
     }
 }
 
 thread_local! {
+    /// Registered when this thread opens its first slot.
+    static EXIT: ExitGuard = const { ExitGuard };
+
     /// Objects of every type, boxed and type-erased.
-    pub(crate) static ANY: RefCell<LocalCache<Box<dyn Any + Send>>> =
+    static ANY: RefCell<LocalCache<Erased>> =
         const { RefCell::new(LocalCache::new()) };
     /// Byte buffers, typed.
-    pub(crate) static BYTES: RefCell<LocalCache<Boxed<Vec<u8>>>> =
+    static BYTES: RefCell<LocalCache<Bytes>> =
         const { RefCell::new(LocalCache::new()) };
 }
 
 /// Takes the most recently returned object from this thread's slot for `pool_id`,
-/// counting a hit. `None` when there is no slot, it is empty, or the thread is being
-/// torn down.
-#[inline]
-pub(crate) fn pop<O>(cache: &'static CacheKey<O>, pool_id: u64) -> Option<O> {
-    cache
-        .try_with(|cache| {
-            let mut cache = cache.try_borrow_mut().ok()?;
-            let slot = cache.slot(pool_id)?;
-            let object = slot.objects.pop()?;
-            slot.counters.bump_owned(Event::Hit);
-            Some(object)
-        })
-        .ok()
-        .flatten()
+/// counting a hit. `None` when there is no slot or it is empty.
+#[inline(always)]
+pub(crate) fn pop<O: Cached>(pool_id: u64) -> Option<O> {
+    // The work is in a named `inline(always)` function: a closure doing it was left
+    // out of line.
+    with_cache(#[inline(always)] |cache| pop_from(cache, pool_id))
+}
+
+#[inline(always)]
+fn pop_from<O>(cache: &RefCell<LocalCache<O>>, pool_id: u64) -> Option<O> {
+    let mut cache = cache.try_borrow_mut().ok()?;
+    let slot = cache.slot(pool_id)?;
+    let object = slot.pop()?;
+    slot.counters.bump_owned(Event::Hit);
+    Some(object)
 }
 
 /// Keeps `object` in this thread's slot for `pool_id`, counting a return. Hands it
-/// back when there is no slot (see [`open`]), the slot is full, or the thread is being
-/// torn down.
-#[inline]
-pub(crate) fn push<O>(cache: &'static CacheKey<O>, pool_id: u64, object: O) -> Result<(), O> {
-    // Held outside the closure: if the thread-local is gone, the closure never runs
-    // and the object must come back to the caller rather than be dropped with it.
-    let mut held = Some(object);
-    let _ = cache.try_with(|cache| {
-        let Ok(mut cache) = cache.try_borrow_mut() else { return };
-        let Some(slot) = cache.slot(pool_id) else { return };
-        if slot.objects.len() < slot.capacity {
-            if let Some(object) = held.take() {
-                slot.objects.push(object);
-                slot.counters.bump_owned(Event::Return);
-            }
-        }
-    });
-    match held {
-        None => Ok(()),
-        Some(object) => Err(object),
-    }
+/// back when there is no slot (see [`open`]) or the slot is full.
+#[inline(always)]
+pub(crate) fn push<O: Cached>(pool_id: u64, object: O) -> Result<(), O> {
+    with_cache(#[inline(always)] |cache| push_into(cache, pool_id, object))
+}
+
+#[inline(always)]
+fn push_into<O>(cache: &RefCell<LocalCache<O>>, pool_id: u64, object: O) -> Result<(), O> {
+    let Ok(mut cache) = cache.try_borrow_mut() else { return Err(object) };
+    let Some(slot) = cache.slot(pool_id) else { return Err(object) };
+    slot.push(object)?;
+    slot.counters.bump_owned(Event::Return);
+    Ok(())
 }
 
 /// Opens a slot for `pool_id` on this thread, in a free slot or one whose pool is
 /// gone. Returns `false` when the pool already has a slot here, none is free, or the
-/// thread is being torn down.
+/// thread is exiting.
 #[cold]
-pub(crate) fn open<O>(
-    cache: &'static CacheKey<O>,
-    pool_id: u64,
-    init: impl FnOnce() -> SlotInit<O>,
-) -> bool {
-    cache
-        .try_with(|cache| {
-            let Ok(mut cache) = cache.try_borrow_mut() else { return false };
-            if cache.search(pool_id).is_some() {
-                return false;
-            }
-            let free = cache
-                .slots
-                .iter()
-                .position(|s| s.as_ref().is_none_or(|s| s.owner.strong_count() == 0));
-            let Some(index) = free else { return false };
-            if let Some(mut stale) = cache.slots[index].take() {
+pub(crate) fn open<O: Cached>(pool_id: u64, init: impl FnOnce() -> SlotInit<O>) -> bool {
+    // Registers the destructor that empties the caches; fails once it has run.
+    if EXIT.try_with(|_| ()).is_err() {
+        return false;
+    }
+    let stale = with_cache(|cache| {
+        let Ok(mut cache) = cache.try_borrow_mut() else { return Err(()) };
+        if cache.closed || cache.promote(pool_id).is_some() {
+            return Err(());
+        }
+        let free = cache
+            .slots
+            .iter()
+            .position(|s| s.as_ref().is_none_or(|s| s.owner.strong_count() == 0))
+            .ok_or(())?;
+        let init = init();
+        let stale = cache.slots[free].replace(Slot {
+            pool_id,
+            top: None,
+            below: Vec::with_capacity(init.capacity.saturating_sub(1)),
+            capacity: init.capacity,
+            owner: init.owner,
+            counters: init.counters,
+        });
+        cache.slots.swap(0, free);
+        Ok(stale)
+    });
+    match stale {
+        Ok(stale) => {
+            // Released outside the borrow: its pool is gone, so this drops objects.
+            if let Some(mut stale) = stale {
                 stale.release();
             }
-            let init = init();
-            cache.slots[index] = Some(Slot {
-                pool_id,
-                objects: Vec::with_capacity(init.capacity),
-                capacity: init.capacity,
-                owner: init.owner,
-                counters: init.counters,
-            });
-            cache.recent = index;
             true
-        })
-        .unwrap_or(false)
+        }
+        Err(()) => false,
+    }
 }
 
 /// Counts `event` in this thread's block for `pool_id`; `false` when there is none.
-pub(crate) fn count<O>(cache: &'static CacheKey<O>, pool_id: u64, event: Event) -> bool {
-    cache
-        .try_with(|cache| {
-            let Ok(mut cache) = cache.try_borrow_mut() else { return false };
-            cache.slot(pool_id).map(|s| s.counters.bump_owned(event)).is_some()
-        })
-        .unwrap_or(false)
+pub(crate) fn count<O: Cached>(pool_id: u64, event: Event) -> bool {
+    with_cache::<O, _>(|cache| {
+        let Ok(mut cache) = cache.try_borrow_mut() else { return false };
+        cache.slot(pool_id).map(|s| s.counters.bump_owned(event)).is_some()
+    })
 }
 
 /// Empties this thread's slot for `pool_id`, returning what it held.
-pub(crate) fn take_all<O>(cache: &'static CacheKey<O>, pool_id: u64) -> Vec<O> {
-    cache
-        .try_with(|cache| {
-            let Ok(mut cache) = cache.try_borrow_mut() else { return Vec::new() };
-            cache.slot(pool_id).map(|s| s.objects.drain(..).collect()).unwrap_or_default()
-        })
-        .unwrap_or_default()
+pub(crate) fn take_all<O: Cached>(pool_id: u64) -> Vec<O> {
+    with_cache::<O, _>(|cache| {
+        let Ok(mut cache) = cache.try_borrow_mut() else { return Vec::new() };
+        cache.slot(pool_id).map(Slot::take_all).unwrap_or_default()
+    })
 }

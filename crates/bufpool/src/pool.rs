@@ -359,10 +359,10 @@ impl<T: Send + 'static> Inner<T> {
     pub(crate) fn take(&self) -> Boxed<T> {
         if self.local_capacity > 0 {
             let local = if is_bytes::<T>() {
-                local::pop(&local::BYTES, self.id)
+                local::pop::<local::Bytes>(self.id)
                     .map(same_type::<CachePadded<Vec<u8>>, CachePadded<T>>)
             } else {
-                local::pop(&local::ANY, self.id).map(unerase::<T>)
+                local::pop::<local::Erased>(self.id).map(unerase::<T>)
             };
             if let Some(object) = local {
                 return object;
@@ -387,9 +387,9 @@ impl<T: Send + 'static> Inner<T> {
 
     fn count(&self, event: Event) {
         let counted = if is_bytes::<T>() {
-            local::count(&local::BYTES, self.id, event)
+            local::count::<local::Bytes>(self.id, event)
         } else {
-            local::count(&local::ANY, self.id, event)
+            local::count::<local::Erased>(self.id, event)
         };
         if !counted {
             self.counters.shared.bump_shared(event);
@@ -412,11 +412,11 @@ impl<T: Send + 'static> Inner<T> {
         }
         if self.local_capacity > 0 {
             let pushed = if is_bytes::<T>() {
-                local::push(&local::BYTES, self.id, same_type::<CachePadded<T>, _>(object))
+                local::push::<local::Bytes>(self.id, same_type::<CachePadded<T>, _>(object))
                     .map_err(same_type::<CachePadded<Vec<u8>>, CachePadded<T>>)
             } else {
                 let erased: Box<dyn Any + Send> = object;
-                local::push(&local::ANY, self.id, erased).map_err(unerase::<T>)
+                local::push::<local::Erased>(self.id, erased).map_err(unerase::<T>)
             };
             if let Err(object) = pushed {
                 self.put_slow(object);
@@ -443,8 +443,8 @@ impl<T: Send + 'static> Inner<T> {
             object
         } else if is_bytes::<T>() {
             let object = same_type::<CachePadded<T>, CachePadded<Vec<u8>>>(object);
-            let object = if local::open(&local::BYTES, self.id, || self.slot_init()) {
-                match local::push(&local::BYTES, self.id, object) {
+            let object = if local::open::<local::Bytes>(self.id, || self.slot_init()) {
+                match local::push::<local::Bytes>(self.id, object) {
                     Ok(()) => return,
                     Err(object) => object,
                 }
@@ -454,8 +454,8 @@ impl<T: Send + 'static> Inner<T> {
             same_type::<CachePadded<Vec<u8>>, CachePadded<T>>(object)
         } else {
             let object: Box<dyn Any + Send> = object;
-            let object = if local::open(&local::ANY, self.id, || self.slot_init()) {
-                match local::push(&local::ANY, self.id, object) {
+            let object = if local::open::<local::Erased>(self.id, || self.slot_init()) {
+                match local::push::<local::Erased>(self.id, object) {
                     Ok(()) => return,
                     Err(object) => object,
                 }
@@ -487,9 +487,9 @@ impl<T: Send + 'static> Inner<T> {
     /// Empties this thread's cache for this pool, returning how many objects it held.
     fn drop_local(&self) -> usize {
         if is_bytes::<T>() {
-            local::take_all(&local::BYTES, self.id).len()
+            local::take_all::<local::Bytes>(self.id).len()
         } else {
-            local::take_all(&local::ANY, self.id).len()
+            local::take_all::<local::Erased>(self.id).len()
         }
     }
 
@@ -761,7 +761,7 @@ macro_rules! guard_impls {
         }
 
         impl<$($lt,)? T: Send + 'static> Drop for $guard<$($lt,)? T> {
-            #[inline]
+            #[inline(always)]
             fn drop(&mut self) {
                 if let Some(object) = self.object.take() {
                     self.pool.put(object);
