@@ -39,6 +39,10 @@ struct Class {
 
 struct BufInner {
     classes: Vec<Class>,
+    /// For each bit length `b` of `size_hint - 1`, the first class that can fit a hint
+    /// of that length (the first larger than `2^(b-1)`): a search for a hint starts
+    /// there and is over after a comparison or two, however many classes there are.
+    first_class_by_bits: [usize; BIT_LENGTHS],
     /// Buffers whose capacity exceeds the largest class (or the cap) when returned.
     dropped_oversized: AtomicU64,
     /// Buffers smaller than the smallest class when returned (only via `attach`).
@@ -135,9 +139,7 @@ impl BufPool {
     /// ```
     #[inline(always)]
     pub fn get(&self, size_hint: usize) -> BufGuard<'_> {
-        // Linear, smallest first: small requests, the common case, stop at the first
-        // comparison, which is cheaper than any table lookup in front of it.
-        match self.inner.classes.iter().find(|c| c.size >= size_hint) {
+        match self.inner.class_for(size_hint) {
             Some(class) => {
                 let buf = match local::pop::<local::Bytes>(class.id) {
                     Some(buf) => buf,
@@ -253,7 +255,31 @@ impl BufPool {
 #[cfg(feature = "json")]
 const DEFAULT_JSON_HINT: usize = 512;
 
+/// Bit lengths of a `usize`: 0 to 64.
+const BIT_LENGTHS: usize = usize::BITS as usize + 1;
+
+/// The bit length of `size_hint - 1`: `2^(b-1) < size_hint <= 2^b`.
+fn bit_length_below(size_hint: usize) -> usize {
+    (usize::BITS - size_hint.saturating_sub(1).leading_zeros()) as usize
+}
+
 impl BufInner {
+    /// The smallest class that fits `size_hint`.
+    #[inline(always)]
+    fn class_for(&self, size_hint: usize) -> Option<&Class> {
+        match self.classes.first() {
+            // Small requests, the common case: one comparison, no table.
+            Some(smallest) if size_hint <= smallest.size => Some(smallest),
+            _ => self.larger_class_for(size_hint),
+        }
+    }
+
+    #[inline(never)]
+    fn larger_class_for(&self, size_hint: usize) -> Option<&Class> {
+        let start = *self.first_class_by_bits.get(bit_length_below(size_hint))?;
+        self.classes.get(start..)?.iter().find(|c| c.size >= size_hint)
+    }
+
     /// Takes a buffer back that was handed out from `class` (`None`: unpooled or
     /// attached).
     #[inline(always)]
@@ -396,9 +422,14 @@ impl BufPoolBuilder {
                 pool,
             });
         }
+        let first_class_by_bits = std::array::from_fn(|bits| {
+            let below = if bits == 0 { 0 } else { 1usize << (bits - 1) };
+            classes.iter().position(|c| c.size > below).unwrap_or(classes.len())
+        });
         Ok(BufPool {
             inner: Arc::new(BufInner {
                 classes,
+                first_class_by_bits,
                 dropped_oversized: AtomicU64::new(0),
                 dropped_undersized: AtomicU64::new(0),
                 unpooled: AtomicU64::new(0),

@@ -67,8 +67,21 @@ impl<O> Slot<O> {
     /// Pushes `object` on the stack, or hands it back when the stack is full.
     #[inline(always)]
     fn push(&mut self, object: O) -> Result<(), O> {
-        match self.top.take() {
+        if self.top.is_none() {
             // Then `below` holds at most `capacity - 1`: there is room on top.
+            self.top = Some(object);
+            Ok(())
+        } else {
+            self.push_below_top(object)
+        }
+    }
+
+    /// Pushes `object` when the top is taken: the old top moves below it. Out of line:
+    /// a thread holding one object at a time never gets here, and the guards' drop
+    /// code stays small enough to inline.
+    #[inline(never)]
+    fn push_below_top(&mut self, object: O) -> Result<(), O> {
+        match self.top.take() {
             None => self.top = Some(object),
             Some(top) if self.below.len() + 1 < self.capacity => {
                 self.below.push(top);
@@ -160,7 +173,7 @@ impl<O> LocalCache<O> {
     /// The slot for `pool_id`: one comparison when it is the slot used last.
     #[inline(always)]
     fn slot(&mut self, pool_id: u64) -> Option<&mut Slot<O>> {
-        if !self.slots[0].as_ref().is_some_and(|s| s.pool_id == pool_id) {
+        if self.slots[0].as_ref().is_none_or(|s| s.pool_id != pool_id) {
             self.promote(pool_id)?;
         }
         self.slots[0].as_mut()
@@ -237,7 +250,10 @@ thread_local! {
 pub(crate) fn pop<O: Cached>(pool_id: u64) -> Option<O> {
     // The work is in a named `inline(always)` function: a closure doing it was left
     // out of line.
-    with_cache(#[inline(always)] |cache| pop_from(cache, pool_id))
+    with_cache(
+        #[inline(always)]
+        |cache| pop_from(cache, pool_id),
+    )
 }
 
 #[inline(always)]
@@ -253,7 +269,10 @@ fn pop_from<O>(cache: &RefCell<LocalCache<O>>, pool_id: u64) -> Option<O> {
 /// back when there is no slot (see [`open`]) or the slot is full.
 #[inline(always)]
 pub(crate) fn push<O: Cached>(pool_id: u64, object: O) -> Result<(), O> {
-    with_cache(#[inline(always)] |cache| push_into(cache, pool_id, object))
+    with_cache(
+        #[inline(always)]
+        |cache| push_into(cache, pool_id, object),
+    )
 }
 
 #[inline(always)]
