@@ -342,3 +342,121 @@ pub(crate) fn take_all<O: Cached>(pool_id: u64) -> Vec<O> {
         cache.slot(pool_id).map(Slot::take_all).unwrap_or_default()
     })
 }
+
+#[cfg(test)]
+mod tests {
+    //! The thread caches through the pools that use them; small enough for Miri, which
+    //! checks the one `unsafe` block above.
+
+    use super::SLOTS;
+    use crate::{OwnedPooled, Pool};
+    use std::cell::RefCell;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Counts its drops, to prove nothing is leaked or dropped twice.
+    struct Tracked(Arc<AtomicUsize>);
+
+    impl Drop for Tracked {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn tracked_pool(made: &Arc<AtomicUsize>, dropped: &Arc<AtomicUsize>) -> Pool<Tracked> {
+        let (made, dropped) = (made.clone(), dropped.clone());
+        crate::PoolBuilder::with_reset(
+            move || {
+                made.fetch_add(1, Ordering::SeqCst);
+                Tracked(dropped.clone())
+            },
+            |_| {},
+        )
+        .build()
+        .unwrap()
+    }
+
+    #[test]
+    fn a_thread_that_exits_hands_both_caches_to_their_pools() {
+        let bytes: Pool<Vec<u8>> = Pool::new(|| Vec::with_capacity(16));
+        let strings: Pool<String> = Pool::new(String::new);
+        let (b, s) = (bytes.clone(), strings.clone());
+        // Joined, not scoped: a scope may end before the thread's destructors run.
+        std::thread::spawn(move || {
+            let held: Vec<_> = (0..3).map(|_| (b.get(), s.get())).collect();
+            drop(held); // cached by this thread
+            assert_eq!((b.shared_len(), s.shared_len()), (0, 0));
+        })
+        .join()
+        .unwrap();
+        assert_eq!((bytes.shared_len(), strings.shared_len()), (3, 3));
+    }
+
+    #[test]
+    fn the_most_recently_returned_object_is_handed_out_first() {
+        let pool: Pool<Vec<u8>> = Pool::new(|| Vec::with_capacity(16));
+        let (a, b) = (pool.get(), pool.get());
+        let (a_ptr, b_ptr) = (a.as_ptr(), b.as_ptr());
+        drop(a);
+        drop(b);
+        let (first, second) = (pool.get(), pool.get());
+        assert_eq!((first.as_ptr(), second.as_ptr()), (b_ptr, a_ptr));
+        assert_eq!(pool.stats().misses, 2);
+    }
+
+    #[test]
+    fn pools_beyond_the_slots_use_their_shared_stores_and_reclaim_stale_slots() {
+        let mut pools: Vec<Pool<Vec<u8>>> = (0..SLOTS + 2).map(|_| Pool::new(Vec::new)).collect();
+        for pool in &pools {
+            drop(pool.get());
+        }
+        let shared: Vec<usize> = pools.iter().map(Pool::shared_len).collect();
+        assert_eq!(shared[..SLOTS], [0; SLOTS], "the first pools got a slot each");
+        assert_eq!(shared[SLOTS..], [1, 1], "no slot left: straight to the shared store");
+        pools.remove(0); // its slot is stale now
+        let late = pools.last().unwrap();
+        drop(late.get());
+        assert_eq!(late.shared_len(), 0, "took the stale slot; its object was cached");
+    }
+
+    thread_local! {
+        static HELD: RefCell<Option<OwnedPooled<Tracked>>> = const { RefCell::new(None) };
+    }
+
+    /// A guard that a thread-local destructor drops at thread exit, before or after
+    /// the caches are emptied: the object reaches the shared store either way.
+    fn exit_with_a_guard_in_a_thread_local(hold_before_first_slot: bool) {
+        let (made, dropped) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let pool = tracked_pool(&made, &dropped);
+        let in_thread = pool.clone();
+        std::thread::spawn(move || {
+            let hold = || HELD.with(|h| *h.borrow_mut() = Some(in_thread.get_owned()));
+            if hold_before_first_slot {
+                hold();
+            }
+            drop(in_thread.get()); // opens this thread's slot, registering the exit guard
+            if !hold_before_first_slot {
+                hold();
+            }
+        })
+        .join()
+        .unwrap();
+        // Held first, the guard forces a second object; held last, it reuses the first.
+        let made = made.load(Ordering::SeqCst);
+        assert_eq!(made, if hold_before_first_slot { 2 } else { 1 });
+        assert_eq!(pool.shared_len(), made, "every object outlived the thread, in the pool");
+        assert_eq!(pool.stats().returns, 2);
+        drop(pool);
+        assert_eq!(dropped.load(Ordering::SeqCst), made, "each object dropped exactly once");
+    }
+
+    #[test]
+    fn a_guard_held_in_a_thread_local_registered_first_is_not_lost() {
+        exit_with_a_guard_in_a_thread_local(true);
+    }
+
+    #[test]
+    fn a_guard_held_in_a_thread_local_registered_last_is_not_lost() {
+        exit_with_a_guard_in_a_thread_local(false);
+    }
+}

@@ -100,3 +100,56 @@ fn json_is_serialized_into_pooled_buffers() {
     let stats = pool.class_stats();
     assert_eq!(stats[0].1.misses, 1, "the second serialization reused the first buffer");
 }
+
+mod class_selection {
+    use poolside_bufpool::BufPool;
+    use proptest::prelude::*;
+
+    /// 1 to 6 strictly increasing class sizes, from 1 byte to 1 MiB.
+    fn classes() -> impl Strategy<Value = Vec<usize>> {
+        proptest::collection::btree_set(1usize..=1 << 20, 1..=6)
+            .prop_map(|set| set.into_iter().collect())
+    }
+
+    /// Gets served by each class so far, from the shared store or new.
+    fn gets_per_class(pool: &BufPool) -> Vec<u64> {
+        pool.class_stats().iter().map(|(_, s)| s.hits + s.misses).collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// A get is served by the smallest class that fits, wherever the hint falls
+        /// (on a class size, one past it, on a power of two, above the top class); a
+        /// buffer that comes back is filed with the largest class its capacity reaches.
+        #[test]
+        fn gets_take_the_smallest_fitting_class_and_returns_file_by_capacity(
+            classes in classes(),
+            hints in proptest::collection::vec(0usize..=(1 << 21), 1..24),
+            growth in proptest::collection::vec(0usize..=(1 << 20), 1..24),
+        ) {
+            let pool = BufPool::builder().classes(&classes).local_capacity(0).build().unwrap();
+            let edges = classes.iter().flat_map(|&c| [c - 1, c, c + 1, c.next_power_of_two()]);
+            for (hint, extra) in hints.into_iter().chain(edges).zip(growth.into_iter().cycle()) {
+                let expected = classes.iter().position(|&c| c >= hint);
+                let gets_before = gets_per_class(&pool);
+                let mut buf = pool.get(hint);
+                prop_assert!(buf.capacity() >= hint);
+                for (index, (b, a)) in gets_before.iter().zip(&gets_per_class(&pool)).enumerate() {
+                    prop_assert_eq!(a - b, u64::from(expected == Some(index)), "hint {} class {}", hint, index);
+                }
+                let before: Vec<u64> = pool.class_stats().iter().map(|(_, s)| s.returns).collect();
+                buf.reserve_exact(extra);
+                let capacity = buf.capacity();
+                drop(buf);
+                let filed = classes.iter().rposition(|&c| c <= capacity);
+                let kept = capacity <= *classes.last().unwrap();
+                let after: Vec<u64> = pool.class_stats().iter().map(|(_, s)| s.returns).collect();
+                for (index, (b, a)) in before.iter().zip(&after).enumerate() {
+                    let expected_returns = u64::from(kept && filed == Some(index));
+                    prop_assert_eq!(a - b, expected_returns, "capacity {} class {}", capacity, index);
+                }
+            }
+        }
+    }
+}
