@@ -238,7 +238,7 @@ impl<M: Manager> Shared<M> {
     }
 
     /// After a lock-free push: if a caller announced itself meanwhile, or the pool
-    /// closed, settle the idle queue under the lock.
+    /// closed, settle the idle stripes under the lock.
     fn after_push(&self) {
         fence(Ordering::SeqCst);
         if self.gauges.waiting() == 0
@@ -271,7 +271,7 @@ impl<M: Manager> Shared<M> {
     }
 
     /// Puts a checked-out, healthy connection back: to the oldest live waiter, else
-    /// into the idle queue. `counted` is false for a fresh connection that never
+    /// into the idle stripes. `counted` is false for a fresh connection that never
     /// went to a caller.
     pub(crate) fn put_back(&self, conn: Conn<M::Connection>, counted: bool) {
         if counted {
@@ -387,7 +387,7 @@ impl<M: Manager> Shared<M> {
         }
     }
 
-    /// Opens one connection for the idle queue if the pool is below `target` idle
+    /// Opens one connection for the idle stripes if the pool is below `target` idle
     /// connections and has a free slot. Returns whether it added one.
     pub(crate) async fn warm_one(&self, target: usize) -> Result<bool, GetError<M::Error>> {
         {

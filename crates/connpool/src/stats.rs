@@ -79,7 +79,7 @@ impl Gauges {
         self.waiting.store(waiting, SeqCst);
     }
 
-    /// A caller is about to look at the idle queue one last time before waiting.
+    /// A caller is about to look at the idle stripes one last time before waiting.
     pub(crate) fn announce_waiter(&self) {
         self.waiting.store(1, SeqCst);
     }
