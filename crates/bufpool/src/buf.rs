@@ -38,6 +38,9 @@ struct Class {
 }
 
 struct BufInner {
+    /// The smallest class's size and pool id, copied from `classes[0]`: a small get
+    /// reads them one load away from the pool handle.
+    smallest: Smallest,
     classes: Vec<Class>,
     /// For each bit length `b` of `size_hint - 1`, the first class that can fit a hint
     /// of that length (the first larger than `2^(b-1)`): a search for a hint starts
@@ -139,16 +142,31 @@ impl BufPool {
     /// ```
     #[inline(always)]
     pub fn get(&self, size_hint: usize) -> BufGuard<'_> {
-        match self.inner.class_for(size_hint) {
-            Some(class) => {
-                let buf = match local::pop::<local::Bytes>(class.id) {
-                    Some(buf) => buf,
-                    None => class.pool.inner().take_slow(),
-                };
-                BufGuard { buf: Some(buf), pool: &self.inner, class: Some(class) }
-            }
-            None => self.get_unpooled(size_hint),
+        let inner = &*self.inner;
+        // Small requests, the common case: one comparison, and the class id is read
+        // from the pool itself rather than through the class list.
+        if size_hint <= inner.smallest.size {
+            let buf = match local::pop::<local::Bytes>(inner.smallest.id) {
+                Some(buf) => buf,
+                None => inner.take_slow(0),
+            };
+            return BufGuard { buf: Some(buf), pool: inner, class: inner.classes.first() };
         }
+        self.get_larger(size_hint)
+    }
+
+    #[inline(never)]
+    fn get_larger(&self, size_hint: usize) -> BufGuard<'_> {
+        let inner = &*self.inner;
+        let Some(index) = inner.larger_class_for(size_hint) else {
+            return self.get_unpooled(size_hint);
+        };
+        let class = &inner.classes[index];
+        let buf = match local::pop::<local::Bytes>(class.id) {
+            Some(buf) => buf,
+            None => inner.take_slow(index),
+        };
+        BufGuard { buf: Some(buf), pool: inner, class: Some(class) }
     }
 
     #[cold]
@@ -255,6 +273,12 @@ impl BufPool {
 #[cfg(feature = "json")]
 const DEFAULT_JSON_HINT: usize = 512;
 
+/// The smallest class's size and pool id.
+struct Smallest {
+    size: usize,
+    id: u64,
+}
+
 /// Bit lengths of a `usize`: 0 to 64.
 const BIT_LENGTHS: usize = usize::BITS as usize + 1;
 
@@ -264,20 +288,19 @@ fn bit_length_below(size_hint: usize) -> usize {
 }
 
 impl BufInner {
-    /// The smallest class that fits `size_hint`.
-    #[inline(always)]
-    fn class_for(&self, size_hint: usize) -> Option<&Class> {
-        match self.classes.first() {
-            // Small requests, the common case: one comparison, no table.
-            Some(smallest) if size_hint <= smallest.size => Some(smallest),
-            _ => self.larger_class_for(size_hint),
-        }
+    /// The index of the smallest class that fits a `size_hint` above the smallest
+    /// class.
+    fn larger_class_for(&self, size_hint: usize) -> Option<usize> {
+        let start = *self.first_class_by_bits.get(bit_length_below(size_hint))?;
+        let offset = self.classes.get(start..)?.iter().position(|c| c.size >= size_hint)?;
+        Some(start + offset)
     }
 
+    /// A buffer of class `index` when this thread's cache has none.
+    #[cold]
     #[inline(never)]
-    fn larger_class_for(&self, size_hint: usize) -> Option<&Class> {
-        let start = *self.first_class_by_bits.get(bit_length_below(size_hint))?;
-        self.classes.get(start..)?.iter().find(|c| c.size >= size_hint)
+    fn take_slow(&self, index: usize) -> Boxed<Vec<u8>> {
+        self.classes[index].pool.inner().take_slow()
     }
 
     /// Takes a buffer back that was handed out from `class` (`None`: unpooled or
@@ -426,8 +449,11 @@ impl BufPoolBuilder {
             let below = if bits == 0 { 0 } else { 1usize << (bits - 1) };
             classes.iter().position(|c| c.size > below).unwrap_or(classes.len())
         });
+        // `classes` is not empty: checked above.
+        let smallest = Smallest { size: classes[0].size, id: classes[0].id };
         Ok(BufPool {
             inner: Arc::new(BufInner {
+                smallest,
                 classes,
                 first_class_by_bits,
                 dropped_oversized: AtomicU64::new(0),
