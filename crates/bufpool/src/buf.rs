@@ -26,10 +26,6 @@ pub const DEFAULT_CLASSES: [usize; 3] = [4 * 1024, 64 * 1024, 1024 * 1024];
 
 struct Class {
     size: usize,
-    /// The largest capacity filed in this class: below the next class's size and
-    /// within the cap. A returned buffer whose capacity lies in `size..=upper` goes
-    /// back to the class it came from without a search.
-    upper: usize,
     /// The class pool's id, which keys its thread cache slot: a hit or a return
     /// touches only this thread's cache, not the pool.
     id: u64,
@@ -38,8 +34,7 @@ struct Class {
 }
 
 struct BufInner {
-    /// The smallest class's size and pool id, copied from `classes[0]`: a small get
-    /// reads them one load away from the pool handle.
+    /// The smallest class, the common case, one load away from the pool handle.
     smallest: Smallest,
     classes: Vec<Class>,
     /// For each bit length `b` of `size_hint - 1`, the first class that can fit a hint
@@ -150,7 +145,7 @@ impl BufPool {
                 Some(buf) => buf,
                 None => inner.take_slow(0),
             };
-            return BufGuard { buf: Some(buf), pool: inner, class: inner.classes.first() };
+            return BufGuard { buf: Some(buf), pool: inner };
         }
         self.get_larger(size_hint)
     }
@@ -158,7 +153,7 @@ impl BufPool {
     #[inline(never)]
     fn get_larger(&self, size_hint: usize) -> BufGuard<'_> {
         let inner = &*self.inner;
-        let Some(index) = inner.larger_class_for(size_hint) else {
+        let Some(index) = inner.class_index_for(size_hint) else {
             return self.get_unpooled(size_hint);
         };
         let class = &inner.classes[index];
@@ -166,14 +161,14 @@ impl BufPool {
             Some(buf) => buf,
             None => inner.take_slow(index),
         };
-        BufGuard { buf: Some(buf), pool: inner, class: Some(class) }
+        BufGuard { buf: Some(buf), pool: inner }
     }
 
     #[cold]
     #[inline(never)]
     fn get_unpooled(&self, size_hint: usize) -> BufGuard<'_> {
         self.inner.unpooled.fetch_add(1, Ordering::Relaxed);
-        BufGuard { buf: Some(boxed(Vec::with_capacity(size_hint))), pool: &self.inner, class: None }
+        BufGuard { buf: Some(boxed(Vec::with_capacity(size_hint))), pool: &self.inner }
     }
 
     /// Adds a buffer made elsewhere; it is cleared and filed by its capacity.
@@ -184,7 +179,7 @@ impl BufPool {
     /// assert_eq!(pool.class_stats()[1].1.returns, 1);
     /// ```
     pub fn attach(&self, buf: Vec<u8>) {
-        self.inner.put(None, boxed(buf));
+        self.inner.put(boxed(buf));
     }
 
     /// The class sizes, ascending.
@@ -273,9 +268,13 @@ impl BufPool {
 #[cfg(feature = "json")]
 const DEFAULT_JSON_HINT: usize = 512;
 
-/// The smallest class's size and pool id.
+/// The smallest class's size and pool id, copied from `classes[0]`.
 struct Smallest {
     size: usize,
+    /// The largest capacity filed in this class: below the next class's size and
+    /// within the cap. A returned buffer whose capacity lies in `size..=upper`, as one
+    /// handed out by this class usually does, goes back without a search.
+    upper: usize,
     id: u64,
 }
 
@@ -288,9 +287,8 @@ fn bit_length_below(size_hint: usize) -> usize {
 }
 
 impl BufInner {
-    /// The index of the smallest class that fits a `size_hint` above the smallest
-    /// class.
-    fn larger_class_for(&self, size_hint: usize) -> Option<usize> {
+    /// The index of the smallest class that fits `size_hint`.
+    fn class_index_for(&self, size_hint: usize) -> Option<usize> {
         let start = *self.first_class_by_bits.get(bit_length_below(size_hint))?;
         let offset = self.classes.get(start..)?.iter().position(|c| c.size >= size_hint)?;
         Some(start + offset)
@@ -303,27 +301,32 @@ impl BufInner {
         self.classes[index].pool.inner().take_slow()
     }
 
-    /// Takes a buffer back that was handed out from `class` (`None`: unpooled or
-    /// attached).
+    /// Takes a buffer back, filed by its capacity: a buffer of the smallest class
+    /// (most of them) with two comparisons against `smallest`, any other through the
+    /// bit-length table. The guard stays two words, with no note of its class.
     #[inline(always)]
-    fn put(&self, class: Option<&Class>, mut buf: Boxed<Vec<u8>>) {
+    fn put(&self, mut buf: Boxed<Vec<u8>>) {
         // The class pools leave resetting to us: a direct `clear` instead of a hook call.
         buf.clear();
         let capacity = buf.capacity();
-        match class {
-            // Still the size it was handed out at: straight back, no search.
-            Some(class) if class.size <= capacity && capacity <= class.upper => {
-                if let Err(buf) = local::push::<local::Bytes>(class.id, buf) {
-                    class.pool.inner().put_slow(buf);
-                }
+        if self.smallest.size <= capacity && capacity <= self.smallest.upper {
+            if let Err(buf) = local::push::<local::Bytes>(self.smallest.id, buf) {
+                self.put_slow(0, buf);
             }
-            _ => self.file_by_capacity(buf),
+        } else {
+            self.file_by_capacity(buf);
         }
     }
 
-    /// Files a cleared buffer that grew, shrank or came from elsewhere by its capacity,
-    /// or drops it.
+    /// Files a buffer that this thread's cache did not take.
     #[cold]
+    #[inline(never)]
+    fn put_slow(&self, index: usize, buf: Boxed<Vec<u8>>) {
+        self.classes[index].pool.inner().put_slow(buf);
+    }
+
+    /// Files a cleared buffer above the smallest class, or one that shrank or came
+    /// from elsewhere, by its capacity: with the largest class it reaches, or drops it.
     #[inline(never)]
     fn file_by_capacity(&self, buf: Boxed<Vec<u8>>) {
         let capacity = buf.capacity();
@@ -332,7 +335,13 @@ impl BufInner {
             tracing::debug!(capacity, cap = self.cap, "returned buffer above the cap; dropped");
             return;
         }
-        match self.classes.iter().rposition(|c| c.size <= capacity) {
+        // The class below the first one larger than `capacity`.
+        let filed = match self.class_index_for(capacity.saturating_add(1)) {
+            Some(0) => None,
+            Some(above) => Some(above - 1),
+            None => self.classes.len().checked_sub(1),
+        };
+        match filed {
             Some(index) => self.classes[index].pool.inner().put(buf),
             None => {
                 self.dropped_undersized.fetch_add(1, Ordering::Relaxed);
@@ -426,7 +435,7 @@ impl BufPoolBuilder {
             return Err(BuildError::CapBelowSmallestClass { cap, smallest });
         }
         let mut classes = Vec::with_capacity(self.classes.len());
-        for (index, &size) in self.classes.iter().enumerate() {
+        for &size in &self.classes {
             let mut builder = Pool::builder(move || Vec::with_capacity(size))
                 .max_retained(self.max_retained)
                 .local_capacity(self.local_capacity)
@@ -436,21 +445,15 @@ impl BufPoolBuilder {
                 builder = builder.idle_release(interval);
             }
             let pool = builder.build()?;
-            let upper = self.classes.get(index + 1).map_or(cap, |&next| cap.min(next - 1));
-            classes.push(Class {
-                size,
-                upper,
-                id: pool.inner().id(),
-                label: class_label(size),
-                pool,
-            });
+            classes.push(Class { size, id: pool.inner().id(), label: class_label(size), pool });
         }
         let first_class_by_bits = std::array::from_fn(|bits| {
             let below = if bits == 0 { 0 } else { 1usize << (bits - 1) };
             classes.iter().position(|c| c.size > below).unwrap_or(classes.len())
         });
         // `classes` is not empty: checked above.
-        let smallest = Smallest { size: classes[0].size, id: classes[0].id };
+        let upper = self.classes.get(1).map_or(cap, |&next| cap.min(next - 1));
+        let smallest = Smallest { size: classes[0].size, upper, id: classes[0].id };
         Ok(BufPool {
             inner: Arc::new(BufInner {
                 smallest,
@@ -489,8 +492,6 @@ fn class_label(size: usize) -> String {
 pub struct BufGuard<'a> {
     buf: Option<Boxed<Vec<u8>>>,
     pool: &'a BufInner,
-    /// The class the buffer came from, where it most likely goes back.
-    class: Option<&'a Class>,
 }
 
 impl BufGuard<'_> {
@@ -545,7 +546,7 @@ impl Drop for BufGuard<'_> {
     #[inline]
     fn drop(&mut self) {
         if let Some(buf) = self.buf.take() {
-            self.pool.put(self.class, buf);
+            self.pool.put(buf);
         }
     }
 }
