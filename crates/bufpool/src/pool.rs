@@ -442,29 +442,31 @@ impl<T: Send + 'static> Inner<T> {
         let object = if self.local_capacity == 0 {
             object
         } else if is_bytes::<T>() {
-            let object = same_type::<CachePadded<T>, CachePadded<Vec<u8>>>(object);
-            let object = if local::open::<local::Bytes>(self.id, || self.slot_init()) {
-                match local::push::<local::Bytes>(self.id, object) {
-                    Ok(()) => return,
-                    Err(object) => object,
-                }
-            } else {
-                object
-            };
-            same_type::<CachePadded<Vec<u8>>, CachePadded<T>>(object)
+            match self.open_and_push(same_type::<CachePadded<T>, CachePadded<Vec<u8>>>(object)) {
+                Ok(()) => return,
+                Err(object) => same_type::<CachePadded<Vec<u8>>, CachePadded<T>>(object),
+            }
         } else {
-            let object: Box<dyn Any + Send> = object;
-            let object = if local::open::<local::Erased>(self.id, || self.slot_init()) {
-                match local::push::<local::Erased>(self.id, object) {
-                    Ok(()) => return,
-                    Err(object) => object,
-                }
-            } else {
-                object
-            };
-            unerase::<T>(object)
+            let erased: local::Erased = object;
+            match self.open_and_push(erased) {
+                Ok(()) => return,
+                Err(object) => unerase::<T>(object),
+            }
         };
         self.put_shared(object);
+    }
+
+    /// Opens this thread's slot for the pool and keeps `object` there; hands it back
+    /// when no slot opens (one exists and is full, none is free, the thread is exiting).
+    fn open_and_push<O: local::Cached>(&self, object: O) -> Result<(), O>
+    where
+        Inner<T>: Sink<O>,
+    {
+        if local::open::<O>(self.id, || self.slot_init()) {
+            local::push::<O>(self.id, object)
+        } else {
+            Err(object)
+        }
     }
 
     fn put_shared(&self, object: Boxed<T>) {
