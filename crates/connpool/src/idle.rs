@@ -136,6 +136,11 @@ impl<T> Stripes<T> {
             .find_map(|stripe| stripe.pop_locked(&mut stripe.stack.lock()))
     }
 
+    /// How many stripes there are (one per core, rounded up to a power of two).
+    pub(crate) fn stripe_count(&self) -> usize {
+        self.stripes.len()
+    }
+
     /// How many items are stored (a sum of per-stripe lengths read without locks, so
     /// only a snapshot while others push and pop).
     pub(crate) fn len(&self) -> usize {

@@ -118,6 +118,13 @@ fn send_to_oldest<C>(waiters: &mut VecDeque<Waiter<C>>, mut grant: Grant<C>) -> 
     Some(grant)
 }
 
+/// Whether this thread runs a multi-thread tokio runtime (another worker may return a
+/// connection while this one spins).
+fn multi_threaded() -> bool {
+    tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
+}
+
 /// What a caller found when it asked for a connection.
 enum Acquire<C> {
     /// An idle connection that needs neither replacing nor a health check: done.
@@ -173,9 +180,42 @@ impl<M: Manager> Shared<M> {
         }
     }
 
+    /// With every slot taken and nobody waiting, on a runtime with several worker
+    /// threads, looks for a returned connection for about a microsecond before taking
+    /// the lock and queueing.
+    ///
+    /// Why: when connections are held briefly and there are more callers than
+    /// connections across many cores, queueing turns every later return into a locked
+    /// hand-off and a wake-up of a parked task on another core, and the line, once
+    /// formed, sustains itself; measured on 16 cores (pool 8, 64 tasks) that capped
+    /// the pool at deadpool's speed. A connection returned within the spin goes to
+    /// whoever finds it, as it would a moment later anyway. Nobody is overtaken: the
+    /// spin stops as soon as anyone waits (`take_idle` then returns nothing), so the
+    /// first-come-first-served line is untouched. A current-thread runtime cannot see
+    /// a return while it spins, so it never spins.
+    #[cold]
+    fn spin_for_idle(&self, now: Instant) -> Option<Acquire<M::Connection>> {
+        const ROUNDS: u32 = 6;
+        if !self.gauges.at_capacity() || self.idle.stripe_count() == 1 || !multi_threaded() {
+            return None;
+        }
+        for round in 0..ROUNDS {
+            for _ in 0..(1u32 << round) {
+                std::hint::spin_loop();
+            }
+            if self.gauges.waiting() != 0 {
+                return None;
+            }
+            if let Some(found) = self.take_idle(now) {
+                return Some(found);
+            }
+        }
+        None
+    }
+
     /// Takes an idle connection or a free slot, or queues (when allowed).
     fn acquire(&self, may_queue: bool, now: Instant) -> Acquire<M::Connection> {
-        if let Some(found) = self.take_idle(now) {
+        if let Some(found) = self.take_idle(now).or_else(|| self.spin_for_idle(now)) {
             return found;
         }
         let mut st = self.lock();

@@ -92,6 +92,11 @@ impl Gauges {
         self.max_size.load(Relaxed)
     }
 
+    /// Whether every slot is taken (a snapshot read without the lock).
+    pub(crate) fn at_capacity(&self) -> bool {
+        self.open.load(Relaxed) >= self.max_size.load(Relaxed)
+    }
+
     /// Whether the pool holds more slots than its (shrunk) maximum.
     pub(crate) fn over_size(&self) -> bool {
         self.open.load(Relaxed) > self.max_size.load(Relaxed)
