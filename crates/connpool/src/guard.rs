@@ -34,14 +34,41 @@ use tokio::time::Instant;
 /// # }
 /// ```
 pub struct PooledConn<'a, M: Manager> {
-    pool: &'a Pool<M>,
+    pool: PoolHandle<'a, M>,
     conn: Option<Conn<M::Connection>>,
     broken: bool,
 }
 
 impl<'a, M: Manager> PooledConn<'a, M> {
     pub(crate) fn new(pool: &'a Pool<M>, conn: Conn<M::Connection>) -> Self {
-        PooledConn { pool, conn: Some(conn), broken: false }
+        PooledConn { pool: PoolHandle::Borrowed(pool), conn: Some(conn), broken: false }
+    }
+
+    /// Turns this guard into one that owns a handle to its pool, so it is `'static`:
+    /// it can move into `tokio::spawn` or be stored in a struct. Costs one reference
+    /// count increment. [`Pool::get_owned`] does the same in one call.
+    ///
+    /// ```
+    /// # use poolside_connpool::{Manager, OwnedConn, Pool};
+    /// # struct Noop;
+    /// # impl Manager for Noop {
+    /// #     type Connection = u8;
+    /// #     type Error = std::convert::Infallible;
+    /// #     async fn connect(&self) -> Result<u8, Self::Error> { Ok(3) }
+    /// #     async fn check(&self, _: &mut u8) -> Result<(), Self::Error> { Ok(()) }
+    /// # }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let pool = Pool::new(Noop);
+    /// let owned: OwnedConn<Noop> = pool.get().await.unwrap().into_owned();
+    /// let task = tokio::spawn(async move { *owned + 1 }); // moved; returned when the task ends
+    /// assert_eq!(task.await.unwrap(), 4);
+    /// assert_eq!(pool.status().idle, 1);
+    /// # }
+    /// ```
+    pub fn into_owned(mut self) -> OwnedConn<M> {
+        let conn = self.conn.take();
+        PooledConn { pool: PoolHandle::Owned(self.pool.get().clone()), conn, broken: self.broken }
     }
 
     /// Closes the connection instead of returning it to the pool.
@@ -71,7 +98,7 @@ impl<'a, M: Manager> PooledConn<'a, M> {
     /// ```
     pub fn detach(mut self) -> M::Connection {
         let conn = self.take();
-        self.pool.shared.release_slot();
+        self.pool.get().shared.release_slot();
         conn.raw
     }
 
@@ -86,6 +113,27 @@ impl<'a, M: Manager> PooledConn<'a, M> {
 
     fn conn_ref(&self) -> &Conn<M::Connection> {
         self.conn.as_ref().expect("the connection is present until drop or detach")
+    }
+}
+
+/// A connection guard that owns a handle to its pool: `'static`, so it can move into a
+/// spawned task or live in a struct (like deadpool's `Object` or bb8's
+/// `PooledConnection<'static, _>`). Get one with [`Pool::get_owned`] or
+/// [`PooledConn::into_owned`]; it behaves exactly like a borrowed [`PooledConn`].
+pub type OwnedConn<M> = PooledConn<'static, M>;
+
+/// How a guard reaches its pool: borrowed (the common, free case) or owned.
+enum PoolHandle<'a, M: Manager> {
+    Borrowed(&'a Pool<M>),
+    Owned(Pool<M>),
+}
+
+impl<M: Manager> PoolHandle<'_, M> {
+    fn get(&self) -> &Pool<M> {
+        match self {
+            PoolHandle::Borrowed(pool) => pool,
+            PoolHandle::Owned(pool) => pool,
+        }
     }
 }
 
@@ -105,7 +153,7 @@ impl<M: Manager> DerefMut for PooledConn<'_, M> {
 impl<M: Manager> Drop for PooledConn<'_, M> {
     fn drop(&mut self) {
         let Some(mut conn) = self.conn.take() else { return };
-        let shared = &*self.pool.shared;
+        let shared = &*self.pool.get().shared;
         let config = &shared.config;
         // The clock is read only when a limit needs it (see `Conn::last_used`).
         let now =

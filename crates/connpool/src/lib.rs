@@ -61,7 +61,7 @@ pub use failover::{
     Backend, FailoverBuilder, FailoverConn, FailoverPool, FailoverState, FailoverStats,
     RequestFuture,
 };
-pub use guard::PooledConn;
+pub use guard::{OwnedConn, PooledConn};
 pub use manager::Manager;
 pub use pool::{Pool, Status};
 pub use poolside_core::{Events, Instrumented, PoolError, Timing};

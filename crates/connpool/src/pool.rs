@@ -715,6 +715,30 @@ impl<M: Manager> Pool<M> {
         }
     }
 
+    /// Like [`get`](Self::get), returning a guard that owns a handle to the pool
+    /// ([`OwnedConn`](crate::OwnedConn), `'static`), for spawned tasks and structs.
+    ///
+    /// ```
+    /// # use poolside_connpool::{Manager, Pool};
+    /// # struct Noop;
+    /// # impl Manager for Noop {
+    /// #     type Connection = u8;
+    /// #     type Error = std::convert::Infallible;
+    /// #     async fn connect(&self) -> Result<u8, Self::Error> { Ok(1) }
+    /// #     async fn check(&self, _: &mut u8) -> Result<(), Self::Error> { Ok(()) }
+    /// # }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let pool = Pool::new(Noop);
+    /// let conn = pool.get_owned().await.unwrap();
+    /// drop(pool); // the guard keeps the pool alive
+    /// assert_eq!(*conn, 1);
+    /// # }
+    /// ```
+    pub async fn get_owned(&self) -> Result<crate::OwnedConn<M>, GetError<M::Error>> {
+        self.get().await.map(PooledConn::into_owned)
+    }
+
     /// Gets a connection without ever waiting in line: fails with `Exhausted` when
     /// every slot is taken. (It may still open or health-check a connection.)
     ///
