@@ -4,23 +4,11 @@
 
 mod common;
 
-use common::TestManager;
+use common::{Rng, TestManager};
 use poolside_connpool::{Builder, Status};
 use std::sync::atomic::Ordering::SeqCst;
 use std::time::Duration;
 use tokio::time::sleep;
-
-/// A small deterministic generator (xorshift), so failures replay.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
 
 fn assert_quiet(status: Status) {
     assert_eq!(status.idle + status.in_use, status.open, "{status:?}");

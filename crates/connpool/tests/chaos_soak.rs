@@ -4,6 +4,9 @@
 //! timeouts; the pool's counts stay consistent throughout; at the end every
 //! connection opened was closed exactly once, on the client and through the proxy.
 
+mod common;
+
+use common::Rng;
 use poolside_connpool::{Builder, Manager, Pool, WaitPolicy};
 use poolside_faultproxy::{FaultMode, FaultProxy, LineServer, ping_pong};
 use std::io;
@@ -52,25 +55,14 @@ impl Manager for Counting {
     }
 }
 
-/// Deterministic chaos: the same schedule on every run.
-struct Dice(u64);
-
-impl Dice {
-    fn roll(&mut self, sides: u64) -> u64 {
-        self.0 =
-            self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
-        (self.0 >> 33) % sides
-    }
-}
-
-fn mode(dice: &mut Dice) -> FaultMode {
-    match dice.roll(7) {
+fn mode(dice: &mut Rng) -> FaultMode {
+    match dice.below(7) {
         0 | 1 => FaultMode::Pass,
-        2 => FaultMode::Latency(Duration::from_millis(1 + dice.roll(20))),
+        2 => FaultMode::Latency(Duration::from_millis(1 + dice.below(20))),
         3 => FaultMode::Blackhole,
         4 => FaultMode::Reset,
         5 => FaultMode::Refuse,
-        _ => FaultMode::SlowClose(Duration::from_millis(1 + dice.roll(30))),
+        _ => FaultMode::SlowClose(Duration::from_millis(1 + dice.below(30))),
     }
 }
 
@@ -126,12 +118,13 @@ async fn random_faults_under_load_keep_the_pool_consistent_and_leak_nothing() {
     }
 
     // Chaos: a new random mode every 30-150 ms, while the pool's levels are sampled.
-    let mut dice = Dice(0x5EED);
+    // Deterministic chaos: the same schedule on every run.
+    let mut dice = Rng(0x5EED);
     let started = Instant::now();
     let mut samples = 0u64;
     while started.elapsed() < SOAK {
         proxy.handle().set_mode(mode(&mut dice)).await.unwrap();
-        let dwell = Instant::now() + Duration::from_millis(30 + dice.roll(120));
+        let dwell = Instant::now() + Duration::from_millis(30 + dice.below(120));
         while Instant::now() < dwell {
             // Levels are read without the lock (only `open` is one atomic), so the
             // exact sum is checked once the load stops.

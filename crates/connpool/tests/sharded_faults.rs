@@ -4,6 +4,9 @@
 //! the stalled shard's callers get their configured errors within the configured
 //! bounds, and nothing hangs.
 
+mod common;
+
+use common::Rng;
 use poolside_connpool::{Builder, GetError, ShardedPool, TcpManager, WaitPolicy};
 use poolside_faultproxy::{FaultMode, FaultProxy, LineServer, ping_pong};
 use std::sync::Arc;
@@ -24,18 +27,6 @@ struct ShardTally {
     failed: AtomicU64,
     /// The longest any one operation (checkout + request) took, in microseconds.
     slowest_us: AtomicU64,
-}
-
-/// A small xorshift generator: uniform keys without a dependency.
-struct Keys(u64);
-
-impl Keys {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
 }
 
 async fn request(pool: &ShardedPool<u64, TcpManager>, key: u64) -> Result<(), String> {
@@ -85,7 +76,7 @@ async fn a_stalled_shard_leaves_the_other_seven_at_full_speed() {
         // the key space: a caller stuck on the stalled shard holds up no other shard.
         let shard = caller % SHARDS;
         callers.push(tokio::spawn(async move {
-            let mut keys = Keys(0x9E37_79B9_7F4A_7C15 ^ caller as u64);
+            let mut keys = Rng(0x9E37_79B9_7F4A_7C15 ^ caller as u64);
             while !stop.load(SeqCst) {
                 let key = loop {
                     let key = keys.next();

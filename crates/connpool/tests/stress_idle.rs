@@ -6,24 +6,12 @@
 
 mod common;
 
-use common::TestManager;
+use common::{Rng, TestManager};
 use poolside_connpool::{Builder, Pool, Status};
 use std::sync::atomic::Ordering::SeqCst;
 use std::time::Duration;
 use tokio::runtime::Runtime;
 use tokio::task::JoinHandle;
-
-/// A small deterministic generator (xorshift), so a failing schedule of aborts replays.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
 
 const TASKS: usize = 64;
 const ROUNDS: u32 = 300;

@@ -105,3 +105,21 @@ impl Manager for TestManager {
         conn.id <= self.0.broken_up_to.load(SeqCst)
     }
 }
+
+/// A small deterministic generator (xorshift), so a failing schedule replays.
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// The next raw value (never zero for a non-zero seed).
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A value in `0..n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
