@@ -171,6 +171,10 @@ fn fill_256b(c: &mut Criterion) {
     for which in Impl::ALL {
         group.bench_function(which.name(), |b| with_op!(contenders, which, |op| b.iter(op)));
     }
+    // After the runs: the pools hand back the buffer they just used, malloc the chunk.
+    if runs_group("bufpool_fill_256b") {
+        write_extra_report("bufpool_fill_256b_placement", &placement_report(&contenders));
+    }
     // lifeguard is single-threaded (Rc), so it is not in the shared contenders.
     let lifeguard: lifeguard::Pool<Vec<u8>> = lifeguard::Pool::with_size(64);
     group.bench_function("lifeguard", |b| {
@@ -180,6 +184,30 @@ fn fill_256b(c: &mut Criterion) {
         })
     });
     group.finish();
+}
+
+/// Where each contender's 256-byte fill lands within its 4 KiB page. A fill that
+/// crosses a page boundary is split by the hardware and takes several nanoseconds
+/// longer, whoever owns the buffer; where a buffer lands depends on everything the
+/// process allocated before, so an unlucky placement shows up here rather than as an
+/// unexplained slow row.
+fn placement_report(c: &Contenders) -> String {
+    let page_offset = |buf: &[u8]| buf.as_ptr() as usize % 4096;
+    let rows = [
+        (Impl::BufPool.name(), page_offset(&c.bufpool.get(c.size))),
+        (Impl::Pool.name(), page_offset(&c.pool.get())),
+        // malloc hands a freed chunk straight back: the same place as in the loop.
+        (Impl::Alloc.name(), page_offset(&Vec::with_capacity(c.size))),
+    ];
+    let mut md = String::from(
+        "### bufpool: where the 256-byte fill lands (offset of the buffer in its 4 KiB page)\n\n\
+         | implementation | offset | fill crosses a page |\n|---|---:|---|\n",
+    );
+    for (name, offset) in rows {
+        let crosses = if offset + c.size > 4096 { "yes (split stores)" } else { "no" };
+        md.push_str(&format!("| {name} | {offset} | {crosses} |\n"));
+    }
+    md
 }
 
 fn threads(c: &mut Criterion) {
@@ -382,6 +410,17 @@ criterion_group! {
 fn selected(report: &str) -> bool {
     let filters: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     filters.is_empty() || filters.iter().any(|f| report.contains(f.as_str()))
+}
+
+/// Whether the command line's filter selects benchmarks of `group`: no filter, or an
+/// alternative of a filter (`a|b`) that names the group or a benchmark in it.
+fn runs_group(group: &str) -> bool {
+    let filters: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    filters.is_empty()
+        || filters
+            .iter()
+            .flat_map(|f| f.split('|'))
+            .any(|alt| group.contains(alt) || alt.starts_with(group))
 }
 
 const MMAP_THRESHOLD: &str = "MALLOC_MMAP_THRESHOLD_";
