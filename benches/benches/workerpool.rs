@@ -1,7 +1,9 @@
 //! poolside-workerpool against threadpool, rayon, rusty_pool and tokio's blocking pool.
 //!
 //! * `workerpool_noop_jobs/<impl>/<workers>`: one thread submits N no-op jobs
-//!   (1,000,000; 100,000 with --quick), timed until every job has run.
+//!   (1,000,000; 100,000 with --quick), timed until every job has run. Besides the
+//!   default pool (`poolside/WorkerPool`, 2 searching workers), `poolside/WorkerPool-spin<n>`
+//!   runs it with `spinning_workers(n)` for n = 1 and n = all workers.
 //! * `workerpool_submitters/<impl>/<submitters>`: 4 or 16 threads submit N jobs in
 //!   all to a 2-worker pool.
 //! * `workerpool_spawn_join/<impl>`: one job spawned and its result joined, one at a
@@ -101,13 +103,22 @@ fn noop_jobs(c: &mut Criterion) {
     group.throughput(Throughput::Elements(n as u64));
     group.sample_size(10);
     for workers in worker_counts() {
-        let pool = WorkerPool::builder().workers(workers).queue_depth(1024).build().unwrap();
-        group.bench_function(BenchmarkId::new("poolside/WorkerPool", workers), |b| {
-            b.iter_custom(|iters| {
-                timed_rounds(iters, n, || pool.submit(|_| job()).unwrap(), wait_for)
-            })
-        });
-        drop(pool);
+        let variants = [None, Some(1), Some(workers)];
+        for spinning in variants.into_iter().filter(|&s| s != Some(2)) {
+            let mut builder = WorkerPool::builder().workers(workers).queue_depth(1024);
+            let mut name = String::from("poolside/WorkerPool");
+            if let Some(spinning) = spinning {
+                builder = builder.spinning_workers(spinning);
+                name.push_str(&format!("-spin{spinning}"));
+            }
+            let pool = builder.build().unwrap();
+            group.bench_function(BenchmarkId::new(name, workers), |b| {
+                b.iter_custom(|iters| {
+                    timed_rounds(iters, n, || pool.submit(|_| job()).unwrap(), wait_for)
+                })
+            });
+            drop(pool);
+        }
 
         let pool = threadpool::ThreadPool::new(workers);
         group.bench_function(BenchmarkId::new("threadpool", workers), |b| {

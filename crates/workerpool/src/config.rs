@@ -164,12 +164,17 @@ impl WorkerPoolBuilder {
         self
     }
 
-    /// How many idle workers may spin (then yield) waiting for the next job before
-    /// parking; the others park at once (default: all of them). Spinning spares the
-    /// submitter a wake-up per job; too many spinners contend on the queue.
+    /// How many idle workers may search for work — spin, then yield, on the queue —
+    /// at a time (default 2, capped at `workers`); the other idle workers sleep on
+    /// their own parker. A submitter wakes a sleeper only when nobody searches, and a
+    /// searcher that finds a job while more wait wakes the next one, so a stream of
+    /// short jobs is served without the submitter paying wake-ups and a burst still
+    /// ramps up to every worker. `0`: no worker spins, every job submitted to an idle
+    /// pool wakes a sleeper. More searchers mean fewer wake-ups but more contention on
+    /// the queue; `docs/workerpool.md` has the measurements.
     ///
     /// ```
-    /// let pool = poolside_workerpool::WorkerPool::builder().workers(16).spinning_workers(2).build()?;
+    /// let pool = poolside_workerpool::WorkerPool::builder().workers(16).spinning_workers(1).build()?;
     /// # drop(pool);
     /// # Ok::<(), poolside_workerpool::BuildError>(())
     /// ```

@@ -53,9 +53,18 @@ mod gate;
 mod group;
 mod handle;
 mod job;
+mod parking;
 mod pool;
 mod shutdown;
 mod stats;
+mod sync;
+
+/// The parking protocol, exposed to `tests/loom.rs` only (built with `--cfg loom`).
+#[cfg(loom)]
+#[doc(hidden)]
+pub mod loom_model {
+    pub use crate::parking::{JobQueue, Parking, ParkingSpot};
+}
 
 pub use cancel::CancellationToken;
 pub use config::{BuildError, MIN_STACK_SIZE, PanicPolicy, WorkerPoolBuilder};

@@ -6,21 +6,25 @@ use crate::error::SubmitError;
 use crate::gate::Gate;
 use crate::handle::{Completer, JobHandle, ResultSlot};
 use crate::job::{JobContext, JobFn, Runnable, Spawned, Submitted, Task};
+use crate::parking::{JobQueue, Parking, ParkingSpot};
 use crate::shutdown::{ShutdownError, ShutdownReport};
 use crate::stats::{CATALOGUE, Stats};
-use crossbeam_channel::{Receiver, SendTimeoutError, Sender, TryRecvError, TrySendError};
-use crossbeam_utils::{Backoff, CachePadded};
+use crossbeam_channel::{Receiver, SendTimeoutError, Sender, TrySendError};
 use parking_lot::Mutex;
 use poolside_core::{Events, Instrumented, MetricDesc, MetricVisitor, Timing};
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// A blocking `submit` re-checks for shutdown this often while the queue is full, so a
 /// shutdown never waits behind a blocked submitter for longer than this.
 const BLOCKED_SUBMIT_SLICE: Duration = Duration::from_millis(5);
+
+/// How many idle workers search (spin on the queue) at a time unless the builder says
+/// otherwise; the others sleep. See `docs/workerpool.md` for the measurements.
+pub(crate) const DEFAULT_SPINNING_WORKERS: usize = 2;
 
 /// A bounded pool of worker threads.
 ///
@@ -59,9 +63,6 @@ pub struct WorkerPool {
     /// Submitters enqueue only through the gate, which shutdown closes.
     gate: Gate,
     sender: Sender<Task>,
-    /// Dropped by shutdown once the gate is closed: its disconnection tells idle
-    /// workers to drain what is left and exit.
-    close_signal: Mutex<Option<Sender<()>>>,
     /// A receiver of our own, to drain what no worker is left to drain.
     receiver: Receiver<Task>,
     threads: Mutex<Vec<WorkerThread>>,
@@ -84,36 +85,8 @@ pub(crate) struct Shared {
     abandon: AtomicBool,
     events: Events,
     panic_policy: PanicPolicy,
-    /// Idle workers spinning right now, and how many may (`None`: all of them).
-    spinners: CachePadded<AtomicUsize>,
-    max_spinners: Option<usize>,
-}
-
-impl Shared {
-    /// Takes a spinning permit if fewer than `max_spinners` workers spin. Without a
-    /// bound every idle worker spins and the shared counter is never touched.
-    fn try_start_spinning(&self) -> bool {
-        let Some(max) = self.max_spinners else { return true };
-        let mut current = self.spinners.load(Ordering::Relaxed);
-        while current < max {
-            match self.spinners.compare_exchange_weak(
-                current,
-                current + 1,
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return true,
-                Err(actual) => current = actual,
-            }
-        }
-        false
-    }
-
-    fn stop_spinning(&self) {
-        if self.max_spinners.is_some() {
-            self.spinners.fetch_sub(1, Ordering::AcqRel);
-        }
-    }
+    /// Who of the idle workers spins, who sleeps, and who wakes whom.
+    parking: Parking,
 }
 
 impl WorkerPool {
@@ -136,29 +109,27 @@ impl WorkerPool {
     pub(crate) fn start(config: WorkerPoolBuilder) -> Result<WorkerPool, crate::BuildError> {
         let (sender, receiver) = crossbeam_channel::bounded(config.queue_depth);
         let (exit_tx, exited) = crossbeam_channel::unbounded();
-        let (close_signal, closing) = crossbeam_channel::bounded(0);
+        let max_searching = config.spinning_workers.unwrap_or(DEFAULT_SPINNING_WORKERS);
+        let (parking, spots) = Parking::new(config.workers, max_searching);
         let shared = Arc::new(Shared {
             stats: Stats::new(config.workers),
             shutdown_token: CancellationToken::new(),
             abandon: AtomicBool::new(false),
             events: config.events.clone(),
             panic_policy: config.panic_policy,
-            spinners: CachePadded::new(AtomicUsize::new(0)),
-            // A bound of at least `workers` bounds nothing: skip the counter.
-            max_spinners: config.spinning_workers.filter(|&n| n < config.workers),
+            parking,
         });
         let pool = WorkerPool {
             shared,
             gate: Gate::default(),
             sender,
-            close_signal: Mutex::new(Some(close_signal)),
             receiver,
             threads: Mutex::new(Vec::with_capacity(config.workers)),
             exited,
             shut_down: AtomicBool::new(false),
             config,
         };
-        for index in 0..pool.config.workers {
+        for (index, spot) in spots.into_iter().enumerate() {
             let name = format!("{}-{index}", pool.config.thread_name);
             let mut builder = std::thread::Builder::new().name(name.clone());
             if let Some(bytes) = pool.config.stack_size {
@@ -168,7 +139,7 @@ impl WorkerPool {
                 index,
                 shared: pool.shared.clone(),
                 queue: pool.receiver.clone(),
-                closing: closing.clone(),
+                spot,
                 exited: exit_tx.clone(),
             };
             pool.shared.stats.workers[index].alive.store(true, Ordering::Relaxed);
@@ -241,7 +212,10 @@ impl WorkerPool {
             }
             drop(pass);
             match attempt {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    self.shared.parking.job_queued();
+                    return Ok(());
+                }
                 Err(SubmitError::TimedOut(t)) if deadline.is_none_or(|d| Instant::now() < d) => {
                     task = t
                 }
@@ -392,7 +366,7 @@ impl WorkerPool {
         // Closing: new submits fail from here on; queued jobs still run. Once the gate
         // is closed nothing more enters the queue, so idle workers may drain and exit.
         self.gate.close();
-        drop(self.close_signal.lock().take());
+        self.shared.parking.close();
 
         let mut threads = self.threads.lock();
         let mut running = threads.iter().filter(|t| t.handle.is_some()).count();
@@ -524,17 +498,33 @@ struct Worker {
     index: usize,
     shared: Arc<Shared>,
     queue: Receiver<Task>,
-    /// Disconnects when shutdown has closed the gate.
-    closing: Receiver<()>,
+    /// This worker's half of the parking protocol.
+    spot: ParkingSpot,
     exited: Sender<usize>,
 }
 
+impl JobQueue for Receiver<Task> {
+    type Job = Task;
+
+    #[inline]
+    fn try_pop(&self) -> Option<Task> {
+        // Disconnected only once the pool is gone, after shutdown set closing.
+        self.try_recv().ok()
+    }
+
+    #[inline]
+    fn is_empty(&self) -> bool {
+        Receiver::is_empty(self)
+    }
+}
+
 impl Worker {
-    fn run(self) {
-        let shared = &*self.shared;
+    fn run(mut self) {
+        let shared = &*self.shared.clone();
         let counters = &shared.stats.workers[self.index];
         let ctx = JobContext::new(&shared.shutdown_token, self.index);
-        while let Some(task) = self.next_task() {
+        // The next job, or `None` once shutdown has closed the gate and the queue is empty.
+        while let Some(task) = shared.parking.next_job(&mut self.spot, &self.queue) {
             if shared.abandon.load(Ordering::Acquire) {
                 drop(task);
                 counters.count_not_started();
@@ -558,43 +548,6 @@ impl Worker {
                     }
                 }
             }
-        }
-    }
-}
-
-impl Worker {
-    /// The next job, or `None` once shutdown has closed the gate and the queue is empty.
-    fn next_task(&self) -> Option<Task> {
-        // Spin, then yield, briefly before parking: with one submitter feeding several
-        // workers the queue runs empty between jobs all the time, and waking a parked
-        // worker costs the submitter a futex call per job.
-        let shared = &*self.shared;
-        if shared.try_start_spinning() {
-            let backoff = Backoff::new();
-            let found = loop {
-                match self.queue.try_recv() {
-                    Ok(task) => break Some(Some(task)),
-                    Err(TryRecvError::Disconnected) => break Some(None),
-                    Err(TryRecvError::Empty) if backoff.is_completed() => break None,
-                    Err(TryRecvError::Empty) => backoff.snooze(),
-                }
-            };
-            shared.stop_spinning();
-            if let Some(next) = found {
-                return next;
-            }
-        } else {
-            match self.queue.try_recv() {
-                Ok(task) => return Some(task),
-                Err(TryRecvError::Disconnected) => return None,
-                Err(TryRecvError::Empty) => {}
-            }
-        }
-        // Idle: wait for a job or the close signal, whichever comes first.
-        crossbeam_channel::select! {
-            recv(self.queue) -> task => task.ok(),
-            // Closed: nothing can enter the queue any more; take what is left.
-            recv(self.closing) -> _ => self.queue.try_recv().ok(),
         }
     }
 }

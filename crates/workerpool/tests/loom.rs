@@ -1,4 +1,15 @@
-//! Loom model of the shutdown / queue handoff protocol of `WorkerPool`.
+//! Loom models of `WorkerPool`'s two hand-written protocols.
+//!
+//! # Parking (`src/parking.rs`)
+//!
+//! The real parking code (built against loom's atomics, mutex and a condvar parker
+//! under `--cfg loom`, reached through `poolside_workerpool::loom_model`) runs against
+//! a queue modelled as a counter. A submitter queues jobs while workers search, register
+//! as asleep and park; the test then waits for every job to run. A lost wake-up leaves
+//! every thread blocked, which loom reports as a deadlock. The models fail when the
+//! fence in `Parking::job_queued` or in `Parking::park` is removed (both checked).
+//!
+//! # Shutdown
 //!
 //! The pool itself runs on crossbeam-channel, which loom cannot instrument, so this is
 //! a faithful miniature of the protocol, explored under every interleaving loom finds:
@@ -20,6 +31,7 @@
 use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering, fence};
 use loom::sync::{Arc, Condvar, Mutex};
 use loom::thread;
+use poolside_workerpool::loom_model::{JobQueue, Parking};
 use std::collections::VecDeque;
 
 /// The queue: jobs (ids) plus the closed flag, under one lock with a condvar.
@@ -135,4 +147,116 @@ fn accepted_jobs_run_exactly_once_and_late_ones_are_rejected() {
         assert_eq!(ran.load(Ordering::SeqCst), accepted.load(Ordering::SeqCst));
         pool.shutdown(); // a second shutdown is a no-op
     });
+}
+
+/// The queue as a count of jobs, with acquire/release only: the protocol's own fences
+/// must do the ordering.
+#[derive(Default)]
+struct Jobs {
+    queued: AtomicUsize,
+}
+
+impl Jobs {
+    fn push(&self) {
+        self.queued.fetch_add(1, Ordering::Release);
+    }
+}
+
+impl JobQueue for Jobs {
+    type Job = ();
+
+    fn try_pop(&self) -> Option<()> {
+        let mut queued = self.queued.load(Ordering::Acquire);
+        while queued > 0 {
+            match self.queued.compare_exchange(
+                queued,
+                queued - 1,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return Some(()),
+                Err(actual) => queued = actual,
+            }
+        }
+        None
+    }
+
+    fn is_empty(&self) -> bool {
+        self.queued.load(Ordering::Acquire) == 0
+    }
+}
+
+/// Jobs run so far, and a condvar to wait for a count (blocking, so that a lost
+/// wake-up is a deadlock loom detects rather than an endless spin).
+#[derive(Default)]
+struct Ran {
+    count: Mutex<usize>,
+    changed: Condvar,
+}
+
+impl Ran {
+    fn one_more(&self) {
+        *self.count.lock().unwrap() += 1;
+        self.changed.notify_all();
+    }
+
+    fn wait_for(&self, target: usize) {
+        let mut count = self.count.lock().unwrap();
+        while *count < target {
+            count = self.changed.wait(count).unwrap();
+        }
+    }
+}
+
+/// `workers` workers, `max_searching` of them spinning, and `jobs` jobs queued by the
+/// model's main thread; every job must run, then `close` lets every worker exit.
+fn run_parking_model(workers: usize, max_searching: usize, jobs: usize) {
+    let (parking, spots) = Parking::new(workers, max_searching);
+    let parking = Arc::new(parking);
+    let queue = Arc::new(Jobs::default());
+    let ran = Arc::new(Ran::default());
+    let threads: Vec<_> = spots
+        .into_iter()
+        .map(|mut spot| {
+            let (parking, queue, ran) = (parking.clone(), queue.clone(), ran.clone());
+            thread::spawn(move || {
+                while parking.next_job(&mut spot, &*queue).is_some() {
+                    ran.one_more();
+                }
+            })
+        })
+        .collect();
+    for _ in 0..jobs {
+        queue.push();
+        parking.job_queued();
+    }
+    ran.wait_for(jobs);
+    parking.close();
+    for worker in threads {
+        worker.join().unwrap();
+    }
+    assert_eq!(*ran.count.lock().unwrap(), jobs, "every job ran exactly once");
+    assert!(queue.is_empty());
+}
+
+/// Explores `run_parking_model` with at most `preemptions` preemptions per execution.
+fn check_parking(preemptions: usize, workers: usize, max_searching: usize, jobs: usize) {
+    let mut model = loom::model::Builder::new();
+    model.preemption_bound = Some(preemptions);
+    model.check(move || run_parking_model(workers, max_searching, jobs));
+}
+
+#[test]
+fn a_job_queued_while_the_worker_goes_to_park_wakes_it() {
+    loom::model(|| run_parking_model(1, 1, 1));
+}
+
+#[test]
+fn a_worker_that_may_not_spin_is_woken_for_each_job() {
+    check_parking(2, 1, 0, 2);
+}
+
+#[test]
+fn two_workers_one_searcher_run_every_job() {
+    check_parking(2, 2, 1, 2);
 }

@@ -1,0 +1,362 @@
+//! Parking idle workers: which idle worker spins, which sleep, and who wakes whom.
+//!
+//! An idle worker is in one of three states:
+//!
+//! * **busy**: running a job, or about to look at the queue again;
+//! * **searching**: spinning on the queue (at most `max_searching` workers, plus a
+//!   worker just woken, which counts as searching until it settles);
+//! * **asleep**: registered in the sleeper stack and parked on its own [`Parker`].
+//!
+//! Two counters, each on its own cache line, count the sleeping and the searching
+//! workers. After enqueueing, a submitter issues a fence and loads `sleeping`, and, only
+//! if somebody sleeps, `searching`: only when nobody searches and somebody sleeps does
+//! it take the sleeper lock and unpark one worker, which starts out searching. So while
+//! no worker sleeps a submission costs a fence and the load of a line nobody writes;
+//! while one searches, a second load. A searcher that finds a job stops searching; if it
+//! was the last searcher and jobs remain queued, it wakes the next sleeper itself. So
+//! wake-ups chain and a burst ramps up to every worker, while a trickle is served by the
+//! searchers alone.
+//!
+//! No wake-up is lost: a worker about to park first registers (counting itself asleep),
+//! issues a fence and looks at the queue again; a submitter enqueues, issues a fence and
+//! loads the counters. Of the two fences one comes first in their single total order, so
+//! either the worker sees the job (and does not park) or the submitter sees the worker
+//! asleep (and wakes one, unless a searcher is counted; that searcher in turn looks at
+//! the queue after its own fence when it stops searching). `tests/loom.rs` explores
+//! this, and fails when either fence is removed.
+// Public only for the loom model (`--cfg loom`), which reaches it through
+// `poolside_workerpool::loom_model`; everywhere else the crate is its only user.
+#![cfg_attr(not(loom), allow(unreachable_pub))]
+
+use crate::sync::{AtomicBool, AtomicUsize, Backoff, Mutex, Ordering, Parker, Unparker, fence};
+use crossbeam_utils::CachePadded;
+use std::fmt;
+
+/// Where workers take jobs from.
+pub trait JobQueue {
+    /// What the queue holds.
+    type Job;
+
+    /// Takes the oldest job, if any.
+    fn try_pop(&self) -> Option<Self::Job>;
+
+    /// Whether no job is queued (a hint: it may change right after).
+    fn is_empty(&self) -> bool;
+}
+
+/// A worker's own half of the protocol: its parker and whether it searches.
+pub struct ParkingSpot {
+    index: usize,
+    parker: Parker,
+    searching: bool,
+}
+
+impl fmt::Debug for ParkingSpot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ParkingSpot")
+            .field("index", &self.index)
+            .field("searching", &self.searching)
+            .finish()
+    }
+}
+
+/// The shared half of one worker: how to wake it, and whether it is registered asleep.
+struct Bed {
+    /// Set and cleared under the sleeper lock; read by the worker to tell a real
+    /// wake-up from a leftover token.
+    asleep: AtomicBool,
+    unparker: Unparker,
+}
+
+/// The parking protocol of one pool; see the module docs.
+pub struct Parking {
+    /// Workers registered asleep: loaded by every submission, written only when a
+    /// worker falls asleep or is woken (under the sleeper lock).
+    sleeping: CachePadded<AtomicUsize>,
+    /// Workers searching, woken ones included: loaded by a submission while somebody
+    /// sleeps; written whenever a worker starts or stops searching.
+    searching: CachePadded<AtomicUsize>,
+    /// Read on every look at the queue, written once: kept off the counters' lines.
+    closing: CachePadded<AtomicBool>,
+    max_searching: usize,
+    /// Sleeping workers, most recent last: the most recently parked is woken first,
+    /// its caches are the warmest.
+    sleepers: Mutex<Vec<usize>>,
+    beds: Box<[CachePadded<Bed>]>,
+}
+
+impl fmt::Debug for Parking {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Parking")
+            .field("workers", &self.beds.len())
+            .field("max_searching", &self.max_searching)
+            .field("searching", &self.searching.load(Ordering::Relaxed))
+            .field("sleeping", &self.sleeping.load(Ordering::Relaxed))
+            .field("closing", &self.closing.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+impl Parking {
+    /// The protocol for `workers` workers of which at most `max_searching` spin at a
+    /// time, with each worker's own half.
+    pub fn new(workers: usize, max_searching: usize) -> (Parking, Vec<ParkingSpot>) {
+        let spots: Vec<ParkingSpot> = (0..workers)
+            .map(|index| ParkingSpot { index, parker: Parker::default(), searching: false })
+            .collect();
+        let beds = spots
+            .iter()
+            .map(|spot| {
+                CachePadded::new(Bed {
+                    asleep: AtomicBool::new(false),
+                    unparker: spot.parker.unparker().clone(),
+                })
+            })
+            .collect();
+        let parking = Parking {
+            sleeping: CachePadded::new(AtomicUsize::new(0)),
+            searching: CachePadded::new(AtomicUsize::new(0)),
+            closing: CachePadded::new(AtomicBool::new(false)),
+            max_searching: max_searching.min(workers),
+            sleepers: Mutex::new(Vec::with_capacity(workers)),
+            beds,
+        };
+        (parking, spots)
+    }
+
+    /// Submitter side: call after each job that entered the queue. Wakes a sleeping
+    /// worker when nobody searches.
+    #[inline]
+    pub fn job_queued(&self) {
+        // Pairs with the fence in `park`: the enqueue, then the look at who is idle.
+        fence(Ordering::SeqCst);
+        self.wake_if_nobody_searches();
+    }
+
+    #[inline]
+    fn wake_if_nobody_searches(&self) {
+        // `sleeping` first: it stays put while every worker is busy or searching.
+        if self.sleeping.load(Ordering::Relaxed) > 0 && self.searching.load(Ordering::Relaxed) == 0
+        {
+            self.wake_one();
+        }
+    }
+
+    /// Unparks the most recently parked worker as a searcher, unless a searcher has
+    /// appeared meanwhile (it will find the job).
+    #[cold]
+    fn wake_one(&self) {
+        let mut sleepers = self.sleepers.lock();
+        // Under the lock the sleeping count is exact; the searching count may only
+        // have grown, and a new searcher looks at the queue before it can park.
+        if self.searching.load(Ordering::Relaxed) > 0 {
+            return;
+        }
+        let Some(worker) = sleepers.pop() else { return };
+        self.wake_as_searcher();
+        let bed = &self.beds[worker];
+        bed.asleep.store(false, Ordering::Release);
+        drop(sleepers);
+        bed.unparker.unpark();
+    }
+
+    /// Moves one worker from the sleeping count to the searching one (searching first,
+    /// so no submitter sees neither). Called under the sleeper lock.
+    fn wake_as_searcher(&self) {
+        self.searching.fetch_add(1, Ordering::SeqCst);
+        self.sleeping.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Shutdown side: from now on a worker finding the queue empty exits, and every
+    /// sleeping worker is woken to do so. Call only once nothing can enter the queue.
+    pub fn close(&self) {
+        self.closing.store(true, Ordering::SeqCst);
+        let mut sleepers = self.sleepers.lock();
+        for worker in sleepers.drain(..) {
+            self.wake_as_searcher();
+            let bed = &self.beds[worker];
+            bed.asleep.store(false, Ordering::Release);
+            bed.unparker.unpark();
+        }
+    }
+
+    /// Worker side: the next job, or `None` once the pool is closing and the queue is
+    /// empty. Spins while this worker may search, parks otherwise.
+    pub fn next_job<Q: JobQueue>(&self, spot: &mut ParkingSpot, queue: &Q) -> Option<Q::Job> {
+        loop {
+            // Closing is read before the queue: once it is seen, every job that will
+            // ever be queued already is.
+            let closing = self.closing.load(Ordering::Acquire);
+            if let Some(job) = queue.try_pop() {
+                self.found_job(spot, queue);
+                return Some(job);
+            }
+            if closing {
+                self.stop_searching(spot);
+                return None;
+            }
+            if !spot.searching {
+                spot.searching = self.try_start_searching();
+            }
+            if spot.searching {
+                let backoff = Backoff::new();
+                while !backoff.is_completed() {
+                    backoff.snooze();
+                    if let Some(job) = queue.try_pop() {
+                        self.found_job(spot, queue);
+                        return Some(job);
+                    }
+                }
+            }
+            self.park(spot, queue);
+        }
+    }
+
+    /// Takes a searching permit if fewer than `max_searching` workers search.
+    fn try_start_searching(&self) -> bool {
+        let mut searching = self.searching.load(Ordering::Relaxed);
+        while searching < self.max_searching {
+            match self.searching.compare_exchange_weak(
+                searching,
+                searching + 1,
+                Ordering::SeqCst,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return true,
+                Err(actual) => searching = actual,
+            }
+        }
+        false
+    }
+
+    /// Returns the permit; whether this worker was the last searcher.
+    fn stop_searching(&self, spot: &mut ParkingSpot) -> bool {
+        if !std::mem::take(&mut spot.searching) {
+            return false;
+        }
+        self.searching.fetch_sub(1, Ordering::SeqCst) == 1
+    }
+
+    /// A job was found: a searcher stops searching, and the last one hands the search
+    /// on to a sleeper when more jobs wait, so wake-ups chain under load.
+    #[inline]
+    fn found_job<Q: JobQueue>(&self, spot: &mut ParkingSpot, queue: &Q) {
+        if self.stop_searching(spot) {
+            // Pairs with `job_queued`'s fence: a submitter that saw this worker still
+            // searching (and woke nobody) queued its job before this look.
+            fence(Ordering::SeqCst);
+            if !queue.is_empty() {
+                self.wake_if_nobody_searches();
+            }
+        }
+    }
+
+    /// Registers as asleep, looks at the queue once more, and parks unless there is
+    /// work or the pool is closing. Leaves `spot` searching when woken.
+    fn park<Q: JobQueue>(&self, spot: &mut ParkingSpot, queue: &Q) {
+        let bed = &self.beds[spot.index];
+        {
+            let mut sleepers = self.sleepers.lock();
+            sleepers.push(spot.index);
+            bed.asleep.store(true, Ordering::Relaxed);
+            self.sleeping.fetch_add(1, Ordering::SeqCst);
+            if std::mem::take(&mut spot.searching) {
+                self.searching.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        // Pairs with `job_queued`'s fence: the registration, then the look at the queue.
+        fence(Ordering::SeqCst);
+        if !queue.is_empty() || self.closing.load(Ordering::Relaxed) {
+            let mut sleepers = self.sleepers.lock();
+            if bed.asleep.load(Ordering::Relaxed) {
+                if let Some(at) = sleepers.iter().rposition(|&w| w == spot.index) {
+                    sleepers.remove(at);
+                }
+                bed.asleep.store(false, Ordering::Relaxed);
+                self.sleeping.fetch_sub(1, Ordering::SeqCst);
+            } else {
+                // A waker took this worker out already and counted it searching; its
+                // token stays behind and makes one later `park` return early, which
+                // the loop below absorbs.
+                spot.searching = true;
+            }
+            return;
+        }
+        while bed.asleep.load(Ordering::Acquire) {
+            spot.parker.park();
+        }
+        // Woken by `wake_one` or `close`, which counted this worker searching.
+        spot.searching = true;
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::{JobQueue, Parking};
+    use crossbeam_channel::{Receiver, Sender};
+    use std::sync::atomic::Ordering;
+    use std::time::{Duration, Instant};
+
+    struct Channel(Receiver<u32>);
+
+    impl JobQueue for Channel {
+        type Job = u32;
+        fn try_pop(&self) -> Option<u32> {
+            self.0.try_recv().ok()
+        }
+        fn is_empty(&self) -> bool {
+            self.0.is_empty()
+        }
+    }
+
+    fn counts(parking: &Parking) -> (usize, usize) {
+        (parking.searching.load(Ordering::SeqCst), parking.sleeping.load(Ordering::SeqCst))
+    }
+
+    fn wait_until(mut condition: impl FnMut() -> bool) -> bool {
+        let until = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < until {
+            if condition() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        false
+    }
+
+    fn send(parking: &Parking, tx: &Sender<u32>, job: u32) {
+        tx.send(job).unwrap();
+        parking.job_queued();
+    }
+
+    #[test]
+    fn idle_workers_sleep_one_wakes_per_job_and_close_wakes_all() {
+        let (parking, spots) = Parking::new(3, 1);
+        let (tx, rx) = crossbeam_channel::unbounded();
+        std::thread::scope(|s| {
+            let workers: Vec<_> = spots
+                .into_iter()
+                .map(|mut spot| {
+                    let (parking, queue) = (&parking, Channel(rx.clone()));
+                    s.spawn(move || {
+                        let mut ran = Vec::new();
+                        while let Some(job) = parking.next_job(&mut spot, &queue) {
+                            ran.push(job);
+                        }
+                        ran
+                    })
+                })
+                .collect();
+            assert!(wait_until(|| counts(&parking) == (0, 3)), "every idle worker sleeps");
+            send(&parking, &tx, 7);
+            // One worker woke, ran the job, and went back to sleep.
+            assert!(wait_until(|| counts(&parking) == (0, 3)));
+            assert!(rx.is_empty());
+            parking.close();
+            let mut ran: Vec<u32> = workers.into_iter().flat_map(|w| w.join().unwrap()).collect();
+            ran.sort_unstable();
+            assert_eq!(ran, [7]);
+        });
+        assert_eq!(counts(&parking), (0, 0), "every worker left");
+    }
+}

@@ -1,0 +1,113 @@
+//! The parking protocol under real threads: no lost wake-up when workers park between
+//! bursts, and no job left waiting behind another while a worker sleeps.
+
+use poolside_workerpool::WorkerPool;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// A lost wake-up fails the test after this long instead of hanging it.
+const PATIENCE: Duration = Duration::from_secs(5);
+
+/// Spins (yielding) until `counter` reaches `target` or `PATIENCE` runs out.
+fn reaches(counter: &AtomicUsize, target: usize) -> bool {
+    let until = Instant::now() + PATIENCE;
+    while counter.load(Ordering::Acquire) < target {
+        if Instant::now() > until {
+            return false;
+        }
+        std::thread::yield_now();
+    }
+    true
+}
+
+/// A small deterministic generator, so a failure reproduces.
+struct Lcg(u64);
+
+impl Lcg {
+    fn below(&mut self, bound: u64) -> u64 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (self.0 >> 33) % bound
+    }
+}
+
+/// Busy-waits `pause`: `thread::sleep` cannot wait less than the timer slack (about
+/// 50 µs), and the race with a worker going to park is narrower than that.
+fn pause_for(pause: Duration) {
+    let until = Instant::now() + pause;
+    while Instant::now() < until {
+        std::hint::spin_loop();
+    }
+}
+
+#[test]
+fn bursts_separated_by_pauses_run_every_job() {
+    // One worker makes the race with its parking the narrowest and the most frequent.
+    for (workers, spinning) in [(1, 0), (1, 1), (4, 0), (4, 1), (4, 2), (4, 4)] {
+        let pool =
+            WorkerPool::builder().workers(workers).spinning_workers(spinning).build().unwrap();
+        let ran = Arc::new(AtomicUsize::new(0));
+        let mut random = Lcg((workers * 10 + spinning) as u64);
+        let mut submitted = 0;
+        for burst in 0..2000 {
+            for _ in 0..=random.below(4) {
+                let ran = ran.clone();
+                pool.submit(move |_| {
+                    ran.fetch_add(1, Ordering::Release);
+                })
+                .unwrap();
+                submitted += 1;
+            }
+            assert!(
+                reaches(&ran, submitted),
+                "{workers} workers, spinning_workers({spinning}), burst {burst}: {} of {submitted} jobs ran",
+                ran.load(Ordering::Acquire)
+            );
+            // Mostly pauses around the length of a worker's spin, so the next burst
+            // meets workers searching, registering as asleep, or parked; sometimes one
+            // long enough for all of them to park.
+            if random.below(16) == 0 {
+                std::thread::sleep(Duration::from_millis(1));
+            } else {
+                pause_for(Duration::from_micros(random.below(20)));
+            }
+        }
+        let report = pool.shutdown(Duration::from_secs(5)).unwrap();
+        assert!(report.is_clean());
+        assert_eq!(report.completed, 0, "every job had run before shutdown");
+    }
+}
+
+#[test]
+fn jobs_waiting_for_each_other_each_get_a_worker() {
+    // Each round's jobs wait until all of them run at once, which needs every worker
+    // awake: the first job wakes a sleeper, the rest are handed on by the searcher that
+    // found a job while more were queued, or by the submitter when nobody searches.
+    let workers = 4;
+    for spinning in [0, 1, 2] {
+        let pool =
+            WorkerPool::builder().workers(workers).spinning_workers(spinning).build().unwrap();
+        for round in 0..20 {
+            // Long enough for every worker to stop spinning and park.
+            std::thread::sleep(Duration::from_millis(2));
+            let arrived = Arc::new(AtomicUsize::new(0));
+            let handles: Vec<_> = (0..workers)
+                .map(|_| {
+                    let arrived = arrived.clone();
+                    pool.spawn(move |_| {
+                        arrived.fetch_add(1, Ordering::AcqRel);
+                        reaches(&arrived, workers)
+                    })
+                    .unwrap()
+                })
+                .collect();
+            for handle in handles {
+                assert_eq!(
+                    handle.join(),
+                    Ok(true),
+                    "spinning_workers({spinning}), round {round}: a job waited behind another"
+                );
+            }
+        }
+    }
+}
