@@ -2,8 +2,8 @@
 //!
 //! * `workerpool_noop_jobs/<impl>/<workers>`: one thread submits N no-op jobs
 //!   (1,000,000; 100,000 with --quick), timed until every job has run. Besides the
-//!   default pool (`poolside/WorkerPool`, 2 searching workers), `poolside/WorkerPool-spin<n>`
-//!   runs it with `spinning_workers(n)` for n = 1 and n = all workers.
+//!   default pool (`poolside/WorkerPool`), `poolside/WorkerPool-spin<n>` runs it with
+//!   `spinning_workers(n)` for n = 1, 2 and all workers.
 //! * `workerpool_submitters/<impl>/<submitters>`: 4 or 16 threads submit N jobs in
 //!   all to a 2-worker pool.
 //! * `workerpool_spawn_join/<impl>`: one job spawned and its result joined, one at a
@@ -103,8 +103,9 @@ fn noop_jobs(c: &mut Criterion) {
     group.throughput(Throughput::Elements(n as u64));
     group.sample_size(10);
     for workers in worker_counts() {
-        let variants = [None, Some(1), Some(workers)];
-        for spinning in variants.into_iter().filter(|&s| s != Some(2)) {
+        let mut variants = vec![None, Some(1), Some(2), Some(workers)];
+        variants.dedup();
+        for spinning in variants {
             let mut builder = WorkerPool::builder().workers(workers).queue_depth(1024);
             let mut name = String::from("poolside/WorkerPool");
             if let Some(spinning) = spinning {
