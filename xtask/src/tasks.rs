@@ -189,8 +189,11 @@ fn miri() -> Result<(), String> {
         return Ok(());
     }
     for package in unsafe_crates {
-        run(cargo()
-            .args(["+nightly", "miri", "test", "-p", &package, "--lib"])
+        // Through rustup: `cargo()` is the running toolchain's own cargo binary, which
+        // does not understand `+nightly`.
+        run(Command::new("rustup")
+            .args(["run", "nightly", "cargo", "miri", "test", "-p", &package, "--lib"])
+            .current_dir(root())
             .env("MIRIFLAGS", "-Zmiri-strict-provenance")
             .env("CARGO_TARGET_DIR", root().join("target/miri"))
             .env("POOLSIDE_UNDER_MIRI", "1"))?;
