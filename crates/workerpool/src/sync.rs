@@ -43,6 +43,10 @@ mod imp {
             self.0.set(true);
         }
 
+        pub(crate) fn spin(&self) {
+            self.snooze();
+        }
+
         pub(crate) fn is_completed(&self) -> bool {
             self.0.get()
         }
