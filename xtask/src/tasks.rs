@@ -155,14 +155,30 @@ fn loom_models() -> Result<(), String> {
     if packages.is_empty() {
         eprintln!("notice: no loom models (crates/*/tests/loom.rs) yet");
     }
-    for (package, _) in packages {
+    for (package, dir) in packages {
+        let cfg = model_cfg(&dir.join("tests/loom.rs"));
         run(cargo()
             .args(["test", "--release", "--locked", "-p", &package, "--test", "loom"])
-            .env("RUSTFLAGS", "--cfg loom")
+            .env("RUSTFLAGS", format!("--cfg {cfg}"))
             .env("CARGO_TARGET_DIR", root().join("target/loom"))
             .env("LOOM_MAX_PREEMPTIONS", "3"))?;
     }
     Ok(())
+}
+
+/// The cfg a loom model file is gated on (its `#![cfg(NAME)]` line), `loom` by default.
+/// A crate that depends on tokio cannot build under `--cfg loom` (tokio switches to its
+/// own loom internals), so its model names another cfg.
+fn model_cfg(model: &Path) -> String {
+    std::fs::read_to_string(model)
+        .ok()
+        .and_then(|src| {
+            src.lines().find_map(|line| {
+                let name = line.trim().strip_prefix("#![cfg(")?.strip_suffix(")]")?;
+                name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_').then(|| name.to_owned())
+            })
+        })
+        .unwrap_or_else(|| "loom".to_owned())
 }
 
 /// Runs Miri over the library tests of every crate that does not forbid unsafe code,
