@@ -516,6 +516,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn each_loom_model_runs_under_the_cfg_it_is_gated_on() {
+        let root = root();
+        assert_eq!(model_cfg(&root.join("crates/connpool/tests/loom.rs")), "poolside_loom");
+        assert_eq!(model_cfg(&root.join("crates/workerpool/tests/loom.rs")), "loom");
+        assert_eq!(model_cfg(&root.join("no/such/model.rs")), "loom");
+    }
+
+    #[test]
     fn manifest_names_are_read_per_section() {
         let manifest = "[package]\nname = \"poolside-benches\"\npublish = false\n\n\
                         [[bench]]\nname = \"core\"\nharness = false\n\n[[bench]]\nname = \"bufpool\"\n";
