@@ -10,10 +10,11 @@
 //! `probe_after`.
 
 use crate::breaker::{Failure, SlidingWindow};
+use crate::stats::Sharded;
 use crate::{BuildError, GetError, Manager, Pool, PooledConn, RunError};
 use crossbeam_utils::CachePadded;
 use parking_lot::Mutex;
-use poolside_core::{Instrumented, MetricDesc, MetricVisitor, PoolError};
+use poolside_core::{Instrumented, MetricDesc, MetricVisitor};
 use std::fmt;
 use std::future::Future;
 use std::ops::{Deref, DerefMut};
@@ -52,9 +53,10 @@ impl fmt::Display for Backend {
 /// assert_eq!(FailoverState::Probing.to_string(), "probing");
 /// assert_eq!(FailoverState::Primary as u64, 0);
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum FailoverState {
     /// Breaker closed: checkouts go to the primary.
+    #[default]
     Primary = 0,
     /// Breaker open: checkouts go to the spare until the next probe is due.
     Spare = 1,
@@ -251,8 +253,9 @@ struct Counters {
     trips: AtomicU64,
     probes: AtomicU64,
     probe_failures: AtomicU64,
-    routed_primary: CachePadded<AtomicU64>,
-    routed_spare: CachePadded<AtomicU64>,
+    /// Bumped on every checkout: per-thread cells, like the pools' own acquire count.
+    routed_primary: Sharded,
+    routed_spare: Sharded,
     retries: AtomicU64,
     discarded_demoted: AtomicU64,
 }
@@ -413,8 +416,8 @@ impl<M: Manager> Clone for FailoverPool<M> {
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct FailoverStats {
-    /// Where checkouts go now (`None` only in a `Default` value).
-    pub state: Option<FailoverState>,
+    /// Where checkouts go now.
+    pub state: FailoverState,
     /// Times the breaker opened.
     pub trips: u64,
     /// Probes of the primary started.
@@ -441,12 +444,12 @@ impl<M: Manager> FailoverPool<M> {
     pub fn stats(&self) -> FailoverStats {
         let c = &self.inner.counters;
         FailoverStats {
-            state: Some(self.state()),
+            state: self.state(),
             trips: c.trips.load(Ordering::Relaxed),
             probes: c.probes.load(Ordering::Relaxed),
             probe_failures: c.probe_failures.load(Ordering::Relaxed),
-            routed_primary: c.routed_primary.load(Ordering::Relaxed),
-            routed_spare: c.routed_spare.load(Ordering::Relaxed),
+            routed_primary: c.routed_primary.sum(),
+            routed_spare: c.routed_spare.sum(),
             retries: c.retries.load(Ordering::Relaxed),
             discarded_demoted: c.discarded_demoted.load(Ordering::Relaxed),
         }
@@ -520,9 +523,10 @@ impl<M: Manager> FailoverPool<M> {
                 }
                 Err(err) if err.is_closed() => return Err(err),
                 Err(err) => {
-                    inner.record(failure_of(&err));
+                    let failure = failure_of(&err);
+                    inner.record(failure);
                     bump(&inner.counters.retries);
-                    tracing::debug!(error = %ErrorKind(&err), "poolside-connpool: primary checkout failed, using the spare");
+                    tracing::debug!(%failure, error = %err, "poolside-connpool: primary checkout failed, using the spare");
                 }
             }
         }
@@ -537,10 +541,10 @@ impl<M: Manager> FailoverPool<M> {
         epoch: u64,
     ) -> FailoverConn<'a, M> {
         let counters = &self.inner.counters;
-        bump(match backend {
-            Backend::Primary => &counters.routed_primary,
-            Backend::Spare => &counters.routed_spare,
-        });
+        match backend {
+            Backend::Primary => counters.routed_primary.bump(),
+            Backend::Spare => counters.routed_spare.bump(),
+        }
         FailoverConn { conn: Some(conn), pool: self, backend, epoch, in_request: false }
     }
 
@@ -572,40 +576,37 @@ impl<M: Manager> FailoverPool<M> {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let last = match self.checkout(next).await {
-                Err(err) if err.is_closed() || attempt >= config.max_attempts => {
+            let last_try = attempt >= config.max_attempts;
+            let mut conn = match self.checkout(next).await {
+                Ok(conn) => conn,
+                Err(err) if err.is_closed() || last_try => {
                     return Err(RunError::Get { attempts: attempt, last: err });
                 }
-                Err(_) => None,
-                Ok(mut conn) => {
-                    conn.in_request = true;
-                    match tokio::time::timeout(config.request_timeout, request(&mut conn)).await {
-                        Ok(Ok(value)) => {
-                            conn.in_request = false;
-                            return Ok(value);
-                        }
-                        outcome => {
-                            let backend = conn.backend;
-                            conn.report_failure();
-                            Some((backend, outcome))
-                        }
-                    }
+                Err(_) => {
+                    bump(&self.inner.counters.retries);
+                    next = self.route();
+                    continue;
                 }
             };
-            if let Some((backend, outcome)) = last {
-                if attempt >= config.max_attempts {
-                    return Err(match outcome {
-                        Ok(Err(err)) => RunError::Request { attempts: attempt, last: err },
-                        _ => {
-                            RunError::TimedOut { attempts: attempt, after: config.request_timeout }
-                        }
-                    });
-                }
-                next = if backend == Backend::Primary { Backend::Spare } else { self.route() };
-            } else {
-                next = self.route();
+            conn.in_request = true;
+            let outcome = tokio::time::timeout(config.request_timeout, request(&mut conn)).await;
+            if let Ok(Ok(value)) = outcome {
+                conn.in_request = false;
+                return Ok(value);
+            }
+            let failed_on = conn.backend;
+            conn.report_failure();
+            if last_try {
+                return Err(match outcome {
+                    Ok(Err(err)) => RunError::Request { attempts: attempt, last: err },
+                    _ => RunError::TimedOut { attempts: attempt, after: config.request_timeout },
+                });
             }
             bump(&self.inner.counters.retries);
+            next = match failed_on {
+                Backend::Primary => Backend::Spare,
+                Backend::Spare => self.route(),
+            };
         }
     }
 }
@@ -625,21 +626,6 @@ impl<M: Manager> FailoverPool<M> {
 /// # let _ = ping;
 /// ```
 pub type RequestFuture<'c, T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>;
-
-/// A short, allocation-free description of a checkout error for tracing.
-struct ErrorKind<'a, E>(&'a GetError<E>);
-
-impl<E> fmt::Display for ErrorKind<'_, E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self.0 {
-            GetError::Pool(PoolError::Exhausted) => "exhausted",
-            GetError::Pool(PoolError::TimedOut { .. }) => "timed out waiting",
-            GetError::Pool(_) => "closed",
-            GetError::Connect(_) | GetError::ConnectTimeout { .. } => "connect failed",
-            _ => "health check failed",
-        })
-    }
-}
 
 /// The breaker's name for a checkout error.
 fn failure_of<E>(err: &GetError<E>) -> Failure {
@@ -804,9 +790,8 @@ impl<M: Manager> Instrumented for FailoverPool<M> {
 
     fn visit_metrics(&self, visitor: &mut dyn MetricVisitor) {
         let s = self.stats();
-        let state = s.state.map_or(0, |state| state as u64);
         let values: [(&'static MetricDesc, u64); 8] = [
-            (&STATE, state),
+            (&STATE, s.state as u64),
             (&TRIPS, s.trips),
             (&PROBES, s.probes),
             (&PROBE_FAILURES, s.probe_failures),
