@@ -3,7 +3,10 @@
 //! * `workerpool_noop_jobs/<impl>/<workers>`: one thread submits N no-op jobs
 //!   (1,000,000; 100,000 with --quick), timed until every job has run. Besides the
 //!   default pool (`poolside/WorkerPool`), `poolside/WorkerPool-spin<n>` runs it with
-//!   `spinning_workers(n)` for n = 1, 2 and all workers.
+//!   `spinning_workers(n)` for n = 1, 2 and all workers, and
+//!   with more than 4 workers `poolside/WorkerPool-shards1` (the whole queue in one
+//!   channel) and `-shards<workers>` (one channel per worker); the default is one
+//!   shard per four workers.
 //! * `workerpool_submitters/<impl>/<submitters>`: 4 or 16 threads submit N jobs in
 //!   all to a 2-worker pool.
 //! * `workerpool_spawn_join/<impl>`: one job spawned and its result joined, one at a
@@ -103,15 +106,26 @@ fn noop_jobs(c: &mut Criterion) {
     group.throughput(Throughput::Elements(n as u64));
     group.sample_size(10);
     for workers in worker_counts() {
-        let mut variants = vec![None, Some(1), Some(2), Some(workers)];
-        variants.dedup();
-        for spinning in variants {
+        // (name suffix, spinning workers, queue shards); `None`: the default.
+        let mut variants: Vec<(String, Option<usize>, Option<usize>)> =
+            vec![(String::new(), None, None)];
+        let mut spins = vec![1, 2, workers];
+        spins.dedup();
+        variants.extend(spins.into_iter().map(|n| (format!("-spin{n}"), Some(n), None)));
+        if workers > 4 {
+            // The default is one shard per four workers: one channel, and one per worker.
+            variants.push((String::from("-shards1"), None, Some(1)));
+            variants.push((format!("-shards{workers}"), None, Some(workers)));
+        }
+        for (suffix, spinning, shards) in variants {
             let mut builder = WorkerPool::builder().workers(workers).queue_depth(1024);
-            let mut name = String::from("poolside/WorkerPool");
             if let Some(spinning) = spinning {
                 builder = builder.spinning_workers(spinning);
-                name.push_str(&format!("-spin{spinning}"));
             }
+            if let Some(shards) = shards {
+                builder = builder.queue_shards(shards);
+            }
+            let name = format!("poolside/WorkerPool{suffix}");
             let pool = builder.build().unwrap();
             group.bench_function(BenchmarkId::new(name, workers), |b| {
                 b.iter_custom(|iters| {

@@ -14,7 +14,7 @@
 use crossbeam_utils::CachePadded;
 use parking_lot::Mutex;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering, fence};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, fence};
 use thread_local::ThreadLocal;
 
 /// One submitting thread's state, on its own cache line.
@@ -24,6 +24,9 @@ struct Slot {
     in_flight: AtomicBool,
     /// Jobs this thread got accepted (written by this thread only).
     accepted: AtomicU64,
+    /// The queue shard this thread tries first next time (written by this thread
+    /// only): each submitter deals its jobs round-robin over the shards.
+    next_shard: AtomicUsize,
 }
 
 type SharedSlot = Arc<CachePadded<Slot>>;
@@ -52,7 +55,10 @@ impl Gate {
     pub(crate) fn enter(&self) -> Option<Pass<'_>> {
         let slot = &**self.own_slot.get_or(|| {
             let slot = SharedSlot::default();
-            self.registry.lock().push(slot.clone());
+            let mut registry = self.registry.lock();
+            // Submitters start at different shards.
+            slot.next_shard.store(registry.len(), Ordering::Relaxed);
+            registry.push(slot.clone());
             slot
         });
         // Store, full fence, load: the submitter's half of the handshake. (Fences rather
@@ -91,6 +97,22 @@ impl Pass<'_> {
         // Single writer: a load and a store, no read-modify-write.
         let accepted = &self.slot.accepted;
         accepted.store(accepted.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    }
+
+    /// The shard of `shards` this thread tries first for this job; advances the
+    /// thread's round-robin cursor.
+    #[inline]
+    pub(crate) fn next_shard(&self, shards: usize) -> usize {
+        // Single writer again. The cursor starts at the thread's registration number,
+        // which `%` brings into range once; after that a compare wraps it.
+        let cursor = &self.slot.next_shard;
+        let mut shard = cursor.load(Ordering::Relaxed);
+        if shard >= shards {
+            shard %= shards;
+        }
+        let next = if shard + 1 == shards { 0 } else { shard + 1 };
+        cursor.store(next, Ordering::Relaxed);
+        shard
     }
 }
 

@@ -55,6 +55,7 @@ mod handle;
 mod job;
 mod parking;
 mod pool;
+mod queue;
 mod shutdown;
 mod stats;
 mod sync;

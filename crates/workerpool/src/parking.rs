@@ -40,6 +40,14 @@ pub trait JobQueue {
     /// Takes the oldest job, if any.
     fn try_pop(&self) -> Option<Self::Job>;
 
+    /// Takes a job from the part of the queue this worker serves first (a sharded
+    /// queue's own shard), if any: what a worker just back from a job polls, so busy
+    /// workers do not all watch every part of the queue. Searchers use
+    /// [`try_pop`](Self::try_pop), which looks everywhere.
+    fn try_pop_own(&self) -> Option<Self::Job> {
+        self.try_pop()
+    }
+
     /// Whether no job is queued (a hint: it may change right after).
     fn is_empty(&self) -> bool;
 }
@@ -221,17 +229,18 @@ impl Parking {
         }
     }
 
-    /// Polls the queue through one short backoff (spinning, then yielding), with no
-    /// shared write. Under loom one poll stands for it: it touches no protocol state,
-    /// and the model's size stays where the protocol needs it.
+    /// Polls the worker's own part of the queue through one short backoff (spinning,
+    /// then yielding), with no shared write. Under loom one poll stands for it: it
+    /// touches no protocol state, and the model's size stays where the protocol needs
+    /// it.
     fn poll_briefly<Q: JobQueue>(queue: &Q) -> Option<Q::Job> {
         if cfg!(loom) {
-            return queue.try_pop();
+            return queue.try_pop_own();
         }
         let backoff = Backoff::new();
         while !backoff.is_completed() {
             backoff.snooze();
-            if let Some(job) = queue.try_pop() {
+            if let Some(job) = queue.try_pop_own() {
                 return Some(job);
             }
         }

@@ -6,10 +6,11 @@ use crate::error::SubmitError;
 use crate::gate::Gate;
 use crate::handle::{Completer, JobHandle, ResultSlot};
 use crate::job::{JobContext, JobFn, Runnable, Spawned, Submitted, Task};
-use crate::parking::{JobQueue, Parking, ParkingSpot};
+use crate::parking::{Parking, ParkingSpot};
+use crate::queue::{Queue, WorkerQueue, default_shards};
 use crate::shutdown::{ShutdownError, ShutdownReport};
 use crate::stats::{CATALOGUE, Stats};
-use crossbeam_channel::{Receiver, SendTimeoutError, Sender, TrySendError};
+use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
 use poolside_core::{Events, Instrumented, MetricDesc, MetricVisitor, Timing};
 use std::fmt;
@@ -62,9 +63,8 @@ pub struct WorkerPool {
     shared: Arc<Shared>,
     /// Submitters enqueue only through the gate, which shutdown closes.
     gate: Gate,
-    sender: Sender<Task>,
-    /// A receiver of our own, to drain what no worker is left to drain.
-    receiver: Receiver<Task>,
+    /// Also drained by the pool itself of what no worker is left to drain.
+    queue: Queue,
     threads: Mutex<Vec<WorkerThread>>,
     /// Each worker sends its index here when it exits (even by panic).
     exited: Receiver<usize>,
@@ -107,7 +107,10 @@ impl WorkerPool {
     }
 
     pub(crate) fn start(config: WorkerPoolBuilder) -> Result<WorkerPool, crate::BuildError> {
-        let (sender, receiver) = crossbeam_channel::bounded(config.queue_depth);
+        let shards = config
+            .queue_shards
+            .unwrap_or_else(|| default_shards(config.workers, config.queue_depth));
+        let queue = Queue::new(config.queue_depth, shards);
         let (exit_tx, exited) = crossbeam_channel::unbounded();
         let max_searching = config.spinning_workers.unwrap_or(DEFAULT_SPINNING_WORKERS);
         let (parking, spots) = Parking::new(config.workers, max_searching);
@@ -122,8 +125,7 @@ impl WorkerPool {
         let pool = WorkerPool {
             shared,
             gate: Gate::default(),
-            sender,
-            receiver,
+            queue,
             threads: Mutex::new(Vec::with_capacity(config.workers)),
             exited,
             shut_down: AtomicBool::new(false),
@@ -138,7 +140,7 @@ impl WorkerPool {
             let worker = Worker {
                 index,
                 shared: pool.shared.clone(),
-                queue: pool.receiver.clone(),
+                queue: pool.queue.for_worker(index),
                 spot,
                 exited: exit_tx.clone(),
             };
@@ -162,7 +164,7 @@ impl WorkerPool {
 
     /// Jobs waiting in the queue right now.
     pub fn queued(&self) -> usize {
-        self.receiver.len()
+        self.queue.len()
     }
 
     /// Whether [`shutdown`](Self::shutdown) has begun.
@@ -188,11 +190,8 @@ impl WorkerPool {
                 return Err(SubmitError::Closed(task));
             };
             // Fast path: room in the queue, no clock read, no timer.
-            let attempt = match self.sender.try_send(task) {
-                Ok(()) => Ok(()),
-                Err(TrySendError::Disconnected(t)) => Err(SubmitError::Closed(t)),
-                Err(TrySendError::Full(t)) if !wait => Err(SubmitError::Full(t)),
-                Err(TrySendError::Full(t)) => {
+            let attempt = match self.queue.try_push(task, pass.next_shard(self.queue.shards())) {
+                Err(SubmitError::Full(t)) if wait => {
                     // Wait in slices, leaving the gate in between, so a shutdown never
                     // waits behind a blocked submitter for longer than one slice.
                     let slice = match deadline {
@@ -201,11 +200,9 @@ impl WorkerPool {
                             .min(BLOCKED_SUBMIT_SLICE),
                         None => BLOCKED_SUBMIT_SLICE,
                     };
-                    self.sender.send_timeout(t, slice).map_err(|e| match e {
-                        SendTimeoutError::Timeout(t) => SubmitError::TimedOut(t),
-                        SendTimeoutError::Disconnected(t) => SubmitError::Closed(t),
-                    })
+                    self.queue.push_timeout(t, slice)
                 }
+                other => other,
             };
             if attempt.is_ok() {
                 pass.count_accepted();
@@ -439,11 +436,7 @@ impl WorkerPool {
     }
 
     fn drain_unstarted(&self) {
-        let mut dropped = 0;
-        while let Ok(task) = self.receiver.try_recv() {
-            drop(task);
-            dropped += 1;
-        }
+        let dropped = self.queue.drain();
         if dropped > 0 {
             self.shared.stats.submit.drained_not_started.fetch_add(dropped, Ordering::Relaxed);
         }
@@ -478,7 +471,7 @@ impl Instrumented for WorkerPool {
     }
 
     fn visit_metrics(&self, visitor: &mut dyn MetricVisitor) {
-        self.shared.stats.visit(self.gate.accepted(), self.receiver.len(), visitor);
+        self.shared.stats.visit(self.gate.accepted(), self.queue.len(), visitor);
     }
 }
 
@@ -487,7 +480,8 @@ impl fmt::Debug for WorkerPool {
         f.debug_struct("WorkerPool")
             .field("workers", &self.config.workers)
             .field("queue_depth", &self.config.queue_depth)
-            .field("queued", &self.receiver.len())
+            .field("queue_shards", &self.queue.shards())
+            .field("queued", &self.queue.len())
             .field("shut_down", &self.is_shut_down())
             .finish()
     }
@@ -497,25 +491,10 @@ impl fmt::Debug for WorkerPool {
 struct Worker {
     index: usize,
     shared: Arc<Shared>,
-    queue: Receiver<Task>,
+    queue: WorkerQueue,
     /// This worker's half of the parking protocol.
     spot: ParkingSpot,
     exited: Sender<usize>,
-}
-
-impl JobQueue for Receiver<Task> {
-    type Job = Task;
-
-    #[inline]
-    fn try_pop(&self) -> Option<Task> {
-        // Disconnected only once the pool is gone, after shutdown set closing.
-        self.try_recv().ok()
-    }
-
-    #[inline]
-    fn is_empty(&self) -> bool {
-        Receiver::is_empty(self)
-    }
 }
 
 impl Worker {

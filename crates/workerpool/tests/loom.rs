@@ -186,6 +186,30 @@ impl JobQueue for Jobs {
     }
 }
 
+/// The queue split into shards, as a pool's with `queue_shards(n)`: one worker's view,
+/// its own shard first.
+struct ShardView {
+    shards: Arc<Vec<Jobs>>,
+    home: usize,
+}
+
+impl JobQueue for ShardView {
+    type Job = ();
+
+    fn try_pop(&self) -> Option<()> {
+        let n = self.shards.len();
+        (0..n).find_map(|i| self.shards[(self.home + i) % n].try_pop())
+    }
+
+    fn try_pop_own(&self) -> Option<()> {
+        self.shards[self.home].try_pop()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.shards.iter().all(Jobs::is_empty)
+    }
+}
+
 /// Jobs run so far, and a condvar to wait for a count (blocking, so that a lost
 /// wake-up is a deadlock loom detects rather than an endless spin).
 #[derive(Default)]
@@ -209,25 +233,30 @@ impl Ran {
 }
 
 /// `workers` workers, `max_searching` of them spinning, and `jobs` jobs queued by the
-/// model's main thread; every job must run, then `close` lets every worker exit.
-fn run_parking_model(workers: usize, max_searching: usize, jobs: usize) {
+/// model's main thread round-robin over `shards` shards (worker `w` owns shard
+/// `w % shards`); every job must run, then `close` lets every worker exit.
+fn run_parking_model(workers: usize, max_searching: usize, jobs: usize, shards: usize) {
     let (parking, spots) = Parking::new(workers, max_searching);
     let parking = Arc::new(parking);
-    let queue = Arc::new(Jobs::default());
+    let queue = Arc::new((0..shards).map(|_| Jobs::default()).collect::<Vec<_>>());
     let ran = Arc::new(Ran::default());
     let threads: Vec<_> = spots
         .into_iter()
-        .map(|mut spot| {
-            let (parking, queue, ran) = (parking.clone(), queue.clone(), ran.clone());
+        .enumerate()
+        .map(|(worker, mut spot)| {
+            let view = ShardView { shards: queue.clone(), home: worker % shards };
+            let (parking, ran) = (parking.clone(), ran.clone());
             thread::spawn(move || {
-                while parking.next_job(&mut spot, &*queue).is_some() {
+                while parking.next_job(&mut spot, &view).is_some() {
                     ran.one_more();
                 }
             })
         })
         .collect();
-    for _ in 0..jobs {
-        queue.push();
+    // With two shards and one worker, the first job lands in the worker's own shard and
+    // the second in the other, where the worker's poll after a job does not look.
+    for job in 0..jobs {
+        queue[job % shards].push();
         parking.job_queued();
     }
     ran.wait_for(jobs);
@@ -236,27 +265,45 @@ fn run_parking_model(workers: usize, max_searching: usize, jobs: usize) {
         worker.join().unwrap();
     }
     assert_eq!(*ran.count.lock().unwrap(), jobs, "every job ran exactly once");
-    assert!(queue.is_empty());
+    assert!(queue.iter().all(Jobs::is_empty));
 }
 
 /// Explores `run_parking_model` with at most `preemptions` preemptions per execution.
-fn check_parking(preemptions: usize, workers: usize, max_searching: usize, jobs: usize) {
+fn check_parking(
+    preemptions: usize,
+    workers: usize,
+    max_searching: usize,
+    jobs: usize,
+    shards: usize,
+) {
     let mut model = loom::model::Builder::new();
     model.preemption_bound = Some(preemptions);
-    model.check(move || run_parking_model(workers, max_searching, jobs));
+    model.check(move || run_parking_model(workers, max_searching, jobs, shards));
 }
 
 #[test]
 fn a_job_queued_while_the_worker_goes_to_park_wakes_it() {
-    loom::model(|| run_parking_model(1, 1, 1));
+    loom::model(|| run_parking_model(1, 1, 1, 1));
 }
 
 #[test]
 fn a_worker_that_may_not_spin_is_woken_for_each_job() {
-    check_parking(2, 1, 0, 2);
+    check_parking(2, 1, 0, 2, 1);
 }
 
 #[test]
 fn two_workers_one_searcher_run_every_job() {
-    check_parking(2, 2, 1, 2);
+    check_parking(2, 2, 1, 2, 1);
+}
+
+#[test]
+fn a_job_in_a_shard_the_worker_does_not_poll_still_reaches_it() {
+    // One worker, two shards: after its first job it polls only its own shard, while
+    // the second job sits in the other one.
+    check_parking(2, 1, 1, 2, 2);
+}
+
+#[test]
+fn two_workers_two_shards_one_searcher_run_every_job() {
+    check_parking(2, 2, 1, 2, 2);
 }

@@ -43,11 +43,28 @@ fn pause_for(pause: Duration) {
 #[test]
 fn bursts_separated_by_pauses_run_every_job() {
     // One worker makes the race with its parking the narrowest and the most frequent.
-    for (workers, spinning) in [(1, 0), (1, 1), (4, 0), (4, 1), (4, 2), (4, 4)] {
-        let pool =
-            WorkerPool::builder().workers(workers).spinning_workers(spinning).build().unwrap();
+    // (workers, spinning workers, queue shards): with 4 shards each worker owns one and
+    // polls only its own after a job, so the others' jobs reach it through the search.
+    let settings = [
+        (1, 0, 1),
+        (1, 1, 1),
+        (4, 0, 1),
+        (4, 1, 1),
+        (4, 2, 1),
+        (4, 4, 1),
+        (4, 0, 4),
+        (4, 1, 4),
+        (4, 2, 2),
+    ];
+    for (workers, spinning, shards) in settings {
+        let pool = WorkerPool::builder()
+            .workers(workers)
+            .spinning_workers(spinning)
+            .queue_shards(shards)
+            .build()
+            .unwrap();
         let ran = Arc::new(AtomicUsize::new(0));
-        let mut random = Lcg((workers * 10 + spinning) as u64);
+        let mut random = Lcg((workers * 100 + spinning * 10 + shards) as u64);
         let mut submitted = 0;
         for burst in 0..2000 {
             for _ in 0..=random.below(4) {
@@ -60,7 +77,7 @@ fn bursts_separated_by_pauses_run_every_job() {
             }
             assert!(
                 reaches(&ran, submitted),
-                "{workers} workers, spinning_workers({spinning}), burst {burst}: {} of {submitted} jobs ran",
+                "{workers} workers, spinning_workers({spinning}), {shards} shards, burst {burst}: {} of {submitted} jobs ran",
                 ran.load(Ordering::Acquire)
             );
             // Mostly pauses around the length of a worker's spin, so the next burst
@@ -84,9 +101,13 @@ fn jobs_waiting_for_each_other_each_get_a_worker() {
     // awake: the first job wakes a sleeper, the rest are handed on by the searcher that
     // found a job while more were queued, or by the submitter when nobody searches.
     let workers = 4;
-    for spinning in [0, 1, 2] {
-        let pool =
-            WorkerPool::builder().workers(workers).spinning_workers(spinning).build().unwrap();
+    for (spinning, shards) in [(0, 1), (1, 1), (2, 1), (0, 4), (1, 4), (1, 2)] {
+        let pool = WorkerPool::builder()
+            .workers(workers)
+            .spinning_workers(spinning)
+            .queue_shards(shards)
+            .build()
+            .unwrap();
         for round in 0..20 {
             // Long enough for every worker to stop spinning and park.
             std::thread::sleep(Duration::from_millis(2));
@@ -105,7 +126,7 @@ fn jobs_waiting_for_each_other_each_get_a_worker() {
                 assert_eq!(
                     handle.join(),
                     Ok(true),
-                    "spinning_workers({spinning}), round {round}: a job waited behind another"
+                    "spinning_workers({spinning}), {shards} shards, round {round}: a job waited behind another"
                 );
             }
         }
