@@ -149,13 +149,16 @@ impl Queue {
 
     /// The queue as worker `worker` sees it: its own shard first.
     pub(crate) fn for_worker(&self, worker: usize) -> WorkerQueue {
-        WorkerQueue { home: worker % self.shards(), shards: self.receivers.clone() }
+        let home = worker % self.shards();
+        WorkerQueue { own: self.receivers[home].clone(), home, shards: self.receivers.clone() }
     }
 }
 
 /// One worker's view of the queue.
 #[derive(Debug)]
 pub(crate) struct WorkerQueue {
+    /// The worker's own shard, held directly: it is polled after every job.
+    own: Receiver<Task>,
     home: usize,
     shards: Arc<[Receiver<Task>]>,
 }
@@ -167,8 +170,11 @@ impl JobQueue for WorkerQueue {
     #[inline]
     fn try_pop(&self) -> Option<Task> {
         // Disconnected only once the pool is gone, after shutdown set closing.
-        if let Ok(task) = self.shards[self.home].try_recv() {
+        if let Ok(task) = self.own.try_recv() {
             return Some(task);
+        }
+        if self.shards.len() == 1 {
+            return None;
         }
         let others = (self.home + 1..self.shards.len()).chain(0..self.home);
         others.filter_map(|shard| self.shards[shard].try_recv().ok()).next()
@@ -176,12 +182,12 @@ impl JobQueue for WorkerQueue {
 
     #[inline]
     fn try_pop_own(&self) -> Option<Task> {
-        self.shards[self.home].try_recv().ok()
+        self.own.try_recv().ok()
     }
 
     #[inline]
     fn is_empty(&self) -> bool {
-        self.shards.iter().all(Receiver::is_empty)
+        self.own.is_empty() && self.shards.iter().all(Receiver::is_empty)
     }
 }
 
