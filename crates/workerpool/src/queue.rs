@@ -199,11 +199,8 @@ mod tests {
     use crate::parking::JobQueue;
     use std::time::Duration;
 
-    fn task(tag: u32) -> Task {
-        let job = Submitted(move |_: &crate::JobContext<'_>| {
-            let _ = tag;
-        });
-        Task { job: Box::new(job), enqueued: None }
+    fn task() -> Task {
+        Task { job: Box::new(Submitted(|_: &crate::JobContext<'_>| {})), enqueued: None }
     }
 
     #[test]
@@ -211,15 +208,15 @@ mod tests {
         let queue = Queue::new(10, 4);
         assert_eq!(queue.shards(), 4);
         for n in 0..10 {
-            assert!(queue.try_push(task(n), (n as usize) % 4).is_ok(), "job {n} fits");
+            assert!(queue.try_push(task(), n % 4).is_ok(), "job {n} fits");
         }
         assert_eq!(queue.len(), 10);
         // Every shard is full now, whichever one a submitter starts at.
         for first in 0..4 {
-            assert!(matches!(queue.try_push(task(99), first), Err(SubmitError::Full(_))));
+            assert!(matches!(queue.try_push(task(), first), Err(SubmitError::Full(_))));
         }
         assert!(matches!(
-            queue.push_timeout(task(99), Duration::from_millis(1)),
+            queue.push_timeout(task(), Duration::from_millis(1)),
             Err(SubmitError::TimedOut(_))
         ));
         assert_eq!(queue.drain(), 10);
@@ -230,18 +227,18 @@ mod tests {
     fn a_full_shard_overflows_into_the_others() {
         let queue = Queue::new(4, 4);
         // Always starting at shard 0 still fills all four.
-        for n in 0..4 {
-            assert!(queue.try_push(task(n), 0).is_ok());
+        for _ in 0..4 {
+            assert!(queue.try_push(task(), 0).is_ok());
         }
-        assert!(matches!(queue.try_push(task(4), 0), Err(SubmitError::Full(_))));
+        assert!(matches!(queue.try_push(task(), 0), Err(SubmitError::Full(_))));
     }
 
     #[test]
     fn a_worker_takes_its_own_shard_first_then_steals() {
         let queue = Queue::new(4, 2);
         let (w0, w1) = (queue.for_worker(0), queue.for_worker(1));
-        queue.try_push(task(0), 1).unwrap();
-        queue.try_push(task(1), 1).unwrap();
+        queue.try_push(task(), 1).unwrap();
+        queue.try_push(task(), 1).unwrap();
         assert!(!w0.is_empty() && !w1.is_empty());
         // Worker 0's shard is empty: it steals from shard 1.
         assert!(w0.try_pop().is_some());
@@ -253,15 +250,15 @@ mod tests {
     #[test]
     fn a_waiting_push_lands_in_whichever_shard_frees_up() {
         let queue = Queue::new(2, 2);
-        queue.try_push(task(0), 0).unwrap();
-        queue.try_push(task(1), 0).unwrap();
+        queue.try_push(task(), 0).unwrap();
+        queue.try_push(task(), 0).unwrap();
         std::thread::scope(|s| {
             s.spawn(|| {
                 std::thread::sleep(Duration::from_millis(20));
                 // Frees a slot in shard 1 only.
                 assert!(queue.for_worker(1).try_pop().is_some());
             });
-            assert!(queue.push_timeout(task(2), Duration::from_secs(5)).is_ok());
+            assert!(queue.push_timeout(task(), Duration::from_secs(5)).is_ok());
         });
         assert_eq!(queue.len(), 2);
     }
