@@ -5,7 +5,7 @@ use crate::config::{PanicPolicy, WorkerPoolBuilder};
 use crate::error::SubmitError;
 use crate::gate::Gate;
 use crate::handle::{Completer, JobHandle, ResultSlot};
-use crate::job::{JobContext, JobFn, Runnable, Spawned, Submitted, Task};
+use crate::job::{Job, JobContext, JobFn, Spawned, Submitted, Task};
 use crate::parking::{Parking, ParkingSpot};
 use crate::queue::{Queue, WorkerQueue, default_shards};
 use crate::shutdown::{ShutdownError, ShutdownReport};
@@ -172,8 +172,8 @@ impl WorkerPool {
         self.shut_down.load(Ordering::Acquire)
     }
 
-    fn task(&self, job: Box<dyn Runnable>) -> Task {
-        Task { job, enqueued: self.shared.events.start() }
+    fn task<J: Job>(&self, job: J) -> Task {
+        Task::new(job, self.shared.events.start())
     }
 
     /// Queues `task`, waiting while the queue is full until `deadline` (`None`: as long
@@ -239,9 +239,9 @@ impl WorkerPool {
     where
         F: FnOnce(&JobContext<'_>) + Send + 'static,
     {
-        let result = self.enqueue(self.task(Box::new(Submitted(job))), deadline, wait);
+        let result = self.enqueue(self.task(Submitted(job)), deadline, wait);
         self.count(&result);
-        result.map_err(|err| err.map(|task| recover::<Submitted<F>>(task).0))
+        result.map_err(|err| err.map(|task| task.recover::<Submitted<F>>().0))
     }
 
     /// Queues `job`, blocking while the queue is full (backpressure). Fails with the
@@ -325,11 +325,11 @@ impl WorkerPool {
     {
         let slot = ResultSlot::new();
         let spawned = Spawned { job, completer: Completer::new(slot.clone()) };
-        let result = self.enqueue(self.task(Box::new(spawned)), deadline, wait);
+        let result = self.enqueue(self.task(spawned), deadline, wait);
         self.count(&result);
         match result {
             Ok(()) => Ok(JobHandle::new(slot)),
-            Err(err) => Err(err.map(|task| recover::<Spawned<F, R>>(task).job)),
+            Err(err) => Err(err.map(|task| task.recover::<Spawned<F, R>>().job)),
         }
     }
 
@@ -445,14 +445,6 @@ impl WorkerPool {
     }
 }
 
-/// Takes the concrete job back out of a rejected task.
-fn recover<T: 'static>(task: Task) -> T {
-    match task.job.into_any().downcast::<T>() {
-        Ok(job) => *job,
-        Err(_) => unreachable!("a task is recovered as the type it was created with"),
-    }
-}
-
 impl Drop for WorkerPool {
     fn drop(&mut self) {
         if let Ok(report) = self.shutdown(self.config.drop_deadline) {
@@ -511,10 +503,10 @@ impl Worker {
                 counters.count_not_started();
                 continue;
             }
-            shared.events.finish(Timing::QueueWait, task.enqueued);
+            shared.events.finish(Timing::QueueWait, task.enqueued());
             counters.busy.store(true, Ordering::Relaxed);
             let started = shared.events.start();
-            let outcome = task.job.run(&ctx);
+            let outcome = task.run(&ctx);
             shared.events.finish(Timing::JobRun, started);
             counters.busy.store(false, Ordering::Relaxed);
             match outcome {

@@ -200,7 +200,7 @@ mod tests {
     use std::time::Duration;
 
     fn task() -> Task {
-        Task { job: Box::new(Submitted(|_: &crate::JobContext<'_>| {})), enqueued: None }
+        Task::new(Submitted(|_: &crate::JobContext<'_>| {}), None)
     }
 
     #[test]
