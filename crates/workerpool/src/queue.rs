@@ -8,7 +8,9 @@
 //! `w % shards`, and each submitting thread deals its jobs round-robin over the shards,
 //! so a head is shared by the few workers that own it and by whoever steals.
 //!
-//! * A worker takes from its own shard first, then from the others in turn.
+//! * A worker takes from its own shard first, then from the others in turn; every
+//!   32nd look it starts at the others, so a shard whose owner is stuck in a long job
+//!   is not starved by a steady stream into the other shards.
 //! * A worker just back from a job polls only its own shard (no worker watches every
 //!   shard all the time); the searching workers and a worker about to sleep look at
 //!   every shard, so no job waits while a worker idles: the parking protocol's
@@ -27,6 +29,7 @@ use crate::job::Task;
 use crate::parking::JobQueue;
 use crossbeam_channel::{Receiver, Select, SendTimeoutError, Sender, TrySendError};
 use crossbeam_utils::Backoff;
+use std::cell::Cell;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -150,7 +153,12 @@ impl Queue {
     /// The queue as worker `worker` sees it: its own shard first.
     pub(crate) fn for_worker(&self, worker: usize) -> WorkerQueue {
         let home = worker % self.shards();
-        WorkerQueue { own: self.receivers[home].clone(), home, shards: self.receivers.clone() }
+        WorkerQueue {
+            own: self.receivers[home].clone(),
+            home,
+            shards: self.receivers.clone(),
+            looks: Cell::new(0),
+        }
     }
 }
 
@@ -161,6 +169,24 @@ pub(crate) struct WorkerQueue {
     own: Receiver<Task>,
     home: usize,
     shards: Arc<[Receiver<Task>]>,
+    /// Looks at the queue so far; every [`OTHERS_FIRST_EVERY`]th look starts at the
+    /// other shards.
+    looks: Cell<u32>,
+}
+
+/// How often a worker looks at the other shards before its own. Owners take from
+/// their own shard first, so under a steady stream the jobs in the shard of a worker
+/// stuck in a long job would otherwise wait until the stream ends (the other workers'
+/// own shards never run dry); this bounds that wait to about this many jobs per worker,
+/// as tokio's workers look at the global queue every 61 ticks.
+const OTHERS_FIRST_EVERY: u32 = 32;
+
+impl WorkerQueue {
+    /// The oldest job of the first non-empty shard after the worker's own.
+    fn try_pop_others(&self) -> Option<Task> {
+        let others = (self.home + 1..self.shards.len()).chain(0..self.home);
+        others.filter_map(|shard| self.shards[shard].try_recv().ok()).next()
+    }
 }
 
 impl JobQueue for WorkerQueue {
@@ -169,15 +195,16 @@ impl JobQueue for WorkerQueue {
     /// The oldest job of the worker's own shard, else of the next non-empty shard.
     #[inline]
     fn try_pop(&self) -> Option<Task> {
-        // Disconnected only once the pool is gone, after shutdown set closing.
-        if let Ok(task) = self.own.try_recv() {
-            return Some(task);
-        }
         if self.shards.len() == 1 {
-            return None;
+            // Disconnected only once the pool is gone, after shutdown set closing.
+            return self.own.try_recv().ok();
         }
-        let others = (self.home + 1..self.shards.len()).chain(0..self.home);
-        others.filter_map(|shard| self.shards[shard].try_recv().ok()).next()
+        let looks = self.looks.get().wrapping_add(1);
+        self.looks.set(looks);
+        if looks % OTHERS_FIRST_EVERY == 0 {
+            return self.try_pop_others().or_else(|| self.own.try_recv().ok());
+        }
+        self.own.try_recv().ok().or_else(|| self.try_pop_others())
     }
 
     #[inline]
@@ -193,7 +220,7 @@ impl JobQueue for WorkerQueue {
 
 #[cfg(test)]
 mod tests {
-    use super::{Queue, default_shards};
+    use super::{OTHERS_FIRST_EVERY, Queue, default_shards};
     use crate::error::SubmitError;
     use crate::job::{Submitted, Task};
     use crate::parking::JobQueue;
@@ -245,6 +272,22 @@ mod tests {
         assert!(w1.try_pop().is_some());
         assert!(w0.try_pop().is_none() && w1.try_pop().is_none());
         assert!(w0.is_empty());
+    }
+
+    #[test]
+    fn a_worker_busy_with_its_own_shard_still_serves_the_others() {
+        let queue = Queue::new(128, 2);
+        let worker = queue.for_worker(0);
+        // Shard 1's owner is stuck; shard 0 is refilled after every job.
+        queue.try_push(task(), 1).unwrap();
+        let mut took = 0;
+        while !queue.receivers[1].is_empty() {
+            queue.try_push(task(), 0).unwrap();
+            assert!(worker.try_pop().is_some());
+            took += 1;
+            assert!(took <= OTHERS_FIRST_EVERY, "shard 1's job waited {took} looks");
+        }
+        assert_eq!(queue.receivers[0].len(), 1, "shard 0's last job waits instead");
     }
 
     #[test]
