@@ -192,7 +192,8 @@ impl WorkerQueue {
 impl JobQueue for WorkerQueue {
     type Job = Task;
 
-    /// The oldest job of the worker's own shard, else of the next non-empty shard.
+    /// The oldest job of the worker's own shard, else of the next non-empty shard;
+    /// every [`OTHERS_FIRST_EVERY`]th look the other way round.
     #[inline]
     fn try_pop(&self) -> Option<Task> {
         if self.shards.len() == 1 {
