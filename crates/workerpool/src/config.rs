@@ -179,12 +179,12 @@ impl WorkerPoolBuilder {
         self
     }
 
-    /// How many idle workers may search for work — spin, then yield, on the queue —
-    /// at a time (default 2, capped at `workers`); the other idle workers sleep on
+    /// How many idle workers may search for work — look at the queue, yielding the CPU
+    /// between looks (the name is older than that: they used to spin) — at a time (default 2, capped at `workers`); the other idle workers sleep on
     /// their own parker. A submitter wakes a sleeper only when nobody searches, and a
     /// searcher that finds a job while more wait wakes the next one, so a stream of
     /// short jobs is served without the submitter paying wake-ups and a burst still
-    /// ramps up to every worker. `0`: no worker spins, every job submitted to an idle
+    /// ramps up to every worker. `0`: no worker searches, every job submitted to an idle
     /// pool wakes a sleeper. More searchers mean fewer wake-ups but more contention on
     /// the queue; `docs/workerpool.md` has the measurements.
     ///

@@ -1,10 +1,11 @@
-//! Parking idle workers: which idle worker spins, which sleep, and who wakes whom.
+//! Parking idle workers: which idle worker searches, which sleep, and who wakes whom.
 //!
 //! An idle worker is in one of three states:
 //!
 //! * **busy**: running a job, or about to look at the queue again;
-//! * **searching**: spinning on the queue (at most `max_searching` workers, plus a
-//!   worker just woken, which counts as searching until it settles);
+//! * **searching**: polling the queue, yielding the CPU between looks (at most
+//!   `max_searching` workers, plus a worker just woken, which counts as searching
+//!   until it settles);
 //! * **asleep**: registered in the sleeper stack and parked on its own [`Parker`].
 //!
 //! Two counters, each on its own cache line, count the sleeping and the searching
@@ -28,7 +29,7 @@
 // `poolside_workerpool::loom_model`; everywhere else the crate is its only user.
 #![cfg_attr(not(loom), allow(unreachable_pub))]
 
-use crate::sync::{AtomicBool, AtomicUsize, Backoff, Mutex, Ordering, Parker, Unparker, fence};
+use crate::sync::{AtomicBool, AtomicUsize, IdlePoll, Mutex, Ordering, Parker, Unparker, fence};
 use crossbeam_utils::CachePadded;
 use std::fmt;
 
@@ -106,7 +107,7 @@ impl fmt::Debug for Parking {
 }
 
 impl Parking {
-    /// The protocol for `workers` workers of which at most `max_searching` spin at a
+    /// The protocol for `workers` workers of which at most `max_searching` search at a
     /// time, with each worker's own half.
     pub fn new(workers: usize, max_searching: usize) -> (Parking, Vec<ParkingSpot>) {
         let spots: Vec<ParkingSpot> = (0..workers)
@@ -216,9 +217,9 @@ impl Parking {
                 spot.searching = self.try_start_searching();
             }
             if spot.searching {
-                let backoff = Backoff::new();
-                while !backoff.is_completed() {
-                    backoff.snooze();
+                let poll = IdlePoll::new();
+                while !poll.is_completed() {
+                    poll.snooze();
                     if let Some(job) = queue.try_pop() {
                         self.found_job(spot, queue);
                         return Some(job);
@@ -229,17 +230,17 @@ impl Parking {
         }
     }
 
-    /// Polls the worker's own part of the queue through one short backoff (spinning,
-    /// then yielding), with no shared write. Under loom one poll stands for it: it
+    /// Polls the worker's own part of the queue a few times, yielding the CPU between
+    /// looks (`IdlePoll`), with no shared write. Under loom one poll stands for it: it
     /// touches no protocol state, and the model's size stays where the protocol needs
     /// it.
     fn poll_briefly<Q: JobQueue>(queue: &Q) -> Option<Q::Job> {
         if cfg!(loom) {
             return queue.try_pop_own();
         }
-        let backoff = Backoff::new();
-        while !backoff.is_completed() {
-            backoff.snooze();
+        let poll = IdlePoll::new();
+        while !poll.is_completed() {
+            poll.snooze();
             if let Some(job) = queue.try_pop_own() {
                 return Some(job);
             }

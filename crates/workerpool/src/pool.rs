@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 /// shutdown never waits behind a blocked submitter for longer than this.
 const BLOCKED_SUBMIT_SLICE: Duration = Duration::from_millis(5);
 
-/// How many idle workers search (spin on the queue) at a time unless the builder says
+/// How many idle workers search (poll the queue) at a time unless the builder says
 /// otherwise; the others sleep. See `docs/workerpool.md` for the measurements.
 pub(crate) const DEFAULT_SPINNING_WORKERS: usize = 2;
 
@@ -85,7 +85,7 @@ pub(crate) struct Shared {
     abandon: AtomicBool,
     events: Events,
     panic_policy: PanicPolicy,
-    /// Who of the idle workers spins, who sleeps, and who wakes whom.
+    /// Who of the idle workers searches, who sleeps, and who wakes whom.
     parking: Parking,
 }
 

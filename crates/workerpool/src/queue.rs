@@ -27,8 +27,8 @@
 use crate::error::SubmitError;
 use crate::job::Task;
 use crate::parking::JobQueue;
+use crate::sync::IdlePoll;
 use crossbeam_channel::{Receiver, Select, SendTimeoutError, Sender, TrySendError};
-use crossbeam_utils::Backoff;
 use std::cell::Cell;
 use std::sync::Arc;
 use std::time::Duration;
@@ -110,10 +110,10 @@ impl Queue {
         }
         // A full queue usually has room again within microseconds; a `Select` over all
         // shards registers with every one of them, so look a few times before.
-        let backoff = Backoff::new();
+        let poll = IdlePoll::new();
         let mut task = task;
-        while !backoff.is_completed() {
-            backoff.snooze();
+        while !poll.is_completed() {
+            poll.snooze();
             task = match self.try_push(task, 0) {
                 Err(SubmitError::Full(task)) => task,
                 done => return done,

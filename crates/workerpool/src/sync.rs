@@ -3,10 +3,42 @@
 
 #[cfg(not(loom))]
 mod imp {
-    pub(crate) use crossbeam_utils::Backoff;
     pub(crate) use crossbeam_utils::sync::{Parker, Unparker};
     pub(crate) use parking_lot::Mutex;
     pub(crate) use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering, fence};
+
+    /// How an idle worker waits between looks at the queue: it gives its CPU away
+    /// (`sched_yield`) instead of spinning. Measured on the 2-core build machine (a
+    /// KVM guest): with crossbeam's `Backoff` (PAUSE spins, then yields) 2 workers ran
+    /// 12 M no-op jobs/s, with yields only 35 M/s; even three short spin steps before
+    /// the yields kept it at 12. One submitter and two workers are three threads on
+    /// two CPUs there, and a spinning worker holds a CPU the submitter needs (and a
+    /// guest's PAUSE loops can make the hypervisor take the vCPU away).
+    /// `docs/workerpool.md` has the runs.
+    #[derive(Debug)]
+    pub(crate) struct IdlePoll {
+        looks_left: std::cell::Cell<u32>,
+    }
+
+    impl IdlePoll {
+        /// Yields between looks this many times before the caller moves on (to
+        /// searching, or to sleep): about as long as `Backoff` used to spin and yield.
+        const LOOKS: u32 = 8;
+
+        pub(crate) fn new() -> Self {
+            IdlePoll { looks_left: std::cell::Cell::new(Self::LOOKS) }
+        }
+
+        /// Gives the CPU away once.
+        pub(crate) fn snooze(&self) {
+            std::thread::yield_now();
+            self.looks_left.set(self.looks_left.get().saturating_sub(1));
+        }
+
+        pub(crate) fn is_completed(&self) -> bool {
+            self.looks_left.get() == 0
+        }
+    }
 }
 
 #[cfg(loom)]
@@ -28,23 +60,19 @@ mod imp {
         }
     }
 
-    /// A one-step backoff: under loom a spin is a yield, and one is enough to let
-    /// the model interleave the other threads.
+    /// A one-look idle poll: one yield is enough to let the model interleave the
+    /// other threads.
     #[derive(Debug, Default)]
-    pub(crate) struct Backoff(std::cell::Cell<bool>);
+    pub(crate) struct IdlePoll(std::cell::Cell<bool>);
 
-    impl Backoff {
+    impl IdlePoll {
         pub(crate) fn new() -> Self {
-            Backoff::default()
+            IdlePoll::default()
         }
 
         pub(crate) fn snooze(&self) {
             loom::thread::yield_now();
             self.0.set(true);
-        }
-
-        pub(crate) fn spin(&self) {
-            self.snooze();
         }
 
         pub(crate) fn is_completed(&self) -> bool {
