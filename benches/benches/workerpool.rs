@@ -4,9 +4,8 @@
 //!   (1,000,000; 100,000 with --quick), timed until every job has run. Besides the
 //!   default pool (`poolside/WorkerPool`), `poolside/WorkerPool-spin<n>` runs it with
 //!   `spinning_workers(n)` for n = 1, 2 and all workers, and
-//!   with more than 4 workers `poolside/WorkerPool-shards1` (the whole queue in one
-//!   channel) and `-shards<workers>` (one channel per worker); the default is one
-//!   shard per four workers.
+//!   with more than 4 workers `poolside/WorkerPool-shards<workers/4>` and
+//!   `-shards<workers>` (`queue_shards`; the default is one channel).
 //! * `workerpool_submitters/<impl>/<submitters>`: 4 or 16 threads submit N jobs in
 //!   all to a 2-worker pool.
 //! * `workerpool_spawn_join/<impl>`: one job spawned and its result joined, one at a
@@ -113,8 +112,9 @@ fn noop_jobs(c: &mut Criterion) {
         spins.dedup();
         variants.extend(spins.into_iter().map(|n| (format!("-spin{n}"), Some(n), None)));
         if workers > 4 {
-            // The default is one shard per four workers: one channel, and one per worker.
-            variants.push((String::from("-shards1"), None, Some(1)));
+            // The default is one channel: one shard per four workers, and one per worker.
+            let quarter = workers.div_ceil(4);
+            variants.push((format!("-shards{quarter}"), None, Some(quarter)));
             variants.push((format!("-shards{workers}"), None, Some(workers)));
         }
         for (suffix, spinning, shards) in variants {

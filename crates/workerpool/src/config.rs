@@ -110,7 +110,7 @@ pub struct WorkerPoolBuilder {
     pub(crate) drop_deadline: Duration,
     pub(crate) shutdown_grace: Duration,
     pub(crate) spinning_workers: Option<usize>,
-    pub(crate) queue_shards: Option<usize>,
+    pub(crate) queue_shards: usize,
     pub(crate) events: Events,
 }
 
@@ -126,7 +126,7 @@ impl Default for WorkerPoolBuilder {
             drop_deadline: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(1),
             spinning_workers: None,
-            queue_shards: None,
+            queue_shards: 1,
             events: Events::none(),
         }
     }
@@ -199,24 +199,23 @@ impl WorkerPoolBuilder {
     }
 
     /// Into how many bounded channels (shards) the queue's `queue_depth` slots are
-    /// split (default: one per four workers, at most `queue_depth`; so one channel for
-    /// up to four workers). Worker `w` owns shard `w % shards` and takes jobs from it
-    /// first, from the others when it is empty; each submitting thread deals its jobs
-    /// round-robin over the shards and overflows into the next shard with room. Fewer
-    /// workers then contend on one channel head, which is what limits a single queue
-    /// with many workers on many cores. The bound stays exact (`Full` only when
-    /// `queue_depth` jobs wait) and no job waits while a worker idles; jobs start in
-    /// submission order only with one shard. `docs/workerpool.md` has the
-    /// measurements.
+    /// split (default 1, at most `queue_depth`). Worker `w` owns shard `w % shards`
+    /// and takes jobs from it first, from the others when it is empty; each submitting
+    /// thread deals its jobs round-robin over the shards and overflows into the next
+    /// shard with room. Fewer workers then share one channel head. The bound stays
+    /// exact (`Full` only when `queue_depth` jobs wait) and no job waits while a worker
+    /// idles; jobs start in submission order only with one shard. One shard is the
+    /// default because it measured best wherever this was measured (2 cores, up to 16
+    /// workers); whether shards pay off with many workers on many cores is measured in
+    /// `docs/workerpool.md`.
     ///
     /// ```
-    /// // One shard: one submitter's jobs start in the order they were submitted.
-    /// let pool = poolside_workerpool::WorkerPool::builder().workers(8).queue_shards(1).build()?;
+    /// let pool = poolside_workerpool::WorkerPool::builder().workers(16).queue_shards(4).build()?;
     /// # drop(pool);
     /// # Ok::<(), poolside_workerpool::BuildError>(())
     /// ```
     pub fn queue_shards(mut self, shards: usize) -> Self {
-        self.queue_shards = Some(shards);
+        self.queue_shards = shards;
         self
     }
 
@@ -235,8 +234,9 @@ impl WorkerPoolBuilder {
         if self.queue_depth == 0 {
             return Err(BuildError::ZeroQueueDepth);
         }
-        if let Some(shards) = self.queue_shards.filter(|&n| n == 0 || n > self.queue_depth) {
-            return Err(BuildError::InvalidQueueShards { shards, queue_depth: self.queue_depth });
+        if self.queue_shards == 0 || self.queue_shards > self.queue_depth {
+            let (shards, queue_depth) = (self.queue_shards, self.queue_depth);
+            return Err(BuildError::InvalidQueueShards { shards, queue_depth });
         }
         if let Some(bytes) = self.stack_size.filter(|&b| b < MIN_STACK_SIZE) {
             return Err(BuildError::StackTooSmall { bytes });

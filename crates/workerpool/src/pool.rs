@@ -7,7 +7,7 @@ use crate::gate::Gate;
 use crate::handle::{Completer, JobHandle, ResultSlot};
 use crate::job::{Job, JobContext, JobFn, Spawned, Submitted, Task};
 use crate::parking::{Parking, ParkingSpot};
-use crate::queue::{Queue, WorkerQueue, default_shards};
+use crate::queue::{Queue, WorkerQueue};
 use crate::shutdown::{ShutdownError, ShutdownReport};
 use crate::stats::{CATALOGUE, Stats};
 use crossbeam_channel::{Receiver, Sender};
@@ -107,10 +107,7 @@ impl WorkerPool {
     }
 
     pub(crate) fn start(config: WorkerPoolBuilder) -> Result<WorkerPool, crate::BuildError> {
-        let shards = config
-            .queue_shards
-            .unwrap_or_else(|| default_shards(config.workers, config.queue_depth));
-        let queue = Queue::new(config.queue_depth, shards);
+        let queue = Queue::new(config.queue_depth, config.queue_shards);
         let (exit_tx, exited) = crossbeam_channel::unbounded();
         let max_searching = config.spinning_workers.unwrap_or(DEFAULT_SPINNING_WORKERS);
         let (parking, spots) = Parking::new(config.workers, max_searching);

@@ -21,8 +21,11 @@
 //! * Jobs of one submitter can start out of submission order once there is more than
 //!   one shard; with one shard the queue is first in, first out.
 //!
-//! The default is one shard per [`WORKERS_PER_SHARD`] workers: up to four workers the
-//! queue is one channel, as before.
+//! The default is one shard (`queue_shards(1)`): on the 2-core machine, with idle
+//! workers that yield between looks, 16 workers ran 30 M no-op jobs/s over one channel
+//! and 10 M/s over four (likely because a job dealt to the shard of a sleeping worker
+//! waits for another worker's scan). Shards are an opt-in until a many-core machine
+//! shows them winning (`docs/workerpool.md`).
 
 use crate::error::SubmitError;
 use crate::job::Task;
@@ -38,16 +41,6 @@ use std::time::Duration;
 pub(crate) struct Queue {
     senders: Box<[Sender<Task>]>,
     receivers: Arc<[Receiver<Task>]>,
-}
-
-/// How many workers share a shard when the builder names no shard count.
-pub(crate) const WORKERS_PER_SHARD: usize = 4;
-
-/// The shard count used when the builder names none: one per [`WORKERS_PER_SHARD`]
-/// workers, as far as the depth allows (every shard needs room for one job). Up to
-/// four workers share one channel, as before sharding.
-pub(crate) fn default_shards(workers: usize, queue_depth: usize) -> usize {
-    workers.div_ceil(WORKERS_PER_SHARD).min(queue_depth)
 }
 
 impl Queue {
@@ -221,7 +214,7 @@ impl JobQueue for WorkerQueue {
 
 #[cfg(test)]
 mod tests {
-    use super::{OTHERS_FIRST_EVERY, Queue, default_shards};
+    use super::{OTHERS_FIRST_EVERY, Queue};
     use crate::error::SubmitError;
     use crate::job::{Submitted, Task};
     use crate::parking::JobQueue;
@@ -305,14 +298,5 @@ mod tests {
             assert!(queue.push_timeout(task(), Duration::from_secs(5)).is_ok());
         });
         assert_eq!(queue.len(), 2);
-    }
-
-    #[test]
-    fn default_shards_grow_with_the_workers_within_the_depth() {
-        assert_eq!(default_shards(16, 1024), 4);
-        assert_eq!(default_shards(17, 1024), 5);
-        assert_eq!(default_shards(16, 2), 2);
-        assert_eq!(default_shards(4, 1024), 1);
-        assert_eq!(default_shards(1, 1024), 1);
     }
 }
