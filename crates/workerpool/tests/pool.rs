@@ -429,7 +429,9 @@ fn jobs_in_the_shards_of_busy_workers_are_run_by_the_idle_one() {
     }
     by.dedup();
     assert_eq!(by.len(), 1, "one worker ran all eight: {by:?}");
-    assert_eq!(Snapshot::of(&pool).value("active"), Some(3));
+    // The idle worker counts as active until its last job has returned, a moment after
+    // that job's handle got the value.
+    assert!(eventually(|| Snapshot::of(&pool).value("active") == Some(3)));
     for _ in 0..3 {
         release.send(()).unwrap();
     }
