@@ -12,8 +12,8 @@ mod imp {
     /// KVM guest): with crossbeam's `Backoff` (PAUSE spins, then yields) 2 workers ran
     /// 12 M no-op jobs/s, with yields only 35 M/s; even three short spin steps before
     /// the yields kept it at 12. One submitter and two workers are three threads on
-    /// two CPUs there, and a spinning worker holds a CPU the submitter needs (and a
-    /// guest's PAUSE loops can make the hypervisor take the vCPU away).
+    /// two CPUs there, and a spinning worker holds a CPU the submitter needs (possibly
+    /// also: PAUSE loops in a guest can make the hypervisor deschedule the vCPU).
     /// `docs/workerpool.md` has the runs.
     #[derive(Debug)]
     pub(crate) struct IdlePoll {

@@ -40,6 +40,11 @@ fn pause_for(pause: Duration) {
     }
 }
 
+fn pool(workers: usize, spinning: usize, shards: usize) -> WorkerPool {
+    let builder = WorkerPool::builder().workers(workers).spinning_workers(spinning);
+    builder.queue_shards(shards).build().unwrap()
+}
+
 #[test]
 fn bursts_separated_by_pauses_run_every_job() {
     // One worker makes the race with its parking the narrowest and the most frequent.
@@ -57,12 +62,7 @@ fn bursts_separated_by_pauses_run_every_job() {
         (4, 2, 2),
     ];
     for (workers, spinning, shards) in settings {
-        let pool = WorkerPool::builder()
-            .workers(workers)
-            .spinning_workers(spinning)
-            .queue_shards(shards)
-            .build()
-            .unwrap();
+        let pool = pool(workers, spinning, shards);
         let ran = Arc::new(AtomicUsize::new(0));
         let mut random = Lcg((workers * 100 + spinning * 10 + shards) as u64);
         let mut submitted = 0;
@@ -102,12 +102,7 @@ fn jobs_waiting_for_each_other_each_get_a_worker() {
     // found a job while more were queued, or by the submitter when nobody searches.
     let workers = 4;
     for (spinning, shards) in [(0, 1), (1, 1), (2, 1), (0, 4), (1, 4), (1, 2)] {
-        let pool = WorkerPool::builder()
-            .workers(workers)
-            .spinning_workers(spinning)
-            .queue_shards(shards)
-            .build()
-            .unwrap();
+        let pool = pool(workers, spinning, shards);
         for round in 0..20 {
             // Long enough for every worker to stop spinning and park.
             std::thread::sleep(Duration::from_millis(2));
