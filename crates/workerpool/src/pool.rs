@@ -63,7 +63,7 @@ pub struct WorkerPool {
     shared: Arc<Shared>,
     /// Submitters enqueue only through the gate, which shutdown closes.
     gate: Gate,
-    /// Also drained by the pool itself of what no worker is left to drain.
+    /// The job queue; at shutdown the pool drains itself what no worker is left to run.
     queue: Queue,
     threads: Mutex<Vec<WorkerThread>>,
     /// Each worker sends its index here when it exits (even by panic).
