@@ -103,6 +103,10 @@ impl Pass<'_> {
     /// thread's round-robin cursor.
     #[inline]
     pub(crate) fn next_shard(&self, shards: usize) -> usize {
+        if shards == 1 {
+            // One channel (the default): no cursor to move, no write on the submit path.
+            return 0;
+        }
         // Single writer again. The cursor starts at the thread's registration number,
         // which `%` brings into range once; after that a compare wraps it.
         let cursor = &self.slot.next_shard;

@@ -187,9 +187,7 @@ impl WorkerPool {
                 return Err(SubmitError::Closed(task));
             };
             // Fast path: room in the queue, no clock read, no timer.
-            let shards = self.queue.shards();
-            let first = if shards == 1 { 0 } else { pass.next_shard(shards) };
-            let attempt = match self.queue.try_push(task, first) {
+            let attempt = match self.queue.try_push(task, pass.next_shard(self.queue.shards())) {
                 Err(SubmitError::Full(t)) if wait => {
                     // Wait in slices, leaving the gate in between, so a shutdown never
                     // waits behind a blocked submitter for longer than one slice.

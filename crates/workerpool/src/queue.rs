@@ -3,8 +3,8 @@
 //!
 //! With one channel, every worker's `try_recv` is a compare-and-swap on the same head
 //! index and a read of the slot the submitter just wrote: on the 16-core device a pool
-//! of 16 workers served fewer no-op jobs per second than a pool of 2, because that
-//! cache line moved between sixteen cores. With shards, worker `w` owns shard
+//! of 16 workers served fewer no-op jobs per second than a pool of 2, likely because
+//! that cache line moved between sixteen cores (not measured apart). With shards, worker `w` owns shard
 //! `w % shards`, and each submitting thread deals its jobs round-robin over the shards,
 //! so a head is shared by the few workers that own it and by whoever steals.
 //!
@@ -96,6 +96,8 @@ impl Queue {
         timeout: Duration,
     ) -> Result<(), SubmitError<Task>> {
         if let [sender] = &*self.senders {
+            // One channel: its own blocking send, which wakes this submitter when a
+            // slot frees; a `Select` of one would register and poll the same way.
             return sender.send_timeout(task, timeout).map_err(|err| match err {
                 SendTimeoutError::Timeout(task) => SubmitError::TimedOut(task),
                 SendTimeoutError::Disconnected(task) => SubmitError::Closed(task),
@@ -208,7 +210,7 @@ impl JobQueue for WorkerQueue {
 
     #[inline]
     fn is_empty(&self) -> bool {
-        self.own.is_empty() && self.shards.iter().all(Receiver::is_empty)
+        self.shards.iter().all(Receiver::is_empty)
     }
 }
 

@@ -268,17 +268,23 @@ fn run_parking_model(workers: usize, max_searching: usize, jobs: usize, shards: 
     assert!(queue.iter().all(Jobs::is_empty));
 }
 
-/// Explores `run_parking_model` with at most `preemptions` preemptions per execution.
-fn check_parking(
+/// One parking model: how many workers, searchers, jobs and shards, explored with at
+/// most `preemptions` preemptions per execution.
+struct Model {
     preemptions: usize,
     workers: usize,
-    max_searching: usize,
+    searching: usize,
     jobs: usize,
     shards: usize,
-) {
-    let mut model = loom::model::Builder::new();
-    model.preemption_bound = Some(preemptions);
-    model.check(move || run_parking_model(workers, max_searching, jobs, shards));
+}
+
+impl Model {
+    fn check(self) {
+        let Model { preemptions, workers, searching, jobs, shards } = self;
+        let mut model = loom::model::Builder::new();
+        model.preemption_bound = Some(preemptions);
+        model.check(move || run_parking_model(workers, searching, jobs, shards));
+    }
 }
 
 #[test]
@@ -288,22 +294,22 @@ fn a_job_queued_while_the_worker_goes_to_park_wakes_it() {
 
 #[test]
 fn a_worker_that_may_not_spin_is_woken_for_each_job() {
-    check_parking(2, 1, 0, 2, 1);
+    Model { preemptions: 2, workers: 1, searching: 0, jobs: 2, shards: 1 }.check();
 }
 
 #[test]
 fn two_workers_one_searcher_run_every_job() {
-    check_parking(2, 2, 1, 2, 1);
+    Model { preemptions: 2, workers: 2, searching: 1, jobs: 2, shards: 1 }.check();
 }
 
 #[test]
 fn a_job_in_a_shard_the_worker_does_not_poll_still_reaches_it() {
     // One worker, two shards: after its first job it polls only its own shard, while
     // the second job sits in the other one.
-    check_parking(2, 1, 1, 2, 2);
+    Model { preemptions: 2, workers: 1, searching: 1, jobs: 2, shards: 2 }.check();
 }
 
 #[test]
 fn two_workers_two_shards_one_searcher_run_every_job() {
-    check_parking(2, 2, 1, 2, 2);
+    Model { preemptions: 2, workers: 2, searching: 1, jobs: 2, shards: 2 }.check();
 }
