@@ -1,14 +1,5 @@
-//! `cargo xtask`: poolside's task runner.
-//!
-//! ```text
-//! cargo xtask lint               fmt check, clippy -D warnings, rustdoc -D warnings, cargo-deny, MSRV
-//! cargo xtask test [--no-postgres]  the whole suite, loom models, Miri where unsafe code lives
-//! cargo xtask bench [--quick] [FILTER]  criterion benches vs peers, then the ratio table
-//! cargo xtask report DIR [OUT]    the ratio table from criterion results copied from another machine
-//! cargo xtask examples           run every example of every crate
-//! cargo xtask package            cargo package --workspace
-//! cargo xtask ci                 lint, test, examples, package: what CI runs
-//! ```
+//! `cargo xtask`: poolside's task runner. The tasks and their options are listed once, in
+//! [`USAGE`] (what `cargo xtask help` prints).
 
 mod bench_report;
 mod cmd;
@@ -17,6 +8,7 @@ mod tasks;
 
 use std::process::ExitCode;
 
+/// The usage text: every task with its options.
 const USAGE: &str = "\
 usage: cargo xtask <task> [options]
 

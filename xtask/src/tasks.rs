@@ -7,9 +7,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Instant, SystemTime};
 
-/// The toolchain named by `rust-version` in the workspace manifest.
-const MSRV: &str = "1.85";
-
 /// `cargo xtask lint`.
 pub(crate) fn lint() -> Result<(), String> {
     run(cargo().args(["fmt", "--all", "--check"]))?;
@@ -40,26 +37,43 @@ fn cargo_deny() -> Result<(), String> {
     run(cargo().args(["deny", "--offline", "check", "licenses", "bans", "sources"]))
 }
 
+/// The minimum supported Rust version: the workspace manifest's `rust-version`.
+fn msrv() -> Result<String, String> {
+    let manifest = std::fs::read_to_string(root().join("Cargo.toml"))
+        .map_err(|e| format!("reading the workspace Cargo.toml: {e}"))?;
+    rust_version(&manifest).ok_or_else(|| "the workspace Cargo.toml names no rust-version".into())
+}
+
+/// The value of the first `rust-version = "..."` line of a manifest.
+fn rust_version(manifest: &str) -> Option<String> {
+    manifest.lines().find_map(|line| {
+        let value = line.trim().strip_prefix("rust-version")?.trim().strip_prefix('=')?;
+        Some(value.trim().trim_matches('"').to_owned())
+    })
+}
+
+/// Checks the published crates with every feature on the MSRV toolchain. Under CI the
+/// toolchain is installed when missing; elsewhere a missing one skips the check.
 fn msrv_check() -> Result<(), String> {
-    let toolchain = format!("+{MSRV}");
-    if cmd::succeeds("cargo", [toolchain.as_str(), "--version"]) {
-        run(cargo().args([
-            toolchain.as_str(),
-            "check",
-            "--workspace",
-            "--exclude",
-            "poolside-benches",
-            "--exclude",
-            "xtask",
-            "--all-features",
-        ]))
-    } else {
-        eprintln!(
-            "notice: MSRV check skipped: toolchain {MSRV} (the workspace rust-version) is not \
-             installed; `rustup toolchain install {MSRV}` enables it"
-        );
-        Ok(())
+    let msrv = msrv()?;
+    let toolchain = format!("+{msrv}");
+    if !cmd::succeeds("cargo", [toolchain.as_str(), "--version"]) {
+        if !in_ci() {
+            eprintln!(
+                "notice: MSRV check skipped: toolchain {msrv} (the workspace rust-version) is \
+                 not installed; `rustup toolchain install {msrv} --profile minimal` enables it"
+            );
+            return Ok(());
+        }
+        run(Command::new("rustup").args(["toolchain", "install", &msrv, "--profile", "minimal"]))?;
     }
+    // Through rustup: `cargo()` is the running toolchain's own cargo binary, which does
+    // not understand `+toolchain`.
+    run(Command::new("rustup")
+        .args(["run", &msrv, "cargo", "check", "--workspace", "--exclude", "poolside-benches"])
+        .args(["--exclude", "xtask", "--all-features", "--locked"])
+        .current_dir(root())
+        .env("CARGO_TARGET_DIR", root().join("target/msrv")))
 }
 
 /// Options of `cargo xtask test`.
@@ -521,6 +535,14 @@ mod tests {
         assert_eq!(model_cfg(&root.join("crates/connpool/tests/loom.rs")), "poolside_loom");
         assert_eq!(model_cfg(&root.join("crates/workerpool/tests/loom.rs")), "loom");
         assert_eq!(model_cfg(&root.join("no/such/model.rs")), "loom");
+    }
+
+    #[test]
+    fn the_msrv_is_read_from_the_workspace_manifest() {
+        assert_eq!(rust_version("[package]\nrust-version = \"1.85\"\n").as_deref(), Some("1.85"));
+        assert_eq!(rust_version("[package]\nname = \"x\"\n"), None);
+        let msrv = msrv().expect("the workspace names its rust-version");
+        assert!(msrv.split('.').all(|part| part.parse::<u32>().is_ok()), "{msrv}");
     }
 
     #[test]
