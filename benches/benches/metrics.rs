@@ -95,7 +95,7 @@ fn connpool(c: &mut Criterion) {
     let exported = Arc::new(runtime.block_on(async {
         Builder::new()
             .max_size(4)
-            .events(metrics.timing_hook("connpool", "bench").unwrap())
+            .events(metrics.timing_hook("bench").unwrap())
             .build(Noop)
             .unwrap()
     }));

@@ -1,13 +1,30 @@
 //! The JSON snapshot served at `/debug/vars`.
 
+use crate::registry::{DynPool, Entry};
 use poolside_core::Snapshot;
 use serde_json::{Map, Value, json};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
 
-/// `{"pools": [{"name", "kind", "metrics": [{"name", "kind", "help", "labels", "value"}]}]}`
-pub(crate) fn render(pools: &[(String, Snapshot)]) -> String {
+/// `{"pools": [{"name", "kind", "metrics": [{"name", "kind", "help", "labels", "value"}]}]}`,
+/// pools in registration order.
+pub(crate) fn render(pools: &[(Arc<Entry>, Arc<DynPool>)]) -> String {
     let pools: Vec<Value> = pools
         .iter()
-        .map(|(name, snapshot)| {
+        .filter_map(|(entry, pool)| {
+            let name = &entry.name;
+            // A pool whose report panics is left out (and logged), as in the exposition.
+            let snapshot = match catch_unwind(AssertUnwindSafe(|| Snapshot::of(&**pool))) {
+                Ok(snapshot) => snapshot,
+                Err(panic) => {
+                    tracing::error!(
+                        pool = %name,
+                        panic = crate::render::panic_message(&*panic),
+                        "a pool's metrics report panicked: left out of this snapshot"
+                    );
+                    return None;
+                }
+            };
             let metrics: Vec<Value> = snapshot
                 .entries
                 .iter()
@@ -26,7 +43,7 @@ pub(crate) fn render(pools: &[(String, Snapshot)]) -> String {
                     })
                 })
                 .collect();
-            json!({ "name": name, "kind": snapshot.kind, "metrics": metrics })
+            Some(json!({ "name": name, "kind": snapshot.kind, "metrics": metrics }))
         })
         .collect();
     json!({ "pools": pools }).to_string()

@@ -1,5 +1,6 @@
-//! Forwarding to the process-wide `metrics` recorder (its own test binary, because a
-//! global recorder can be installed only once per process).
+//! Feature `facade`: forwarding to the process-wide `metrics` recorder under the same
+//! family names and labels as the exposition (its own test binary, because a global
+//! recorder can be installed only once per process).
 
 mod support;
 
@@ -17,7 +18,7 @@ fn values_and_timings_reach_the_global_recorder() {
     recorder.install().expect("first and only global recorder in this process");
 
     let metrics = PoolMetrics::builder().forward_to_global(true).build().unwrap();
-    let events = metrics.timing_hook("scripted", "global").unwrap();
+    let events = metrics.timing_hook("global").unwrap();
     let pool = Arc::new(ScriptedPool::default());
     let _registration = metrics.register("global", &pool).unwrap();
     scripted_workload(&pool);
@@ -36,7 +37,8 @@ fn values_and_timings_reach_the_global_recorder() {
         let (_, _, description, value) = values.swap_remove(index);
         Some((description, value))
     };
-    let (description, acquires) = take("poolside_scripted_acquires").expect("forwarded counter");
+    let (description, acquires) =
+        take("poolside_scripted_acquires_total").expect("forwarded counter");
     assert_eq!(acquires, DebugValue::Counter(10));
     assert_eq!(description.map(|d| d.to_string()), Some("Successful acquisitions.".to_owned()));
     let (_, in_use) = take("poolside_scripted_in_use").expect("forwarded gauge");
@@ -48,8 +50,13 @@ fn values_and_timings_reach_the_global_recorder() {
         }
         other => panic!("expected a histogram, got {other:?}"),
     }
-    assert!(matches!(
-        metrics.spawn_collector(Duration::ZERO),
-        Err(poolside_metrics::MetricsError::InvalidConfig(_))
-    ));
+    for bad in [Duration::ZERO, Duration::MAX, Duration::from_secs(86_401)] {
+        assert!(
+            matches!(
+                metrics.spawn_collector(bad),
+                Err(poolside_metrics::MetricsError::InvalidConfig(_))
+            ),
+            "{bad:?}"
+        );
+    }
 }
