@@ -102,6 +102,11 @@ pub use server::{
     MetricsServer, ServerBuilder,
 };
 
+/// The README's snippet, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+mod readme {}
+
 /// docs/metrics.md's snippets, compiled and run as doctests (they use every feature).
 #[cfg(all(doctest, feature = "server", feature = "facade"))]
 #[doc = include_str!("../../../docs/metrics.md")]
