@@ -6,7 +6,6 @@
 //! others. Nothing is buffered and nothing allocates; the exposition is written from
 //! the counters at scrape time.
 
-use crossbeam_utils::CachePadded;
 use poolside_core::{EventHook, Timing};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -61,59 +60,6 @@ fn shard_index() -> usize {
         .unwrap_or(0)
 }
 
-/// One shard: a counter per bucket (the last is `+Inf`), then the sum in nanoseconds,
-/// padded to whole cache lines so two shards never share one.
-struct Shard {
-    cells: Box<[AtomicU64]>,
-}
-
-/// One timing's histogram.
-pub(crate) struct AtomicHistogram {
-    shards: Box<[CachePadded<Shard>]>,
-}
-
-impl AtomicHistogram {
-    fn new(buckets: usize) -> Self {
-        // buckets + `+Inf` + sum, rounded up to 16 cells (two 64-byte lines).
-        let cells = (buckets + 2).div_ceil(16) * 16;
-        let shards = (0..SHARDS)
-            .map(|_| {
-                CachePadded::new(Shard { cells: (0..cells).map(|_| AtomicU64::new(0)).collect() })
-            })
-            .collect();
-        AtomicHistogram { shards }
-    }
-
-    #[inline]
-    fn record(&self, bounds: &[u64], elapsed: Duration) {
-        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
-        let bucket = bounds.partition_point(|&bound| bound < nanos);
-        let cells = &self.shards[shard_index()].cells;
-        cells[bucket].fetch_add(1, Ordering::Relaxed);
-        // Zero waits (a connection was idle) are the common case: skip the sum. A
-        // sample adds at most a day to the sum, so one absurd duration cannot wrap it;
-        // the sum (like any Prometheus counter) may still wrap after centuries of
-        // summed time, which `rate()` reads as a reset.
-        if nanos != 0 {
-            cells[bounds.len() + 1].fetch_add(nanos.min(MAX_SUM_SAMPLE_NANOS), Ordering::Relaxed);
-        }
-    }
-
-    /// Per-bucket counts (not cumulative; the last is `+Inf`) and the sum in
-    /// nanoseconds.
-    fn totals(&self, buckets: usize) -> (Vec<u64>, u128) {
-        let mut counts = vec![0u64; buckets + 1];
-        let mut sum = 0u128;
-        for shard in self.shards.iter() {
-            for (total, cell) in counts.iter_mut().zip(shard.cells.iter()) {
-                *total += cell.load(Ordering::Relaxed);
-            }
-            sum += u128::from(shard.cells[buckets + 1].load(Ordering::Relaxed));
-        }
-        (counts, sum)
-    }
-}
-
 /// What a histogram held at one scrape.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct HistogramTotals {
@@ -125,30 +71,74 @@ pub(crate) struct HistogramTotals {
     pub(crate) sum_seconds: f64,
 }
 
-/// The histograms of one pool, one per [`Timing`].
+/// The histograms of one pool, one per [`Timing`], in one flat array of counters so
+/// recording follows a single pointer.
+///
+/// Layout: for each timing, for each of the [`SHARDS`] shards, a block of `stride`
+/// cells: one counter per bucket (the last is `+Inf`), then the sum in nanoseconds,
+/// then padding. `stride` leaves at least a cache line of padding after a block's
+/// counters, so two shards' counters never share a cache line.
 pub(crate) struct TimingHistograms {
     bounds: Box<[u64]>,
-    own: Box<[AtomicHistogram]>,
+    cells: Box<[AtomicU64]>,
+    stride: usize,
     #[cfg(feature = "facade")]
     pub(crate) global: std::sync::OnceLock<crate::facade::GlobalTimings>,
 }
 
 impl TimingHistograms {
     /// `bounds` are strictly increasing upper bounds in nanoseconds (validated by the
-    /// builder).
+    /// builder: at most [`MAX_BUCKETS`](crate::MAX_BUCKETS) of them).
     pub(crate) fn new(bounds: &[u64]) -> Self {
+        // buckets + `+Inf` + sum, rounded up to a cache line of cells, plus one line.
+        let stride = (bounds.len() + 2).div_ceil(8) * 8 + 8;
+        let len = Timing::ALL.len() * SHARDS * stride;
         TimingHistograms {
             bounds: bounds.into(),
-            own: Timing::ALL.iter().map(|_| AtomicHistogram::new(bounds.len())).collect(),
+            cells: (0..len).map(|_| AtomicU64::new(0)).collect(),
+            stride,
             #[cfg(feature = "facade")]
             global: std::sync::OnceLock::new(),
         }
     }
 
+    /// The first cell of `timing`'s block in `shard`.
+    #[inline]
+    fn block(&self, timing: usize, shard: usize) -> usize {
+        (timing * SHARDS + shard) * self.stride
+    }
+
+    #[inline]
+    fn record(&self, timing: usize, elapsed: Duration) {
+        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        // Every bound is above zero (the builder checks), so a zero wait — the common
+        // case, a connection was idle — is in the first bucket without a search.
+        let bucket = if nanos == 0 { 0 } else { self.bounds.partition_point(|&b| b < nanos) };
+        let block = self.block(timing, shard_index());
+        self.cells[block + bucket].fetch_add(1, Ordering::Relaxed);
+        // A zero wait adds nothing to the sum: skip it. A sample adds at most a day to
+        // the sum, so one absurd duration cannot wrap it;
+        // the sum (like any Prometheus counter) may still wrap after centuries of
+        // summed time, which `rate()` reads as a reset.
+        if nanos != 0 {
+            let sum = &self.cells[block + self.bounds.len() + 1];
+            sum.fetch_add(nanos.min(MAX_SUM_SAMPLE_NANOS), Ordering::Relaxed);
+        }
+    }
+
     /// The totals of `timing`, or `None` for a timing this crate does not know.
     pub(crate) fn totals(&self, timing: Timing) -> Option<HistogramTotals> {
-        let histogram = &self.own[index(timing)?];
-        let (counts, sum_nanos) = histogram.totals(self.bounds.len());
+        let timing = index(timing)?;
+        let buckets = self.bounds.len();
+        let mut counts = vec![0u64; buckets + 1];
+        let mut sum_nanos = 0u128;
+        for shard in 0..SHARDS {
+            let block = &self.cells[self.block(timing, shard)..][..buckets + 2];
+            for (total, cell) in counts.iter_mut().zip(block) {
+                *total += cell.load(Ordering::Relaxed);
+            }
+            sum_nanos += u128::from(block[buckets + 1].load(Ordering::Relaxed));
+        }
         let mut running = 0;
         let cumulative = self
             .bounds
@@ -180,7 +170,7 @@ impl EventHook for TimingHistograms {
     #[inline]
     fn on_timing(&self, timing: Timing, elapsed: Duration) {
         let Some(i) = index(timing) else { return };
-        self.own[i].record(&self.bounds, elapsed);
+        self.record(i, elapsed);
         #[cfg(feature = "facade")]
         if let Some(global) = self.global.get() {
             global.record(i, elapsed);
@@ -206,17 +196,30 @@ mod tests {
     #[test]
     fn samples_land_in_the_first_bucket_that_holds_them() {
         let bounds = default_bounds();
-        let h = AtomicHistogram::new(bounds.len());
-        h.record(&bounds, Duration::from_nanos(1_000)); // exactly 1 µs: le="0.000001"
-        h.record(&bounds, Duration::from_nanos(1_001));
-        h.record(&bounds, Duration::from_secs(60)); // beyond the last bound: +Inf
-        h.record(&bounds, Duration::MAX); // saturates, still counted
-        let (buckets, sum) = h.totals(bounds.len());
-        assert_eq!(buckets[0], 1);
-        assert_eq!(buckets[1], 1);
-        assert_eq!(buckets[bounds.len()], 2);
-        assert_eq!(buckets.iter().sum::<u64>(), 4);
-        assert_eq!(sum, 60_000_002_001 + MAX_SUM_SAMPLE_NANOS as u128);
+        let h = TimingHistograms::new(&bounds);
+        h.on_timing(Timing::Dial, Duration::from_nanos(1_000)); // exactly 1 µs: le="0.000001"
+        h.on_timing(Timing::Dial, Duration::from_nanos(1_001));
+        h.on_timing(Timing::Dial, Duration::from_secs(60)); // beyond the last bound: +Inf
+        h.on_timing(Timing::Dial, Duration::MAX); // counted; adds a day to the sum
+        h.on_timing(Timing::Dial, Duration::ZERO);
+        let totals = h.totals(Timing::Dial).unwrap();
+        assert_eq!(totals.cumulative[0], (1_000, 2), "zero and 1 µs");
+        assert_eq!(totals.cumulative[1], (2_500, 3));
+        assert_eq!(totals.cumulative.last().unwrap().1, 3);
+        assert_eq!(totals.count, 5);
+        let expected = (60_000_002_001 + MAX_SUM_SAMPLE_NANOS) as f64 / 1e9;
+        assert!((totals.sum_seconds - expected).abs() < 1e-6, "{}", totals.sum_seconds);
+        assert_eq!(h.totals(Timing::AcquireWait).unwrap().count, 0, "timings are separate");
+    }
+
+    #[test]
+    fn shards_never_share_a_cache_line() {
+        for buckets in [1, 6, 7, 20, 64] {
+            let h = TimingHistograms::new(&(1..=buckets as u64).collect::<Vec<_>>());
+            let used = buckets + 2;
+            assert!(h.stride >= used + 8, "{buckets}: a full line of padding after the counters");
+            assert_eq!(h.cells.len(), Timing::ALL.len() * SHARDS * h.stride);
+        }
     }
 
     #[test]
