@@ -105,6 +105,8 @@ pub(crate) struct Entry {
     pub(crate) kind: &'static str,
     pool: Weak<DynPool>,
     pub(crate) timings: Option<Arc<TimingHistograms>>,
+    /// Every family the pool declared, with its type (`None`: a histogram).
+    families: Vec<(String, Option<MetricKind>)>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -306,11 +308,12 @@ impl PoolMetrics {
             if state.entries.len() >= limit {
                 return Err(MetricsError::TooManyPools { limit });
             }
+            // Compared with the families each pool declared when it registered: no
+            // user code runs under the lock.
             for entry in &state.entries {
-                let Some(other) = entry.pool.upgrade() else { continue };
-                let theirs = families_of(entry.kind, &*other);
-                if let Some((family, _)) =
-                    families.iter().find(|(f, t)| theirs.iter().any(|(g, u)| f == g && t != u))
+                if let Some((family, _)) = families
+                    .iter()
+                    .find(|(f, t)| entry.families.iter().any(|(g, u)| f == g && t != u))
                 {
                     return Err(MetricsError::FamilyConflict { family: family.clone() });
                 }
@@ -326,6 +329,7 @@ impl PoolMetrics {
                 kind,
                 pool: Arc::downgrade(&dyn_pool),
                 timings,
+                families,
             });
             state.entries.push(entry.clone());
             entry
