@@ -464,8 +464,19 @@ impl PoolMetrics {
         state.pending.len()
     }
 
+    /// Removes a registration. A timing hook whose pool is still alive goes back to
+    /// waiting under the pool's name, so registering the pool again exports its
+    /// histograms again, counts included.
     fn remove(shared: &Shared, id: u64) {
-        lock(&shared.state).entries.retain(|e| e.id != id);
+        let mut state = lock(&shared.state);
+        let Some(at) = state.entries.iter().position(|e| e.id == id) else { return };
+        let entry = state.entries.remove(at);
+        if let Some(hook) = &entry.timings {
+            if entry.pool.strong_count() > 0 && !state.pending.iter().any(|(n, _)| *n == entry.name)
+            {
+                state.pending.push((entry.name.clone(), Arc::downgrade(hook)));
+            }
+        }
     }
 }
 

@@ -190,6 +190,27 @@ fn timing_histograms_take_the_pools_kind_with_exact_buckets() {
 }
 
 #[test]
+fn a_pool_registered_again_keeps_its_histograms() {
+    let metrics = PoolMetrics::new();
+    let events = metrics.timing_hook("again").unwrap();
+    let pool = Arc::new(ScriptedPool::default());
+    let registration = metrics.register("again", &pool).unwrap();
+    events.record(Timing::AcquireWait, Duration::from_millis(1));
+    registration.deregister();
+    assert_eq!(metrics.render_prometheus(), "");
+    assert_eq!(metrics.pending_hooks(), 1, "the live pool's hook waits again");
+    events.record(Timing::AcquireWait, Duration::from_millis(1));
+    let _registration = metrics.register("again", &pool).unwrap();
+    let labels = [("pool", "again"), ("kind", "scripted")];
+    let text = metrics.render_prometheus();
+    assert_eq!(sample(&text, "poolside_scripted_acquire_wait_seconds_count", &labels), Some(2.0));
+    drop(events);
+    drop(pool);
+    assert_eq!(metrics.render_prometheus(), "");
+    assert_eq!(metrics.pending_hooks(), 0);
+}
+
+#[test]
 fn a_hook_whose_pool_never_registers_holds_no_slot_and_is_reaped() {
     let metrics = PoolMetrics::builder().max_pools(1).build().unwrap();
     let orphan = metrics.timing_hook("orphan").unwrap();
