@@ -7,6 +7,7 @@ mod support;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use poolside_core::Timing;
 use poolside_metrics::PoolMetrics;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 use support::{ScriptedPool, scripted_workload};
@@ -29,6 +30,30 @@ fn values_and_timings_reach_the_global_recorder() {
     drop(collector);
 
     let mut values = snapshotter.snapshot().into_vec();
+
+    // The same series as the exposition: every gauge and counter sample of the scrape
+    // exists in the global recorder under the same name and labels.
+    let forwarded: BTreeSet<(String, BTreeMap<String, String>)> = values
+        .iter()
+        .map(|(key, ..)| {
+            let labels =
+                key.key().labels().map(|l| (l.key().to_owned(), l.value().to_owned())).collect();
+            (key.key().name().to_owned(), labels)
+        })
+        .collect();
+    let scraped = support::series(&metrics.render_prometheus());
+    let plain: Vec<_> = scraped
+        .iter()
+        .filter(|s| !["_bucket", "_sum", "_count"].iter().any(|x| s.name.ends_with(x)))
+        .collect();
+    assert_eq!(plain.len(), 4);
+    for s in plain {
+        assert!(
+            forwarded.contains(&(s.name.clone(), s.labels.clone())),
+            "{} not forwarded",
+            s.name
+        );
+    }
     let mut take = |name: &str| {
         let index = values.iter().position(|(key, _, _, _)| {
             key.key().name() == name
