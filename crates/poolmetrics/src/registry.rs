@@ -356,8 +356,10 @@ impl PoolMetrics {
     /// may wait at once; asking again for a name that is still waiting returns the
     /// same histograms.
     ///
-    /// Recording costs one atomic bucket increment (and one for the sum when the time
-    /// is not zero) per event, and nothing at all for pools built without a hook.
+    /// Recording costs one bucket increment (and one for the sum when the time is not
+    /// zero) per event, in counters only the calling thread writes, and nothing at all
+    /// for pools built without a hook. A hook holds its counters: a block per timing
+    /// and per thread shard (33 shards), about 34 KiB with the default buckets.
     ///
     /// ```
     /// use poolside_core::Timing;
