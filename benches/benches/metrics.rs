@@ -9,10 +9,13 @@
 //! * `metrics_overhead_connpool/<impl>/<round>`: connpool get + drop, pre-warmed, no-op
 //!   manager, on a current-thread runtime; the registered pool records an acquire-wait
 //!   histogram sample on every get.
+//! * `metrics_timing_hook/<impl>`: one timing event, zero and 37 µs long, through a
+//!   `PoolMetrics` hook against `Events::none()` (what a pool without a hook pays).
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use poolside_bufpool::Pool;
 use poolside_connpool::{Builder, Manager};
+use poolside_core::{Events, Timing};
 use poolside_metrics::PoolMetrics;
 use std::convert::Infallible;
 use std::hint::black_box;
@@ -129,9 +132,28 @@ fn connpool(c: &mut Criterion) {
     group.finish();
 }
 
+fn timing_hook(c: &mut Criterion) {
+    let mut group = c.benchmark_group("metrics_timing_hook");
+    group.throughput(Throughput::Elements(1));
+    let metrics = PoolMetrics::new();
+    let hooked = metrics.timing_hook("bench").unwrap();
+    let none = Events::none();
+    let wait = Duration::from_micros(37);
+    group.bench_function("no-hook", |b| {
+        b.iter(|| black_box(&none).record(Timing::AcquireWait, black_box(Duration::ZERO)))
+    });
+    group.bench_function("poolside/zero", |b| {
+        b.iter(|| black_box(&hooked).record(Timing::AcquireWait, black_box(Duration::ZERO)))
+    });
+    group.bench_function("poolside/37us", |b| {
+        b.iter(|| black_box(&hooked).record(Timing::AcquireWait, black_box(wait)))
+    });
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = poolside_benches::criterion_config();
-    targets = bufpool, connpool
+    targets = bufpool, connpool, timing_hook
 }
 criterion_main!(benches);
