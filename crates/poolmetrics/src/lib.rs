@@ -73,7 +73,7 @@
 //! at `info` when the endpoint starts, and at `warn` when accepting a connection or
 //! starting its thread fails.
 #![forbid(unsafe_code)]
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod catalogue;
 mod error;
