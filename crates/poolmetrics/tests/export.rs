@@ -353,6 +353,37 @@ fn json_snapshot_lists_every_pool_with_its_values() {
     assert_eq!(find("in_use", None), Some(3));
     assert_eq!(find("retained", Some("large")), Some(2));
     assert_eq!(values[0]["kind"], "gauge");
+    assert_eq!(pools[0]["timings"], serde_json::json!([]), "no hook, no timings");
+}
+
+#[test]
+fn json_snapshot_has_the_timings_with_samples() {
+    let metrics = PoolMetrics::new();
+    let events = metrics.timing_hook("timed").unwrap();
+    let pool = Arc::new(ScriptedPool::default());
+    let _registration = metrics.register("timed", &pool).unwrap();
+    events.record(Timing::AcquireWait, Duration::from_millis(2));
+    events.record(Timing::AcquireWait, Duration::from_millis(4));
+    let json: serde_json::Value = serde_json::from_str(&metrics.snapshot_json()).unwrap();
+    let timings = json["pools"][0]["timings"].as_array().unwrap();
+    assert_eq!(timings.len(), 1, "only timings with samples");
+    assert_eq!(timings[0]["name"], "acquire_wait");
+    assert_eq!(timings[0]["count"], 2);
+    assert!((timings[0]["sum_seconds"].as_f64().unwrap() - 0.006).abs() < 1e-12);
+    let buckets = timings[0]["buckets"].as_array().unwrap();
+    assert_eq!(buckets.len(), poolside_metrics::DEFAULT_BUCKETS.len());
+    let at = |le: f64| buckets.iter().find(|b| b["le_seconds"] == le).unwrap()["count"].clone();
+    assert_eq!(at(0.0025), 1);
+    assert_eq!(at(0.005), 2);
+}
+
+#[test]
+fn handles_are_send_and_sync() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<PoolMetrics>();
+    send_sync::<poolside_metrics::Registration>();
+    send_sync::<poolside_metrics::PoolMetricsBuilder>();
+    send_sync::<MetricsError>();
 }
 
 #[test]
