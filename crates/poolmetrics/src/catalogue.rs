@@ -3,7 +3,7 @@
 //! by the same rules as the exposition. docs/metrics.md's catalogue is
 //! [`markdown_table`]'s output, and a test fails when the two differ.
 
-use crate::naming::{family_name, histogram_name, is_snake_case};
+use crate::naming::{family_name, histogram_name, is_exported_label};
 use poolside_core::{Instrumented, Metric, MetricKind};
 
 /// The type of an exported family, as in the exposition's `# TYPE` line.
@@ -78,10 +78,7 @@ pub fn families(pool: &dyn Instrumented) -> Vec<Family> {
         let name = family_name(kind, m.desc);
         if let Some(family) = families.iter_mut().find(|f| f.name == name) {
             for &(key, _) in m.labels {
-                if is_snake_case(key)
-                    && !["pool", "kind", "le"].contains(&key)
-                    && !family.labels.contains(&key)
-                {
+                if is_exported_label(key) && !family.labels.contains(&key) {
                     family.labels.push(key);
                 }
             }

@@ -8,7 +8,7 @@
 //! writes: gauges set, counters set to their absolute value, timings recorded into
 //! `metrics` histograms in seconds as they happen.
 
-use crate::naming::{family_name, histogram_name, is_snake_case};
+use crate::naming::{family_name, histogram_name, is_exported_label};
 use crate::registry::{DynPool, Entry};
 use crate::{MetricsError, PoolMetrics};
 use metrics::{Histogram, Key, Label, Metadata, Unit};
@@ -94,7 +94,7 @@ fn push_values(entry: &Entry, pool: &DynPool) {
         labels.extend(
             m.labels
                 .iter()
-                .filter(|(k, _)| is_snake_case(k) && !["pool", "kind", "le"].contains(k))
+                .filter(|(k, _)| is_exported_label(k))
                 .map(|&(k, v)| Label::new(k, v.to_owned())),
         );
         let name = family_name(entry.kind, m.desc);

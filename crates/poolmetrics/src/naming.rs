@@ -34,6 +34,13 @@ pub(crate) fn is_snake_case(part: &str) -> bool {
         && bytes.all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_'))
 }
 
+/// Whether a label a pool reports is exported: lower snake case, and not one of the
+/// labels every series carries already (`pool`, `kind`) or `le`, reserved for
+/// histogram buckets.
+pub(crate) fn is_exported_label(key: &str) -> bool {
+    is_snake_case(key) && !["pool", "kind", "le"].contains(&key)
+}
+
 /// Checks a pool's kind and catalogue before it is exported, so every family it can
 /// produce is a valid, conventional name.
 pub(crate) fn validate_catalogue(

@@ -6,7 +6,8 @@
 //! pool's samples in the order the pool reports them. Two scrapes of unchanged pools
 //! are byte-for-byte equal.
 
-use crate::naming::{family_name, histogram_name, is_snake_case};
+use crate::catalogue::FamilyType;
+use crate::naming::{family_name, histogram_name, is_exported_label};
 use crate::registry::{DynPool, Entry};
 use poolside_core::{Metric, MetricKind, Timing};
 use std::collections::BTreeMap;
@@ -17,27 +18,6 @@ use std::sync::Arc;
 /// The content type of [`PoolMetrics::render_prometheus`](crate::PoolMetrics::render_prometheus)'s
 /// output, for the `Content-Type` header of a `/metrics` response.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
-
-/// Labels every series carries before the pool's own; a pool label with one of these
-/// names (or `le`, reserved for histogram buckets) is not exported.
-const RESERVED_LABELS: [&str; 3] = ["pool", "kind", "le"];
-
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum FamilyType {
-    Gauge,
-    Counter,
-    Histogram,
-}
-
-impl FamilyType {
-    fn as_str(self) -> &'static str {
-        match self {
-            FamilyType::Gauge => "gauge",
-            FamilyType::Counter => "counter",
-            FamilyType::Histogram => "histogram",
-        }
-    }
-}
 
 struct Family {
     kind: FamilyType,
@@ -111,7 +91,7 @@ fn pool_lines(entry: &Entry, pool: &DynPool) -> Vec<Line> {
         };
         let mut text = format!("{family}{{{base}");
         for &(key, value) in m.labels {
-            if is_snake_case(key) && !RESERVED_LABELS.contains(&key) {
+            if is_exported_label(key) {
                 let _ = write!(text, ",{key}=\"{}\"", escape_label(value));
             }
         }
