@@ -641,7 +641,10 @@ pub struct PoolStats {
     pub retained_shared_bytes: u64,
 }
 
-static HITS: MetricDesc = MetricDesc::counter("hits", "Gets served from a pooled object.");
+static HITS: MetricDesc = MetricDesc::counter(
+    "hits",
+    "Gets served from a pooled object, from a per-thread cache or the shared store.",
+);
 static MISSES: MetricDesc = MetricDesc::counter("misses", "Gets that made a new object.");
 static RETURNS: MetricDesc = MetricDesc::counter("returns", "Objects returned to the pool.");
 static DROPPED_OVERSIZED: MetricDesc = MetricDesc::counter(
