@@ -1,15 +1,21 @@
-//! What exporting a pool costs its hot path: the same pool registered with
-//! `PoolMetrics` (timing hook installed, scraped every 10 ms by another thread) against
-//! the pool unregistered, in the same run.
+//! What exporting a pool costs its hot path: a pool registered with `PoolMetrics`
+//! (timing hook installed where the pool has timings, scraped every 10 ms by another
+//! thread) against the pool unregistered, interleaved in the same run: rounds
+//! `unregistered/<n>` and `poolside/registered/<n>` alternate, so drift of a busy
+//! machine hits both alike.
 //!
-//! * `metrics_overhead_bufpool/<impl>`: `Pool<Vec<u8>>` get + put.
-//! * `metrics_overhead_connpool/<impl>`: connpool get + release, pre-warmed, no-op
-//!   manager, on a current-thread runtime; the registered pool records an
-//!   acquire-wait histogram sample on every get.
+//! * `metrics_overhead_bufpool/<impl>/<round>`: `Pool<Vec<u8>>` get + put; the same
+//!   pool, registered and scraped only during the `registered` rounds.
+//! * `metrics_overhead_connpool/<impl>/<round>`: connpool get + drop, pre-warmed, no-op
+//!   manager, on a current-thread runtime; the registered pool records an acquire-wait
+//!   histogram sample on every get.
+//! * `metrics_timing_hook/<impl>`: one timing event, zero and 37 µs long, through a
+//!   `PoolMetrics` hook against `Events::none()` (what a pool without a hook pays).
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use poolside_bufpool::Pool;
 use poolside_connpool::{Builder, Manager};
+use poolside_core::{Events, Timing};
 use poolside_metrics::PoolMetrics;
 use std::convert::Infallible;
 use std::hint::black_box;
@@ -59,18 +65,30 @@ impl Drop for Scraper {
     }
 }
 
+/// Interleaved rounds of each variant.
+fn rounds() -> usize {
+    poolside_benches::full_or_quick(3, 2)
+}
+
 fn bufpool(c: &mut Criterion) {
     let mut group = c.benchmark_group("metrics_overhead_bufpool");
     group.throughput(Throughput::Elements(1));
-    // The same pool, first unregistered, then registered and scraped: the difference
-    // is what registration costs, not where two pools sit in the thread cache.
+    // The same pool in both variants: the difference is what registration and
+    // scraping cost, not where two pools sit in the thread cache.
     let pool = Arc::new(Pool::new(|| Vec::<u8>::with_capacity(256)));
-    group.bench_function("unregistered", |b| b.iter(|| black_box(pool.get().capacity())));
-
     let metrics = PoolMetrics::new();
-    let _registration = metrics.register("bench", &pool).unwrap();
-    let _scraper = Scraper::start(metrics.clone());
-    group.bench_function("poolside/registered", |b| b.iter(|| black_box(pool.get().capacity())));
+    for round in 1..=rounds() {
+        group.bench_with_input(BenchmarkId::new("unregistered", round), &pool, |b, pool| {
+            b.iter(|| black_box(pool.get().capacity()))
+        });
+        let registration = metrics.register("bench", &pool).unwrap();
+        let scraper = Scraper::start(metrics.clone());
+        group.bench_with_input(BenchmarkId::new("poolside/registered", round), &pool, |b, pool| {
+            b.iter(|| black_box(pool.get().capacity()))
+        });
+        drop(scraper);
+        drop(registration);
+    }
     group.finish();
 }
 
@@ -88,27 +106,54 @@ fn connpool(c: &mut Criterion) {
     };
 
     let plain = runtime.block_on(async { Builder::new().max_size(4).build(Noop).unwrap() });
-    run(&plain); // pre-warm
-    group.bench_function("unregistered", |b| b.iter(|| run(&plain)));
-
     let metrics = PoolMetrics::new();
     let exported = Arc::new(runtime.block_on(async {
         Builder::new()
             .max_size(4)
-            .events(metrics.timing_hook("connpool", "bench").unwrap())
+            .events(metrics.timing_hook("bench").unwrap())
             .build(Noop)
             .unwrap()
     }));
     let _registration = metrics.register("bench", &exported).unwrap();
+    run(&plain); // pre-warm both
     run(&exported);
-    let _scraper = Scraper::start(metrics.clone());
-    group.bench_function("poolside/registered", |b| b.iter(|| run(&exported)));
+    for round in 1..=rounds() {
+        group.bench_with_input(BenchmarkId::new("unregistered", round), &plain, |b, pool| {
+            b.iter(|| run(pool))
+        });
+        let scraper = Scraper::start(metrics.clone());
+        group.bench_with_input(
+            BenchmarkId::new("poolside/registered", round),
+            &exported,
+            |b, pool| b.iter(|| run(pool)),
+        );
+        drop(scraper);
+    }
+    group.finish();
+}
+
+fn timing_hook(c: &mut Criterion) {
+    let mut group = c.benchmark_group("metrics_timing_hook");
+    group.throughput(Throughput::Elements(1));
+    let metrics = PoolMetrics::new();
+    let hooked = metrics.timing_hook("bench").unwrap();
+    let none = Events::none();
+    let wait = Duration::from_micros(37);
+    group.bench_function("no-hook", |b| {
+        b.iter(|| black_box(&none).record(Timing::AcquireWait, black_box(Duration::ZERO)))
+    });
+    group.bench_function("poolside/zero", |b| {
+        b.iter(|| black_box(&hooked).record(Timing::AcquireWait, black_box(Duration::ZERO)))
+    });
+    group.bench_function("poolside/37us", |b| {
+        b.iter(|| black_box(&hooked).record(Timing::AcquireWait, black_box(wait)))
+    });
     group.finish();
 }
 
 criterion_group! {
     name = benches;
     config = poolside_benches::criterion_config();
-    targets = bufpool, connpool
+    targets = bufpool, connpool, timing_hook
 }
 criterion_main!(benches);

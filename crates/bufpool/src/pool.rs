@@ -641,7 +641,10 @@ pub struct PoolStats {
     pub retained_shared_bytes: u64,
 }
 
-static HITS: MetricDesc = MetricDesc::counter("hits", "Gets served from a pooled object.");
+static HITS: MetricDesc = MetricDesc::counter(
+    "hits",
+    "Gets served from a pooled object, from a per-thread cache or the shared store.",
+);
 static MISSES: MetricDesc = MetricDesc::counter("misses", "Gets that made a new object.");
 static RETURNS: MetricDesc = MetricDesc::counter("returns", "Objects returned to the pool.");
 static DROPPED_OVERSIZED: MetricDesc = MetricDesc::counter(
@@ -652,9 +655,14 @@ static DROPPED_FULL: MetricDesc =
     MetricDesc::counter("dropped_full", "Returned objects dropped because the pool was full.");
 static RELEASED_IDLE: MetricDesc =
     MetricDesc::counter("released_idle", "Objects freed after sitting idle, or by trim.");
-static RETAINED: MetricDesc = MetricDesc::gauge("retained", "Objects kept in the shared store.");
-static RETAINED_BYTES: MetricDesc =
-    MetricDesc::gauge("retained_bytes", "Bytes held by the shared store.");
+static RETAINED: MetricDesc = MetricDesc::gauge(
+    "retained",
+    "Objects kept in the pool's shared store; objects in per-thread caches are not counted.",
+);
+static RETAINED_BYTES: MetricDesc = MetricDesc::gauge(
+    "retained_bytes",
+    "Bytes held by the objects in the pool's shared store; per-thread caches are not counted.",
+);
 
 pub(crate) static CATALOGUE: [&MetricDesc; 8] = [
     &HITS,

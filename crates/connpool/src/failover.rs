@@ -784,11 +784,30 @@ impl<M: Manager> Instrumented for FailoverPool<M> {
         "connpool_failover"
     }
 
+    /// The breaker's metrics, then every connection pool metric (reported once per
+    /// backend with a `backend` label).
     fn catalogue(&self) -> &'static [&'static MetricDesc] {
-        &CATALOGUE
+        static WITH_BACKENDS: std::sync::OnceLock<Vec<&'static MetricDesc>> =
+            std::sync::OnceLock::new();
+        WITH_BACKENDS.get_or_init(|| {
+            CATALOGUE.iter().chain(self.inner.primary.catalogue()).copied().collect()
+        })
     }
 
+    /// The breaker's state and counters, then the primary's and the spare's pool
+    /// metrics labelled `backend="primary"` / `backend="spare"`.
     fn visit_metrics(&self, visitor: &mut dyn MetricVisitor) {
+        self.visit_breaker(visitor);
+        for (backend, pool) in [("primary", &self.inner.primary), ("spare", &self.inner.spare)] {
+            pool.visit_metrics(&mut |m: poolside_core::Metric<'_>| {
+                visitor.visit(poolside_core::Metric { labels: &[("backend", backend)], ..m })
+            });
+        }
+    }
+}
+
+impl<M: Manager> FailoverPool<M> {
+    fn visit_breaker(&self, visitor: &mut dyn MetricVisitor) {
         let s = self.stats();
         let values: [(&'static MetricDesc, u64); 8] = [
             (&STATE, s.state as u64),

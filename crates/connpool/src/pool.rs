@@ -798,8 +798,9 @@ impl<M: Manager> Pool<M> {
             }
         };
         let conn = self.checkout(grant).await;
-        if shared.events.is_enabled() {
-            // Waiting in line plus opening or checking the connection.
+        if conn.is_ok() && shared.events.is_enabled() {
+            // Waiting in line plus opening or checking the connection; successful gets
+            // only, so the histogram's count equals the connections handed out.
             shared.events.record(Timing::AcquireWait, now.elapsed());
         }
         conn

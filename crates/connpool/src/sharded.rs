@@ -178,6 +178,10 @@ impl<K: ?Sized, M: Manager, S: Send + Sync + 'static> Instrumented for ShardedPo
         self.shards[0].catalogue()
     }
 
+    fn timings(&self) -> &'static [poolside_core::Timing] {
+        self.shards[0].timings()
+    }
+
     /// Every shard's metrics, each with a `shard` label (`"0"`, `"1"`, ...).
     fn visit_metrics(&self, visitor: &mut dyn MetricVisitor) {
         for (shard, label) in self.shards.iter().zip(self.labels.iter()) {

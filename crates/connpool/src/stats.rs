@@ -223,6 +223,10 @@ impl<M: Manager> Instrumented for Pool<M> {
         &CATALOGUE
     }
 
+    fn timings(&self) -> &'static [poolside_core::Timing] {
+        &[poolside_core::Timing::AcquireWait, poolside_core::Timing::Dial]
+    }
+
     fn visit_metrics(&self, visitor: &mut dyn MetricVisitor) {
         let g = &self.shared.gauges;
         let c = &self.shared.counters;

@@ -44,8 +44,10 @@ impl Timing {
     /// ```
     pub const fn help(self) -> &'static str {
         match self {
-            Timing::AcquireWait => "Time callers waited to acquire from the pool.",
-            Timing::Dial => "Time spent opening a connection.",
+            Timing::AcquireWait => {
+                "Time from calling get until it returned a connection or object, for successful gets only (failed and timed-out gets are counted by the pool's error counters)."
+            }
+            Timing::Dial => "Time spent opening a connection, successful or not.",
             Timing::QueueWait => "Time jobs waited in the queue before a worker started them.",
             Timing::JobRun => "Time workers spent running a job.",
         }

@@ -1,5 +1,6 @@
 //! Describing a pool's gauges and counters to a visitor, without allocating.
 
+use crate::Timing;
 use std::fmt;
 
 /// Whether a metric is a point-in-time level or a monotonically growing count.
@@ -172,6 +173,28 @@ pub trait Instrumented {
 
     /// Reports every current value to `visitor`.
     fn visit_metrics(&self, visitor: &mut dyn MetricVisitor);
+
+    /// The timings this pool reports through its [`Events`](crate::Events) hook, so
+    /// exporters can declare their histograms (and documentation can list them) before
+    /// the first event. Empty by default: a pool that records no timings need not
+    /// override it.
+    ///
+    /// ```
+    /// use poolside_core::{Instrumented, MetricDesc, MetricVisitor, Timing};
+    ///
+    /// struct Queue;
+    /// impl Instrumented for Queue {
+    ///     fn kind(&self) -> &'static str { "queue" }
+    ///     fn catalogue(&self) -> &'static [&'static MetricDesc] { &[] }
+    ///     fn visit_metrics(&self, _: &mut dyn MetricVisitor) {}
+    ///     fn timings(&self) -> &'static [Timing] { &[Timing::QueueWait] }
+    /// }
+    ///
+    /// assert_eq!(Queue.timings(), [Timing::QueueWait]);
+    /// ```
+    fn timings(&self) -> &'static [Timing] {
+        &[]
+    }
 }
 
 impl<T: Instrumented + ?Sized> Instrumented for &T {
@@ -184,6 +207,9 @@ impl<T: Instrumented + ?Sized> Instrumented for &T {
     fn visit_metrics(&self, visitor: &mut dyn MetricVisitor) {
         (**self).visit_metrics(visitor)
     }
+    fn timings(&self) -> &'static [Timing] {
+        (**self).timings()
+    }
 }
 
 impl<T: Instrumented + ?Sized> Instrumented for std::sync::Arc<T> {
@@ -195,6 +221,9 @@ impl<T: Instrumented + ?Sized> Instrumented for std::sync::Arc<T> {
     }
     fn visit_metrics(&self, visitor: &mut dyn MetricVisitor) {
         (**self).visit_metrics(visitor)
+    }
+    fn timings(&self) -> &'static [Timing] {
+        (**self).timings()
     }
 }
 
@@ -322,6 +351,28 @@ mod tests {
         let by_ref: &dyn Instrumented = &&Fixture;
         assert_eq!(by_ref.catalogue().len(), 2);
         assert_eq!(arc.kind(), "fixture");
+    }
+
+    #[test]
+    fn timings_default_to_none_and_forward() {
+        assert!(Fixture.timings().is_empty());
+        struct Timed;
+        impl Instrumented for Timed {
+            fn kind(&self) -> &'static str {
+                "timed"
+            }
+            fn catalogue(&self) -> &'static [&'static MetricDesc] {
+                &[]
+            }
+            fn visit_metrics(&self, _: &mut dyn MetricVisitor) {}
+            fn timings(&self) -> &'static [Timing] {
+                &[Timing::Dial]
+            }
+        }
+        let arc: Arc<dyn Instrumented> = Arc::new(Timed);
+        assert_eq!(arc.timings(), [Timing::Dial]);
+        let by_ref: &dyn Instrumented = &&Timed;
+        assert_eq!(by_ref.timings(), [Timing::Dial]);
     }
 
     #[test]

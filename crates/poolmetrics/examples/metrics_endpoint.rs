@@ -1,58 +1,32 @@
-//! A connection pool under load, observable at /metrics and /debug/vars.
+//! A service with one pool of every kind, observable at /metrics and /debug/vars.
 //!
-//! Runs 64 tasks against a 8-connection pool for two seconds, scrapes its own
-//! endpoint like Prometheus would, and prints the pool's series.
+//! Runs 64 tasks against the service's connection pool for two seconds while the
+//! other pools do some work, scrapes its own endpoint like Prometheus would, and
+//! prints a few of the series.
 //!
-//! `cargo run -p poolside-metrics --example metrics_endpoint`
+//! `cargo run -p poolside-metrics --features server --example metrics_endpoint`
 
-use poolside_connpool::{Builder, Manager, WaitPolicy};
+mod service;
+
 use poolside_metrics::PoolMetrics;
-use std::convert::Infallible;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use service::Service;
 use std::time::{Duration, Instant};
 
-/// A stand-in backend: "connections" are numbers, connecting takes a millisecond.
-struct Backend {
-    opened: AtomicU64,
-}
-
-impl Manager for Backend {
-    type Connection = u64;
-    type Error = Infallible;
-
-    async fn connect(&self) -> Result<u64, Infallible> {
-        tokio::time::sleep(Duration::from_millis(1)).await;
-        Ok(self.opened.fetch_add(1, Ordering::Relaxed))
-    }
-
-    async fn check(&self, _conn: &mut u64) -> Result<(), Infallible> {
-        Ok(())
-    }
-}
-
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let metrics = PoolMetrics::new();
-    let pool = Arc::new(
-        Builder::new()
-            .max_size(8)
-            .wait(WaitPolicy::Timeout(Duration::from_secs(1)))
-            .events(metrics.timing_hook("connpool", "demo-db")?)
-            .build(Backend { opened: AtomicU64::new(0) })?,
-    );
-    let _registration = metrics.register("demo-db", &pool)?;
+    let service = std::sync::Arc::new(Service::start(&metrics).await?);
     let server = metrics.serve("127.0.0.1:0")?;
     println!("serving http://{}/metrics and /debug/vars", server.local_addr());
 
     let deadline = Instant::now() + Duration::from_secs(2);
     let tasks: Vec<_> = (0..64)
         .map(|_| {
-            let pool = pool.clone();
+            let db = service.db.clone();
             tokio::spawn(async move {
                 let mut served = 0u64;
                 while Instant::now() < deadline {
-                    let conn = pool.get().await.expect("the pool serves within a second");
+                    let conn = db.get().await.expect("the pool serves within a second");
                     tokio::time::sleep(Duration::from_micros(200)).await; // "a query"
                     drop(conn);
                     served += 1;
@@ -61,6 +35,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             })
         })
         .collect();
+    for _ in 0..10 {
+        service.exercise().await?;
+    }
     let mut total = 0;
     for task in tasks {
         total += task.await?;
@@ -70,16 +47,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let addr = server.local_addr();
     let text =
         tokio::task::spawn_blocking(move || scrape(&format!("http://{addr}/metrics"))).await??;
+    if std::env::var_os("DUMP").is_some() {
+        println!("{text}");
+    }
     for line in text.lines().filter(|l| {
-        l.starts_with("poolside_connpool_acquires")
+        l.starts_with("poolside_connpool_acquires_total")
             || l.starts_with("poolside_connpool_open")
-            || l.starts_with("poolside_connpool_dials")
             || l.starts_with("poolside_connpool_acquire_wait_seconds_count")
-            || l.starts_with("poolside_connpool_acquire_wait_seconds_sum")
+            || l.starts_with("poolside_connpool_failover_state")
+            || l.starts_with("poolside_workerpool_completed_total")
     }) {
         println!("{line}");
     }
-    assert!(text.contains(r#"poolside_connpool_acquires{pool="demo-db",kind="connpool"}"#));
+    assert!(text.contains(r#"poolside_connpool_acquires_total{pool="orders-db",kind="connpool"}"#));
+    assert!(text.contains(r#"poolside_connpool_open{pool="sessions",kind="connpool",shard="1"}"#));
     Ok(())
 }
 

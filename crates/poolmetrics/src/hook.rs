@@ -1,171 +1,226 @@
 //! Timing events turned into histograms.
 //!
-//! Recording is on the pool's hot path (an acquire-wait sample per `get`), so the
-//! histograms are kept here as sharded atomic bucket counters — one bucket increment
-//! and one sum increment per event, on a cache line the thread shares with few others —
-//! and rendered in the Prometheus text format at scrape time. A `metrics` histogram
-//! handle would buffer every raw sample (allocating blocks as it goes) until the next
-//! render, which measured 20–30% of a no-op connection pool's get + release
-//! (`metrics` bench before commit 4577d9c; see docs/metrics.md).
+//! Recording is on the pool's hot path (an acquire-wait sample per `get`), so each
+//! histogram is a set of per-thread shards of atomic bucket counters: one bucket
+//! increment and one sum increment per event, in a shard that only the calling thread
+//! writes (a plain load and store; threads beyond the owned shards share one shard
+//! with atomic additions). Nothing is buffered and nothing allocates; the exposition
+//! is written from the counters at scrape time.
 
-use crate::naming::histogram_name;
-use crate::registry::pool_key;
-use crossbeam_utils::CachePadded;
-use metrics::{Histogram, Key, Metadata};
 use poolside_core::{EventHook, Timing};
-use std::cell::Cell;
-use std::fmt::Write as _;
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-/// Histogram bucket upper bounds in seconds: 1 µs to 30 s, roughly ×2.5 apart, so
+/// Default histogram bucket upper bounds: 1 µs to 30 s, roughly ×2.5 apart, so
 /// `histogram_quantile` works from sub-millisecond waits to multi-second dials.
-pub(crate) const BUCKETS_SECONDS: [f64; 20] = [
-    1e-6, 2.5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2,
-    0.1, 0.25, 0.5, 1.0, 5.0, 30.0,
+pub const DEFAULT_BUCKETS: [Duration; 20] = [
+    Duration::from_micros(1),
+    Duration::from_nanos(2_500),
+    Duration::from_micros(10),
+    Duration::from_micros(25),
+    Duration::from_micros(50),
+    Duration::from_micros(100),
+    Duration::from_micros(250),
+    Duration::from_micros(500),
+    Duration::from_millis(1),
+    Duration::from_micros(2_500),
+    Duration::from_millis(5),
+    Duration::from_millis(10),
+    Duration::from_millis(25),
+    Duration::from_millis(50),
+    Duration::from_millis(100),
+    Duration::from_millis(250),
+    Duration::from_millis(500),
+    Duration::from_secs(1),
+    Duration::from_secs(5),
+    Duration::from_secs(30),
 ];
 
-/// The same bounds in nanoseconds, for an integer comparison per event.
-const BUCKETS_NANOS: [u64; 20] = {
-    let mut nanos = [0u64; 20];
-    let mut i = 0;
-    while i < 20 {
-        nanos[i] = (BUCKETS_SECONDS[i] * 1e9) as u64;
-        i += 1;
-    }
-    nanos
-};
+/// The most one sample adds to a histogram's sum: 24 hours.
+const MAX_SUM_SAMPLE_NANOS: u64 = 24 * 60 * 60 * 1_000_000_000;
 
-/// Shards per histogram: threads spread over them so concurrent recorders rarely
-/// write the same cache line.
-const SHARDS: usize = 8;
+/// Shards per histogram. Shards `0..OWNED_SHARDS` each belong to one live thread at a
+/// time, which updates its counters with a plain load and store (no read-modify-write
+/// instruction, no contention); the last shard is shared by threads beyond that
+/// number, and by code running while its thread's slot is being torn down, and is
+/// updated with atomic additions.
+const SHARDS: usize = OWNED_SHARDS + 1;
+const OWNED_SHARDS: usize = 32;
+const SHARED_SHARD: usize = OWNED_SHARDS;
 
+/// Owned shard indexes not held by any live thread.
+static FREE_SHARDS: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+/// Owned shard indexes never handed out yet.
 static NEXT_SHARD: AtomicUsize = AtomicUsize::new(0);
 
+/// A thread's shard, taken on its first event and given back when the thread exits.
+///
+/// Invariant: an index below `OWNED_SHARDS` is held by at most one live thread, so
+/// only that thread writes the shard's counters in any histogram. A thread gives it
+/// back only from this slot's destructor, after which it can no longer reach the slot
+/// (`try_with` fails) and records into the shared shard instead.
+struct ShardSlot(usize);
+
+impl ShardSlot {
+    fn take() -> ShardSlot {
+        let free = FREE_SHARDS.lock().unwrap_or_else(PoisonError::into_inner).pop();
+        let index = free.unwrap_or_else(|| {
+            NEXT_SHARD
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                    (n < OWNED_SHARDS).then_some(n + 1)
+                })
+                .unwrap_or(SHARED_SHARD)
+        });
+        ShardSlot(index)
+    }
+}
+
+impl Drop for ShardSlot {
+    fn drop(&mut self) {
+        if self.0 < OWNED_SHARDS {
+            // The mutex orders this thread's last writes before the next owner's.
+            FREE_SHARDS.lock().unwrap_or_else(PoisonError::into_inner).push(self.0);
+        }
+    }
+}
+
 thread_local! {
-    static SHARD: Cell<usize> = const { Cell::new(usize::MAX) };
+    static SHARD: ShardSlot = ShardSlot::take();
 }
 
+/// The calling thread's shard.
+#[inline]
 fn shard_index() -> usize {
-    SHARD
-        .try_with(|s| {
-            if s.get() == usize::MAX {
-                s.set(NEXT_SHARD.fetch_add(1, Ordering::Relaxed) % SHARDS);
-            }
-            s.get()
-        })
-        .unwrap_or(0)
+    SHARD.try_with(|slot| slot.0).unwrap_or(SHARED_SHARD)
 }
 
-#[derive(Default)]
-struct Shard {
-    /// `buckets[i]` counts samples in `(bound[i-1], bound[i]]`; the last is `+Inf`.
-    buckets: [AtomicU64; BUCKETS_NANOS.len() + 1],
-    sum_nanos: AtomicU64,
-}
-
-/// One timing's histogram.
-#[derive(Default)]
-pub(crate) struct AtomicHistogram {
-    shards: [CachePadded<Shard>; SHARDS],
-}
-
-impl AtomicHistogram {
-    #[inline]
-    pub(crate) fn record(&self, elapsed: Duration) {
-        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
-        let bucket = BUCKETS_NANOS.partition_point(|&bound| bound < nanos);
-        let shard = &self.shards[shard_index()];
-        shard.buckets[bucket].fetch_add(1, Ordering::Relaxed);
-        // Zero waits (a connection was idle) are the common case: skip the sum.
-        if nanos != 0 {
-            shard.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
-        }
-    }
-
-    /// Per-bucket counts (not cumulative) and the sum in nanoseconds.
-    fn totals(&self) -> ([u64; BUCKETS_NANOS.len() + 1], u128) {
-        let mut buckets = [0u64; BUCKETS_NANOS.len() + 1];
-        let mut sum = 0u128;
-        for shard in &self.shards {
-            for (total, bucket) in buckets.iter_mut().zip(&shard.buckets) {
-                *total += bucket.load(Ordering::Relaxed);
-            }
-            sum += u128::from(shard.sum_nanos.load(Ordering::Relaxed));
-        }
-        (buckets, sum)
+/// Adds `n` to a counter of shard `shard`.
+#[inline]
+fn add(cell: &AtomicU64, shard: usize, n: u64) {
+    if shard < OWNED_SHARDS {
+        // The only writer (see `ShardSlot`): readers see the old or the new value.
+        cell.store(cell.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+    } else {
+        cell.fetch_add(n, Ordering::Relaxed);
     }
 }
 
-/// The histograms of one pool, one per [`Timing`].
+/// What a histogram held at one scrape.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct HistogramTotals {
+    /// Cumulative counts per upper bound in nanoseconds, then the `+Inf` count.
+    pub(crate) cumulative: Vec<(u64, u64)>,
+    /// Every sample (the `+Inf` bucket).
+    pub(crate) count: u64,
+    /// Sum of all samples in seconds.
+    pub(crate) sum_seconds: f64,
+}
+
+/// The histograms of one pool, one per [`Timing`], in one flat array of counters so
+/// recording follows a single pointer.
+///
+/// Layout: for each timing, for each of the [`SHARDS`] shards, a block of `stride`
+/// cells: one counter per bucket (the last is `+Inf`), then the sum in nanoseconds,
+/// then padding. `stride` leaves at least a cache line of padding after a block's
+/// counters, so two shards' counters never share a cache line.
 pub(crate) struct TimingHistograms {
-    own: [AtomicHistogram; Timing::ALL.len()],
-    /// Keys for the global recorder, resolved on first use so the application may
-    /// install its recorder after building the pool.
-    global: Option<([Key; Timing::ALL.len()], [OnceLock<Histogram>; Timing::ALL.len()])>,
+    bounds: Box<[u64]>,
+    cells: Box<[AtomicU64]>,
+    stride: usize,
+    #[cfg(feature = "facade")]
+    pub(crate) global: std::sync::OnceLock<crate::facade::GlobalTimings>,
 }
-
-static METADATA: Metadata<'static> =
-    Metadata::new(module_path!(), metrics::Level::INFO, Some(module_path!()));
 
 impl TimingHistograms {
-    pub(crate) fn new(kind: &'static str, pool: &str, forward_to_global: bool) -> Self {
-        let key = |t: Timing| pool_key(histogram_name(kind, t.name()), pool, kind);
-        let global = forward_to_global.then(|| (Timing::ALL.map(key), Default::default()));
-        TimingHistograms { own: Default::default(), global }
+    /// `bounds` are strictly increasing upper bounds in nanoseconds (validated by the
+    /// builder: at most [`MAX_BUCKETS`](crate::MAX_BUCKETS) of them).
+    pub(crate) fn new(bounds: &[u64]) -> Self {
+        // buckets + `+Inf` + sum, rounded up to a cache line of cells, plus one line.
+        let stride = (bounds.len() + 2).div_ceil(8) * 8 + 8;
+        let len = Timing::ALL.len() * SHARDS * stride;
+        TimingHistograms {
+            bounds: bounds.into(),
+            cells: (0..len).map(|_| AtomicU64::new(0)).collect(),
+            stride,
+            #[cfg(feature = "facade")]
+            global: std::sync::OnceLock::new(),
+        }
     }
 
-    /// The Prometheus text of every timing that has samples, one family each.
-    pub(crate) fn render(&self, kind: &str, pool: &str) -> String {
-        let mut out = String::new();
-        for (timing, histogram) in Timing::ALL.iter().zip(&self.own) {
-            let (buckets, sum_nanos) = histogram.totals();
-            let count: u64 = buckets.iter().sum();
-            if count == 0 {
-                continue;
-            }
-            let name = histogram_name(kind, timing.name());
-            let labels = format!("pool=\"{pool}\",kind=\"{kind}\"");
-            let _ = writeln!(out, "# HELP {name} {}", timing.help());
-            let _ = writeln!(out, "# TYPE {name} histogram");
-            let mut cumulative = 0;
-            for (bound, n) in BUCKETS_SECONDS.iter().zip(&buckets) {
-                cumulative += n;
-                let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{bound}\"}} {cumulative}");
-            }
-            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {count}");
-            let _ = writeln!(out, "{name}_sum{{{labels}}} {}", sum_nanos as f64 / 1e9);
-            let _ = writeln!(out, "{name}_count{{{labels}}} {count}");
-            out.push('\n');
+    /// The first cell of `timing`'s block in `shard`.
+    #[inline]
+    fn block(&self, timing: usize, shard: usize) -> usize {
+        (timing * SHARDS + shard) * self.stride
+    }
+
+    #[inline]
+    fn record(&self, timing: usize, elapsed: Duration) {
+        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        // Every bound is above zero (the builder checks), so a zero wait — the common
+        // case, a connection was idle — is in the first bucket without a search.
+        let bucket = if nanos == 0 { 0 } else { self.bounds.partition_point(|&b| b < nanos) };
+        let shard = shard_index();
+        let block = self.block(timing, shard);
+        add(&self.cells[block + bucket], shard, 1);
+        // A zero wait adds nothing to the sum: skip it. A sample adds at most a day to
+        // the sum, so one absurd duration cannot wrap it;
+        // the sum (like any Prometheus counter) may still wrap after centuries of
+        // summed time, which `rate()` reads as a reset.
+        if nanos != 0 {
+            let sum = &self.cells[block + self.bounds.len() + 1];
+            add(sum, shard, nanos.min(MAX_SUM_SAMPLE_NANOS));
         }
-        out
+    }
+
+    /// The totals of `timing`, or `None` for a timing this crate does not know.
+    pub(crate) fn totals(&self, timing: Timing) -> Option<HistogramTotals> {
+        let timing = index(timing)?;
+        let buckets = self.bounds.len();
+        let mut counts = vec![0u64; buckets + 1];
+        let mut sum_nanos = 0u128;
+        for shard in 0..SHARDS {
+            let block = &self.cells[self.block(timing, shard)..][..buckets + 2];
+            for (total, cell) in counts.iter_mut().zip(block) {
+                *total += cell.load(Ordering::Relaxed);
+            }
+            sum_nanos += u128::from(block[buckets + 1].load(Ordering::Relaxed));
+        }
+        let mut running = 0;
+        let cumulative = self
+            .bounds
+            .iter()
+            .zip(&counts)
+            .map(|(&bound, &n)| {
+                running += n;
+                (bound, running)
+            })
+            .collect();
+        let count = counts.iter().sum();
+        Some(HistogramTotals { cumulative, count, sum_seconds: sum_nanos as f64 / 1e9 })
     }
 }
 
 #[inline]
-fn index(timing: Timing) -> usize {
-    // `Timing::ALL` order; a timing added later falls back to a linear search.
+pub(crate) fn index(timing: Timing) -> Option<usize> {
+    // `Timing::ALL` order; a timing added later falls back to a search.
     match timing {
-        Timing::AcquireWait => 0,
-        Timing::Dial => 1,
-        Timing::QueueWait => 2,
-        Timing::JobRun => 3,
-        other => Timing::ALL.iter().position(|&t| t == other).unwrap_or(0),
+        Timing::AcquireWait => Some(0),
+        Timing::Dial => Some(1),
+        Timing::QueueWait => Some(2),
+        Timing::JobRun => Some(3),
+        other => Timing::ALL.iter().position(|&t| t == other),
     }
 }
 
 impl EventHook for TimingHistograms {
     #[inline]
     fn on_timing(&self, timing: Timing, elapsed: Duration) {
-        let i = index(timing);
-        self.own[i].record(elapsed);
-        if let Some((keys, handles)) = &self.global {
-            handles[i]
-                .get_or_init(|| {
-                    metrics::with_recorder(|r| r.register_histogram(&keys[i], &METADATA))
-                })
-                .record(elapsed.as_secs_f64());
+        let Some(i) = index(timing) else { return };
+        self.record(i, elapsed);
+        #[cfg(feature = "facade")]
+        if let Some(global) = self.global.get() {
+            global.record(i, elapsed);
         }
     }
 }
@@ -174,40 +229,86 @@ impl EventHook for TimingHistograms {
 mod tests {
     use super::*;
 
+    fn default_bounds() -> Vec<u64> {
+        DEFAULT_BUCKETS.iter().map(|d| d.as_nanos() as u64).collect()
+    }
+
     #[test]
     fn index_follows_the_order_of_all() {
         for (i, timing) in Timing::ALL.iter().enumerate() {
-            assert_eq!(index(*timing), i);
+            assert_eq!(index(*timing), Some(i));
         }
     }
 
     #[test]
     fn samples_land_in_the_first_bucket_that_holds_them() {
-        let h = AtomicHistogram::default();
-        h.record(Duration::from_nanos(1_000)); // exactly 1 µs: the first bucket (le="0.000001")
-        h.record(Duration::from_nanos(1_001));
-        h.record(Duration::from_secs(60)); // beyond the last bound: +Inf
-        let (buckets, sum) = h.totals();
-        assert_eq!(buckets[0], 1);
-        assert_eq!(buckets[1], 1);
-        assert_eq!(buckets[BUCKETS_NANOS.len()], 1);
-        assert_eq!(sum, 60_000_002_001);
+        let bounds = default_bounds();
+        let h = TimingHistograms::new(&bounds);
+        h.on_timing(Timing::Dial, Duration::from_nanos(1_000)); // exactly 1 µs: le="0.000001"
+        h.on_timing(Timing::Dial, Duration::from_nanos(1_001));
+        h.on_timing(Timing::Dial, Duration::from_secs(60)); // beyond the last bound: +Inf
+        h.on_timing(Timing::Dial, Duration::MAX); // counted; adds a day to the sum
+        h.on_timing(Timing::Dial, Duration::ZERO);
+        let totals = h.totals(Timing::Dial).unwrap();
+        assert_eq!(totals.cumulative[0], (1_000, 2), "zero and 1 µs");
+        assert_eq!(totals.cumulative[1], (2_500, 3));
+        assert_eq!(totals.cumulative.last().unwrap().1, 3);
+        assert_eq!(totals.count, 5);
+        let expected = (60_000_002_001 + MAX_SUM_SAMPLE_NANOS) as f64 / 1e9;
+        assert!((totals.sum_seconds - expected).abs() < 1e-6, "{}", totals.sum_seconds);
+        assert_eq!(h.totals(Timing::AcquireWait).unwrap().count, 0, "timings are separate");
+    }
+
+    #[test]
+    fn more_threads_than_owned_shards_and_thread_churn_stay_exact() {
+        let hooks = std::sync::Arc::new(TimingHistograms::new(&default_bounds()));
+        // Waves of threads alive at once, more than the owned shards: some share the
+        // shared shard; each wave's exits free owned shards for the next wave.
+        for _wave in 0..3 {
+            let barrier = std::sync::Arc::new(std::sync::Barrier::new(OWNED_SHARDS + 8));
+            let threads: Vec<_> = (0..OWNED_SHARDS + 8)
+                .map(|_| {
+                    let (h, barrier) = (hooks.clone(), barrier.clone());
+                    std::thread::spawn(move || {
+                        barrier.wait(); // every thread alive holds its shard
+                        (0..500).for_each(|_| h.on_timing(Timing::JobRun, Duration::from_nanos(7)))
+                    })
+                })
+                .collect();
+            threads.into_iter().for_each(|t| t.join().unwrap());
+        }
+        let totals = hooks.totals(Timing::JobRun).unwrap();
+        let events = 3 * (OWNED_SHARDS as u64 + 8) * 500;
+        assert_eq!(totals.count, events);
+        assert!((totals.sum_seconds - events as f64 * 7e-9).abs() < 1e-9);
+    }
+
+    #[test]
+    fn shards_never_share_a_cache_line() {
+        for buckets in [1, 6, 7, 20, 64] {
+            let h = TimingHistograms::new(&(1..=buckets as u64).collect::<Vec<_>>());
+            let used = buckets + 2;
+            assert!(h.stride >= used + 8, "{buckets}: a full line of padding after the counters");
+            assert_eq!(h.cells.len(), Timing::ALL.len() * SHARDS * h.stride);
+        }
     }
 
     #[test]
     fn threads_on_different_shards_add_up() {
-        let h = std::sync::Arc::new(AtomicHistogram::default());
+        let hooks = std::sync::Arc::new(TimingHistograms::new(&default_bounds()));
         let threads: Vec<_> = (0..8)
             .map(|_| {
-                let h = h.clone();
+                let h = hooks.clone();
                 std::thread::spawn(move || {
-                    (0..1000).for_each(|_| h.record(Duration::from_micros(3)))
+                    (0..1000).for_each(|_| h.on_timing(Timing::Dial, Duration::from_micros(3)))
                 })
             })
             .collect();
         threads.into_iter().for_each(|t| t.join().unwrap());
-        let (buckets, sum) = h.totals();
-        assert_eq!(buckets.iter().sum::<u64>(), 8000);
-        assert_eq!(sum, 8000 * 3000);
+        let totals = hooks.totals(Timing::Dial).unwrap();
+        assert_eq!(totals.count, 8000);
+        assert!((totals.sum_seconds - 0.024).abs() < 1e-12);
+        assert_eq!(totals.cumulative.last().unwrap().1, 8000);
+        assert_eq!(hooks.totals(Timing::JobRun).unwrap().count, 0);
     }
 }

@@ -1,30 +1,32 @@
-//! The set of exported pools and the collector that keeps their series current.
+//! The set of exported pools, their pending timing hooks, and the builder.
 
-use crate::exposition;
-use crate::naming::{series_name, validate_pool_name};
-use crate::{MetricsError, hook::TimingHistograms};
-use metrics::{Key, Label};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusRecorder};
-use poolside_core::{Events, Instrumented, Metric, MetricKind, Snapshot};
+use crate::MetricsError;
+use crate::hook::{DEFAULT_BUCKETS, TimingHistograms};
+use crate::naming::{family_name, histogram_name, validate_catalogue, validate_pool_name};
+use poolside_core::{Events, Instrumented, MetricKind};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
 /// A pool as the registry holds it: weakly, so registering never keeps a pool alive.
-type WeakPool = Weak<dyn Instrumented + Send + Sync>;
+pub(crate) type DynPool = dyn Instrumented + Send + Sync;
 
-/// Exports poolside pools through the `metrics` facade: one [`PoolMetrics`] per
-/// process is typical.
+/// The largest accepted [`PoolMetricsBuilder::max_pools`].
+pub const MAX_POOLS_LIMIT: usize = 4096;
+/// The most histogram buckets accepted by [`PoolMetricsBuilder::histogram_buckets`].
+pub const MAX_BUCKETS: usize = 64;
+/// The largest accepted histogram bucket bound.
+pub const MAX_BUCKET_BOUND: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Collects every registered pool's statistics at scrape time and renders them as
+/// one Prometheus text exposition. One per process is typical; clones share it.
 ///
-/// Each registered pool gets its own `metrics` recorder (a Prometheus recorder from
-/// `metrics-exporter-prometheus`), which is what makes deregistration exact: dropping a
-/// [`Registration`] (or the pool) removes every series of that pool, histograms
-/// included, instead of leaving stale values behind. Gauges and counters are read from
-/// the pool's [`Instrumented`] report when collected — on every scrape, or on an
-/// interval with [`PoolMetrics::spawn_collector`] — so the pools' hot paths pay nothing
-/// for them. Timings arrive through the [`Events`] hook from
-/// [`PoolMetrics::timing_hook`].
+/// Nothing is recorded between scrapes: [`render_prometheus`](Self::render_prometheus)
+/// visits each live pool's [`Instrumented`] report once and writes its values, so a
+/// registered pool runs exactly the same hot path as an unregistered one. Timings
+/// (acquire wait, dial, queue wait, job run) arrive through the [`Events`] hook from
+/// [`timing_hook`](Self::timing_hook) and become `_seconds` histograms.
 ///
 /// ```
 /// use poolside_metrics::{PoolMetrics, Instrumented};
@@ -54,92 +56,177 @@ type WeakPool = Weak<dyn Instrumented + Send + Sync>;
 /// ```
 #[derive(Clone)]
 pub struct PoolMetrics {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
 }
 
 pub(crate) struct Shared {
-    config: Config,
+    pub(crate) config: Config,
     next_id: AtomicU64,
-    entries: Mutex<Vec<Arc<Entry>>>,
+    state: Mutex<State>,
 }
 
 #[derive(Debug, Clone)]
-struct Config {
-    max_pools: usize,
-    forward_to_global: bool,
+pub(crate) struct Config {
+    pub(crate) max_pools: usize,
+    /// Histogram upper bounds in nanoseconds, strictly increasing.
+    pub(crate) bounds: Box<[u64]>,
+    #[cfg(feature = "facade")]
+    pub(crate) forward_to_global: bool,
 }
 
-/// One exported pool: its identity, its private recorder and its timing histograms.
+#[derive(Default)]
+struct State {
+    /// Registered pools, in registration order.
+    entries: Vec<Arc<Entry>>,
+    /// Timing hooks whose pool has not registered yet: held weakly, so a hook whose
+    /// pool is dropped without registering disappears with it.
+    pending: Vec<(String, Weak<TimingHistograms>)>,
+}
+
+impl State {
+    /// Forgets dropped pools and hooks nobody holds any more.
+    fn prune(&mut self) {
+        let before = self.entries.len();
+        self.entries.retain(|e| e.pool.strong_count() > 0);
+        if self.entries.len() != before {
+            tracing::debug!(
+                removed = before - self.entries.len(),
+                "dropped pools removed from metrics export"
+            );
+        }
+        self.pending.retain(|(_, hook)| hook.strong_count() > 0);
+    }
+}
+
+/// One exported pool.
 pub(crate) struct Entry {
     id: u64,
     pub(crate) name: String,
     pub(crate) kind: &'static str,
-    pool: Mutex<Option<WeakPool>>,
-    pub(crate) recorder: PrometheusRecorder,
-    timings: Arc<TimingHistograms>,
-}
-
-impl Entry {
-    fn live_pool(&self) -> Option<Arc<dyn Instrumented + Send + Sync>> {
-        lock(&self.pool).as_ref().and_then(Weak::upgrade)
-    }
-
-    /// Whether a pool was attached and has since been dropped.
-    fn pool_is_gone(&self) -> bool {
-        lock(&self.pool).as_ref().is_some_and(|weak| weak.strong_count() == 0)
-    }
+    pool: Weak<DynPool>,
+    pub(crate) timings: Option<Arc<TimingHistograms>>,
+    /// Every family the pool declared, with its type (`None`: a histogram).
+    families: Vec<(String, Option<MetricKind>)>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic while holding one of these locks leaves consistent data (every critical
-    // section is a single push, remove or assignment), so poisoning is ignored.
+    // Every critical section is a push, a retain or a clone of plain data, and no user
+    // code runs under the lock: a poisoned lock still holds consistent data.
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Builds a [`PoolMetrics`] with non-default settings.
+/// Builds a [`PoolMetrics`] with non-default settings; every setting is validated by
+/// [`build`](Self::build).
 ///
 /// ```
+/// use std::time::Duration;
+///
 /// let metrics = poolside_metrics::PoolMetrics::builder()
 ///     .max_pools(16)
-///     .forward_to_global(true)
+///     .histogram_buckets([Duration::from_millis(1), Duration::from_millis(10), Duration::from_secs(1)])
 ///     .build()?;
 /// # drop(metrics);
 /// # Ok::<(), poolside_metrics::MetricsError>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct PoolMetricsBuilder {
-    config: Config,
+    max_pools: usize,
+    buckets: Vec<Duration>,
+    #[cfg(feature = "facade")]
+    forward_to_global: bool,
 }
 
 impl PoolMetricsBuilder {
-    /// The most pools that may be registered at once (default 64): a bound on label
-    /// cardinality, so a pool created per request cannot flood the metrics backend.
+    /// The most pools that may be registered at once, and separately the most timing
+    /// hooks waiting for their pool to register (default 64, at most
+    /// [`MAX_POOLS_LIMIT`]): a bound on label cardinality, so a pool created per
+    /// request cannot flood the metrics backend.
+    ///
+    /// ```
+    /// let err = poolside_metrics::PoolMetrics::builder().max_pools(usize::MAX).build();
+    /// assert!(err.is_err());
+    /// ```
     pub fn max_pools(mut self, max: usize) -> Self {
-        self.config.max_pools = max;
+        self.max_pools = max;
         self
     }
 
-    /// Also send every value to the process-wide `metrics` recorder (default off),
-    /// for applications that export through their own recorder (statsd, Datadog,
-    /// OpenTelemetry...). Series removal is then up to that recorder.
-    pub fn forward_to_global(mut self, forward: bool) -> Self {
-        self.config.forward_to_global = forward;
+    /// Upper bounds of the timing histograms' buckets (default [`DEFAULT_BUCKETS`],
+    /// 1 µs to 30 s): 1 to [`MAX_BUCKETS`] positive bounds, strictly increasing, none
+    /// above [`MAX_BUCKET_BOUND`]. A `+Inf` bucket is always added.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let err = poolside_metrics::PoolMetrics::builder()
+    ///     .histogram_buckets([Duration::from_secs(1), Duration::from_millis(1)])
+    ///     .build();
+    /// assert!(err.is_err(), "bounds must increase");
+    /// ```
+    pub fn histogram_buckets(mut self, bounds: impl IntoIterator<Item = Duration>) -> Self {
+        self.buckets = bounds.into_iter().take(MAX_BUCKETS + 1).collect();
         self
     }
 
     /// Validates the settings.
+    ///
+    /// ```
+    /// assert!(poolside_metrics::PoolMetrics::builder().max_pools(0).build().is_err());
+    /// ```
     pub fn build(self) -> Result<PoolMetrics, MetricsError> {
-        if self.config.max_pools == 0 {
-            return Err(MetricsError::InvalidConfig("max_pools must be at least 1"));
+        if self.max_pools == 0 || self.max_pools > MAX_POOLS_LIMIT {
+            return Err(MetricsError::InvalidConfig("max_pools must be between 1 and 4096"));
         }
+        let bounds = validate_buckets(&self.buckets)?;
         Ok(PoolMetrics {
             shared: Arc::new(Shared {
-                config: self.config,
+                config: Config {
+                    max_pools: self.max_pools,
+                    bounds,
+                    #[cfg(feature = "facade")]
+                    forward_to_global: self.forward_to_global,
+                },
                 next_id: AtomicU64::new(1),
-                entries: Mutex::new(Vec::new()),
+                state: Mutex::new(State::default()),
             }),
         })
     }
+}
+
+#[cfg(feature = "facade")]
+impl PoolMetricsBuilder {
+    /// Also send every value and timing to the application's global `metrics`
+    /// recorder (default off; feature `facade`), for applications that export
+    /// through their own recorder (metrics-exporter-prometheus, statsd, OpenTelemetry
+    /// bridges...). Values reach it on [`PoolMetrics::collect`], which
+    /// [`PoolMetrics::spawn_collector`] calls on an interval; timings as they happen.
+    ///
+    /// ```
+    /// let metrics = poolside_metrics::PoolMetrics::builder().forward_to_global(true).build()?;
+    /// metrics.collect();
+    /// # Ok::<(), poolside_metrics::MetricsError>(())
+    /// ```
+    pub fn forward_to_global(mut self, forward: bool) -> Self {
+        self.forward_to_global = forward;
+        self
+    }
+}
+
+fn validate_buckets(buckets: &[Duration]) -> Result<Box<[u64]>, MetricsError> {
+    if buckets.is_empty() || buckets.len() > MAX_BUCKETS {
+        return Err(MetricsError::InvalidConfig(
+            "histogram_buckets must hold between 1 and 64 bounds",
+        ));
+    }
+    if buckets.iter().any(|b| b.is_zero() || *b > MAX_BUCKET_BOUND) {
+        return Err(MetricsError::InvalidConfig(
+            "histogram_buckets bounds must be above zero and at most 24 hours",
+        ));
+    }
+    if buckets.windows(2).any(|w| w[0] >= w[1]) {
+        return Err(MetricsError::InvalidConfig("histogram_buckets bounds must strictly increase"));
+    }
+    // At most 24 h: every bound fits in u64 nanoseconds.
+    Ok(buckets.iter().map(|b| b.as_nanos() as u64).collect())
 }
 
 impl Default for PoolMetrics {
@@ -149,51 +236,106 @@ impl Default for PoolMetrics {
 }
 
 impl PoolMetrics {
-    /// Default settings: at most 64 pools, nothing forwarded to the global recorder.
+    /// Default settings: at most 64 pools, [`DEFAULT_BUCKETS`], nothing forwarded.
+    ///
+    /// ```
+    /// assert!(poolside_metrics::PoolMetrics::new().is_empty());
+    /// ```
     pub fn new() -> Self {
         PoolMetrics::builder().build().expect("the default configuration is valid")
     }
 
     /// Starts a [`PoolMetricsBuilder`].
+    ///
+    /// ```
+    /// let metrics = poolside_metrics::PoolMetrics::builder().max_pools(8).build()?;
+    /// # drop(metrics);
+    /// # Ok::<(), poolside_metrics::MetricsError>(())
+    /// ```
     pub fn builder() -> PoolMetricsBuilder {
-        PoolMetricsBuilder { config: Config { max_pools: 64, forward_to_global: false } }
+        PoolMetricsBuilder {
+            max_pools: 64,
+            buckets: DEFAULT_BUCKETS.to_vec(),
+            #[cfg(feature = "facade")]
+            forward_to_global: false,
+        }
     }
 
-    /// Exports `pool` under `name`. The registry keeps only a weak reference: when the
-    /// pool is dropped its series disappear at the next collection; dropping the
-    /// returned [`Registration`] removes them at once.
+    /// Exports `pool` under `name`; its kind (the family prefix and the `kind` label)
+    /// is the pool's own [`Instrumented::kind`]. The registry keeps only a weak
+    /// reference: when the pool is dropped its series disappear at the next scrape;
+    /// dropping the returned [`Registration`] removes them at once. A timing hook made
+    /// with [`timing_hook`](Self::timing_hook) under the same name is attached to the
+    /// pool now.
     ///
     /// Fails when the name is not a valid label value, when a live pool of the same
-    /// kind already uses the name, or when `max_pools` pools are registered.
+    /// kind already uses the name, when `max_pools` pools are registered, when the
+    /// pool declares a metric that breaks the naming conventions, or when one of its
+    /// families is already exported with another type.
+    ///
+    /// ```
+    /// # use poolside_core::{Instrumented, MetricDesc, MetricVisitor};
+    /// # use std::sync::Arc;
+    /// # struct P;
+    /// # impl Instrumented for P {
+    /// #     fn kind(&self) -> &'static str { "demo" }
+    /// #     fn catalogue(&self) -> &'static [&'static MetricDesc] { &[] }
+    /// #     fn visit_metrics(&self, _: &mut dyn MetricVisitor) {}
+    /// # }
+    /// let metrics = poolside_metrics::PoolMetrics::new();
+    /// let pool = Arc::new(P);
+    /// let registration = metrics.register("a", &pool)?;
+    /// assert_eq!(registration.kind(), "demo");
+    /// assert!(metrics.register("a", &pool).is_err(), "one live pool per kind and name");
+    /// # Ok::<(), poolside_metrics::MetricsError>(())
+    /// ```
     pub fn register<P>(&self, name: &str, pool: &Arc<P>) -> Result<Registration, MetricsError>
     where
         P: Instrumented + Send + Sync + 'static,
     {
         validate_pool_name(name)?;
         let kind = pool.kind();
-        let dyn_pool: Arc<dyn Instrumented + Send + Sync> = pool.clone();
-        let weak: WeakPool = Arc::downgrade(&dyn_pool);
+        validate_catalogue(kind, pool.catalogue())?;
+        let dyn_pool: Arc<DynPool> = pool.clone();
+        let families = families_of(kind, &*dyn_pool);
         let entry = {
-            let mut entries = lock(&self.shared.entries);
-            entries.retain(|e| !e.pool_is_gone());
-            match entries.iter().find(|e| e.kind == kind && e.name == name) {
-                Some(existing) => {
-                    let mut slot = lock(&existing.pool);
-                    if slot.as_ref().is_some_and(|w| w.strong_count() > 0) {
-                        return Err(MetricsError::DuplicatePool { kind, name: name.to_owned() });
-                    }
-                    *slot = Some(weak);
-                    existing.clone()
-                }
-                None => {
-                    let entry = self.new_entry(&entries, kind, name, Some(weak))?;
-                    entries.push(entry.clone());
-                    entry
+            let mut state = lock(&self.shared.state);
+            state.prune();
+            if state.entries.iter().any(|e| e.kind == kind && e.name == name) {
+                return Err(MetricsError::DuplicatePool { kind, name: name.to_owned() });
+            }
+            let limit = self.shared.config.max_pools;
+            if state.entries.len() >= limit {
+                return Err(MetricsError::TooManyPools { limit });
+            }
+            // Compared with the families each pool declared when it registered: no
+            // user code runs under the lock.
+            for entry in &state.entries {
+                if let Some((family, _)) = families
+                    .iter()
+                    .find(|(f, t)| entry.families.iter().any(|(g, u)| f == g && t != u))
+                {
+                    return Err(MetricsError::FamilyConflict { family: family.clone() });
                 }
             }
+            let timings = state
+                .pending
+                .iter()
+                .position(|(pending, _)| pending == name)
+                .and_then(|i| state.pending.swap_remove(i).1.upgrade());
+            let entry = Arc::new(Entry {
+                id: self.shared.next_id.fetch_add(1, Ordering::Relaxed),
+                name: name.to_owned(),
+                kind,
+                pool: Arc::downgrade(&dyn_pool),
+                timings,
+                families,
+            });
+            state.entries.push(entry.clone());
+            entry
         };
-        self.describe(&entry, &*dyn_pool);
-        self.push_values(&entry, &*dyn_pool);
+        #[cfg(feature = "facade")]
+        crate::facade::on_register(self, &entry, &*dyn_pool);
         tracing::debug!(pool = name, kind, "registered pool for metrics export");
         Ok(Registration {
             shared: Arc::downgrade(&self.shared),
@@ -203,143 +345,70 @@ impl PoolMetrics {
         })
     }
 
-    /// An [`Events`] hook that records the pool's timings (acquire wait, dial, queue
-    /// wait, job run) as histograms `poolside_<kind>_<timing>_seconds{pool, kind}`.
+    /// An [`Events`] hook that records a pool's timings (acquire wait, dial, queue
+    /// wait, job run) into histograms `poolside_<kind>_<timing>_seconds`.
     ///
-    /// Give it to the pool's builder, then [`register`](Self::register) the pool under
-    /// the same `kind` and `name`; the histograms join the pool's other series and are
-    /// removed with them. Recording costs one histogram update per event, and nothing
-    /// at all for pools built without a hook.
+    /// Give it to the pool's builder, then [`register`](Self::register) the pool
+    /// under the same `name`: the kind comes from the pool, and the histograms join
+    /// its other series (events recorded before registration included). Until then
+    /// the hook exports nothing and holds no cardinality slot; if the pool is dropped
+    /// without registering, the hook is forgotten with it. At most `max_pools` hooks
+    /// may wait at once; asking again for a name that is still waiting returns the
+    /// same histograms.
+    ///
+    /// Recording costs one bucket increment (and one for the sum when the time is not
+    /// zero) per event, in counters only the calling thread writes, and nothing at all
+    /// for pools built without a hook. A hook holds its counters: a block per timing
+    /// and per thread shard (33 shards), about 34 KiB with the default buckets.
     ///
     /// ```
     /// use poolside_core::Timing;
     /// use std::time::Duration;
     ///
     /// let metrics = poolside_metrics::PoolMetrics::new();
-    /// let events = metrics.timing_hook("connpool", "orders-db")?;
+    /// let events = metrics.timing_hook("orders-db")?;
     /// events.record(Timing::AcquireWait, Duration::from_micros(40));
-    /// assert!(metrics
-    ///     .render_prometheus()
-    ///     .contains(r#"poolside_connpool_acquire_wait_seconds_count{pool="orders-db",kind="connpool"} 1"#));
+    /// assert_eq!(metrics.pending_hooks(), 1);
+    /// assert!(!metrics.render_prometheus().contains("orders-db"), "not exported before register");
+    /// drop(events); // the pool it was made for never registered
+    /// assert_eq!(metrics.pending_hooks(), 0);
     /// # Ok::<(), poolside_metrics::MetricsError>(())
     /// ```
-    pub fn timing_hook(&self, kind: &'static str, name: &str) -> Result<Events, MetricsError> {
+    pub fn timing_hook(&self, name: &str) -> Result<Events, MetricsError> {
         validate_pool_name(name)?;
-        let mut entries = lock(&self.shared.entries);
-        entries.retain(|e| !e.pool_is_gone());
-        let entry = match entries.iter().find(|e| e.kind == kind && e.name == name) {
-            Some(existing) => existing.clone(),
-            None => {
-                let entry = self.new_entry(&entries, kind, name, None)?;
-                entries.push(entry.clone());
-                entry
-            }
-        };
-        Ok(Events::from_arc(entry.timings.clone()))
-    }
-
-    fn new_entry(
-        &self,
-        entries: &[Arc<Entry>],
-        kind: &'static str,
-        name: &str,
-        pool: Option<WeakPool>,
-    ) -> Result<Arc<Entry>, MetricsError> {
+        let mut state = lock(&self.shared.state);
+        state.prune();
+        if let Some(existing) =
+            state.pending.iter().find(|(pending, _)| pending == name).and_then(|(_, h)| h.upgrade())
+        {
+            return Ok(Events::from_arc(existing));
+        }
         let limit = self.shared.config.max_pools;
-        if entries.len() >= limit {
+        if state.pending.len() >= limit {
             return Err(MetricsError::TooManyPools { limit });
         }
-        let recorder = PrometheusBuilder::new().build_recorder();
-        let timings =
-            Arc::new(TimingHistograms::new(kind, name, self.shared.config.forward_to_global));
-        Ok(Arc::new(Entry {
-            id: self.shared.next_id.fetch_add(1, Ordering::Relaxed),
-            name: name.to_owned(),
-            kind,
-            pool: Mutex::new(pool),
-            recorder,
-            timings,
-        }))
+        let hook = Arc::new(TimingHistograms::new(&self.shared.config.bounds));
+        state.pending.push((name.to_owned(), Arc::downgrade(&hook)));
+        Ok(Events::from_arc(hook))
     }
 
-    fn describe(&self, entry: &Entry, pool: &dyn Instrumented) {
-        let describe = || {
-            for desc in pool.catalogue() {
-                let name = series_name(entry.kind, desc.name);
-                match desc.kind {
-                    MetricKind::Gauge => metrics::describe_gauge!(name, desc.help),
-                    MetricKind::Counter => metrics::describe_counter!(name, desc.help),
-                }
-            }
-        };
-        self.in_recorders(entry, describe);
-    }
-
-    /// Reads the pool's current values into its recorder (and the global one when
-    /// forwarding).
-    fn push_values(&self, entry: &Entry, pool: &dyn Instrumented) {
-        let push = || {
-            pool.visit_metrics(&mut |m: Metric<'_>| {
-                let mut labels = Vec::with_capacity(2 + m.labels.len());
-                labels.push(Label::new("pool", entry.name.clone()));
-                labels.push(Label::new("kind", entry.kind));
-                labels.extend(m.labels.iter().map(|&(k, v)| Label::new(k, v.to_owned())));
-                let name = series_name(entry.kind, m.desc.name);
-                match m.desc.kind {
-                    MetricKind::Gauge => metrics::gauge!(name, labels).set(m.value as f64),
-                    MetricKind::Counter => metrics::counter!(name, labels).absolute(m.value),
-                }
-            })
-        };
-        self.in_recorders(entry, push);
-    }
-
-    /// Runs `record` against the pool's own recorder, then the global one when
-    /// forwarding.
-    fn in_recorders(&self, entry: &Entry, record: impl Fn()) {
-        metrics::with_local_recorder(&entry.recorder, &record);
-        if self.shared.config.forward_to_global {
-            record();
-        }
-    }
-
-    /// Reads every live pool's gauges and counters into the metrics recorders and
-    /// forgets pools that were dropped. Called on every scrape and by the interval
-    /// collector; call it yourself before reading the global recorder.
-    pub fn collect(&self) {
-        for (entry, pool) in self.live_entries() {
-            self.push_values(&entry, &*pool);
-        }
-    }
-
-    /// The live entries with their pools, after dropping the entries of dead pools.
-    fn live_entries(&self) -> Vec<(Arc<Entry>, Arc<dyn Instrumented + Send + Sync>)> {
-        let mut entries = lock(&self.shared.entries);
-        let before = entries.len();
-        entries.retain(|e| !e.pool_is_gone());
-        if entries.len() != before {
-            tracing::debug!(
-                removed = before - entries.len(),
-                "dropped pools removed from metrics export"
-            );
-        }
-        entries.iter().filter_map(|e| Some((e.clone(), e.live_pool()?))).collect()
-    }
-
-    /// Every exported series in the Prometheus text exposition format, freshly
-    /// collected. This is what the `/metrics` endpoint serves.
+    /// Every exported series in the Prometheus text exposition format (version
+    /// 0.0.4), read from the pools at this moment: families sorted by name, each with
+    /// one `# HELP` and one `# TYPE` line, pools in registration order within a
+    /// family. Serve it from your own HTTP router (with content type
+    /// [`CONTENT_TYPE`](crate::CONTENT_TYPE)); the built-in server (feature `server`)
+    /// serves exactly this at `/metrics`.
+    ///
+    /// ```
+    /// let metrics = poolside_metrics::PoolMetrics::new();
+    /// // e.g. in an axum handler:
+    /// // async fn scrape(State(m): State<PoolMetrics>) -> impl IntoResponse {
+    /// //     ([(CONTENT_TYPE, poolside_metrics::CONTENT_TYPE)], m.render_prometheus())
+    /// // }
+    /// assert_eq!(metrics.render_prometheus(), "");
+    /// ```
     pub fn render_prometheus(&self) -> String {
-        self.collect();
-        let entries: Vec<Arc<Entry>> = lock(&self.shared.entries).clone();
-        let renders: Vec<String> = entries
-            .iter()
-            .flat_map(|e| {
-                let handle = e.recorder.handle();
-                handle.run_upkeep();
-                [handle.render(), e.timings.render(e.kind, &e.name)]
-            })
-            .collect();
-        exposition::merge(&renders)
+        crate::render::prometheus(&self.live_entries())
     }
 
     /// A JSON document with every registered pool's current values, in the spirit of
@@ -351,57 +420,85 @@ impl PoolMetrics {
     /// assert_eq!(json["pools"].as_array().unwrap().len(), 0);
     /// ```
     pub fn snapshot_json(&self) -> String {
-        let pools: Vec<(String, Snapshot)> = self
-            .live_entries()
-            .into_iter()
-            .map(|(entry, pool)| (entry.name.clone(), Snapshot::of(&*pool)))
-            .collect();
-        crate::json::render(&pools)
+        crate::json::render(&self.live_entries())
     }
 
-    /// The number of pools currently exported (live pools and pending timing hooks).
+    /// The live entries with their pools (in registration order), after forgetting
+    /// dropped pools.
+    pub(crate) fn live_entries(&self) -> Vec<(Arc<Entry>, Arc<DynPool>)> {
+        let mut state = lock(&self.shared.state);
+        state.prune();
+        state.entries.iter().filter_map(|e| Some((e.clone(), e.pool.upgrade()?))).collect()
+    }
+
+    /// The number of pools currently registered and alive.
+    ///
+    /// ```
+    /// assert_eq!(poolside_metrics::PoolMetrics::new().len(), 0);
+    /// ```
     pub fn len(&self) -> usize {
-        let mut entries = lock(&self.shared.entries);
-        entries.retain(|e| !e.pool_is_gone());
-        entries.len()
+        let mut state = lock(&self.shared.state);
+        state.prune();
+        state.entries.len()
     }
 
-    /// Whether no pool is exported.
+    /// Whether no pool is registered.
+    ///
+    /// ```
+    /// assert!(poolside_metrics::PoolMetrics::new().is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    /// Collects on a background thread every `interval` until the returned
-    /// [`Collector`] is dropped. Only needed with
-    /// [`forward_to_global`](PoolMetricsBuilder::forward_to_global): the Prometheus
-    /// endpoint collects on every scrape by itself.
+    /// The number of timing hooks still waiting for their pool to register (hooks
+    /// whose pool was dropped are not counted).
     ///
     /// ```
     /// let metrics = poolside_metrics::PoolMetrics::new();
-    /// let collector = metrics.spawn_collector(std::time::Duration::from_secs(5))?;
-    /// drop(collector); // stops and joins the thread
+    /// let _events = metrics.timing_hook("later")?;
+    /// assert_eq!(metrics.pending_hooks(), 1);
     /// # Ok::<(), poolside_metrics::MetricsError>(())
     /// ```
-    pub fn spawn_collector(&self, interval: Duration) -> Result<Collector, MetricsError> {
-        if interval.is_zero() {
-            return Err(MetricsError::InvalidConfig("the collection interval must be positive"));
-        }
-        Ok(Collector::spawn(self.clone(), interval))
+    pub fn pending_hooks(&self) -> usize {
+        let mut state = lock(&self.shared.state);
+        state.prune();
+        state.pending.len()
     }
 
-    pub(crate) fn remove(shared: &Shared, id: u64) {
-        lock(&shared.entries).retain(|e| e.id != id);
+    /// Removes a registration. A timing hook whose pool is still alive goes back to
+    /// waiting under the pool's name, so registering the pool again exports its
+    /// histograms again, counts included.
+    fn remove(shared: &Shared, id: u64) {
+        let mut state = lock(&shared.state);
+        let Some(at) = state.entries.iter().position(|e| e.id == id) else { return };
+        let entry = state.entries.remove(at);
+        if let Some(hook) = &entry.timings {
+            if entry.pool.strong_count() > 0 && !state.pending.iter().any(|(n, _)| *n == entry.name)
+            {
+                state.pending.push((entry.name.clone(), Arc::downgrade(hook)));
+            }
+        }
     }
+}
+
+/// Every family a pool of `kind` exports, with its type.
+fn families_of(kind: &str, pool: &DynPool) -> Vec<(String, Option<MetricKind>)> {
+    let plain = pool.catalogue().iter().map(|d| (family_name(kind, d), Some(d.kind)));
+    // `None`: a histogram.
+    let histograms = pool.timings().iter().map(|&t| (histogram_name(kind, t), None));
+    plain.chain(histograms).collect()
 }
 
 impl fmt::Debug for PoolMetrics {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let entries = lock(&self.shared.entries);
-        let names: Vec<String> = entries.iter().map(|e| format!("{}/{}", e.kind, e.name)).collect();
+        let state = lock(&self.shared.state);
+        let names: Vec<String> =
+            state.entries.iter().map(|e| format!("{}/{}", e.kind, e.name)).collect();
         f.debug_struct("PoolMetrics")
             .field("pools", &names)
+            .field("pending_hooks", &state.pending.len())
             .field("max_pools", &self.shared.config.max_pools)
-            .field("forward_to_global", &self.shared.config.forward_to_global)
             .finish()
     }
 }
@@ -434,16 +531,45 @@ pub struct Registration {
 
 impl Registration {
     /// The name the pool is exported under.
+    ///
+    /// ```
+    /// # use poolside_core::{Instrumented, MetricDesc, MetricVisitor};
+    /// # struct P;
+    /// # impl Instrumented for P {
+    /// #     fn kind(&self) -> &'static str { "demo" }
+    /// #     fn catalogue(&self) -> &'static [&'static MetricDesc] { &[] }
+    /// #     fn visit_metrics(&self, _: &mut dyn MetricVisitor) {}
+    /// # }
+    /// let metrics = poolside_metrics::PoolMetrics::new();
+    /// let registration = metrics.register("b", &std::sync::Arc::new(P))?;
+    /// assert_eq!(registration.name(), "b");
+    /// # Ok::<(), poolside_metrics::MetricsError>(())
+    /// ```
     pub fn name(&self) -> &str {
         &self.name
     }
 
-    /// The pool kind.
+    /// The pool kind, as the pool's [`Instrumented::kind`] reported it.
+    ///
+    /// ```
+    /// let metrics = poolside_metrics::PoolMetrics::new();
+    /// let pool = std::sync::Arc::new(poolside_bufpool::BufPool::new());
+    /// assert_eq!(metrics.register("buffers", &pool)?.kind(), "bufpool");
+    /// # Ok::<(), poolside_metrics::MetricsError>(())
+    /// ```
     pub fn kind(&self) -> &'static str {
         self.kind
     }
 
     /// Removes the pool's series now (the same as dropping the registration).
+    ///
+    /// ```
+    /// let metrics = poolside_metrics::PoolMetrics::new();
+    /// let pool = std::sync::Arc::new(poolside_bufpool::BufPool::new());
+    /// metrics.register("buffers", &pool)?.deregister();
+    /// assert_eq!(metrics.render_prometheus(), "");
+    /// # Ok::<(), poolside_metrics::MetricsError>(())
+    /// ```
     pub fn deregister(self) {
         drop(self);
     }
@@ -462,44 +588,4 @@ impl fmt::Debug for Registration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Registration").field("name", &self.name).field("kind", &self.kind).finish()
     }
-}
-
-/// A background thread collecting on an interval; dropping it stops and joins the
-/// thread.
-#[derive(Debug)]
-pub struct Collector {
-    stop: Option<std::sync::mpsc::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Collector {
-    fn spawn(metrics: PoolMetrics, interval: Duration) -> Collector {
-        let (stop, stopped) = std::sync::mpsc::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name("poolside-metrics-collector".into())
-            .spawn(move || {
-                // A message or a disconnect both mean stop; a timeout means collect.
-                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
-                    stopped.recv_timeout(interval)
-                {
-                    metrics.collect();
-                }
-            })
-            .expect("spawning the collector thread");
-        Collector { stop: Some(stop), thread: Some(thread) }
-    }
-}
-
-impl Drop for Collector {
-    fn drop(&mut self) {
-        drop(self.stop.take());
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-/// The key of a pool-labelled series in a given recorder.
-pub(crate) fn pool_key(name: String, pool: &str, kind: &'static str) -> Key {
-    Key::from_parts(name, vec![Label::new("pool", pool.to_owned()), Label::new("kind", kind)])
 }

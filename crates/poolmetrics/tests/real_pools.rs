@@ -1,78 +1,113 @@
-//! Real poolside pools, scraped: the exported counters equal each pool's own stats
-//! after a scripted workload, and the pool kinds' catalogues are exported with help.
+//! Every poolside pool kind, registered and scraped: bufpool `Pool`, `BufPool` and
+//! `BytesPool`, `WorkerPool`, connpool `Pool`, `ShardedPool` (per shard) and
+//! `FailoverPool` (state, breaker counters, per backend). After a scripted workload
+//! every exported value equals the pool's own snapshot.
 
+#[path = "../examples/service/mod.rs"]
+mod service;
 mod support;
 
-use poolside_bufpool::{BufPool, Pool};
-use poolside_core::Snapshot;
+use poolside_core::{Instrumented, Snapshot};
 use poolside_metrics::PoolMetrics;
-use poolside_workerpool::WorkerPool;
-use std::sync::Arc;
+use service::Service;
 use std::time::Duration;
-use support::{http_get, sample};
+use support::{assert_scrape_equals_snapshot, sample, series};
 
-#[test]
-fn workerpool_counters_and_timings_are_exported() {
-    let metrics = PoolMetrics::new();
-    let events = metrics.timing_hook("workerpool", "jobs").unwrap();
-    let pool = Arc::new(WorkerPool::builder().workers(2).events(events).build().unwrap());
-    let _registration = metrics.register("jobs", &pool).unwrap();
-    for i in 0..50u32 {
-        pool.spawn(move |_| if i % 10 == 0 { panic!("scripted failure {i}") } else { i })
-            .unwrap()
-            .join()
-            .ok();
+/// Snapshots of every pool of the service, taken once two in a row agree (worker
+/// threads count a job just after its handle completes).
+fn settled(pools: &[(&str, &dyn Instrumented)]) -> Vec<Snapshot> {
+    let take = || pools.iter().map(|(_, p)| Snapshot::of(*p)).collect::<Vec<_>>();
+    let mut last = take();
+    for _ in 0..100 {
+        std::thread::sleep(Duration::from_millis(10));
+        let now = take();
+        if now == last {
+            return now;
+        }
+        last = now;
     }
-    // A handle completes before its worker has counted the job: shut down (joining
-    // the workers) so every counter and timing is final before the scrape.
-    pool.shutdown(Duration::from_secs(5)).unwrap();
-    let server = metrics.serve("127.0.0.1:0").unwrap();
-    let (_, _, text) = http_get(&format!("http://{}/metrics", server.local_addr()));
-    let own = Snapshot::of(&*pool);
-    let labels = [("pool", "jobs"), ("kind", "workerpool")];
-    for name in ["submitted", "completed", "panicked", "rejected"] {
-        let exported = sample(&text, &format!("poolside_workerpool_{name}"), &labels);
-        assert_eq!(exported, own.value(name).map(|v| v as f64), "{name}");
-    }
-    assert_eq!(own.value("panicked"), Some(5));
-    assert_eq!(own.value("completed"), Some(45));
-    assert!(
-        text.contains(
-            r#"poolside_workerpool_job_run_seconds_count{pool="jobs",kind="workerpool"} 50"#
-        ),
-        "{text}"
-    );
-    assert!(text.contains(
-        r#"poolside_workerpool_queue_wait_seconds_count{pool="jobs",kind="workerpool"} 50"#
-    ));
-    assert!(text.contains("# HELP poolside_workerpool_panicked "));
+    panic!("the pools never settled");
 }
 
 #[test]
-fn bufpool_per_class_counters_are_exported_with_their_class_label() {
+fn every_pool_kind_exports_exactly_its_own_stats() {
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let metrics = PoolMetrics::new();
-    let bufs = Arc::new(BufPool::new());
-    let objects = Arc::new(Pool::new(Vec::<u32>::new));
-    let _r1 = metrics.register("buffers", &bufs).unwrap();
-    let _r2 = metrics.register("objects", &objects).unwrap();
-    for size in [10, 100, 5_000, 70_000, 10] {
-        drop(bufs.get(size));
-    }
-    drop(objects.get());
-    drop(objects.get());
-    let text = metrics.render_prometheus();
-    let own = Snapshot::of(&*bufs);
-    for class in ["4KiB", "64KiB", "1MiB"] {
-        let labels = [("pool", "buffers"), ("kind", "bufpool"), ("class", class)];
-        for name in ["hits", "misses", "returns"] {
-            assert_eq!(
-                sample(&text, &format!("poolside_bufpool_{name}"), &labels),
-                own.labeled(name, &[("class", class)]).map(|v| v as f64),
-                "{name} {class}"
-            );
+    let service = runtime.block_on(async {
+        let service = Service::start(&metrics).await.unwrap();
+        for _ in 0..5 {
+            service.exercise().await.unwrap();
         }
+        service
+    });
+    let pools: [(&str, &dyn Instrumented); 7] = [
+        ("objects", &*service.objects),
+        ("buffers", &*service.buffers),
+        ("bytes", &*service.bytes),
+        ("jobs", &*service.jobs),
+        ("orders-db", &*service.db),
+        ("sessions", &*service.sessions),
+        ("ledger", &*service.ledger),
+    ];
+    let before = settled(&pools);
+    let text = metrics.render_prometheus();
+    let after = settled(&pools);
+    assert_eq!(before, after, "the pools changed during the scrape");
+    for ((name, _), snapshot) in pools.iter().zip(&after) {
+        assert_scrape_equals_snapshot(&text, name, snapshot);
     }
-    let labels = [("pool", "objects"), ("kind", "bufpool")];
-    assert_eq!(sample(&text, "poolside_bufpool_hits", &labels), Some(1.0));
-    assert_eq!(sample(&text, "poolside_bufpool_misses", &labels), Some(1.0));
+
+    // What each kind must show, by name.
+    let all = series(&text);
+    let has = |name: &str, pool: &str, label: (&str, &str)| {
+        all.iter().any(|s| {
+            s.name == name
+                && s.labels["pool"] == pool
+                && s.labels.get(label.0).map(String::as_str) == Some(label.1)
+        })
+    };
+    for class in ["4KiB", "64KiB", "1MiB"] {
+        assert!(has("poolside_bufpool_hits_total", "buffers", ("class", class)), "{class}");
+    }
+    assert!(has("poolside_bufpool_retained_bytes", "bytes", ("kind", "bufpool")));
+    assert!(has("poolside_bufpool_misses_total", "objects", ("kind", "bufpool")));
+    for shard in ["0", "1"] {
+        assert!(has("poolside_connpool_open", "sessions", ("shard", shard)), "{shard}");
+        assert!(has("poolside_connpool_acquires_total", "sessions", ("shard", shard)), "{shard}");
+    }
+    for backend in ["primary", "spare"] {
+        assert!(
+            has("poolside_connpool_failover_open", "ledger", ("backend", backend)),
+            "{backend}"
+        );
+    }
+    let ledger = [("pool", "ledger"), ("kind", "connpool_failover")];
+    assert_eq!(sample(&text, "poolside_connpool_failover_state", &ledger), Some(0.0));
+    assert_eq!(sample(&text, "poolside_connpool_failover_trips_total", &ledger), Some(0.0));
+    assert_eq!(
+        sample(&text, "poolside_connpool_failover_routed_primary_total", &ledger),
+        Some(5.0)
+    );
+
+    // Timing histograms count what the pools counted.
+    let jobs = [("pool", "jobs"), ("kind", "workerpool")];
+    let completed = sample(&text, "poolside_workerpool_completed_total", &jobs).unwrap();
+    assert_eq!(completed, 5.0);
+    assert_eq!(sample(&text, "poolside_workerpool_job_run_seconds_count", &jobs), Some(completed));
+    assert_eq!(
+        sample(&text, "poolside_workerpool_queue_wait_seconds_count", &jobs),
+        Some(completed)
+    );
+    let db = [("pool", "orders-db"), ("kind", "connpool")];
+    let acquires = sample(&text, "poolside_connpool_acquires_total", &db).unwrap();
+    assert_eq!(acquires, 5.0);
+    assert_eq!(sample(&text, "poolside_connpool_acquire_wait_seconds_count", &db), Some(acquires));
+    let dials = sample(&text, "poolside_connpool_dials_total", &db).unwrap();
+    assert_eq!(sample(&text, "poolside_connpool_dial_seconds_count", &db), Some(dials));
+    let sessions = [("pool", "sessions"), ("kind", "connpool")];
+    assert_eq!(sample(&text, "poolside_connpool_acquire_wait_seconds_count", &sessions), Some(5.0));
+
+    drop(service);
+    assert_eq!(metrics.render_prometheus(), "", "dropped pools take their series along");
 }

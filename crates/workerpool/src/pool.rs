@@ -459,6 +459,10 @@ impl Instrumented for WorkerPool {
         &CATALOGUE
     }
 
+    fn timings(&self) -> &'static [poolside_core::Timing] {
+        &[Timing::QueueWait, Timing::JobRun]
+    }
+
     fn visit_metrics(&self, visitor: &mut dyn MetricVisitor) {
         self.shared.stats.visit(self.gate.accepted(), self.queue.len(), visitor);
     }

@@ -1,0 +1,78 @@
+//! Registration, deregistration, hooks and scrapes from several threads at once:
+//! every scrape sampled meanwhile is a valid exposition in which each pool appears
+//! whole or not at all, and nothing is left behind at the end.
+
+mod support;
+
+use poolside_core::{Snapshot, Timing};
+use poolside_metrics::PoolMetrics;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+use support::{ScriptedPool, assert_scrape_equals_snapshot, scripted_workload, series};
+
+/// Series per scripted pool with a hook: 4 values + one acquire-wait histogram
+/// (20 bounds + `+Inf` buckets, `_sum`, `_count`).
+const SERIES_PER_POOL: usize = 4 + 21 + 2;
+
+#[test]
+fn concurrent_registrations_and_scrapes_stay_exact() {
+    let metrics = PoolMetrics::builder().max_pools(64).build().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let scrapes = Arc::new(AtomicUsize::new(0));
+    let sampler = {
+        let (metrics, stop, scrapes) = (metrics.clone(), stop.clone(), scrapes.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let text = metrics.render_prometheus();
+                let mut per_pool: BTreeMap<String, usize> = BTreeMap::new();
+                for s in series(&text) {
+                    *per_pool.entry(s.labels["pool"].clone()).or_default() += 1;
+                }
+                for (pool, n) in per_pool {
+                    assert_eq!(n, SERIES_PER_POOL, "pool {pool} half present:\n{text}");
+                }
+                let types = text.lines().filter(|l| l.starts_with("# TYPE ")).count();
+                let helps = text.lines().filter(|l| l.starts_with("# HELP ")).count();
+                assert_eq!(types, helps);
+                assert!(types <= 4, "one TYPE per family, however many pools: {types}");
+                scrapes.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+    };
+    let workers: Vec<_> = (0..4)
+        .map(|t| {
+            let metrics = metrics.clone();
+            std::thread::spawn(move || {
+                for n in 0..60 {
+                    let name = format!("t{t}-{n}");
+                    let events = metrics.timing_hook(&name).unwrap();
+                    let pool = Arc::new(ScriptedPool::default());
+                    let registration = metrics.register(&name, &pool).unwrap();
+                    scripted_workload(&pool);
+                    events.record(Timing::AcquireWait, Duration::from_micros(n));
+                    let text = metrics.render_prometheus();
+                    assert_scrape_equals_snapshot(&text, &name, &Snapshot::of(&*pool));
+                    if n % 2 == 0 {
+                        registration.deregister();
+                    } else {
+                        drop(pool); // the registry notices at the next scrape
+                        drop(registration);
+                    }
+                    drop(events);
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.join().expect("a worker failed");
+    }
+    std::thread::sleep(Duration::from_millis(20));
+    stop.store(true, Ordering::Relaxed);
+    sampler.join().expect("the sampler saw a broken scrape");
+    assert!(scrapes.load(Ordering::Relaxed) > 0);
+    assert_eq!(metrics.render_prometheus(), "");
+    assert!(metrics.is_empty());
+    assert_eq!(metrics.pending_hooks(), 0);
+}
