@@ -24,6 +24,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// ```
 pub const DEFAULT_CLASSES: [usize; 3] = [4 * 1024, 64 * 1024, 1024 * 1024];
 
+/// The largest size class, and the largest capacity cap, a buffer pool accepts (1 GiB).
+///
+/// ```
+/// let err = poolside_bufpool::BufPool::builder()
+///     .classes(&[4096, poolside_bufpool::MAX_CLASS_SIZE + 1])
+///     .build();
+/// assert!(matches!(err, Err(poolside_bufpool::BuildError::ClassTooLarge { .. })));
+/// ```
+pub const MAX_CLASS_SIZE: usize = 1 << 30;
+
 struct Class {
     size: usize,
     /// The class pool's id, which keys its thread cache slot: a hit or a return
@@ -351,7 +361,8 @@ impl BufInner {
 }
 
 impl BufPoolBuilder {
-    /// Class sizes in bytes, strictly increasing (default [`DEFAULT_CLASSES`]).
+    /// Class sizes in bytes, strictly increasing, each from 1 to [`MAX_CLASS_SIZE`]
+    /// (default [`DEFAULT_CLASSES`]).
     ///
     /// ```
     /// let err = poolside_bufpool::BufPool::builder().classes(&[4096, 1024]).build();
@@ -363,7 +374,7 @@ impl BufPoolBuilder {
     }
 
     /// Buffers returned with more capacity than this are dropped (default: the
-    /// largest class).
+    /// largest class; at least the smallest class, at most [`MAX_CLASS_SIZE`]).
     ///
     /// ```
     /// let err = poolside_bufpool::BufPool::builder().classes(&[1024]).max_capacity(512).build();
@@ -374,7 +385,8 @@ impl BufPoolBuilder {
         self
     }
 
-    /// Buffers kept in each class's shared store (default 256).
+    /// Buffers kept in each class's shared store (default 256, at least 1, at most
+    /// [`MAX_RETAINED`](crate::MAX_RETAINED)).
     ///
     /// ```
     /// let pool = poolside_bufpool::BufPool::builder().max_retained_per_class(16).build()?;
@@ -386,7 +398,9 @@ impl BufPoolBuilder {
         self
     }
 
-    /// Buffers each thread keeps per class (default 4).
+    /// Buffers each thread keeps per class (default 4, at most
+    /// [`MAX_LOCAL_CAPACITY`](crate::MAX_LOCAL_CAPACITY); 0 disables the per-thread
+    /// cache).
     ///
     /// ```
     /// let pool = poolside_bufpool::BufPool::builder().local_capacity(0).build()?;
@@ -426,6 +440,9 @@ impl BufPoolBuilder {
         if self.classes.contains(&0) {
             return Err(BuildError::ZeroClass);
         }
+        if let Some(&size) = self.classes.iter().find(|&&size| size > MAX_CLASS_SIZE) {
+            return Err(BuildError::ClassTooLarge { size });
+        }
         if let Some(w) = self.classes.windows(2).find(|w| w[0] >= w[1]) {
             return Err(BuildError::UnorderedClasses { larger: w[0], smaller: w[1] });
         }
@@ -433,6 +450,9 @@ impl BufPoolBuilder {
         let cap = self.cap.unwrap_or(largest);
         if cap < smallest {
             return Err(BuildError::CapBelowSmallestClass { cap, smallest });
+        }
+        if cap > MAX_CLASS_SIZE {
+            return Err(BuildError::CapTooLarge { cap });
         }
         let mut classes = Vec::with_capacity(self.classes.len());
         for &size in &self.classes {
@@ -578,9 +598,9 @@ static UNPOOLED: MetricDesc = MetricDesc::counter(
     "Gets larger than the largest class, served without pooling.",
 );
 
-static BUF_CATALOGUE: [&MetricDesc; 10] = {
+static BUF_CATALOGUE: [&MetricDesc; 11] = {
     let c = &crate::pool::CATALOGUE;
-    [c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], &DROPPED_OVERSIZED_TOTAL, &UNPOOLED]
+    [c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8], &DROPPED_OVERSIZED_TOTAL, &UNPOOLED]
 };
 
 impl Instrumented for BufPool {

@@ -61,9 +61,11 @@ mod pool;
 mod stats;
 mod store;
 
-pub use buf::{BufGuard, BufPool, BufPoolBuilder, DEFAULT_CLASSES};
+pub use buf::{BufGuard, BufPool, BufPoolBuilder, DEFAULT_CLASSES, MAX_CLASS_SIZE};
 #[cfg(feature = "bytes")]
 pub use bytes_pool::BytesPool;
 pub use error::BuildError;
-pub use pool::{MAX_LOCAL_CAPACITY, OwnedPooled, Pool, PoolBuilder, PoolStats, Pooled};
+pub use pool::{
+    MAX_LOCAL_CAPACITY, MAX_RETAINED, OwnedPooled, Pool, PoolBuilder, PoolStats, Pooled,
+};
 pub use poolside_core::{Instrumented, Reset};

@@ -20,12 +20,25 @@
 #![allow(clippy::box_collection)]
 
 use crate::stats::{CounterBlock, Event};
-use crate::store::Boxed;
+use crate::store::{Boxed, drop_object};
 use std::any::Any;
 use std::cell::RefCell;
 use std::mem::ManuallyDrop;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::thread::LocalKey;
+
+/// How many pools have been dropped, ever. A thread cache remembers the count it last
+/// saw; at its next operation a cache that sees a larger one first frees the slots of
+/// pools that are gone, so a dropped pool's objects do not outlive its last handle in
+/// a long-lived thread that never opens another slot.
+static DROPPED_POOLS: AtomicU64 = AtomicU64::new(0);
+
+/// Called when a pool's last handle is gone (after its strong count reached zero), so
+/// every thread frees that pool's cached objects at its next pool operation.
+pub(crate) fn pool_dropped() {
+    DROPPED_POOLS.fetch_add(1, Ordering::Release);
+}
 
 /// Pools cached per thread at once; a thread using more pools at the same time sends
 /// the extra ones through their shared stores.
@@ -102,7 +115,8 @@ impl<O> Slot<O> {
         objects
     }
 
-    /// Hands everything back to the owning pool, if it still exists.
+    /// Hands everything back to the owning pool, if it still exists, else drops it.
+    /// Never panics: the pool guards its user code, and drops here are guarded too.
     fn release(&mut self) {
         let objects = self.take_all();
         match self.owner.upgrade() {
@@ -110,7 +124,7 @@ impl<O> Slot<O> {
                 owner.adopt(objects);
                 owner.retire(&self.counters);
             }
-            None => drop(objects),
+            None => objects.into_iter().for_each(drop_object),
         }
     }
 }
@@ -126,6 +140,9 @@ pub(crate) struct SlotInit<O: 'static> {
 pub(crate) struct LocalCache<O: 'static> {
     /// Set once [`EXIT`] has emptied this cache at thread exit: no slot opens after.
     closed: bool,
+    /// The value of [`DROPPED_POOLS`] when this cache last freed the slots of dropped
+    /// pools.
+    seen: u64,
     /// The slot used last comes first, checked before any search: a thread usually
     /// works with one pool (one size class) for many operations in a row, and a fixed
     /// place is one load, where an index of the last slot would be two in a row.
@@ -167,7 +184,7 @@ impl Cached for Erased {
 
 impl<O> LocalCache<O> {
     const fn new() -> Self {
-        LocalCache { closed: false, slots: ManuallyDrop::new([const { None }; SLOTS]) }
+        LocalCache { closed: false, seen: 0, slots: ManuallyDrop::new([const { None }; SLOTS]) }
     }
 
     /// The slot for `pool_id`: one comparison when it is the slot used last.
@@ -257,8 +274,13 @@ pub(crate) fn pop<O: Cached>(pool_id: u64) -> Option<O> {
 }
 
 #[inline(always)]
-fn pop_from<O>(cache: &RefCell<LocalCache<O>>, pool_id: u64) -> Option<O> {
-    let mut cache = cache.try_borrow_mut().ok()?;
+fn pop_from<O: Cached>(cell: &RefCell<LocalCache<O>>, pool_id: u64) -> Option<O> {
+    let mut cache = cell.try_borrow_mut().ok()?;
+    if cache.seen != DROPPED_POOLS.load(Ordering::Acquire) {
+        drop(cache);
+        free_dropped_pools();
+        cache = cell.try_borrow_mut().ok()?;
+    }
     let slot = cache.slot(pool_id)?;
     let object = slot.pop()?;
     slot.counters.bump_owned(Event::Hit);
@@ -276,12 +298,47 @@ pub(crate) fn push<O: Cached>(pool_id: u64, object: O) -> Result<(), O> {
 }
 
 #[inline(always)]
-fn push_into<O>(cache: &RefCell<LocalCache<O>>, pool_id: u64, object: O) -> Result<(), O> {
-    let Ok(mut cache) = cache.try_borrow_mut() else { return Err(object) };
+fn push_into<O: Cached>(cell: &RefCell<LocalCache<O>>, pool_id: u64, object: O) -> Result<(), O> {
+    let Ok(mut cache) = cell.try_borrow_mut() else { return Err(object) };
+    if cache.seen != DROPPED_POOLS.load(Ordering::Acquire) {
+        drop(cache);
+        free_dropped_pools();
+        let Ok(again) = cell.try_borrow_mut() else { return Err(object) };
+        cache = again;
+    }
     let Some(slot) = cache.slot(pool_id) else { return Err(object) };
     slot.push(object)?;
     slot.counters.bump_owned(Event::Return);
     Ok(())
+}
+
+/// Frees the slots of dropped pools in both of this thread's caches, and records the
+/// count of dropped pools they have now seen.
+#[cold]
+#[inline(never)]
+fn free_dropped_pools() {
+    free_dropped::<Bytes>();
+    free_dropped::<Erased>();
+}
+
+fn free_dropped<O: Cached>() {
+    // Read before looking at the slots: a pool dropped after this is seen next time.
+    let dropped = DROPPED_POOLS.load(Ordering::Acquire);
+    // Taken out first and released after the borrow ends: releasing drops objects,
+    // whose own destructors may use the caches again.
+    let stale: Vec<Slot<O>> = with_cache(|cache| {
+        let Ok(mut cache) = cache.try_borrow_mut() else { return Vec::new() };
+        cache.seen = dropped;
+        cache
+            .slots
+            .iter_mut()
+            .filter(|s| s.as_ref().is_some_and(|s| s.owner.strong_count() == 0))
+            .filter_map(Option::take)
+            .collect()
+    });
+    for mut slot in stale {
+        slot.release();
+    }
 }
 
 /// Opens a slot for `pool_id` on this thread, in a free slot or one whose pool is

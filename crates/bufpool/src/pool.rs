@@ -3,7 +3,7 @@
 use crate::error::BuildError;
 use crate::local::{self, Sink, SlotInit};
 use crate::stats::{CounterBlock, Counters, Event, Totals};
-use crate::store::{Boxed, Store, boxed};
+use crate::store::{Boxed, Store, boxed, drop_object, guarded};
 use crossbeam_utils::CachePadded;
 use poolside_core::{Instrumented, MetricDesc, MetricVisitor, Reset};
 use std::any::{Any, TypeId};
@@ -23,6 +23,17 @@ use std::time::Duration;
 /// ```
 pub const MAX_LOCAL_CAPACITY: usize = 64;
 
+/// The most objects a pool's shared store may retain: the store allocates room for
+/// all of them when the pool is built.
+///
+/// ```
+/// let err = poolside_bufpool::Pool::builder(Vec::<u8>::new)
+///     .max_retained(poolside_bufpool::MAX_RETAINED + 1)
+///     .build();
+/// assert!(matches!(err, Err(poolside_bufpool::BuildError::RetainedTooLarge { .. })));
+/// ```
+pub const MAX_RETAINED: usize = 1 << 20;
+
 static NEXT_POOL_ID: AtomicU64 = AtomicU64::new(1);
 
 type MakeFn<T> = dyn Fn() -> T + Send + Sync;
@@ -30,7 +41,7 @@ type ResetFn<T> = dyn Fn(&mut T) + Send + Sync;
 type RetainFn<T> = dyn Fn(&T) -> bool + Send + Sync;
 type SizeFn<T> = dyn Fn(&T) -> u64 + Send + Sync;
 
-pub(crate) struct Inner<T> {
+pub(crate) struct Inner<T: Send + 'static> {
     id: u64,
     make: Box<MakeFn<T>>,
     reset: ResetHook<T>,
@@ -211,8 +222,8 @@ impl<T: Send + 'static> PoolBuilder<T> {
         self
     }
 
-    /// The most objects kept in the shared store (default 1024). Each thread may also
-    /// cache up to `local_capacity` more.
+    /// The most objects kept in the shared store (default 1024, at least 1, at most
+    /// [`MAX_RETAINED`]). Each thread may also cache up to `local_capacity` more.
     ///
     /// ```
     /// assert!(poolside_bufpool::Pool::builder(Vec::<u8>::new).max_retained(0).build().is_err());
@@ -285,6 +296,9 @@ impl<T: Send + 'static> PoolBuilder<T> {
     pub fn build(self) -> Result<Pool<T>, BuildError> {
         if self.max_retained == 0 {
             return Err(BuildError::ZeroRetained);
+        }
+        if self.max_retained > MAX_RETAINED {
+            return Err(BuildError::RetainedTooLarge { requested: self.max_retained });
         }
         if self.local_capacity > MAX_LOCAL_CAPACITY {
             return Err(BuildError::LocalCapacityTooLarge { requested: self.local_capacity });
@@ -376,13 +390,31 @@ impl<T: Send + 'static> Inner<T> {
     #[cold]
     #[inline(never)]
     pub(crate) fn take_slow(&self) -> Boxed<T> {
-        self.store.sweep_if_due(&*self.size_of);
-        let (object, event) = match self.store.pop(&*self.size_of) {
+        self.store.sweep_if_due();
+        let (object, event) = match self.store.pop() {
             Some(object) => (object, Event::Hit),
-            None => (boxed((self.make)()), Event::Miss),
+            None => (boxed(self.make()), Event::Miss),
         };
         self.count(event);
         object
+    }
+
+    /// A new object from the `make` function. A panic there goes on to the caller of
+    /// `get` (there is no object to hand out), logged, with nothing counted or held.
+    fn make(&self) -> T {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (self.make)())) {
+            Ok(object) => object,
+            Err(payload) => {
+                tracing::error!(pool = self.id, "the pool's make function panicked");
+                std::panic::resume_unwind(payload)
+            }
+        }
+    }
+
+    /// How many bytes `object` holds, for the `retained_bytes` gauge; 0 when the
+    /// `size_of` function panics.
+    fn size(&self, object: &T) -> u64 {
+        guarded("a pool's size_of function", || (self.size_of)(object)).unwrap_or(0)
     }
 
     fn count(&self, event: Event) {
@@ -398,16 +430,26 @@ impl<T: Send + 'static> Inner<T> {
 
     /// Takes an object back: reset, check the retain policy, keep it locally or in the
     /// shared store, or drop it.
+    ///
+    /// The reset hook and the retain policy are user code and may panic, possibly in a
+    /// guard dropped while its thread unwinds: a panic is caught and logged, and the
+    /// object, in an unknown state, is dropped and counted as `dropped_panicked`.
     #[inline]
     pub(crate) fn put(&self, mut object: Boxed<T>) {
         match &self.reset {
             ResetHook::ByOwner => {}
             ResetHook::ClearBytes => clear_bytes(&mut **object),
-            ResetHook::Hook(reset) => reset(&mut object),
+            ResetHook::Hook(reset) => {
+                if guarded("a pool's reset hook", || reset(&mut object)).is_none() {
+                    return self.discard(object, Event::DroppedPanicked);
+                }
+            }
         }
         if let Some(retain) = &self.retain {
-            if !retain(&object) {
-                return self.reject();
+            match guarded("a pool's retain policy", || retain(&object)) {
+                Some(true) => {}
+                Some(false) => return self.discard(object, Event::DroppedOversized),
+                None => return self.discard(object, Event::DroppedPanicked),
             }
         }
         if self.local_capacity > 0 {
@@ -426,11 +468,18 @@ impl<T: Send + 'static> Inner<T> {
         }
     }
 
+    /// Drops a returned object that is not kept, counting why.
     #[cold]
     #[inline(never)]
-    fn reject(&self) {
-        self.count(Event::DroppedOversized);
-        tracing::debug!(pool = self.id, "returned object rejected by the retain policy; dropped");
+    fn discard(&self, object: Boxed<T>, why: Event) {
+        self.count(why);
+        if why == Event::DroppedOversized {
+            tracing::debug!(
+                pool = self.id,
+                "returned object rejected by the retain policy; dropped"
+            );
+        }
+        drop_object(object);
     }
 
     /// Files a reset, accepted object that this thread's cache did not take: opens the
@@ -471,32 +520,54 @@ impl<T: Send + 'static> Inner<T> {
 
     fn put_shared(&self, object: Boxed<T>) {
         self.count(Event::Return);
-        if self.store.push(object, &*self.size_of).is_err() {
+        let size = self.size(&object);
+        if let Err(object) = self.store.push(object, size) {
             self.count(Event::DroppedFull);
+            drop_object(object);
         }
-        self.store.sweep_if_due(&*self.size_of);
+        self.store.sweep_if_due();
     }
 
     /// Moves a departing thread's objects to the shared store.
     fn adopt_all(&self, objects: impl IntoIterator<Item = Boxed<T>>) {
         for object in objects {
-            if self.store.push(object, &*self.size_of).is_err() {
+            let size = self.size(&object);
+            if let Err(object) = self.store.push(object, size) {
                 self.counters.shared.bump_shared(Event::DroppedFull);
+                drop_object(object);
             }
         }
     }
 
-    /// Empties this thread's cache for this pool, returning how many objects it held.
+    /// Empties this thread's cache for this pool, dropping what it held; returns how
+    /// many objects that was.
     fn drop_local(&self) -> usize {
+        fn drop_all<O>(objects: Vec<O>) -> usize {
+            let count = objects.len();
+            objects.into_iter().for_each(drop_object);
+            count
+        }
         if is_bytes::<T>() {
-            local::take_all::<local::Bytes>(self.id).len()
+            drop_all(local::take_all::<local::Bytes>(self.id))
         } else {
-            local::take_all::<local::Erased>(self.id).len()
+            drop_all(local::take_all::<local::Erased>(self.id))
         }
     }
 
     fn totals(&self) -> Totals {
         self.counters.totals()
+    }
+}
+
+impl<T: Send + 'static> Drop for Inner<T> {
+    /// The last handle is gone: this thread's cached objects are dropped now, other
+    /// threads' at their next pool operation or when they exit (see
+    /// [`local::pool_dropped`]); the shared store drops its own.
+    fn drop(&mut self) {
+        if self.local_capacity > 0 {
+            self.drop_local();
+        }
+        local::pool_dropped();
     }
 }
 
@@ -572,7 +643,7 @@ impl<T: Send + 'static> Pool<T> {
     pub fn trim(&self) -> usize {
         let local_count = self.inner.drop_local();
         self.inner.store.released_idle.fetch_add(local_count as u64, Ordering::Relaxed);
-        local_count + self.inner.store.release(usize::MAX, &*self.inner.size_of)
+        local_count + self.inner.store.release(usize::MAX)
     }
 
     /// Objects in the shared store (thread caches not included).
@@ -604,6 +675,7 @@ impl<T: Send + 'static> Pool<T> {
             returns: t.returns,
             dropped_oversized: t.dropped_oversized,
             dropped_full: t.dropped_full,
+            dropped_panicked: t.dropped_panicked,
             released_idle: self.inner.store.released_idle.load(Ordering::Relaxed),
             retained_shared: self.inner.store.len() as u64,
             retained_shared_bytes: self.inner.store.bytes.load(Ordering::Relaxed),
@@ -633,6 +705,9 @@ pub struct PoolStats {
     pub dropped_oversized: u64,
     /// Returned objects dropped because the shared store was full.
     pub dropped_full: u64,
+    /// Returned objects dropped because the reset hook or the retain policy panicked
+    /// on them (the panic is caught and logged).
+    pub dropped_panicked: u64,
     /// Objects freed by idle release or `trim`.
     pub released_idle: u64,
     /// Objects in the shared store now.
@@ -650,18 +725,23 @@ static DROPPED_OVERSIZED: MetricDesc = MetricDesc::counter(
 );
 static DROPPED_FULL: MetricDesc =
     MetricDesc::counter("dropped_full", "Returned objects dropped because the pool was full.");
+static DROPPED_PANICKED: MetricDesc = MetricDesc::counter(
+    "dropped_panicked",
+    "Returned objects dropped because the reset hook or retain policy panicked.",
+);
 static RELEASED_IDLE: MetricDesc =
     MetricDesc::counter("released_idle", "Objects freed after sitting idle, or by trim.");
 static RETAINED: MetricDesc = MetricDesc::gauge("retained", "Objects kept in the shared store.");
 static RETAINED_BYTES: MetricDesc =
     MetricDesc::gauge("retained_bytes", "Bytes held by the shared store.");
 
-pub(crate) static CATALOGUE: [&MetricDesc; 8] = [
+pub(crate) static CATALOGUE: [&MetricDesc; 9] = [
     &HITS,
     &MISSES,
     &RETURNS,
     &DROPPED_OVERSIZED,
     &DROPPED_FULL,
+    &DROPPED_PANICKED,
     &RELEASED_IDLE,
     &RETAINED,
     &RETAINED_BYTES,
@@ -670,12 +750,13 @@ pub(crate) static CATALOGUE: [&MetricDesc; 8] = [
 impl PoolStats {
     /// Reports these values with `labels` (a size class, for buffer pools).
     pub(crate) fn visit(&self, labels: &[poolside_core::Label<'_>], v: &mut dyn MetricVisitor) {
-        let values: [(&'static MetricDesc, u64); 8] = [
+        let values: [(&'static MetricDesc, u64); 9] = [
             (&HITS, self.hits),
             (&MISSES, self.misses),
             (&RETURNS, self.returns),
             (&DROPPED_OVERSIZED, self.dropped_oversized),
             (&DROPPED_FULL, self.dropped_full),
+            (&DROPPED_PANICKED, self.dropped_panicked),
             (&RELEASED_IDLE, self.released_idle),
             (&RETAINED, self.retained_shared),
             (&RETAINED_BYTES, self.retained_shared_bytes),

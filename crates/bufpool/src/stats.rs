@@ -13,9 +13,10 @@ pub(crate) enum Event {
     Return,
     DroppedOversized,
     DroppedFull,
+    DroppedPanicked,
 }
 
-const EVENTS: usize = 5;
+const EVENTS: usize = 6;
 
 /// One thread's counters for one pool. Only that thread writes them, so an update is
 /// a load and a store on a line no other thread writes: no lock prefix, no contention.
@@ -28,21 +29,22 @@ pub(crate) struct CounterBlock {
 }
 
 impl CounterBlock {
-    /// Bumps a counter this thread owns.
+    /// Bumps a counter this thread owns. The store releases: a reader that sees it
+    /// (with an acquiring load) also sees everything this thread counted before.
     #[inline]
     pub(crate) fn bump_owned(&self, event: Event) {
         let c = &self.counts[event as usize];
-        c.store(c.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        c.store(c.load(Ordering::Relaxed) + 1, Ordering::Release);
     }
 
     /// Bumps a counter that several threads may share.
     #[inline]
     pub(crate) fn bump_shared(&self, event: Event) {
-        self.counts[event as usize].fetch_add(1, Ordering::Relaxed);
+        self.counts[event as usize].fetch_add(1, Ordering::Release);
     }
 
     fn get(&self, event: Event) -> u64 {
-        self.counts[event as usize].load(Ordering::Relaxed)
+        self.counts[event as usize].load(Ordering::Acquire)
     }
 }
 
@@ -78,6 +80,7 @@ pub(crate) struct Totals {
     pub(crate) returns: u64,
     pub(crate) dropped_oversized: u64,
     pub(crate) dropped_full: u64,
+    pub(crate) dropped_panicked: u64,
 }
 
 impl Counters {
@@ -110,12 +113,16 @@ impl Counters {
                 live.swap_remove(index);
                 for (i, count) in block.counts.iter().enumerate() {
                     self.retired.counts[i]
-                        .fetch_add(count.load(Ordering::Relaxed), Ordering::Relaxed);
+                        .fetch_add(count.load(Ordering::Acquire), Ordering::Release);
                 }
             }
         }
     }
 
+    /// The counters summed now. Consequences are read before their causes (a drop
+    /// for a full store before returns, returns before gets), each with an acquiring
+    /// load, so a snapshot never shows an effect without its cause: `dropped_full <=
+    /// returns`, and without `attach`, `returns <= hits + misses`. No clamping needed.
     pub(crate) fn totals(&self) -> Totals {
         let mut live = self.live.lock();
         self.fold(&mut live);
@@ -124,13 +131,13 @@ impl Counters {
                 + self.retired.get(event)
                 + live.iter().map(|b| b.get(event)).sum::<u64>()
         };
-        Totals {
-            hits: sum(Event::Hit),
-            misses: sum(Event::Miss),
-            returns: sum(Event::Return),
-            dropped_oversized: sum(Event::DroppedOversized),
-            dropped_full: sum(Event::DroppedFull),
-        }
+        let dropped_full = sum(Event::DroppedFull);
+        let dropped_panicked = sum(Event::DroppedPanicked);
+        let dropped_oversized = sum(Event::DroppedOversized);
+        let returns = sum(Event::Return);
+        let misses = sum(Event::Miss);
+        let hits = sum(Event::Hit);
+        Totals { hits, misses, returns, dropped_oversized, dropped_full, dropped_panicked }
     }
 }
 
