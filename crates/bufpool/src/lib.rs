@@ -50,7 +50,8 @@
 //!
 //! `debug` events when a returned object is dropped by the retain policy or a buffer
 //! is above the cap, and when idle objects are released. Nothing on the hot path.
-#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
+// One `unsafe` block, in `local::with_cache`, allowed where it stands.
+#![deny(unsafe_code, unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
 mod buf;
 #[cfg(feature = "bytes")]

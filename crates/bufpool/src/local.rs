@@ -1,12 +1,12 @@
 //! The per-thread fast path: static thread-local caches with a few slots, each keyed
 //! by a pool id.
 //!
-//! A per-instance `thread_local::ThreadLocal` costs more per access than `malloc`; a
-//! static `thread_local!` is a few nanoseconds. Objects are kept boxed and type-erased
-//! (`Box<dyn Any + Send>`) in [`ANY`], so one static cache serves pools of every type:
-//! moving a box in and out and checking its type never allocates. Byte buffers, the
-//! hottest case, have their own typed cache, [`BYTES`]: checking the type of an erased
-//! object is an indirect call that measured as a fifth of a pooled 256-byte fill.
+//! Static `thread_local!` caches, not a per-instance `thread_local::ThreadLocal`, whose
+//! lookup costs more than the allocation a pool saves (see `docs/benchmarks.md`).
+//! Objects are kept boxed and type-erased (`Box<dyn Any + Send>`) in [`ANY`], so one
+//! static cache serves pools of every type: moving a box in and out and checking its
+//! type never allocates. Byte buffers, the hottest case, have their own typed cache,
+//! [`BYTES`], so that their fast path has no type check (an indirect call).
 //!
 //! Byte buffers stay boxed in [`BYTES`] too: a pool's objects are boxed once, when
 //! made, and the same box travels between the caches and the shared store.
@@ -208,11 +208,15 @@ impl<O> LocalCache<O> {
 
 /// Runs `f` with this thread's cache of kind `O`.
 ///
-/// `LocalKey::with` is not inlined into the pool's fast path when `f` does real work,
-/// and the out-of-line call, through the key's accessor, measured as a fifth of a
-/// pooled 256-byte fill; with `f` reduced to taking the address, it inlines to one
-/// thread-pointer-relative address computation.
+/// `LocalKey::with` is not inlined into the pool's fast path when `f` does real work:
+/// the cache would be reached through an out-of-line call to the key's accessor on
+/// every get and return. With `f` reduced to taking the address, it inlines to one
+/// thread-pointer-relative address computation. That takes the crate's one `unsafe`
+/// block. `LocalKey::with_borrow_mut` would need none, but it is `with` around a
+/// closure that does the work (the form that stays out of line), and it panics where
+/// the cache is already borrowed, where the pool must fall back to its shared store.
 #[inline(always)]
+#[allow(unsafe_code)]
 fn with_cache<O: Cached, R>(f: impl FnOnce(&RefCell<LocalCache<O>>) -> R) -> R {
     let cache: *const RefCell<LocalCache<O>> = O::key().with(std::ptr::from_ref);
     // SAFETY: the pointer is to this thread's cache, a `const`-initialised thread-local
