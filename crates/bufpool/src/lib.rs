@@ -70,3 +70,8 @@ pub use pool::{
     MAX_LOCAL_CAPACITY, MAX_RETAINED, OwnedPooled, Pool, PoolBuilder, PoolStats, Pooled,
 };
 pub use poolside_core::{Instrumented, Reset};
+
+/// The snippets of the user guide, `docs/bufpool.md`, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/bufpool.md")]
+struct UserGuide;
