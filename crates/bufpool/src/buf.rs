@@ -6,7 +6,7 @@
 #![allow(clippy::box_collection)]
 
 use crate::error::BuildError;
-use crate::local;
+use crate::local::Cache;
 use crate::pool::{Pool, PoolStats};
 use crate::store::{Boxed, boxed};
 use crossbeam_utils::CachePadded;
@@ -16,6 +16,9 @@ use std::io;
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The thread cache of byte buffers.
+type Bytes = Cache<Vec<u8>>;
 
 /// The default size classes: small ≤ 4 KiB, medium ≤ 64 KiB, large ≤ 1 MiB.
 ///
@@ -151,7 +154,7 @@ impl BufPool {
         // Small requests, the common case: one comparison, and the class id is read
         // from the pool itself rather than through the class list.
         if size_hint <= inner.smallest.size {
-            let buf = match local::pop::<local::Bytes>(inner.smallest.id) {
+            let buf = match Bytes::pop(inner.smallest.id) {
                 Some(buf) => buf,
                 None => inner.take_slow(0),
             };
@@ -167,7 +170,7 @@ impl BufPool {
             return self.get_unpooled(size_hint);
         };
         let class = &inner.classes[index];
-        let buf = match local::pop::<local::Bytes>(class.id) {
+        let buf = match Bytes::pop(class.id) {
             Some(buf) => buf,
             None => inner.take_slow(index),
         };
@@ -308,7 +311,7 @@ impl BufInner {
     #[cold]
     #[inline(never)]
     fn take_slow(&self, index: usize) -> Boxed<Vec<u8>> {
-        self.classes[index].pool.inner().take_slow()
+        self.classes[index].pool.take_slow()
     }
 
     /// Takes a buffer back, filed by its capacity: a buffer of the smallest class
@@ -320,7 +323,7 @@ impl BufInner {
         buf.clear();
         let capacity = buf.capacity();
         if self.smallest.size <= capacity && capacity <= self.smallest.upper {
-            if let Err(buf) = local::push::<local::Bytes>(self.smallest.id, buf) {
+            if let Err(buf) = Bytes::push(self.smallest.id, buf) {
                 self.put_slow(0, buf);
             }
         } else {
@@ -332,7 +335,7 @@ impl BufInner {
     #[cold]
     #[inline(never)]
     fn put_slow(&self, index: usize, buf: Boxed<Vec<u8>>) {
-        self.classes[index].pool.inner().put_slow(buf);
+        self.classes[index].pool.put_slow(buf);
     }
 
     /// Files a cleared buffer above the smallest class, or one that shrank or came
@@ -352,7 +355,7 @@ impl BufInner {
             None => self.classes.len().checked_sub(1),
         };
         match filed {
-            Some(index) => self.classes[index].pool.inner().put(buf),
+            Some(index) => self.classes[index].pool.put(buf),
             None => {
                 self.dropped_undersized.fetch_add(1, Ordering::Relaxed);
             }
@@ -465,7 +468,7 @@ impl BufPoolBuilder {
                 builder = builder.idle_release(interval);
             }
             let pool = builder.build()?;
-            classes.push(Class { size, id: pool.inner().id(), label: class_label(size), pool });
+            classes.push(Class { size, id: pool.id(), label: class_label(size), pool });
         }
         let first_class_by_bits = std::array::from_fn(|bits| {
             let below = if bits == 0 { 0 } else { 1usize << (bits - 1) };

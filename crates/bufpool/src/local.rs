@@ -21,8 +21,10 @@
 
 use crate::stats::{CounterBlock, Event};
 use crate::store::{Boxed, drop_object};
-use std::any::Any;
+use crossbeam_utils::CachePadded;
+use std::any::{Any, TypeId};
 use std::cell::RefCell;
+use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -46,9 +48,10 @@ const SLOTS: usize = 8;
 
 /// What a pool offers its thread caches: somewhere to put objects when a thread exits
 /// or a slot is reclaimed, and somewhere to fold the thread's counters.
-pub(crate) trait Sink<O>: Send + Sync {
-    /// Takes the objects of a departing thread (keeping or dropping them).
-    fn adopt(&self, objects: Vec<O>);
+pub(crate) trait Sink: Send + Sync {
+    /// Takes the objects of a departing thread (keeping or dropping them), type-erased
+    /// whichever cache held them.
+    fn adopt(&self, objects: Vec<Erased>);
     /// Folds a departing thread's counters into the pool's totals.
     fn retire(&self, counters: &Arc<CounterBlock>);
 }
@@ -63,11 +66,11 @@ pub(crate) struct Slot<O: 'static> {
     /// The rest of the stack, at most `capacity - 1` objects.
     below: Vec<O>,
     capacity: usize,
-    owner: Weak<dyn Sink<O>>,
+    owner: Weak<dyn Sink>,
     counters: Arc<CounterBlock>,
 }
 
-impl<O> Slot<O> {
+impl<O: Cached> Slot<O> {
     /// Pops the top of the stack.
     #[inline(always)]
     fn pop(&mut self) -> Option<O> {
@@ -121,7 +124,7 @@ impl<O> Slot<O> {
         let objects = self.take_all();
         match self.owner.upgrade() {
             Some(owner) => {
-                owner.adopt(objects);
+                owner.adopt(objects.into_iter().map(Cached::erase).collect());
                 owner.retire(&self.counters);
             }
             None => objects.into_iter().for_each(drop_object),
@@ -130,9 +133,9 @@ impl<O> Slot<O> {
 }
 
 /// What a pool needs to open a slot on this thread.
-pub(crate) struct SlotInit<O: 'static> {
+pub(crate) struct SlotInit {
     pub(crate) capacity: usize,
-    pub(crate) owner: Weak<dyn Sink<O>>,
+    pub(crate) owner: Weak<dyn Sink>,
     pub(crate) counters: Arc<CounterBlock>,
 }
 
@@ -166,6 +169,8 @@ pub(crate) type Erased = Box<dyn Any + Send>;
 pub(crate) trait Cached: Sized + 'static {
     /// This kind's cache.
     fn key() -> &'static CacheKey<Self>;
+    /// The object type-erased (a conversion of the box, no allocation).
+    fn erase(self) -> Erased;
 }
 
 impl Cached for Bytes {
@@ -173,12 +178,117 @@ impl Cached for Bytes {
     fn key() -> &'static CacheKey<Self> {
         &BYTES
     }
+
+    fn erase(self) -> Erased {
+        self
+    }
 }
 
 impl Cached for Erased {
     #[inline(always)]
     fn key() -> &'static CacheKey<Self> {
         &ANY
+    }
+
+    fn erase(self) -> Erased {
+        self
+    }
+}
+
+/// A pool's thread cache for objects of type `T`: the typed byte-buffer cache for
+/// `Vec<u8>`, the type-erased one for any other type. The one place that chooses; the
+/// choice is a constant for each `T`, so each pool's code keeps only its own branch.
+pub(crate) struct Cache<T>(PhantomData<fn() -> T>);
+
+/// Whether `T` is a byte buffer, which has its own typed thread cache ([`BYTES`]).
+#[inline(always)]
+pub(crate) fn is_bytes<T: 'static>() -> bool {
+    TypeId::of::<T>() == TypeId::of::<Vec<u8>>()
+}
+
+/// Moves a box from one static type to another that is the same type. Both types are
+/// known where this is inlined, so the type check folds away: no call, no allocation.
+#[inline(always)]
+fn same_type<A: Send + 'static, B: 'static>(object: Box<A>) -> Box<B> {
+    let erased: Box<dyn Any + Send> = object;
+    erased.downcast::<B>().unwrap_or_else(|_| unreachable!("only called when A is B"))
+}
+
+/// Recovers a `T` from a thread cache slot, which only ever holds its pool's `T`s.
+#[inline]
+fn unerase<T: 'static>(object: Erased) -> Boxed<T> {
+    object
+        .downcast::<CachePadded<T>>()
+        .unwrap_or_else(|_| unreachable!("a slot holds its own pool's type"))
+}
+
+impl<T: Send + 'static> Cache<T> {
+    /// Takes the most recently returned object from this thread's slot for `pool_id`,
+    /// counting a hit. `None` when there is no slot or it is empty.
+    #[inline(always)]
+    pub(crate) fn pop(pool_id: u64) -> Option<Boxed<T>> {
+        if is_bytes::<T>() {
+            pop::<Bytes>(pool_id).map(same_type::<CachePadded<Vec<u8>>, CachePadded<T>>)
+        } else {
+            pop::<Erased>(pool_id).map(unerase::<T>)
+        }
+    }
+
+    /// Keeps `object` in this thread's slot for `pool_id`, counting a return. Hands it
+    /// back when there is no slot or the slot is full.
+    #[inline(always)]
+    pub(crate) fn push(pool_id: u64, object: Boxed<T>) -> Result<(), Boxed<T>> {
+        if is_bytes::<T>() {
+            push::<Bytes>(pool_id, same_type::<CachePadded<T>, _>(object))
+                .map_err(same_type::<CachePadded<Vec<u8>>, CachePadded<T>>)
+        } else {
+            let erased: Erased = object;
+            push::<Erased>(pool_id, erased).map_err(unerase::<T>)
+        }
+    }
+
+    /// Opens this thread's slot for `pool_id` and keeps `object` there; hands it back
+    /// when no slot opens (one exists and is full, none is free, the thread is exiting).
+    pub(crate) fn open_and_push(
+        pool_id: u64,
+        object: Boxed<T>,
+        init: impl FnOnce() -> SlotInit,
+    ) -> Result<(), Boxed<T>> {
+        fn open_push<O: Cached>(
+            id: u64,
+            object: O,
+            init: impl FnOnce() -> SlotInit,
+        ) -> Result<(), O> {
+            if open::<O>(id, init) { push::<O>(id, object) } else { Err(object) }
+        }
+        if is_bytes::<T>() {
+            open_push::<Bytes>(pool_id, same_type::<CachePadded<T>, _>(object), init)
+                .map_err(same_type::<CachePadded<Vec<u8>>, CachePadded<T>>)
+        } else {
+            let erased: Erased = object;
+            open_push::<Erased>(pool_id, erased, init).map_err(unerase::<T>)
+        }
+    }
+
+    /// Counts `event` in this thread's block for `pool_id`; `false` when there is none.
+    pub(crate) fn count(pool_id: u64, event: Event) -> bool {
+        if is_bytes::<T>() {
+            count::<Bytes>(pool_id, event)
+        } else {
+            count::<Erased>(pool_id, event)
+        }
+    }
+
+    /// Empties this thread's slot for `pool_id`, returning what it held.
+    pub(crate) fn take_all(pool_id: u64) -> Vec<Boxed<T>> {
+        if is_bytes::<T>() {
+            take_all::<Bytes>(pool_id)
+                .into_iter()
+                .map(same_type::<CachePadded<Vec<u8>>, CachePadded<T>>)
+                .collect()
+        } else {
+            take_all::<Erased>(pool_id).into_iter().map(unerase::<T>).collect()
+        }
     }
 }
 
@@ -268,7 +378,7 @@ thread_local! {
 /// Takes the most recently returned object from this thread's slot for `pool_id`,
 /// counting a hit. `None` when there is no slot or it is empty.
 #[inline(always)]
-pub(crate) fn pop<O: Cached>(pool_id: u64) -> Option<O> {
+fn pop<O: Cached>(pool_id: u64) -> Option<O> {
     // The work is in a named `inline(always)` function: a closure doing it was left
     // out of line.
     with_cache(
@@ -281,9 +391,10 @@ pub(crate) fn pop<O: Cached>(pool_id: u64) -> Option<O> {
 fn pop_from<O: Cached>(cell: &RefCell<LocalCache<O>>, pool_id: u64) -> Option<O> {
     let mut cache = cell.try_borrow_mut().ok()?;
     if cache.seen != DROPPED_POOLS.load(Ordering::Acquire) {
+        // Once after a pool anywhere was dropped: this operation takes the slow path.
         drop(cache);
         free_dropped_pools();
-        cache = cell.try_borrow_mut().ok()?;
+        return None;
     }
     let slot = cache.slot(pool_id)?;
     let object = slot.pop()?;
@@ -294,7 +405,7 @@ fn pop_from<O: Cached>(cell: &RefCell<LocalCache<O>>, pool_id: u64) -> Option<O>
 /// Keeps `object` in this thread's slot for `pool_id`, counting a return. Hands it
 /// back when there is no slot (see [`open`]) or the slot is full.
 #[inline(always)]
-pub(crate) fn push<O: Cached>(pool_id: u64, object: O) -> Result<(), O> {
+fn push<O: Cached>(pool_id: u64, object: O) -> Result<(), O> {
     with_cache(
         #[inline(always)]
         |cache| push_into(cache, pool_id, object),
@@ -305,10 +416,10 @@ pub(crate) fn push<O: Cached>(pool_id: u64, object: O) -> Result<(), O> {
 fn push_into<O: Cached>(cell: &RefCell<LocalCache<O>>, pool_id: u64, object: O) -> Result<(), O> {
     let Ok(mut cache) = cell.try_borrow_mut() else { return Err(object) };
     if cache.seen != DROPPED_POOLS.load(Ordering::Acquire) {
+        // Once after a pool anywhere was dropped: this operation takes the slow path.
         drop(cache);
         free_dropped_pools();
-        let Ok(again) = cell.try_borrow_mut() else { return Err(object) };
-        cache = again;
+        return Err(object);
     }
     let Some(slot) = cache.slot(pool_id) else { return Err(object) };
     slot.push(object)?;
@@ -349,12 +460,12 @@ fn free_dropped<O: Cached>() {
 /// gone. Returns `false` when the pool already has a slot here, none is free, or the
 /// thread is exiting.
 #[cold]
-pub(crate) fn open<O: Cached>(pool_id: u64, init: impl FnOnce() -> SlotInit<O>) -> bool {
+fn open<O: Cached>(pool_id: u64, init: impl FnOnce() -> SlotInit) -> bool {
     // Registers the destructor that empties the caches; fails once it has run.
     if EXIT.try_with(|_| ()).is_err() {
         return false;
     }
-    let stale = with_cache(|cache| {
+    let stale = with_cache::<O, _>(|cache| {
         let Ok(mut cache) = cache.try_borrow_mut() else { return Err(()) };
         if cache.closed || cache.promote(pool_id).is_some() {
             return Err(());
@@ -389,7 +500,7 @@ pub(crate) fn open<O: Cached>(pool_id: u64, init: impl FnOnce() -> SlotInit<O>) 
 }
 
 /// Counts `event` in this thread's block for `pool_id`; `false` when there is none.
-pub(crate) fn count<O: Cached>(pool_id: u64, event: Event) -> bool {
+fn count<O: Cached>(pool_id: u64, event: Event) -> bool {
     with_cache::<O, _>(|cache| {
         let Ok(mut cache) = cache.try_borrow_mut() else { return false };
         cache.slot(pool_id).map(|s| s.counters.bump_owned(event)).is_some()
@@ -397,7 +508,7 @@ pub(crate) fn count<O: Cached>(pool_id: u64, event: Event) -> bool {
 }
 
 /// Empties this thread's slot for `pool_id`, returning what it held.
-pub(crate) fn take_all<O: Cached>(pool_id: u64) -> Vec<O> {
+fn take_all<O: Cached>(pool_id: u64) -> Vec<O> {
     with_cache::<O, _>(|cache| {
         let Ok(mut cache) = cache.try_borrow_mut() else { return Vec::new() };
         cache.slot(pool_id).map(Slot::take_all).unwrap_or_default()

@@ -1,12 +1,12 @@
 //! `Pool<T>`: a typed object pool with a per-thread fast path.
 
 use crate::error::BuildError;
-use crate::local::{self, Sink, SlotInit};
+use crate::local::{self, Cache, Erased, Sink, SlotInit, is_bytes};
 use crate::stats::{CounterBlock, Counters, Event, Totals};
 use crate::store::{Boxed, Store, boxed, drop_object, guarded};
 use crossbeam_utils::CachePadded;
 use poolside_core::{Instrumented, MetricDesc, MetricVisitor, Reset};
-use std::any::{Any, TypeId};
+use std::any::Any;
 use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -322,21 +322,6 @@ impl<T: Send + 'static> PoolBuilder<T> {
     }
 }
 
-/// Whether `T` is a byte buffer, which has its own typed thread cache
-/// ([`local::BYTES`]). Constant for each `T` once compiled.
-#[inline(always)]
-fn is_bytes<T: 'static>() -> bool {
-    TypeId::of::<T>() == TypeId::of::<Vec<u8>>()
-}
-
-/// Moves a box from one static type to another that is the same type. Both types are
-/// known where this is inlined, so the type check folds away: no call, no allocation.
-#[inline(always)]
-fn same_type<A: Send + 'static, B: 'static>(object: Box<A>) -> Box<B> {
-    let erased: Box<dyn Any + Send> = object;
-    erased.downcast::<B>().unwrap_or_else(|_| unreachable!("only called when A is B"))
-}
-
 /// `Vec<u8>`'s reset, inline: `T` is `Vec<u8>` wherever this is called, and the type
 /// check folds away once `T` is known.
 #[inline(always)]
@@ -346,39 +331,17 @@ fn clear_bytes<T: 'static>(object: &mut T) {
     }
 }
 
-/// Recovers a `T` from a thread cache slot that only ever holds its pool's `T`s.
-#[inline]
-fn unerase<T: 'static>(object: Box<dyn Any + Send>) -> Boxed<T> {
-    object
-        .downcast::<CachePadded<T>>()
-        .unwrap_or_else(|_| unreachable!("a slot holds its own pool's type"))
-}
-
 impl<T: Send + 'static> Inner<T> {
-    fn slot_init<O>(&self) -> SlotInit<O>
-    where
-        Inner<T>: Sink<O>,
-    {
-        let owner: Weak<dyn Sink<O>> = self.this.clone();
+    fn slot_init(&self) -> SlotInit {
+        let owner: Weak<dyn Sink> = self.this.clone();
         SlotInit { capacity: self.local_capacity, owner, counters: self.counters.register() }
-    }
-
-    /// The pool's id, which keys its thread cache slots.
-    pub(crate) fn id(&self) -> u64 {
-        self.id
     }
 
     /// A clean object: from this thread's cache, the shared store, or `make`.
     #[inline]
     pub(crate) fn take(&self) -> Boxed<T> {
         if self.local_capacity > 0 {
-            let local = if is_bytes::<T>() {
-                local::pop::<local::Bytes>(self.id)
-                    .map(same_type::<CachePadded<Vec<u8>>, CachePadded<T>>)
-            } else {
-                local::pop::<local::Erased>(self.id).map(unerase::<T>)
-            };
-            if let Some(object) = local {
+            if let Some(object) = Cache::<T>::pop(self.id) {
                 return object;
             }
         }
@@ -418,12 +381,7 @@ impl<T: Send + 'static> Inner<T> {
     }
 
     fn count(&self, event: Event) {
-        let counted = if is_bytes::<T>() {
-            local::count::<local::Bytes>(self.id, event)
-        } else {
-            local::count::<local::Erased>(self.id, event)
-        };
-        if !counted {
+        if !Cache::<T>::count(self.id, event) {
             self.counters.shared.bump_shared(event);
         }
     }
@@ -440,27 +398,20 @@ impl<T: Send + 'static> Inner<T> {
             ResetHook::ByOwner => {}
             ResetHook::ClearBytes => clear_bytes(&mut **object),
             ResetHook::Hook(reset) => {
-                if guarded("a pool's reset hook", || reset(&mut object)).is_none() {
+                if run_reset(reset, &mut object).is_none() {
                     return self.discard(object, Event::DroppedPanicked);
                 }
             }
         }
         if let Some(retain) = &self.retain {
-            match guarded("a pool's retain policy", || retain(&object)) {
+            match run_retain(retain, &object) {
                 Some(true) => {}
                 Some(false) => return self.discard(object, Event::DroppedOversized),
                 None => return self.discard(object, Event::DroppedPanicked),
             }
         }
         if self.local_capacity > 0 {
-            let pushed = if is_bytes::<T>() {
-                local::push::<local::Bytes>(self.id, same_type::<CachePadded<T>, _>(object))
-                    .map_err(same_type::<CachePadded<Vec<u8>>, CachePadded<T>>)
-            } else {
-                let erased: Box<dyn Any + Send> = object;
-                local::push::<local::Erased>(self.id, erased).map_err(unerase::<T>)
-            };
-            if let Err(object) = pushed {
+            if let Err(object) = Cache::<T>::push(self.id, object) {
                 self.put_slow(object);
             }
         } else {
@@ -490,32 +441,13 @@ impl<T: Send + 'static> Inner<T> {
     pub(crate) fn put_slow(&self, object: Boxed<T>) {
         let object = if self.local_capacity == 0 {
             object
-        } else if is_bytes::<T>() {
-            match self.open_and_push(same_type::<CachePadded<T>, CachePadded<Vec<u8>>>(object)) {
-                Ok(()) => return,
-                Err(object) => same_type::<CachePadded<Vec<u8>>, CachePadded<T>>(object),
-            }
         } else {
-            let erased: local::Erased = object;
-            match self.open_and_push(erased) {
+            match Cache::<T>::open_and_push(self.id, object, || self.slot_init()) {
                 Ok(()) => return,
-                Err(object) => unerase::<T>(object),
+                Err(object) => object,
             }
         };
         self.put_shared(object);
-    }
-
-    /// Opens this thread's slot for the pool and keeps `object` there; hands it back
-    /// when no slot opens (one exists and is full, none is free, the thread is exiting).
-    fn open_and_push<O: local::Cached>(&self, object: O) -> Result<(), O>
-    where
-        Inner<T>: Sink<O>,
-    {
-        if local::open::<O>(self.id, || self.slot_init()) {
-            local::push::<O>(self.id, object)
-        } else {
-            Err(object)
-        }
     }
 
     fn put_shared(&self, object: Boxed<T>) {
@@ -547,16 +479,25 @@ impl<T: Send + 'static> Inner<T> {
             objects.into_iter().for_each(drop_object);
             count
         }
-        if is_bytes::<T>() {
-            drop_all(local::take_all::<local::Bytes>(self.id))
-        } else {
-            drop_all(local::take_all::<local::Erased>(self.id))
-        }
+        drop_all(Cache::<T>::take_all(self.id))
     }
 
     fn totals(&self) -> Totals {
         self.counters.totals()
     }
+}
+
+/// Runs a reset hook; `None` when it panicked. Out of line, like [`run_retain`]: the
+/// unwinding frame they need stays off the path of pools without hooks.
+#[inline(never)]
+fn run_reset<T>(reset: &ResetFn<T>, object: &mut T) -> Option<()> {
+    guarded("a pool's reset hook", || reset(object))
+}
+
+/// Runs a retain policy; `None` when it panicked.
+#[inline(never)]
+fn run_retain<T>(retain: &RetainFn<T>, object: &T) -> Option<bool> {
+    guarded("a pool's retain policy", || retain(object))
 }
 
 impl<T: Send + 'static> Drop for Inner<T> {
@@ -571,22 +512,9 @@ impl<T: Send + 'static> Drop for Inner<T> {
     }
 }
 
-impl<T: Send + 'static> Sink<Box<dyn Any + Send>> for Inner<T> {
-    fn adopt(&self, objects: Vec<Box<dyn Any + Send>>) {
+impl<T: Send + 'static> Sink for Inner<T> {
+    fn adopt(&self, objects: Vec<Erased>) {
         self.adopt_all(objects.into_iter().filter_map(|o| o.downcast::<CachePadded<T>>().ok()));
-    }
-
-    fn retire(&self, counters: &Arc<CounterBlock>) {
-        self.counters.retire(counters);
-    }
-}
-
-impl<T: Send + 'static> Sink<Boxed<Vec<u8>>> for Inner<T> {
-    fn adopt(&self, objects: Vec<Boxed<Vec<u8>>>) {
-        self.adopt_all(objects.into_iter().filter_map(|o| {
-            let erased: Box<dyn Any + Send> = o;
-            erased.downcast::<CachePadded<T>>().ok()
-        }));
     }
 
     fn retire(&self, counters: &Arc<CounterBlock>) {
@@ -682,8 +610,27 @@ impl<T: Send + 'static> Pool<T> {
         }
     }
 
-    pub(crate) fn inner(&self) -> &Arc<Inner<T>> {
-        &self.inner
+    // The crate-internal fast-path API, for owners that reach the thread cache
+    // themselves (`BufPool` files buffers by capacity, then calls these).
+
+    /// The id that keys this pool's thread-cache slots.
+    pub(crate) fn id(&self) -> u64 {
+        self.inner.id
+    }
+
+    /// A clean object when this thread's cache had none.
+    pub(crate) fn take_slow(&self) -> Boxed<T> {
+        self.inner.take_slow()
+    }
+
+    /// Files an object that this thread's cache did not take.
+    pub(crate) fn put_slow(&self, object: Boxed<T>) {
+        self.inner.put_slow(object);
+    }
+
+    /// Takes an object back, as a guard's drop does.
+    pub(crate) fn put(&self, object: Boxed<T>) {
+        self.inner.put(object);
     }
 }
 
