@@ -11,6 +11,8 @@
 //! * the extra table `bufpool_mimalloc_threads`: the 256-byte scenario on 1 and 2
 //!   threads that share one pool (fresh threads each run), contenders interleaved
 //!   round by round, medians and spread (see `bufpool_rounds`).
+//! * the extra table `bufpool_mimalloc_pays`: the 1 MiB and struct scenarios on one
+//!   thread, interleaved the same way.
 
 mod bufpool_rounds;
 
@@ -123,6 +125,52 @@ fn threads(_: &mut Criterion) {
     );
 }
 
+/// Where a pool still pays with mimalloc, and where it does not: one thread, interleaved.
+fn pays(_: &mut Criterion) {
+    if !selected("bufpool_mimalloc_pays") {
+        return;
+    }
+    let rounds = full_or_quick(7, 3);
+    let bufs = BufPool::new();
+    let pool = request_pool();
+    let small_buf = || fill(&mut bufs.get(SMALL), SMALL);
+    let small_alloc = || fill(&mut Vec::with_capacity(SMALL), SMALL);
+    let large_buf = || fill(&mut bufs.get(LARGE), LARGE);
+    let large_alloc = || fill(&mut Vec::with_capacity(LARGE), LARGE);
+    let struct_pool = || pool.get().fill();
+    let struct_alloc = || Request::default().fill();
+    let mut md = String::new();
+    for (scenario, ours, theirs, ops) in [
+        (
+            "256 B buffer: get + fill + drop",
+            &small_buf as &(dyn Fn() + Sync),
+            &small_alloc as &(dyn Fn() + Sync),
+            3_000_000,
+        ),
+        ("1 MiB buffer: get + fill + drop", &large_buf, &large_alloc, 3_000),
+        (
+            "struct with a 512 B body, 32 ids, 16-entry map: get + fill + drop",
+            &struct_pool,
+            &struct_alloc,
+            300_000,
+        ),
+    ] {
+        let contenders =
+            [Contender { name: "poolside", op: ours }, Contender { name: "mimalloc", op: theirs }];
+        let results = run_rounds(&contenders, &[1], rounds, full_or_quick(ops, ops / 10));
+        md.push_str(&table(
+            &format!("bufpool vs mimalloc, one thread: {scenario}"),
+            "cargo bench -p poolside-benches --bench bufpool_mimalloc -- bufpool_mimalloc_pays",
+            &contenders,
+            &results,
+            &[1],
+            rounds,
+        ));
+        md.push('\n');
+    }
+    write_extra_report("bufpool_mimalloc_pays", &md);
+}
+
 /// Whether a report that criterion does not run itself matches the command line's
 /// filter: no filter, or a filter contained in `report`.
 fn selected(report: &str) -> bool {
@@ -133,7 +181,7 @@ fn selected(report: &str) -> bool {
 criterion_group! {
     name = benches;
     config = poolside_benches::criterion_config();
-    targets = fill_256b, one_mib, structs, threads
+    targets = fill_256b, one_mib, structs, threads, pays
 }
 
 fn main() {

@@ -83,6 +83,15 @@ pub(crate) fn run_rounds(
         .collect()
 }
 
+/// A rate with three significant digits (0.0123, 1.23, 123.4).
+fn rate(value: f64) -> String {
+    match value {
+        v if v >= 100.0 => format!("{v:.1}"),
+        v if v >= 1.0 => format!("{v:.2}"),
+        v => format!("{v:.4}"),
+    }
+}
+
 /// A markdown table of the summaries, with each contender's median against the
 /// `baselines` (by index into `contenders`) and against its own 1-thread median.
 pub(crate) fn table(
@@ -110,8 +119,11 @@ pub(crate) fn table(
     for (threads, summaries) in results {
         for (i, s) in summaries.iter().enumerate() {
             md.push_str(&format!(
-                "| {threads} | {} | {:.1} | {:.1}–{:.1} |",
-                contenders[i].name, s.median, s.low, s.high
+                "| {threads} | {} | {} | {}–{} |",
+                contenders[i].name,
+                rate(s.median),
+                rate(s.low),
+                rate(s.high)
             ));
             for &b in baselines {
                 md.push_str(&format!(" {:.2}× |", s.median / summaries[b].median));
