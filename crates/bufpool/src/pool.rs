@@ -34,6 +34,10 @@ pub const MAX_LOCAL_CAPACITY: usize = 64;
 /// ```
 pub const MAX_RETAINED: usize = 1 << 20;
 
+/// The most bytes one object counts for in `retained_bytes` (2^43): with at most
+/// [`MAX_RETAINED`] objects in a store, the gauge stays below 2^63.
+const MAX_COUNTED_SIZE: u64 = 1 << 43;
+
 static NEXT_POOL_ID: AtomicU64 = AtomicU64::new(1);
 
 type MakeFn<T> = dyn Fn() -> T + Send + Sync;
@@ -270,7 +274,8 @@ impl<T: Send + 'static> PoolBuilder<T> {
         self
     }
 
-    /// How many bytes an object holds, for the `retained_bytes` gauge.
+    /// How many bytes an object holds, for the `retained_bytes` gauge (a size above
+    /// 2^43 counts as 2^43; a panic counts as 0, logged).
     ///
     /// ```
     /// let pool = poolside_bufpool::Pool::builder(|| Vec::<u8>::with_capacity(100))
@@ -375,9 +380,12 @@ impl<T: Send + 'static> Inner<T> {
     }
 
     /// How many bytes `object` holds, for the `retained_bytes` gauge; 0 when the
-    /// `size_of` function panics.
+    /// `size_of` function panics, at most [`MAX_COUNTED_SIZE`], so that the gauge of
+    /// a full store cannot overflow.
     fn size(&self, object: &T) -> u64 {
-        guarded("a pool's size_of function", || (self.size_of)(object)).unwrap_or(0)
+        guarded("a pool's size_of function", || (self.size_of)(object))
+            .unwrap_or(0)
+            .min(MAX_COUNTED_SIZE)
     }
 
     fn count(&self, event: Event) {

@@ -28,6 +28,8 @@ fn exercise_pool(pool: &Pool<Vec<u8>>) {
     pool.attach(Vec::with_capacity(32));
     let stats = pool.stats();
     assert_eq!(stats.hits + stats.misses, 18, "five gets and one more per round");
+    assert!(stats.retained_shared <= 6, "{stats:?}");
+    assert!(stats.retained_shared_bytes < 1 << 63, "the bytes gauge overflowed: {stats:?}");
     pool.trim();
 }
 
@@ -91,6 +93,11 @@ fn every_pool_option_at_its_extremes() {
         ("idle_release(Duration::MAX)", |b| b.idle_release(Duration::MAX), Expect::Works),
         ("retain(never)", |b| b.retain(|_| false), Expect::Works),
         ("size_of(u64::MAX)", |b| b.size_of(|_| u64::MAX), Expect::Works),
+        (
+            "size_of(u64::MAX), all in the store",
+            |b| b.local_capacity(0).size_of(|_| u64::MAX),
+            Expect::Works,
+        ),
         (
             "everything at once",
             |b| {
