@@ -591,6 +591,18 @@ mod tests {
         assert_eq!(late.shared_len(), 0, "took the stale slot; its object was cached");
     }
 
+    #[test]
+    fn a_pool_dropped_on_another_thread_is_swept_at_this_threads_next_operation() {
+        let (made, dropped) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let pool = tracked_pool(&made, &dropped);
+        drop((pool.get(), pool.get())); // both cached by this thread
+        let other: Pool<Vec<u8>> = Pool::new(Vec::new);
+        std::thread::spawn(move || drop(pool)).join().unwrap(); // the last handle
+        assert_eq!(dropped.load(Ordering::SeqCst), 0, "still in this thread's cache");
+        drop(other.get()); // any operation, on any pool, of either cache kind
+        assert_eq!(dropped.load(Ordering::SeqCst), 2, "freed by this thread's next operation");
+    }
+
     thread_local! {
         static HELD: RefCell<Option<OwnedPooled<Tracked>>> = const { RefCell::new(None) };
     }

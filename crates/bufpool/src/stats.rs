@@ -172,6 +172,9 @@ mod tests {
         assert_eq!(counters.live.lock().len(), 1, "the retired block left the list");
     }
 
+    // Not under Miri: the threads contend for the list lock, and parking_lot's parking
+    // casts integers to pointers, which `-Zmiri-strict-provenance` rejects.
+    #[cfg(not(miri))]
     #[test]
     fn concurrent_joins_and_leaves_are_counted_exactly_once() {
         let counters = Counters::default();

@@ -131,3 +131,63 @@ fn snapshots_under_load_are_consistent_and_never_wrap() {
     let st = pool.stats();
     assert_eq!(st.retained_shared_bytes, SIZE * st.retained_shared, "exact once quiet");
 }
+
+#[test]
+fn pools_dropped_while_other_threads_work_free_every_object_exactly_once() {
+    const THREADS: usize = 3;
+    const ROUNDS: usize = 200;
+    let made = Arc::new(AtomicUsize::new(0));
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let make_pool = || {
+        let (m, d) = (made.clone(), dropped.clone());
+        PoolBuilder::with_reset(
+            move || {
+                m.fetch_add(1, Ordering::SeqCst);
+                Counted(d.clone())
+            },
+            |_| {},
+        )
+        .local_capacity(4)
+        .max_retained(4)
+        .build()
+        .unwrap()
+    };
+    // A long-lived pool every thread keeps using, and short-lived ones that threads
+    // share and drop (the last handle goes on whichever thread lets go last).
+    let steady = make_pool();
+    let start = Barrier::new(THREADS);
+    std::thread::scope(|s| {
+        for t in 0..THREADS {
+            let (steady, start, make_pool) = (&steady, &start, &make_pool);
+            s.spawn(move || {
+                start.wait();
+                for round in 0..ROUNDS {
+                    let short = make_pool();
+                    let held: Vec<_> = (0..(round + t) % 5 + 1).map(|_| short.get()).collect();
+                    let other = short.clone();
+                    let helper = std::thread::spawn(move || {
+                        drop(other.get());
+                        other // handed back: its last handle may be dropped here or there
+                    });
+                    drop(held);
+                    drop(steady.get());
+                    let other = helper.join().unwrap();
+                    if round % 2 == 0 {
+                        drop(short);
+                        drop(other);
+                    } else {
+                        drop(other);
+                        drop(short);
+                    }
+                    drop(steady.get()); // frees what this thread cached for dead pools
+                }
+            });
+        }
+    });
+    drop(steady);
+    assert_eq!(
+        dropped.load(Ordering::SeqCst),
+        made.load(Ordering::SeqCst),
+        "every object made was dropped exactly once"
+    );
+}
