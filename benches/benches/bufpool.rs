@@ -20,7 +20,7 @@
 
 mod bufpool_rounds;
 
-use bufpool_rounds::{Contender, run_rounds, table};
+use bufpool_rounds::{contender, run_rounds, table};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
 use parking_lot::Mutex;
 use poolside_benches::alloc::{CountingAllocator, measure};
@@ -267,13 +267,10 @@ fn threads_rounds(_: &mut Criterion) {
     }
     let contenders = Contenders::new(SMALL);
     let c = &contenders;
-    let buf_op = || fill(&mut c.bufpool.get(SMALL), SMALL);
-    let pool_op = || fill(&mut c.pool.get(), SMALL);
-    let alloc_op = || fill(&mut Vec::with_capacity(SMALL), SMALL);
     let rows = [
-        Contender { name: Impl::BufPool.name(), op: &buf_op },
-        Contender { name: Impl::Pool.name(), op: &pool_op },
-        Contender { name: Impl::Alloc.name(), op: &alloc_op },
+        contender(Impl::BufPool.name(), || fill(&mut c.bufpool.get(SMALL), SMALL)),
+        contender(Impl::Pool.name(), || fill(&mut c.pool.get(), SMALL)),
+        contender(Impl::Alloc.name(), || fill(&mut Vec::with_capacity(SMALL), SMALL)),
     ];
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let counts: Vec<usize> = thread_counts().into_iter().filter(|&t| t <= cores.max(2)).collect();

@@ -16,7 +16,7 @@
 
 mod bufpool_rounds;
 
-use bufpool_rounds::{Contender, run_rounds, table};
+use bufpool_rounds::{contender, run_rounds, table};
 use criterion::{Criterion, Throughput, criterion_group};
 use poolside_benches::{full_or_quick, thread_counts, write_extra_report};
 use poolside_bufpool::{BufPool, Pool, PoolBuilder};
@@ -100,13 +100,10 @@ fn threads(_: &mut Criterion) {
     }
     let bufs = BufPool::new();
     let pool: Pool<Vec<u8>> = Pool::new(|| Vec::with_capacity(SMALL));
-    let buf_op = || fill(&mut bufs.get(SMALL), SMALL);
-    let pool_op = || fill(&mut pool.get(), SMALL);
-    let alloc_op = || fill(&mut Vec::with_capacity(SMALL), SMALL);
     let contenders = [
-        Contender { name: "poolside/BufPool", op: &buf_op },
-        Contender { name: "poolside/Pool", op: &pool_op },
-        Contender { name: "mimalloc", op: &alloc_op },
+        contender("poolside/BufPool", || fill(&mut bufs.get(SMALL), SMALL)),
+        contender("poolside/Pool", || fill(&mut pool.get(), SMALL)),
+        contender("mimalloc", || fill(&mut Vec::with_capacity(SMALL), SMALL)),
     ];
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let counts: Vec<usize> = thread_counts().into_iter().filter(|&t| t <= cores.max(2)).collect();
@@ -133,35 +130,39 @@ fn pays(_: &mut Criterion) {
     let rounds = full_or_quick(7, 3);
     let bufs = BufPool::new();
     let pool = request_pool();
-    let small_buf = || fill(&mut bufs.get(SMALL), SMALL);
-    let small_alloc = || fill(&mut Vec::with_capacity(SMALL), SMALL);
-    let large_buf = || fill(&mut bufs.get(LARGE), LARGE);
-    let large_alloc = || fill(&mut Vec::with_capacity(LARGE), LARGE);
-    let struct_pool = || pool.get().fill();
-    let struct_alloc = || Request::default().fill();
     let mut md = String::new();
-    for (scenario, ours, theirs, ops) in [
+    let scenarios = [
         (
             "256 B buffer: get + fill + drop",
-            &small_buf as &(dyn Fn() + Sync),
-            &small_alloc as &(dyn Fn() + Sync),
+            [
+                contender("poolside", || fill(&mut bufs.get(SMALL), SMALL)),
+                contender("mimalloc", || fill(&mut Vec::with_capacity(SMALL), SMALL)),
+            ],
             3_000_000,
         ),
-        ("1 MiB buffer: get + fill + drop", &large_buf, &large_alloc, 3_000),
+        (
+            "1 MiB buffer: get + fill + drop",
+            [
+                contender("poolside", || fill(&mut bufs.get(LARGE), LARGE)),
+                contender("mimalloc", || fill(&mut Vec::with_capacity(LARGE), LARGE)),
+            ],
+            3_000,
+        ),
         (
             "struct with a 512 B body, 32 ids, 16-entry map: get + fill + drop",
-            &struct_pool,
-            &struct_alloc,
+            [
+                contender("poolside", || pool.get().fill()),
+                contender("mimalloc", || Request::default().fill()),
+            ],
             300_000,
         ),
-    ] {
-        let contenders =
-            [Contender { name: "poolside", op: ours }, Contender { name: "mimalloc", op: theirs }];
-        let results = run_rounds(&contenders, &[1], rounds, full_or_quick(ops, ops / 10));
+    ];
+    for (scenario, contenders, ops) in &scenarios {
+        let results = run_rounds(contenders, &[1], rounds, full_or_quick(*ops, ops / 10));
         md.push_str(&table(
             &format!("bufpool vs mimalloc, one thread: {scenario}"),
             "cargo bench -p poolside-benches --bench bufpool_mimalloc -- bufpool_mimalloc_pays",
-            &contenders,
+            contenders,
             &results,
             &[1],
             rounds,

@@ -13,17 +13,24 @@
 
 use std::time::Instant;
 
-/// A contender: a name for the table and one get–fill–drop operation.
+/// A contender: a name for the table and a run of its operation.
 pub(crate) struct Contender<'a> {
     /// The row name (`poolside/BufPool`, `mimalloc`, ...).
     pub(crate) name: &'static str,
-    /// One operation; called from several threads at once.
-    pub(crate) op: &'a (dyn Fn() + Sync),
+    /// One run: `(threads, ops_per_thread)` to M ops/s, made by [`contender`] so that
+    /// each operation is compiled into its own loop (no call per operation).
+    pub(crate) run: Box<dyn Fn(usize, usize) -> f64 + Sync + 'a>,
+}
+
+/// A contender running `op`, one get–fill–drop operation, called from several threads
+/// at once.
+pub(crate) fn contender<'a, F: Fn() + Sync + 'a>(name: &'static str, op: F) -> Contender<'a> {
+    Contender { name, run: Box::new(move |threads, ops| run_once(&op, threads, ops)) }
 }
 
 /// Aggregate throughput (M ops/s) of `threads` fresh threads each running `op`
 /// `ops_per_thread` times; the clock starts before the threads are released.
-pub(crate) fn run_once(op: &(dyn Fn() + Sync), threads: usize, ops_per_thread: usize) -> f64 {
+pub(crate) fn run_once<F: Fn() + Sync>(op: &F, threads: usize, ops_per_thread: usize) -> f64 {
     let barrier = std::sync::Barrier::new(threads + 1);
     let started = std::thread::scope(|s| {
         for _ in 0..threads {
@@ -72,7 +79,7 @@ pub(crate) fn run_rounds(
             for k in 0..contenders.len() {
                 // Rotate the order so that no contender always runs first.
                 let i = (k + round) % contenders.len();
-                rates[t][i].push(run_once(contenders[i].op, threads, ops_per_thread));
+                rates[t][i].push((contenders[i].run)(threads, ops_per_thread));
             }
         }
     }
