@@ -418,8 +418,8 @@ fn push_into<O: Cached>(cell: &RefCell<LocalCache<O>>, pool_id: u64, object: O) 
     let Some(slot) = cache.slot(pool_id) else { return Err(object) };
     slot.push(object)?;
     slot.counters.bump_owned(Event::Return);
-    // Checked once the object is in place: on the return path, checking first kept
-    // more values live across the check (see `docs/benchmarks.md`, buffer pools).
+    // Checked once the object is in place: checked first, the object and the slot
+    // would stay live across the check on the return path, the guards' drop code.
     if cache.seen != DROPPED_POOLS.load(Ordering::Acquire) {
         drop(cache);
         free_dropped_pools();
