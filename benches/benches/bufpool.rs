@@ -3,6 +3,10 @@
 //! * `bufpool_fill_256b/<impl>`: one thread, get + fill 256 bytes + put.
 //! * `bufpool_threads/<impl>/<threads>`: the same on 1, 2, 4, 8, 16 threads at once,
 //!   aggregate throughput.
+//! * the extra table `bufpool_threads_rounds`: get(256) + resize(256) + drop on 1 and 2
+//!   threads (more where the machine has the cores) sharing one pool, fresh threads
+//!   each run, the contenders interleaved round by round; medians and spread (see
+//!   `bufpool_rounds`). The same table with mimalloc is in `bufpool_mimalloc`.
 //! * `bufpool_1mib/<impl>`: get + fill 1 MiB + put, with `MALLOC_MMAP_THRESHOLD_=131072`
 //!   so the allocator maps and unmaps each large buffer, as it does for many real
 //!   services. glibc reads the variable at start-up, so when it is not set the bench
@@ -14,6 +18,9 @@
 //!   measured in child processes (VmHWM) and written as an extra table, with the
 //!   allocations per operation of every steady-state path.
 
+mod bufpool_rounds;
+
+use bufpool_rounds::{contender, run_rounds, table};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
 use parking_lot::Mutex;
 use poolside_benches::alloc::{CountingAllocator, measure};
@@ -253,6 +260,35 @@ fn threads(c: &mut Criterion) {
     group.finish();
 }
 
+/// The scaling table with every contender interleaved round by round.
+fn threads_rounds(_: &mut Criterion) {
+    if !selected("bufpool_threads_rounds") {
+        return;
+    }
+    let contenders = Contenders::new(SMALL);
+    let c = &contenders;
+    let rows = [
+        contender(Impl::BufPool.name(), || fill(&mut c.bufpool.get(SMALL), SMALL)),
+        contender(Impl::Pool.name(), || fill(&mut c.pool.get(), SMALL)),
+        contender(Impl::Alloc.name(), || fill(&mut Vec::with_capacity(SMALL), SMALL)),
+    ];
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let counts: Vec<usize> = thread_counts().into_iter().filter(|&t| t <= cores.max(2)).collect();
+    let rounds = full_or_quick(7, 3);
+    let results = run_rounds(&rows, &counts, rounds, full_or_quick(3_000_000, 300_000));
+    write_extra_report(
+        "bufpool_threads_rounds",
+        &table(
+            "bufpool (glibc malloc): get(256) + resize(256) + drop, threads sharing one pool",
+            "cargo bench -p poolside-benches --bench bufpool -- bufpool_threads_rounds",
+            &rows,
+            &results,
+            &[2],
+            rounds,
+        ),
+    );
+}
+
 fn one_mib(c: &mut Criterion) {
     let mut group = c.benchmark_group("bufpool_1mib");
     group.throughput(Throughput::Bytes(LARGE as u64));
@@ -402,7 +438,7 @@ fn allocations(_: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = poolside_benches::criterion_config();
-    targets = fill_256b, threads, one_mib, jagged, allocations
+    targets = fill_256b, threads, threads_rounds, one_mib, jagged, allocations
 }
 
 /// Whether a report that criterion does not run itself matches the command line's

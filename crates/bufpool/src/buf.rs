@@ -6,7 +6,7 @@
 #![allow(clippy::box_collection)]
 
 use crate::error::BuildError;
-use crate::local;
+use crate::local::Cache;
 use crate::pool::{Pool, PoolStats};
 use crate::store::{Boxed, boxed};
 use crossbeam_utils::CachePadded;
@@ -17,12 +17,25 @@ use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+/// The thread cache of byte buffers.
+type Bytes = Cache<Vec<u8>>;
+
 /// The default size classes: small ≤ 4 KiB, medium ≤ 64 KiB, large ≤ 1 MiB.
 ///
 /// ```
 /// assert_eq!(poolside_bufpool::BufPool::new().classes(), poolside_bufpool::DEFAULT_CLASSES);
 /// ```
 pub const DEFAULT_CLASSES: [usize; 3] = [4 * 1024, 64 * 1024, 1024 * 1024];
+
+/// The largest size class, and the largest capacity cap, a buffer pool accepts (1 GiB).
+///
+/// ```
+/// let err = poolside_bufpool::BufPool::builder()
+///     .classes(&[4096, poolside_bufpool::MAX_CLASS_SIZE + 1])
+///     .build();
+/// assert!(matches!(err, Err(poolside_bufpool::BuildError::ClassTooLarge { .. })));
+/// ```
+pub const MAX_CLASS_SIZE: usize = 1 << 30;
 
 struct Class {
     size: usize,
@@ -141,7 +154,7 @@ impl BufPool {
         // Small requests, the common case: one comparison, and the class id is read
         // from the pool itself rather than through the class list.
         if size_hint <= inner.smallest.size {
-            let buf = match local::pop::<local::Bytes>(inner.smallest.id) {
+            let buf = match Bytes::pop(inner.smallest.id) {
                 Some(buf) => buf,
                 None => inner.take_slow(0),
             };
@@ -157,7 +170,7 @@ impl BufPool {
             return self.get_unpooled(size_hint);
         };
         let class = &inner.classes[index];
-        let buf = match local::pop::<local::Bytes>(class.id) {
+        let buf = match Bytes::pop(class.id) {
             Some(buf) => buf,
             None => inner.take_slow(index),
         };
@@ -298,7 +311,7 @@ impl BufInner {
     #[cold]
     #[inline(never)]
     fn take_slow(&self, index: usize) -> Boxed<Vec<u8>> {
-        self.classes[index].pool.inner().take_slow()
+        self.classes[index].pool.take_slow()
     }
 
     /// Takes a buffer back, filed by its capacity: a buffer of the smallest class
@@ -310,7 +323,7 @@ impl BufInner {
         buf.clear();
         let capacity = buf.capacity();
         if self.smallest.size <= capacity && capacity <= self.smallest.upper {
-            if let Err(buf) = local::push::<local::Bytes>(self.smallest.id, buf) {
+            if let Err(buf) = Bytes::push(self.smallest.id, buf) {
                 self.put_slow(0, buf);
             }
         } else {
@@ -322,7 +335,7 @@ impl BufInner {
     #[cold]
     #[inline(never)]
     fn put_slow(&self, index: usize, buf: Boxed<Vec<u8>>) {
-        self.classes[index].pool.inner().put_slow(buf);
+        self.classes[index].pool.put_slow(buf);
     }
 
     /// Files a cleared buffer above the smallest class, or one that shrank or came
@@ -342,7 +355,7 @@ impl BufInner {
             None => self.classes.len().checked_sub(1),
         };
         match filed {
-            Some(index) => self.classes[index].pool.inner().put(buf),
+            Some(index) => self.classes[index].pool.put(buf),
             None => {
                 self.dropped_undersized.fetch_add(1, Ordering::Relaxed);
             }
@@ -351,7 +364,8 @@ impl BufInner {
 }
 
 impl BufPoolBuilder {
-    /// Class sizes in bytes, strictly increasing (default [`DEFAULT_CLASSES`]).
+    /// Class sizes in bytes, strictly increasing, each from 1 to [`MAX_CLASS_SIZE`]
+    /// (default [`DEFAULT_CLASSES`]).
     ///
     /// ```
     /// let err = poolside_bufpool::BufPool::builder().classes(&[4096, 1024]).build();
@@ -363,7 +377,7 @@ impl BufPoolBuilder {
     }
 
     /// Buffers returned with more capacity than this are dropped (default: the
-    /// largest class).
+    /// largest class; at least the smallest class, at most [`MAX_CLASS_SIZE`]).
     ///
     /// ```
     /// let err = poolside_bufpool::BufPool::builder().classes(&[1024]).max_capacity(512).build();
@@ -374,7 +388,8 @@ impl BufPoolBuilder {
         self
     }
 
-    /// Buffers kept in each class's shared store (default 256).
+    /// Buffers kept in each class's shared store (default 256, at least 1, at most
+    /// [`MAX_RETAINED`](crate::MAX_RETAINED)).
     ///
     /// ```
     /// let pool = poolside_bufpool::BufPool::builder().max_retained_per_class(16).build()?;
@@ -386,7 +401,9 @@ impl BufPoolBuilder {
         self
     }
 
-    /// Buffers each thread keeps per class (default 4).
+    /// Buffers each thread keeps per class (default 4, at most
+    /// [`MAX_LOCAL_CAPACITY`](crate::MAX_LOCAL_CAPACITY); 0 disables the per-thread
+    /// cache).
     ///
     /// ```
     /// let pool = poolside_bufpool::BufPool::builder().local_capacity(0).build()?;
@@ -426,6 +443,9 @@ impl BufPoolBuilder {
         if self.classes.contains(&0) {
             return Err(BuildError::ZeroClass);
         }
+        if let Some(&size) = self.classes.iter().find(|&&size| size > MAX_CLASS_SIZE) {
+            return Err(BuildError::ClassTooLarge { size });
+        }
         if let Some(w) = self.classes.windows(2).find(|w| w[0] >= w[1]) {
             return Err(BuildError::UnorderedClasses { larger: w[0], smaller: w[1] });
         }
@@ -433,6 +453,9 @@ impl BufPoolBuilder {
         let cap = self.cap.unwrap_or(largest);
         if cap < smallest {
             return Err(BuildError::CapBelowSmallestClass { cap, smallest });
+        }
+        if cap > MAX_CLASS_SIZE {
+            return Err(BuildError::CapTooLarge { cap });
         }
         let mut classes = Vec::with_capacity(self.classes.len());
         for &size in &self.classes {
@@ -445,7 +468,7 @@ impl BufPoolBuilder {
                 builder = builder.idle_release(interval);
             }
             let pool = builder.build()?;
-            classes.push(Class { size, id: pool.inner().id(), label: class_label(size), pool });
+            classes.push(Class { size, id: pool.id(), label: class_label(size), pool });
         }
         let first_class_by_bits = std::array::from_fn(|bits| {
             let below = if bits == 0 { 0 } else { 1usize << (bits - 1) };
@@ -578,9 +601,9 @@ static UNPOOLED: MetricDesc = MetricDesc::counter(
     "Gets larger than the largest class, served without pooling.",
 );
 
-static BUF_CATALOGUE: [&MetricDesc; 10] = {
+static BUF_CATALOGUE: [&MetricDesc; 11] = {
     let c = &crate::pool::CATALOGUE;
-    [c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], &DROPPED_OVERSIZED_TOTAL, &UNPOOLED]
+    [c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8], &DROPPED_OVERSIZED_TOTAL, &UNPOOLED]
 };
 
 impl Instrumented for BufPool {

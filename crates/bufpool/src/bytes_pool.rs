@@ -42,8 +42,9 @@ pub struct BytesPool {
 }
 
 impl BytesPool {
-    /// A pool of `BytesMut` with `capacity` bytes each; buffers that grew past four
-    /// times that are dropped on return rather than kept.
+    /// A pool of `BytesMut` with `capacity` bytes each (1 to
+    /// [`MAX_CLASS_SIZE`](crate::MAX_CLASS_SIZE)); buffers that grew past four times
+    /// that are dropped on return rather than kept.
     ///
     /// ```
     /// assert!(poolside_bufpool::BytesPool::new(0).is_err());
@@ -51,6 +52,9 @@ impl BytesPool {
     pub fn new(capacity: usize) -> Result<Self, BuildError> {
         if capacity == 0 {
             return Err(BuildError::ZeroClass);
+        }
+        if capacity > crate::MAX_CLASS_SIZE {
+            return Err(BuildError::ClassTooLarge { size: capacity });
         }
         let cap = capacity.saturating_mul(4);
         let pool = crate::PoolBuilder::with_reset(

@@ -15,6 +15,25 @@ use std::time::Duration;
 pub enum BuildError {
     /// `max_retained(0)`: a pool that keeps nothing is not a pool.
     ZeroRetained,
+    /// `max_retained(n)` above [`MAX_RETAINED`](crate::MAX_RETAINED): the shared store
+    /// allocates room for all of them when the pool is built.
+    RetainedTooLarge {
+        /// The requested number of retained objects.
+        requested: usize,
+    },
+    /// A size class (or a `BytesPool` capacity) above
+    /// [`MAX_CLASS_SIZE`](crate::MAX_CLASS_SIZE): every buffer of it would be an
+    /// allocation of that size.
+    ClassTooLarge {
+        /// The requested class size in bytes.
+        size: usize,
+    },
+    /// A capacity cap on returned buffers above
+    /// [`MAX_CLASS_SIZE`](crate::MAX_CLASS_SIZE).
+    CapTooLarge {
+        /// The requested cap in bytes.
+        cap: usize,
+    },
     /// `local_capacity(n)` above [`MAX_LOCAL_CAPACITY`](crate::MAX_LOCAL_CAPACITY).
     LocalCapacityTooLarge {
         /// The requested per-thread capacity.
@@ -47,6 +66,21 @@ impl fmt::Display for BuildError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             BuildError::ZeroRetained => f.write_str("max_retained must be at least 1"),
+            BuildError::RetainedTooLarge { requested } => write!(
+                f,
+                "max_retained of {requested} objects exceeds the maximum of {}",
+                crate::MAX_RETAINED
+            ),
+            BuildError::ClassTooLarge { size } => write!(
+                f,
+                "a size class of {size} bytes exceeds the maximum of {} bytes",
+                crate::MAX_CLASS_SIZE
+            ),
+            BuildError::CapTooLarge { cap } => write!(
+                f,
+                "a capacity cap of {cap} bytes exceeds the maximum of {} bytes",
+                crate::MAX_CLASS_SIZE
+            ),
             BuildError::LocalCapacityTooLarge { requested } => write!(
                 f,
                 "a per-thread cache of {requested} objects exceeds the maximum of {}",

@@ -36,7 +36,17 @@
 //! slots keyed by pool id: no lock and no contended atomic on `get` / drop. Objects
 //! beyond that go to a bounded lock-free store shared by all threads. When a thread
 //! exits, its cached objects move to the shared store (or are dropped if the pool is
-//! gone); nothing leaks and the thread-local destructor never panics.
+//! gone); nothing leaks and the thread-local destructor never panics. When a pool's
+//! last handle is dropped, the objects the dropping thread cached for it go at once,
+//! and every other thread frees its own at its next operation on any pool.
+//!
+//! # User code that panics
+//!
+//! A panicking reset hook (or `Reset` impl), retain policy, `size_of` function or
+//! object `Drop` is caught and logged, never propagated out of a guard's drop (which
+//! may run while the thread unwinds): the object is dropped and counted in
+//! `dropped_panicked`, and every count stays exact. A panicking `make` function
+//! reaches the caller of `get`.
 //!
 //! # Features
 //!
@@ -49,8 +59,10 @@
 //! # Tracing
 //!
 //! `debug` events when a returned object is dropped by the retain policy or a buffer
-//! is above the cap, and when idle objects are released. Nothing on the hot path.
-#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
+//! is above the cap, and when idle objects are released; `error` events for panics in
+//! user code. Nothing on the hot path.
+// One `unsafe` block, in `local::with_cache`, allowed where it stands.
+#![deny(unsafe_code, unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
 mod buf;
 #[cfg(feature = "bytes")]
@@ -61,9 +73,16 @@ mod pool;
 mod stats;
 mod store;
 
-pub use buf::{BufGuard, BufPool, BufPoolBuilder, DEFAULT_CLASSES};
+pub use buf::{BufGuard, BufPool, BufPoolBuilder, DEFAULT_CLASSES, MAX_CLASS_SIZE};
 #[cfg(feature = "bytes")]
 pub use bytes_pool::BytesPool;
 pub use error::BuildError;
-pub use pool::{MAX_LOCAL_CAPACITY, OwnedPooled, Pool, PoolBuilder, PoolStats, Pooled};
+pub use pool::{
+    MAX_LOCAL_CAPACITY, MAX_RETAINED, OwnedPooled, Pool, PoolBuilder, PoolStats, Pooled,
+};
 pub use poolside_core::{Instrumented, Reset};
+
+/// The snippets of the user guide, `docs/bufpool.md`, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/bufpool.md")]
+struct UserGuide;

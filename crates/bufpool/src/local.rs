@@ -1,12 +1,12 @@
 //! The per-thread fast path: static thread-local caches with a few slots, each keyed
 //! by a pool id.
 //!
-//! A per-instance `thread_local::ThreadLocal` costs more per access than `malloc`; a
-//! static `thread_local!` is a few nanoseconds. Objects are kept boxed and type-erased
-//! (`Box<dyn Any + Send>`) in [`ANY`], so one static cache serves pools of every type:
-//! moving a box in and out and checking its type never allocates. Byte buffers, the
-//! hottest case, have their own typed cache, [`BYTES`]: checking the type of an erased
-//! object is an indirect call that measured as a fifth of a pooled 256-byte fill.
+//! Static `thread_local!` caches, not a per-instance `thread_local::ThreadLocal`, whose
+//! lookup costs more than the allocation a pool saves (see `docs/benchmarks.md`).
+//! Objects are kept boxed and type-erased (`Box<dyn Any + Send>`) in [`ANY`], so one
+//! static cache serves pools of every type: moving a box in and out and checking its
+//! type never allocates. Byte buffers, the hottest case, have their own typed cache,
+//! [`BYTES`], so that their fast path has no type check (an indirect call).
 //!
 //! Byte buffers stay boxed in [`BYTES`] too: a pool's objects are boxed once, when
 //! made, and the same box travels between the caches and the shared store.
@@ -20,12 +20,27 @@
 #![allow(clippy::box_collection)]
 
 use crate::stats::{CounterBlock, Event};
-use crate::store::Boxed;
-use std::any::Any;
+use crate::store::{Boxed, drop_object};
+use crossbeam_utils::CachePadded;
+use std::any::{Any, TypeId};
 use std::cell::RefCell;
+use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::thread::LocalKey;
+
+/// How many pools have been dropped, ever. A thread cache remembers the count it last
+/// saw; at its next operation a cache that sees a larger one first frees the slots of
+/// pools that are gone, so a dropped pool's objects do not outlive its last handle in
+/// a long-lived thread that never opens another slot.
+static DROPPED_POOLS: AtomicU64 = AtomicU64::new(0);
+
+/// Called when a pool's last handle is gone (after its strong count reached zero), so
+/// every thread frees that pool's cached objects at its next pool operation.
+pub(crate) fn pool_dropped() {
+    DROPPED_POOLS.fetch_add(1, Ordering::Release);
+}
 
 /// Pools cached per thread at once; a thread using more pools at the same time sends
 /// the extra ones through their shared stores.
@@ -33,9 +48,10 @@ const SLOTS: usize = 8;
 
 /// What a pool offers its thread caches: somewhere to put objects when a thread exits
 /// or a slot is reclaimed, and somewhere to fold the thread's counters.
-pub(crate) trait Sink<O>: Send + Sync {
-    /// Takes the objects of a departing thread (keeping or dropping them).
-    fn adopt(&self, objects: Vec<O>);
+pub(crate) trait Sink: Send + Sync {
+    /// Takes the objects of a departing thread (keeping or dropping them), type-erased
+    /// whichever cache held them.
+    fn adopt(&self, objects: Vec<Erased>);
     /// Folds a departing thread's counters into the pool's totals.
     fn retire(&self, counters: &Arc<CounterBlock>);
 }
@@ -50,11 +66,11 @@ pub(crate) struct Slot<O: 'static> {
     /// The rest of the stack, at most `capacity - 1` objects.
     below: Vec<O>,
     capacity: usize,
-    owner: Weak<dyn Sink<O>>,
+    owner: Weak<dyn Sink>,
     counters: Arc<CounterBlock>,
 }
 
-impl<O> Slot<O> {
+impl<O: Cached> Slot<O> {
     /// Pops the top of the stack.
     #[inline(always)]
     fn pop(&mut self) -> Option<O> {
@@ -102,23 +118,24 @@ impl<O> Slot<O> {
         objects
     }
 
-    /// Hands everything back to the owning pool, if it still exists.
+    /// Hands everything back to the owning pool, if it still exists, else drops it.
+    /// Never panics: the pool guards its user code, and drops here are guarded too.
     fn release(&mut self) {
         let objects = self.take_all();
         match self.owner.upgrade() {
             Some(owner) => {
-                owner.adopt(objects);
+                owner.adopt(objects.into_iter().map(Cached::erase).collect());
                 owner.retire(&self.counters);
             }
-            None => drop(objects),
+            None => objects.into_iter().for_each(drop_object),
         }
     }
 }
 
 /// What a pool needs to open a slot on this thread.
-pub(crate) struct SlotInit<O: 'static> {
+pub(crate) struct SlotInit {
     pub(crate) capacity: usize,
-    pub(crate) owner: Weak<dyn Sink<O>>,
+    pub(crate) owner: Weak<dyn Sink>,
     pub(crate) counters: Arc<CounterBlock>,
 }
 
@@ -126,6 +143,9 @@ pub(crate) struct SlotInit<O: 'static> {
 pub(crate) struct LocalCache<O: 'static> {
     /// Set once [`EXIT`] has emptied this cache at thread exit: no slot opens after.
     closed: bool,
+    /// The value of [`DROPPED_POOLS`] when this cache last freed the slots of dropped
+    /// pools.
+    seen: u64,
     /// The slot used last comes first, checked before any search: a thread usually
     /// works with one pool (one size class) for many operations in a row, and a fixed
     /// place is one load, where an index of the last slot would be two in a row.
@@ -149,12 +169,18 @@ pub(crate) type Erased = Box<dyn Any + Send>;
 pub(crate) trait Cached: Sized + 'static {
     /// This kind's cache.
     fn key() -> &'static CacheKey<Self>;
+    /// The object type-erased (a conversion of the box, no allocation).
+    fn erase(self) -> Erased;
 }
 
 impl Cached for Bytes {
     #[inline(always)]
     fn key() -> &'static CacheKey<Self> {
         &BYTES
+    }
+
+    fn erase(self) -> Erased {
+        self
     }
 }
 
@@ -163,11 +189,112 @@ impl Cached for Erased {
     fn key() -> &'static CacheKey<Self> {
         &ANY
     }
+
+    fn erase(self) -> Erased {
+        self
+    }
+}
+
+/// A pool's thread cache for objects of type `T`: the typed byte-buffer cache for
+/// `Vec<u8>`, the type-erased one for any other type. The one place that chooses; the
+/// choice is a constant for each `T`, so each pool's code keeps only its own branch.
+pub(crate) struct Cache<T>(PhantomData<fn() -> T>);
+
+/// Whether `T` is a byte buffer, which has its own typed thread cache ([`BYTES`]).
+#[inline(always)]
+pub(crate) fn is_bytes<T: 'static>() -> bool {
+    TypeId::of::<T>() == TypeId::of::<Vec<u8>>()
+}
+
+/// Moves a box from one static type to another that is the same type. Both types are
+/// known where this is inlined, so the type check folds away: no call, no allocation.
+#[inline(always)]
+fn same_type<A: Send + 'static, B: 'static>(object: Box<A>) -> Box<B> {
+    let erased: Box<dyn Any + Send> = object;
+    erased.downcast::<B>().unwrap_or_else(|_| unreachable!("only called when A is B"))
+}
+
+/// Recovers a `T` from a thread cache slot, which only ever holds its pool's `T`s.
+#[inline]
+fn unerase<T: 'static>(object: Erased) -> Boxed<T> {
+    object
+        .downcast::<CachePadded<T>>()
+        .unwrap_or_else(|_| unreachable!("a slot holds its own pool's type"))
+}
+
+impl<T: Send + 'static> Cache<T> {
+    /// Takes the most recently returned object from this thread's slot for `pool_id`,
+    /// counting a hit. `None` when there is no slot or it is empty.
+    #[inline(always)]
+    pub(crate) fn pop(pool_id: u64) -> Option<Boxed<T>> {
+        if is_bytes::<T>() {
+            pop::<Bytes>(pool_id).map(same_type::<CachePadded<Vec<u8>>, CachePadded<T>>)
+        } else {
+            pop::<Erased>(pool_id).map(unerase::<T>)
+        }
+    }
+
+    /// Keeps `object` in this thread's slot for `pool_id`, counting a return. Hands it
+    /// back when there is no slot or the slot is full.
+    #[inline(always)]
+    pub(crate) fn push(pool_id: u64, object: Boxed<T>) -> Result<(), Boxed<T>> {
+        if is_bytes::<T>() {
+            push::<Bytes>(pool_id, same_type::<CachePadded<T>, _>(object))
+                .map_err(same_type::<CachePadded<Vec<u8>>, CachePadded<T>>)
+        } else {
+            let erased: Erased = object;
+            push::<Erased>(pool_id, erased).map_err(unerase::<T>)
+        }
+    }
+
+    /// Opens this thread's slot for `pool_id` and keeps `object` there; hands it back
+    /// when no slot opens (one exists and is full, none is free, the thread is exiting).
+    pub(crate) fn open_and_push(
+        pool_id: u64,
+        object: Boxed<T>,
+        init: impl FnOnce() -> SlotInit,
+    ) -> Result<(), Boxed<T>> {
+        fn open_push<O: Cached>(
+            id: u64,
+            object: O,
+            init: impl FnOnce() -> SlotInit,
+        ) -> Result<(), O> {
+            if open::<O>(id, init) { push::<O>(id, object) } else { Err(object) }
+        }
+        if is_bytes::<T>() {
+            open_push::<Bytes>(pool_id, same_type::<CachePadded<T>, _>(object), init)
+                .map_err(same_type::<CachePadded<Vec<u8>>, CachePadded<T>>)
+        } else {
+            let erased: Erased = object;
+            open_push::<Erased>(pool_id, erased, init).map_err(unerase::<T>)
+        }
+    }
+
+    /// Counts `event` in this thread's block for `pool_id`; `false` when there is none.
+    pub(crate) fn count(pool_id: u64, event: Event) -> bool {
+        if is_bytes::<T>() {
+            count::<Bytes>(pool_id, event)
+        } else {
+            count::<Erased>(pool_id, event)
+        }
+    }
+
+    /// Empties this thread's slot for `pool_id`, returning what it held.
+    pub(crate) fn take_all(pool_id: u64) -> Vec<Boxed<T>> {
+        if is_bytes::<T>() {
+            take_all::<Bytes>(pool_id)
+                .into_iter()
+                .map(same_type::<CachePadded<Vec<u8>>, CachePadded<T>>)
+                .collect()
+        } else {
+            take_all::<Erased>(pool_id).into_iter().map(unerase::<T>).collect()
+        }
+    }
 }
 
 impl<O> LocalCache<O> {
     const fn new() -> Self {
-        LocalCache { closed: false, slots: ManuallyDrop::new([const { None }; SLOTS]) }
+        LocalCache { closed: false, seen: 0, slots: ManuallyDrop::new([const { None }; SLOTS]) }
     }
 
     /// The slot for `pool_id`: one comparison when it is the slot used last.
@@ -191,11 +318,15 @@ impl<O> LocalCache<O> {
 
 /// Runs `f` with this thread's cache of kind `O`.
 ///
-/// `LocalKey::with` is not inlined into the pool's fast path when `f` does real work,
-/// and the out-of-line call, through the key's accessor, measured as a fifth of a
-/// pooled 256-byte fill; with `f` reduced to taking the address, it inlines to one
-/// thread-pointer-relative address computation.
+/// `LocalKey::with` is not inlined into the pool's fast path when `f` does real work:
+/// the cache would be reached through an out-of-line call to the key's accessor on
+/// every get and return. With `f` reduced to taking the address, it inlines to one
+/// thread-pointer-relative address computation. That takes the crate's one `unsafe`
+/// block. `LocalKey::with_borrow_mut` would need none, but it is `with` around a
+/// closure that does the work (the form that stays out of line), and it panics where
+/// the cache is already borrowed, where the pool must fall back to its shared store.
 #[inline(always)]
+#[allow(unsafe_code)]
 fn with_cache<O: Cached, R>(f: impl FnOnce(&RefCell<LocalCache<O>>) -> R) -> R {
     let cache: *const RefCell<LocalCache<O>> = O::key().with(std::ptr::from_ref);
     // SAFETY: the pointer is to this thread's cache, a `const`-initialised thread-local
@@ -247,7 +378,7 @@ thread_local! {
 /// Takes the most recently returned object from this thread's slot for `pool_id`,
 /// counting a hit. `None` when there is no slot or it is empty.
 #[inline(always)]
-pub(crate) fn pop<O: Cached>(pool_id: u64) -> Option<O> {
+fn pop<O: Cached>(pool_id: u64) -> Option<O> {
     // The work is in a named `inline(always)` function: a closure doing it was left
     // out of line.
     with_cache(
@@ -257,8 +388,14 @@ pub(crate) fn pop<O: Cached>(pool_id: u64) -> Option<O> {
 }
 
 #[inline(always)]
-fn pop_from<O>(cache: &RefCell<LocalCache<O>>, pool_id: u64) -> Option<O> {
-    let mut cache = cache.try_borrow_mut().ok()?;
+fn pop_from<O: Cached>(cell: &RefCell<LocalCache<O>>, pool_id: u64) -> Option<O> {
+    let mut cache = cell.try_borrow_mut().ok()?;
+    if cache.seen != DROPPED_POOLS.load(Ordering::Acquire) {
+        // Once after a pool anywhere was dropped: this operation takes the slow path.
+        drop(cache);
+        free_dropped_pools();
+        return None;
+    }
     let slot = cache.slot(pool_id)?;
     let object = slot.pop()?;
     slot.counters.bump_owned(Event::Hit);
@@ -268,7 +405,7 @@ fn pop_from<O>(cache: &RefCell<LocalCache<O>>, pool_id: u64) -> Option<O> {
 /// Keeps `object` in this thread's slot for `pool_id`, counting a return. Hands it
 /// back when there is no slot (see [`open`]) or the slot is full.
 #[inline(always)]
-pub(crate) fn push<O: Cached>(pool_id: u64, object: O) -> Result<(), O> {
+fn push<O: Cached>(pool_id: u64, object: O) -> Result<(), O> {
     with_cache(
         #[inline(always)]
         |cache| push_into(cache, pool_id, object),
@@ -276,24 +413,59 @@ pub(crate) fn push<O: Cached>(pool_id: u64, object: O) -> Result<(), O> {
 }
 
 #[inline(always)]
-fn push_into<O>(cache: &RefCell<LocalCache<O>>, pool_id: u64, object: O) -> Result<(), O> {
-    let Ok(mut cache) = cache.try_borrow_mut() else { return Err(object) };
+fn push_into<O: Cached>(cell: &RefCell<LocalCache<O>>, pool_id: u64, object: O) -> Result<(), O> {
+    let Ok(mut cache) = cell.try_borrow_mut() else { return Err(object) };
     let Some(slot) = cache.slot(pool_id) else { return Err(object) };
     slot.push(object)?;
     slot.counters.bump_owned(Event::Return);
+    // Checked once the object is in place: checked first, the object and the slot
+    // would stay live across the check on the return path, the guards' drop code.
+    if cache.seen != DROPPED_POOLS.load(Ordering::Acquire) {
+        drop(cache);
+        free_dropped_pools();
+    }
     Ok(())
+}
+
+/// Frees the slots of dropped pools in both of this thread's caches, and records the
+/// count of dropped pools they have now seen.
+#[cold]
+#[inline(never)]
+fn free_dropped_pools() {
+    free_dropped::<Bytes>();
+    free_dropped::<Erased>();
+}
+
+fn free_dropped<O: Cached>() {
+    // Read before looking at the slots: a pool dropped after this is seen next time.
+    let dropped = DROPPED_POOLS.load(Ordering::Acquire);
+    // Taken out first and released after the borrow ends: releasing drops objects,
+    // whose own destructors may use the caches again.
+    let stale: Vec<Slot<O>> = with_cache(|cache| {
+        let Ok(mut cache) = cache.try_borrow_mut() else { return Vec::new() };
+        cache.seen = dropped;
+        cache
+            .slots
+            .iter_mut()
+            .filter(|s| s.as_ref().is_some_and(|s| s.owner.strong_count() == 0))
+            .filter_map(Option::take)
+            .collect()
+    });
+    for mut slot in stale {
+        slot.release();
+    }
 }
 
 /// Opens a slot for `pool_id` on this thread, in a free slot or one whose pool is
 /// gone. Returns `false` when the pool already has a slot here, none is free, or the
 /// thread is exiting.
 #[cold]
-pub(crate) fn open<O: Cached>(pool_id: u64, init: impl FnOnce() -> SlotInit<O>) -> bool {
+fn open<O: Cached>(pool_id: u64, init: impl FnOnce() -> SlotInit) -> bool {
     // Registers the destructor that empties the caches; fails once it has run.
     if EXIT.try_with(|_| ()).is_err() {
         return false;
     }
-    let stale = with_cache(|cache| {
+    let stale = with_cache::<O, _>(|cache| {
         let Ok(mut cache) = cache.try_borrow_mut() else { return Err(()) };
         if cache.closed || cache.promote(pool_id).is_some() {
             return Err(());
@@ -328,7 +500,7 @@ pub(crate) fn open<O: Cached>(pool_id: u64, init: impl FnOnce() -> SlotInit<O>) 
 }
 
 /// Counts `event` in this thread's block for `pool_id`; `false` when there is none.
-pub(crate) fn count<O: Cached>(pool_id: u64, event: Event) -> bool {
+fn count<O: Cached>(pool_id: u64, event: Event) -> bool {
     with_cache::<O, _>(|cache| {
         let Ok(mut cache) = cache.try_borrow_mut() else { return false };
         cache.slot(pool_id).map(|s| s.counters.bump_owned(event)).is_some()
@@ -336,7 +508,7 @@ pub(crate) fn count<O: Cached>(pool_id: u64, event: Event) -> bool {
 }
 
 /// Empties this thread's slot for `pool_id`, returning what it held.
-pub(crate) fn take_all<O: Cached>(pool_id: u64) -> Vec<O> {
+fn take_all<O: Cached>(pool_id: u64) -> Vec<O> {
     with_cache::<O, _>(|cache| {
         let Ok(mut cache) = cache.try_borrow_mut() else { return Vec::new() };
         cache.slot(pool_id).map(Slot::take_all).unwrap_or_default()
@@ -417,6 +589,18 @@ mod tests {
         let late = pools.last().unwrap();
         drop(late.get());
         assert_eq!(late.shared_len(), 0, "took the stale slot; its object was cached");
+    }
+
+    #[test]
+    fn a_pool_dropped_on_another_thread_is_swept_at_this_threads_next_operation() {
+        let (made, dropped) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let pool = tracked_pool(&made, &dropped);
+        drop((pool.get(), pool.get())); // both cached by this thread
+        let other: Pool<Vec<u8>> = Pool::new(Vec::new);
+        std::thread::spawn(move || drop(pool)).join().unwrap(); // the last handle
+        assert_eq!(dropped.load(Ordering::SeqCst), 0, "still in this thread's cache");
+        drop(other.get()); // any operation, on any pool, of either cache kind
+        assert_eq!(dropped.load(Ordering::SeqCst), 2, "freed by this thread's next operation");
     }
 
     thread_local! {

@@ -1,12 +1,12 @@
 //! `Pool<T>`: a typed object pool with a per-thread fast path.
 
 use crate::error::BuildError;
-use crate::local::{self, Sink, SlotInit};
+use crate::local::{self, Cache, Erased, Sink, SlotInit, is_bytes};
 use crate::stats::{CounterBlock, Counters, Event, Totals};
-use crate::store::{Boxed, Store, boxed};
+use crate::store::{Boxed, Store, boxed, drop_object, guarded};
 use crossbeam_utils::CachePadded;
 use poolside_core::{Instrumented, MetricDesc, MetricVisitor, Reset};
-use std::any::{Any, TypeId};
+use std::any::Any;
 use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,6 +23,21 @@ use std::time::Duration;
 /// ```
 pub const MAX_LOCAL_CAPACITY: usize = 64;
 
+/// The most objects a pool's shared store may retain: the store allocates room for
+/// all of them when the pool is built.
+///
+/// ```
+/// let err = poolside_bufpool::Pool::builder(Vec::<u8>::new)
+///     .max_retained(poolside_bufpool::MAX_RETAINED + 1)
+///     .build();
+/// assert!(matches!(err, Err(poolside_bufpool::BuildError::RetainedTooLarge { .. })));
+/// ```
+pub const MAX_RETAINED: usize = 1 << 20;
+
+/// The most bytes one object counts for in `retained_bytes` (2^43): with at most
+/// [`MAX_RETAINED`] objects in a store, the gauge stays below 2^63.
+const MAX_COUNTED_SIZE: u64 = 1 << 43;
+
 static NEXT_POOL_ID: AtomicU64 = AtomicU64::new(1);
 
 type MakeFn<T> = dyn Fn() -> T + Send + Sync;
@@ -30,7 +45,7 @@ type ResetFn<T> = dyn Fn(&mut T) + Send + Sync;
 type RetainFn<T> = dyn Fn(&T) -> bool + Send + Sync;
 type SizeFn<T> = dyn Fn(&T) -> u64 + Send + Sync;
 
-pub(crate) struct Inner<T> {
+pub(crate) struct Inner<T: Send + 'static> {
     id: u64,
     make: Box<MakeFn<T>>,
     reset: ResetHook<T>,
@@ -211,8 +226,8 @@ impl<T: Send + 'static> PoolBuilder<T> {
         self
     }
 
-    /// The most objects kept in the shared store (default 1024). Each thread may also
-    /// cache up to `local_capacity` more.
+    /// The most objects kept in the shared store (default 1024, at least 1, at most
+    /// [`MAX_RETAINED`]). Each thread may also cache up to `local_capacity` more.
     ///
     /// ```
     /// assert!(poolside_bufpool::Pool::builder(Vec::<u8>::new).max_retained(0).build().is_err());
@@ -259,7 +274,8 @@ impl<T: Send + 'static> PoolBuilder<T> {
         self
     }
 
-    /// How many bytes an object holds, for the `retained_bytes` gauge.
+    /// How many bytes an object holds, for the `retained_bytes` gauge (a size above
+    /// 2^43 counts as 2^43; a panic counts as 0, logged).
     ///
     /// ```
     /// let pool = poolside_bufpool::Pool::builder(|| Vec::<u8>::with_capacity(100))
@@ -286,6 +302,9 @@ impl<T: Send + 'static> PoolBuilder<T> {
         if self.max_retained == 0 {
             return Err(BuildError::ZeroRetained);
         }
+        if self.max_retained > MAX_RETAINED {
+            return Err(BuildError::RetainedTooLarge { requested: self.max_retained });
+        }
         if self.local_capacity > MAX_LOCAL_CAPACITY {
             return Err(BuildError::LocalCapacityTooLarge { requested: self.local_capacity });
         }
@@ -308,21 +327,6 @@ impl<T: Send + 'static> PoolBuilder<T> {
     }
 }
 
-/// Whether `T` is a byte buffer, which has its own typed thread cache
-/// ([`local::BYTES`]). Constant for each `T` once compiled.
-#[inline(always)]
-fn is_bytes<T: 'static>() -> bool {
-    TypeId::of::<T>() == TypeId::of::<Vec<u8>>()
-}
-
-/// Moves a box from one static type to another that is the same type. Both types are
-/// known where this is inlined, so the type check folds away: no call, no allocation.
-#[inline(always)]
-fn same_type<A: Send + 'static, B: 'static>(object: Box<A>) -> Box<B> {
-    let erased: Box<dyn Any + Send> = object;
-    erased.downcast::<B>().unwrap_or_else(|_| unreachable!("only called when A is B"))
-}
-
 /// `Vec<u8>`'s reset, inline: `T` is `Vec<u8>` wherever this is called, and the type
 /// check folds away once `T` is known.
 #[inline(always)]
@@ -332,39 +336,17 @@ fn clear_bytes<T: 'static>(object: &mut T) {
     }
 }
 
-/// Recovers a `T` from a thread cache slot that only ever holds its pool's `T`s.
-#[inline]
-fn unerase<T: 'static>(object: Box<dyn Any + Send>) -> Boxed<T> {
-    object
-        .downcast::<CachePadded<T>>()
-        .unwrap_or_else(|_| unreachable!("a slot holds its own pool's type"))
-}
-
 impl<T: Send + 'static> Inner<T> {
-    fn slot_init<O>(&self) -> SlotInit<O>
-    where
-        Inner<T>: Sink<O>,
-    {
-        let owner: Weak<dyn Sink<O>> = self.this.clone();
+    fn slot_init(&self) -> SlotInit {
+        let owner: Weak<dyn Sink> = self.this.clone();
         SlotInit { capacity: self.local_capacity, owner, counters: self.counters.register() }
-    }
-
-    /// The pool's id, which keys its thread cache slots.
-    pub(crate) fn id(&self) -> u64 {
-        self.id
     }
 
     /// A clean object: from this thread's cache, the shared store, or `make`.
     #[inline]
     pub(crate) fn take(&self) -> Boxed<T> {
         if self.local_capacity > 0 {
-            let local = if is_bytes::<T>() {
-                local::pop::<local::Bytes>(self.id)
-                    .map(same_type::<CachePadded<Vec<u8>>, CachePadded<T>>)
-            } else {
-                local::pop::<local::Erased>(self.id).map(unerase::<T>)
-            };
-            if let Some(object) = local {
+            if let Some(object) = Cache::<T>::pop(self.id) {
                 return object;
             }
         }
@@ -376,49 +358,68 @@ impl<T: Send + 'static> Inner<T> {
     #[cold]
     #[inline(never)]
     pub(crate) fn take_slow(&self) -> Boxed<T> {
-        self.store.sweep_if_due(&*self.size_of);
-        let (object, event) = match self.store.pop(&*self.size_of) {
+        self.store.sweep_if_due();
+        let (object, event) = match self.store.pop() {
             Some(object) => (object, Event::Hit),
-            None => (boxed((self.make)()), Event::Miss),
+            None => (boxed(self.make()), Event::Miss),
         };
         self.count(event);
         object
     }
 
+    /// A new object from the `make` function. A panic there goes on to the caller of
+    /// `get` (there is no object to hand out), logged, with nothing counted or held.
+    fn make(&self) -> T {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (self.make)())) {
+            Ok(object) => object,
+            Err(payload) => {
+                tracing::error!(pool = self.id, "the pool's make function panicked");
+                std::panic::resume_unwind(payload)
+            }
+        }
+    }
+
+    /// How many bytes `object` holds, for the `retained_bytes` gauge; 0 when the
+    /// `size_of` function panics, at most [`MAX_COUNTED_SIZE`], so that the gauge of
+    /// a full store cannot overflow.
+    fn size(&self, object: &T) -> u64 {
+        guarded("a pool's size_of function", || (self.size_of)(object))
+            .unwrap_or(0)
+            .min(MAX_COUNTED_SIZE)
+    }
+
     fn count(&self, event: Event) {
-        let counted = if is_bytes::<T>() {
-            local::count::<local::Bytes>(self.id, event)
-        } else {
-            local::count::<local::Erased>(self.id, event)
-        };
-        if !counted {
+        if !Cache::<T>::count(self.id, event) {
             self.counters.shared.bump_shared(event);
         }
     }
 
     /// Takes an object back: reset, check the retain policy, keep it locally or in the
     /// shared store, or drop it.
+    ///
+    /// The reset hook and the retain policy are user code and may panic, possibly in a
+    /// guard dropped while its thread unwinds: a panic is caught and logged, and the
+    /// object, in an unknown state, is dropped and counted as `dropped_panicked`.
     #[inline]
     pub(crate) fn put(&self, mut object: Boxed<T>) {
         match &self.reset {
             ResetHook::ByOwner => {}
             ResetHook::ClearBytes => clear_bytes(&mut **object),
-            ResetHook::Hook(reset) => reset(&mut object),
+            ResetHook::Hook(reset) => {
+                if run_reset(reset, &mut object).is_none() {
+                    return self.discard(object, Event::DroppedPanicked);
+                }
+            }
         }
         if let Some(retain) = &self.retain {
-            if !retain(&object) {
-                return self.reject();
+            match run_retain(retain, &object) {
+                Some(true) => {}
+                Some(false) => return self.discard(object, Event::DroppedOversized),
+                None => return self.discard(object, Event::DroppedPanicked),
             }
         }
         if self.local_capacity > 0 {
-            let pushed = if is_bytes::<T>() {
-                local::push::<local::Bytes>(self.id, same_type::<CachePadded<T>, _>(object))
-                    .map_err(same_type::<CachePadded<Vec<u8>>, CachePadded<T>>)
-            } else {
-                let erased: Box<dyn Any + Send> = object;
-                local::push::<local::Erased>(self.id, erased).map_err(unerase::<T>)
-            };
-            if let Err(object) = pushed {
+            if let Err(object) = Cache::<T>::push(self.id, object) {
                 self.put_slow(object);
             }
         } else {
@@ -426,11 +427,18 @@ impl<T: Send + 'static> Inner<T> {
         }
     }
 
+    /// Drops a returned object that is not kept, counting why.
     #[cold]
     #[inline(never)]
-    fn reject(&self) {
-        self.count(Event::DroppedOversized);
-        tracing::debug!(pool = self.id, "returned object rejected by the retain policy; dropped");
+    fn discard(&self, object: Boxed<T>, why: Event) {
+        self.count(why);
+        if why == Event::DroppedOversized {
+            tracing::debug!(
+                pool = self.id,
+                "returned object rejected by the retain policy; dropped"
+            );
+        }
+        drop_object(object);
     }
 
     /// Files a reset, accepted object that this thread's cache did not take: opens the
@@ -441,58 +449,45 @@ impl<T: Send + 'static> Inner<T> {
     pub(crate) fn put_slow(&self, object: Boxed<T>) {
         let object = if self.local_capacity == 0 {
             object
-        } else if is_bytes::<T>() {
-            match self.open_and_push(same_type::<CachePadded<T>, CachePadded<Vec<u8>>>(object)) {
-                Ok(()) => return,
-                Err(object) => same_type::<CachePadded<Vec<u8>>, CachePadded<T>>(object),
-            }
         } else {
-            let erased: local::Erased = object;
-            match self.open_and_push(erased) {
+            match Cache::<T>::open_and_push(self.id, object, || self.slot_init()) {
                 Ok(()) => return,
-                Err(object) => unerase::<T>(object),
+                Err(object) => object,
             }
         };
         self.put_shared(object);
     }
 
-    /// Opens this thread's slot for the pool and keeps `object` there; hands it back
-    /// when no slot opens (one exists and is full, none is free, the thread is exiting).
-    fn open_and_push<O: local::Cached>(&self, object: O) -> Result<(), O>
-    where
-        Inner<T>: Sink<O>,
-    {
-        if local::open::<O>(self.id, || self.slot_init()) {
-            local::push::<O>(self.id, object)
-        } else {
-            Err(object)
-        }
-    }
-
     fn put_shared(&self, object: Boxed<T>) {
         self.count(Event::Return);
-        if self.store.push(object, &*self.size_of).is_err() {
+        let size = self.size(&object);
+        if let Err(object) = self.store.push(object, size) {
             self.count(Event::DroppedFull);
+            drop_object(object);
         }
-        self.store.sweep_if_due(&*self.size_of);
+        self.store.sweep_if_due();
     }
 
     /// Moves a departing thread's objects to the shared store.
     fn adopt_all(&self, objects: impl IntoIterator<Item = Boxed<T>>) {
         for object in objects {
-            if self.store.push(object, &*self.size_of).is_err() {
+            let size = self.size(&object);
+            if let Err(object) = self.store.push(object, size) {
                 self.counters.shared.bump_shared(Event::DroppedFull);
+                drop_object(object);
             }
         }
     }
 
-    /// Empties this thread's cache for this pool, returning how many objects it held.
+    /// Empties this thread's cache for this pool, dropping what it held; returns how
+    /// many objects that was.
     fn drop_local(&self) -> usize {
-        if is_bytes::<T>() {
-            local::take_all::<local::Bytes>(self.id).len()
-        } else {
-            local::take_all::<local::Erased>(self.id).len()
+        fn drop_all<O>(objects: Vec<O>) -> usize {
+            let count = objects.len();
+            objects.into_iter().for_each(drop_object);
+            count
         }
+        drop_all(Cache::<T>::take_all(self.id))
     }
 
     fn totals(&self) -> Totals {
@@ -500,22 +495,34 @@ impl<T: Send + 'static> Inner<T> {
     }
 }
 
-impl<T: Send + 'static> Sink<Box<dyn Any + Send>> for Inner<T> {
-    fn adopt(&self, objects: Vec<Box<dyn Any + Send>>) {
-        self.adopt_all(objects.into_iter().filter_map(|o| o.downcast::<CachePadded<T>>().ok()));
-    }
+/// Runs a reset hook; `None` when it panicked. Out of line, like [`run_retain`]: the
+/// unwinding frame they need stays off the path of pools without hooks.
+#[inline(never)]
+fn run_reset<T>(reset: &ResetFn<T>, object: &mut T) -> Option<()> {
+    guarded("a pool's reset hook", || reset(object))
+}
 
-    fn retire(&self, counters: &Arc<CounterBlock>) {
-        self.counters.retire(counters);
+/// Runs a retain policy; `None` when it panicked.
+#[inline(never)]
+fn run_retain<T>(retain: &RetainFn<T>, object: &T) -> Option<bool> {
+    guarded("a pool's retain policy", || retain(object))
+}
+
+impl<T: Send + 'static> Drop for Inner<T> {
+    /// The last handle is gone: this thread's cached objects are dropped now, other
+    /// threads' at their next pool operation or when they exit (see
+    /// [`local::pool_dropped`]); the shared store drops its own.
+    fn drop(&mut self) {
+        if self.local_capacity > 0 {
+            self.drop_local();
+        }
+        local::pool_dropped();
     }
 }
 
-impl<T: Send + 'static> Sink<Boxed<Vec<u8>>> for Inner<T> {
-    fn adopt(&self, objects: Vec<Boxed<Vec<u8>>>) {
-        self.adopt_all(objects.into_iter().filter_map(|o| {
-            let erased: Box<dyn Any + Send> = o;
-            erased.downcast::<CachePadded<T>>().ok()
-        }));
+impl<T: Send + 'static> Sink for Inner<T> {
+    fn adopt(&self, objects: Vec<Erased>) {
+        self.adopt_all(objects.into_iter().filter_map(|o| o.downcast::<CachePadded<T>>().ok()));
     }
 
     fn retire(&self, counters: &Arc<CounterBlock>) {
@@ -572,7 +579,7 @@ impl<T: Send + 'static> Pool<T> {
     pub fn trim(&self) -> usize {
         let local_count = self.inner.drop_local();
         self.inner.store.released_idle.fetch_add(local_count as u64, Ordering::Relaxed);
-        local_count + self.inner.store.release(usize::MAX, &*self.inner.size_of)
+        local_count + self.inner.store.release(usize::MAX)
     }
 
     /// Objects in the shared store (thread caches not included).
@@ -604,14 +611,34 @@ impl<T: Send + 'static> Pool<T> {
             returns: t.returns,
             dropped_oversized: t.dropped_oversized,
             dropped_full: t.dropped_full,
+            dropped_panicked: t.dropped_panicked,
             released_idle: self.inner.store.released_idle.load(Ordering::Relaxed),
             retained_shared: self.inner.store.len() as u64,
             retained_shared_bytes: self.inner.store.bytes.load(Ordering::Relaxed),
         }
     }
 
-    pub(crate) fn inner(&self) -> &Arc<Inner<T>> {
-        &self.inner
+    // The crate-internal fast-path API, for owners that reach the thread cache
+    // themselves (`BufPool` files buffers by capacity, then calls these).
+
+    /// The id that keys this pool's thread-cache slots.
+    pub(crate) fn id(&self) -> u64 {
+        self.inner.id
+    }
+
+    /// A clean object when this thread's cache had none.
+    pub(crate) fn take_slow(&self) -> Boxed<T> {
+        self.inner.take_slow()
+    }
+
+    /// Files an object that this thread's cache did not take.
+    pub(crate) fn put_slow(&self, object: Boxed<T>) {
+        self.inner.put_slow(object);
+    }
+
+    /// Takes an object back, as a guard's drop does.
+    pub(crate) fn put(&self, object: Boxed<T>) {
+        self.inner.put(object);
     }
 }
 
@@ -633,6 +660,9 @@ pub struct PoolStats {
     pub dropped_oversized: u64,
     /// Returned objects dropped because the shared store was full.
     pub dropped_full: u64,
+    /// Returned objects dropped because the reset hook or the retain policy panicked
+    /// on them (the panic is caught and logged).
+    pub dropped_panicked: u64,
     /// Objects freed by idle release or `trim`.
     pub released_idle: u64,
     /// Objects in the shared store now.
@@ -653,6 +683,10 @@ static DROPPED_OVERSIZED: MetricDesc = MetricDesc::counter(
 );
 static DROPPED_FULL: MetricDesc =
     MetricDesc::counter("dropped_full", "Returned objects dropped because the pool was full.");
+static DROPPED_PANICKED: MetricDesc = MetricDesc::counter(
+    "dropped_panicked",
+    "Returned objects dropped because the reset hook or retain policy panicked.",
+);
 static RELEASED_IDLE: MetricDesc =
     MetricDesc::counter("released_idle", "Objects freed after sitting idle, or by trim.");
 static RETAINED: MetricDesc = MetricDesc::gauge(
@@ -664,12 +698,13 @@ static RETAINED_BYTES: MetricDesc = MetricDesc::gauge(
     "Bytes held by the objects in the pool's shared store; per-thread caches are not counted.",
 );
 
-pub(crate) static CATALOGUE: [&MetricDesc; 8] = [
+pub(crate) static CATALOGUE: [&MetricDesc; 9] = [
     &HITS,
     &MISSES,
     &RETURNS,
     &DROPPED_OVERSIZED,
     &DROPPED_FULL,
+    &DROPPED_PANICKED,
     &RELEASED_IDLE,
     &RETAINED,
     &RETAINED_BYTES,
@@ -678,12 +713,13 @@ pub(crate) static CATALOGUE: [&MetricDesc; 8] = [
 impl PoolStats {
     /// Reports these values with `labels` (a size class, for buffer pools).
     pub(crate) fn visit(&self, labels: &[poolside_core::Label<'_>], v: &mut dyn MetricVisitor) {
-        let values: [(&'static MetricDesc, u64); 8] = [
+        let values: [(&'static MetricDesc, u64); 9] = [
             (&HITS, self.hits),
             (&MISSES, self.misses),
             (&RETURNS, self.returns),
             (&DROPPED_OVERSIZED, self.dropped_oversized),
             (&DROPPED_FULL, self.dropped_full),
+            (&DROPPED_PANICKED, self.dropped_panicked),
             (&RELEASED_IDLE, self.released_idle),
             (&RETAINED, self.retained_shared),
             (&RETAINED_BYTES, self.retained_shared_bytes),
