@@ -158,21 +158,39 @@ impl<T> Stripes<T> {
         all
     }
 
-    /// Takes every stripe's stack out, bottom first, indexed by stripe, for
-    /// [`restore`](Self::restore) to put the survivors back where they were.
-    pub(crate) fn take_stacks(&self) -> Vec<Vec<T>> {
-        self.stripes
-            .iter()
-            .map(|stripe| {
-                let mut stack = stripe.stack.lock();
-                stripe.len.store(0, Relaxed);
-                std::mem::take(&mut *stack)
-            })
-            .collect()
+    /// Takes stripe `stripe`'s stack out (bottom first), for
+    /// [`restore`](Self::restore) to put the survivors back.
+    pub(crate) fn take_stripe(&self, stripe: usize) -> Vec<T> {
+        let stripe = &self.stripes[stripe];
+        let mut stack = stripe.stack.lock();
+        stripe.len.store(0, Relaxed);
+        std::mem::take(&mut *stack)
+    }
+
+    /// Removes, stripe by stripe under each stripe's lock, the items `doom` names a
+    /// reason for, and returns them with it. Every other item stays where it is and
+    /// reachable throughout: `doom` must not touch this store.
+    pub(crate) fn extract<R>(&self, mut doom: impl FnMut(&T) -> Option<R>) -> Vec<(T, R)> {
+        let mut doomed = Vec::new();
+        for stripe in self.stripes.iter() {
+            if stripe.len.load(Relaxed) == 0 {
+                continue;
+            }
+            let mut stack = stripe.stack.lock();
+            let mut at = 0;
+            while at < stack.len() {
+                match doom(&stack[at]) {
+                    Some(reason) => doomed.push((stack.remove(at), reason)),
+                    None => at += 1,
+                }
+            }
+            stripe.len.store(stack.len(), Relaxed);
+        }
+        doomed
     }
 
     /// Puts `items` (bottom first) back under whatever was pushed onto stripe
-    /// `stripe` since [`take_stacks`](Self::take_stacks): they are older.
+    /// `stripe` since [`take_stripe`](Self::take_stripe): they are older.
     pub(crate) fn restore(&self, stripe: usize, items: Vec<T>) {
         if items.is_empty() {
             return;
@@ -248,9 +266,25 @@ mod tests {
         assert_eq!(drained, [1, 2]);
         assert_eq!(stripes.len(), 0);
         stripes.push_to(1, 3);
-        assert_eq!(stripes.take_stacks(), [vec![], vec![3]]);
+        assert_eq!((stripes.take_stripe(0), stripes.take_stripe(1)), (vec![], vec![3]));
         assert_eq!(stripes.len(), 0);
         assert_eq!(stripes.pop(), None);
+    }
+
+    #[test]
+    fn extract_removes_only_the_doomed_and_keeps_the_order() {
+        let stripes = Stripes::with_stripes(2);
+        for i in 0..6 {
+            stripes.push_to(i % 2, i);
+        }
+        let mut doomed = stripes.extract(|&i| (i % 3 == 0).then_some("three"));
+        doomed.sort_unstable();
+        assert_eq!(doomed, [(0, "three"), (3, "three")]);
+        assert_eq!(stripes.len(), 4);
+        assert_eq!(stripes.pop_from(0), Some(4));
+        assert_eq!(stripes.pop_from(0), Some(2));
+        assert_eq!(stripes.pop_from(1), Some(5));
+        assert_eq!(stripes.pop_from(1), Some(1));
     }
 
     #[test]
@@ -258,9 +292,9 @@ mod tests {
         let stripes = Stripes::with_stripes(1);
         stripes.push(1);
         stripes.push(2);
-        let mut stacks = stripes.take_stacks();
+        let stack = stripes.take_stripe(0);
         stripes.push(3);
-        stripes.restore(0, stacks.remove(0));
+        stripes.restore(0, stack);
         assert_eq!(stripes.len(), 3);
         assert_eq!([stripes.pop(), stripes.pop(), stripes.pop()], [Some(3), Some(2), Some(1)]);
     }

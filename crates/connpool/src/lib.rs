@@ -39,6 +39,7 @@
 //! checkout and return); `close()` wakes every waiter.
 #![forbid(unsafe_code)]
 
+mod backoff;
 mod breaker;
 mod config;
 mod error;
@@ -53,6 +54,7 @@ mod postgres;
 mod sharded;
 mod stats;
 mod tcp;
+mod unwind;
 
 pub use breaker::Failure;
 pub use config::{Builder, WaitPolicy};
