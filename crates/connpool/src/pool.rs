@@ -434,7 +434,6 @@ impl<M: Manager> Shared<M> {
         limit: Duration,
     ) -> Result<Conn<M::Connection>, GetError<M::Error>> {
         self.counters.bump(&self.counters.dials);
-        let _dialing = self.gauges.dialing();
         // A probe whose future is dropped mid-dial must let another caller probe.
         let mut abandoned = AbandonedProbe { backoff: &self.backoff, armed: probe };
         let started = Instant::now();
@@ -813,11 +812,12 @@ impl<M: Manager> fmt::Debug for Pool<M> {
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Status {
-    /// Slots taken: idle + in use + being opened.
+    /// Slots taken: idle + in use.
     pub open: usize,
     /// Connections waiting in the pool.
     pub idle: usize,
-    /// Connections checked out.
+    /// Slots not idle: connections checked out, and connections being opened or
+    /// health-checked (for a caller or the janitor). Always `open - idle`.
     pub in_use: usize,
     /// Callers waiting in line.
     pub waiting: usize,
@@ -1116,9 +1116,32 @@ impl<M: Manager> Pool<M> {
         PooledConn::new(self, conn)
     }
 
-    /// Current levels.
+    /// Current levels: one consistent moment, read without the pool lock (unless the
+    /// pool changes so fast that two lock-free reads never agree, then under it).
+    /// Always `in_use == open - idle` and `idle <= open`; `open <= max_size` except
+    /// right after a shrink, while connections still out come back.
+    ///
+    /// ```
+    /// # use poolside_connpool::{Builder, Manager, Pool};
+    /// # struct Noop;
+    /// # impl Manager for Noop {
+    /// #     type Connection = ();
+    /// #     type Error = std::convert::Infallible;
+    /// #     async fn connect(&self) -> Result<(), Self::Error> { Ok(()) }
+    /// #     async fn check(&self, _: &mut ()) -> Result<(), Self::Error> { Ok(()) }
+    /// # }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let pool = Builder::new().max_size(4).build(Noop).unwrap();
+    /// let held = pool.get().await.unwrap();
+    /// pool.warm(2).await.unwrap();
+    /// let s = pool.status();
+    /// assert_eq!((s.open, s.idle, s.in_use, s.max_size), (3, 2, 1, 4));
+    /// # drop(held);
+    /// # }
+    /// ```
     pub fn status(&self) -> Status {
-        self.shared.gauges.status(self.shared.idle.len())
+        self.shared.status()
     }
 
     /// The current maximum size.
@@ -1338,6 +1361,48 @@ impl<M: Manager> Pool<M> {
 }
 
 impl<M: Manager> Shared<M> {
+    /// A snapshot of one moment by double collect: the levels (under their sequence
+    /// lock), every stripe's versioned length, the sequence again, the stripes again,
+    /// and the sequence a last time. If nothing changed, the levels held throughout
+    /// and each stripe held from its first read to its second, so all of them held
+    /// together at the middle read. Every change keeps `idle <= open` at every moment
+    /// (a connection enters the stripes only on a slot already counted, and leaves
+    /// them before its slot is given up), so a consistent read never shows more.
+    pub(crate) fn status(&self) -> Status {
+        const LOCK_FREE_TRIES: usize = 64;
+        let mut first = [0u64; crate::idle::MAX_STRIPES];
+        let mut second = [0u64; crate::idle::MAX_STRIPES];
+        for _ in 0..LOCK_FREE_TRIES {
+            let Some(levels) = self.gauges.levels() else {
+                std::hint::spin_loop();
+                continue;
+            };
+            let idle = self.idle.collect(&mut first);
+            if self.gauges.seq() != levels.seq {
+                continue;
+            }
+            self.idle.collect(&mut second);
+            if self.gauges.seq() == levels.seq && first == second {
+                return self.status_of(levels.open, idle, levels.max_size);
+            }
+        }
+        // Constant churn: read under the locks every change takes.
+        let st = self.lock();
+        let idle = self.idle.len_locked();
+        self.status_of(st.open, idle, st.max_size)
+    }
+
+    /// No clamping: a torn read would show (as an absurd `in_use`), not be hidden.
+    fn status_of(&self, open: usize, idle: usize, max_size: usize) -> Status {
+        Status {
+            open,
+            idle,
+            in_use: open.wrapping_sub(idle),
+            waiting: self.gauges.waiting_now(),
+            max_size,
+        }
+    }
+
     /// After a failed health check the caller holds an empty slot: if an idle
     /// connection exists (so nobody waits), check that one instead of dialling.
     fn swap_slot_for_idle(&self) -> Grant<M::Connection> {
