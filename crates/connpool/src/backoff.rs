@@ -91,7 +91,10 @@ impl Backoff {
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         z ^= z >> 31;
         let fraction = (z >> 11) as f64 / (1u64 << 53) as f64;
-        ceiling.mul_f64(0.5 + fraction / 2.0)
+        // `mul_f64` would panic for a ceiling near `Duration::MAX` (the float rounds
+        // up past it): such a ceiling is kept as it is.
+        Duration::try_from_secs_f64(ceiling.as_secs_f64() * (0.5 + fraction / 2.0))
+            .map_or(ceiling, |d| d.min(ceiling))
     }
 
     /// Whether a dial may go out at `now`.
@@ -152,7 +155,7 @@ impl Backoff {
             st.failures = st.failures.saturating_add(1);
             st.generation = st.generation.wrapping_add(1);
             let delay = self.jittered(st.failures);
-            st.until = now.checked_add(delay).unwrap_or(st.until);
+            st.until = crate::janitor::later(now, delay);
         }
         let left = st.until.saturating_duration_since(now);
         drop(st);
@@ -195,6 +198,7 @@ mod tests {
         assert_eq!(b.ceiling(u32::MAX), Duration::from_secs(1));
         let huge = Backoff::new(Duration::MAX, Duration::MAX);
         assert_eq!(huge.ceiling(40), Duration::MAX);
+        assert!(huge.jittered(40) >= Duration::MAX / 2, "no overflow drawing the jitter");
     }
 
     #[test]

@@ -34,6 +34,13 @@ impl Default for WaitPolicy {
     }
 }
 
+/// The largest `max_size` the pool accepts (2^32 − 1): far past any real pool, and
+/// the bound its per-stripe counts are sized for.
+pub(crate) const MAX_SIZE_LIMIT: usize = u32::MAX as usize;
+
+/// The shortest janitor period accepted: a shorter one only burns a core.
+const MIN_JANITOR_INTERVAL: Duration = Duration::from_millis(1);
+
 /// The default wait: a caller gives up after 30 s rather than hang forever.
 const DEFAULT_WAIT: Duration = Duration::from_secs(30);
 
@@ -134,7 +141,8 @@ impl Builder {
         Self::default()
     }
 
-    /// Most connections open at once (idle + in use + being opened). At least 1.
+    /// Most connections open at once (idle + in use + being opened). At least 1, at
+    /// most 2^32 − 1 ([`BuildError::OutOfRange`] otherwise).
     pub fn max_size(mut self, max_size: usize) -> Self {
         self.config.max_size = max_size;
         self
@@ -242,7 +250,8 @@ impl Builder {
         self
     }
 
-    /// Overrides the janitor's period (derived from the lifetimes by default).
+    /// Overrides the janitor's period (derived from the lifetimes by default). At
+    /// least 1 ms ([`BuildError::OutOfRange`] below that, `ZeroDuration` for zero).
     pub fn janitor_interval(mut self, every: Duration) -> Self {
         self.config.janitor_interval = Some(every);
         self
@@ -267,6 +276,9 @@ impl Builder {
         if c.max_size == 0 {
             return Err(BuildError::ZeroMaxSize);
         }
+        if c.max_size > MAX_SIZE_LIMIT {
+            return Err(BuildError::OutOfRange { setting: "max_size" });
+        }
         if c.min_idle > c.max_size {
             return Err(BuildError::MinIdleAboveMaxSize {
                 min_idle: c.min_idle,
@@ -289,6 +301,10 @@ impl Builder {
         ];
         if let Some((setting, _)) = durations.iter().find(|(_, d)| *d == Some(Duration::ZERO)) {
             return Err(BuildError::ZeroDuration { setting });
+        }
+        if c.janitor_interval.is_some_and(|every| !every.is_zero() && every < MIN_JANITOR_INTERVAL)
+        {
+            return Err(BuildError::OutOfRange { setting: "janitor_interval" });
         }
         if c.backoff_min > c.backoff_max {
             return Err(BuildError::BackoffRange { min: c.backoff_min, max: c.backoff_max });

@@ -1177,6 +1177,9 @@ impl<M: Manager> Pool<M> {
         if max_size == 0 {
             return Err(BuildError::ZeroMaxSize);
         }
+        if max_size > crate::config::MAX_SIZE_LIMIT {
+            return Err(BuildError::OutOfRange { setting: "max_size" });
+        }
         if shared.config.min_idle > max_size {
             return Err(BuildError::MinIdleAboveMaxSize {
                 min_idle: shared.config.min_idle,

@@ -470,3 +470,68 @@ async fn a_caller_waiting_on_the_primary_when_it_trips_is_served_by_the_spare() 
     assert_eq!(stats.discarded_demoted, 1);
     assert_eq!(s.pool.primary().status().in_use, 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn with_defaults_a_black_holed_primary_fails_over_within_a_second() {
+    // Default primary settings: a 30 s connect timeout and a 30 s wait.
+    let (manager, primary) = TestManager::new();
+    let primary_pool = Builder::new().max_size(4).build(manager).unwrap();
+    let (spare_pool, _) = spare_pool();
+    let pool = FailoverBuilder::new().build(primary_pool, spare_pool).unwrap();
+    primary.connect_delay_ms.store(3_600_000, SeqCst);
+    let started = tokio::time::Instant::now();
+    // Callers at once: each is served by the spare within the primary checkout budget.
+    let callers: Vec<_> = (0..8)
+        .map(|_| {
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                let asked = tokio::time::Instant::now();
+                let backend = pool.get().await.unwrap().backend();
+                (backend, asked.elapsed())
+            })
+        })
+        .collect();
+    for caller in callers {
+        let (backend, took) = caller.await.unwrap();
+        assert_eq!(backend, Backend::Spare);
+        assert!(took < Duration::from_secs(1), "served after {took:?}");
+    }
+    // One after another, too: the breaker trips within a second.
+    while pool.state() == FailoverState::Primary {
+        assert_eq!(backend_of_get(&pool).await, Backend::Spare);
+    }
+    assert!(started.elapsed() < Duration::from_secs(1), "tripped after {:?}", started.elapsed());
+}
+
+#[tokio::test(start_paused = true)]
+async fn with_defaults_an_exhausted_primary_serves_from_the_spare_within_a_second() {
+    let (manager, _primary) = TestManager::new();
+    let primary_pool = Builder::new().max_size(2).build(manager).unwrap();
+    let (spare_pool, _) = spare_pool();
+    let pool = FailoverBuilder::new().build(primary_pool, spare_pool).unwrap();
+    let held = (pool.get().await.unwrap(), pool.get().await.unwrap());
+    assert_eq!(held.0.backend(), Backend::Primary);
+    // One caller: served by the spare after the primary checkout budget (250 ms).
+    let asked = tokio::time::Instant::now();
+    assert_eq!(backend_of_get(&pool).await, Backend::Spare);
+    assert!(asked.elapsed() < Duration::from_secs(1));
+    // A burst: every caller is served within a second, and ten exhaustions within the
+    // window trip the breaker.
+    let callers: Vec<_> = (0..12)
+        .map(|_| {
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                let asked = tokio::time::Instant::now();
+                let backend = pool.get().await.unwrap().backend();
+                (backend, asked.elapsed())
+            })
+        })
+        .collect();
+    for caller in callers {
+        let (backend, took) = caller.await.unwrap();
+        assert_eq!(backend, Backend::Spare);
+        assert!(took < Duration::from_secs(1), "served after {took:?}");
+    }
+    assert_eq!(pool.state(), FailoverState::Spare, "ten exhaustions trip the breaker");
+    drop(held);
+}
