@@ -947,17 +947,18 @@ impl<M: Manager> Pool<M> {
         &self,
         limit: Duration,
     ) -> Result<PooledConn<'_, M>, GetError<M::Error>> {
-        let wait = WaitLimit { at: Instant::now().checked_add(limit), limit };
-        self.get_inner(true, Some(wait)).await
+        self.get_inner(true, Some(limit)).await
     }
 
+    /// `limit`: the caller's own wait limit, counted from `now` (one clock read per get).
     async fn get_inner(
         &self,
         may_queue: bool,
-        wait: Option<WaitLimit>,
+        limit: Option<Duration>,
     ) -> Result<PooledConn<'_, M>, GetError<M::Error>> {
         let shared = &*self.shared;
         let now = Instant::now();
+        let wait = limit.map(|limit| WaitLimit { at: now.checked_add(limit), limit });
         let timed_out = || {
             shared.counters.bump(&shared.counters.timeouts);
             GetError::Pool(PoolError::TimedOut { waited: wait.map_or(Duration::ZERO, |w| w.limit) })
