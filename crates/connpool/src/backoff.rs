@@ -165,6 +165,11 @@ impl Backoff {
         left
     }
 
+    /// Wakes everyone waiting for a probe (the pool closed).
+    pub(crate) fn wake_all(&self) {
+        self.settled.notify_waiters();
+    }
+
     /// A probe was abandoned (its future dropped, or it panicked): let another go.
     pub(crate) fn abandon_probe(&self) {
         self.state.lock().probing = false;

@@ -418,11 +418,23 @@ impl<M: Manager> Shared<M> {
     }
 
     /// Closes a connection (its `Drop` is user code: a panic there is caught and
-    /// logged, so the caller still gives the slot back).
+    /// logged, so the caller still gives the slot back). On a thread that is already
+    /// unwinding, a second panic would abort the process whatever catches it, so the
+    /// connection is dropped by a task on the current runtime instead (or, with no
+    /// runtime, not dropped at all: leaked and logged).
     pub(crate) fn close_conn(&self, conn: Conn<M::Connection>, reason: CloseReason) {
         self.counters.count_close(reason);
         tracing::debug!(?reason, age = ?conn.created.elapsed(), "poolside-connpool: closing a connection");
-        unwind::drop_guarded("dropping a connection", conn);
+        if !std::thread::panicking() {
+            unwind::drop_guarded("dropping a connection", conn);
+        } else if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move { unwind::drop_guarded("dropping a connection", conn) });
+        } else {
+            tracing::error!(
+                "poolside-connpool: a connection closed while its thread panics, outside a runtime, is leaked rather than dropped"
+            );
+            std::mem::forget(conn);
+        }
     }
 
     /// One dial on a slot the caller holds, bounded by `limit`, reported to the backoff
@@ -501,6 +513,9 @@ impl<M: Manager> Shared<M> {
         let mut attempts = 0u32;
         let mut last: Option<GetError<M::Error>> = None;
         loop {
+            if self.is_closed() {
+                return Err(PoolError::Closed.into());
+            }
             let settled = self.backoff.settled();
             let mut settled = std::pin::pin!(settled);
             settled.as_mut().enable();
@@ -1313,6 +1328,8 @@ impl<M: Manager> Pool<M> {
             shared.close_conn(conn, CloseReason::Removed);
         }
         shared.signal.closed();
+        // Callers waiting out the dial backoff look again, and find the pool closed.
+        shared.backoff.wake_all();
         shared.drained.notify_waiters();
         tracing::debug!("poolside-connpool: pool closed");
     }

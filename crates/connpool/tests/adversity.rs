@@ -447,3 +447,27 @@ async fn a_closed_pool_refuses_resize_retain_and_warm() {
     drop(held);
     assert_eq!((pool.status().open, ledger.live()), (0, 0));
 }
+
+#[tokio::test(start_paused = true)]
+async fn close_wakes_a_caller_waiting_out_the_backoff() {
+    let (m, ledger) = TestManager::new();
+    let pool = Builder::new()
+        .dial_backoff(Duration::from_secs(10), Duration::from_secs(10))
+        .build(m)
+        .unwrap();
+    ledger.fail_connect.store(true, SeqCst);
+    let first = pool.try_get().await.map(drop).unwrap_err();
+    assert!(matches!(first, GetError::Connect(_)), "{first}");
+    let waiting = {
+        let pool = pool.clone();
+        tokio::spawn(async move { pool.get().await.map(drop) })
+    };
+    sleep(ms(50)).await;
+    assert!(!waiting.is_finished(), "it waits for the next attempt, 10 s away");
+    let closed_at = Instant::now();
+    pool.close();
+    let err = waiting.await.unwrap().unwrap_err();
+    assert!(err.is_closed(), "{err}");
+    assert_eq!(closed_at.elapsed(), Duration::ZERO);
+    assert_eq!((pool.status().open, ledger.live()), (0, 0));
+}

@@ -292,6 +292,28 @@ fn a_connection_drop_panicking_in_close_resize_or_sweep_frees_its_slot() {
     });
 }
 
+#[test]
+fn a_connection_drop_panicking_while_its_holder_panics_does_not_abort() {
+    runtime().block_on(async {
+        let (m, ledger, bomb) = Panicky::new();
+        let pool = Builder::new().max_size(1).build(m).unwrap();
+        let holder = {
+            let (pool, bomb) = (pool.clone(), bomb.clone());
+            tokio::spawn(async move {
+                let _conn = pool.get().await.unwrap();
+                bomb.arm(Site::ConnDrop, 0);
+                panic!("the holder panics; the connection's drop panics too");
+            })
+        };
+        assert!(holder.await.unwrap_err().is_panic());
+        // The connection is dropped by a task of its own, where its panic is caught.
+        tokio::task::yield_now().await;
+        assert_eq!(bomb.fired.load(SeqCst), 1);
+        assert_eq!(Snapshot::of(&pool).value("closed_broken"), Some(1));
+        assert_whole(&pool, &ledger, 1).await;
+    });
+}
+
 /// Always picks the shard that panics for key 13.
 struct Unlucky;
 
