@@ -467,10 +467,10 @@ impl<M: Manager> Shared<M> {
                 Err(GetError::Connect(e))
             }
             Ok(Err(Panicked { during, message })) => {
+                // A connect that panics fails like one that errs: it backs off too, so a
+                // manager that always panics is not called in a tight loop.
                 self.counters.bump(&self.counters.dial_errors);
-                if probe {
-                    self.backoff.abandon_probe();
-                }
+                self.backoff.failed(generation, probe, format!("connect panicked: {message}"));
                 Err(GetError::Panicked { during, message })
             }
             Err(_) => {
