@@ -107,7 +107,10 @@ impl<E: fmt::Display> fmt::Display for GetError<E> {
                 write!(f, "opening a connection timed out after {after:?}")
             }
             GetError::ConnectFailed { attempts, last } => {
-                write!(f, "opening a connection failed {attempts} time(s); last error: {last}")
+                write!(
+                    f,
+                    "opening a connection failed after {attempts} attempts; last error: {last}"
+                )
             }
             GetError::Backoff { failures, retry_in, last_error } => {
                 write!(f, "backing off after {failures} failed dial round(s)")?;

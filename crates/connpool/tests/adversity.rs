@@ -377,7 +377,8 @@ async fn a_get_retries_a_transient_connect_failure_until_the_connect_timeout() {
     match &err {
         GetError::ConnectFailed { attempts, last: TestError("connection refused") } => {
             assert!(*attempts >= 2, "{err}");
-            assert!(err.to_string().contains(&format!("{attempts} time(s)")), "{err}");
+            assert!(err.to_string().contains(&format!("after {attempts} attempts")), "{err}");
+            assert!(err.to_string().ends_with("last error: connection refused"), "{err}");
         }
         other => panic!("expected ConnectFailed, got {other}"),
     }
