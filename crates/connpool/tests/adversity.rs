@@ -188,6 +188,18 @@ fn an_abort_storm_with_a_1ms_janitor_keeps_every_invariant_at_every_moment() {
                 samples
             })
         };
+        // The server flaps, so aborts also land in dial retries and backoff waits.
+        let flapping = {
+            let (ledger, done) = (ledger.clone(), done.clone());
+            tokio::spawn(async move {
+                let mut rng = Rng(0xF1A9);
+                while !done.load(SeqCst) {
+                    ledger.fail_connect.store(rng.below(3) == 0, SeqCst);
+                    sleep(ms(rng.below(8))).await;
+                }
+                ledger.fail_connect.store(false, SeqCst);
+            })
+        };
         let mut rng = Rng(0xDEAD_BEEF);
         let mut tasks = Vec::new();
         for round in 0..1500u64 {
@@ -218,6 +230,7 @@ fn an_abort_storm_with_a_1ms_janitor_keeps_every_invariant_at_every_moment() {
             }
         }
         done.store(true, SeqCst);
+        flapping.await.unwrap();
         let samples = sampler.await.expect("every sampled snapshot was consistent");
         assert!(samples > 100, "the sampler ran throughout ({samples} samples)");
         // The janitor keeps replacing expiring connections (a dial shows as in use):
