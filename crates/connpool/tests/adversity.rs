@@ -485,3 +485,78 @@ async fn close_wakes_a_caller_waiting_out_the_backoff() {
     assert_eq!(closed_at.elapsed(), Duration::ZERO);
     assert_eq!((pool.status().open, ledger.live()), (0, 0));
 }
+
+/// Polls `future` up to `polls` times, letting 1 ms pass between polls, then drops it:
+/// a cancellation at whatever await point it had reached.
+async fn poll_then_drop<F: std::future::Future>(future: F, polls: usize) -> bool {
+    let mut future = std::pin::pin!(future);
+    for _ in 0..polls {
+        let ready =
+            std::future::poll_fn(|cx| std::task::Poll::Ready(future.as_mut().poll(cx).is_ready()))
+                .await;
+        if ready {
+            return true;
+        }
+        sleep(ms(1)).await;
+    }
+    false
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_get_dropped_at_every_await_point_leaks_nothing() {
+    // Each scenario parks a get at a different await point: dialling, health-checking
+    // a stale connection, waiting out the dial backoff, and waiting in line.
+    for scenario in 0..4 {
+        for polls in 0..24 {
+            let (m, ledger) = TestManager::new();
+            ledger.connect_delay_ms.store(3, SeqCst);
+            ledger.check_delay_ms.store(2, SeqCst);
+            let pool = Builder::new()
+                .max_size(2)
+                .health_check_after(ms(1))
+                .dial_backoff(ms(4), ms(8))
+                .build(m)
+                .unwrap();
+            let mut holder = None;
+            match scenario {
+                1 => {
+                    pool.warm(2).await.unwrap();
+                    sleep(ms(5)).await;
+                }
+                2 => {
+                    ledger.fail_connect.store(true, SeqCst);
+                    let _ = pool.try_get().await.map(drop);
+                    let heal = ledger.clone();
+                    tokio::spawn(async move {
+                        sleep(ms(10)).await;
+                        heal.fail_connect.store(false, SeqCst);
+                    });
+                }
+                3 => {
+                    holder =
+                        Some((pool.get_owned().await.unwrap(), pool.get_owned().await.unwrap()));
+                    let release = holder.take();
+                    tokio::spawn(async move {
+                        sleep(ms(6)).await;
+                        drop(release);
+                    });
+                }
+                _ => {}
+            }
+            let finished = poll_then_drop(pool.get(), polls).await;
+            drop(holder);
+            // Let dials, checks and janitor-free hand-offs in flight settle.
+            sleep(ms(50)).await;
+            let s = pool.status();
+            assert_snapshot(s);
+            assert_eq!(
+                (s.in_use, s.waiting),
+                (0, 0),
+                "scenario {scenario}, {polls} polls ({finished}): {s:?}"
+            );
+            assert_eq!(ledger.live(), s.open, "scenario {scenario}, {polls} polls: {s:?}");
+            let both = futures_all(&pool, 2).await;
+            assert_eq!(both.len(), 2);
+        }
+    }
+}
