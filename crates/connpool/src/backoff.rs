@@ -3,9 +3,11 @@
 //!
 //! After a failed dial the pool waits an exponentially growing, jittered delay
 //! (`min · 2^(failures−1)`, capped at `max`, then drawn from its upper half) before
-//! the next attempt. When the delay has passed exactly one dial goes out (the probe);
-//! callers needing a connection meanwhile wait for it or fail fast, as their wait
-//! policy says. A successful dial ends the backoff at once: everyone dials again.
+//! the next attempt. When the delay has passed one dial goes out (the probe); callers
+//! needing a connection meanwhile wait for it or fail fast, as their wait policy says.
+//! A probe that hangs holds the others back for one more delay, then another may go,
+//! so at most one dial starts per delay however the dials end. A successful dial ends
+//! the backoff at once: everyone dials again.
 //!
 //! Failures of dials that started before the latest failure was recorded do not grow
 //! the delay again, so a burst of callers failing together counts as one failure.
@@ -25,8 +27,12 @@ struct State {
     generation: u64,
     /// No dial before this (when `failures > 0`).
     until: Instant,
-    /// A probe dial is out: others wait for its outcome.
+    /// A probe dial is out: others wait for its outcome, until `probe_until`.
     probing: bool,
+    /// When a probe that has not answered stops holding the others back: a dial into
+    /// a black hole (a server stopping, a dropped SYN) must not block every dial for a
+    /// whole connect timeout, so after one more backoff delay another probe may go.
+    probe_until: Instant,
     /// The last dial error, as text (errors need not be `Clone`).
     last_error: String,
 }
@@ -37,7 +43,8 @@ pub(crate) enum Gate {
     /// Dial. `generation` goes back into [`Backoff::failed`]; `probe` is set when this
     /// dial is the one attempt allowed after a backoff delay.
     Dial { generation: u64, probe: bool },
-    /// In backoff: no dial before `until` (`None`: a probe is out; wait for it).
+    /// In backoff: no dial before `until` (a probe may be out meanwhile; its end is
+    /// signalled by [`Backoff::settled`]).
     Wait { until: Option<Instant>, failures: u32, last_error: String },
 }
 
@@ -69,6 +76,7 @@ impl Backoff {
                 generation: 0,
                 until: Instant::now(),
                 probing: false,
+                probe_until: Instant::now(),
                 last_error: String::new(),
             }),
             settled: Notify::new(),
@@ -103,21 +111,22 @@ impl Backoff {
         if st.failures == 0 {
             return Gate::Dial { generation: st.generation, probe: false };
         }
-        if st.probing {
+        let next = if st.probing { st.probe_until } else { st.until };
+        if now < next {
             return Gate::Wait {
-                until: None,
+                until: Some(next),
                 failures: st.failures,
                 last_error: st.last_error.clone(),
             };
         }
-        if now < st.until {
-            return Gate::Wait {
-                until: Some(st.until),
-                failures: st.failures,
-                last_error: st.last_error.clone(),
-            };
+        if st.probing {
+            // The last probe has not answered within a delay: a silent round counts
+            // as a failed one, so a black hole slows the probes down too.
+            st.failures = st.failures.saturating_add(1);
+            st.generation = st.generation.wrapping_add(1);
         }
         st.probing = true;
+        st.probe_until = crate::janitor::later(now, self.jittered(st.failures));
         Gate::Dial { generation: st.generation, probe: true }
     }
 
@@ -233,7 +242,15 @@ mod tests {
         assert_eq!(last_error, "refused");
         tokio::time::sleep_until(until).await;
         let Gate::Dial { probe: true, .. } = b.gate(Instant::now()) else { panic!() };
-        assert!(matches!(b.gate(Instant::now()), Gate::Wait { until: None, .. }));
+        let Gate::Wait { until: Some(probe_until), .. } = b.gate(Instant::now()) else {
+            panic!("one probe at a time")
+        };
+        // The probe hangs: one delay later another may go, and only one; the silent
+        // round counts as a failure, so the delays keep growing.
+        tokio::time::sleep_until(probe_until).await;
+        assert!(matches!(b.gate(Instant::now()), Gate::Dial { probe: true, .. }));
+        assert_eq!(b.failures(), 2);
+        assert!(matches!(b.gate(Instant::now()), Gate::Wait { .. }));
         b.succeeded(true);
         assert_eq!(b.failures(), 0);
         assert!(matches!(b.gate(Instant::now()), Gate::Dial { probe: false, .. }));

@@ -125,7 +125,7 @@ impl Default for Builder {
                 wait: WaitPolicy::default(),
                 janitor_interval: None,
                 backoff_min: Duration::from_millis(10),
-                backoff_max: Duration::from_secs(1),
+                backoff_max: Duration::from_millis(500),
                 connect_retries: u32::MAX,
             },
             events: Events::none(),
@@ -135,7 +135,7 @@ impl Default for Builder {
 
 impl Builder {
     /// Default settings: max 10, no min idle, no lifetimes, checks after 500 ms
-    /// unused, 3 health retries, 30 s connect timeout retried with a 10 ms → 1 s
+    /// unused, 3 health retries, 30 s connect timeout retried with a 10 ms → 500 ms
     /// backoff, wait at most 30 s ([`WaitPolicy::Timeout`]).
     pub fn new() -> Self {
         Self::default()
@@ -198,7 +198,8 @@ impl Builder {
     /// next attempt within their limits, or fail fast with
     /// [`GetError::Backoff`](crate::GetError::Backoff) (under
     /// [`WaitPolicy::FailFast`], in `try_get`, or when the next attempt lies beyond
-    /// their deadline). Default: 10 ms → 1 s.
+    /// their deadline). Default: 10 ms → 500 ms, so a server that accepts again is
+    /// dialled within half a second.
     ///
     /// ```
     /// # use poolside_connpool::{BuildError, Builder, Manager};

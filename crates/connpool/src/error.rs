@@ -35,7 +35,7 @@ pub enum GetError<E> {
     Backoff {
         /// Consecutive failed dial rounds so far.
         failures: u32,
-        /// When the next attempt is allowed, from now (`None`: one is in flight).
+        /// When the next attempt is allowed, from now (`None` when not known).
         retry_in: Option<Duration>,
         /// The last dial's error, as text.
         last_error: String,

@@ -476,12 +476,20 @@ impl<M: Manager> Shared<M> {
             Err(_) => {
                 self.counters.bump(&self.counters.dial_errors);
                 let after = self.config.connect_timeout;
-                tracing::warn!(?after, "poolside-connpool: opening a connection timed out");
-                self.backoff.failed(
-                    generation,
-                    probe,
-                    format!("connect timed out after {after:?}"),
-                );
+                if limit < after {
+                    // Cut short by the caller's own deadline: no verdict on the server,
+                    // so no backoff; a probe lets the next caller try.
+                    if probe {
+                        self.backoff.abandon_probe();
+                    }
+                } else {
+                    tracing::warn!(?after, "poolside-connpool: opening a connection timed out");
+                    self.backoff.failed(
+                        generation,
+                        probe,
+                        format!("connect timed out after {after:?}"),
+                    );
+                }
                 Err(GetError::ConnectTimeout { after })
             }
         }

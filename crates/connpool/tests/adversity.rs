@@ -560,3 +560,45 @@ async fn a_get_dropped_at_every_await_point_leaks_nothing() {
         }
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_black_holed_server_gets_a_trickle_of_dials_too() {
+    let (m, ledger) = TestManager::new();
+    let pool = Builder::new().max_size(8).min_idle(2).build(m).unwrap();
+    sleep(ms(1)).await;
+    pool.retain(|_, _| false).unwrap();
+    // New connections never complete (a dropped SYN), for the 30 s connect timeout.
+    ledger.connect_delay_ms.store(3_600_000, SeqCst);
+    ledger.fail_connect.store(true, SeqCst);
+    let dials_before = Snapshot::of(&pool).value("dials").unwrap();
+    let callers: Vec<_> = (0..16)
+        .map(|_| {
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                let _ = pool.get_timeout(ms(200)).await.map(drop);
+            })
+        })
+        .collect();
+    for caller in callers {
+        caller.await.unwrap();
+    }
+    sleep(Duration::from_secs(4)).await;
+    let dials = Snapshot::of(&pool).value("dials").unwrap() - dials_before;
+    assert!(dials <= 4 * 50, "{dials} dials in 4 s of black hole");
+    let s = pool.status();
+    assert!(s.open <= 8 && s.waiting == 0, "{s:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dial_cut_short_by_the_callers_deadline_does_not_start_a_backoff() {
+    let (m, ledger) = TestManager::new();
+    let pool = Builder::new().build(m).unwrap();
+    ledger.connect_delay_ms.store(100, SeqCst);
+    let err = pool.get_timeout(ms(50)).await.map(drop).unwrap_err();
+    assert!(matches!(err.pool_error(), Some(PoolError::TimedOut { .. })), "{err}");
+    // The server is fine: the next caller dials at once.
+    ledger.connect_delay_ms.store(0, SeqCst);
+    let started = Instant::now();
+    drop(pool.get().await.unwrap());
+    assert_eq!(started.elapsed(), Duration::ZERO);
+}
