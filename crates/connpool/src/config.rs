@@ -193,8 +193,8 @@ impl Builder {
 
     /// The shared dial backoff: after a failed dial the pool waits a jittered delay
     /// growing from `min` to `max` (doubling per failed round, drawn from the upper
-    /// half) before dialling again, with one attempt in flight at a time; a successful
-    /// dial ends it at once. Callers that need a new connection meanwhile wait for the
+    /// half) before dialling again, one attempt per delay; a successful dial ends it
+    /// at once. Callers that need a new connection meanwhile wait for the
     /// next attempt within their limits, or fail fast with
     /// [`GetError::Backoff`](crate::GetError::Backoff) (under
     /// [`WaitPolicy::FailFast`], in `try_get`, or when the next attempt lies beyond
