@@ -211,11 +211,26 @@ fn miri() -> Result<(), String> {
         return Ok(());
     }
     if !cmd::succeeds("cargo", ["+nightly", "miri", "--version"]) {
-        eprintln!(
-            "notice: Miri skipped for {}: no nightly toolchain with Miri \
-             (`rustup toolchain install nightly --component miri` enables it)",
+        // Installed like cargo-deny: the component first, then a minimal nightly with it.
+        eprintln!("Miri is not installed: `rustup component add --toolchain nightly miri`");
+        if !cmd::succeeds("rustup", ["component", "add", "--toolchain", "nightly", "miri"]) {
+            eprintln!("no nightly toolchain: installing a minimal one with Miri");
+            let _ = cmd::succeeds(
+                "rustup",
+                ["toolchain", "install", "nightly", "--profile", "minimal", "--component", "miri"],
+            );
+        }
+    }
+    if !cmd::succeeds("cargo", ["+nightly", "miri", "--version"]) {
+        let why = format!(
+            "Miri cannot run for {}: no nightly toolchain with Miri, and installing it failed \
+             (`rustup toolchain install nightly --component miri`)",
             unsafe_crates.join(", ")
         );
+        if cmd::in_ci() {
+            return Err(why);
+        }
+        eprintln!("notice: Miri skipped: {why}");
         return Ok(());
     }
     for package in unsafe_crates {

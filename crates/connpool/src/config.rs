@@ -14,18 +14,35 @@ use std::time::Duration;
 ///
 /// let policy = WaitPolicy::Timeout(Duration::from_millis(200));
 /// assert_ne!(policy, WaitPolicy::default());
-/// assert_eq!(WaitPolicy::default(), WaitPolicy::Queue);
+/// assert_eq!(WaitPolicy::default(), WaitPolicy::Timeout(Duration::from_secs(30)));
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WaitPolicy {
-    /// Wait in line, first come first served, for as long as it takes.
-    #[default]
+    /// Wait in line, first come first served, for as long as it takes. Never the
+    /// default: choose it explicitly.
     Queue,
     /// Fail at once with `Exhausted`.
     FailFast,
-    /// Wait in line at most this long, then fail with `TimedOut`.
+    /// Wait in line at most this long, then fail with `TimedOut`. The default is
+    /// `Timeout(30 s)`, like sqlx and bb8.
     Timeout(Duration),
 }
+
+impl Default for WaitPolicy {
+    fn default() -> Self {
+        WaitPolicy::Timeout(DEFAULT_WAIT)
+    }
+}
+
+/// The largest `max_size` the pool accepts (2^32 − 1): far past any real pool, and
+/// the bound its per-stripe counts are sized for.
+pub(crate) const MAX_SIZE_LIMIT: usize = u32::MAX as usize;
+
+/// The shortest janitor period accepted: a shorter one only burns a core.
+const MIN_JANITOR_INTERVAL: Duration = Duration::from_millis(1);
+
+/// The default wait: a caller gives up after 30 s rather than hang forever.
+const DEFAULT_WAIT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
@@ -38,6 +55,9 @@ pub(crate) struct Config {
     pub(crate) connect_timeout: Duration,
     pub(crate) wait: WaitPolicy,
     pub(crate) janitor_interval: Option<Duration>,
+    pub(crate) backoff_min: Duration,
+    pub(crate) backoff_max: Duration,
+    pub(crate) connect_retries: u32,
 }
 
 impl Config {
@@ -102,8 +122,11 @@ impl Default for Builder {
                 health_check_after: Duration::from_millis(500),
                 max_health_retries: 3,
                 connect_timeout: Duration::from_secs(30),
-                wait: WaitPolicy::Queue,
+                wait: WaitPolicy::default(),
                 janitor_interval: None,
+                backoff_min: Duration::from_millis(10),
+                backoff_max: Duration::from_millis(500),
+                connect_retries: u32::MAX,
             },
             events: Events::none(),
         }
@@ -112,12 +135,14 @@ impl Default for Builder {
 
 impl Builder {
     /// Default settings: max 10, no min idle, no lifetimes, checks after 500 ms
-    /// unused, 3 health retries, 30 s connect timeout, wait in line.
+    /// unused, 3 health retries, 30 s connect timeout retried with a 10 ms → 500 ms
+    /// backoff, wait at most 30 s ([`WaitPolicy::Timeout`]).
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Most connections open at once (idle + in use + being opened). At least 1.
+    /// Most connections open at once (idle + in use + being opened). At least 1, at
+    /// most 2^32 − 1 ([`BuildError::OutOfRange`] otherwise).
     pub fn max_size(mut self, max_size: usize) -> Self {
         self.config.max_size = max_size;
         self
@@ -148,16 +173,75 @@ impl Builder {
         self
     }
 
-    /// How many failed health checks one `get` tolerates before it reports
-    /// [`GetError::HealthCheck`](crate::GetError::HealthCheck).
+    /// How many stale idle connections one `get` health-checks (and discards when they
+    /// fail) before it stops looking at idle connections and dials a fresh one. A
+    /// failed check is never the caller's error: the `get` fails only if that fresh
+    /// dial does.
     pub fn max_health_retries(mut self, retries: u32) -> Self {
         self.config.max_health_retries = retries;
         self
     }
 
-    /// Longest time one `connect`, or one checkout health check, may take.
+    /// Longest time one checkout health check may take, and the time one `get` may
+    /// spend dialling: a failed dial is retried (see
+    /// [`connect_retries`](Self::connect_retries)) until this much time has passed
+    /// since the first attempt.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.config.connect_timeout = timeout;
+        self
+    }
+
+    /// The shared dial backoff: after a failed dial the pool waits a jittered delay
+    /// growing from `min` to `max` (doubling per failed round, drawn from the upper
+    /// half) before dialling again, one attempt per delay; a successful dial ends it
+    /// at once. Callers that need a new connection meanwhile wait for the
+    /// next attempt within their limits, or fail fast with
+    /// [`GetError::Backoff`](crate::GetError::Backoff) (under
+    /// [`WaitPolicy::FailFast`], in `try_get`, or when the next attempt lies beyond
+    /// their deadline). Default: 10 ms → 500 ms, so a server that accepts again is
+    /// dialled within half a second.
+    ///
+    /// ```
+    /// # use poolside_connpool::{BuildError, Builder, Manager};
+    /// # use std::time::Duration;
+    /// # struct Noop;
+    /// # impl Manager for Noop {
+    /// #     type Connection = ();
+    /// #     type Error = std::convert::Infallible;
+    /// #     async fn connect(&self) -> Result<(), Self::Error> { Ok(()) }
+    /// #     async fn check(&self, _: &mut ()) -> Result<(), Self::Error> { Ok(()) }
+    /// # }
+    /// let ms = Duration::from_millis;
+    /// assert!(Builder::new().dial_backoff(ms(5), ms(500)).build(Noop).is_ok());
+    /// let err = Builder::new().dial_backoff(ms(500), ms(5)).build(Noop).unwrap_err();
+    /// assert_eq!(err, BuildError::BackoffRange { min: ms(500), max: ms(5) });
+    /// ```
+    pub fn dial_backoff(mut self, min: Duration, max: Duration) -> Self {
+        self.config.backoff_min = min;
+        self.config.backoff_max = max;
+        self
+    }
+
+    /// How many times one `get` retries a failed dial (waiting out the backoff in
+    /// between) before it reports the failure, always within
+    /// [`connect_timeout`](Self::connect_timeout) of its first attempt. `0` makes a
+    /// single attempt. Default: no count limit, only the connect timeout (like bb8's
+    /// `retry_connection`). The error names the attempts and the last cause.
+    ///
+    /// ```
+    /// # use poolside_connpool::{Builder, Manager};
+    /// # struct Noop;
+    /// # impl Manager for Noop {
+    /// #     type Connection = ();
+    /// #     type Error = std::convert::Infallible;
+    /// #     async fn connect(&self) -> Result<(), Self::Error> { Ok(()) }
+    /// #     async fn check(&self, _: &mut ()) -> Result<(), Self::Error> { Ok(()) }
+    /// # }
+    /// let pool = Builder::new().connect_retries(2).build(Noop).unwrap();
+    /// # drop(pool);
+    /// ```
+    pub fn connect_retries(mut self, retries: u32) -> Self {
+        self.config.connect_retries = retries;
         self
     }
 
@@ -167,7 +251,8 @@ impl Builder {
         self
     }
 
-    /// Overrides the janitor's period (derived from the lifetimes by default).
+    /// Overrides the janitor's period (derived from the lifetimes by default). At
+    /// least 1 ms ([`BuildError::OutOfRange`] below that, `ZeroDuration` for zero).
     pub fn janitor_interval(mut self, every: Duration) -> Self {
         self.config.janitor_interval = Some(every);
         self
@@ -192,6 +277,9 @@ impl Builder {
         if c.max_size == 0 {
             return Err(BuildError::ZeroMaxSize);
         }
+        if c.max_size > MAX_SIZE_LIMIT {
+            return Err(BuildError::OutOfRange { setting: "max_size" });
+        }
         if c.min_idle > c.max_size {
             return Err(BuildError::MinIdleAboveMaxSize {
                 min_idle: c.min_idle,
@@ -203,6 +291,7 @@ impl Builder {
             ("max_idle_time", c.max_idle_time),
             ("connect_timeout", Some(c.connect_timeout)),
             ("janitor_interval", c.janitor_interval),
+            ("dial backoff min", Some(c.backoff_min)),
             (
                 "wait timeout",
                 match c.wait {
@@ -213,6 +302,13 @@ impl Builder {
         ];
         if let Some((setting, _)) = durations.iter().find(|(_, d)| *d == Some(Duration::ZERO)) {
             return Err(BuildError::ZeroDuration { setting });
+        }
+        if c.janitor_interval.is_some_and(|every| !every.is_zero() && every < MIN_JANITOR_INTERVAL)
+        {
+            return Err(BuildError::OutOfRange { setting: "janitor_interval" });
+        }
+        if c.backoff_min > c.backoff_max {
+            return Err(BuildError::BackoffRange { min: c.backoff_min, max: c.backoff_max });
         }
         if let (Some(idle), Some(life)) = (c.max_idle_time, c.max_lifetime) {
             if idle > life {

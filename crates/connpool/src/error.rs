@@ -20,8 +20,35 @@ use std::time::Duration;
 pub enum GetError<E> {
     /// Closed, exhausted (fail-fast) or timed out waiting.
     Pool(PoolError),
-    /// Opening a new connection failed.
+    /// Opening a new connection failed, on the only attempt this `get` made.
     Connect(E),
+    /// Every attempt this `get` made to open a connection failed (retried with the
+    /// shared backoff until the connect timeout or `connect_retries` ran out).
+    ConnectFailed {
+        /// Dials this `get` made.
+        attempts: u32,
+        /// The last dial's error.
+        last: E,
+    },
+    /// The pool is backing off after failed dials and this caller could not wait for
+    /// the next attempt (fail-fast policy, `try_get`, or its deadline comes first).
+    Backoff {
+        /// Consecutive failed dial rounds so far.
+        failures: u32,
+        /// When the next attempt is allowed, from now (`None` when not known).
+        retry_in: Option<Duration>,
+        /// The last dial's error, as text.
+        last_error: String,
+    },
+    /// User code (a [`Manager`](crate::Manager) method, a predicate, a selector)
+    /// panicked while serving this call. The panic was caught and logged; the
+    /// connection involved was closed and its slot given back.
+    Panicked {
+        /// What the pool was doing (`"connect"`, `"check"`, `"is_broken"`, ...).
+        during: &'static str,
+        /// The panic's message.
+        message: String,
+    },
     /// Opening a new connection took longer than the connect timeout.
     ConnectTimeout {
         /// The configured connect timeout that elapsed.
@@ -79,6 +106,23 @@ impl<E: fmt::Display> fmt::Display for GetError<E> {
             GetError::ConnectTimeout { after } => {
                 write!(f, "opening a connection timed out after {after:?}")
             }
+            GetError::ConnectFailed { attempts, last } => {
+                write!(
+                    f,
+                    "opening a connection failed after {attempts} attempts; last error: {last}"
+                )
+            }
+            GetError::Backoff { failures, retry_in, last_error } => {
+                write!(f, "backing off after {failures} failed dial round(s)")?;
+                match retry_in {
+                    Some(d) => write!(f, ", next attempt in {d:?}")?,
+                    None => f.write_str(", an attempt is in flight")?,
+                }
+                write!(f, "; last error: {last_error}")
+            }
+            GetError::Panicked { during, message } => {
+                write!(f, "user code panicked during {during}: {message}")
+            }
             GetError::HealthCheck { attempts, last } => {
                 write!(f, "health check failed on {attempts} connection(s); last error: {last}")
             }
@@ -94,8 +138,13 @@ impl<E: std::error::Error + 'static> std::error::Error for GetError<E> {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             GetError::Pool(e) => Some(e),
-            GetError::Connect(e) | GetError::HealthCheck { last: e, .. } => Some(e),
-            GetError::ConnectTimeout { .. } | GetError::HealthCheckTimeout { .. } => None,
+            GetError::Connect(e)
+            | GetError::ConnectFailed { last: e, .. }
+            | GetError::HealthCheck { last: e, .. } => Some(e),
+            GetError::ConnectTimeout { .. }
+            | GetError::HealthCheckTimeout { .. }
+            | GetError::Backoff { .. }
+            | GetError::Panicked { .. } => None,
         }
     }
 }
@@ -152,6 +201,20 @@ pub enum BuildError {
     },
     /// A [`FailoverPool`](crate::FailoverPool) needs at least one attempt per request.
     ZeroAttempts,
+    /// The dial backoff's minimum is above its maximum.
+    BackoffRange {
+        /// The requested first delay.
+        min: Duration,
+        /// The requested cap.
+        max: Duration,
+    },
+    /// The pool is closed: [`Pool::resize`](crate::Pool::resize) changes nothing.
+    Closed,
+    /// A setting is out of the range the pool can honour.
+    OutOfRange {
+        /// The setting's name.
+        setting: &'static str,
+    },
 }
 
 impl fmt::Display for BuildError {
@@ -179,6 +242,11 @@ impl fmt::Display for BuildError {
                 write!(f, "the {failure} trip threshold must be at least 1")
             }
             BuildError::ZeroAttempts => f.write_str("max_attempts must be at least 1"),
+            BuildError::BackoffRange { min, max } => {
+                write!(f, "the dial backoff's minimum ({min:?}) exceeds its maximum ({max:?})")
+            }
+            BuildError::Closed => f.write_str("the pool is closed"),
+            BuildError::OutOfRange { setting } => write!(f, "{setting} is out of range"),
         }
     }
 }

@@ -92,14 +92,15 @@ struct FailoverConfig {
     probe_timeout: Duration,
     request_timeout: Duration,
     max_attempts: u32,
+    primary_checkout_timeout: Duration,
 }
 
 /// Configures a [`FailoverPool`]; [`build`](Self::build) checks every setting.
 ///
 /// Defaults: a 1 s window; trip after 10 exhaustions, 3 connect errors, 3 failed
 /// health checks or 5 failed requests within it; probe the primary 500 ms after a
-/// trip, bounded by 1 s; [`run`](FailoverPool::run) gives each attempt 5 s and makes at
-/// most 3.
+/// trip, bounded by 1 s; a primary checkout may take 250 ms before the spare serves
+/// the caller; [`run`](FailoverPool::run) gives each attempt 5 s and makes at most 3.
 ///
 /// ```
 /// use poolside_connpool::{Builder, Failure, FailoverBuilder, Manager, WaitPolicy};
@@ -141,6 +142,7 @@ impl Default for FailoverBuilder {
                 probe_timeout: Duration::from_secs(1),
                 request_timeout: Duration::from_secs(5),
                 max_attempts: 3,
+                primary_checkout_timeout: Duration::from_millis(250),
             },
         }
     }
@@ -188,6 +190,26 @@ impl FailoverBuilder {
         self
     }
 
+    /// The most time one checkout may spend on the primary (waiting in its line,
+    /// dialling, health-checking) before it counts as a primary failure and the caller
+    /// is served by the spare. This is what bounds a failover when the primary
+    /// black-holes new connections or is exhausted, whatever the primary pool's own
+    /// wait policy and connect timeout say. A timeout counts as an exhaustion when
+    /// every primary slot was taken, else as a connect error. Default: 250 ms, so
+    /// with the default thresholds the breaker trips within 1 s of sequential
+    /// callers.
+    ///
+    /// ```
+    /// use poolside_connpool::FailoverBuilder;
+    /// use std::time::Duration;
+    /// let builder = FailoverBuilder::new().primary_checkout_timeout(Duration::from_millis(100));
+    /// # drop(builder);
+    /// ```
+    pub fn primary_checkout_timeout(mut self, timeout: Duration) -> Self {
+        self.config.primary_checkout_timeout = timeout;
+        self
+    }
+
     /// Most attempts [`run`](FailoverPool::run) makes per request (≥ 1).
     pub fn max_attempts(mut self, attempts: u32) -> Self {
         self.config.max_attempts = attempts;
@@ -210,6 +232,7 @@ impl FailoverBuilder {
             ("probe_after", config.probe_after),
             ("probe_timeout", config.probe_timeout),
             ("request_timeout", config.request_timeout),
+            ("primary_checkout_timeout", config.primary_checkout_timeout),
         ] {
             if value.is_zero() {
                 return Err(BuildError::ZeroDuration { setting });
@@ -291,6 +314,13 @@ impl<M: Manager> Inner<M> {
         at.saturating_duration_since(self.origin).as_nanos().min(u128::from(u64::MAX)) as u64
     }
 
+    /// When a probe is due if the last one failed (or the breaker tripped) at `now`,
+    /// in nanoseconds since the origin (saturating: no `Instant + Duration` overflow).
+    fn probe_due(&self, now: Instant) -> u64 {
+        let after = self.config.probe_after.as_nanos().min(u128::from(u64::MAX)) as u64;
+        self.nanos_since_origin(now).saturating_add(after)
+    }
+
     /// Counts a primary failure; opens the breaker when its kind crosses the threshold.
     fn record(&self, failure: Failure) {
         let Some(threshold) = self.config.thresholds[failure as usize] else { return };
@@ -306,8 +336,7 @@ impl<M: Manager> Inner<M> {
                 return;
             }
             window.clear();
-            self.probe_due_nanos
-                .store(self.nanos_since_origin(now + self.config.probe_after), Ordering::Relaxed);
+            self.probe_due_nanos.store(self.probe_due(now), Ordering::Relaxed);
             self.epoch.fetch_add(1, Ordering::AcqRel);
             self.state.store(FailoverState::Spare as u8, Ordering::Release);
             bump(&self.counters.trips);
@@ -317,7 +346,8 @@ impl<M: Manager> Inner<M> {
             );
         }
         // The idle primary connections belong to a backend we no longer trust.
-        self.primary.retain(|_, _| false);
+        // A closed primary has none left to close.
+        let _ = self.primary.retain(|_, _| false);
     }
 
     fn finish_probe(&self, success: bool, now: Instant) {
@@ -327,8 +357,7 @@ impl<M: Manager> Inner<M> {
             self.state.store(FailoverState::Primary as u8, Ordering::Release);
             tracing::info!("poolside-connpool: failover probe succeeded, back on the primary");
         } else {
-            self.probe_due_nanos
-                .store(self.nanos_since_origin(now + self.config.probe_after), Ordering::Relaxed);
+            self.probe_due_nanos.store(self.probe_due(now), Ordering::Relaxed);
             self.state.store(FailoverState::Spare as u8, Ordering::Release);
             bump(&self.counters.probe_failures);
             tracing::debug!("poolside-connpool: failover probe failed, staying on the spare");
@@ -339,9 +368,19 @@ impl<M: Manager> Inner<M> {
     async fn probe(&self) {
         bump(&self.counters.probes);
         let manager = &self.primary.shared.manager;
+        // Manager code may panic: a panicking probe is a failed probe, never a breaker
+        // stuck half-open.
         let healthy = tokio::time::timeout(self.config.probe_timeout, async {
-            let mut conn = manager.connect().await.ok()?;
-            manager.check(&mut conn).await.ok()
+            let mut conn = crate::unwind::guard_future("probe connect", || manager.connect())
+                .await
+                .ok()?
+                .ok()?;
+            let checked = crate::unwind::guard_future("probe check", || manager.check(&mut conn))
+                .await
+                .ok()?
+                .ok();
+            crate::unwind::drop_guarded("dropping a probe connection", conn);
+            checked
         })
         .await
         .ok()
@@ -511,7 +550,24 @@ impl<M: Manager> FailoverPool<M> {
         let inner = &*self.inner;
         if backend == Backend::Primary {
             let epoch = inner.epoch.load(Ordering::Acquire);
-            match inner.primary.get().await {
+            let budget = inner.config.primary_checkout_timeout;
+            let checkout = match tokio::time::timeout(budget, inner.primary.get()).await {
+                Ok(outcome) => outcome,
+                Err(_) => {
+                    let status = inner.primary.status();
+                    let failure = if status.open >= status.max_size {
+                        Failure::Exhaustion
+                    } else {
+                        Failure::ConnectError
+                    };
+                    inner.record(failure);
+                    bump(&inner.counters.retries);
+                    tracing::debug!(%failure, ?budget, "poolside-connpool: primary checkout ran out of time, using the spare");
+                    let conn = inner.spare.get().await?;
+                    return Ok(self.hand_out(conn, Backend::Spare, 0));
+                }
+            };
+            match checkout {
                 Ok(conn) if inner.epoch.load(Ordering::Acquire) == epoch => {
                     return Ok(self.hand_out(conn, Backend::Primary, epoch));
                 }
@@ -631,7 +687,11 @@ pub type RequestFuture<'c, T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + S
 fn failure_of<E>(err: &GetError<E>) -> Failure {
     match err {
         GetError::Pool(_) => Failure::Exhaustion,
-        GetError::Connect(_) | GetError::ConnectTimeout { .. } => Failure::ConnectError,
+        GetError::Connect(_)
+        | GetError::ConnectFailed { .. }
+        | GetError::ConnectTimeout { .. }
+        | GetError::Backoff { .. }
+        | GetError::Panicked { .. } => Failure::ConnectError,
         GetError::HealthCheck { .. } | GetError::HealthCheckTimeout { .. } => Failure::HealthCheck,
     }
 }

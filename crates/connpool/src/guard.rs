@@ -158,17 +158,22 @@ impl<M: Manager> Drop for PooledConn<'_, M> {
         // The clock is read only when a limit needs it (see `Conn::last_used`).
         let now =
             (config.max_lifetime.is_some() || config.max_idle_time.is_some()).then(Instant::now);
-        let verdict =
-            if self.broken || std::thread::panicking() || shared.manager.is_broken(&mut conn.raw) {
-                Some(CloseReason::Broken)
-            } else if now
-                .zip(config.max_lifetime)
-                .is_some_and(|(now, limit)| now.duration_since(conn.created) >= limit)
-            {
-                Some(CloseReason::Lifetime)
-            } else {
-                None
-            };
+        // `is_broken` is user code: a panic in it counts as broken (and is logged), so
+        // the slot below is given back either way.
+        let verdict = if self.broken
+            || std::thread::panicking()
+            || crate::unwind::guard("is_broken", || shared.manager.is_broken(&mut conn.raw))
+                .unwrap_or(true)
+        {
+            Some(CloseReason::Broken)
+        } else if now
+            .zip(config.max_lifetime)
+            .is_some_and(|(now, limit)| now.duration_since(conn.created) >= limit)
+        {
+            Some(CloseReason::Lifetime)
+        } else {
+            None
+        };
         match verdict {
             Some(reason) => {
                 shared.close_conn(conn, reason);

@@ -21,7 +21,10 @@
 use crossbeam_utils::CachePadded;
 use parking_lot::Mutex;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicU64, AtomicUsize,
+    Ordering::{Acquire, Relaxed, Release},
+};
 
 /// Idle items (the pool's connections) spread over cache-padded stripes.
 pub(crate) struct Stripes<T> {
@@ -30,22 +33,39 @@ pub(crate) struct Stripes<T> {
 
 struct Stripe<T> {
     stack: Mutex<Vec<T>>,
-    /// `stack.len()`, stored under the lock after every change, read without it.
-    len: AtomicUsize,
+    /// `stack.len()` in the low 32 bits and a version in the high 32, stored under the
+    /// lock after every change (the version bumped each time), read without it. The
+    /// version lets a reader tell that nothing changed between two reads (see
+    /// [`Stripes::collect`]).
+    word: AtomicU64,
 }
+
+/// The low half of a stripe word: its length. A stripe never holds 2^32 connections.
+const LEN_MASK: u64 = u32::MAX as u64;
 
 impl<T> Stripe<T> {
     /// Pops the top of this stripe's stack (the lock is held).
     fn pop_locked(&self, stack: &mut Vec<T>) -> Option<T> {
         let item = stack.pop();
-        self.len.store(stack.len(), Relaxed);
+        self.set_len(stack.len());
         item
+    }
+
+    /// Publishes the stack's new length with the next version (the lock is held, so
+    /// this thread is the only writer).
+    fn set_len(&self, len: usize) {
+        let version = (self.word.load(Relaxed) >> 32).wrapping_add(1) & LEN_MASK;
+        self.word.store((version << 32) | (len as u64 & LEN_MASK), Release);
+    }
+
+    fn len(&self) -> usize {
+        (self.word.load(Relaxed) & LEN_MASK) as usize
     }
 }
 
 /// The most stripes a pool gets: past this, scanning for a connection to take
 /// costs more than the contention it avoids.
-const MAX_STRIPES: usize = 64;
+pub(crate) const MAX_STRIPES: usize = 64;
 
 /// One stripe per core (rounded up to a power of two, at most [`MAX_STRIPES`]); read
 /// once per process, as `available_parallelism` reads cgroup files on Linux.
@@ -79,7 +99,7 @@ impl<T> Stripes<T> {
     fn with_stripes(count: usize) -> Self {
         debug_assert!(count.is_power_of_two());
         let stripes = (0..count)
-            .map(|_| CachePadded::new(Stripe { stack: Mutex::new(Vec::new()), len: 0.into() }))
+            .map(|_| CachePadded::new(Stripe { stack: Mutex::new(Vec::new()), word: 0.into() }))
             .collect();
         Stripes { stripes }
     }
@@ -98,7 +118,7 @@ impl<T> Stripes<T> {
         let stripe = &self.stripes[home];
         let mut stack = stripe.stack.lock();
         stack.push(item);
-        stripe.len.store(stack.len(), Relaxed);
+        stripe.set_len(stack.len());
     }
 
     /// Takes the top item of the home stripe, else of another stripe: first those
@@ -112,13 +132,13 @@ impl<T> Stripes<T> {
         let mask = self.stripes.len() - 1;
         let others = (1..self.stripes.len()).map(|step| &self.stripes[(home + step) & mask]);
         let home = &self.stripes[home];
-        if home.len.load(Relaxed) != 0 {
+        if home.len() != 0 {
             if let Some(item) = home.pop_locked(&mut home.stack.lock()) {
                 return Some(item);
             }
         }
         let mut busy = false;
-        for stripe in others.clone().filter(|s| s.len.load(Relaxed) != 0) {
+        for stripe in others.clone().filter(|s| s.len() != 0) {
             match stripe.stack.try_lock() {
                 Some(mut stack) => {
                     if let Some(item) = stripe.pop_locked(&mut stack) {
@@ -132,7 +152,7 @@ impl<T> Stripes<T> {
             return None;
         }
         others
-            .filter(|s| s.len.load(Relaxed) != 0)
+            .filter(|s| s.len() != 0)
             .find_map(|stripe| stripe.pop_locked(&mut stripe.stack.lock()))
     }
 
@@ -144,7 +164,26 @@ impl<T> Stripes<T> {
     /// How many items are stored (a sum of per-stripe lengths read without locks, so
     /// only a snapshot while others push and pop).
     pub(crate) fn len(&self) -> usize {
-        self.stripes.iter().map(|s| s.len.load(Relaxed)).sum()
+        self.stripes.iter().map(|s| s.len()).sum()
+    }
+
+    /// Every stripe's versioned length word into `into` (one per stripe, in order):
+    /// two equal collects taken one after the other saw no stripe change between
+    /// them, so their lengths held together at one moment. Returns the total length.
+    pub(crate) fn collect(&self, into: &mut [u64; MAX_STRIPES]) -> usize {
+        let mut total = 0;
+        for (slot, stripe) in into.iter_mut().zip(self.stripes.iter()) {
+            *slot = stripe.word.load(Acquire);
+            total += (*slot & LEN_MASK) as usize;
+        }
+        total
+    }
+
+    /// The total length with every stripe locked at once, so no push or pop is half
+    /// seen. Lock order: the pool lock (held by the caller), then the stripes.
+    pub(crate) fn len_locked(&self) -> usize {
+        let stacks: Vec<_> = self.stripes.iter().map(|s| s.stack.lock()).collect();
+        stacks.iter().map(|stack| stack.len()).sum()
     }
 
     /// Takes every item out, stripe by stripe.
@@ -153,26 +192,44 @@ impl<T> Stripes<T> {
         for stripe in self.stripes.iter() {
             let mut stack = stripe.stack.lock();
             all.append(&mut stack);
-            stripe.len.store(0, Relaxed);
+            stripe.set_len(0);
         }
         all
     }
 
-    /// Takes every stripe's stack out, bottom first, indexed by stripe, for
-    /// [`restore`](Self::restore) to put the survivors back where they were.
-    pub(crate) fn take_stacks(&self) -> Vec<Vec<T>> {
-        self.stripes
-            .iter()
-            .map(|stripe| {
-                let mut stack = stripe.stack.lock();
-                stripe.len.store(0, Relaxed);
-                std::mem::take(&mut *stack)
-            })
-            .collect()
+    /// Takes stripe `stripe`'s stack out (bottom first), for
+    /// [`restore`](Self::restore) to put the survivors back.
+    pub(crate) fn take_stripe(&self, stripe: usize) -> Vec<T> {
+        let stripe = &self.stripes[stripe];
+        let mut stack = stripe.stack.lock();
+        stripe.set_len(0);
+        std::mem::take(&mut *stack)
+    }
+
+    /// Removes, stripe by stripe under each stripe's lock, the items `doom` names a
+    /// reason for, and returns them with it. Every other item stays where it is and
+    /// reachable throughout: `doom` must not touch this store.
+    pub(crate) fn extract<R>(&self, mut doom: impl FnMut(&T) -> Option<R>) -> Vec<(T, R)> {
+        let mut doomed = Vec::new();
+        for stripe in self.stripes.iter() {
+            if stripe.len() == 0 {
+                continue;
+            }
+            let mut stack = stripe.stack.lock();
+            let mut at = 0;
+            while at < stack.len() {
+                match doom(&stack[at]) {
+                    Some(reason) => doomed.push((stack.remove(at), reason)),
+                    None => at += 1,
+                }
+            }
+            stripe.set_len(stack.len());
+        }
+        doomed
     }
 
     /// Puts `items` (bottom first) back under whatever was pushed onto stripe
-    /// `stripe` since [`take_stacks`](Self::take_stacks): they are older.
+    /// `stripe` since [`take_stripe`](Self::take_stripe): they are older.
     pub(crate) fn restore(&self, stripe: usize, items: Vec<T>) {
         if items.is_empty() {
             return;
@@ -180,7 +237,7 @@ impl<T> Stripes<T> {
         let stripe = &self.stripes[stripe];
         let mut stack = stripe.stack.lock();
         stack.splice(0..0, items);
-        stripe.len.store(stack.len(), Relaxed);
+        stripe.set_len(stack.len());
     }
 }
 
@@ -248,9 +305,25 @@ mod tests {
         assert_eq!(drained, [1, 2]);
         assert_eq!(stripes.len(), 0);
         stripes.push_to(1, 3);
-        assert_eq!(stripes.take_stacks(), [vec![], vec![3]]);
+        assert_eq!((stripes.take_stripe(0), stripes.take_stripe(1)), (vec![], vec![3]));
         assert_eq!(stripes.len(), 0);
         assert_eq!(stripes.pop(), None);
+    }
+
+    #[test]
+    fn extract_removes_only_the_doomed_and_keeps_the_order() {
+        let stripes = Stripes::with_stripes(2);
+        for i in 0..6 {
+            stripes.push_to(i % 2, i);
+        }
+        let mut doomed = stripes.extract(|&i| (i % 3 == 0).then_some("three"));
+        doomed.sort_unstable();
+        assert_eq!(doomed, [(0, "three"), (3, "three")]);
+        assert_eq!(stripes.len(), 4);
+        assert_eq!(stripes.pop_from(0), Some(4));
+        assert_eq!(stripes.pop_from(0), Some(2));
+        assert_eq!(stripes.pop_from(1), Some(5));
+        assert_eq!(stripes.pop_from(1), Some(1));
     }
 
     #[test]
@@ -258,9 +331,9 @@ mod tests {
         let stripes = Stripes::with_stripes(1);
         stripes.push(1);
         stripes.push(2);
-        let mut stacks = stripes.take_stacks();
+        let stack = stripes.take_stripe(0);
         stripes.push(3);
-        stripes.restore(0, stacks.remove(0));
+        stripes.restore(0, stack);
         assert_eq!(stripes.len(), 3);
         assert_eq!([stripes.pop(), stripes.pop(), stripes.pop()], [Some(3), Some(2), Some(1)]);
     }

@@ -2,27 +2,34 @@
 //! re-warms the pool to `min_idle`. It holds only a `Weak` reference, so it ends when
 //! the last pool handle is dropped, and it also ends when the pool is closed.
 
+use crate::error::GetError;
 use crate::manager::Manager;
 use crate::pool::Shared;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
+use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
 /// How the pool reaches its janitor without the janitor keeping the pool alive.
 #[derive(Debug, Default)]
 pub(crate) struct Signal {
-    /// More work: a slot was freed below `min_idle`, or connections were removed.
+    /// More work: idle fell below `min_idle`, or connections were removed.
     work: Notify,
+    /// Set when `work` was notified and the janitor has not started on it yet, so a
+    /// busy pool below `min_idle` notifies once, not on every checkout.
+    requested: AtomicBool,
     /// Stop: the pool was closed or dropped.
     stop: Notify,
     gone: AtomicBool,
 }
 
 impl Signal {
-    /// Asks for a sweep / re-warm now (a slot was freed below `min_idle`, or closed).
-    pub(crate) fn wake(&self) {
-        self.work.notify_one();
+    /// Asks for a refill to `min_idle` now.
+    pub(crate) fn refill(&self) {
+        if !self.requested.load(Ordering::Relaxed) && !self.requested.swap(true, Ordering::AcqRel) {
+            self.work.notify_one();
+        }
     }
 
     /// The pool was closed.
@@ -44,42 +51,58 @@ pub(crate) fn spawn<M: Manager>(runtime: &tokio::runtime::Handle, shared: &Arc<S
     runtime.spawn(run(weak, signal, period));
 }
 
-async fn run<M: Manager>(pool: Weak<Shared<M>>, signal: Arc<Signal>, period: std::time::Duration) {
-    let mut dial_failed = false;
+/// `now + delay`, or a moment decades away when that does not fit in an `Instant`.
+pub(crate) fn later(now: Instant, delay: Duration) -> Instant {
+    now.checked_add(delay)
+        .or_else(|| now.checked_add(Duration::from_secs(60 * 60 * 24 * 365 * 30)))
+        .unwrap_or(now)
+}
+
+/// Sweeps every `period`; refills to `min_idle` whenever asked (and after each sweep),
+/// one dial at a time. While the pool backs off after failed dials it dials again
+/// when the backoff allows, which is what brings the pool back after an outage even
+/// when no caller asks. Every user call (connect, drops) is panic-guarded by the pool.
+async fn run<M: Manager>(pool: Weak<Shared<M>>, signal: Arc<Signal>, period: Duration) {
+    let mut next_sweep = Instant::now();
     loop {
         if signal.gone.load(Ordering::Acquire) {
             return;
         }
-        {
+        let retry_at = {
             let Some(shared) = pool.upgrade() else { return };
             if shared.is_closed() {
                 return;
             }
-            shared.sweep(Instant::now());
-            // Re-warm one connection at a time; after a failed dial wait a full
-            // period (ignoring work wake-ups) so a dead server is not hammered.
+            signal.requested.store(false, Ordering::Release);
+            let now = Instant::now();
+            if now >= next_sweep {
+                shared.sweep(now);
+                next_sweep = later(now, period);
+            }
+            let mut retry_at = None;
             loop {
                 match shared.warm_one(shared.config.min_idle).await {
                     Ok(true) => {}
                     Ok(false) => break,
+                    Err(GetError::Backoff { retry_in, .. }) => {
+                        let wait = retry_in.unwrap_or(shared.config.backoff_min);
+                        retry_at = Some(later(Instant::now(), wait));
+                        break;
+                    }
                     Err(_) => {
-                        dial_failed = true;
+                        // The failure entered the backoff: ask it when to try again.
+                        retry_at = Some(later(Instant::now(), shared.config.backoff_min));
                         break;
                     }
                 }
             }
-        }
-        if std::mem::take(&mut dial_failed) {
-            tokio::select! {
-                () = tokio::time::sleep(period) => {}
-                () = signal.stop.notified() => return,
-            }
-        } else {
-            tokio::select! {
-                () = tokio::time::sleep(period) => {}
-                () = signal.work.notified() => {}
-                () = signal.stop.notified() => return,
-            }
+            retry_at
+        };
+        let wake = retry_at.map_or(next_sweep, |at| at.min(next_sweep));
+        tokio::select! {
+            () = tokio::time::sleep_until(wake) => {}
+            () = signal.work.notified(), if retry_at.is_none() => {}
+            () = signal.stop.notified() => return,
         }
     }
 }

@@ -35,10 +35,21 @@
 //! Guarantees: a released connection goes to the oldest waiting caller; dropping a
 //! `get()` future at any await point leaks nothing and never swallows a hand-off meant
 //! for someone else; counts stay exact after connect errors, broken connections and
-//! panics; the janitor keeps `min_idle` and enforces lifetimes (also checked on
-//! checkout and return); `close()` wakes every waiter.
+//! panics in any user code (caught, logged, the connection closed); every
+//! [`Pool::status`] is one consistent moment; the janitor keeps `min_idle` (refilled
+//! at once) and enforces lifetimes (also checked on checkout and return) without ever
+//! hiding idle connections; a stale connection failing its checkout is replaced by a
+//! fresh dial, not reported; failed dials share a jittered backoff and are retried
+//! within `connect_timeout`; the default wait is 30 s; `close()` wakes every waiter,
+//! and a closed pool refuses `resize`, `retain` and `warm`.
+//!
+//! Modules, in reading order: the [`Manager`] trait; [`Builder`] and [`WaitPolicy`];
+//! [`Pool`] with its guard [`PooledConn`] and [`Status`]; the errors [`GetError`] and
+//! [`BuildError`]; the topologies [`ShardedPool`] and [`FailoverPool`]; the adapters
+//! [`TcpManager`] and (feature `postgres`) `PgManager`.
 #![forbid(unsafe_code)]
 
+mod backoff;
 mod breaker;
 mod config;
 mod error;
@@ -53,6 +64,7 @@ mod postgres;
 mod sharded;
 mod stats;
 mod tcp;
+mod unwind;
 
 pub use breaker::Failure;
 pub use config::{Builder, WaitPolicy};

@@ -44,8 +44,13 @@ pub trait Manager: Send + Sync + 'static {
         conn: &mut Self::Connection,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send;
 
-    /// A cheap, synchronous test run when a connection comes back to the pool; `true`
-    /// closes it instead of keeping it. The default keeps every connection.
+    /// A cheap, synchronous test run when a connection comes back to the pool and
+    /// again before it is handed out (before any health check, so a connection whose
+    /// server went away is discarded without a round trip); `true` closes it. The
+    /// default keeps every connection.
+    ///
+    /// Like every method here it may panic: the pool catches and logs the panic and
+    /// treats the connection as broken.
     fn is_broken(&self, conn: &mut Self::Connection) -> bool {
         let _ = conn;
         false

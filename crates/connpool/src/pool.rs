@@ -15,6 +15,7 @@
 //! value whose `Drop` gives it back, so a dropped future at any await point leaks
 //! nothing and swallows no wake-up.
 
+use crate::backoff::{Backoff, Gate};
 use crate::config::{Builder, Config, WaitPolicy};
 use crate::error::{BuildError, CloseTimeout, GetError};
 use crate::guard::PooledConn;
@@ -22,6 +23,7 @@ use crate::idle::Stripes;
 use crate::janitor::{self, Signal};
 use crate::manager::Manager;
 use crate::stats::{Counters, Gauges};
+use crate::unwind::{self, Panicked};
 use crossbeam_utils::CachePadded;
 use parking_lot::{Mutex, MutexGuard};
 use poolside_core::{Events, PoolError, Timing};
@@ -97,6 +99,8 @@ pub(crate) struct Shared<M: Manager> {
     pub(crate) signal: Arc<Signal>,
     /// Notified whenever a slot is given up after close, for `close_graceful`.
     drained: Notify,
+    /// The dial backoff shared by every caller and the janitor.
+    pub(crate) backoff: Backoff,
 }
 
 impl<M: Manager> Drop for Shared<M> {
@@ -171,12 +175,27 @@ impl<M: Manager> Shared<M> {
             return None;
         }
         let mut conn = self.idle.pop()?;
-        if self.is_fresh(&conn, now) {
+        self.note_idle_taken();
+        if self.is_fresh(&conn, now) && !self.judged_broken(&mut conn) {
             conn.last_used = now;
             self.counters.acquires.bump();
             Some(Acquire::Fresh(conn))
         } else {
             Some(Acquire::Ready(Grant::Conn(conn)))
+        }
+    }
+
+    /// `Manager::is_broken`, where a panic counts as broken.
+    fn judged_broken(&self, conn: &mut Conn<M::Connection>) -> bool {
+        unwind::guard("is_broken", || self.manager.is_broken(&mut conn.raw)).unwrap_or(true)
+    }
+
+    /// A connection left the idle stripes (or a caller found none): if that took the
+    /// pool below `min_idle`, the janitor refills it now rather than at its next tick.
+    fn note_idle_taken(&self) {
+        let min_idle = self.config.min_idle;
+        if min_idle != 0 && self.idle.len() < min_idle {
+            self.signal.refill();
         }
     }
 
@@ -240,11 +259,15 @@ impl<M: Manager> Shared<M> {
             fence(Ordering::SeqCst);
             if let Some(conn) = self.idle.pop() {
                 self.publish(&st);
+                drop(st);
+                self.note_idle_taken();
                 return Acquire::Ready(Grant::Conn(conn));
             }
             if st.open < st.max_size {
                 st.open += 1;
                 self.publish(&st);
+                drop(st);
+                self.note_idle_taken();
                 return Acquire::Ready(Grant::Slot);
             }
         }
@@ -382,7 +405,7 @@ impl<M: Manager> Shared<M> {
         self.publish(&st);
         drop(st);
         if below_min {
-            self.signal.wake();
+            self.signal.refill();
         }
         if drained {
             self.drained.notify_waiters();
@@ -394,41 +417,186 @@ impl<M: Manager> Shared<M> {
         !self.closed.load(Ordering::Acquire)
     }
 
+    /// Closes a connection (its `Drop` is user code: a panic there is caught and
+    /// logged, so the caller still gives the slot back). On a thread that is already
+    /// unwinding, a second panic would abort the process whatever catches it, so the
+    /// connection is dropped by a task on the current runtime instead (or, with no
+    /// runtime, not dropped at all: leaked and logged).
     pub(crate) fn close_conn(&self, conn: Conn<M::Connection>, reason: CloseReason) {
         self.counters.count_close(reason);
         tracing::debug!(?reason, age = ?conn.created.elapsed(), "poolside-connpool: closing a connection");
-        drop(conn);
+        if !std::thread::panicking() {
+            unwind::drop_guarded("dropping a connection", conn);
+        } else if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move { unwind::drop_guarded("dropping a connection", conn) });
+        } else {
+            tracing::error!(
+                "poolside-connpool: a connection closed while its thread panics, outside a runtime, is leaked rather than dropped"
+            );
+            std::mem::forget(conn);
+        }
     }
 
-    /// Opens a connection on a slot the caller holds, bounded by the connect timeout.
-    async fn dial(&self) -> Result<Conn<M::Connection>, GetError<M::Error>> {
+    /// One dial on a slot the caller holds, bounded by `limit`, reported to the backoff
+    /// (`generation` and `probe` come from its gate).
+    async fn dial(
+        &self,
+        generation: u64,
+        probe: bool,
+        limit: Duration,
+    ) -> Result<Conn<M::Connection>, GetError<M::Error>> {
         self.counters.bump(&self.counters.dials);
-        let _dialing = self.gauges.dialing();
+        // A probe whose future is dropped mid-dial must let another caller probe.
+        let mut abandoned = AbandonedProbe { backoff: &self.backoff, armed: probe };
         let started = Instant::now();
         let outcome =
-            tokio::time::timeout(self.config.connect_timeout, self.manager.connect()).await;
+            tokio::time::timeout(limit, unwind::guard_future("connect", || self.manager.connect()))
+                .await;
         self.events.record(Timing::Dial, started.elapsed());
+        abandoned.armed = false;
         match outcome {
-            Ok(Ok(raw)) => {
+            Ok(Ok(Ok(raw))) => {
+                self.backoff.succeeded(probe);
                 let now = Instant::now();
                 Ok(Conn { raw, created: now, last_used: now })
             }
-            Ok(Err(e)) => {
+            Ok(Ok(Err(e))) => {
                 self.counters.bump(&self.counters.dial_errors);
                 tracing::warn!(error = %e, "poolside-connpool: opening a connection failed");
+                self.backoff.failed(generation, probe, e.to_string());
                 Err(GetError::Connect(e))
+            }
+            Ok(Err(Panicked { during, message })) => {
+                // A connect that panics fails like one that errs: it backs off too, so a
+                // manager that always panics is not called in a tight loop.
+                self.counters.bump(&self.counters.dial_errors);
+                self.backoff.failed(generation, probe, format!("connect panicked: {message}"));
+                Err(GetError::Panicked { during, message })
             }
             Err(_) => {
                 self.counters.bump(&self.counters.dial_errors);
                 let after = self.config.connect_timeout;
-                tracing::warn!(?after, "poolside-connpool: opening a connection timed out");
+                if limit < after {
+                    // Cut short by the caller's own deadline: no verdict on the server,
+                    // so no backoff; a probe lets the next caller try.
+                    if probe {
+                        self.backoff.abandon_probe();
+                    }
+                } else {
+                    tracing::warn!(?after, "poolside-connpool: opening a connection timed out");
+                    self.backoff.failed(
+                        generation,
+                        probe,
+                        format!("connect timed out after {after:?}"),
+                    );
+                }
                 Err(GetError::ConnectTimeout { after })
             }
         }
     }
 
+    /// Opens a connection for a caller holding a slot: dials, and after a failure
+    /// retries as the shared backoff allows, until `connect_retries` or the connect
+    /// timeout (from the first attempt) runs out. A caller that may not wait
+    /// (`may_wait` false) makes at most one attempt and never waits for the backoff.
+    ///
+    /// `wait` is the caller's own deadline (its wait policy), which cuts the dialling
+    /// short: then the last dial's error is reported, or `TimedOut` if none failed.
+    async fn dial_for_caller(
+        &self,
+        may_wait: bool,
+        wait: Option<WaitLimit>,
+    ) -> Result<Conn<M::Connection>, GetError<M::Error>> {
+        let limit = self.config.connect_timeout;
+        let connect_deadline = Instant::now().checked_add(limit);
+        let deadline = match (connect_deadline, wait.and_then(|w| w.at)) {
+            (Some(c), Some(w)) => Some(c.min(w)),
+            (c, w) => c.or(w),
+        };
+        let caller_timed_out = |last: Option<GetError<M::Error>>, attempts: u32| match last {
+            Some(_) => named(attempts, last),
+            None => GetError::Pool(PoolError::TimedOut { waited: wait.map_or(limit, |w| w.limit) }),
+        };
+        let max_attempts = if may_wait { self.config.connect_retries.saturating_add(1) } else { 1 };
+        let mut attempts = 0u32;
+        let mut last: Option<GetError<M::Error>> = None;
+        loop {
+            if self.is_closed() {
+                return Err(PoolError::Closed.into());
+            }
+            let settled = self.backoff.settled();
+            let mut settled = std::pin::pin!(settled);
+            settled.as_mut().enable();
+            let now = Instant::now();
+            let waited_for = match self.backoff.gate(now) {
+                Gate::Dial { generation, probe } => {
+                    attempts += 1;
+                    let left = deadline.map_or(limit, |d| d.saturating_duration_since(now));
+                    match self.dial(generation, probe, left).await {
+                        Ok(conn) => return Ok(conn),
+                        Err(e @ GetError::Panicked { .. }) => return Err(e),
+                        // Cut short by the caller's deadline, not the connect timeout.
+                        Err(GetError::ConnectTimeout { .. })
+                            if wait.and_then(|w| w.at).is_some_and(|w| Instant::now() >= w)
+                                && connect_deadline.is_none_or(|c| Instant::now() < c) =>
+                        {
+                            return Err(caller_timed_out(last, attempts));
+                        }
+                        Err(e) => last = Some(e),
+                    }
+                    let out_of_time = deadline.is_some_and(|d| Instant::now() >= d);
+                    if attempts >= max_attempts || out_of_time {
+                        return Err(named(attempts, last));
+                    }
+                    continue;
+                }
+                Gate::Wait { until, failures, last_error } => {
+                    let beyond_deadline = match (until, deadline) {
+                        (Some(until), Some(deadline)) => until > deadline,
+                        _ => false,
+                    };
+                    if !may_wait || beyond_deadline {
+                        return Err(match last {
+                            Some(_) => named(attempts, last),
+                            None => GetError::Backoff {
+                                failures,
+                                retry_in: until.map(|u| u.saturating_duration_since(now)),
+                                last_error,
+                            },
+                        });
+                    }
+                    (until, failures, last_error)
+                }
+            };
+            let (until, failures, last_error) = waited_for;
+            let wake = match (until, deadline) {
+                (Some(u), Some(d)) => Some(u.min(d)),
+                (u, d) => u.or(d),
+            };
+            match wake {
+                Some(at) => {
+                    tokio::select! {
+                        () = settled => {}
+                        () = tokio::time::sleep_until(at) => {}
+                    }
+                }
+                None => settled.await,
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(match last {
+                    Some(_) => named(attempts, last),
+                    None if wait.and_then(|w| w.at).is_some_and(|w| Instant::now() >= w) => {
+                        caller_timed_out(None, attempts)
+                    }
+                    None => GetError::Backoff { failures, retry_in: None, last_error },
+                });
+            }
+        }
+    }
+
     /// Opens one connection for the idle stripes if the pool is below `target` idle
-    /// connections and has a free slot. Returns whether it added one.
+    /// connections and has a free slot. Returns whether it added one. Never waits
+    /// for the dial backoff: it reports [`GetError::Backoff`] instead.
     pub(crate) async fn warm_one(&self, target: usize) -> Result<bool, GetError<M::Error>> {
         {
             let mut st = self.lock();
@@ -438,8 +606,20 @@ impl<M: Manager> Shared<M> {
             st.open += 1;
             self.publish(&st);
         }
+        // Dropped on every early return: the slot goes back (to a waiter, if any).
         let mut slot = Pending::new(self, Grant::Slot);
-        let conn = self.dial().await?;
+        let now = Instant::now();
+        let (generation, probe) = match self.backoff.gate(now) {
+            Gate::Dial { generation, probe } => (generation, probe),
+            Gate::Wait { until, failures, last_error } => {
+                return Err(GetError::Backoff {
+                    failures,
+                    retry_in: until.map(|u| u.saturating_duration_since(now)),
+                    last_error,
+                });
+            }
+        };
+        let conn = self.dial(generation, probe, self.config.connect_timeout).await?;
         slot.holds_slot = false;
         if self.admit() {
             self.put_back(conn, false);
@@ -451,67 +631,53 @@ impl<M: Manager> Shared<M> {
         }
     }
 
-    /// Takes every idle connection out and shows them to `keep` least recently used
-    /// first, with how many are idle before its verdict (this one included); closes
-    /// those it rejects, frees their slots, and puts the others back on their stripes
-    /// in their order. Returns how many it closed.
-    fn filter_idle(
-        &self,
-        mut keep: impl FnMut(&Conn<M::Connection>, usize) -> Result<(), CloseReason>,
-    ) -> usize {
-        let stacks = self.idle.take_stacks();
-        let mut coldest_first: Vec<(usize, usize)> = stacks
-            .iter()
-            .enumerate()
-            .flat_map(|(stripe, stack)| (0..stack.len()).map(move |at| (stripe, at)))
-            .collect();
-        coldest_first.sort_by_key(|&(stripe, at)| stacks[stripe][at].last_used);
-        let taken = coldest_first.len();
-        let mut verdicts: Vec<Vec<Option<CloseReason>>> =
-            stacks.iter().map(|stack| vec![None; stack.len()]).collect();
-        let mut closing = 0;
-        for (stripe, at) in coldest_first {
-            if let Err(reason) = keep(&stacks[stripe][at], taken - closing) {
-                verdicts[stripe][at] = Some(reason);
-                closing += 1;
-            }
+    /// Closes connections that held slots and were taken out of the idle stripes:
+    /// each slot goes to the oldest waiter, or is freed.
+    fn close_taken(&self, doomed: Vec<(Conn<M::Connection>, CloseReason)>) {
+        for (conn, reason) in doomed {
+            self.close_conn(conn, reason);
+            self.release_slot();
         }
-        let mut doomed = Vec::with_capacity(closing);
-        for (stripe, (stack, verdicts)) in stacks.into_iter().zip(verdicts).enumerate() {
+    }
+
+    /// Shows the idle connections to `keep`, one stripe at a time (only that stripe's
+    /// connections are out of reach meanwhile, and `keep` runs without any pool lock,
+    /// so it may use the pool); closes those it rejects. A panic in `keep` rejects
+    /// that connection (closed as broken). Returns how many it closed.
+    fn filter_idle(&self, mut keep: impl FnMut(&Conn<M::Connection>) -> bool) -> usize {
+        let mut closed = 0;
+        for stripe in 0..self.idle.stripe_count() {
+            let stack = self.idle.take_stripe(stripe);
+            if stack.is_empty() {
+                continue;
+            }
             let mut kept = Vec::with_capacity(stack.len());
-            for (conn, verdict) in stack.into_iter().zip(verdicts) {
-                match verdict {
-                    Some(reason) => doomed.push((conn, reason)),
-                    None => kept.push(conn),
+            let mut doomed = Vec::new();
+            for conn in stack {
+                match unwind::guard("a retain predicate", || keep(&conn)) {
+                    Ok(true) => kept.push(conn),
+                    Ok(false) => doomed.push((conn, CloseReason::Removed)),
+                    Err(_) => doomed.push((conn, CloseReason::Broken)),
                 }
             }
             self.idle.restore(stripe, kept);
+            // Callers may have queued while the stripe was out.
+            self.after_push();
+            closed += doomed.len();
+            self.close_taken(doomed);
         }
-        let closed = doomed.len();
-        if closed > 0 {
-            let mut st = self.lock();
-            st.open -= closed;
-            self.publish(&st);
-        }
-        for (conn, reason) in doomed {
-            self.close_conn(conn, reason);
-        }
-        // Callers may have queued while the connections were out.
-        self.after_push();
         closed
     }
 
-    /// Closes idle connections past their limits, keeping `min_idle` against the idle
-    /// limit (lifetime always wins: those are replaced by the re-warm).
+    /// Closes idle connections past their lifetime or idle limit, in place: every
+    /// connection the sweep keeps stays reachable by concurrent `get`s throughout.
+    /// `min_idle` does not protect a connection from the idle limit; the janitor
+    /// replaces the closed ones with fresh connections afterwards.
     pub(crate) fn sweep(&self, now: Instant) {
-        let min_idle = self.config.min_idle;
-        // Least recently used first, so the idle limit closes the coldest connections
-        // and the `min_idle` it keeps are the warmest.
-        self.filter_idle(|conn, idle_left| match self.expired(conn, now) {
-            Some(CloseReason::Idle) if idle_left <= min_idle => Ok(()),
-            Some(reason) => Err(reason),
-            None => Ok(()),
-        });
+        let doomed = self.idle.extract(|conn| self.expired(conn, now));
+        if !doomed.is_empty() {
+            self.close_taken(doomed);
+        }
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -553,12 +719,45 @@ impl<M: Manager> Drop for Pending<'_, M> {
     }
 }
 
+/// A caller's own wait limit (`WaitPolicy::Timeout`, `get_timeout`): when it ends,
+/// and how long it was.
+#[derive(Debug, Clone, Copy)]
+struct WaitLimit {
+    at: Option<Instant>,
+    limit: Duration,
+}
+
 /// What `checkout` does next with the slot it holds.
 enum Verdict {
     Dial,
-    Expired(CloseReason),
+    Close(CloseReason),
     Fresh,
     Check,
+}
+
+/// The error a `get` reports after `attempts` dials: the last one's, naming the
+/// attempts when there were several.
+fn named<E>(attempts: u32, last: Option<GetError<E>>) -> GetError<E> {
+    match last {
+        Some(GetError::Connect(last)) if attempts > 1 => GetError::ConnectFailed { attempts, last },
+        Some(last) => last,
+        None => GetError::Pool(PoolError::Closed),
+    }
+}
+
+/// A probe dial in progress: if dropped before it finished (its future was dropped),
+/// the backoff lets another caller probe.
+struct AbandonedProbe<'a> {
+    backoff: &'a Backoff,
+    armed: bool,
+}
+
+impl Drop for AbandonedProbe<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.backoff.abandon_probe();
+        }
+    }
 }
 
 /// A place in the waiter queue; leaving it (dropped future) passes on anything that
@@ -636,11 +835,12 @@ impl<M: Manager> fmt::Debug for Pool<M> {
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Status {
-    /// Slots taken: idle + in use + being opened.
+    /// Slots taken: idle + in use.
     pub open: usize,
     /// Connections waiting in the pool.
     pub idle: usize,
-    /// Connections checked out.
+    /// Slots not idle: connections checked out, and connections being opened or
+    /// health-checked (for a caller or the janitor). Always `open - idle`.
     pub in_use: usize,
     /// Callers waiting in line.
     pub waiting: usize,
@@ -694,6 +894,7 @@ impl<M: Manager> Pool<M> {
             events,
             signal: Arc::new(Signal::default()),
             drained: Notify::new(),
+            backoff: Backoff::new(config.backoff_min, config.backoff_max),
             config,
         });
         shared.gauges.publish(0, shared.config.max_size, 0);
@@ -709,8 +910,8 @@ impl<M: Manager> Pool<M> {
     /// health-checking) gives back whatever it held, to the next waiter if any.
     pub async fn get(&self) -> Result<PooledConn<'_, M>, GetError<M::Error>> {
         match self.shared.config.wait {
-            WaitPolicy::Queue => self.get_inner(true).await,
-            WaitPolicy::FailFast => self.get_inner(false).await,
+            WaitPolicy::Queue => self.get_inner(true, None).await,
+            WaitPolicy::FailFast => self.get_inner(false, None).await,
             WaitPolicy::Timeout(limit) => self.get_timeout(limit).await,
         }
     }
@@ -760,7 +961,7 @@ impl<M: Manager> Pool<M> {
     /// # }
     /// ```
     pub async fn try_get(&self) -> Result<PooledConn<'_, M>, GetError<M::Error>> {
-        self.get_inner(false).await
+        self.get_inner(false, None).await
     }
 
     /// Gets a connection, waiting in line at most `limit` (including the time to open
@@ -769,18 +970,22 @@ impl<M: Manager> Pool<M> {
         &self,
         limit: Duration,
     ) -> Result<PooledConn<'_, M>, GetError<M::Error>> {
-        match tokio::time::timeout(limit, self.get_inner(true)).await {
-            Ok(outcome) => outcome,
-            Err(_) => {
-                self.shared.counters.bump(&self.shared.counters.timeouts);
-                Err(GetError::Pool(PoolError::TimedOut { waited: limit }))
-            }
-        }
+        self.get_inner(true, Some(limit)).await
     }
 
-    async fn get_inner(&self, may_queue: bool) -> Result<PooledConn<'_, M>, GetError<M::Error>> {
+    /// `limit`: the caller's own wait limit, counted from `now` (one clock read per get).
+    async fn get_inner(
+        &self,
+        may_queue: bool,
+        limit: Option<Duration>,
+    ) -> Result<PooledConn<'_, M>, GetError<M::Error>> {
         let shared = &*self.shared;
         let now = Instant::now();
+        let wait = limit.map(|limit| WaitLimit { at: now.checked_add(limit), limit });
+        let timed_out = || {
+            shared.counters.bump(&shared.counters.timeouts);
+            GetError::Pool(PoolError::TimedOut { waited: wait.map_or(Duration::ZERO, |w| w.limit) })
+        };
         let grant = match shared.acquire(may_queue, now) {
             Acquire::Fresh(conn) => {
                 shared.events.record(Timing::AcquireWait, Duration::ZERO);
@@ -791,13 +996,26 @@ impl<M: Manager> Pool<M> {
             Acquire::Exhausted => return Err(PoolError::Exhausted.into()),
             Acquire::Queued(id, rx) => {
                 let mut queued = Queued { shared, id, rx, resolved: false };
-                let outcome = (&mut queued.rx).await;
+                let outcome = match wait.and_then(|w| w.at) {
+                    Some(at) => match tokio::time::timeout_at(at, &mut queued.rx).await {
+                        Ok(outcome) => outcome,
+                        // Leaving the line passes on anything sent meanwhile.
+                        Err(_) => {
+                            drop(queued);
+                            return Err(timed_out());
+                        }
+                    },
+                    None => (&mut queued.rx).await,
+                };
                 queued.resolved = true;
                 drop(queued);
                 outcome.map_err(|_| GetError::Pool(PoolError::Closed))?
             }
         };
-        let conn = self.checkout(grant).await;
+        let conn = self.checkout(grant, may_queue, wait).await;
+        if let Err(GetError::Pool(PoolError::TimedOut { .. })) = &conn {
+            shared.counters.bump(&shared.counters.timeouts);
+        }
         if conn.is_ok() && shared.events.is_enabled() {
             // Waiting in line plus opening or checking the connection; successful gets
             // only, so the histogram's count equals the connections handed out.
@@ -806,21 +1024,28 @@ impl<M: Manager> Pool<M> {
         conn
     }
 
-    /// Turns a grant into a guard: lifetime check, health check with bounded retries,
-    /// or a dial.
+    /// Turns a grant into a guard. An idle connection is closed when it expired or
+    /// `is_broken` says so (cheap, before any health check); one unused for longer
+    /// than the health-check window is checked. A connection that fails either way
+    /// is the pool's problem, not the caller's: the caller moves on to another idle
+    /// connection (at most `max_health_retries + 1` failed checks), then dials a fresh
+    /// one on the slot it holds, with the retries and backoff of `dial_for_caller`.
     async fn checkout(
         &self,
         grant: Grant<M::Connection>,
+        may_wait: bool,
+        wait: Option<WaitLimit>,
     ) -> Result<PooledConn<'_, M>, GetError<M::Error>> {
         let shared = &*self.shared;
         let mut pending = Pending::new(shared, grant);
         let mut failed_checks = 0u32;
         loop {
             let now = Instant::now();
-            let verdict = match &pending.conn {
+            let verdict = match pending.conn.as_mut() {
                 None => Verdict::Dial,
                 Some(conn) => match shared.expired(conn, now) {
-                    Some(reason) => Verdict::Expired(reason),
+                    Some(reason) => Verdict::Close(reason),
+                    None if shared.judged_broken(conn) => Verdict::Close(CloseReason::Broken),
                     None if now.duration_since(conn.last_used)
                         < shared.config.health_check_after =>
                     {
@@ -831,7 +1056,7 @@ impl<M: Manager> Pool<M> {
             };
             match verdict {
                 Verdict::Dial => {
-                    let conn = shared.dial().await?;
+                    let conn = shared.dial_for_caller(may_wait, wait).await?;
                     pending.holds_slot = false;
                     if !shared.admit() {
                         shared.close_conn(conn, CloseReason::Removed);
@@ -840,7 +1065,7 @@ impl<M: Manager> Pool<M> {
                     }
                     return Ok(self.hand_out(conn));
                 }
-                Verdict::Expired(reason) => {
+                Verdict::Close(reason) => {
                     if let Some(conn) = pending.conn.take() {
                         shared.close_conn(conn, reason);
                     }
@@ -854,51 +1079,58 @@ impl<M: Manager> Pool<M> {
                 }
                 Verdict::Check => {
                     shared.counters.bump(&shared.counters.health_checks);
-                    // Bounded like a dial, so a black-holed peer cannot hang `get`.
+                    // Bounded like a dial, so a black-holed peer cannot hang `get`, and
+                    // by the caller's own deadline.
                     let limit = shared.config.connect_timeout;
+                    let caller_at = wait.and_then(|w| w.at);
+                    let bound =
+                        caller_at.map_or(limit, |at| at.saturating_duration_since(now).min(limit));
                     let checked = match pending.conn.as_mut() {
                         Some(conn) => {
-                            tokio::time::timeout(limit, shared.manager.check(&mut conn.raw)).await
+                            let check = unwind::guard_future("check", move || {
+                                shared.manager.check(&mut conn.raw)
+                            });
+                            tokio::time::timeout(bound, check).await
                         }
                         None => continue,
                     };
+                    if checked.is_err() && caller_at.is_some_and(|at| Instant::now() >= at) {
+                        // The caller's time ran out mid-check: the connection's state
+                        // is unknown, so `pending` closes it and gives the slot back.
+                        return Err(GetError::Pool(PoolError::TimedOut {
+                            waited: wait.map_or(limit, |w| w.limit),
+                        }));
+                    }
                     let Some(conn) = pending.conn.take() else { continue };
                     match checked {
-                        Ok(Ok(())) => {
+                        Ok(Ok(Ok(()))) => {
                             pending.holds_slot = false;
                             let mut conn = conn;
                             conn.last_used = Instant::now();
                             return Ok(self.hand_out(conn));
                         }
-                        Ok(Err(_)) | Err(_) => {
-                            failed_checks += 1;
-                            shared.counters.bump(&shared.counters.health_fails);
-                            shared.close_conn(conn, CloseReason::Broken);
-                            let failure = match checked {
-                                Ok(Err(last)) => {
-                                    tracing::debug!(error = %last, "poolside-connpool: health check failed");
-                                    GetError::HealthCheck { attempts: failed_checks, last }
-                                }
-                                _ => {
-                                    tracing::debug!(
-                                        ?limit,
-                                        "poolside-connpool: health check timed out"
-                                    );
-                                    GetError::HealthCheckTimeout {
-                                        attempts: failed_checks,
-                                        after: limit,
-                                    }
-                                }
-                            };
-                            if failed_checks > shared.config.max_health_retries {
-                                return Err(failure);
-                            }
-                            if let Grant::Conn(idle) = shared.swap_slot_for_idle() {
-                                // The slot we held was given up for the idle connection's.
-                                pending.conn = Some(idle);
-                            }
+                        Ok(Ok(Err(e))) => {
+                            tracing::debug!(error = %e, "poolside-connpool: health check failed; discarding the connection");
+                        }
+                        // A panicking check was logged where it was caught.
+                        Ok(Err(_)) => {}
+                        Err(_) => {
+                            tracing::debug!(
+                                ?limit,
+                                "poolside-connpool: health check timed out; discarding the connection"
+                            );
                         }
                     }
+                    failed_checks = failed_checks.saturating_add(1);
+                    shared.counters.bump(&shared.counters.health_fails);
+                    shared.close_conn(conn, CloseReason::Broken);
+                }
+            }
+            // The connection is gone and its slot is ours: take the next idle one
+            // (when nobody waits), else dial on the slot.
+            if failed_checks <= shared.config.max_health_retries {
+                if let Grant::Conn(idle) = shared.swap_slot_for_idle() {
+                    pending.conn = Some(idle);
                 }
             }
         }
@@ -909,9 +1141,32 @@ impl<M: Manager> Pool<M> {
         PooledConn::new(self, conn)
     }
 
-    /// Current levels.
+    /// Current levels: one consistent moment, read without the pool lock (unless the
+    /// pool changes so fast that two lock-free reads never agree, then under it).
+    /// Always `in_use == open - idle` and `idle <= open`; `open <= max_size` except
+    /// right after a shrink, while connections still out come back.
+    ///
+    /// ```
+    /// # use poolside_connpool::{Builder, Manager, Pool};
+    /// # struct Noop;
+    /// # impl Manager for Noop {
+    /// #     type Connection = ();
+    /// #     type Error = std::convert::Infallible;
+    /// #     async fn connect(&self) -> Result<(), Self::Error> { Ok(()) }
+    /// #     async fn check(&self, _: &mut ()) -> Result<(), Self::Error> { Ok(()) }
+    /// # }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let pool = Builder::new().max_size(4).build(Noop).unwrap();
+    /// let held = pool.get().await.unwrap();
+    /// pool.warm(2).await.unwrap();
+    /// let s = pool.status();
+    /// assert_eq!((s.open, s.idle, s.in_use, s.max_size), (3, 2, 1, 4));
+    /// # drop(held);
+    /// # }
+    /// ```
     pub fn status(&self) -> Status {
-        self.shared.gauges.status(self.shared.idle.len())
+        self.shared.status()
     }
 
     /// The current maximum size.
@@ -920,7 +1175,8 @@ impl<M: Manager> Pool<M> {
     }
 
     /// Changes the maximum size at runtime. Growing hands the new slots to waiters;
-    /// shrinking closes idle connections now and in-use ones as they come back.
+    /// shrinking closes idle connections now and in-use ones as they come back. On a
+    /// closed pool it changes nothing and fails with [`BuildError::Closed`].
     ///
     /// ```
     /// # use poolside_connpool::{Builder, Manager, Pool};
@@ -935,11 +1191,19 @@ impl<M: Manager> Pool<M> {
     /// pool.resize(3).unwrap();
     /// assert_eq!(pool.max_size(), 3);
     /// assert!(pool.resize(0).is_err());
+    /// pool.close();
+    /// assert_eq!(pool.resize(4), Err(poolside_connpool::BuildError::Closed));
     /// ```
     pub fn resize(&self, max_size: usize) -> Result<(), BuildError> {
         let shared = &*self.shared;
+        if shared.is_closed() {
+            return Err(BuildError::Closed);
+        }
         if max_size == 0 {
             return Err(BuildError::ZeroMaxSize);
+        }
+        if max_size > crate::config::MAX_SIZE_LIMIT {
+            return Err(BuildError::OutOfRange { setting: "max_size" });
         }
         if shared.config.min_idle > max_size {
             return Err(BuildError::MinIdleAboveMaxSize {
@@ -950,6 +1214,9 @@ impl<M: Manager> Pool<M> {
         let mut doomed = Vec::new();
         {
             let mut st = shared.lock();
+            if st.closed {
+                return Err(BuildError::Closed);
+            }
             st.max_size = max_size;
             while st.open > max_size {
                 let Some(conn) = shared.idle.pop() else { break };
@@ -968,7 +1235,11 @@ impl<M: Manager> Pool<M> {
     }
 
     /// Keeps only the idle connections for which `keep` returns `true`; closes the
-    /// others. The janitor re-warms to `min_idle` afterwards.
+    /// others, and returns how many. The janitor re-warms to `min_idle` afterwards.
+    ///
+    /// `keep` sees one connection and its age at a time, with no pool lock held. If it
+    /// panics, the panic is caught and logged and that connection is closed (counted
+    /// as broken). On a closed pool `retain` fails with [`PoolError::Closed`].
     ///
     /// ```
     /// # use poolside_connpool::{Builder, Manager, Pool};
@@ -983,30 +1254,56 @@ impl<M: Manager> Pool<M> {
     /// # async fn main() {
     /// let pool = Pool::new(Noop);
     /// drop(pool.get().await.unwrap());
-    /// let closed = pool.retain(|conn, _age| *conn != 1);
+    /// let closed = pool.retain(|conn, _age| *conn != 1).unwrap();
     /// assert_eq!(closed, 1);
     /// assert_eq!(pool.status().open, 0);
+    /// pool.close();
+    /// assert!(pool.retain(|_, _| true).is_err());
     /// # }
     /// ```
-    pub fn retain(&self, mut keep: impl FnMut(&M::Connection, Duration) -> bool) -> usize {
+    pub fn retain(
+        &self,
+        mut keep: impl FnMut(&M::Connection, Duration) -> bool,
+    ) -> Result<usize, PoolError> {
         let shared = &*self.shared;
-        let now = Instant::now();
-        let closed = shared.filter_idle(|conn, _| {
-            if keep(&conn.raw, now.duration_since(conn.created)) {
-                Ok(())
-            } else {
-                Err(CloseReason::Removed)
-            }
-        });
-        if closed > 0 {
-            shared.signal.wake();
+        if shared.is_closed() {
+            return Err(PoolError::Closed);
         }
-        closed
+        let now = Instant::now();
+        let closed = shared.filter_idle(|conn| keep(&conn.raw, now.duration_since(conn.created)));
+        if closed > 0 {
+            shared.signal.refill();
+        }
+        Ok(closed)
     }
 
     /// Opens connections until `target` are idle (bounded by `max_size`), e.g. to
-    /// pre-warm before traffic. Returns how many it opened.
+    /// pre-warm before traffic. Returns how many it opened. On a closed pool it fails
+    /// with `Closed`; while the pool backs off after failed dials, with
+    /// [`GetError::Backoff`].
+    ///
+    /// ```
+    /// # use poolside_connpool::{Builder, Manager, Pool};
+    /// # struct Noop;
+    /// # impl Manager for Noop {
+    /// #     type Connection = ();
+    /// #     type Error = std::convert::Infallible;
+    /// #     async fn connect(&self) -> Result<(), Self::Error> { Ok(()) }
+    /// #     async fn check(&self, _: &mut ()) -> Result<(), Self::Error> { Ok(()) }
+    /// # }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let pool = Builder::new().max_size(4).build(Noop).unwrap();
+    /// assert_eq!(pool.warm(3).await.unwrap(), 3);
+    /// assert_eq!(pool.status().idle, 3);
+    /// pool.close();
+    /// assert!(pool.warm(3).await.unwrap_err().is_closed());
+    /// # }
+    /// ```
     pub async fn warm(&self, target: usize) -> Result<usize, GetError<M::Error>> {
+        if self.shared.is_closed() {
+            return Err(PoolError::Closed.into());
+        }
         let mut opened = 0;
         while self.shared.warm_one(target).await? {
             opened += 1;
@@ -1040,6 +1337,8 @@ impl<M: Manager> Pool<M> {
             shared.close_conn(conn, CloseReason::Removed);
         }
         shared.signal.closed();
+        // Callers waiting out the dial backoff look again, and find the pool closed.
+        shared.backoff.wake_all();
         shared.drained.notify_waiters();
         tracing::debug!("poolside-connpool: pool closed");
     }
@@ -1092,6 +1391,48 @@ impl<M: Manager> Pool<M> {
 }
 
 impl<M: Manager> Shared<M> {
+    /// A snapshot of one moment by double collect: the levels (under their sequence
+    /// lock), every stripe's versioned length, the sequence again, the stripes again,
+    /// and the sequence a last time. If nothing changed, the levels held throughout
+    /// and each stripe held from its first read to its second, so all of them held
+    /// together at the middle read. Every change keeps `idle <= open` at every moment
+    /// (a connection enters the stripes only on a slot already counted, and leaves
+    /// them before its slot is given up), so a consistent read never shows more.
+    pub(crate) fn status(&self) -> Status {
+        const LOCK_FREE_TRIES: usize = 64;
+        let mut first = [0u64; crate::idle::MAX_STRIPES];
+        let mut second = [0u64; crate::idle::MAX_STRIPES];
+        for _ in 0..LOCK_FREE_TRIES {
+            let Some(levels) = self.gauges.levels() else {
+                std::hint::spin_loop();
+                continue;
+            };
+            let idle = self.idle.collect(&mut first);
+            if self.gauges.seq() != levels.seq {
+                continue;
+            }
+            self.idle.collect(&mut second);
+            if self.gauges.seq() == levels.seq && first == second {
+                return self.status_of(levels.open, idle, levels.max_size);
+            }
+        }
+        // Constant churn: read under the locks every change takes.
+        let st = self.lock();
+        let idle = self.idle.len_locked();
+        self.status_of(st.open, idle, st.max_size)
+    }
+
+    /// No clamping: a torn read would show (as an absurd `in_use`), not be hidden.
+    fn status_of(&self, open: usize, idle: usize, max_size: usize) -> Status {
+        Status {
+            open,
+            idle,
+            in_use: open.wrapping_sub(idle),
+            waiting: self.gauges.waiting_now(),
+            max_size,
+        }
+    }
+
     /// After a failed health check the caller holds an empty slot: if an idle
     /// connection exists (so nobody waits), check that one instead of dialling.
     fn swap_slot_for_idle(&self) -> Grant<M::Connection> {

@@ -148,14 +148,19 @@ impl<K: ?Sized, M: Manager, S: ShardSelector<K>> ShardedPool<K, M, S> {
         })
     }
 
-    /// The shard index of `key`.
+    /// The shard index of `key` (a selector's answer past the last shard is clamped
+    /// to it). A panic in the selector propagates here; [`get`](Self::get) catches it.
     pub fn shard_for(&self, key: &K) -> usize {
         self.selector.select(key, self.shards.len()).min(self.shards.len() - 1)
     }
 
-    /// A connection from the shard of `key`, under that shard's wait policy.
+    /// A connection from the shard of `key`, under that shard's wait policy. A panic
+    /// in the selector is caught, logged and reported as
+    /// [`GetError::Panicked`]; no shard is touched.
     pub async fn get(&self, key: &K) -> Result<PooledConn<'_, M>, GetError<M::Error>> {
-        self.shards[self.shard_for(key)].get().await
+        let shard = crate::unwind::guard("a shard selector", || self.shard_for(key))
+            .map_err(|p| GetError::Panicked { during: p.during, message: p.message })?;
+        self.shards[shard].get().await
     }
 
     /// The shard pools, by index.

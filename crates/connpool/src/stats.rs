@@ -6,12 +6,13 @@
 //! `fetch_add`.
 
 use crate::manager::Manager;
-use crate::pool::{CloseReason, Pool, Status};
+use crate::pool::{CloseReason, Pool};
 use crossbeam_utils::CachePadded;
 use poolside_core::{Instrumented, MetricDesc, MetricVisitor};
 use std::sync::atomic::{
     AtomicU64, AtomicUsize,
-    Ordering::{Relaxed, SeqCst},
+    Ordering::{Acquire, Relaxed, Release, SeqCst},
+    fence,
 };
 
 static OPEN: MetricDesc =
@@ -54,16 +55,17 @@ static CATALOGUE: [&MetricDesc; 15] = [
     &CLOSED_BROKEN,
 ];
 
-/// Levels mirrored from the locked state (written only under the pool lock), the
-/// count of dials in progress, and the exhaustion counter (also bumped under the
-/// lock). `waiting` sits on its own cache line: every lock-free get and return
-/// reads it.
+/// Levels mirrored from the locked state (written only under the pool lock, inside
+/// a sequence lock so readers get `open` and `max_size` of one moment), and the
+/// exhaustion counter (also bumped under the lock). `waiting` sits on its own cache
+/// line: every lock-free get and return reads it.
 #[derive(Debug, Default)]
 pub(crate) struct Gauges {
     waiting: CachePadded<AtomicUsize>,
+    /// Odd while `publish` writes, bumped twice per publish.
+    seq: AtomicU64,
     open: AtomicUsize,
     max_size: AtomicUsize,
-    dialing: AtomicUsize,
     exhaustions: AtomicU64,
 }
 
@@ -72,11 +74,42 @@ fn bump_locked(counter: &AtomicU64) {
     counter.store(counter.load(Relaxed) + 1, Relaxed);
 }
 
+/// `open` and `max_size` as published together, with the sequence number they were
+/// read under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Levels {
+    pub(crate) seq: u64,
+    pub(crate) open: usize,
+    pub(crate) max_size: usize,
+}
+
 impl Gauges {
+    /// Called with the pool lock held (the only writer).
     pub(crate) fn publish(&self, open: usize, max_size: usize, waiting: usize) {
+        let seq = self.seq.load(Relaxed);
+        self.seq.store(seq.wrapping_add(1), Relaxed);
+        fence(Release);
         self.open.store(open, Relaxed);
         self.max_size.store(max_size, Relaxed);
+        self.seq.store(seq.wrapping_add(2), Release);
         self.waiting.store(waiting, SeqCst);
+    }
+
+    /// `open` and `max_size` of one publish, or `None` if a publish was under way.
+    pub(crate) fn levels(&self) -> Option<Levels> {
+        let seq = self.seq.load(Acquire);
+        if seq % 2 == 1 {
+            return None;
+        }
+        let open = self.open.load(Relaxed);
+        let max_size = self.max_size.load(Relaxed);
+        fence(Acquire);
+        (self.seq.load(Relaxed) == seq).then_some(Levels { seq, open, max_size })
+    }
+
+    /// The publish sequence number now (compare with [`Levels::seq`]).
+    pub(crate) fn seq(&self) -> u64 {
+        self.seq.load(Acquire)
     }
 
     /// A caller is about to look at the idle stripes one last time before waiting.
@@ -102,36 +135,13 @@ impl Gauges {
         self.open.load(Relaxed) > self.max_size.load(Relaxed)
     }
 
-    /// Counts one dial in progress until the returned guard drops.
-    pub(crate) fn dialing(&self) -> Dialing<'_> {
-        self.dialing.fetch_add(1, Relaxed);
-        Dialing(&self.dialing)
-    }
-
     pub(crate) fn bump_exhaustions(&self) {
         bump_locked(&self.exhaustions);
     }
 
-    /// In use = open - idle - being dialled (read without the lock, so clamped).
-    pub(crate) fn status(&self, idle: usize) -> Status {
-        let open = self.open.load(Relaxed);
-        let dialing = self.dialing.load(Relaxed);
-        Status {
-            open,
-            idle,
-            in_use: open.saturating_sub(idle + dialing),
-            waiting: self.waiting.load(Relaxed),
-            max_size: self.max_size(),
-        }
-    }
-}
-
-/// One dial in progress (see [`Gauges::dialing`]).
-pub(crate) struct Dialing<'a>(&'a AtomicUsize);
-
-impl Drop for Dialing<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Relaxed);
+    /// Callers waiting in line (a plain read, for reports).
+    pub(crate) fn waiting_now(&self) -> usize {
+        self.waiting.load(Relaxed)
     }
 }
 

@@ -107,13 +107,14 @@ async fn failures_outside_the_window_do_not_add_up() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn failed_health_checks_trip_on_their_own_threshold() {
-    // No retries: a connection failing its checkout ping fails the primary checkout.
+async fn failed_health_checks_on_stale_primary_connections_do_not_fail_over() {
+    // A stale connection failing its checkout ping is the pool's problem: the checkout
+    // dials a fresh primary connection, and nothing counts against the primary.
     let (manager, primary) = TestManager::new();
     let primary_pool = Builder::new().max_health_retries(0).build(manager).unwrap();
     let (spare_pool, _) = spare_pool();
     let pool = FailoverBuilder::new()
-        .trip_after(Failure::HealthCheck, 2)
+        .trip_after(Failure::HealthCheck, 1)
         .build(primary_pool, spare_pool)
         .unwrap();
     let warm = (pool.get().await.unwrap(), pool.get().await.unwrap());
@@ -121,11 +122,13 @@ async fn failed_health_checks_trip_on_their_own_threshold() {
     // Unused past `health_check_after`: the next checkouts ping them, and the ping fails.
     tokio::time::advance(Duration::from_secs(1)).await;
     primary.fail_check.store(true, SeqCst);
-    assert_eq!(backend_of_get(&pool).await, Backend::Spare);
-    assert_eq!(pool.state(), FailoverState::Primary, "one failure of two");
-    assert_eq!(backend_of_get(&pool).await, Backend::Spare);
-    assert_eq!(pool.state(), FailoverState::Spare);
-    assert_eq!(primary.live(), 0);
+    let conn = pool.get().await.unwrap();
+    assert_eq!(conn.backend(), Backend::Primary);
+    assert_eq!(conn.id, 3, "the stale one was replaced by a fresh dial");
+    drop(conn);
+    assert_eq!(pool.state(), FailoverState::Primary);
+    assert_eq!(Snapshot::of(pool.primary()).value("health_fails"), Some(1));
+    assert_eq!(pool.stats().routed_spare, 0);
 }
 
 #[tokio::test(start_paused = true)]
@@ -426,7 +429,7 @@ fn building_outside_a_runtime_is_an_error() {
 async fn metrics_report_state_and_counters() {
     let s = setup(FailoverBuilder::new().trip_after(Failure::ConnectError, 1));
     drop(s.pool.get().await.unwrap());
-    assert_eq!(s.pool.primary().retain(|_, _| false), 1);
+    assert_eq!(s.pool.primary().retain(|_, _| false), Ok(1));
     s.primary.fail_connect.store(true, SeqCst);
     drop(s.pool.get().await.unwrap());
     let snap = Snapshot::of(&s.pool);
@@ -436,10 +439,17 @@ async fn metrics_report_state_and_counters() {
     assert_eq!(snap.value("routed_primary"), Some(1));
     assert_eq!(snap.value("routed_spare"), Some(1));
     assert_eq!(snap.value("retries"), Some(1));
-    assert!(matches!(
-        s.pool.primary().get().await.map(drop),
-        Err(GetError::Connect(TestError("connection refused")))
-    ));
+    // The primary pool itself backs off and retries within its 50 ms wait.
+    let err = s.pool.primary().get().await.map(drop).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            GetError::ConnectFailed { last: TestError("connection refused"), .. }
+                | GetError::Connect(TestError("connection refused"))
+                | GetError::Backoff { .. }
+        ),
+        "{err}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -459,4 +469,69 @@ async fn a_caller_waiting_on_the_primary_when_it_trips_is_served_by_the_spare() 
     let stats = s.pool.stats();
     assert_eq!(stats.discarded_demoted, 1);
     assert_eq!(s.pool.primary().status().in_use, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn with_defaults_a_black_holed_primary_fails_over_within_a_second() {
+    // Default primary settings: a 30 s connect timeout and a 30 s wait.
+    let (manager, primary) = TestManager::new();
+    let primary_pool = Builder::new().max_size(4).build(manager).unwrap();
+    let (spare_pool, _) = spare_pool();
+    let pool = FailoverBuilder::new().build(primary_pool, spare_pool).unwrap();
+    primary.connect_delay_ms.store(3_600_000, SeqCst);
+    let started = tokio::time::Instant::now();
+    // Callers at once: each is served by the spare within the primary checkout budget.
+    let callers: Vec<_> = (0..8)
+        .map(|_| {
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                let asked = tokio::time::Instant::now();
+                let backend = pool.get().await.unwrap().backend();
+                (backend, asked.elapsed())
+            })
+        })
+        .collect();
+    for caller in callers {
+        let (backend, took) = caller.await.unwrap();
+        assert_eq!(backend, Backend::Spare);
+        assert!(took < Duration::from_secs(1), "served after {took:?}");
+    }
+    // One after another, too: the breaker trips within a second.
+    while pool.state() == FailoverState::Primary {
+        assert_eq!(backend_of_get(&pool).await, Backend::Spare);
+    }
+    assert!(started.elapsed() < Duration::from_secs(1), "tripped after {:?}", started.elapsed());
+}
+
+#[tokio::test(start_paused = true)]
+async fn with_defaults_an_exhausted_primary_serves_from_the_spare_within_a_second() {
+    let (manager, _primary) = TestManager::new();
+    let primary_pool = Builder::new().max_size(2).build(manager).unwrap();
+    let (spare_pool, _) = spare_pool();
+    let pool = FailoverBuilder::new().build(primary_pool, spare_pool).unwrap();
+    let held = (pool.get().await.unwrap(), pool.get().await.unwrap());
+    assert_eq!(held.0.backend(), Backend::Primary);
+    // One caller: served by the spare after the primary checkout budget (250 ms).
+    let asked = tokio::time::Instant::now();
+    assert_eq!(backend_of_get(&pool).await, Backend::Spare);
+    assert!(asked.elapsed() < Duration::from_secs(1));
+    // A burst: every caller is served within a second, and ten exhaustions within the
+    // window trip the breaker.
+    let callers: Vec<_> = (0..12)
+        .map(|_| {
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                let asked = tokio::time::Instant::now();
+                let backend = pool.get().await.unwrap().backend();
+                (backend, asked.elapsed())
+            })
+        })
+        .collect();
+    for caller in callers {
+        let (backend, took) = caller.await.unwrap();
+        assert_eq!(backend, Backend::Spare);
+        assert!(took < Duration::from_secs(1), "served after {took:?}");
+    }
+    assert_eq!(pool.state(), FailoverState::Spare, "ten exhaustions trip the breaker");
+    drop(held);
 }

@@ -121,7 +121,12 @@ fn run(ops: Vec<Op>, max_size: usize, min_idle: usize) {
                 }
                 Op::Tick(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
                 Op::Resize(n) => {
-                    pool.resize(n.max(min_idle)).expect("resize to at least min_idle is valid");
+                    let resized = pool.resize(n.max(min_idle));
+                    if closed {
+                        assert_eq!(resized, Err(poolside_connpool::BuildError::Closed));
+                    } else {
+                        resized.expect("resize to at least min_idle is valid");
+                    }
                 }
                 Op::Close => {
                     pool.close();

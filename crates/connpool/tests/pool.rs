@@ -179,7 +179,7 @@ async fn queue_policy_waits_until_a_connection_returns() {
 #[tokio::test(start_paused = true)]
 async fn connect_failures_keep_counts_and_do_not_hang_waiters() {
     let (m, ledger) = TestManager::new();
-    let pool = Builder::new().max_size(2).build(m).unwrap();
+    let pool = Builder::new().max_size(2).connect_retries(0).build(m).unwrap();
     let held = pool.get().await.unwrap();
     let second = pool.get().await.unwrap();
     ledger.fail_connect.store(true, SeqCst);
@@ -222,7 +222,7 @@ async fn black_holed_connect_times_out_and_frees_the_slot() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn black_holed_health_check_times_out_and_frees_the_slot() {
+async fn black_holed_health_check_times_out_and_a_fresh_dial_serves() {
     let (m, ledger) = TestManager::new();
     let pool = Builder::new()
         .max_size(1)
@@ -234,10 +234,11 @@ async fn black_holed_health_check_times_out_and_frees_the_slot() {
     drop(pool.get().await.unwrap());
     ledger.check_delay_ms.store(3_600_000, SeqCst);
     let started = Instant::now();
-    let err = pool.get().await.unwrap_err();
-    assert!(matches!(err, GetError::HealthCheckTimeout { attempts: 1, after } if after == ms(200)));
+    let conn = pool.get().await.unwrap();
+    assert_eq!(conn.id, 2, "the black-holed connection was discarded, a fresh one dialled");
     assert_eq!(started.elapsed(), ms(200));
-    assert_eq!((pool.status().open, ledger.live()), (0, 0));
+    assert_eq!(Snapshot::of(&pool).value("health_fails"), Some(1));
+    assert_eq!((pool.status().open, ledger.live()), (1, 1));
 }
 
 #[tokio::test(start_paused = true)]
@@ -265,27 +266,46 @@ async fn broken_connections_do_not_starve_the_pool() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn health_retries_are_bounded_and_named() {
+async fn failed_checks_are_bounded_then_a_fresh_dial_serves() {
     let (m, ledger) = TestManager::new();
     let pool = Builder::new()
-        .max_size(4)
-        .max_health_retries(2)
+        .max_size(5)
+        .max_health_retries(1)
         .health_check_after(Duration::ZERO)
         .build(m)
         .unwrap();
-    let conns: Vec<_> =
-        [pool.get().await.unwrap(), pool.get().await.unwrap(), pool.get().await.unwrap()]
-            .into_iter()
-            .collect();
+    let conns: Vec<_> = [
+        pool.get().await.unwrap(),
+        pool.get().await.unwrap(),
+        pool.get().await.unwrap(),
+        pool.get().await.unwrap(),
+    ]
+    .into_iter()
+    .collect();
     drop(conns);
     sleep(ms(1)).await;
     ledger.fail_check.store(true, SeqCst);
-    let err = pool.get().await.unwrap_err();
-    assert!(matches!(err, GetError::HealthCheck { attempts: 3, .. }), "{err}");
-    assert_eq!(err.to_string(), "health check failed on 3 connection(s); last error: ping failed");
-    assert_eq!(pool.status().open, 0);
-    assert_eq!(ledger.live(), 0);
-    assert_eq!(ledger.checks.load(SeqCst), 3, "three checks, no more");
+    // Two stale connections fail their check (the bound), then a fresh dial serves.
+    let conn = pool.get().await.unwrap();
+    assert_eq!(conn.id, 5);
+    assert_eq!(ledger.checks.load(SeqCst), 2, "two checks, no more");
+    assert_eq!(Snapshot::of(&pool).value("health_fails"), Some(2));
+    assert_eq!((pool.status().open, pool.status().idle, ledger.live()), (3, 2, 3));
+    // When the fresh dial fails too, the caller gets the dial's error.
+    ledger.fail_connect.store(true, SeqCst);
+    let second = Builder::new()
+        .max_size(2)
+        .health_check_after(Duration::ZERO)
+        .connect_retries(0)
+        .build(TestManager(ledger.clone()))
+        .unwrap();
+    ledger.fail_connect.store(false, SeqCst);
+    drop(second.get().await.unwrap());
+    ledger.fail_connect.store(true, SeqCst);
+    sleep(ms(1)).await;
+    let err = second.get().await.unwrap_err();
+    assert!(matches!(err, GetError::Connect(TestError("connection refused"))), "{err}");
+    assert_eq!(second.status().open, 0);
 }
 
 #[tokio::test(start_paused = true)]
@@ -344,8 +364,17 @@ async fn idle_sweep_keeps_min_idle_and_rewarms() {
     drop(conns);
     assert_eq!(pool.status().idle, 4);
     sleep(ms(1000)).await;
-    assert_eq!(pool.status().idle, 2, "idle sweep stops at min_idle");
-    assert_eq!(Snapshot::of(&pool).value("closed_idle"), Some(2));
+    // Every connection idle past the limit is closed, min_idle ones too; fresh ones
+    // restore min_idle, so none is ever older than the limit plus a janitor period.
+    assert_eq!(pool.status().idle, 2, "min_idle restored");
+    assert!(Snapshot::of(&pool).value("closed_idle") >= Some(4));
+    let ages = std::sync::Mutex::new(Vec::new());
+    pool.retain(|_, age| {
+        ages.lock().unwrap().push(age);
+        true
+    })
+    .unwrap();
+    assert!(ages.into_inner().unwrap().iter().all(|age| *age < ms(400 + 100)));
     // A broken connection below min_idle is replaced.
     let mut a = pool.get().await.unwrap();
     let mut b = pool.get().await.unwrap();
