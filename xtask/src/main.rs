@@ -6,6 +6,7 @@
 //! cargo xtask bench [--quick] [FILTER]  criterion benches vs peers, then the ratio table
 //! cargo xtask report DIR [OUT]    the ratio table from criterion results copied from another machine
 //! cargo xtask examples           run every example of every crate
+//! cargo xtask services -- CMD    run CMD with the throwaway PostgreSQL (TLS) and redis-server
 //! cargo xtask package            cargo package --workspace
 //! cargo xtask ci                 lint, test, examples, package: what CI runs
 //! ```
@@ -13,6 +14,7 @@
 mod bench_report;
 mod cmd;
 mod postgres;
+mod redis;
 mod tasks;
 
 use std::process::ExitCode;
@@ -31,7 +33,9 @@ tasks:
                            rebuilds the ratio table and charts from criterion results copied from
                            another machine (e.g. a 16-core run), into OUT_DIR (default
                            target/bench-report-imported)
-  examples                 runs every example (with a throwaway PostgreSQL)
+  examples                 runs every example (with a throwaway PostgreSQL and redis-server)
+  services -- COMMAND...   runs one command with the throwaway PostgreSQL (TLS on) and
+                           redis-server up and POOLSIDE_PG_*/POOLSIDE_REDIS_* set
   package [--allow-dirty]  cargo package --workspace
   ci                       lint, test, examples, package
 ";
@@ -50,6 +54,7 @@ fn main() -> ExitCode {
         "examples" => no_options(rest).and_then(|()| tasks::examples()),
         "package" => tasks::PackageOptions::parse(rest).and_then(|o| tasks::package(&o)),
         "ci" => no_options(rest).and_then(|()| tasks::ci()),
+        "services" => tasks::services(rest),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
             Ok(())

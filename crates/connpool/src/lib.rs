@@ -37,6 +37,17 @@
 //! for someone else; counts stay exact after connect errors, broken connections and
 //! panics; the janitor keeps `min_idle` and enforces lifetimes (also checked on
 //! checkout and return); `close()` wakes every waiter.
+//!
+//! Adapters, each a leaf module behind its feature:
+//!
+//! - `postgres`: `PgManager` over `tokio-postgres` with any TLS connector,
+//!   `RecyclingMethod` (`Fast`, `Verified`, `Clean`, `Custom`) and `PgClient`, the
+//!   pooled connection with a bounded LRU statement cache (`prepare_cached`, and an
+//!   automatic mode for SQL text).
+//! - `postgres-rustls`: `PgManager::with_rustls` and `PgTlsConfig` (webpki roots,
+//!   system roots, a custom CA).
+//! - `redis`: `RedisManager` over the `redis` crate's multiplexed async connection;
+//!   `redis-rustls` adds `rediss://` URLs.
 #![forbid(unsafe_code)]
 
 mod breaker;
@@ -50,6 +61,8 @@ mod manager;
 mod pool;
 #[cfg(feature = "postgres")]
 mod postgres;
+#[cfg(feature = "redis")]
+mod redis;
 mod sharded;
 mod stats;
 mod tcp;
@@ -66,6 +79,13 @@ pub use manager::Manager;
 pub use pool::{Pool, Status};
 pub use poolside_core::{Events, Instrumented, PoolError, Timing};
 #[cfg(feature = "postgres")]
-pub use postgres::PgManager;
+pub use postgres::{
+    DEFAULT_STATEMENT_CACHE_CAPACITY, PgClient, PgManager, PgQuery, RecyclingMethod,
+    StatementCacheStats,
+};
+#[cfg(feature = "postgres-rustls")]
+pub use postgres::{PgTlsConfig, TlsConfigError};
+#[cfg(feature = "redis")]
+pub use redis::{RedisConfigError, RedisConnection, RedisManager};
 pub use sharded::{JumpHash, ShardSelector, ShardedPool, StableHash};
 pub use tcp::{HealthCheck, PeekCheck, TcpManager};

@@ -1,0 +1,693 @@
+//! The pooled PostgreSQL connection: a `tokio_postgres::Client` with a bounded
+//! statement cache and the session reset its recycling method owes.
+
+use lru::LruCache;
+use parking_lot::Mutex;
+use std::fmt;
+use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, Error, Row, SimpleQueryMessage, Statement, Transaction};
+
+/// Statement cache counters: of one connection ([`PgClient::statement_cache_stats`])
+/// or summed over a manager's connections
+/// ([`PgManager::statement_cache_stats`](crate::PgManager::statement_cache_stats)).
+///
+/// ```
+/// use poolside_connpool::StatementCacheStats;
+///
+/// let stats = StatementCacheStats::default();
+/// assert_eq!(stats.hit_ratio(), None);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StatementCacheStats {
+    /// Lookups answered from the cache.
+    pub hits: u64,
+    /// Lookups that had to prepare the statement.
+    pub misses: u64,
+    /// Statements dropped to keep the cache within its capacity (the server's
+    /// prepared statement is closed with it).
+    pub evictions: u64,
+    /// Statements dropped because the server rejected them (SQLSTATE `0A000`
+    /// "cached plan must not change result type", or `26000` "prepared statement
+    /// does not exist") before a transparent retry.
+    pub invalidations: u64,
+    /// Statements cached now.
+    pub len: usize,
+    /// The most statements one connection keeps.
+    pub capacity: usize,
+}
+
+impl StatementCacheStats {
+    /// `hits / (hits + misses)`, or `None` before the first lookup.
+    ///
+    /// ```
+    /// use poolside_connpool::PgManager;
+    ///
+    /// let manager = PgManager::new("host=localhost".parse().unwrap());
+    /// assert_eq!(manager.statement_cache_stats().hit_ratio(), None);
+    /// ```
+    pub fn hit_ratio(&self) -> Option<f64> {
+        let lookups = self.hits + self.misses;
+        (lookups > 0).then(|| self.hits as f64 / lookups as f64)
+    }
+}
+
+/// Counters shared by a manager and every connection it opened.
+#[derive(Debug, Default)]
+pub(super) struct SharedCounters {
+    hits: AtomicU64,
+    misses: AtomicU64,
+    evictions: AtomicU64,
+    invalidations: AtomicU64,
+    len: AtomicUsize,
+}
+
+impl SharedCounters {
+    pub(super) fn snapshot(&self, capacity: usize) -> StatementCacheStats {
+        StatementCacheStats {
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+            evictions: self.evictions.load(Ordering::Relaxed),
+            invalidations: self.invalidations.load(Ordering::Relaxed),
+            len: self.len.load(Ordering::Relaxed),
+            capacity,
+        }
+    }
+}
+
+/// One connection's cache. Invariant: `lru.len() <= capacity`, and the shared `len`
+/// counter includes exactly `lru.len()` for this connection.
+struct Cache {
+    // Unbounded map, bounded by hand: `LruCache::new` would reserve room for
+    // `capacity` entries up front, which a large capacity cannot afford.
+    lru: LruCache<String, Statement>,
+    capacity: usize,
+    stats: StatementCacheStats,
+}
+
+/// SQL text or an already prepared statement: what [`PgClient`]'s query methods take.
+///
+/// Implemented for `str`, `String` and `tokio_postgres::Statement`; sealed.
+///
+/// ```
+/// fn takes<Q: poolside_connpool::PgQuery + ?Sized>(_: &Q) {}
+/// takes("SELECT 1");
+/// takes(&String::from("SELECT 1"));
+/// ```
+pub trait PgQuery: sealed::Sealed + Sync {}
+
+mod sealed {
+    use tokio_postgres::Statement;
+
+    #[derive(Debug)]
+    pub enum QueryRef<'a> {
+        Sql(&'a str),
+        Prepared(&'a Statement),
+    }
+
+    // Public in a private module: callers can name `PgQuery` but neither call nor
+    // implement what it is built on.
+    #[allow(unreachable_pub)]
+    pub trait Sealed {
+        fn as_query(&self) -> QueryRef<'_>;
+    }
+
+    impl Sealed for str {
+        fn as_query(&self) -> QueryRef<'_> {
+            QueryRef::Sql(self)
+        }
+    }
+
+    impl Sealed for String {
+        fn as_query(&self) -> QueryRef<'_> {
+            QueryRef::Sql(self)
+        }
+    }
+
+    impl Sealed for Statement {
+        fn as_query(&self) -> QueryRef<'_> {
+            QueryRef::Prepared(self)
+        }
+    }
+}
+
+impl PgQuery for str {}
+impl PgQuery for String {}
+impl PgQuery for Statement {}
+
+use sealed::QueryRef;
+
+/// Whether the server rejected a cached statement in a way a fresh prepare fixes.
+fn is_stale(error: &Error) -> bool {
+    matches!(
+        error.code(),
+        Some(code) if *code == SqlState::FEATURE_NOT_SUPPORTED
+            || *code == SqlState::INVALID_SQL_STATEMENT_NAME
+    )
+}
+
+/// Whether a statement failed because the session is inside a transaction block.
+fn in_transaction(error: &Error) -> bool {
+    matches!(
+        error.code(),
+        Some(code) if *code == SqlState::ACTIVE_SQL_TRANSACTION
+            || *code == SqlState::IN_FAILED_SQL_TRANSACTION
+    )
+}
+
+/// The connection a [`PgManager`](crate::PgManager) pool hands out: a
+/// `tokio_postgres::Client` (reachable through `Deref`) with a per-connection,
+/// bounded LRU statement cache.
+///
+/// Its own `query`, `query_one`, `query_opt`, `execute`, `prepare`,
+/// `prepare_cached`, `batch_execute`, `simple_query` and `transaction` first run the
+/// session reset the recycling method owes (see
+/// [`RecyclingMethod`](crate::RecyclingMethod)); methods of the `Client` reached
+/// through `Deref` do not, so call [`PgClient::ready`] before using them on a pool
+/// with `Clean` or `Custom` recycling.
+///
+/// With the manager's automatic mode on, SQL text given to `query`, `query_one`,
+/// `query_opt` and `execute` is prepared once per connection and then executed from
+/// the cache (one round trip instead of two). A cached statement that the server
+/// rejects with SQLSTATE `0A000` (its result type changed, e.g. after `ALTER TABLE`)
+/// or `26000` (it no longer exists, e.g. after a `DISCARD ALL`) is dropped, prepared
+/// again and run once more. Inside an explicit transaction that retry cannot help:
+/// the first error has already aborted the transaction.
+///
+/// ```no_run
+/// use poolside_connpool::{Builder, PgManager};
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let pool = Builder::new().build(PgManager::new("postgres://postgres@localhost/postgres".parse()?))?;
+/// let conn = pool.get().await?;
+/// let statement = conn.prepare_cached("SELECT $1::int + 1").await?;
+/// let row = conn.query_one(&statement, &[&41i32]).await?;
+/// assert_eq!(row.get::<_, i32>(0), 42);
+/// assert_eq!(conn.statement_cache_stats().misses, 1);
+/// # Ok(())
+/// # }
+/// ```
+pub struct PgClient {
+    client: Client,
+    cache: Mutex<Cache>,
+    automatic: bool,
+    reset_sql: Option<Box<str>>,
+    reset_clears_statements: bool,
+    /// Set when the connection comes back to the pool; cleared by a successful reset.
+    reset_due: AtomicBool,
+    /// Serialises the reset against concurrent calls on one borrowed connection.
+    reset_lock: tokio::sync::Mutex<()>,
+    counters: Arc<SharedCounters>,
+}
+
+impl fmt::Debug for PgClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PgClient")
+            .field("closed", &self.client.is_closed())
+            .field("statement_cache", &self.statement_cache_stats())
+            .field("automatic_statement_cache", &self.automatic)
+            .field("reset_due", &self.reset_due.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+impl Deref for PgClient {
+    type Target = Client;
+
+    fn deref(&self) -> &Client {
+        &self.client
+    }
+}
+
+impl DerefMut for PgClient {
+    fn deref_mut(&mut self) -> &mut Client {
+        &mut self.client
+    }
+}
+
+impl Drop for PgClient {
+    fn drop(&mut self) {
+        let len = self.cache.get_mut().lru.len();
+        self.counters.len.fetch_sub(len, Ordering::Relaxed);
+    }
+}
+
+/// Runs `$run` (an expression using `$st`, the statement) with the cached statement
+/// for `$sql`; a cached statement the server calls stale is replaced once.
+macro_rules! through_cache {
+    ($self:ident, $sql:expr, |$st:ident| $run:expr) => {{
+        let sql: &str = $sql;
+        let ($st, hit) = $self.cached(sql).await?;
+        match $run.await {
+            Err(e) if hit && is_stale(&e) => {
+                tracing::debug!(error = %e, sql, "poolside-connpool: cached statement invalidated; preparing it again");
+                $self.invalidate(sql);
+                let ($st, _) = $self.cached(sql).await?;
+                $run.await
+            }
+            other => other,
+        }
+    }};
+}
+
+impl PgClient {
+    pub(super) fn new(
+        client: Client,
+        capacity: usize,
+        automatic: bool,
+        reset_sql: Option<Box<str>>,
+        reset_clears_statements: bool,
+        counters: Arc<SharedCounters>,
+    ) -> Self {
+        PgClient {
+            client,
+            cache: Mutex::new(Cache {
+                lru: LruCache::unbounded(),
+                capacity,
+                stats: StatementCacheStats { capacity, ..StatementCacheStats::default() },
+            }),
+            automatic,
+            reset_sql,
+            reset_clears_statements,
+            reset_due: AtomicBool::new(false),
+            reset_lock: tokio::sync::Mutex::new(()),
+            counters,
+        }
+    }
+
+    /// The underlying client, without running a pending reset (see [`PgClient::ready`]).
+    ///
+    /// ```no_run
+    /// # use poolside_connpool::{Builder, PgManager};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let pool = Builder::new().build(PgManager::new("host=localhost user=postgres".parse()?))?;
+    /// let conn = pool.get().await?;
+    /// let client: &tokio_postgres::Client = conn.client();
+    /// client.batch_execute("SELECT 1").await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Runs the session reset that the recycling method still owes this connection
+    /// (`Clean`: `DISCARD ALL`; `Custom`: its SQL), if any; a no-op otherwise. Every
+    /// query method of `PgClient` calls it first.
+    ///
+    /// ```no_run
+    /// # use poolside_connpool::{Builder, PgManager, RecyclingMethod};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let manager = PgManager::new("host=localhost user=postgres".parse()?).recycling(RecyclingMethod::Clean);
+    /// # let pool = Builder::new().build(manager)?;
+    /// let conn = pool.get().await?;
+    /// conn.ready().await?;
+    /// // The previous user's session state is gone before this raw client call.
+    /// conn.client().batch_execute("LISTEN jobs").await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn ready(&self) -> Result<(), Error> {
+        if !self.reset_due.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let _serial = self.reset_lock.lock().await;
+        if self.reset_due.load(Ordering::Acquire) {
+            self.reset_now().await?;
+        }
+        Ok(())
+    }
+
+    /// Resets the session now (if the recycling method resets at all).
+    pub(super) async fn reset(&self) -> Result<(), Error> {
+        let _serial = self.reset_lock.lock().await;
+        self.reset_now().await
+    }
+
+    /// Caller holds `reset_lock`.
+    async fn reset_now(&self) -> Result<(), Error> {
+        let Some(sql) = self.reset_sql.as_deref() else {
+            return self.client.simple_query("").await.map(drop);
+        };
+        if self.reset_clears_statements {
+            // Dropping the statements queues their Close messages ahead of the reset.
+            self.clear_statement_cache();
+        }
+        match self.client.batch_execute(sql).await {
+            Ok(()) => {}
+            Err(e) if in_transaction(&e) => {
+                tracing::debug!(error = %e, "poolside-connpool: rolling back a transaction left open before the reset");
+                self.client.batch_execute("ROLLBACK").await?;
+                self.client.batch_execute(sql).await?;
+            }
+            Err(e) => return Err(e),
+        }
+        self.reset_due.store(false, Ordering::Release);
+        Ok(())
+    }
+
+    /// The connection came back to the pool.
+    pub(super) fn returned(&mut self) {
+        if self.reset_sql.is_some() {
+            self.reset_due.store(true, Ordering::Release);
+            if self.reset_clears_statements {
+                self.clear_statement_cache();
+            }
+        }
+    }
+
+    /// This connection's statement cache counters.
+    ///
+    /// ```no_run
+    /// # use poolside_connpool::{Builder, PgManager};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let pool = Builder::new().build(PgManager::new("host=localhost user=postgres".parse()?))?;
+    /// let conn = pool.get().await?;
+    /// conn.prepare_cached("SELECT 1").await?;
+    /// conn.prepare_cached("SELECT 1").await?;
+    /// let stats = conn.statement_cache_stats();
+    /// assert_eq!((stats.misses, stats.hits, stats.len), (1, 1, 1));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn statement_cache_stats(&self) -> StatementCacheStats {
+        let cache = self.cache.lock();
+        StatementCacheStats { len: cache.lru.len(), ..cache.stats }
+    }
+
+    /// Drops every cached statement (the server's prepared statements are closed
+    /// with them).
+    ///
+    /// ```no_run
+    /// # use poolside_connpool::{Builder, PgManager};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let pool = Builder::new().build(PgManager::new("host=localhost user=postgres".parse()?))?;
+    /// let conn = pool.get().await?;
+    /// conn.prepare_cached("SELECT 1").await?;
+    /// conn.clear_statement_cache();
+    /// assert_eq!(conn.statement_cache_stats().len, 0);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn clear_statement_cache(&self) {
+        let dropped = {
+            let mut cache = self.cache.lock();
+            let len = cache.lru.len();
+            self.counters.len.fetch_sub(len, Ordering::Relaxed);
+            std::mem::replace(&mut cache.lru, LruCache::unbounded())
+        };
+        // The statements' Drop sends their Close messages, outside the lock.
+        drop(dropped);
+    }
+
+    /// Whether the connection's I/O task has ended.
+    ///
+    /// ```no_run
+    /// # use poolside_connpool::{Builder, PgManager};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let pool = Builder::new().build(PgManager::new("host=localhost user=postgres".parse()?))?;
+    /// assert!(!pool.get().await?.is_closed());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        self.client.is_closed()
+    }
+
+    fn lookup(&self, sql: &str) -> Option<Statement> {
+        let mut cache = self.cache.lock();
+        match cache.lru.get(sql).cloned() {
+            Some(statement) => {
+                cache.stats.hits += 1;
+                self.counters.hits.fetch_add(1, Ordering::Relaxed);
+                Some(statement)
+            }
+            None => {
+                cache.stats.misses += 1;
+                self.counters.misses.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+        }
+    }
+
+    fn insert(&self, sql: &str, statement: Statement) {
+        let mut evicted = Vec::new();
+        {
+            let mut cache = self.cache.lock();
+            if cache.capacity == 0 {
+                return;
+            }
+            if cache.lru.put(sql.to_owned(), statement).is_none() {
+                self.counters.len.fetch_add(1, Ordering::Relaxed);
+            }
+            while cache.lru.len() > cache.capacity {
+                let Some((_, old)) = cache.lru.pop_lru() else { break };
+                evicted.push(old);
+                cache.stats.evictions += 1;
+                self.counters.evictions.fetch_add(1, Ordering::Relaxed);
+                self.counters.len.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        // The evicted statements' Close messages are sent outside the lock.
+        drop(evicted);
+    }
+
+    /// Drops `sql`'s entry. A concurrent caller may have replaced the stale
+    /// statement already: that costs one more prepare, never a wrong statement.
+    fn invalidate(&self, sql: &str) {
+        let removed = {
+            let mut cache = self.cache.lock();
+            cache.stats.invalidations += 1;
+            self.counters.invalidations.fetch_add(1, Ordering::Relaxed);
+            let removed = cache.lru.pop(sql);
+            if removed.is_some() {
+                self.counters.len.fetch_sub(1, Ordering::Relaxed);
+            }
+            removed
+        };
+        drop(removed);
+    }
+
+    /// The cached statement for `sql` (prepared on a miss) and whether it was a hit.
+    async fn cached(&self, sql: &str) -> Result<(Statement, bool), Error> {
+        if let Some(statement) = self.lookup(sql) {
+            return Ok((statement, true));
+        }
+        let statement = self.client.prepare(sql).await?;
+        self.insert(sql, statement.clone());
+        Ok((statement, false))
+    }
+
+    /// Prepares `sql` once per connection: later calls with the same text return the
+    /// cached statement without a round trip. The least recently used statement
+    /// leaves a full cache, and its server-side prepared statement is closed.
+    ///
+    /// ```no_run
+    /// # use poolside_connpool::{Builder, PgManager};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let pool = Builder::new().build(PgManager::new("host=localhost user=postgres".parse()?))?;
+    /// let conn = pool.get().await?;
+    /// let statement = conn.prepare_cached("SELECT $1::text").await?;
+    /// let row = conn.query_one(&statement, &[&"hi"]).await?;
+    /// assert_eq!(row.get::<_, &str>(0), "hi");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn prepare_cached(&self, sql: &str) -> Result<Statement, Error> {
+        self.ready().await?;
+        self.cached(sql).await.map(|(statement, _)| statement)
+    }
+
+    /// Prepares `sql` without caching it.
+    ///
+    /// ```no_run
+    /// # use poolside_connpool::{Builder, PgManager};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let pool = Builder::new().build(PgManager::new("host=localhost user=postgres".parse()?))?;
+    /// let conn = pool.get().await?;
+    /// let statement = conn.prepare("SELECT 1").await?;
+    /// assert_eq!(statement.columns().len(), 1);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn prepare(&self, sql: &str) -> Result<Statement, Error> {
+        self.ready().await?;
+        self.client.prepare(sql).await
+    }
+
+    /// Runs a statement and returns its rows. SQL text goes through the statement
+    /// cache when the manager's automatic mode is on.
+    ///
+    /// ```no_run
+    /// # use poolside_connpool::{Builder, PgManager};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let pool = Builder::new().build(PgManager::new("host=localhost user=postgres".parse()?))?;
+    /// let rows = pool.get().await?.query("SELECT generate_series(1, $1)", &[&3i32]).await?;
+    /// assert_eq!(rows.len(), 3);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn query<Q: PgQuery + ?Sized>(
+        &self,
+        statement: &Q,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, Error> {
+        self.ready().await?;
+        match statement.as_query() {
+            QueryRef::Sql(sql) if self.automatic => {
+                through_cache!(self, sql, |st| self.client.query(&st, params))
+            }
+            QueryRef::Sql(sql) => self.client.query(sql, params).await,
+            QueryRef::Prepared(st) => self.client.query(st, params).await,
+        }
+    }
+
+    /// Runs a statement that returns exactly one row. SQL text goes through the
+    /// statement cache when the manager's automatic mode is on.
+    ///
+    /// ```no_run
+    /// # use poolside_connpool::{Builder, PgManager};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let pool = Builder::new().build(PgManager::new("host=localhost user=postgres".parse()?))?;
+    /// let row = pool.get().await?.query_one("SELECT $1::int", &[&1i32]).await?;
+    /// assert_eq!(row.get::<_, i32>(0), 1);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn query_one<Q: PgQuery + ?Sized>(
+        &self,
+        statement: &Q,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Row, Error> {
+        self.ready().await?;
+        match statement.as_query() {
+            QueryRef::Sql(sql) if self.automatic => {
+                through_cache!(self, sql, |st| self.client.query_one(&st, params))
+            }
+            QueryRef::Sql(sql) => self.client.query_one(sql, params).await,
+            QueryRef::Prepared(st) => self.client.query_one(st, params).await,
+        }
+    }
+
+    /// Runs a statement that returns at most one row. SQL text goes through the
+    /// statement cache when the manager's automatic mode is on.
+    ///
+    /// ```no_run
+    /// # use poolside_connpool::{Builder, PgManager};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let pool = Builder::new().build(PgManager::new("host=localhost user=postgres".parse()?))?;
+    /// let row = pool.get().await?.query_opt("SELECT 1 WHERE false", &[]).await?;
+    /// assert!(row.is_none());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn query_opt<Q: PgQuery + ?Sized>(
+        &self,
+        statement: &Q,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>, Error> {
+        self.ready().await?;
+        match statement.as_query() {
+            QueryRef::Sql(sql) if self.automatic => {
+                through_cache!(self, sql, |st| self.client.query_opt(&st, params))
+            }
+            QueryRef::Sql(sql) => self.client.query_opt(sql, params).await,
+            QueryRef::Prepared(st) => self.client.query_opt(st, params).await,
+        }
+    }
+
+    /// Runs a statement and returns the number of rows it touched. SQL text goes
+    /// through the statement cache when the manager's automatic mode is on.
+    ///
+    /// ```no_run
+    /// # use poolside_connpool::{Builder, PgManager};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let pool = Builder::new().build(PgManager::new("host=localhost user=postgres".parse()?))?;
+    /// let conn = pool.get().await?;
+    /// conn.batch_execute("CREATE TEMPORARY TABLE t (n int)").await?;
+    /// assert_eq!(conn.execute("INSERT INTO t VALUES ($1), ($1)", &[&1i32]).await?, 2);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn execute<Q: PgQuery + ?Sized>(
+        &self,
+        statement: &Q,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, Error> {
+        self.ready().await?;
+        match statement.as_query() {
+            QueryRef::Sql(sql) if self.automatic => {
+                through_cache!(self, sql, |st| self.client.execute(&st, params))
+            }
+            QueryRef::Sql(sql) => self.client.execute(sql, params).await,
+            QueryRef::Prepared(st) => self.client.execute(st, params).await,
+        }
+    }
+
+    /// Runs SQL statements with the simple query protocol, discarding rows.
+    ///
+    /// ```no_run
+    /// # use poolside_connpool::{Builder, PgManager};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let pool = Builder::new().build(PgManager::new("host=localhost user=postgres".parse()?))?;
+    /// pool.get().await?.batch_execute("SET search_path TO public; SELECT 1").await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn batch_execute(&self, sql: &str) -> Result<(), Error> {
+        self.ready().await?;
+        self.client.batch_execute(sql).await
+    }
+
+    /// Runs SQL statements with the simple query protocol, returning rows as text.
+    ///
+    /// ```no_run
+    /// # use poolside_connpool::{Builder, PgManager};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let pool = Builder::new().build(PgManager::new("host=localhost user=postgres".parse()?))?;
+    /// let messages = pool.get().await?.simple_query("SELECT 1").await?;
+    /// assert!(!messages.is_empty());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn simple_query(&self, sql: &str) -> Result<Vec<SimpleQueryMessage>, Error> {
+        self.ready().await?;
+        self.client.simple_query(sql).await
+    }
+
+    /// Begins a transaction (rolled back when dropped uncommitted).
+    ///
+    /// ```no_run
+    /// # use poolside_connpool::{Builder, PgManager};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let pool = Builder::new().build(PgManager::new("host=localhost user=postgres".parse()?))?;
+    /// let mut conn = pool.get().await?;
+    /// let tx = conn.transaction().await?;
+    /// tx.execute("SELECT 1", &[]).await?;
+    /// tx.commit().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn transaction(&mut self) -> Result<Transaction<'_>, Error> {
+        self.ready().await?;
+        self.client.transaction().await
+    }
+}
