@@ -12,13 +12,20 @@
 //! * `connpool_pg_tls`: `poolside/auto-cache` over TLS (rustls, `sslmode=require`)
 //!   and without, when `POOLSIDE_PG_CA_FILE` names the server's CA.
 //!
+//! * extra report `connpool_pg_interleaved`: the same contenders (and the TLS pair)
+//!   in interleaved rounds, each round running every contender once in rotating
+//!   order, so a change in the machine's load hits all of them alike.
+//!
 //! Peers recycle with their cheapest setting (deadpool `Fast`, bb8 without checkout
 //! tests); poolside uses its default `Verified` recycling, whose check is skipped for
 //! connections used within the last 500 ms. Needs `POOLSIDE_PG_URL` (`cargo xtask
 //! bench` starts a server and sets it); without it the bench says so and skips.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use poolside_benches::criterion_config;
+use poolside_benches::{criterion_config, full_or_quick, write_extra_report};
+
+#[path = "support/interleaved.rs"]
+mod interleaved;
 use poolside_connpool::{Builder, PgManager, PgTlsConfig, Pool};
 use std::time::Instant;
 use tokio::runtime::Runtime;
@@ -175,9 +182,114 @@ fn pg_param(c: &mut Criterion) {
     group.finish();
 }
 
+fn deadpool_pool(rt: &Runtime, config: &Config) -> deadpool_postgres::Pool {
+    let manager = deadpool_postgres::Manager::from_config(
+        config.clone(),
+        tokio_postgres::NoTls,
+        deadpool_postgres::ManagerConfig {
+            recycling_method: deadpool_postgres::RecyclingMethod::Fast,
+        },
+    );
+    let pool = deadpool_postgres::Pool::builder(manager).max_size(SIZE).build().unwrap();
+    rt.block_on(async {
+        let mut held = Vec::new();
+        for _ in 0..SIZE {
+            held.push(pool.get().await.unwrap());
+        }
+    });
+    pool
+}
+
+/// The parameter of operation `i`, and the check of its answer.
+fn param(i: u64) -> i32 {
+    (i % 1_000_000) as i32
+}
+
+fn pg_interleaved(_c: &mut Criterion) {
+    let Ok(url) = std::env::var("POOLSIDE_PG_URL") else {
+        eprintln!(
+            "connpool_pg bench: POOLSIDE_PG_URL is not set; skipping connpool_pg_interleaved"
+        );
+        return;
+    };
+    use interleaved::contender;
+    let config: Config = url.parse().expect("POOLSIDE_PG_URL");
+    let rt = runtime();
+    let auto = poolside_pool(&rt, PgManager::new(config.clone()).automatic_statement_cache(true));
+    let plain = poolside_pool(&rt, PgManager::new(config.clone()));
+    let deadpool = deadpool_pool(&rt, &config);
+    let bb8 = rt.block_on(async {
+        let manager =
+            bb8_postgres::PostgresConnectionManager::new(config.clone(), tokio_postgres::NoTls);
+        bb8::Pool::builder()
+            .max_size(SIZE as u32)
+            .min_idle(Some(SIZE as u32))
+            .test_on_check_out(false)
+            .build(manager)
+            .await
+            .unwrap()
+    });
+    let mut contenders = vec![
+        contender("poolside/auto-cache", TASKS, auto, |p, i| async move {
+            let n = param(i);
+            let got: i32 = p.get().await.unwrap().query_one(SQL, &[&n]).await.unwrap().get(0);
+            assert_eq!(got, n);
+        }),
+        contender("poolside/plain", TASKS, plain, |p, i| async move {
+            let n = param(i);
+            let got: i32 = p.get().await.unwrap().query_one(SQL, &[&n]).await.unwrap().get(0);
+            assert_eq!(got, n);
+        }),
+        contender("deadpool-postgres/plain", TASKS, deadpool.clone(), |p, i| async move {
+            let n = param(i);
+            let got: i32 = p.get().await.unwrap().query_one(SQL, &[&n]).await.unwrap().get(0);
+            assert_eq!(got, n);
+        }),
+        contender("deadpool-postgres/prepare_cached", TASKS, deadpool, |p, i| async move {
+            let n = param(i);
+            let conn = p.get().await.unwrap();
+            let statement = conn.prepare_cached(SQL).await.unwrap();
+            let got: i32 = conn.query_one(&statement, &[&n]).await.unwrap().get(0);
+            assert_eq!(got, n);
+        }),
+        contender("bb8-postgres/plain", TASKS, bb8, |p, i| async move {
+            let n = param(i);
+            let got: i32 = p.get().await.unwrap().query_one(SQL, &[&n]).await.unwrap().get(0);
+            assert_eq!(got, n);
+        }),
+    ];
+    if let Ok(ca) = std::env::var("POOLSIDE_PG_CA_FILE") {
+        let mut tls_config = config.clone();
+        tls_config.ssl_mode(tokio_postgres::config::SslMode::Require);
+        let tls = PgTlsConfig::new().ca_file(ca).expect("the CA file").build().expect("TLS");
+        let with_tls = poolside_pool(
+            &rt,
+            PgManager::with_rustls(tls_config, tls).automatic_statement_cache(true),
+        );
+        contenders.push(contender(
+            "poolside/auto-cache over TLS",
+            TASKS,
+            with_tls,
+            |p, i| async move {
+                let n = param(i);
+                let got: i32 = p.get().await.unwrap().query_one(SQL, &[&n]).await.unwrap().get(0);
+                assert_eq!(got, n);
+            },
+        ));
+    }
+    let md = interleaved::run(
+        &rt,
+        "connpool_pg_interleaved: `SELECT $1::int`, pool 16, 64 tasks",
+        full_or_quick(15, 7),
+        2048,
+        &contenders,
+    );
+    write_extra_report("connpool_pg_interleaved", &md);
+}
+
 criterion_group! {
     name = benches;
     config = criterion_config();
-    targets = pg_param
+    targets = pg_param, pg_interleaved
 }
 criterion_main!(benches);

@@ -8,11 +8,17 @@
 //!   checkout tests; poolside uses its default, a `PING` only for connections idle
 //!   longer than 500 ms.
 //!
+//! * extra report `connpool_redis_interleaved`: the same three in interleaved
+//!   rounds, each round running every contender once in rotating order.
+//!
 //! Needs `POOLSIDE_REDIS_URL` (`cargo xtask bench` starts a redis-server and sets it);
 //! without it the bench says so and skips.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use poolside_benches::criterion_config;
+use poolside_benches::{criterion_config, full_or_quick, write_extra_report};
+
+#[path = "support/interleaved.rs"]
+mod interleaved;
 use poolside_connpool::{Builder, RedisManager};
 use redis::AsyncCommands;
 use std::time::Instant;
@@ -120,9 +126,69 @@ fn redis_getset(c: &mut Criterion) {
     group.finish();
 }
 
+/// SET then GET of the task's key (`i` carries the task in its millions).
+macro_rules! getset_op {
+    ($name:expr) => {
+        |p, i| async move {
+            let key = format!("poolside:bench:interleaved:{}:{}", $name, i / 1_000_000);
+            let mut conn = p.get().await.unwrap();
+            let () = conn.set(&key, i).await.unwrap();
+            let got: u64 = conn.get(&key).await.unwrap();
+            assert_eq!(got, i);
+        }
+    };
+}
+
+fn redis_interleaved(_c: &mut Criterion) {
+    let Ok(url) = std::env::var("POOLSIDE_REDIS_URL") else {
+        eprintln!(
+            "connpool_redis bench: POOLSIDE_REDIS_URL is not set; skipping connpool_redis_interleaved"
+        );
+        return;
+    };
+    use interleaved::contender;
+    let rt = runtime();
+    let ours = rt.block_on(async {
+        let pool =
+            Builder::new().max_size(SIZE).build(RedisManager::new(url.as_str()).unwrap()).unwrap();
+        pool.warm(SIZE).await.unwrap();
+        pool
+    });
+    let deadpool = deadpool_redis::Config::from_url(url.as_str())
+        .builder()
+        .unwrap()
+        .max_size(SIZE)
+        .runtime(deadpool_redis::Runtime::Tokio1)
+        .build()
+        .unwrap();
+    let bb8 = rt.block_on(async {
+        let manager = bb8_redis::RedisConnectionManager::new(url.as_str()).unwrap();
+        bb8::Pool::builder()
+            .max_size(SIZE as u32)
+            .min_idle(Some(SIZE as u32))
+            .test_on_check_out(false)
+            .build(manager)
+            .await
+            .unwrap()
+    });
+    let contenders = [
+        contender("poolside", TASKS, ours, getset_op!("poolside")),
+        contender("deadpool-redis", TASKS, deadpool, getset_op!("deadpool")),
+        contender("bb8-redis", TASKS, bb8, getset_op!("bb8")),
+    ];
+    let md = interleaved::run(
+        &rt,
+        "connpool_redis_interleaved: SET + GET, pool 16, 64 tasks",
+        full_or_quick(15, 7),
+        2048,
+        &contenders,
+    );
+    write_extra_report("connpool_redis_interleaved", &md);
+}
+
 criterion_group! {
     name = benches;
     config = criterion_config();
-    targets = redis_getset
+    targets = redis_getset, redis_interleaved
 }
 criterion_main!(benches);
