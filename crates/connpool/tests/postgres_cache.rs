@@ -209,11 +209,12 @@ async fn dirty(conn: &PgClient, table: &str) {
     conn.prepare_cached("SELECT 1").await.unwrap();
     conn.prepare_cached("SELECT 2").await.unwrap();
     conn.batch_execute(&format!(
-        "SET application_name = 'dirty'; CREATE TEMPORARY TABLE {table} (a int)"
+        "SET application_name = 'dirty'; CREATE TEMPORARY TABLE {table} (a int); \
+         PREPARE user_statement AS SELECT 3; SELECT pg_advisory_lock(4242)"
     ))
     .await
     .unwrap();
-    assert_eq!(server_statements(conn).await, 2);
+    assert_eq!(server_statements(conn).await, 3);
 }
 
 async fn application_name(conn: &PgClient) -> String {
@@ -260,6 +261,9 @@ async fn clean_recycling_discards_the_session_and_empties_the_cache() {
             "SELECT count(*) FROM pg_class WHERE relname = '{table}' AND relpersistence = 't'"
         );
         assert_eq!(simple_count(&conn, &temp).await, 0, "the temporary table is gone");
+        let locks =
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()";
+        assert_eq!(simple_count(&conn, locks).await, 0, "advisory locks are released");
         // The cache works again after the reset.
         conn.prepare_cached("SELECT 1").await.unwrap();
         assert_eq!(server_statements(&conn).await, 1);
@@ -388,4 +392,86 @@ async fn concurrent_automatic_queries_keep_counts_exact_and_within_bound() {
     assert_eq!(stats.hits + stats.misses, (TASKS * QUERIES) as u64, "{stats:?}");
     assert!(stats.len <= POOL * CAPACITY);
     assert_eq!(stats.evictions, stats.misses - stats.len as u64, "every miss is cached or evicted");
+}
+
+#[tokio::test]
+async fn queries_cancelled_at_any_point_leave_no_statement_behind() {
+    let Some(config) = server() else { return };
+    for window in [Duration::ZERO, Duration::from_secs(3600)] {
+        let manager = PgManager::new(config.clone())
+            .automatic_statement_cache(true)
+            .statement_cache_capacity(4);
+        let pool =
+            Builder::new().max_size(1).health_check_after(window).build(manager.clone()).unwrap();
+        // Deadlines from zero up cut the query at each await point in turn: before the
+        // prepare, during it, between prepare and execute, during the execute.
+        let mut completed = 0;
+        for step in 0..300u64 {
+            let k = (step % 7) as i32;
+            let sql = format!("SELECT {k}::int + $1");
+            {
+                let conn = pool.get().await.unwrap();
+                let cut = Duration::from_micros(step * 5);
+                if let Ok(result) =
+                    tokio::time::timeout(cut, conn.query_one(sql.as_str(), &[&1i32])).await
+                {
+                    assert_eq!(result.unwrap().get::<_, i32>(0), k + 1);
+                    completed += 1;
+                }
+            }
+            // At the next checkout, every statement the server holds for this session
+            // is one the cache holds: a prepare cut after its Parse left an orphan,
+            // which the checkout purged.
+            let conn = pool.get().await.unwrap();
+            conn.ready().await.unwrap();
+            let stats = conn.statement_cache_stats();
+            assert!(stats.len <= 4, "{stats:?}");
+            assert_eq!(
+                server_statements(&conn).await,
+                stats.len as i64,
+                "after step {step} ({window:?})"
+            );
+            // And the cache still answers.
+            assert_eq!(
+                conn.query_one(sql.as_str(), &[&1i32]).await.unwrap().get::<_, i32>(0),
+                k + 1
+            );
+        }
+        assert!(completed > 0, "some queries ran to the end");
+        let stats = manager.statement_cache_stats();
+        // A miss whose prepare was cut never reached the cache: every statement cached
+        // now or evicted came from a miss.
+        assert!(stats.misses >= stats.len as u64 + stats.evictions, "{stats:?}");
+        assert_eq!(pool.status().open, 1, "cancellation never cost the connection");
+    }
+}
+
+#[tokio::test]
+async fn custom_types_resolve_after_clean_recycling() {
+    let Some(config) = server() else { return };
+    let (first, second) = (unique("poolside_enum_a"), unique("poolside_enum_b"));
+    let admin = admin(&config).await;
+    admin
+        .batch_execute(&format!(
+            "CREATE TYPE {first} AS ENUM ('x'); CREATE TYPE {second} AS ENUM ('y')"
+        ))
+        .await
+        .unwrap();
+    let pool = Builder::new()
+        .max_size(1)
+        .build(PgManager::new(config).recycling(RecyclingMethod::Clean))
+        .unwrap();
+    {
+        // Resolving a custom type makes tokio-postgres prepare its type-lookup query.
+        let conn = pool.get().await.unwrap();
+        let statement = conn.prepare(&format!("SELECT 'x'::{first}")).await.unwrap();
+        assert_eq!(statement.columns()[0].type_().name(), first);
+    }
+    // DISCARD ALL dropped that lookup statement on the server: the next lookup must
+    // prepare it again rather than fail with "prepared statement does not exist".
+    let conn = pool.get().await.unwrap();
+    let statement = conn.prepare(&format!("SELECT 'y'::{second}")).await.unwrap();
+    assert_eq!(statement.columns()[0].type_().name(), second);
+    drop((statement, conn));
+    admin.batch_execute(&format!("DROP TYPE {first}; DROP TYPE {second}")).await.unwrap();
 }

@@ -197,8 +197,13 @@ pub struct PgClient {
     automatic: bool,
     reset_sql: Option<Box<str>>,
     reset_clears_statements: bool,
-    /// Set when the connection comes back to the pool; cleared by a successful reset.
+    /// Set when the connection comes back to the pool owing a reset or a purge;
+    /// cleared by a successful one.
     reset_due: AtomicBool,
+    /// A prepare was cancelled after its Parse message left: the server holds a
+    /// statement no `Statement` value will ever close. Purged (`DEALLOCATE ALL`) at
+    /// the next checkout, when no caller holds this connection's statements.
+    orphaned_statements: AtomicBool,
     /// Serialises the reset against concurrent calls on one borrowed connection.
     reset_lock: tokio::sync::Mutex<()>,
     counters: Arc<SharedCounters>,
@@ -233,6 +238,32 @@ impl Drop for PgClient {
     fn drop(&mut self) {
         let len = self.cache.get_mut().lru.len();
         self.counters.len.fetch_sub(len, Ordering::Relaxed);
+    }
+}
+
+/// Deallocates every prepared statement of the session except tokio-postgres' own
+/// type lookups (it caches those for the connection's life and cannot prepare them
+/// again): run when no `Statement` of this connection is held, so the rest are
+/// orphans of cancelled prepares or SQL-level `PREPARE`s.
+const PURGE_SQL: &str = "DO $poolside$ DECLARE s record; BEGIN \
+    FOR s IN SELECT name FROM pg_prepared_statements \
+    WHERE statement NOT LIKE '%FROM pg_catalog.pg_type t%' \
+    AND statement NOT LIKE '%FROM pg_catalog.pg_enum%' \
+    AND statement NOT LIKE '%FROM pg_catalog.pg_attribute%' \
+    LOOP EXECUTE format('DEALLOCATE %I', s.name); END LOOP; END $poolside$";
+
+/// Still armed when dropped only if a prepare was cancelled midway: the server may
+/// then hold a statement that no `Statement` value will ever close.
+struct OrphanGuard<'a> {
+    flag: &'a AtomicBool,
+    armed: bool,
+}
+
+impl Drop for OrphanGuard<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.flag.store(true, Ordering::Release);
+        }
     }
 }
 
@@ -274,6 +305,7 @@ impl PgClient {
             reset_sql,
             reset_clears_statements,
             reset_due: AtomicBool::new(false),
+            orphaned_statements: AtomicBool::new(false),
             reset_lock: tokio::sync::Mutex::new(()),
             counters,
         }
@@ -297,7 +329,8 @@ impl PgClient {
     }
 
     /// Runs the session reset that the recycling method still owes this connection
-    /// (`Clean`: `DISCARD ALL`; `Custom`: its SQL), if any; a no-op otherwise. Every
+    /// (`Clean`: what `DISCARD ALL` does; `Custom`: its SQL), and the purge of
+    /// statements orphaned by a cancelled prepare, if any; a no-op otherwise. Every
     /// query method of `PgClient` calls it first.
     ///
     /// ```no_run
@@ -332,29 +365,44 @@ impl PgClient {
 
     /// Caller holds `reset_lock`.
     async fn reset_now(&self) -> Result<(), Error> {
-        let Some(sql) = self.reset_sql.as_deref() else {
-            return self.client.simple_query("").await.map(drop);
-        };
-        if self.reset_clears_statements {
+        let purge = self.orphaned_statements.swap(false, Ordering::AcqRel);
+        let result = self.reset_session(purge).await;
+        if result.is_err() && purge {
+            self.orphaned_statements.store(true, Ordering::Release);
+        }
+        if result.is_ok() {
+            self.reset_due.store(false, Ordering::Release);
+        }
+        result
+    }
+
+    async fn reset_session(&self, purge: bool) -> Result<(), Error> {
+        if purge || self.reset_clears_statements {
             // Dropping the statements queues their Close messages ahead of the reset.
             self.clear_statement_cache();
         }
-        match self.client.batch_execute(sql).await {
-            Ok(()) => {}
-            Err(e) if in_transaction(&e) => {
-                tracing::debug!(error = %e, "poolside-connpool: rolling back a transaction left open before the reset");
-                self.client.batch_execute("ROLLBACK").await?;
-                self.client.batch_execute(sql).await?;
-            }
-            Err(e) => return Err(e),
+        match self.reset_sql.as_deref() {
+            Some(sql) => match self.client.batch_execute(sql).await {
+                Ok(()) => {}
+                Err(e) if in_transaction(&e) => {
+                    tracing::debug!(error = %e, "poolside-connpool: rolling back a transaction left open before the reset");
+                    self.client.batch_execute("ROLLBACK").await?;
+                    self.client.batch_execute(sql).await?;
+                }
+                Err(e) => return Err(e),
+            },
+            None if !purge => return self.client.simple_query("").await.map(drop),
+            None => {}
         }
-        self.reset_due.store(false, Ordering::Release);
+        if purge {
+            self.client.batch_execute(PURGE_SQL).await?;
+        }
         Ok(())
     }
 
     /// The connection came back to the pool.
     pub(super) fn returned(&mut self) {
-        if self.reset_sql.is_some() {
+        if self.reset_sql.is_some() || self.orphaned_statements.load(Ordering::Acquire) {
             self.reset_due.store(true, Ordering::Release);
             if self.reset_clears_statements {
                 self.clear_statement_cache();
@@ -482,7 +530,10 @@ impl PgClient {
         if let Some(statement) = self.lookup(sql) {
             return Ok((statement, true));
         }
-        let statement = self.client.prepare(sql).await?;
+        let mut guard = OrphanGuard { flag: &self.orphaned_statements, armed: true };
+        let prepared = self.client.prepare(sql).await;
+        guard.armed = false;
+        let statement = prepared?;
         self.insert(sql, statement.clone());
         Ok((statement, false))
     }

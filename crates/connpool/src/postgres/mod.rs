@@ -41,14 +41,20 @@ pub enum RecyclingMethod {
     /// Sends an empty simple query and waits for its answer: one round trip.
     #[default]
     Verified,
-    /// `DISCARD ALL` (after a `ROLLBACK` when the last user left a transaction
-    /// open): session settings, temporary tables, advisory locks, listeners and
-    /// prepared statements are gone, so the statement cache is cleared as well.
+    /// What `DISCARD ALL` does, after a `ROLLBACK` when the last user left a
+    /// transaction open: open cursors, session settings and authorization, listeners,
+    /// advisory locks, cached plans, temporary tables and sequence state are reset,
+    /// and prepared statements are gone — the statement cache's are closed with it
+    /// and SQL-level `PREPARE`s deallocated. Only tokio-postgres' own type-lookup
+    /// statements survive: it caches them for the connection's life, and a literal
+    /// `DISCARD ALL` would make every later lookup of a custom type fail.
     Clean,
     /// Runs this SQL with the simple query protocol (after a `ROLLBACK` when the last
     /// user left a transaction open). SQL that contains `DISCARD` or `DEALLOCATE`
     /// clears the statement cache too; other statements the SQL drops are noticed by
-    /// the cache's SQLSTATE `26000` retry.
+    /// the cache's SQLSTATE `26000` retry. `DISCARD ALL` or `DEALLOCATE ALL` here also
+    /// drop tokio-postgres' type-lookup statements: prefer `Clean` when custom types
+    /// (enums, composites, domains) are in use.
     Custom(String),
 }
 
@@ -57,7 +63,7 @@ impl RecyclingMethod {
     fn reset_sql(&self) -> Option<&str> {
         match self {
             RecyclingMethod::Fast | RecyclingMethod::Verified => None,
-            RecyclingMethod::Clean => Some("DISCARD ALL"),
+            RecyclingMethod::Clean => Some(CLEAN_SQL),
             RecyclingMethod::Custom(sql) => Some(sql),
         }
     }
@@ -74,6 +80,19 @@ impl RecyclingMethod {
         }
     }
 }
+
+/// `DISCARD ALL` spelled out, less `DEALLOCATE ALL` (see [`RecyclingMethod::Clean`]),
+/// behind a guard that fails with SQLSTATE `25001` inside a transaction block (in
+/// one simple-query message, `now()` equals `statement_timestamp()` only when the
+/// message began the transaction) so that the caller rolls back and runs it again.
+const CLEAN_SQL: &str = "DO $poolside$ DECLARE s record; BEGIN \
+    IF now() <> statement_timestamp() THEN \
+    RAISE EXCEPTION 'transaction left open' USING ERRCODE = 'active_sql_transaction'; \
+    END IF; \
+    FOR s IN SELECT name FROM pg_prepared_statements WHERE from_sql \
+    LOOP EXECUTE format('DEALLOCATE %I', s.name); END LOOP; END $poolside$; \
+    CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; UNLISTEN *; \
+    SELECT pg_advisory_unlock_all(); DISCARD PLANS; DISCARD TEMP; DISCARD SEQUENCES";
 
 /// The statement cache's size of a new [`PgManager`].
 pub const DEFAULT_STATEMENT_CACHE_CAPACITY: usize = 256;
@@ -317,8 +336,12 @@ where
             RecyclingMethod::Fast if conn.is_closed() => {
                 conn.client().simple_query("").await.map(drop)
             }
-            RecyclingMethod::Fast => Ok(()),
-            RecyclingMethod::Verified => conn.client().simple_query("").await.map(drop),
+            // `ready` purges statements orphaned by a cancelled prepare, if any.
+            RecyclingMethod::Fast => conn.ready().await,
+            RecyclingMethod::Verified => {
+                conn.ready().await?;
+                conn.client().simple_query("").await.map(drop)
+            }
             RecyclingMethod::Clean | RecyclingMethod::Custom(_) => conn.reset().await,
         }
     }
