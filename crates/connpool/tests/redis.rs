@@ -346,3 +346,43 @@ fn bad_urls_are_typed_errors() {
     assert!(err.to_string().starts_with("invalid Redis connection settings"), "{err}");
     assert!(std::error::Error::source(&err).is_some());
 }
+
+#[tokio::test]
+async fn a_connection_that_saw_an_io_error_is_closed_on_return() {
+    if server().is_none() {
+        return;
+    }
+    let own = OwnServer::start(&[]);
+    let mut admin = admin_conn(&own.url(None, 0)).await;
+    let pool: Pool<RedisManager> =
+        Builder::new().max_size(2).build(RedisManager::new(own.url(None, 0)).unwrap()).unwrap();
+    let first_id: i64 = {
+        let mut conn = pool.get().await.unwrap();
+        let id: i64 = redis::cmd("CLIENT").arg("ID").query_async(&mut *conn).await.unwrap();
+        let killed: i64 = redis::cmd("CLIENT")
+            .arg("KILL")
+            .arg("ID")
+            .arg(id)
+            .query_async(&mut admin)
+            .await
+            .unwrap();
+        assert_eq!(killed, 1);
+        // The server hung up: the next command fails at the I/O level.
+        let mut failed = false;
+        for _ in 0..50 {
+            if conn.get::<_, Option<String>>("k").await.is_err() {
+                failed = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(failed, "a command on a killed connection fails");
+        assert!(conn.is_broken());
+        id
+    };
+    assert_eq!(pool.status().open, 0, "the broken connection was closed, not kept");
+    let mut conn = pool.get().await.unwrap();
+    let id: i64 = redis::cmd("CLIENT").arg("ID").query_async(&mut *conn).await.unwrap();
+    assert_ne!(id, first_id, "a fresh connection replaced it");
+    assert!(!conn.is_broken());
+}
