@@ -7,7 +7,8 @@
 //!
 //! The server speaks TLS too (`ssl=on`, plain connections stay allowed): a throwaway
 //! CA signs a server certificate for `localhost` and `127.0.0.1`, and tests receive
-//! the CA's PEM file in `POOLSIDE_PG_CA_FILE`.
+//! the CA's PEM file in `POOLSIDE_PG_CA_FILE` (and the certificate and key in
+//! `POOLSIDE_TLS_CERT_FILE` / `POOLSIDE_TLS_KEY_FILE`, for TLS servers of their own).
 
 use crate::cmd;
 use std::net::TcpListener;
@@ -100,6 +101,17 @@ impl Postgres {
     /// The PEM file of the CA that signed the server's certificate.
     pub(crate) fn ca_file(&self) -> PathBuf {
         self.dir.join("ca.pem")
+    }
+
+    /// The server's certificate (for `localhost` and `127.0.0.1`), which tests may
+    /// also give to TLS servers of their own (a `redis-server --tls-port`, say).
+    pub(crate) fn cert_file(&self) -> PathBuf {
+        self.dir.join("server.crt")
+    }
+
+    /// The server certificate's private key.
+    pub(crate) fn key_file(&self) -> PathBuf {
+        self.dir.join("server.key")
     }
 
     /// Makes the throwaway CA (`ca.pem`) and the server's certificate and key, owned

@@ -111,7 +111,9 @@ fn with_postgres_env(command: &mut Command, pg: Option<&Postgres>) {
             .env("POOLSIDE_PG_BIN_DIR", pg.bin_dir())
             .env("POOLSIDE_PG_DATA_DIR", pg.data_dir())
             .env("POOLSIDE_PG_RUN_AS", if pg.runs_as_postgres_user() { "postgres" } else { "" })
-            .env(postgres::CA_VAR, pg.ca_file());
+            .env(postgres::CA_VAR, pg.ca_file())
+            .env("POOLSIDE_TLS_CERT_FILE", pg.cert_file())
+            .env("POOLSIDE_TLS_KEY_FILE", pg.key_file());
     }
 }
 

@@ -386,3 +386,60 @@ async fn a_connection_that_saw_an_io_error_is_closed_on_return() {
     assert_ne!(id, first_id, "a fresh connection replaced it");
     assert!(!conn.is_broken());
 }
+
+/// `rediss://` against a redis-server with TLS on, using the certificate the test
+/// tooling made (`POOLSIDE_TLS_CERT_FILE`, `POOLSIDE_TLS_KEY_FILE`, CA in
+/// `POOLSIDE_PG_CA_FILE`).
+#[cfg(feature = "redis-rustls")]
+#[tokio::test]
+async fn rediss_urls_connect_over_tls() {
+    if server().is_none() {
+        return;
+    }
+    let var = std::env::var;
+    let (Ok(ca), Ok(cert), Ok(key)) =
+        (var("POOLSIDE_PG_CA_FILE"), var("POOLSIDE_TLS_CERT_FILE"), var("POOLSIDE_TLS_KEY_FILE"))
+    else {
+        assert!(
+            !std::env::var("CI").is_ok_and(|v| v == "true"),
+            "the TLS files are not set under CI: run the tests with `cargo xtask test`"
+        );
+        eprintln!("NOTICE: TLS files not set; skipping the rediss:// test");
+        return;
+    };
+    let tls_port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let own = OwnServer::start(&[
+        "--tls-port",
+        &tls_port.to_string(),
+        "--tls-cert-file",
+        &cert,
+        "--tls-key-file",
+        &key,
+        "--tls-ca-cert-file",
+        &ca,
+        "--tls-auth-clients",
+        "no",
+    ]);
+    let url = format!("rediss://127.0.0.1:{tls_port}/1");
+    let certificates =
+        redis::TlsCertificates { client_tls: None, root_cert: Some(std::fs::read(&ca).unwrap()) };
+    let client = redis::Client::build_with_tls(url.as_str(), certificates).unwrap();
+    let pool = Builder::new().max_size(2).build(RedisManager::from_client(client)).unwrap();
+    let mut conn = pool.get().await.unwrap();
+    let () = conn.set("tls", "yes").await.unwrap();
+    let got: String = conn.get("tls").await.unwrap();
+    assert_eq!(got, "yes");
+    drop(conn);
+    // The plain port of the same server sees the key: the TLS client really talked
+    // to it, in database 1.
+    let mut plain = admin_conn(&own.url(None, 1)).await;
+    let seen: String = plain.get("tls").await.unwrap();
+    assert_eq!(seen, "yes");
+
+    // Public web roots do not trust the throwaway CA: the handshake fails.
+    let untrusted =
+        Builder::new().max_size(1).build(RedisManager::new(url.as_str()).unwrap()).unwrap();
+    let err = untrusted.get().await.expect_err("an untrusted certificate is refused");
+    assert!(matches!(err, GetError::Connect(_)), "{err:?}");
+    assert_eq!(untrusted.status().open, 0);
+}
