@@ -229,3 +229,16 @@ impl ConnectionLike for RedisConnection {
         self.conn.get_db()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_keeps_the_password_out() {
+        let manager = RedisManager::new("redis://user:hunter2@127.0.0.1:6390/4").unwrap();
+        let shown = format!("{manager:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("6390") && shown.contains('4'), "{shown}");
+    }
+}

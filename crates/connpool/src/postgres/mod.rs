@@ -352,3 +352,40 @@ where
         conn.is_closed()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn custom_sql_that_drops_statements_clears_the_cache() {
+        let custom = |sql: &str| RecyclingMethod::Custom(sql.into());
+        assert!(custom("discard all").clears_statements());
+        assert!(custom("RESET ALL; DEALLOCATE ALL").clears_statements());
+        assert!(!custom("RESET ALL").clears_statements());
+        assert!(RecyclingMethod::Clean.clears_statements());
+        assert!(!RecyclingMethod::Verified.clears_statements());
+        assert_eq!(RecyclingMethod::Fast.reset_sql(), None);
+        assert_eq!(custom("RESET ALL").reset_sql(), Some("RESET ALL"));
+    }
+
+    #[test]
+    fn clean_sql_never_deallocates_everything() {
+        // A literal DEALLOCATE ALL / DISCARD ALL would drop tokio-postgres' type lookups.
+        assert!(!CLEAN_SQL.contains("DEALLOCATE ALL"));
+        assert!(!CLEAN_SQL.contains("DISCARD ALL"));
+        for part in
+            ["RESET ALL", "UNLISTEN *", "pg_advisory_unlock_all", "DISCARD TEMP", "CLOSE ALL"]
+        {
+            assert!(CLEAN_SQL.contains(part), "{part}");
+        }
+    }
+
+    #[test]
+    fn debug_output_keeps_the_password_out() {
+        let manager = PgManager::new("postgres://app:hunter2@db.example/app".parse().unwrap());
+        let shown = format!("{manager:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("NoTls"), "{shown}");
+    }
+}
