@@ -9,7 +9,8 @@
 //!   longer than 500 ms.
 //!
 //! * extra report `connpool_redis_interleaved`: the same three in interleaved
-//!   rounds, each round running every contender once in rotating order.
+//!   rounds, each round running every contender once in rotating order, plus
+//!   poolside and bb8-redis with 64 connections for the 64 tasks (nobody waits).
 //!
 //! Needs `POOLSIDE_REDIS_URL` (`cargo xtask bench` starts a redis-server and sets it);
 //! without it the bench says so and skips.
@@ -171,10 +172,35 @@ fn redis_interleaved(_c: &mut Criterion) {
             .await
             .unwrap()
     });
+    // Diagnostic pair: as many connections as tasks, so nobody waits and the pools'
+    // hand-off policies (FIFO to the oldest waiter vs whoever asks next) play no part.
+    let ours_unshared = rt.block_on(async {
+        let pool =
+            Builder::new().max_size(TASKS).build(RedisManager::new(url.as_str()).unwrap()).unwrap();
+        pool.warm(TASKS).await.unwrap();
+        pool
+    });
+    let bb8_unshared = rt.block_on(async {
+        let manager = bb8_redis::RedisConnectionManager::new(url.as_str()).unwrap();
+        bb8::Pool::builder()
+            .max_size(TASKS as u32)
+            .min_idle(Some(TASKS as u32))
+            .test_on_check_out(false)
+            .build(manager)
+            .await
+            .unwrap()
+    });
     let contenders = [
         contender("poolside", TASKS, ours, getset_op!("poolside")),
         contender("deadpool-redis", TASKS, deadpool, getset_op!("deadpool")),
         contender("bb8-redis", TASKS, bb8, getset_op!("bb8")),
+        contender(
+            "poolside, pool 64 (nobody waits)",
+            TASKS,
+            ours_unshared,
+            getset_op!("poolside64"),
+        ),
+        contender("bb8-redis, pool 64 (nobody waits)", TASKS, bb8_unshared, getset_op!("bb864")),
     ];
     let md = interleaved::run(
         &rt,
