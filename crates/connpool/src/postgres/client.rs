@@ -81,12 +81,59 @@ impl SharedCounters {
 
 /// One connection's cache. Invariant: `lru.len() <= capacity`, and the shared `len`
 /// counter includes exactly `lru.len()` for this connection.
-struct Cache {
+struct Cache<V> {
     // Unbounded map, bounded by hand: `LruCache::new` would reserve room for
     // `capacity` entries up front, which a large capacity cannot afford.
-    lru: LruCache<String, Statement>,
+    lru: LruCache<String, V>,
     capacity: usize,
     stats: StatementCacheStats,
+}
+
+impl<V: Clone> Cache<V> {
+    fn new(capacity: usize) -> Self {
+        Cache {
+            lru: LruCache::unbounded(),
+            capacity,
+            stats: StatementCacheStats { capacity, ..StatementCacheStats::default() },
+        }
+    }
+
+    /// The value for `key`, now the most recently used; counts a hit or a miss.
+    fn lookup(&mut self, key: &str) -> Option<V> {
+        let found = self.lru.get(key).cloned();
+        match found {
+            Some(_) => self.stats.hits += 1,
+            None => self.stats.misses += 1,
+        }
+        found
+    }
+
+    /// Caches `value` (nothing at capacity 0) and returns what left to keep the
+    /// bound, least recently used first, and whether `key` is new.
+    fn insert(&mut self, key: &str, value: V) -> (bool, Vec<V>) {
+        if self.capacity == 0 {
+            return (false, Vec::new());
+        }
+        let added = self.lru.put(key.to_owned(), value).is_none();
+        let mut evicted = Vec::new();
+        while self.lru.len() > self.capacity {
+            let Some((_, old)) = self.lru.pop_lru() else { break };
+            evicted.push(old);
+        }
+        self.stats.evictions += evicted.len() as u64;
+        (added, evicted)
+    }
+
+    /// Drops `key`'s entry (counted as an invalidation).
+    fn invalidate(&mut self, key: &str) -> Option<V> {
+        self.stats.invalidations += 1;
+        self.lru.pop(key)
+    }
+
+    /// Drops every entry.
+    fn clear(&mut self) -> LruCache<String, V> {
+        std::mem::replace(&mut self.lru, LruCache::unbounded())
+    }
 }
 
 /// SQL text or an already prepared statement: what [`PgClient`]'s query methods take.
@@ -193,7 +240,7 @@ fn in_transaction(error: &Error) -> bool {
 /// ```
 pub struct PgClient {
     client: Client,
-    cache: Mutex<Cache>,
+    cache: Mutex<Cache<Statement>>,
     automatic: bool,
     reset_sql: Option<Box<str>>,
     reset_clears_statements: bool,
@@ -296,11 +343,7 @@ impl PgClient {
     ) -> Self {
         PgClient {
             client,
-            cache: Mutex::new(Cache {
-                lru: LruCache::unbounded(),
-                capacity,
-                stats: StatementCacheStats { capacity, ..StatementCacheStats::default() },
-            }),
+            cache: Mutex::new(Cache::new(capacity)),
             automatic,
             reset_sql,
             reset_clears_statements,
@@ -446,12 +489,8 @@ impl PgClient {
     /// # }
     /// ```
     pub fn clear_statement_cache(&self) {
-        let dropped = {
-            let mut cache = self.cache.lock();
-            let len = cache.lru.len();
-            self.counters.len.fetch_sub(len, Ordering::Relaxed);
-            std::mem::replace(&mut cache.lru, LruCache::unbounded())
-        };
+        let dropped = self.cache.lock().clear();
+        self.counters.len.fetch_sub(dropped.len(), Ordering::Relaxed);
         // The statements' Drop sends their Close messages, outside the lock.
         drop(dropped);
     }
@@ -472,56 +511,31 @@ impl PgClient {
     }
 
     fn lookup(&self, sql: &str) -> Option<Statement> {
-        let mut cache = self.cache.lock();
-        match cache.lru.get(sql).cloned() {
-            Some(statement) => {
-                cache.stats.hits += 1;
-                self.counters.hits.fetch_add(1, Ordering::Relaxed);
-                Some(statement)
-            }
-            None => {
-                cache.stats.misses += 1;
-                self.counters.misses.fetch_add(1, Ordering::Relaxed);
-                None
-            }
-        }
+        let found = self.cache.lock().lookup(sql);
+        let counter = if found.is_some() { &self.counters.hits } else { &self.counters.misses };
+        counter.fetch_add(1, Ordering::Relaxed);
+        found
     }
 
     fn insert(&self, sql: &str, statement: Statement) {
-        let mut evicted = Vec::new();
-        {
-            let mut cache = self.cache.lock();
-            if cache.capacity == 0 {
-                return;
-            }
-            if cache.lru.put(sql.to_owned(), statement).is_none() {
-                self.counters.len.fetch_add(1, Ordering::Relaxed);
-            }
-            while cache.lru.len() > cache.capacity {
-                let Some((_, old)) = cache.lru.pop_lru() else { break };
-                evicted.push(old);
-                cache.stats.evictions += 1;
-                self.counters.evictions.fetch_add(1, Ordering::Relaxed);
-                self.counters.len.fetch_sub(1, Ordering::Relaxed);
-            }
+        let (added, evicted) = self.cache.lock().insert(sql, statement);
+        if added {
+            self.counters.len.fetch_add(1, Ordering::Relaxed);
         }
-        // The evicted statements' Close messages are sent outside the lock.
+        self.counters.evictions.fetch_add(evicted.len() as u64, Ordering::Relaxed);
+        self.counters.len.fetch_sub(evicted.len(), Ordering::Relaxed);
+        // The evicted statements' Close messages are sent here, outside the lock.
         drop(evicted);
     }
 
     /// Drops `sql`'s entry. A concurrent caller may have replaced the stale
     /// statement already: that costs one more prepare, never a wrong statement.
     fn invalidate(&self, sql: &str) {
-        let removed = {
-            let mut cache = self.cache.lock();
-            cache.stats.invalidations += 1;
-            self.counters.invalidations.fetch_add(1, Ordering::Relaxed);
-            let removed = cache.lru.pop(sql);
-            if removed.is_some() {
-                self.counters.len.fetch_sub(1, Ordering::Relaxed);
-            }
-            removed
-        };
+        let removed = self.cache.lock().invalidate(sql);
+        self.counters.invalidations.fetch_add(1, Ordering::Relaxed);
+        if removed.is_some() {
+            self.counters.len.fetch_sub(1, Ordering::Relaxed);
+        }
         drop(removed);
     }
 
@@ -740,5 +754,87 @@ impl PgClient {
     pub async fn transaction(&mut self) -> Result<Transaction<'_>, Error> {
         self.ready().await?;
         self.client.transaction().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cache;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Lookup(u8),
+        Insert(u8),
+        Invalidate(u8),
+        Clear,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (0u8..8).prop_map(Op::Lookup),
+            4 => (0u8..8).prop_map(Op::Insert),
+            1 => (0u8..8).prop_map(Op::Invalidate),
+            1 => Just(Op::Clear),
+        ]
+    }
+
+    proptest! {
+        /// The cache against a plain model: a list ordered from least to most
+        /// recently used, cut to the capacity from the front.
+        #[test]
+        fn behaves_like_an_lru_list(capacity in 0usize..5, ops in proptest::collection::vec(op(), 0..200)) {
+            let mut cache: Cache<u32> = Cache::new(capacity);
+            let mut model: Vec<(u8, u32)> = Vec::new();
+            let (mut hits, mut misses, mut evictions, mut invalidations) = (0u64, 0u64, 0u64, 0u64);
+            for (step, op) in ops.into_iter().enumerate() {
+                let value = step as u32;
+                match op {
+                    Op::Lookup(k) => {
+                        let expected = model.iter().position(|&(key, _)| key == k).map(|i| {
+                            let entry = model.remove(i);
+                            model.push(entry);
+                            entry.1
+                        });
+                        if expected.is_some() { hits += 1 } else { misses += 1 }
+                        prop_assert_eq!(cache.lookup(&k.to_string()), expected);
+                    }
+                    Op::Insert(k) => {
+                        let mut expected_evicted = Vec::new();
+                        if capacity > 0 {
+                            model.retain(|&(key, _)| key != k);
+                            model.push((k, value));
+                            while model.len() > capacity {
+                                expected_evicted.push(model.remove(0).1);
+                            }
+                        }
+                        evictions += expected_evicted.len() as u64;
+                        let (_, evicted) = cache.insert(&k.to_string(), value);
+                        prop_assert_eq!(evicted, expected_evicted);
+                    }
+                    Op::Invalidate(k) => {
+                        let expected = model.iter().position(|&(key, _)| key == k).map(|i| model.remove(i).1);
+                        invalidations += 1;
+                        prop_assert_eq!(cache.invalidate(&k.to_string()), expected);
+                    }
+                    Op::Clear => {
+                        let cleared = cache.clear();
+                        prop_assert_eq!(cleared.len(), model.len());
+                        model.clear();
+                    }
+                }
+                prop_assert!(cache.lru.len() <= capacity);
+                prop_assert_eq!(cache.lru.len(), model.len());
+                let s = cache.stats;
+                prop_assert_eq!((s.hits, s.misses, s.evictions, s.invalidations), (hits, misses, evictions, invalidations));
+            }
+        }
+    }
+
+    #[test]
+    fn huge_capacities_reserve_nothing_up_front() {
+        let mut cache: Cache<u32> = Cache::new(usize::MAX);
+        assert_eq!(cache.insert("a", 1), (true, Vec::new()));
+        assert_eq!(cache.lookup("a"), Some(1));
     }
 }
