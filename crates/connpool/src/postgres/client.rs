@@ -406,17 +406,16 @@ impl PgClient {
         self.reset_now().await
     }
 
-    /// Caller holds `reset_lock`.
+    /// Caller holds `reset_lock`. The flags are cleared only once the reset has
+    /// succeeded, so a reset that fails or is cancelled midway runs again next time.
     async fn reset_now(&self) -> Result<(), Error> {
-        let purge = self.orphaned_statements.swap(false, Ordering::AcqRel);
-        let result = self.reset_session(purge).await;
-        if result.is_err() && purge {
-            self.orphaned_statements.store(true, Ordering::Release);
+        let purge = self.orphaned_statements.load(Ordering::Acquire);
+        self.reset_session(purge).await?;
+        if purge {
+            self.orphaned_statements.store(false, Ordering::Release);
         }
-        if result.is_ok() {
-            self.reset_due.store(false, Ordering::Release);
-        }
-        result
+        self.reset_due.store(false, Ordering::Release);
+        Ok(())
     }
 
     async fn reset_session(&self, purge: bool) -> Result<(), Error> {
