@@ -4,6 +4,7 @@
 mod bench_report;
 mod cmd;
 mod postgres;
+mod redis;
 mod tasks;
 
 use std::process::ExitCode;
@@ -23,7 +24,9 @@ tasks:
                            rebuilds the ratio table and charts from criterion results copied from
                            another machine (e.g. a 16-core run), into OUT_DIR (default
                            target/bench-report-imported)
-  examples                 runs every example (with a throwaway PostgreSQL)
+  examples                 runs every example (with a throwaway PostgreSQL and redis-server)
+  services -- COMMAND...   runs one command with the throwaway PostgreSQL (TLS on) and
+                           redis-server up and POOLSIDE_PG_*/POOLSIDE_REDIS_* set
   package [--allow-dirty]  cargo package --workspace
   ci                       lint, test, examples, package
 ";
@@ -42,6 +45,7 @@ fn main() -> ExitCode {
         "examples" => no_options(rest).and_then(|()| tasks::examples()),
         "package" => tasks::PackageOptions::parse(rest).and_then(|o| tasks::package(&o)),
         "ci" => no_options(rest).and_then(|()| tasks::ci()),
+        "services" => tasks::services(rest),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
             Ok(())

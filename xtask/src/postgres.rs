@@ -4,6 +4,11 @@
 //! authentication for the `postgres` superuser; run as the `postgres` user through
 //! `runuser` when we are root (PostgreSQL refuses to run as root). Dropping the handle
 //! stops the server and removes the folder, so it goes away even when tests fail.
+//!
+//! The server speaks TLS too (`ssl=on`, plain connections stay allowed): a throwaway
+//! CA signs a server certificate for `localhost` and `127.0.0.1`, and tests receive
+//! the CA's PEM file in `POOLSIDE_PG_CA_FILE` (and the certificate and key in
+//! `POOLSIDE_TLS_CERT_FILE` / `POOLSIDE_TLS_KEY_FILE`, for TLS servers of their own).
 
 use crate::cmd;
 use std::net::TcpListener;
@@ -13,6 +18,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// The environment variable through which tests receive the server's URL.
 pub(crate) const URL_VAR: &str = "POOLSIDE_PG_URL";
+
+/// The environment variable through which tests receive the CA certificate (PEM) that
+/// signed the server's TLS certificate.
+pub(crate) const CA_VAR: &str = "POOLSIDE_PG_CA_FILE";
 
 /// A running throwaway cluster; stopped and deleted on drop.
 pub(crate) struct Postgres {
@@ -52,11 +61,15 @@ impl Postgres {
                 "--no-sync".as_ref(),
             ],
         )?;
+        let (cert, key) = pg.write_tls_files()?;
         let port = free_port()?;
         let options = format!(
             "-p {port} -k {} -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off \
-             -c synchronous_commit=off -c full_page_writes=off",
-            pg.dir.display()
+             -c synchronous_commit=off -c full_page_writes=off -c ssl=on \
+             -c ssl_cert_file={} -c ssl_key_file={}",
+            pg.dir.display(),
+            cert.display(),
+            key.display()
         );
         let log = pg.dir.join("server.log");
         pg.run_tool(
@@ -83,6 +96,59 @@ impl Postgres {
     /// The connection URL (`postgres://postgres@127.0.0.1:PORT/postgres`).
     pub(crate) fn url(&self) -> &str {
         &self.url
+    }
+
+    /// The PEM file of the CA that signed the server's certificate.
+    pub(crate) fn ca_file(&self) -> PathBuf {
+        self.dir.join("ca.pem")
+    }
+
+    /// The server's certificate (for `localhost` and `127.0.0.1`), which tests may
+    /// also give to TLS servers of their own (a `redis-server --tls-port`, say).
+    pub(crate) fn cert_file(&self) -> PathBuf {
+        self.dir.join("server.crt")
+    }
+
+    /// The server certificate's private key.
+    pub(crate) fn key_file(&self) -> PathBuf {
+        self.dir.join("server.key")
+    }
+
+    /// Makes the throwaway CA (`ca.pem`) and the server's certificate and key, owned
+    /// by the server's user with the key private to it (PostgreSQL insists).
+    fn write_tls_files(&self) -> Result<(PathBuf, PathBuf), String> {
+        let tls = |e: rcgen::Error| format!("making the test TLS certificates: {e}");
+        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(tls)?;
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca.distinguished_name.push(rcgen::DnType::CommonName, "poolside throwaway test CA");
+        ca.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::CrlSign,
+            rcgen::KeyUsagePurpose::DigitalSignature,
+        ];
+        let ca_key = rcgen::KeyPair::generate().map_err(tls)?;
+        let ca = rcgen::CertifiedIssuer::self_signed(ca, ca_key).map_err(tls)?;
+        let mut server =
+            rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+                .map_err(tls)?;
+        server.distinguished_name.push(rcgen::DnType::CommonName, "localhost");
+        let server_key = rcgen::KeyPair::generate().map_err(tls)?;
+        let server_cert = server.signed_by(&server_key, &ca).map_err(tls)?;
+
+        let write = |name: &str, contents: String| -> Result<PathBuf, String> {
+            let path = self.dir.join(name);
+            std::fs::write(&path, contents)
+                .map_err(|e| format!("writing {}: {e}", path.display()))?;
+            Ok(path)
+        };
+        write("ca.pem", ca.pem())?;
+        let cert = write("server.crt", server_cert.pem())?;
+        let key = write("server.key", server_key.serialize_pem())?;
+        cmd::run(Command::new("chmod").arg("600").arg(&key))?;
+        if self.as_postgres_user {
+            cmd::run(Command::new("chown").arg("postgres:postgres").arg(&cert).arg(&key))?;
+        }
+        Ok((cert, key))
     }
 
     /// The `pg_ctl`/`initdb`/... binaries' folder, for tests that restart the server.

@@ -3,6 +3,7 @@
 use crate::bench_report;
 use crate::cmd::{self, cargo, in_ci, root, run};
 use crate::postgres::{self, Postgres};
+use crate::redis::{self, Redis};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Instant, SystemTime};
@@ -123,14 +124,57 @@ fn with_postgres_env(command: &mut Command, pg: Option<&Postgres>) {
             .env(postgres::URL_VAR, pg.url())
             .env("POOLSIDE_PG_BIN_DIR", pg.bin_dir())
             .env("POOLSIDE_PG_DATA_DIR", pg.data_dir())
-            .env("POOLSIDE_PG_RUN_AS", if pg.runs_as_postgres_user() { "postgres" } else { "" });
+            .env("POOLSIDE_PG_RUN_AS", if pg.runs_as_postgres_user() { "postgres" } else { "" })
+            .env(postgres::CA_VAR, pg.ca_file())
+            .env("POOLSIDE_TLS_CERT_FILE", pg.cert_file())
+            .env("POOLSIDE_TLS_KEY_FILE", pg.key_file());
     }
+}
+
+/// Starts the throwaway redis-server; like PostgreSQL, under CI a missing server is an
+/// error, never a silent skip.
+fn maybe_redis() -> Result<Option<Redis>, String> {
+    match Redis::start() {
+        Ok(redis) => Ok(Some(redis)),
+        Err(e) if !in_ci() => {
+            eprintln!(
+                "notice: redis-server could not be started ({e}); tests that need it are skipped"
+            );
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn with_redis_env(command: &mut Command, redis: Option<&Redis>) {
+    if let Some(redis) = redis {
+        command.env(redis::URL_VAR, redis.url()).env(redis::SERVER_VAR, redis.binary());
+    }
+}
+
+/// `cargo xtask services -- COMMAND...`: runs one command with the throwaway
+/// PostgreSQL (TLS on) and redis-server up and their variables set, e.g. a single
+/// test target while working on an adapter.
+pub(crate) fn services(args: &[String]) -> Result<(), String> {
+    let args = args.strip_prefix(&["--".to_owned()][..]).unwrap_or(args);
+    let Some((program, rest)) = args.split_first() else {
+        return Err("usage: cargo xtask services -- COMMAND [ARGS...]".into());
+    };
+    let pg = maybe_postgres(true)?;
+    let redis = maybe_redis()?;
+    let mut command = Command::new(program);
+    command.args(rest);
+    with_postgres_env(&mut command, pg.as_ref());
+    with_redis_env(&mut command, redis.as_ref());
+    run(&mut command)
 }
 
 /// `cargo xtask test`.
 pub(crate) fn test(options: &TestOptions) -> Result<(), String> {
     let pg = maybe_postgres(!options.no_postgres)?;
     let pg = pg.as_ref();
+    let redis = maybe_redis()?;
+    let redis = redis.as_ref();
     let nextest = cmd::succeeds("cargo", ["nextest", "--version"]);
     let mut unit = cargo();
     if nextest {
@@ -147,12 +191,14 @@ pub(crate) fn test(options: &TestOptions) -> Result<(), String> {
         unit.args(["test", "--workspace", "--all-features", "--locked", "--no-fail-fast"]);
     }
     with_postgres_env(&mut unit, pg);
+    with_redis_env(&mut unit, redis);
     run(&mut unit)?;
     if nextest {
         // nextest does not run doc tests.
         let mut doc = cargo();
         doc.args(["test", "--workspace", "--all-features", "--locked", "--doc"]);
         with_postgres_env(&mut doc, pg);
+        with_redis_env(&mut doc, redis);
         run(&mut doc)?;
     }
     loom_models()?;
@@ -310,6 +356,7 @@ pub(crate) fn bench(options: &BenchOptions) -> Result<(), String> {
     eprintln!("building the benches (release)...");
     run(cargo().args(["bench", "-p", "poolside-benches", "--locked", "--no-run"]))?;
     let pg = maybe_postgres(true)?;
+    let redis = maybe_redis()?;
     for (index, target) in targets.iter().enumerate() {
         eprintln!(
             "\n[{}/{}] bench `{target}` ({:.0?} elapsed){}",
@@ -332,9 +379,10 @@ pub(crate) fn bench(options: &BenchOptions) -> Result<(), String> {
             command.env("MALLOC_MMAP_THRESHOLD_", "131072");
         }
         with_postgres_env(&mut command, pg.as_ref());
+        with_redis_env(&mut command, redis.as_ref());
         run(&mut command)?;
     }
-    drop(pg);
+    drop((pg, redis));
     let report = bench_report::collect(&root().join("target/criterion"), started)?;
     if report.is_empty() {
         return Err(match &options.filter {
@@ -431,6 +479,7 @@ pub(crate) fn examples() -> Result<(), String> {
         return Ok(());
     }
     let pg = maybe_postgres(true)?;
+    let redis = maybe_redis()?;
     for (index, (package, example)) in examples.iter().enumerate() {
         eprintln!("\n[{}/{}] example {package}/{example}", index + 1, examples.len());
         let mut command = cargo();
@@ -439,6 +488,7 @@ pub(crate) fn examples() -> Result<(), String> {
             command.env("DATABASE_URL", pg.url());
         }
         with_postgres_env(&mut command, pg.as_ref());
+        with_redis_env(&mut command, redis.as_ref());
         run(&mut command)?;
     }
     Ok(())

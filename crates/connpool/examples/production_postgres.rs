@@ -1,11 +1,14 @@
-//! A production-shaped pool against PostgreSQL: min idle, lifetimes, a wait timeout,
-//! 64 tasks on 16 connections for two seconds, then a graceful close.
+//! A production-shaped pool against PostgreSQL: TLS (rustls, verified against a CA),
+//! `Clean` recycling, the automatic statement cache, min idle, lifetimes, a wait
+//! timeout, 64 tasks on 16 connections for two seconds, then a graceful close.
 //!
-//! Uses `DATABASE_URL` when it is set (`cargo xtask examples` sets it to its throwaway
-//! server). Without it, the same pool shape runs against an embedded loopback TCP
-//! server, so the example always runs.
+//! Uses `DATABASE_URL` (or `POOLSIDE_PG_URL`) when it is set; `cargo xtask examples`
+//! sets both to its throwaway server and `POOLSIDE_PG_CA_FILE` to the CA that signed
+//! the server's certificate, so the example connects with `sslmode=require`. Without
+//! a URL, the same pool shape runs against an embedded loopback TCP server, so the
+//! example always runs.
 //!
-//! `DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres cargo run -p poolside-connpool --features postgres --example production_postgres`
+//! `DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres POOLSIDE_PG_CA_FILE=ca.pem cargo run -p poolside-connpool --features postgres-rustls --example production_postgres`
 
 use poolside_connpool::{Builder, Manager, Pool, WaitPolicy};
 use poolside_core::Snapshot;
@@ -59,18 +62,61 @@ fn report<M: Manager>(label: &str, pool: &Pool<M>, total: u64) {
     }
 }
 
+/// The pool against a real server: TLS when a CA is given (`POOLSIDE_PG_CA_FILE`, set
+/// by `cargo xtask examples`; feature `postgres-rustls`), `Clean` recycling so no
+/// session state leaks between users, and the automatic statement cache.
 #[cfg(feature = "postgres")]
 async fn with_postgres(url: &str) -> Result<(), Box<dyn std::error::Error>> {
+    use poolside_connpool::{PgManager, RecyclingMethod};
+    let config: tokio_postgres::Config = url.parse()?;
+    #[cfg(feature = "postgres-rustls")]
+    if let Ok(ca) = std::env::var("POOLSIDE_PG_CA_FILE") {
+        use poolside_connpool::PgTlsConfig;
+        let mut config = config.clone();
+        config.ssl_mode(tokio_postgres::config::SslMode::Require);
+        let tls = PgTlsConfig::new().ca_file(ca)?.build()?;
+        let manager = PgManager::with_rustls(config, tls);
+        return run_postgres(manager.recycling(RecyclingMethod::Clean)).await;
+    }
+    run_postgres(PgManager::new(config).recycling(RecyclingMethod::Clean)).await
+}
+
+#[cfg(feature = "postgres")]
+async fn run_postgres<T>(
+    manager: poolside_connpool::PgManager<T>,
+) -> Result<(), Box<dyn std::error::Error>>
+where
+    poolside_connpool::PgManager<T>:
+        Manager<Connection = poolside_connpool::PgClient, Error = tokio_postgres::Error> + Clone,
+{
     use poolside_connpool::PgManager;
-    let pool = Arc::new(builder().build(PgManager::new(url.parse()?))?);
-    let total = load(pool.clone(), |pool: Arc<Pool<PgManager>>| async move {
+    let manager = manager.automatic_statement_cache(true).statement_cache_capacity(128);
+    let pool = Arc::new(builder().build(manager.clone())?);
+    {
         let conn = pool.get().await?;
-        let row = conn.query_one("SELECT 1::int4", &[]).await?;
-        assert_eq!(row.get::<_, i32>(0), 1);
+        let row =
+            conn.query_one("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", &[]).await?;
+        println!("TLS: {}", if row.get::<_, bool>(0) { "on" } else { "off" });
+    }
+    let total = load(pool.clone(), |pool: Arc<Pool<PgManager<T>>>| async move {
+        // One checkout, several statements: `Clean` recycling empties the cache when
+        // the connection goes back, so the cache pays within a checkout.
+        let conn = pool.get().await?;
+        for n in 0..4i32 {
+            let row = conn.query_one("SELECT $1::int4", &[&n]).await?;
+            assert_eq!(row.get::<_, i32>(0), n);
+        }
         Ok(())
     })
     .await?;
-    report("PostgreSQL SELECT 1", &pool, total);
+    report("PostgreSQL 4 x SELECT $1 per checkout", &pool, total);
+    let cache = manager.statement_cache_stats();
+    println!(
+        "  statement cache: {} hits, {} misses ({:.0} % hits)",
+        cache.hits,
+        cache.misses,
+        100.0 * cache.hit_ratio().unwrap_or(0.0)
+    );
     pool.close_graceful(tokio::time::Instant::now() + Duration::from_secs(5)).await?;
     Ok(())
 }
@@ -116,7 +162,8 @@ async fn with_embedded_server() -> Result<(), Box<dyn std::error::Error>> {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    match std::env::var("DATABASE_URL") {
+    // DATABASE_URL, else the local test server's URL, else an embedded stand-in.
+    match std::env::var("DATABASE_URL").or_else(|_| std::env::var("POOLSIDE_PG_URL")) {
         Ok(url) => with_postgres(&url).await,
         Err(_) => {
             println!("DATABASE_URL not set: using an embedded loopback TCP server");

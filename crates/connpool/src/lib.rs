@@ -47,6 +47,17 @@
 //! [`Pool`] with its guard [`PooledConn`] and [`Status`]; the errors [`GetError`] and
 //! [`BuildError`]; the topologies [`ShardedPool`] and [`FailoverPool`]; the adapters
 //! [`TcpManager`] and (feature `postgres`) `PgManager`.
+//!
+//! Adapters, each a leaf module behind its feature:
+//!
+//! - `postgres`: `PgManager` over `tokio-postgres` with any TLS connector,
+//!   `RecyclingMethod` (`Fast`, `Verified`, `Clean`, `Custom`) and `PgClient`, the
+//!   pooled connection with a bounded LRU statement cache (`prepare_cached`, and an
+//!   automatic mode for SQL text).
+//! - `postgres-rustls`: `PgManager::with_rustls` and `PgTlsConfig` (webpki roots,
+//!   system roots, a custom CA).
+//! - `redis`: `RedisManager` over the `redis` crate's multiplexed async connection;
+//!   `redis-rustls` adds `rediss://` URLs.
 #![forbid(unsafe_code)]
 
 mod backoff;
@@ -61,6 +72,8 @@ mod manager;
 mod pool;
 #[cfg(feature = "postgres")]
 mod postgres;
+#[cfg(feature = "redis")]
+mod redis;
 mod sharded;
 mod stats;
 mod tcp;
@@ -78,6 +91,13 @@ pub use manager::Manager;
 pub use pool::{Pool, Status};
 pub use poolside_core::{Events, Instrumented, PoolError, Timing};
 #[cfg(feature = "postgres")]
-pub use postgres::PgManager;
+pub use postgres::{
+    DEFAULT_STATEMENT_CACHE_CAPACITY, PgClient, PgManager, PgQuery, RecyclingMethod,
+    StatementCacheStats,
+};
+#[cfg(feature = "postgres-rustls")]
+pub use postgres::{PgTlsConfig, TlsConfigError};
+#[cfg(feature = "redis")]
+pub use redis::{RedisConfigError, RedisConnection, RedisManager};
 pub use sharded::{JumpHash, ShardSelector, ShardedPool, StableHash};
 pub use tcp::{HealthCheck, PeekCheck, TcpManager};

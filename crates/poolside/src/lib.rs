@@ -6,7 +6,8 @@
     not(feature = "full"),
     doc = r#"Pooling for Rust: reusable objects and byte buffers, a bounded worker thread pool,
 an async connection pool, and metrics for all of them, re-exported behind the features
-`buf`, `worker`, `conn`, `metrics`, `postgres` and `full` (see the README).
+`buf`, `worker`, `conn`, `metrics`, the adapters `postgres`, `postgres-rustls`, `redis`,
+`redis-rustls`, the buffer features `json` and `bytes`, and `full` (see the README).
 
 ```
 use poolside::core::Reset;

@@ -1,0 +1,839 @@
+//! The pooled PostgreSQL connection: a `tokio_postgres::Client` with a bounded
+//! statement cache and the session reset its recycling method owes.
+
+use lru::LruCache;
+use parking_lot::Mutex;
+use std::fmt;
+use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, Error, Row, SimpleQueryMessage, Statement, Transaction};
+
+/// Statement cache counters: of one connection ([`PgClient::statement_cache_stats`])
+/// or summed over a manager's connections
+/// ([`PgManager::statement_cache_stats`](crate::PgManager::statement_cache_stats)).
+///
+/// ```
+/// use poolside_connpool::StatementCacheStats;
+///
+/// let stats = StatementCacheStats::default();
+/// assert_eq!(stats.hit_ratio(), None);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StatementCacheStats {
+    /// Lookups answered from the cache.
+    pub hits: u64,
+    /// Lookups that had to prepare the statement.
+    pub misses: u64,
+    /// Statements dropped to keep the cache within its capacity (the server's
+    /// prepared statement is closed with it).
+    pub evictions: u64,
+    /// Statements dropped because the server rejected them (SQLSTATE `0A000`
+    /// "cached plan must not change result type", or `26000` "prepared statement
+    /// does not exist") before a transparent retry.
+    pub invalidations: u64,
+    /// Statements cached now.
+    pub len: usize,
+    /// The most statements one connection keeps.
+    pub capacity: usize,
+}
+
+impl StatementCacheStats {
+    /// `hits / (hits + misses)`, or `None` before the first lookup.
+    ///
+    /// ```
+    /// use poolside_connpool::PgManager;
+    ///
+    /// let manager = PgManager::new("host=localhost".parse().unwrap());
+    /// assert_eq!(manager.statement_cache_stats().hit_ratio(), None);
+    /// ```
+    pub fn hit_ratio(&self) -> Option<f64> {
+        let lookups = self.hits + self.misses;
+        (lookups > 0).then(|| self.hits as f64 / lookups as f64)
+    }
+}
+
+/// Counters shared by a manager and every connection it opened.
+#[derive(Debug, Default)]
+pub(super) struct SharedCounters {
+    hits: AtomicU64,
+    misses: AtomicU64,
+    evictions: AtomicU64,
+    invalidations: AtomicU64,
+    len: AtomicUsize,
+}
+
+impl SharedCounters {
+    pub(super) fn snapshot(&self, capacity: usize) -> StatementCacheStats {
+        StatementCacheStats {
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+            evictions: self.evictions.load(Ordering::Relaxed),
+            invalidations: self.invalidations.load(Ordering::Relaxed),
+            len: self.len.load(Ordering::Relaxed),
+            capacity,
+        }
+    }
+}
+
+/// One connection's cache. Invariant: `lru.len() <= capacity`, and the shared `len`
+/// counter includes exactly `lru.len()` for this connection.
+struct Cache<V> {
+    // Unbounded map, bounded by hand: `LruCache::new` would reserve room for
+    // `capacity` entries up front, which a large capacity cannot afford.
+    lru: LruCache<String, V>,
+    capacity: usize,
+    stats: StatementCacheStats,
+}
+
+impl<V: Clone> Cache<V> {
+    fn new(capacity: usize) -> Self {
+        Cache {
+            lru: LruCache::unbounded(),
+            capacity,
+            stats: StatementCacheStats { capacity, ..StatementCacheStats::default() },
+        }
+    }
+
+    /// The value for `key`, now the most recently used; counts a hit or a miss.
+    fn lookup(&mut self, key: &str) -> Option<V> {
+        let found = self.lru.get(key).cloned();
+        match found {
+            Some(_) => self.stats.hits += 1,
+            None => self.stats.misses += 1,
+        }
+        found
+    }
+
+    /// Caches `value` (nothing at capacity 0) and returns what left to keep the
+    /// bound, least recently used first, and whether `key` is new.
+    fn insert(&mut self, key: &str, value: V) -> (bool, Vec<V>) {
+        if self.capacity == 0 {
+            return (false, Vec::new());
+        }
+        let added = self.lru.put(key.to_owned(), value).is_none();
+        let mut evicted = Vec::new();
+        while self.lru.len() > self.capacity {
+            let Some((_, old)) = self.lru.pop_lru() else { break };
+            evicted.push(old);
+        }
+        self.stats.evictions += evicted.len() as u64;
+        (added, evicted)
+    }
+
+    /// Drops `key`'s entry (counted as an invalidation).
+    fn invalidate(&mut self, key: &str) -> Option<V> {
+        self.stats.invalidations += 1;
+        self.lru.pop(key)
+    }
+
+    /// Drops every entry.
+    fn clear(&mut self) -> LruCache<String, V> {
+        std::mem::replace(&mut self.lru, LruCache::unbounded())
+    }
+}
+
+/// SQL text or an already prepared statement: what [`PgClient`]'s query methods take.
+///
+/// Implemented for `str`, `String` and `tokio_postgres::Statement`; sealed.
+///
+/// ```
+/// fn takes<Q: poolside_connpool::PgQuery + ?Sized>(_: &Q) {}
+/// takes("SELECT 1");
+/// takes(&String::from("SELECT 1"));
+/// ```
+pub trait PgQuery: sealed::Sealed + Sync {}
+
+mod sealed {
+    use tokio_postgres::Statement;
+
+    #[derive(Debug)]
+    pub enum QueryRef<'a> {
+        Sql(&'a str),
+        Prepared(&'a Statement),
+    }
+
+    // Public in a private module: callers can name `PgQuery` but neither call nor
+    // implement what it is built on.
+    #[allow(unreachable_pub)]
+    pub trait Sealed {
+        fn as_query(&self) -> QueryRef<'_>;
+    }
+
+    impl Sealed for str {
+        fn as_query(&self) -> QueryRef<'_> {
+            QueryRef::Sql(self)
+        }
+    }
+
+    impl Sealed for String {
+        fn as_query(&self) -> QueryRef<'_> {
+            QueryRef::Sql(self)
+        }
+    }
+
+    impl Sealed for Statement {
+        fn as_query(&self) -> QueryRef<'_> {
+            QueryRef::Prepared(self)
+        }
+    }
+}
+
+impl PgQuery for str {}
+impl PgQuery for String {}
+impl PgQuery for Statement {}
+
+use sealed::QueryRef;
+
+/// Whether the server rejected a cached statement in a way a fresh prepare fixes.
+fn is_stale(error: &Error) -> bool {
+    matches!(
+        error.code(),
+        Some(code) if *code == SqlState::FEATURE_NOT_SUPPORTED
+            || *code == SqlState::INVALID_SQL_STATEMENT_NAME
+    )
+}
+
+/// Whether a statement failed because the session is inside a transaction block.
+fn in_transaction(error: &Error) -> bool {
+    matches!(
+        error.code(),
+        Some(code) if *code == SqlState::ACTIVE_SQL_TRANSACTION
+            || *code == SqlState::IN_FAILED_SQL_TRANSACTION
+    )
+}
+
+/// The connection a [`PgManager`](crate::PgManager) pool hands out: a
+/// `tokio_postgres::Client` (reachable through `Deref`) with a per-connection,
+/// bounded LRU statement cache.
+///
+/// Its own `query`, `query_one`, `query_opt`, `execute`, `prepare`,
+/// `prepare_cached`, `batch_execute`, `simple_query` and `transaction` first run the
+/// session reset the recycling method owes (see
+/// [`RecyclingMethod`](crate::RecyclingMethod)); methods of the `Client` reached
+/// through `Deref` do not, so call [`PgClient::ready`] before using them on a pool
+/// with `Clean` or `Custom` recycling.
+///
+/// With the manager's automatic mode on, SQL text given to `query`, `query_one`,
+/// `query_opt` and `execute` is prepared once per connection and then executed from
+/// the cache (one round trip instead of two). A cached statement that the server
+/// rejects with SQLSTATE `0A000` (its result type changed, e.g. after `ALTER TABLE`)
+/// or `26000` (it no longer exists, e.g. after a `DISCARD ALL`) is dropped, prepared
+/// again and run once more. Inside an explicit transaction that retry cannot help:
+/// the first error has already aborted the transaction.
+///
+/// ```no_run
+/// use poolside_connpool::{Builder, PgManager};
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let pool = Builder::new().build(PgManager::new("postgres://postgres@localhost/postgres".parse()?))?;
+/// let conn = pool.get().await?;
+/// let statement = conn.prepare_cached("SELECT $1::int + 1").await?;
+/// let row = conn.query_one(&statement, &[&41i32]).await?;
+/// assert_eq!(row.get::<_, i32>(0), 42);
+/// assert_eq!(conn.statement_cache_stats().misses, 1);
+/// # Ok(())
+/// # }
+/// ```
+pub struct PgClient {
+    client: Client,
+    cache: Mutex<Cache<Statement>>,
+    automatic: bool,
+    reset_sql: Option<Box<str>>,
+    reset_clears_statements: bool,
+    /// Set when the connection comes back to the pool owing a reset or a purge;
+    /// cleared by a successful one.
+    reset_due: AtomicBool,
+    /// A prepare was cancelled after its Parse message left: the server holds a
+    /// statement no `Statement` value will ever close. Purged (`DEALLOCATE ALL`) at
+    /// the next checkout, when no caller holds this connection's statements.
+    orphaned_statements: AtomicBool,
+    /// Serialises the reset against concurrent calls on one borrowed connection.
+    reset_lock: tokio::sync::Mutex<()>,
+    counters: Arc<SharedCounters>,
+}
+
+impl fmt::Debug for PgClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PgClient")
+            .field("closed", &self.client.is_closed())
+            .field("statement_cache", &self.statement_cache_stats())
+            .field("automatic_statement_cache", &self.automatic)
+            .field("reset_due", &self.reset_due.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+impl Deref for PgClient {
+    type Target = Client;
+
+    fn deref(&self) -> &Client {
+        &self.client
+    }
+}
+
+impl DerefMut for PgClient {
+    fn deref_mut(&mut self) -> &mut Client {
+        &mut self.client
+    }
+}
+
+impl Drop for PgClient {
+    fn drop(&mut self) {
+        let len = self.cache.get_mut().lru.len();
+        self.counters.len.fetch_sub(len, Ordering::Relaxed);
+    }
+}
+
+/// Deallocates every prepared statement of the session except tokio-postgres' own
+/// type lookups (it caches those for the connection's life and cannot prepare them
+/// again): run when no `Statement` of this connection is held, so the rest are
+/// orphans of cancelled prepares or SQL-level `PREPARE`s.
+const PURGE_SQL: &str = "DO $poolside$ DECLARE s record; BEGIN \
+    FOR s IN SELECT name FROM pg_prepared_statements \
+    WHERE statement NOT LIKE '%FROM pg_catalog.pg_type t%' \
+    AND statement NOT LIKE '%FROM pg_catalog.pg_enum%' \
+    AND statement NOT LIKE '%FROM pg_catalog.pg_attribute%' \
+    LOOP EXECUTE format('DEALLOCATE %I', s.name); END LOOP; END $poolside$";
+
+/// Still armed when dropped only if a prepare was cancelled midway: the server may
+/// then hold a statement that no `Statement` value will ever close.
+struct OrphanGuard<'a> {
+    flag: &'a AtomicBool,
+    armed: bool,
+}
+
+impl Drop for OrphanGuard<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.flag.store(true, Ordering::Release);
+        }
+    }
+}
+
+/// Runs `$run` (an expression using `$st`, the statement) with the cached statement
+/// for `$sql`; a cached statement the server calls stale is replaced once.
+macro_rules! through_cache {
+    ($self:ident, $sql:expr, |$st:ident| $run:expr) => {{
+        let sql: &str = $sql;
+        let ($st, hit) = $self.cached(sql).await?;
+        match $run.await {
+            Err(e) if hit && is_stale(&e) => {
+                tracing::debug!(error = %e, sql, "poolside-connpool: cached statement invalidated; preparing it again");
+                $self.invalidate(sql);
+                let ($st, _) = $self.cached(sql).await?;
+                $run.await
+            }
+            other => other,
+        }
+    }};
+}
+
+impl PgClient {
+    pub(super) fn new(
+        client: Client,
+        capacity: usize,
+        automatic: bool,
+        reset_sql: Option<Box<str>>,
+        reset_clears_statements: bool,
+        counters: Arc<SharedCounters>,
+    ) -> Self {
+        PgClient {
+            client,
+            cache: Mutex::new(Cache::new(capacity)),
+            automatic,
+            reset_sql,
+            reset_clears_statements,
+            reset_due: AtomicBool::new(false),
+            orphaned_statements: AtomicBool::new(false),
+            reset_lock: tokio::sync::Mutex::new(()),
+            counters,
+        }
+    }
+
+    /// The underlying client, without running a pending reset (see [`PgClient::ready`]).
+    ///
+    /// ```no_run
+    /// # use poolside_connpool::{Builder, PgManager};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let pool = Builder::new().build(PgManager::new("host=localhost user=postgres".parse()?))?;
+    /// let conn = pool.get().await?;
+    /// let client: &tokio_postgres::Client = conn.client();
+    /// client.batch_execute("SELECT 1").await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Runs the session reset that the recycling method still owes this connection
+    /// (`Clean`: what `DISCARD ALL` does; `Custom`: its SQL), and the purge of
+    /// statements orphaned by a cancelled prepare, if any; a no-op otherwise. Every
+    /// query method of `PgClient` calls it first.
+    ///
+    /// ```no_run
+    /// # use poolside_connpool::{Builder, PgManager, RecyclingMethod};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let manager = PgManager::new("host=localhost user=postgres".parse()?).recycling(RecyclingMethod::Clean);
+    /// # let pool = Builder::new().build(manager)?;
+    /// let conn = pool.get().await?;
+    /// conn.ready().await?;
+    /// // The previous user's session state is gone before this raw client call.
+    /// conn.client().batch_execute("LISTEN jobs").await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn ready(&self) -> Result<(), Error> {
+        if !self.reset_due.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let _serial = self.reset_lock.lock().await;
+        if self.reset_due.load(Ordering::Acquire) {
+            self.reset_now().await?;
+        }
+        Ok(())
+    }
+
+    /// Resets the session now (if the recycling method resets at all).
+    pub(super) async fn reset(&self) -> Result<(), Error> {
+        let _serial = self.reset_lock.lock().await;
+        self.reset_now().await
+    }
+
+    /// Caller holds `reset_lock`. The flags are cleared only once the reset has
+    /// succeeded, so a reset that fails or is cancelled midway runs again next time.
+    async fn reset_now(&self) -> Result<(), Error> {
+        let purge = self.orphaned_statements.load(Ordering::Acquire);
+        self.reset_session(purge).await?;
+        if purge {
+            self.orphaned_statements.store(false, Ordering::Release);
+        }
+        self.reset_due.store(false, Ordering::Release);
+        Ok(())
+    }
+
+    async fn reset_session(&self, purge: bool) -> Result<(), Error> {
+        if purge || self.reset_clears_statements {
+            // Dropping the statements queues their Close messages ahead of the reset.
+            self.clear_statement_cache();
+        }
+        match self.reset_sql.as_deref() {
+            Some(sql) => match self.client.batch_execute(sql).await {
+                Ok(()) => {}
+                Err(e) if in_transaction(&e) => {
+                    tracing::debug!(error = %e, "poolside-connpool: rolling back a transaction left open before the reset");
+                    self.client.batch_execute("ROLLBACK").await?;
+                    self.client.batch_execute(sql).await?;
+                }
+                Err(e) => return Err(e),
+            },
+            None if !purge => return self.client.simple_query("").await.map(drop),
+            None => {}
+        }
+        if purge {
+            self.client.batch_execute(PURGE_SQL).await?;
+        }
+        Ok(())
+    }
+
+    /// The connection came back to the pool.
+    pub(super) fn returned(&mut self) {
+        if self.reset_sql.is_some() || self.orphaned_statements.load(Ordering::Acquire) {
+            self.reset_due.store(true, Ordering::Release);
+            if self.reset_clears_statements {
+                self.clear_statement_cache();
+            }
+        }
+    }
+
+    /// This connection's statement cache counters.
+    ///
+    /// ```no_run
+    /// # use poolside_connpool::{Builder, PgManager};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let pool = Builder::new().build(PgManager::new("host=localhost user=postgres".parse()?))?;
+    /// let conn = pool.get().await?;
+    /// conn.prepare_cached("SELECT 1").await?;
+    /// conn.prepare_cached("SELECT 1").await?;
+    /// let stats = conn.statement_cache_stats();
+    /// assert_eq!((stats.misses, stats.hits, stats.len), (1, 1, 1));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn statement_cache_stats(&self) -> StatementCacheStats {
+        let cache = self.cache.lock();
+        StatementCacheStats { len: cache.lru.len(), ..cache.stats }
+    }
+
+    /// Drops every cached statement (the server's prepared statements are closed
+    /// with them).
+    ///
+    /// ```no_run
+    /// # use poolside_connpool::{Builder, PgManager};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let pool = Builder::new().build(PgManager::new("host=localhost user=postgres".parse()?))?;
+    /// let conn = pool.get().await?;
+    /// conn.prepare_cached("SELECT 1").await?;
+    /// conn.clear_statement_cache();
+    /// assert_eq!(conn.statement_cache_stats().len, 0);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn clear_statement_cache(&self) {
+        let dropped = self.cache.lock().clear();
+        self.counters.len.fetch_sub(dropped.len(), Ordering::Relaxed);
+        // The statements' Drop sends their Close messages, outside the lock.
+        drop(dropped);
+    }
+
+    /// Whether the connection's I/O task has ended.
+    ///
+    /// ```no_run
+    /// # use poolside_connpool::{Builder, PgManager};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let pool = Builder::new().build(PgManager::new("host=localhost user=postgres".parse()?))?;
+    /// assert!(!pool.get().await?.is_closed());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        self.client.is_closed()
+    }
+
+    fn lookup(&self, sql: &str) -> Option<Statement> {
+        let found = self.cache.lock().lookup(sql);
+        let counter = if found.is_some() { &self.counters.hits } else { &self.counters.misses };
+        counter.fetch_add(1, Ordering::Relaxed);
+        found
+    }
+
+    fn insert(&self, sql: &str, statement: Statement) {
+        let (added, evicted) = self.cache.lock().insert(sql, statement);
+        if added {
+            self.counters.len.fetch_add(1, Ordering::Relaxed);
+        }
+        self.counters.evictions.fetch_add(evicted.len() as u64, Ordering::Relaxed);
+        self.counters.len.fetch_sub(evicted.len(), Ordering::Relaxed);
+        // The evicted statements' Close messages are sent here, outside the lock.
+        drop(evicted);
+    }
+
+    /// Drops `sql`'s entry. A concurrent caller may have replaced the stale
+    /// statement already: that costs one more prepare, never a wrong statement.
+    fn invalidate(&self, sql: &str) {
+        let removed = self.cache.lock().invalidate(sql);
+        self.counters.invalidations.fetch_add(1, Ordering::Relaxed);
+        if removed.is_some() {
+            self.counters.len.fetch_sub(1, Ordering::Relaxed);
+        }
+        drop(removed);
+    }
+
+    /// The cached statement for `sql` (prepared on a miss) and whether it was a hit.
+    async fn cached(&self, sql: &str) -> Result<(Statement, bool), Error> {
+        if let Some(statement) = self.lookup(sql) {
+            return Ok((statement, true));
+        }
+        let mut guard = OrphanGuard { flag: &self.orphaned_statements, armed: true };
+        let prepared = self.client.prepare(sql).await;
+        guard.armed = false;
+        let statement = prepared?;
+        self.insert(sql, statement.clone());
+        Ok((statement, false))
+    }
+
+    /// Prepares `sql` once per connection: later calls with the same text return the
+    /// cached statement without a round trip. The least recently used statement
+    /// leaves a full cache, and its server-side prepared statement is closed.
+    ///
+    /// ```no_run
+    /// # use poolside_connpool::{Builder, PgManager};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let pool = Builder::new().build(PgManager::new("host=localhost user=postgres".parse()?))?;
+    /// let conn = pool.get().await?;
+    /// let statement = conn.prepare_cached("SELECT $1::text").await?;
+    /// let row = conn.query_one(&statement, &[&"hi"]).await?;
+    /// assert_eq!(row.get::<_, &str>(0), "hi");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn prepare_cached(&self, sql: &str) -> Result<Statement, Error> {
+        self.ready().await?;
+        self.cached(sql).await.map(|(statement, _)| statement)
+    }
+
+    /// Prepares `sql` without caching it.
+    ///
+    /// ```no_run
+    /// # use poolside_connpool::{Builder, PgManager};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let pool = Builder::new().build(PgManager::new("host=localhost user=postgres".parse()?))?;
+    /// let conn = pool.get().await?;
+    /// let statement = conn.prepare("SELECT 1").await?;
+    /// assert_eq!(statement.columns().len(), 1);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn prepare(&self, sql: &str) -> Result<Statement, Error> {
+        self.ready().await?;
+        self.client.prepare(sql).await
+    }
+
+    /// Runs a statement and returns its rows. SQL text goes through the statement
+    /// cache when the manager's automatic mode is on.
+    ///
+    /// ```no_run
+    /// # use poolside_connpool::{Builder, PgManager};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let pool = Builder::new().build(PgManager::new("host=localhost user=postgres".parse()?))?;
+    /// let rows = pool.get().await?.query("SELECT generate_series(1, $1)", &[&3i32]).await?;
+    /// assert_eq!(rows.len(), 3);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn query<Q: PgQuery + ?Sized>(
+        &self,
+        statement: &Q,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, Error> {
+        self.ready().await?;
+        match statement.as_query() {
+            QueryRef::Sql(sql) if self.automatic => {
+                through_cache!(self, sql, |st| self.client.query(&st, params))
+            }
+            QueryRef::Sql(sql) => self.client.query(sql, params).await,
+            QueryRef::Prepared(st) => self.client.query(st, params).await,
+        }
+    }
+
+    /// Runs a statement that returns exactly one row. SQL text goes through the
+    /// statement cache when the manager's automatic mode is on.
+    ///
+    /// ```no_run
+    /// # use poolside_connpool::{Builder, PgManager};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let pool = Builder::new().build(PgManager::new("host=localhost user=postgres".parse()?))?;
+    /// let row = pool.get().await?.query_one("SELECT $1::int", &[&1i32]).await?;
+    /// assert_eq!(row.get::<_, i32>(0), 1);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn query_one<Q: PgQuery + ?Sized>(
+        &self,
+        statement: &Q,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Row, Error> {
+        self.ready().await?;
+        match statement.as_query() {
+            QueryRef::Sql(sql) if self.automatic => {
+                through_cache!(self, sql, |st| self.client.query_one(&st, params))
+            }
+            QueryRef::Sql(sql) => self.client.query_one(sql, params).await,
+            QueryRef::Prepared(st) => self.client.query_one(st, params).await,
+        }
+    }
+
+    /// Runs a statement that returns at most one row. SQL text goes through the
+    /// statement cache when the manager's automatic mode is on.
+    ///
+    /// ```no_run
+    /// # use poolside_connpool::{Builder, PgManager};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let pool = Builder::new().build(PgManager::new("host=localhost user=postgres".parse()?))?;
+    /// let row = pool.get().await?.query_opt("SELECT 1 WHERE false", &[]).await?;
+    /// assert!(row.is_none());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn query_opt<Q: PgQuery + ?Sized>(
+        &self,
+        statement: &Q,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>, Error> {
+        self.ready().await?;
+        match statement.as_query() {
+            QueryRef::Sql(sql) if self.automatic => {
+                through_cache!(self, sql, |st| self.client.query_opt(&st, params))
+            }
+            QueryRef::Sql(sql) => self.client.query_opt(sql, params).await,
+            QueryRef::Prepared(st) => self.client.query_opt(st, params).await,
+        }
+    }
+
+    /// Runs a statement and returns the number of rows it touched. SQL text goes
+    /// through the statement cache when the manager's automatic mode is on.
+    ///
+    /// ```no_run
+    /// # use poolside_connpool::{Builder, PgManager};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let pool = Builder::new().build(PgManager::new("host=localhost user=postgres".parse()?))?;
+    /// let conn = pool.get().await?;
+    /// conn.batch_execute("CREATE TEMPORARY TABLE t (n int)").await?;
+    /// assert_eq!(conn.execute("INSERT INTO t VALUES ($1), ($1)", &[&1i32]).await?, 2);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn execute<Q: PgQuery + ?Sized>(
+        &self,
+        statement: &Q,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, Error> {
+        self.ready().await?;
+        match statement.as_query() {
+            QueryRef::Sql(sql) if self.automatic => {
+                through_cache!(self, sql, |st| self.client.execute(&st, params))
+            }
+            QueryRef::Sql(sql) => self.client.execute(sql, params).await,
+            QueryRef::Prepared(st) => self.client.execute(st, params).await,
+        }
+    }
+
+    /// Runs SQL statements with the simple query protocol, discarding rows.
+    ///
+    /// ```no_run
+    /// # use poolside_connpool::{Builder, PgManager};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let pool = Builder::new().build(PgManager::new("host=localhost user=postgres".parse()?))?;
+    /// pool.get().await?.batch_execute("SET search_path TO public; SELECT 1").await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn batch_execute(&self, sql: &str) -> Result<(), Error> {
+        self.ready().await?;
+        self.client.batch_execute(sql).await
+    }
+
+    /// Runs SQL statements with the simple query protocol, returning rows as text.
+    ///
+    /// ```no_run
+    /// # use poolside_connpool::{Builder, PgManager};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let pool = Builder::new().build(PgManager::new("host=localhost user=postgres".parse()?))?;
+    /// let messages = pool.get().await?.simple_query("SELECT 1").await?;
+    /// assert!(!messages.is_empty());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn simple_query(&self, sql: &str) -> Result<Vec<SimpleQueryMessage>, Error> {
+        self.ready().await?;
+        self.client.simple_query(sql).await
+    }
+
+    /// Begins a transaction (rolled back when dropped uncommitted).
+    ///
+    /// ```no_run
+    /// # use poolside_connpool::{Builder, PgManager};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let pool = Builder::new().build(PgManager::new("host=localhost user=postgres".parse()?))?;
+    /// let mut conn = pool.get().await?;
+    /// let tx = conn.transaction().await?;
+    /// tx.execute("SELECT 1", &[]).await?;
+    /// tx.commit().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn transaction(&mut self) -> Result<Transaction<'_>, Error> {
+        self.ready().await?;
+        self.client.transaction().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cache;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Lookup(u8),
+        Insert(u8),
+        Invalidate(u8),
+        Clear,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (0u8..8).prop_map(Op::Lookup),
+            4 => (0u8..8).prop_map(Op::Insert),
+            1 => (0u8..8).prop_map(Op::Invalidate),
+            1 => Just(Op::Clear),
+        ]
+    }
+
+    proptest! {
+        /// The cache against a plain model: a list ordered from least to most
+        /// recently used, cut to the capacity from the front.
+        #[test]
+        fn behaves_like_an_lru_list(capacity in 0usize..5, ops in proptest::collection::vec(op(), 0..200)) {
+            let mut cache: Cache<u32> = Cache::new(capacity);
+            let mut model: Vec<(u8, u32)> = Vec::new();
+            let (mut hits, mut misses, mut evictions, mut invalidations) = (0u64, 0u64, 0u64, 0u64);
+            for (step, op) in ops.into_iter().enumerate() {
+                let value = step as u32;
+                match op {
+                    Op::Lookup(k) => {
+                        let expected = model.iter().position(|&(key, _)| key == k).map(|i| {
+                            let entry = model.remove(i);
+                            model.push(entry);
+                            entry.1
+                        });
+                        if expected.is_some() { hits += 1 } else { misses += 1 }
+                        prop_assert_eq!(cache.lookup(&k.to_string()), expected);
+                    }
+                    Op::Insert(k) => {
+                        let mut expected_evicted = Vec::new();
+                        if capacity > 0 {
+                            model.retain(|&(key, _)| key != k);
+                            model.push((k, value));
+                            while model.len() > capacity {
+                                expected_evicted.push(model.remove(0).1);
+                            }
+                        }
+                        evictions += expected_evicted.len() as u64;
+                        let (_, evicted) = cache.insert(&k.to_string(), value);
+                        prop_assert_eq!(evicted, expected_evicted);
+                    }
+                    Op::Invalidate(k) => {
+                        let expected = model.iter().position(|&(key, _)| key == k).map(|i| model.remove(i).1);
+                        invalidations += 1;
+                        prop_assert_eq!(cache.invalidate(&k.to_string()), expected);
+                    }
+                    Op::Clear => {
+                        let cleared = cache.clear();
+                        prop_assert_eq!(cleared.len(), model.len());
+                        model.clear();
+                    }
+                }
+                prop_assert!(cache.lru.len() <= capacity);
+                prop_assert_eq!(cache.lru.len(), model.len());
+                let s = cache.stats;
+                prop_assert_eq!((s.hits, s.misses, s.evictions, s.invalidations), (hits, misses, evictions, invalidations));
+            }
+        }
+    }
+
+    #[test]
+    fn huge_capacities_reserve_nothing_up_front() {
+        let mut cache: Cache<u32> = Cache::new(usize::MAX);
+        assert_eq!(cache.insert("a", 1), (true, Vec::new()));
+        assert_eq!(cache.lookup("a"), Some(1));
+    }
+}
