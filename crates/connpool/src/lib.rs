@@ -37,8 +37,13 @@
 //! for someone else; counts stay exact after connect errors, broken connections and
 //! panics; the janitor keeps `min_idle` and enforces lifetimes (also checked on
 //! checkout and return); `close()` wakes every waiter.
+//!
+//! For threads without a runtime, the [`blocking`] module (feature `blocking`) has the
+//! same pool with a synchronous manager, plus rusqlite, `postgres` and diesel adapters.
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "blocking")]
+pub mod blocking;
 mod breaker;
 mod config;
 mod error;
