@@ -89,6 +89,20 @@ impl std::error::Error for DieselError {
     }
 }
 
+impl From<diesel::ConnectionError> for DieselError {
+    fn from(e: diesel::ConnectionError) -> Self {
+        DieselError::Connection(e)
+    }
+}
+
+/// So an [`after_connect`](super::Builder::after_connect) hook can use `?` on
+/// diesel queries.
+impl From<diesel::result::Error> for DieselError {
+    fn from(e: diesel::result::Error) -> Self {
+        DieselError::Query(e)
+    }
+}
+
 impl<C> Manager for DieselManager<C>
 where
     C: Connection + Send + 'static,

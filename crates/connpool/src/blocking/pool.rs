@@ -100,6 +100,8 @@ struct State<C> {
     /// The waiter woken to take an idle connection, if any (one at a time).
     nudged: Option<u64>,
     backoff: Backoff,
+    /// Dials the janitor (or `maintain`) has in progress toward `min_idle`.
+    warming: usize,
 }
 
 pub(crate) struct Shared<M: Manager> {
@@ -517,7 +519,7 @@ impl<M: Manager> Shared<M> {
         {
             let mut st = self.lock();
             if st.closed
-                || st.idle.len() >= self.config.min_idle
+                || st.idle.len() + st.warming >= self.config.min_idle
                 || st.open >= st.max_size
                 || !st.waiters.is_empty()
                 || st.backoff.until.is_some_and(|u| u > Instant::now())
@@ -525,8 +527,11 @@ impl<M: Manager> Shared<M> {
                 return false;
             }
             st.open += 1;
+            st.warming += 1;
         }
-        match self.dial() {
+        let dialled = self.dial();
+        self.lock().warming -= 1;
+        match dialled {
             Ok(conn) => {
                 self.put_back(conn);
                 true
@@ -675,6 +680,7 @@ impl<M: Manager> Pool<M> {
             next_id: 0,
             nudged: None,
             backoff: Backoff::default(),
+            warming: 0,
         };
         let needs_janitor = config.needs_janitor();
         let shared = Arc::new(Shared {
@@ -1088,7 +1094,7 @@ impl<M: Manager> Pool<M> {
 
     /// Runs one round of the janitor's work now, on this thread: closes idle
     /// connections past their lifetime or idle limit, then opens connections up to
-    /// `min_idle`. The janitor thread does this on its own; this is for tests and
+    /// `min_idle` (counting those the janitor is opening at the same moment). The janitor thread does this on its own; this is for tests and
     /// for callers that want it done at a point of their choosing.
     ///
     /// ```
