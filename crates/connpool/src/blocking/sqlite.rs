@@ -33,6 +33,9 @@
 
 use super::Manager;
 use rusqlite::{Connection, OpenFlags};
+
+/// The rusqlite this adapter is built on, so callers need no version of their own.
+pub use rusqlite;
 use std::path::PathBuf;
 use std::time::Duration;
 
