@@ -62,20 +62,30 @@ where
             }
         })
     };
-    if spawned.is_err() {
-        let Some((f, _)) = job.lock().take() else { return Outcome::TimedOut };
-        return match catch_unwind(AssertUnwindSafe(f)) {
-            Ok(r) => Outcome::Done(r),
-            Err(p) => Outcome::Panicked(p),
-        };
-    }
+    let helper = match spawned {
+        Ok(helper) => helper,
+        Err(_) => {
+            let Some((f, _)) = job.lock().take() else { return Outcome::TimedOut };
+            return match catch_unwind(AssertUnwindSafe(f)) {
+                Ok(r) => Outcome::Done(r),
+                Err(p) => Outcome::Panicked(p),
+            };
+        }
+    };
     let deadline = Instant::now().checked_add(limit);
     let mut state = cell.state.lock();
     loop {
-        match std::mem::replace(&mut *state, State::Running) {
-            State::Done(Ok(r)) => return Outcome::Done(r),
-            State::Done(Err(p)) => return Outcome::Panicked(p),
-            State::Running | State::Abandoned => {}
+        let finished = match std::mem::replace(&mut *state, State::Running) {
+            State::Done(Ok(r)) => Outcome::Done(r),
+            State::Done(Err(p)) => Outcome::Panicked(p),
+            State::Running | State::Abandoned => Outcome::TimedOut,
+        };
+        if !matches!(finished, Outcome::TimedOut) {
+            drop(state);
+            // The helper is past its call: join it, so no thread (nor the pool
+            // handle it holds) outlives a call that finished in time.
+            let _ = helper.join();
+            return finished;
         }
         let timed_out = match deadline {
             Some(deadline) => cell.done.wait_until(&mut state, deadline).timed_out(),
@@ -87,6 +97,8 @@ where
         if timed_out {
             if let State::Done(outcome) = std::mem::replace(&mut *state, State::Abandoned) {
                 // It finished just as the limit passed: take it after all.
+                drop(state);
+                let _ = helper.join();
                 return match outcome {
                     Ok(r) => Outcome::Done(r),
                     Err(p) => Outcome::Panicked(p),

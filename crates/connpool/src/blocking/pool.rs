@@ -114,7 +114,7 @@ pub(crate) struct Shared<M: Manager> {
     dialing: AtomicUsize,
     pub(crate) counters: Counters,
     pub(crate) events: Events,
-    pub(crate) janitor: Janitor,
+    pub(crate) janitor: Arc<Janitor>,
     random: RandomState,
 }
 
@@ -298,13 +298,18 @@ impl<M: Manager> Shared<M> {
         }
     }
 
-    /// Gets a grant: an idle connection, a slot to dial, or a place in line.
-    fn grant(&self, wait: &Wait) -> Result<Grant<M::Connection>, PoolError> {
-        match self.acquire(Instant::now(), wait.may_queue) {
-            Acquire::Ready(grant) => Ok(grant),
+    /// Gets a grant: an idle connection, a slot to dial, or a place in line. Also
+    /// returns the time it was granted: `now` unless the caller waited.
+    fn grant(
+        &self,
+        wait: &Wait,
+        now: Instant,
+    ) -> Result<(Grant<M::Connection>, Instant), PoolError> {
+        match self.acquire(now, wait.may_queue) {
+            Acquire::Ready(grant) => Ok((grant, now)),
             Acquire::Closed => Err(PoolError::Closed),
             Acquire::Exhausted => Err(PoolError::Exhausted),
-            Acquire::Queued(id, cell) => self.wait_in_line(id, &cell, wait),
+            Acquire::Queued(id, cell) => Ok((self.wait_in_line(id, &cell, wait)?, Instant::now())),
         }
     }
 
@@ -615,11 +620,24 @@ impl<M: Manager> Drop for Pending<'_, M> {
 /// ```
 pub struct Pool<M: Manager> {
     pub(crate) shared: Arc<Shared<M>>,
+    /// Counts the user's handles only (the janitor and helper threads hold `shared`
+    /// alone): when the last handle drops, the janitor is stopped and joined there,
+    /// even if a janitor round holds the shared state at that moment.
+    _owner: Arc<Owner>,
+}
+
+/// Stops and joins the janitor when the last [`Pool`] handle drops.
+struct Owner(Arc<Janitor>);
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        self.0.stop_and_join();
+    }
 }
 
 impl<M: Manager> Clone for Pool<M> {
     fn clone(&self) -> Self {
-        Pool { shared: self.shared.clone() }
+        Pool { shared: self.shared.clone(), _owner: self._owner.clone() }
     }
 }
 
@@ -691,13 +709,14 @@ impl<M: Manager> Pool<M> {
             dialing: AtomicUsize::new(0),
             counters: Counters::default(),
             events,
-            janitor: Janitor::default(),
+            janitor: Arc::new(Janitor::default()),
             random: RandomState::new(),
         });
         if needs_janitor {
             janitor::spawn(&shared).map_err(|e| BuildError::Spawn(e.kind()))?;
         }
-        Ok(Pool { shared })
+        let owner = Arc::new(Owner(shared.janitor.clone()));
+        Ok(Pool { shared, _owner: owner })
     }
 
     /// Gets a connection, following the pool's [`WaitPolicy`] (by default: wait in
@@ -754,21 +773,24 @@ impl<M: Manager> Pool<M> {
     /// # drop(held);
     /// ```
     pub fn get_timeout(&self, limit: Duration) -> Result<PooledConn<'_, M>, GetError<M::Error>> {
-        let deadline = Instant::now().checked_add(limit);
-        self.get_inner(deadline, true)
+        self.get_inner(Some(limit), true)
     }
 
     fn get_inner(
         &self,
-        deadline: Option<Instant>,
+        limit: Option<Duration>,
         may_queue: bool,
     ) -> Result<PooledConn<'_, M>, GetError<M::Error>> {
         let shared = &*self.shared;
-        let wait = Wait { started: Instant::now(), deadline, may_queue };
-        let mut grant = shared.grant(&wait)?;
+        let started = Instant::now();
+        // A limit past the clock's range means no limit.
+        let deadline = limit.and_then(|l| started.checked_add(l));
+        let wait = Wait { started, deadline, may_queue };
+        // One clock read serves the line, the freshness test and the stamp.
+        let (mut grant, mut now) = shared.grant(&wait, wait.started)?;
         let mut failed_checks = 0u32;
         loop {
-            match self.checkout(grant, &wait, &mut failed_checks)? {
+            match self.checkout(grant, now, &wait, &mut failed_checks)? {
                 Checkout::Done(conn) => {
                     if shared.events.is_enabled() {
                         shared.events.record(Timing::AcquireWait, wait.started.elapsed());
@@ -777,7 +799,7 @@ impl<M: Manager> Pool<M> {
                     return Ok(PooledConn::new(self, conn));
                 }
                 // A check timed out and its slot went to the check thread: start over.
-                Checkout::Again => grant = shared.grant(&wait)?,
+                Checkout::Again => (grant, now) = shared.grant(&wait, Instant::now())?,
             }
         }
     }
@@ -787,6 +809,7 @@ impl<M: Manager> Pool<M> {
     fn checkout(
         &self,
         grant: Grant<M::Connection>,
+        mut now: Instant,
         wait: &Wait,
         failed_checks: &mut u32,
     ) -> Result<Checkout<M::Connection>, GetError<M::Error>> {
@@ -796,10 +819,10 @@ impl<M: Manager> Pool<M> {
             let Some(conn) = pending.conn.take() else {
                 return self.dial_into(pending, wait).map(Checkout::Done);
             };
-            let now = Instant::now();
             if let Some(reason) = shared.expired(&conn, now) {
                 shared.close_conn(conn, reason);
                 pending.conn = shared.swap_slot_for_idle();
+                now = Instant::now();
                 continue;
             }
             if now.saturating_duration_since(conn.last_used) < shared.config.health_check_after {
@@ -851,6 +874,7 @@ impl<M: Manager> Pool<M> {
                         return Err(GetError::HealthCheck { attempts: *failed_checks, last });
                     }
                     pending.conn = shared.swap_slot_for_idle();
+                    now = Instant::now();
                 }
                 Outcome::Panicked(panic) => {
                     Counters::bump(&shared.counters.health_fails);
@@ -1094,7 +1118,8 @@ impl<M: Manager> Pool<M> {
 
     /// Runs one round of the janitor's work now, on this thread: closes idle
     /// connections past their lifetime or idle limit, then opens connections up to
-    /// `min_idle` (counting those the janitor is opening at the same moment). The janitor thread does this on its own; this is for tests and
+    /// `min_idle` (counting those the janitor is opening at the same moment). The
+    /// janitor thread does this on its own; this is for tests and
     /// for callers that want it done at a point of their choosing.
     ///
     /// ```
