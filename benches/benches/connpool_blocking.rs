@@ -11,6 +11,10 @@
 //! * `connpool_blocking_sqlite_point`: `SELECT v FROM t WHERE id = ?` through
 //!   rusqlite's prepared-statement cache on a 10 000-row WAL file, ours
 //!   (`SqliteManager`) against r2d2_sqlite, 1 and 4 threads on a pool of 4.
+//! * interleaved A/B (extra report `connpool_blocking_ab`): the same scenarios as
+//!   alternating fixed batches, ours then r2d2 then r2d2 then ours..., and the median
+//!   of the per-round ratios. On a busy machine this is the figure to read: load
+//!   that drifts during the run hits both sides of each round alike.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use poolside_benches::{criterion_config, full_or_quick, write_extra_report};
@@ -199,53 +203,75 @@ fn fairness(_c: &mut Criterion) {
 const ROWS: i64 = 10_000;
 const QUERIES_PER_ITER: u64 = 4096;
 
-fn sqlite_point(c: &mut Criterion) {
-    let dir = std::env::temp_dir().join(format!("poolside-bench-sqlite-{}", std::process::id()));
+const SQLITE_POOL: usize = 4;
+const POINT_SQL: &str = "SELECT v FROM t WHERE id = ?1";
+
+/// A fresh WAL database of `ROWS` rows in its own temp directory.
+fn sqlite_file(tag: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir =
+        std::env::temp_dir().join(format!("poolside-bench-sqlite-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let path = dir.join("point.db");
+    let conn = rusqlite::Connection::open(&path).expect("open");
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; DROP TABLE IF EXISTS t;
+         CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL);",
+    )
+    .expect("schema");
+    let tx = conn.unchecked_transaction().expect("tx");
     {
-        let conn = rusqlite::Connection::open(&path).expect("open");
-        conn.execute_batch(
-            "PRAGMA journal_mode = WAL; DROP TABLE IF EXISTS t;
-             CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL);",
-        )
-        .expect("schema");
-        let tx = conn.unchecked_transaction().expect("tx");
-        {
-            let mut insert = tx.prepare("INSERT INTO t (id, v) VALUES (?1, ?2)").expect("prepare");
-            for id in 0..ROWS {
-                insert.execute((id, format!("value-{id}"))).expect("insert");
-            }
+        let mut insert = tx.prepare("INSERT INTO t (id, v) VALUES (?1, ?2)").expect("prepare");
+        for id in 0..ROWS {
+            insert.execute((id, format!("value-{id}"))).expect("insert");
         }
-        tx.commit().expect("commit");
     }
-    const SIZE: usize = 4;
+    tx.commit().expect("commit");
+    (dir, path)
+}
+
+/// Ours and r2d2_sqlite on the same file, both pre-warmed.
+fn sqlite_pools(
+    path: &std::path::Path,
+) -> (blocking::Pool<SqliteManager>, r2d2::Pool<SqliteConnectionManager>) {
     let pool = blocking::Builder::new()
-        .max_size(SIZE)
+        .max_size(SQLITE_POOL)
         .wait(WaitPolicy::Queue)
-        .build(SqliteManager::file(&path).wal(true))
+        .build(SqliteManager::file(path).wal(true))
         .expect("pool");
+    let warm: Vec<_> = (0..SQLITE_POOL).map(|_| pool.get().unwrap()).collect();
+    drop(warm);
     let r2 = r2d2::Pool::builder()
-        .max_size(SIZE as u32)
-        .min_idle(Some(SIZE as u32))
+        .max_size(SQLITE_POOL as u32)
+        .min_idle(Some(SQLITE_POOL as u32))
         .test_on_check_out(false)
-        .build(SqliteConnectionManager::file(&path))
+        .build(SqliteConnectionManager::file(path))
         .expect("r2d2_sqlite pool");
-    const SQL: &str = "SELECT v FROM t WHERE id = ?1";
-    let query = |conn: &rusqlite::Connection, id: i64| -> usize {
-        let mut stmt = conn.prepare_cached(SQL).expect("prepare_cached");
-        stmt.query_row([id], |r| r.get_ref(0).map(|v| v.as_str().map_or(0, str::len))).expect("row")
-    };
+    (pool, r2)
+}
+
+/// The point query through rusqlite's prepared-statement cache.
+fn point_query(conn: &rusqlite::Connection, id: i64) -> usize {
+    let mut stmt = conn.prepare_cached(POINT_SQL).expect("prepare_cached");
+    stmt.query_row([id], |r| r.get_ref(0).map(|v| v.as_str().map_or(0, str::len))).expect("row")
+}
+
+/// Spreads the ids over the table.
+fn next_id(next: &std::sync::atomic::AtomicI64) -> i64 {
+    next.fetch_add(7919, std::sync::atomic::Ordering::Relaxed) % ROWS
+}
+
+fn sqlite_point(c: &mut Criterion) {
+    let (dir, path) = sqlite_file("criterion");
+    let (pool, r2) = sqlite_pools(&path);
     let mut group = c.benchmark_group("connpool_blocking_sqlite_point");
     group.throughput(Throughput::Elements(QUERIES_PER_ITER));
     for threads in [1usize, 4] {
-        let param = format!("pool{SIZE}_threads{threads}");
+        let param = format!("pool{SQLITE_POOL}_threads{threads}");
         group.bench_function(BenchmarkId::new("poolside/blocking", &param), |b| {
             b.iter_custom(|iters| {
                 let next = std::sync::atomic::AtomicI64::new(0);
                 run_threads(threads, iters * QUERIES_PER_ITER, || {
-                    let id = next.fetch_add(7919, std::sync::atomic::Ordering::Relaxed) % ROWS;
-                    std::hint::black_box(query(&pool.get().unwrap(), id));
+                    std::hint::black_box(point_query(&pool.get().unwrap(), next_id(&next)));
                 })
             })
         });
@@ -253,8 +279,7 @@ fn sqlite_point(c: &mut Criterion) {
             b.iter_custom(|iters| {
                 let next = std::sync::atomic::AtomicI64::new(0);
                 run_threads(threads, iters * QUERIES_PER_ITER, || {
-                    let id = next.fetch_add(7919, std::sync::atomic::Ordering::Relaxed) % ROWS;
-                    std::hint::black_box(query(&r2.get().unwrap(), id));
+                    std::hint::black_box(point_query(&r2.get().unwrap(), next_id(&next)));
                 })
             })
         });
@@ -264,9 +289,86 @@ fn sqlite_point(c: &mut Criterion) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+// ---- interleaved A/B ---------------------------------------------------------
+
+/// Runs `rounds` rounds of one batch of `a` and one of `b` (order alternating per
+/// round); returns the medians of a's and b's batch times and of the ratios a/b.
+fn ab(rounds: usize, mut a: impl FnMut() -> Duration, mut b: impl FnMut() -> Duration) -> [f64; 3] {
+    let (mut ta, mut tb, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..rounds {
+        let (x, y) = if round % 2 == 0 {
+            let x = a();
+            (x, b())
+        } else {
+            let y = b();
+            (a(), y)
+        };
+        ta.push(x.as_secs_f64());
+        tb.push(y.as_secs_f64());
+        ratio.push(x.as_secs_f64() / y.as_secs_f64());
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    [median(ta), median(tb), median(ratio)]
+}
+
+fn ab_table(_c: &mut Criterion) {
+    let rounds = full_or_quick(51, 21);
+    let mut md = format!(
+        "### connpool blocking, interleaved A/B ({rounds} rounds, order alternating; \
+         throughput from the median batch time, ratio = median of per-round ours/peer times, \
+         below 1 means poolside is faster)\n\n\
+         | scenario | poolside/blocking | peer | peer throughput | ours/peer |\n|---|---|---|---|---|\n"
+    );
+    for (size, threads) in [(4, 1)].into_iter().chain(SCENARIOS) {
+        let pool = ours(size);
+        let r2 = theirs(size);
+        let [a, b, ratio] = ab(
+            rounds,
+            || run_threads(threads, GETS_PER_ITER, || drop(pool.get().unwrap())),
+            || run_threads(threads, GETS_PER_ITER, || drop(r2.get().unwrap())),
+        );
+        let m = |t: f64| GETS_PER_ITER as f64 / t / 1e6;
+        md.push_str(&format!(
+            "| get+drop pool{size} threads{threads} | {:.2} M/s | r2d2 | {:.2} M/s | {ratio:.2} |\n",
+            m(a),
+            m(b)
+        ));
+    }
+    let (dir, path) = sqlite_file("ab");
+    let (pool, r2) = sqlite_pools(&path);
+    for threads in [1usize, 4] {
+        let next = std::sync::atomic::AtomicI64::new(0);
+        let [a, b, ratio] = ab(
+            rounds,
+            || {
+                run_threads(threads, QUERIES_PER_ITER, || {
+                    std::hint::black_box(point_query(&pool.get().unwrap(), next_id(&next)));
+                })
+            },
+            || {
+                run_threads(threads, QUERIES_PER_ITER, || {
+                    std::hint::black_box(point_query(&r2.get().unwrap(), next_id(&next)));
+                })
+            },
+        );
+        let k = |t: f64| QUERIES_PER_ITER as f64 / t / 1e3;
+        md.push_str(&format!(
+            "| SQLite point query pool{SQLITE_POOL} threads{threads} | {:.0} k/s | r2d2_sqlite | {:.0} k/s | {ratio:.2} |\n",
+            k(a),
+            k(b)
+        ));
+    }
+    drop((pool, r2));
+    let _ = std::fs::remove_dir_all(&dir);
+    write_extra_report("connpool_blocking_ab", &md);
+}
+
 criterion_group! {
     name = benches;
     config = criterion_config();
-    targets = get_drop, fairness, sqlite_point
+    targets = get_drop, fairness, sqlite_point, ab_table
 }
 criterion_main!(benches);

@@ -137,11 +137,16 @@ impl<M: Manager> Drop for PooledConn<'_, M> {
                     true
                 }
             };
-        let now = Instant::now();
+        // The clock is read only when a limit needs it: without idle or lifetime
+        // limits, `last_used` keeps the checkout time, which can only bring a health
+        // check forward, never skip one.
+        let config = &shared.config;
+        let now =
+            (config.max_lifetime.is_some() || config.max_idle_time.is_some()).then(Instant::now);
         let verdict = if broken {
             Some(CloseReason::Broken)
         } else {
-            shared.expired(&conn, now).filter(|r| *r == CloseReason::Lifetime)
+            now.and_then(|now| shared.expired(&conn, now)).filter(|r| *r == CloseReason::Lifetime)
         };
         match verdict {
             Some(reason) => {
@@ -149,7 +154,9 @@ impl<M: Manager> Drop for PooledConn<'_, M> {
                 shared.release_slot();
             }
             None => {
-                conn.last_used = now;
+                if let Some(now) = now {
+                    conn.last_used = now;
+                }
                 shared.counters.releases.bump();
                 shared.put_back(conn);
             }

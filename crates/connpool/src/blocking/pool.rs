@@ -42,7 +42,9 @@ use std::time::{Duration, Instant};
 pub(crate) struct Conn<C> {
     pub(crate) raw: C,
     pub(crate) created: Instant,
-    /// When it was last returned (or opened, or checked).
+    /// When it was last checked out, opened or checked, and also when it was last
+    /// returned if the pool has idle or lifetime limits (only those need the clock
+    /// read on return).
     pub(crate) last_used: Instant,
 }
 
@@ -827,6 +829,8 @@ impl<M: Manager> Pool<M> {
             }
             if now.saturating_duration_since(conn.last_used) < shared.config.health_check_after {
                 pending.slot = false;
+                let mut conn = conn;
+                conn.last_used = now;
                 return Ok(Checkout::Done(conn));
             }
             Counters::bump(&shared.counters.health_checks);
