@@ -51,7 +51,7 @@ impl blocking::Manager for Noop {
 struct NoopError(Infallible);
 
 impl std::fmt::Display for NoopError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    fn fmt(&self, _: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.0 {}
     }
 }
