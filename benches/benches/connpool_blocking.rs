@@ -73,10 +73,14 @@ impl r2d2::ManageConnection for Noop {
 }
 
 /// Runs `threads` threads that together do `total` calls of `one`, started together
-/// behind a barrier; returns the elapsed time from the barrier.
+/// behind a barrier; returns the time from just before the barrier opens until every
+/// thread is joined. (The clock is read before the main thread's `wait`: read after
+/// it, a main thread descheduled on a busy machine would start the clock late and
+/// report work it never timed.)
 fn run_threads(threads: usize, total: u64, one: impl Fn() + Sync) -> Duration {
     let per_thread = total.div_ceil(threads as u64);
     let barrier = Barrier::new(threads + 1);
+    let mut start = Instant::now();
     std::thread::scope(|s| {
         for _ in 0..threads {
             s.spawn(|| {
@@ -86,12 +90,11 @@ fn run_threads(threads: usize, total: u64, one: impl Fn() + Sync) -> Duration {
                 }
             });
         }
+        start = Instant::now();
         barrier.wait();
-        let start = Instant::now();
         // The scope joins every thread before returning.
-        start
-    })
-    .elapsed()
+    });
+    start.elapsed()
 }
 
 fn ours(size: usize) -> blocking::Pool<Noop> {
