@@ -676,3 +676,25 @@ fn many_threads_hammer_a_small_pool_and_counts_stay_exact() {
         pool.status().open as u64
     );
 }
+
+#[test]
+fn dropping_the_pool_while_the_janitor_is_mid_round_does_not_hang() {
+    for _ in 0..5 {
+        let m = script();
+        *m.stall_connect.lock().unwrap() = Some(Duration::from_millis(30));
+        let pool = Builder::new()
+            .min_idle(2)
+            .janitor_interval(Duration::from_millis(1))
+            .build(m.clone())
+            .unwrap();
+        // The janitor is dialling (holding the pool) when the last handle drops.
+        thread::sleep(Duration::from_millis(5));
+        let (tx, rx) = std::sync::mpsc::channel();
+        thread::spawn(move || {
+            drop(pool);
+            tx.send(()).unwrap();
+        });
+        rx.recv_timeout(Duration::from_secs(10)).expect("dropping the pool returned");
+        assert_eq!(m.live.load(SeqCst), 0, "the warmed connections were closed");
+    }
+}

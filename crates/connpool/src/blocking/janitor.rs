@@ -41,7 +41,11 @@ impl Janitor {
     /// (the pool's last handle can be dropped by the janitor's own round).
     pub(crate) fn stop_and_join(&self) {
         self.stop();
-        if let Some(handle) = self.handle.lock().take() {
+        // Take the handle in its own statement: the lock must not be held while
+        // joining, since the janitor's last act can be dropping the pool, which
+        // comes back here.
+        let handle = self.handle.lock().take();
+        if let Some(handle) = handle {
             if handle.thread().id() != thread::current().id() {
                 let _ = handle.join();
             }

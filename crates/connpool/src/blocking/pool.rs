@@ -110,7 +110,8 @@ pub(crate) struct Shared<M: Manager> {
     pub(crate) manager: M,
     pub(crate) config: Config<M>,
     state: Mutex<State<M::Connection>>,
-    /// Signalled when a slot is given up after close, for `close_graceful`.
+    /// Signalled when a slot is given up after close (for `close_graceful`) and when
+    /// a warming dial ends (for `maintain`).
     drained: Condvar,
     /// Dials in progress (callers', the janitor's, and orphaned ones).
     dialing: AtomicUsize,
@@ -538,6 +539,8 @@ impl<M: Manager> Shared<M> {
         }
         let dialled = self.dial();
         self.lock().warming -= 1;
+        // `maintain` may be waiting for this dial.
+        self.drained.notify_all();
         match dialled {
             Ok(conn) => {
                 self.put_back(conn);
@@ -1122,7 +1125,7 @@ impl<M: Manager> Pool<M> {
 
     /// Runs one round of the janitor's work now, on this thread: closes idle
     /// connections past their lifetime or idle limit, then opens connections up to
-    /// `min_idle` (counting those the janitor is opening at the same moment). The
+    /// `min_idle` (waiting for those the janitor is opening at the same moment). The
     /// janitor thread does this on its own; this is for tests and
     /// for callers that want it done at a point of their choosing.
     ///
@@ -1140,8 +1143,18 @@ impl<M: Manager> Pool<M> {
     /// assert_eq!(pool.status().idle, 2);
     /// ```
     pub fn maintain(&self) {
-        self.shared.sweep();
-        while self.shared.warm_one() {}
+        let shared = &self.shared;
+        shared.sweep();
+        loop {
+            while shared.warm_one() {}
+            // The janitor may be opening connections at this moment: wait for those
+            // dials (each bounded by the connect timeout), then look again.
+            let mut st = shared.lock();
+            if st.warming == 0 || st.closed || st.idle.len() >= shared.config.min_idle {
+                return;
+            }
+            shared.drained.wait(&mut st);
+        }
     }
 
     /// Closes the pool: idempotent. Waiters and later gets fail with `Closed`; idle
