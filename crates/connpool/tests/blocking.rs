@@ -698,3 +698,26 @@ fn dropping_the_pool_while_the_janitor_is_mid_round_does_not_hang() {
         assert_eq!(m.live.load(SeqCst), 0, "the warmed connections were closed");
     }
 }
+
+#[test]
+fn warming_from_the_janitor_and_callers_at_once_never_overshoots_min_idle() {
+    for _ in 0..5 {
+        let m = script();
+        *m.stall_connect.lock().unwrap() = Some(Duration::from_millis(3));
+        let pool = Builder::new()
+            .max_size(8)
+            .min_idle(3)
+            .janitor_interval(Duration::from_millis(1))
+            .build(m.clone())
+            .unwrap();
+        thread::scope(|s| {
+            for _ in 0..3 {
+                s.spawn(|| pool.maintain());
+            }
+        });
+        assert_eq!(pool.status().idle, 3, "maintain returns with min_idle ready");
+        thread::sleep(Duration::from_millis(10));
+        assert_eq!(pool.status().open, 3, "and nobody opened more");
+        assert_eq!(m.connects.load(SeqCst), 3);
+    }
+}

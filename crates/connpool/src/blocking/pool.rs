@@ -319,12 +319,21 @@ impl<M: Manager> Shared<M> {
     /// A healthy connection comes back (or arrives): to the oldest waiter, or idle.
     /// Its slot is already counted.
     pub(crate) fn put_back(&self, conn: Conn<M::Connection>) {
+        self.put_back_inner(conn, false);
+    }
+
+    /// `put_back`; `warmed` also ends a warming dial in the same critical section, so
+    /// `warm_one` never sees the connection neither warming nor idle (and overshoots).
+    fn put_back_inner(&self, conn: Conn<M::Connection>, warmed: bool) {
         let mut st = self.lock();
+        if warmed {
+            st.warming -= 1;
+        }
         if st.closed || st.open > st.max_size {
             st.open -= 1;
             let closed = st.closed;
             drop(st);
-            if closed {
+            if closed || warmed {
                 self.drained.notify_all();
             }
             self.close_conn(conn, CloseReason::Removed);
@@ -332,13 +341,16 @@ impl<M: Manager> Shared<M> {
         }
         if st.waiters.is_empty() {
             st.idle.push(conn);
-            return;
-        }
-        if self.may_barge(&st, Instant::now()) {
+        } else if self.may_barge(&st, Instant::now()) {
             st.idle.push(conn);
             Self::nudge(&mut st);
         } else if let Some(Grant::Conn(conn)) = Self::deliver(&mut st, Grant::Conn(conn)) {
             st.idle.push(conn);
+        }
+        drop(st);
+        if warmed {
+            // `maintain` may be waiting for this dial.
+            self.drained.notify_all();
         }
     }
 
@@ -538,20 +550,18 @@ impl<M: Manager> Shared<M> {
             st.warming += 1;
         }
         let dialled = self.dial();
+        if let Ok(conn) = dialled {
+            self.put_back_inner(conn, true);
+            return true;
+        }
         self.lock().warming -= 1;
         // `maintain` may be waiting for this dial.
         self.drained.notify_all();
-        match dialled {
-            Ok(conn) => {
-                self.put_back(conn);
-                true
-            }
-            Err(DialError::TimedOut) => false,
-            Err(DialError::Failed(_) | DialError::Panicked(_)) => {
-                self.release_slot();
-                false
-            }
+        if !matches!(dialled, Err(DialError::TimedOut)) {
+            // The slot is ours to give back (a timed-out dial's belongs to its thread).
+            self.release_slot();
         }
+        false
     }
 
     pub(crate) fn is_closed(&self) -> bool {
