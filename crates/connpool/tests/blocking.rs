@@ -721,3 +721,28 @@ fn warming_from_the_janitor_and_callers_at_once_never_overshoots_min_idle() {
         assert_eq!(m.connects.load(SeqCst), 3);
     }
 }
+
+#[test]
+fn events_receive_acquire_wait_and_dial_timings() {
+    use poolside_core::{EventHook, Events, Timing};
+    #[derive(Default)]
+    struct Seen(Mutex<Vec<(Timing, Duration)>>);
+    impl EventHook for Seen {
+        fn on_timing(&self, timing: Timing, elapsed: Duration) {
+            self.0.lock().unwrap().push((timing, elapsed));
+        }
+    }
+    let seen = Arc::new(Seen::default());
+    let m = script();
+    *m.stall_connect.lock().unwrap() = Some(Duration::from_millis(5));
+    let pool = Builder::new().events(Events::from_arc(seen.clone())).build(m).unwrap();
+    drop(pool.get().unwrap());
+    drop(pool.get().unwrap());
+    let seen = seen.0.lock().unwrap();
+    let dials: Vec<_> = seen.iter().filter(|(t, _)| *t == Timing::Dial).collect();
+    let waits: Vec<_> = seen.iter().filter(|(t, _)| *t == Timing::AcquireWait).collect();
+    assert_eq!(dials.len(), 1);
+    assert!(dials[0].1 >= Duration::from_millis(5));
+    assert_eq!(waits.len(), 2);
+    assert!(waits[0].1 >= Duration::from_millis(5), "the first get waited for the dial");
+}
