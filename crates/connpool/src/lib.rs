@@ -58,9 +58,14 @@
 //!   system roots, a custom CA).
 //! - `redis`: `RedisManager` over the `redis` crate's multiplexed async connection;
 //!   `redis-rustls` adds `rediss://` URLs.
+//!
+//! For threads without a runtime, the [`blocking`] module (feature `blocking`) has the
+//! same pool with a synchronous manager, plus rusqlite, `postgres` and diesel adapters.
 #![forbid(unsafe_code)]
 
 mod backoff;
+#[cfg(feature = "blocking")]
+pub mod blocking;
 mod breaker;
 mod config;
 mod error;
