@@ -2,10 +2,9 @@
 //!
 //! * `workerpool_noop_jobs/<impl>/<workers>`: one thread submits N no-op jobs
 //!   (1,000,000; 100,000 with --quick), timed until every job has run. Besides the
-//!   default pool (`poolside/WorkerPool`), `poolside/WorkerPool-spin<n>` runs it with
-//!   `spinning_workers(n)` for n = 1, 2 and all workers, and
-//!   with more than 4 workers `poolside/WorkerPool-shards<workers/4>` and
-//!   `-shards<workers>` (`queue_shards`; the default is one channel).
+//!   default pool (`poolside/WorkerPool`, 2 searching workers),
+//!   `poolside/WorkerPool-search<n>` runs it with `max_searching_workers(n)` for n = 1
+//!   and all workers.
 //! * `workerpool_submitters/<impl>/<submitters>`: 4 or 16 threads submit N jobs in
 //!   all to a 2-worker pool.
 //! * `workerpool_spawn_join/<impl>`: one job spawned and its result joined, one at a
@@ -105,25 +104,15 @@ fn noop_jobs(c: &mut Criterion) {
     group.throughput(Throughput::Elements(n as u64));
     group.sample_size(10);
     for workers in worker_counts() {
-        // (name suffix, spinning workers, queue shards); `None`: the default.
-        let mut variants: Vec<(String, Option<usize>, Option<usize>)> =
-            vec![(String::new(), None, None)];
-        let mut spins = vec![1, 2, workers];
-        spins.dedup();
-        variants.extend(spins.into_iter().map(|n| (format!("-spin{n}"), Some(n), None)));
-        if workers > 4 {
-            // The default is one channel: one shard per four workers, and one per worker.
-            let quarter = workers.div_ceil(4);
-            variants.push((format!("-shards{quarter}"), None, Some(quarter)));
-            variants.push((format!("-shards{workers}"), None, Some(workers)));
-        }
-        for (suffix, spinning, shards) in variants {
+        // (name suffix, searching workers); `None`: the default.
+        let mut variants: Vec<(String, Option<usize>)> = vec![(String::new(), None)];
+        let mut searching = vec![1, workers];
+        searching.dedup();
+        variants.extend(searching.into_iter().map(|n| (format!("-search{n}"), Some(n))));
+        for (suffix, searching) in variants {
             let mut builder = WorkerPool::builder().workers(workers).queue_depth(1024);
-            if let Some(spinning) = spinning {
-                builder = builder.spinning_workers(spinning);
-            }
-            if let Some(shards) = shards {
-                builder = builder.queue_shards(shards);
+            if let Some(searching) = searching {
+                builder = builder.max_searching_workers(searching);
             }
             let name = format!("poolside/WorkerPool{suffix}");
             let pool = builder.build().unwrap();

@@ -77,6 +77,21 @@ impl CancellationToken {
         child
     }
 
+    /// Makes the existing token `child` follow this one: cancelled now if this one is,
+    /// and whenever this one is cancelled later. Used to link a job's own token to its
+    /// pool's (or group's) token only when the job first asks for its token.
+    pub(crate) fn adopt(&self, child: &CancellationToken) {
+        {
+            let mut children = self.inner.children.lock();
+            if !self.is_cancelled() {
+                children.retain(|c| c.strong_count() > 0);
+                children.push(Arc::downgrade(&child.inner));
+                return;
+            }
+        }
+        child.cancel();
+    }
+
     /// Cancels this token and its children. Idempotent.
     pub fn cancel(&self) {
         self.inner.cancel();

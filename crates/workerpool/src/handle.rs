@@ -1,5 +1,6 @@
 //! The result of one spawned job: joined from a thread or awaited from async code.
 
+use crate::cancel::CancellationToken;
 use parking_lot::{Condvar, Mutex};
 use std::fmt;
 use std::future::Future;
@@ -17,9 +18,12 @@ pub enum JobError {
         /// The panic message (`"<non-string panic payload>"` when it was not a string).
         message: String,
     },
-    /// The job never ran: the pool shut down (or was dropped) past its deadline while
-    /// the job was still queued.
+    /// The job never ran: the pool shut down past its deadline while the job was still
+    /// queued.
     NotStarted,
+    /// The job never ran: its handle cancelled it ([`JobHandle::cancel`]) while it was
+    /// queued.
+    Cancelled,
 }
 
 impl fmt::Display for JobError {
@@ -27,6 +31,7 @@ impl fmt::Display for JobError {
         match self {
             JobError::Panicked { message } => write!(f, "the job panicked: {message}"),
             JobError::NotStarted => f.write_str("the job never ran: the pool shut down first"),
+            JobError::Cancelled => f.write_str("the job never ran: it was cancelled first"),
         }
     }
 }
@@ -37,6 +42,8 @@ impl std::error::Error for JobError {}
 pub(crate) struct ResultSlot<R> {
     state: Mutex<SlotState<R>>,
     ready: Condvar,
+    /// The job's own cancellation token, cancelled through the handle.
+    token: CancellationToken,
 }
 
 struct SlotState<R> {
@@ -49,6 +56,7 @@ impl<R> ResultSlot<R> {
         Arc::new(ResultSlot {
             state: Mutex::new(SlotState { result: None, waker: None }),
             ready: Condvar::new(),
+            token: CancellationToken::new(),
         })
     }
 
@@ -80,6 +88,14 @@ impl<R> Completer<R> {
         Completer { slot: Some(slot) }
     }
 
+    /// The job's own token.
+    pub(crate) fn token(&self) -> &CancellationToken {
+        match &self.slot {
+            Some(slot) => &slot.token,
+            None => unreachable!("a completer holds its slot until it completes"),
+        }
+    }
+
     pub(crate) fn complete(mut self, result: Result<R, JobError>) {
         if let Some(slot) = self.slot.take() {
             slot.complete(result);
@@ -98,8 +114,14 @@ impl<R> Drop for Completer<R> {
 /// A handle to a job started with [`WorkerPool::spawn`](crate::WorkerPool::spawn).
 ///
 /// [`join`](Self::join) blocks the calling thread; the handle is also a [`Future`], so
-/// async code can `.await` blocking work without tying up its runtime's threads. Dropping
-/// the handle detaches the job: it still runs.
+/// async code can `.await` blocking work without tying up its runtime's threads.
+///
+/// [`cancel`](Self::cancel) cancels the job's token: a job still queued is then never
+/// started (its result is [`JobError::Cancelled`], the pool counts it as cancelled), a
+/// running one sees [`JobContext::is_cancelled`](crate::JobContext::is_cancelled).
+/// Dropping the handle detaches the job — it still runs — unless the handle was made
+/// with [`cancel_on_drop`](Self::cancel_on_drop), which cancels it instead, as a
+/// client that disconnects should.
 ///
 /// ```
 /// let pool = poolside_workerpool::WorkerPool::builder().workers(2).build()?;
@@ -110,6 +132,7 @@ impl<R> Drop for Completer<R> {
 #[must_use = "dropping a JobHandle detaches the job; join or await it for the result"]
 pub struct JobHandle<R> {
     slot: Arc<ResultSlot<R>>,
+    cancel_on_drop: bool,
 }
 
 /// [`JobHandle::join_timeout`] ran out of time; the handle is returned so the caller
@@ -132,7 +155,50 @@ impl<R> std::error::Error for JoinTimeout<R> {}
 
 impl<R> JobHandle<R> {
     pub(crate) fn new(slot: Arc<ResultSlot<R>>) -> Self {
-        JobHandle { slot }
+        JobHandle { slot, cancel_on_drop: false }
+    }
+
+    /// Asks the job to stop: a queued job is never started and its result is
+    /// [`JobError::Cancelled`]; a running job sees its token cancelled (it decides when
+    /// to return, and its value is still delivered). Idempotent; does nothing to a job
+    /// that has finished.
+    ///
+    /// ```
+    /// use poolside_workerpool::{JobError, WorkerPool};
+    /// use std::time::Duration;
+    ///
+    /// let pool = WorkerPool::builder().workers(1).build()?;
+    /// let (release, blocker) = std::sync::mpsc::channel::<()>();
+    /// let busy = pool.spawn(move |_| blocker.recv().is_ok())?; // occupies the worker
+    /// let queued = pool.spawn(|_| "never runs")?;
+    /// queued.cancel();
+    /// release.send(()).unwrap();
+    /// assert_eq!(queued.join(), Err(JobError::Cancelled));
+    /// assert_eq!(busy.join(), Ok(true));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn cancel(&self) {
+        self.slot.token.cancel();
+    }
+
+    /// This handle, made to [`cancel`](Self::cancel) its job when it is dropped
+    /// unjoined: for work whose result nobody will read any more (a request whose
+    /// client went away, an `.await` that was aborted).
+    ///
+    /// ```
+    /// use poolside_workerpool::WorkerPool;
+    /// use std::time::Duration;
+    ///
+    /// let pool = WorkerPool::builder().workers(1).build()?;
+    /// let handle = pool.spawn(|ctx| ctx.wait_cancelled(Duration::from_secs(60)))?.cancel_on_drop();
+    /// drop(handle); // the job sees its token cancelled and returns at once
+    /// let report = pool.shutdown(Duration::from_secs(5))?;
+    /// assert_eq!(report.cancelled, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn cancel_on_drop(mut self) -> Self {
+        self.cancel_on_drop = true;
+        self
     }
 
     /// Blocks until the job finishes; returns its value, or why there is none.
@@ -200,6 +266,14 @@ impl<R> Future for JobHandle<R> {
                 }
                 Poll::Pending
             }
+        }
+    }
+}
+
+impl<R> Drop for JobHandle<R> {
+    fn drop(&mut self) {
+        if self.cancel_on_drop && !self.is_finished() {
+            self.cancel();
         }
     }
 }
