@@ -2,6 +2,8 @@
 
 use crate::cancel::CancellationToken;
 use parking_lot::{Condvar, Mutex};
+use std::any::{Any, TypeId};
+use std::cell::RefCell;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -51,15 +53,71 @@ struct SlotState<R> {
     waker: Option<Waker>,
 }
 
-impl<R> ResultSlot<R> {
+/// Result slots kept for reuse, per result type, on the thread that last joined them:
+/// a submitter that spawns and joins in a loop allocates no slot (and no token) per
+/// job once warm.
+type Spares = Vec<(TypeId, Vec<Arc<dyn Any + Send + Sync>>)>;
+
+thread_local! {
+    static SPARE_SLOTS: RefCell<Spares> = const { RefCell::new(Vec::new()) };
+}
+
+/// At most this many spare slots per result type and thread.
+const SPARES_PER_TYPE: usize = 64;
+
+impl<R: Send + 'static> ResultSlot<R> {
+    /// A fresh slot: a spare one of this thread if there is one, else a new one.
     pub(crate) fn new() -> Arc<Self> {
-        Arc::new(ResultSlot {
-            state: Mutex::new(SlotState { result: None, waker: None }),
-            ready: Condvar::new(),
-            token: CancellationToken::new(),
+        Self::take_spare().unwrap_or_else(|| {
+            Arc::new(ResultSlot {
+                state: Mutex::new(SlotState { result: None, waker: None }),
+                ready: Condvar::new(),
+                token: CancellationToken::new(),
+            })
         })
     }
 
+    fn take_spare() -> Option<Arc<Self>> {
+        let spare = SPARE_SLOTS
+            .try_with(|spares| {
+                let mut spares = spares.borrow_mut();
+                let (_, list) = spares.iter_mut().find(|(id, _)| *id == TypeId::of::<R>())?;
+                list.pop()
+            })
+            .ok()
+            .flatten()?;
+        spare.downcast::<Self>().ok()
+    }
+
+    /// Keeps `slot` for reuse if nobody else holds it any more (the job's completer is
+    /// gone), reset to new: no result, no waker, an unused token.
+    fn recycle(mut slot: Arc<Self>) {
+        let Some(unique) = Arc::get_mut(&mut slot) else { return };
+        let state = unique.state.get_mut();
+        state.result = None;
+        state.waker = None;
+        if !unique.token.is_pristine() {
+            // Cancelled, cloned by the job, or linked below a parent token.
+            unique.token = CancellationToken::new();
+        }
+        let _ = SPARE_SLOTS.try_with(|spares| {
+            let mut spares = spares.borrow_mut();
+            let index = match spares.iter().position(|(id, _)| *id == TypeId::of::<R>()) {
+                Some(index) => index,
+                None => {
+                    spares.push((TypeId::of::<R>(), Vec::new()));
+                    spares.len() - 1
+                }
+            };
+            let list = &mut spares[index].1;
+            if list.len() < SPARES_PER_TYPE {
+                list.push(slot);
+            }
+        });
+    }
+}
+
+impl<R> ResultSlot<R> {
     /// Stores the result and wakes whoever waits (a joining thread or an async task).
     pub(crate) fn complete(&self, result: Result<R, JobError>) {
         let waker = {
@@ -131,8 +189,11 @@ impl<R> Drop for Completer<R> {
 /// ```
 #[must_use = "dropping a JobHandle detaches the job; join or await it for the result"]
 pub struct JobHandle<R> {
-    slot: Arc<ResultSlot<R>>,
+    /// `None` only while the handle is dropped.
+    slot: Option<Arc<ResultSlot<R>>>,
     cancel_on_drop: bool,
+    /// `ResultSlot::<R>::recycle`, chosen where `R: Send + 'static` is known.
+    recycle: fn(Arc<ResultSlot<R>>),
 }
 
 /// [`JobHandle::join_timeout`] ran out of time; the handle is returned so the caller
@@ -153,9 +214,18 @@ impl<R> fmt::Display for JoinTimeout<R> {
 
 impl<R> std::error::Error for JoinTimeout<R> {}
 
-impl<R> JobHandle<R> {
+impl<R: Send + 'static> JobHandle<R> {
     pub(crate) fn new(slot: Arc<ResultSlot<R>>) -> Self {
-        JobHandle { slot, cancel_on_drop: false }
+        JobHandle { slot: Some(slot), cancel_on_drop: false, recycle: ResultSlot::<R>::recycle }
+    }
+}
+
+impl<R> JobHandle<R> {
+    fn slot(&self) -> &ResultSlot<R> {
+        match &self.slot {
+            Some(slot) => slot,
+            None => unreachable!("the slot is taken only in drop"),
+        }
     }
 
     /// Asks the job to stop: a queued job is never started and its result is
@@ -178,7 +248,7 @@ impl<R> JobHandle<R> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn cancel(&self) {
-        self.slot.token.cancel();
+        self.slot().token.cancel();
     }
 
     /// This handle, made to [`cancel`](Self::cancel) its job when it is dropped
@@ -203,12 +273,12 @@ impl<R> JobHandle<R> {
 
     /// Blocks until the job finishes; returns its value, or why there is none.
     pub fn join(self) -> Result<R, JobError> {
-        let mut state = self.slot.state.lock();
+        let mut state = self.slot().state.lock();
         loop {
             if let Some(result) = state.result.take() {
                 return result;
             }
-            self.slot.ready.wait(&mut state);
+            self.slot().ready.wait(&mut state);
         }
     }
 
@@ -226,20 +296,20 @@ impl<R> JobHandle<R> {
     pub fn join_timeout(self, timeout: Duration) -> Result<Result<R, JobError>, JoinTimeout<R>> {
         let deadline = Instant::now().checked_add(timeout);
         {
-            let mut state = self.slot.state.lock();
+            let mut state = self.slot().state.lock();
             loop {
                 if let Some(result) = state.result.take() {
                     return Ok(result);
                 }
                 match deadline {
                     Some(deadline) => {
-                        if self.slot.ready.wait_until(&mut state, deadline).timed_out()
+                        if self.slot().ready.wait_until(&mut state, deadline).timed_out()
                             && state.result.is_none()
                         {
                             break;
                         }
                     }
-                    None => self.slot.ready.wait(&mut state),
+                    None => self.slot().ready.wait(&mut state),
                 }
             }
         }
@@ -248,7 +318,7 @@ impl<R> JobHandle<R> {
 
     /// Whether the job has finished (its result is waiting).
     pub fn is_finished(&self) -> bool {
-        self.slot.state.lock().result.is_some()
+        self.slot().state.lock().result.is_some()
     }
 }
 
@@ -256,7 +326,7 @@ impl<R> Future for JobHandle<R> {
     type Output = Result<R, JobError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut state = self.slot.state.lock();
+        let mut state = self.slot().state.lock();
         match state.result.take() {
             Some(result) => Poll::Ready(result),
             None => {
@@ -275,6 +345,9 @@ impl<R> Drop for JobHandle<R> {
         if self.cancel_on_drop && !self.is_finished() {
             self.cancel();
         }
+        if let Some(slot) = self.slot.take() {
+            (self.recycle)(slot);
+        }
     }
 }
 
@@ -292,5 +365,46 @@ pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         s.clone()
     } else {
         String::from("<non-string panic payload>")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Completer, JobError, JobHandle, ResultSlot};
+    use std::sync::Arc;
+
+    #[test]
+    fn a_joined_slot_is_reused_with_a_clean_state() {
+        let slot = ResultSlot::<u32>::new();
+        let first = Arc::as_ptr(&slot);
+        let handle = JobHandle::new(slot.clone());
+        Completer::new(slot).complete(Ok(7));
+        assert_eq!(handle.join(), Ok(7));
+        // The next spawn on this thread gets the same slot back, empty.
+        let again = ResultSlot::<u32>::new();
+        assert_eq!(Arc::as_ptr(&again), first);
+        let handle = JobHandle::new(again.clone());
+        assert!(!handle.is_finished());
+        assert!(!again.token.is_cancelled());
+        drop(Completer::new(again));
+        assert_eq!(handle.join(), Err(JobError::NotStarted));
+    }
+
+    #[test]
+    fn a_cancelled_or_shared_slot_gets_a_fresh_token_and_others_types_their_own() {
+        let slot = ResultSlot::<String>::new();
+        let handle = JobHandle::new(slot.clone());
+        handle.cancel();
+        drop(Completer::new(slot));
+        drop(handle);
+        let again = ResultSlot::<String>::new();
+        assert!(!again.token.is_cancelled(), "a reused slot never starts cancelled");
+        // A slot still held by its job is not reused.
+        let held = ResultSlot::<u8>::new();
+        let completer = Completer::new(held.clone());
+        drop(JobHandle::new(held.clone()));
+        let other = ResultSlot::<u8>::new();
+        assert!(!Arc::ptr_eq(&held, &other));
+        drop(completer);
     }
 }
