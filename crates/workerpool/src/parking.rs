@@ -256,12 +256,11 @@ impl Parking {
                 return None;
             }
             if !spot.searching {
-                // Just back from a job: the submitter often queues the next one within
-                // a few hundred nanoseconds. Polling for that long without a permit
-                // keeps the shared `searching` count (which every submit reads) still
-                // while jobs stream; taking and returning a permit for each job made
-                // its cache line bounce between the submitter and the workers, and
-                // halved the 2-worker rate on 2 cores.
+                // Just back from a job: a streaming submitter often queues the next one
+                // within a few hundred nanoseconds. Polling for that long without a
+                // permit keeps the shared `searching` count (which every submit reads)
+                // still while jobs stream, instead of bouncing its cache line between
+                // the submitter and the workers with a permit per job.
                 if let Some(job) = Self::poll_briefly(queue) {
                     return Some(job);
                 }
