@@ -50,6 +50,8 @@ pub(crate) struct ResultSlot<R> {
 
 struct SlotState<R> {
     result: Option<Result<R, JobError>>,
+    /// Whether the job delivered its result (it may have been taken since).
+    done: bool,
     waker: Option<Waker>,
 }
 
@@ -70,7 +72,7 @@ impl<R: Send + 'static> ResultSlot<R> {
     pub(crate) fn new() -> Arc<Self> {
         Self::take_spare().unwrap_or_else(|| {
             Arc::new(ResultSlot {
-                state: Mutex::new(SlotState { result: None, waker: None }),
+                state: Mutex::new(SlotState { result: None, done: false, waker: None }),
                 ready: Condvar::new(),
                 token: CancellationToken::new(),
             })
@@ -95,6 +97,7 @@ impl<R: Send + 'static> ResultSlot<R> {
         let Some(unique) = Arc::get_mut(&mut slot) else { return };
         let state = unique.state.get_mut();
         state.result = None;
+        state.done = false;
         state.waker = None;
         if !unique.token.is_pristine() {
             // Cancelled, cloned by the job, or linked below a parent token.
@@ -122,10 +125,11 @@ impl<R> ResultSlot<R> {
     pub(crate) fn complete(&self, result: Result<R, JobError>) {
         let waker = {
             let mut state = self.state.lock();
-            if state.result.is_some() {
+            if state.done {
                 return;
             }
             state.result = Some(result);
+            state.done = true;
             self.ready.notify_all();
             state.waker.take()
         };
@@ -318,7 +322,7 @@ impl<R> JobHandle<R> {
 
     /// Whether the job has finished (its result is waiting).
     pub fn is_finished(&self) -> bool {
-        self.slot().state.lock().result.is_some()
+        self.slot().state.lock().done
     }
 }
 

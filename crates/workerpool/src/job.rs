@@ -180,8 +180,11 @@ where
         let ctx = ctx.with_own(&token);
         match catch_unwind(AssertUnwindSafe(|| job.call(&ctx))) {
             Ok(value) => {
+                // Decided before the handle can see the value (and, cancelling on drop,
+                // cancel a job that has already finished).
+                let outcome = ran(&ctx);
                 completer.complete(Ok(value));
-                ran(&ctx)
+                outcome
             }
             Err(payload) => {
                 let message = panic_message(&*payload);

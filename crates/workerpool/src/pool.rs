@@ -22,7 +22,7 @@ use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering, fence};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -34,6 +34,9 @@ pub(crate) const DEFAULT_MAX_SEARCHING: usize = 2;
 /// How long a worker submitting into its own full pool waits in line before it runs a
 /// queued job itself.
 const HELPER_PATIENCE: Duration = Duration::from_micros(200);
+
+/// How often a thread in `join` looks at the counters even without a notification.
+const JOIN_RECHECK: Duration = Duration::from_millis(1);
 
 /// A bounded pool of worker threads.
 ///
@@ -175,12 +178,11 @@ impl Shared {
         self.job_finished();
     }
 
-    /// After a job was counted finished: wakes the threads in `join`, if any.
+    /// After a job was counted finished: wakes the threads in `join`, if any. No fence
+    /// on this per-job path: a worker that misses a joiner that just arrived costs that
+    /// joiner at most one `JOIN_RECHECK` of latency, never a hang.
     #[inline]
     fn job_finished(&self) {
-        // Pairs with the increment of `joiners` in `wait_idle`: either the joiner sees
-        // this job counted, or this worker sees the joiner and notifies it.
-        fence(Ordering::SeqCst);
         if self.joiners.load(Ordering::Relaxed) > 0 {
             let _lock = self.idle_lock.lock();
             self.idle.notify_all();
@@ -678,12 +680,15 @@ impl WorkerPool {
             if shared.is_idle() {
                 return Ok(());
             }
+            let recheck = Instant::now() + JOIN_RECHECK;
             match deadline {
-                None => shared.idle.wait(&mut lock),
-                Some(deadline) => {
+                Some(deadline) if deadline <= recheck => {
                     if shared.idle.wait_until(&mut lock, deadline).timed_out() {
                         return if shared.is_idle() { Ok(()) } else { Err(JoinError::TimedOut) };
                     }
+                }
+                _ => {
+                    shared.idle.wait_until(&mut lock, recheck);
                 }
             }
         }
