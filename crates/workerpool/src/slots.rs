@@ -24,9 +24,6 @@ use std::task::Waker;
 use std::thread::Thread;
 use std::time::Instant;
 
-/// The largest batch of free slots that waiters wait for (see `Slots::watermark`).
-const MAX_WATERMARK: usize = 256;
-
 const WAITING: u8 = 0;
 const GRANTED: u8 = 1;
 const CLOSED: u8 = 2;
@@ -88,10 +85,6 @@ struct Line {
 #[derive(Debug)]
 pub(crate) struct Slots {
     permits: CachePadded<AtomicUsize>,
-    /// Waiters are handed permits only once this many are free, so a submitter that
-    /// waits on a full queue is woken once per batch of freed slots, not once per
-    /// job; after its wake it finds the batch free and queues without waiting again.
-    watermark: usize,
     /// Whether the line is non-empty: loaded by every release and every `try_acquire`.
     waiting: CachePadded<std::sync::atomic::AtomicBool>,
     line: Mutex<Line>,
@@ -101,7 +94,6 @@ impl Slots {
     pub(crate) fn new(depth: usize) -> Slots {
         Slots {
             permits: CachePadded::new(AtomicUsize::new(depth)),
-            watermark: (depth / 4).clamp(1, MAX_WATERMARK),
             waiting: CachePadded::new(std::sync::atomic::AtomicBool::new(false)),
             line: Mutex::new(Line::default()),
         }
@@ -142,12 +134,8 @@ impl Slots {
         }
     }
 
-    /// Gives free permits to waiters, oldest first, once at least `watermark` are
-    /// free. Called under the line's lock.
+    /// Gives free permits to waiters, oldest first. Called under the line's lock.
     fn hand_out(&self, line: &mut Line) {
-        if self.permits.load(Ordering::SeqCst) < self.watermark {
-            return;
-        }
         while let Some(first) = line.waiters.front() {
             if !self.take_permit() {
                 break;
@@ -331,27 +319,6 @@ mod tests {
         assert_eq!(second.poll(&slots, &w), Admission::Granted);
         slots.release();
         assert_eq!(slots.available(), 1);
-    }
-
-    #[test]
-    fn a_waiter_is_woken_once_a_batch_of_slots_is_free() {
-        let slots = Slots::new(16); // a batch of 4
-        for _ in 0..16 {
-            assert!(slots.try_acquire());
-        }
-        let (woken, w) = waker();
-        let mut wait = AsyncWait::default();
-        assert_eq!(wait.poll(&slots, &w), Admission::Waiting);
-        for _ in 0..3 {
-            slots.release();
-        }
-        assert_eq!(woken.0.load(std::sync::atomic::Ordering::SeqCst), 0, "not woken per slot");
-        slots.release();
-        assert_eq!(woken.0.load(std::sync::atomic::Ordering::SeqCst), 1);
-        assert_eq!(wait.poll(&slots, &w), Admission::Granted);
-        // The rest of the batch is free for the woken submitter's next jobs.
-        assert!(slots.try_acquire() && slots.try_acquire() && slots.try_acquire());
-        assert!(!slots.try_acquire());
     }
 
     #[test]
