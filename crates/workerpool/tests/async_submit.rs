@@ -1,5 +1,7 @@
 //! Async submission: it never blocks the runtime, it is cancel-safe at every await
 //! point, waiting submitters are served first come first served, and handles cancel.
+// tokio is not a dev-dependency under `--cfg loom` (it reads the flag as its own).
+#![cfg(not(loom))]
 
 mod common;
 
