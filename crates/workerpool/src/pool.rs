@@ -148,7 +148,9 @@ impl Shared {
             self.job_finished();
             return;
         }
-        self.events.finish(Timing::QueueWait, task.enqueued());
+        if self.events.is_enabled() {
+            self.events.finish(Timing::QueueWait, task.enqueued());
+        }
         if !nested {
             counters.busy.store(true, Ordering::Release);
         }
