@@ -2,33 +2,87 @@
 //!
 //! * `workerpool_noop_jobs/<impl>/<workers>`: one thread submits N no-op jobs
 //!   (1,000,000; 100,000 with --quick), timed until every job has run. Besides the
-//!   default pool (`poolside/WorkerPool`), `poolside/WorkerPool-spin<n>` runs it with
-//!   `spinning_workers(n)` for n = 1, 2 and all workers, and
-//!   with more than 4 workers `poolside/WorkerPool-shards<workers/4>` and
-//!   `-shards<workers>` (`queue_shards`; the default is one channel).
+//!   default pool (`poolside/WorkerPool`, 2 searching workers),
+//!   `poolside/WorkerPool-search<n>` runs it with `max_searching_workers(n)` for n = 1
+//!   and all workers. A closure that captures nothing is never allocated, by any pool:
+//!   this case flatters every contender.
+//! * `workerpool_capture_jobs/<impl>/<bytes>`: the same with jobs that capture 8, 32
+//!   or 64 bytes, as real jobs do (an `Arc`, an index, a small request), 2 workers,
+//!   against threadpool, rayon and a minimal pool on one bounded crossbeam channel.
+//!   An extra table runs the contenders interleaved (each round runs every contender
+//!   once; median and spread of the rounds) and shows the allocations per job on the
+//!   submitting thread, counted by the counting global allocator.
 //! * `workerpool_submitters/<impl>/<submitters>`: 4 or 16 threads submit N jobs in
 //!   all to a 2-worker pool.
+//! * `workerpool_async_submit/<impl>`: one async task on a current-thread runtime
+//!   submits N jobs, `spawn_async(..).await` against tokio's `spawn_blocking` (2
+//!   blocking threads), timed until every job has run.
 //! * `workerpool_spawn_join/<impl>`: one job spawned and its result joined, one at a
 //!   time (round-trip latency); p50 / p99 written as an extra table.
+//!
+//! `POOLSIDE_BENCH_NEIGHBORS=n` starts `n` threads that spin for the whole run, the
+//! load of a shared host or a CPU quota; the report names the setting. The bench
+//! thread waits for the jobs by sleeping (woken by the job that completes the round),
+//! so waiting costs the contenders no CPU.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use poolside_benches::{full_or_quick, thread_counts, write_extra_report};
+use poolside_benches::alloc::{CountingAllocator, measure};
+use poolside_benches::{full_or_quick, quick, thread_counts, write_extra_report};
 use poolside_workerpool::WorkerPool;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::thread::Thread;
 use std::time::{Duration, Instant};
+
+#[global_allocator]
+static ALLOC: CountingAllocator = CountingAllocator;
 
 /// Jobs run so far; every implementation's job bumps it, so all do the same work.
 static DONE: AtomicUsize = AtomicUsize::new(0);
+/// The count at which the waiting bench thread is woken (`usize::MAX`: nobody waits).
+static TARGET: AtomicUsize = AtomicUsize::new(usize::MAX);
+static WAITER: Mutex<Option<Thread>> = Mutex::new(None);
 
 fn job() {
-    DONE.fetch_add(1, Ordering::Relaxed);
+    let done = DONE.fetch_add(1, Ordering::AcqRel) + 1;
+    if done == TARGET.load(Ordering::Acquire) {
+        if let Some(waiter) = &*WAITER.lock().unwrap() {
+            waiter.unpark();
+        }
+    }
 }
 
-/// Waits (yielding) until `target` jobs have run.
+/// Sleeps until `target` jobs have run: the last job of the round wakes this thread
+/// (a short timeout covers the round that completed before the target was set).
 fn wait_for(target: usize) {
+    *WAITER.lock().unwrap() = Some(std::thread::current());
+    TARGET.store(target, Ordering::Release);
     while DONE.load(Ordering::Acquire) < target {
-        std::thread::yield_now();
+        std::thread::park_timeout(Duration::from_millis(1));
     }
+    TARGET.store(usize::MAX, Ordering::Release);
+}
+
+/// The neighbour load of `POOLSIDE_BENCH_NEIGHBORS`: that many spinning threads,
+/// started once for the whole run.
+fn neighbors() -> usize {
+    static STARTED: OnceLock<usize> = OnceLock::new();
+    *STARTED.get_or_init(|| {
+        let n = std::env::var("POOLSIDE_BENCH_NEIGHBORS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0usize);
+        for _ in 0..n {
+            std::thread::spawn(|| {
+                static SPIN: AtomicBool = AtomicBool::new(true);
+                let mut x = 0u64;
+                while SPIN.load(Ordering::Relaxed) {
+                    x = std::hint::black_box(x.wrapping_add(1));
+                }
+            });
+        }
+        n
+    })
 }
 
 fn jobs_per_iteration() -> usize {
@@ -100,30 +154,21 @@ fn timed_rounds(
 }
 
 fn noop_jobs(c: &mut Criterion) {
+    neighbors();
     let n = jobs_per_iteration();
     let mut group = c.benchmark_group("workerpool_noop_jobs");
     group.throughput(Throughput::Elements(n as u64));
     group.sample_size(10);
     for workers in worker_counts() {
-        // (name suffix, spinning workers, queue shards); `None`: the default.
-        let mut variants: Vec<(String, Option<usize>, Option<usize>)> =
-            vec![(String::new(), None, None)];
-        let mut spins = vec![1, 2, workers];
-        spins.dedup();
-        variants.extend(spins.into_iter().map(|n| (format!("-spin{n}"), Some(n), None)));
-        if workers > 4 {
-            // The default is one channel: one shard per four workers, and one per worker.
-            let quarter = workers.div_ceil(4);
-            variants.push((format!("-shards{quarter}"), None, Some(quarter)));
-            variants.push((format!("-shards{workers}"), None, Some(workers)));
-        }
-        for (suffix, spinning, shards) in variants {
+        // (name suffix, searching workers); `None`: the default.
+        let mut variants: Vec<(String, Option<usize>)> = vec![(String::new(), None)];
+        let mut searching = vec![1, workers];
+        searching.dedup();
+        variants.extend(searching.into_iter().map(|n| (format!("-search{n}"), Some(n))));
+        for (suffix, searching) in variants {
             let mut builder = WorkerPool::builder().workers(workers).queue_depth(1024);
-            if let Some(spinning) = spinning {
-                builder = builder.spinning_workers(spinning);
-            }
-            if let Some(shards) = shards {
-                builder = builder.queue_shards(shards);
+            if let Some(searching) = searching {
+                builder = builder.max_searching_workers(searching);
             }
             let name = format!("poolside/WorkerPool{suffix}");
             let pool = builder.build().unwrap();
@@ -178,6 +223,194 @@ fn noop_jobs(c: &mut Criterion) {
         });
         drop(runtime);
     }
+    group.finish();
+}
+
+/// A job capturing `W` words (`8 * W` bytes), as a real job captures an `Arc`, an
+/// index or a small request.
+fn capturing<const W: usize>(seed: u64) -> impl FnOnce() + Send + 'static {
+    let data = [seed; W];
+    move || {
+        std::hint::black_box(&data);
+        job();
+    }
+}
+
+/// The contenders of the capturing-job scenario.
+enum Contender {
+    Poolside(WorkerPool),
+    Threadpool(threadpool::ThreadPool),
+    Rayon(rayon::ThreadPool),
+    Minimal(MinimalPool),
+}
+
+impl Contender {
+    fn all(workers: usize) -> Vec<Contender> {
+        vec![
+            Contender::Poolside(
+                WorkerPool::builder().workers(workers).queue_depth(1024).build().unwrap(),
+            ),
+            Contender::Threadpool(threadpool::ThreadPool::new(workers)),
+            Contender::Rayon(rayon::ThreadPoolBuilder::new().num_threads(workers).build().unwrap()),
+            Contender::Minimal(MinimalPool::new(workers)),
+        ]
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Contender::Poolside(_) => "poolside/WorkerPool",
+            Contender::Threadpool(_) => "threadpool",
+            Contender::Rayon(_) => "rayon",
+            Contender::Minimal(_) => "crossbeam-minimal",
+        }
+    }
+
+    /// Submits `n` jobs capturing `W` words each (without waiting for them).
+    fn submit<const W: usize>(&self, n: usize) {
+        for i in 0..n as u64 {
+            let f = capturing::<W>(i);
+            match self {
+                Contender::Poolside(pool) => pool.submit(move |_| f()).unwrap(),
+                Contender::Threadpool(pool) => pool.execute(f),
+                Contender::Rayon(pool) => pool.spawn(f),
+                Contender::Minimal(pool) => pool.execute(f),
+            }
+        }
+    }
+
+    /// One round: `n` jobs of `bytes` captured bytes, submitted and run; returns the
+    /// time and the allocations on the submitting thread.
+    fn round(&self, bytes: usize, n: usize) -> (Duration, u64) {
+        let target = DONE.load(Ordering::Relaxed) + n;
+        let started = Instant::now();
+        let allocated = measure(|| match bytes {
+            8 => self.submit::<1>(n),
+            32 => self.submit::<4>(n),
+            64 => self.submit::<8>(n),
+            other => unreachable!("no {other}-byte case"),
+        });
+        wait_for(target);
+        (started.elapsed(), allocated.allocations)
+    }
+}
+
+const CAPTURE_SIZES: [usize; 3] = [8, 32, 64];
+
+fn capture_jobs(c: &mut Criterion) {
+    let n = full_or_quick(100_000, 20_000);
+    let workers = 2;
+    let neighbors = neighbors();
+    let contenders = Contender::all(workers);
+    let mut group = c.benchmark_group("workerpool_capture_jobs");
+    group.throughput(Throughput::Elements(n as u64));
+    group.sample_size(10);
+    for bytes in CAPTURE_SIZES {
+        for contender in &contenders {
+            group.bench_function(BenchmarkId::new(contender.name(), bytes), |b| {
+                b.iter_custom(|iters| (0..iters).map(|_| contender.round(bytes, n).0).sum())
+            });
+        }
+    }
+    group.finish();
+
+    // Interleaved: each round runs every contender once per size, so a slow phase of
+    // the machine hits all of them alike.
+    let rounds = if quick() { 5 } else { 15 };
+    let mut rates = vec![vec![Vec::new(); contenders.len()]; CAPTURE_SIZES.len()];
+    let mut allocs = vec![vec![0u64; contenders.len()]; CAPTURE_SIZES.len()];
+    for _ in 0..rounds {
+        for (s, &bytes) in CAPTURE_SIZES.iter().enumerate() {
+            for (k, contender) in contenders.iter().enumerate() {
+                let (elapsed, allocated) = contender.round(bytes, n);
+                rates[s][k].push(n as f64 / elapsed.as_secs_f64() / 1e6);
+                allocs[s][k] += allocated;
+            }
+        }
+    }
+    let mut md = format!(
+        "### workerpool: jobs capturing data ({n} jobs a round, {workers} workers, queue 1024, \
+         {neighbors} spinning neighbour threads, {rounds} interleaved rounds)\n\n\
+         | captured | implementation | M jobs/s median | min–max | allocations/job | vs threadpool | vs crossbeam-minimal |\n\
+         |---:|---|---:|---:|---:|---:|---:|\n"
+    );
+    for (s, bytes) in CAPTURE_SIZES.iter().enumerate() {
+        let medians: Vec<f64> = rates[s].iter_mut().map(|r| median(r)).collect();
+        for (k, contender) in contenders.iter().enumerate() {
+            let r = &rates[s][k];
+            md.push_str(&format!(
+                "| {bytes} B | {} | {:.2} | {:.2}–{:.2} | {:.2} | {:.2}× | {:.2}× |\n",
+                contender.name(),
+                medians[k],
+                r.first().copied().unwrap_or(0.0),
+                r.last().copied().unwrap_or(0.0),
+                allocs[s][k] as f64 / (rounds * n) as f64,
+                medians[k] / medians[1],
+                medians[k] / medians[3],
+            ));
+        }
+    }
+    write_extra_report("workerpool_capture_jobs", &md);
+}
+
+/// Sorts `values` and returns their median.
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
+}
+
+fn async_submit(c: &mut Criterion) {
+    let n = jobs_per_iteration();
+    let mut group = c.benchmark_group("workerpool_async_submit");
+    group.throughput(Throughput::Elements(n as u64));
+    group.sample_size(10);
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().max_blocking_threads(2).build().unwrap();
+    let pool = WorkerPool::builder().workers(2).queue_depth(1024).build().unwrap();
+    group.bench_function("poolside/WorkerPool-spawn_async", |b| {
+        b.iter_custom(|iters| {
+            let started = Instant::now();
+            for _ in 0..iters {
+                let target = DONE.load(Ordering::Relaxed) + n;
+                runtime.block_on(async {
+                    for _ in 0..n {
+                        drop(pool.spawn_async(|_| job()).await.unwrap());
+                    }
+                });
+                wait_for(target);
+            }
+            started.elapsed()
+        })
+    });
+    group.bench_function("poolside/WorkerPool-submit_async", |b| {
+        b.iter_custom(|iters| {
+            let started = Instant::now();
+            for _ in 0..iters {
+                let target = DONE.load(Ordering::Relaxed) + n;
+                runtime.block_on(async {
+                    for _ in 0..n {
+                        pool.submit_async(|_| job()).await.unwrap();
+                    }
+                });
+                wait_for(target);
+            }
+            started.elapsed()
+        })
+    });
+    group.bench_function("tokio-spawn_blocking", |b| {
+        b.iter_custom(|iters| {
+            let started = Instant::now();
+            for _ in 0..iters {
+                let target = DONE.load(Ordering::Relaxed) + n;
+                runtime.block_on(async {
+                    for _ in 0..n {
+                        drop(tokio::task::spawn_blocking(job));
+                    }
+                });
+                wait_for(target);
+            }
+            started.elapsed()
+        })
+    });
     group.finish();
 }
 
@@ -316,6 +549,6 @@ fn spawn_join(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = poolside_benches::criterion_config();
-    targets = noop_jobs, many_submitters, spawn_join
+    targets = noop_jobs, capture_jobs, many_submitters, async_submit, spawn_join
 }
 criterion_main!(benches);

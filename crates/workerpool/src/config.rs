@@ -21,12 +21,25 @@ pub enum PanicPolicy {
 /// The smallest stack accepted for a worker thread.
 pub const MIN_STACK_SIZE: usize = 16 * 1024;
 
+/// The largest stack accepted for a worker thread (1 GiB): larger requests are
+/// mistakes, and sizes near `usize::MAX` overflow the platform's page rounding.
+pub const MAX_STACK_SIZE: usize = 1 << 30;
+
+/// The most worker threads a pool may have, at build time and through
+/// [`WorkerPool::set_workers`].
+pub const MAX_WORKERS: usize = 4096;
+
 /// A setting that cannot work, reported by [`WorkerPoolBuilder::build`].
 #[non_exhaustive]
 #[derive(Debug)]
 pub enum BuildError {
     /// `workers(0)`: a pool needs at least one worker.
     ZeroWorkers,
+    /// More workers than [`MAX_WORKERS`].
+    TooManyWorkers {
+        /// The requested count.
+        workers: usize,
+    },
     /// `queue_depth(0)`: the queue needs room for at least one job.
     ZeroQueueDepth,
     /// The requested stack is smaller than [`MIN_STACK_SIZE`].
@@ -34,13 +47,10 @@ pub enum BuildError {
         /// The requested size in bytes.
         bytes: usize,
     },
-    /// `queue_shards(0)`, or more shards than `queue_depth` (every shard needs room
-    /// for at least one job).
-    InvalidQueueShards {
-        /// The requested shard count.
-        shards: usize,
-        /// The queue depth it must not exceed.
-        queue_depth: usize,
+    /// The requested stack is larger than [`MAX_STACK_SIZE`].
+    StackTooLarge {
+        /// The requested size in bytes.
+        bytes: usize,
     },
     /// The thread name prefix is empty or contains a NUL byte.
     InvalidThreadName(String),
@@ -56,11 +66,12 @@ impl fmt::Display for BuildError {
             BuildError::StackTooSmall { bytes } => {
                 write!(f, "a stack of {bytes} bytes is below the minimum of {MIN_STACK_SIZE}")
             }
-            BuildError::InvalidQueueShards { shards, queue_depth } => write!(
-                f,
-                "{shards} queue shards do not fit a queue depth of {queue_depth}: \
-                 the shard count must be between 1 and the depth"
-            ),
+            BuildError::TooManyWorkers { workers } => {
+                write!(f, "{workers} workers are more than the maximum of {MAX_WORKERS}")
+            }
+            BuildError::StackTooLarge { bytes } => {
+                write!(f, "a stack of {bytes} bytes is above the maximum of {MAX_STACK_SIZE}")
+            }
             BuildError::InvalidThreadName(name) => {
                 write!(
                     f,
@@ -94,7 +105,6 @@ impl std::error::Error for BuildError {
 ///     .thread_name("resize")
 ///     .stack_size(512 * 1024)
 ///     .panic_policy(PanicPolicy::Isolate)
-///     .drop_deadline(Duration::from_secs(5))
 ///     .shutdown_grace(Duration::from_millis(500))
 ///     .build()?;
 /// assert_eq!(pool.workers(), 4);
@@ -107,10 +117,8 @@ pub struct WorkerPoolBuilder {
     pub(crate) thread_name: String,
     pub(crate) stack_size: Option<usize>,
     pub(crate) panic_policy: PanicPolicy,
-    pub(crate) drop_deadline: Duration,
     pub(crate) shutdown_grace: Duration,
-    pub(crate) spinning_workers: Option<usize>,
-    pub(crate) queue_shards: usize,
+    pub(crate) max_searching_workers: Option<usize>,
     pub(crate) events: Events,
 }
 
@@ -123,24 +131,25 @@ impl Default for WorkerPoolBuilder {
             thread_name: String::from("poolside-worker"),
             stack_size: None,
             panic_policy: PanicPolicy::Isolate,
-            drop_deadline: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(1),
-            spinning_workers: None,
-            queue_shards: 1,
+            max_searching_workers: None,
             events: Events::none(),
         }
     }
 }
 
 impl WorkerPoolBuilder {
-    /// Number of worker threads (default: the available parallelism). At least 1.
+    /// Number of worker threads (default: the available parallelism), from 1 to
+    /// [`MAX_WORKERS`]. [`WorkerPool::set_workers`] changes it at runtime.
     pub fn workers(mut self, workers: usize) -> Self {
         self.workers = workers;
         self
     }
 
     /// How many jobs may wait in the queue before `submit` blocks and `try_submit`
-    /// reports [`Full`](crate::SubmitError::Full) (default 1024). At least 1.
+    /// reports [`Full`](crate::SubmitError::Full) (default 1024). At least 1; depths up
+    /// to 65,536 are allocated once up front, larger ones (`usize::MAX` included: an
+    /// unbounded queue) grow as jobs arrive.
     pub fn queue_depth(mut self, depth: usize) -> Self {
         self.queue_depth = depth;
         self
@@ -152,7 +161,8 @@ impl WorkerPoolBuilder {
         self
     }
 
-    /// Stack size of each worker thread in bytes (default: the platform's).
+    /// Stack size of each worker thread in bytes (default: the platform's), from
+    /// [`MIN_STACK_SIZE`] to [`MAX_STACK_SIZE`].
     pub fn stack_size(mut self, bytes: usize) -> Self {
         self.stack_size = Some(bytes);
         self
@@ -164,59 +174,40 @@ impl WorkerPoolBuilder {
         self
     }
 
-    /// The deadline `Drop` gives queued and running jobs, as in
-    /// [`WorkerPool::shutdown`] (default 10 s).
-    pub fn drop_deadline(mut self, deadline: Duration) -> Self {
-        self.drop_deadline = deadline;
-        self
-    }
-
     /// How long shutdown keeps waiting, after the deadline cancelled the running jobs,
     /// for jobs that ignore their cancellation token (default 1 s). Workers still busy
     /// after that are reported as stuck and detached: the hard bound on shutdown.
+    /// `Duration::MAX` waits for them without bound.
     pub fn shutdown_grace(mut self, grace: Duration) -> Self {
         self.shutdown_grace = grace;
         self
     }
 
-    /// How many idle workers may search for work — look at the queue, yielding the CPU
-    /// between looks (the name is older than that: they used to spin) — at a time (default 2, capped at `workers`); the other idle workers sleep on
-    /// their own parker. A submitter wakes a sleeper only when nobody searches, and a
-    /// searcher that finds a job while more wait wakes the next one, so a stream of
-    /// short jobs is served without the submitter paying wake-ups and a burst still
-    /// ramps up to every worker. `0`: no worker searches, every job submitted to an idle
-    /// pool wakes a sleeper. More searchers mean fewer wake-ups but more contention on
-    /// the queue; `docs/workerpool.md` has the measurements.
+    /// How many idle workers may search for work at a time — look at the queue,
+    /// yielding the CPU between looks — before they go to sleep (default 2; any value
+    /// above the worker count means every idle worker searches). The other idle workers
+    /// sleep on their own parker. A submitter wakes a sleeper only when nobody
+    /// searches, and a searcher that finds a job while more wait wakes the next one, so
+    /// a stream of short jobs is served without the submitter paying wake-ups and a
+    /// burst still ramps up to every worker. `0`: no worker searches, every job
+    /// submitted to an idle pool wakes a sleeper. Searchers never spin: each look
+    /// gives the CPU away, so they cost little on a busy machine.
     ///
     /// ```
-    /// let pool = poolside_workerpool::WorkerPool::builder().workers(16).spinning_workers(1).build()?;
+    /// let pool = poolside_workerpool::WorkerPool::builder().workers(16).max_searching_workers(1).build()?;
     /// # drop(pool);
     /// # Ok::<(), poolside_workerpool::BuildError>(())
     /// ```
-    pub fn spinning_workers(mut self, spinners: usize) -> Self {
-        self.spinning_workers = Some(spinners);
+    pub fn max_searching_workers(mut self, workers: usize) -> Self {
+        self.max_searching_workers = Some(workers);
         self
     }
 
-    /// Into how many bounded channels (shards) the queue's `queue_depth` slots are
-    /// split (default 1, at most `queue_depth`). Worker `w` owns shard `w % shards`
-    /// and takes jobs from it first, from the others when it is empty; each submitting
-    /// thread deals its jobs round-robin over the shards and overflows into the next
-    /// shard with room. Fewer workers then share one channel head. The bound stays
-    /// exact (`Full` only when `queue_depth` jobs wait) and no job waits while a worker
-    /// idles; jobs start in submission order only with one shard. One shard is the
-    /// default because it measured best wherever this was measured (2 cores, up to 16
-    /// workers); whether shards pay off with many workers on many cores is measured in
-    /// `docs/workerpool.md`.
-    ///
-    /// ```
-    /// let pool = poolside_workerpool::WorkerPool::builder().workers(16).queue_shards(4).build()?;
-    /// # drop(pool);
-    /// # Ok::<(), poolside_workerpool::BuildError>(())
-    /// ```
-    pub fn queue_shards(mut self, shards: usize) -> Self {
-        self.queue_shards = shards;
-        self
+    /// The former name of [`max_searching_workers`](Self::max_searching_workers):
+    /// idle workers no longer spin.
+    #[deprecated(since = "0.2.0", note = "renamed to `max_searching_workers`")]
+    pub fn spinning_workers(self, workers: usize) -> Self {
+        self.max_searching_workers(workers)
     }
 
     /// Timing events: queue wait and run time of every job (default: none, which
@@ -231,15 +222,17 @@ impl WorkerPoolBuilder {
         if self.workers == 0 {
             return Err(BuildError::ZeroWorkers);
         }
+        if self.workers > MAX_WORKERS {
+            return Err(BuildError::TooManyWorkers { workers: self.workers });
+        }
         if self.queue_depth == 0 {
             return Err(BuildError::ZeroQueueDepth);
         }
-        if self.queue_shards == 0 || self.queue_shards > self.queue_depth {
-            let (shards, queue_depth) = (self.queue_shards, self.queue_depth);
-            return Err(BuildError::InvalidQueueShards { shards, queue_depth });
-        }
         if let Some(bytes) = self.stack_size.filter(|&b| b < MIN_STACK_SIZE) {
             return Err(BuildError::StackTooSmall { bytes });
+        }
+        if let Some(bytes) = self.stack_size.filter(|&b| b > MAX_STACK_SIZE) {
+            return Err(BuildError::StackTooLarge { bytes });
         }
         if self.thread_name.is_empty() || self.thread_name.contains('\0') {
             return Err(BuildError::InvalidThreadName(self.thread_name));

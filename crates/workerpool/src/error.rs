@@ -73,3 +73,68 @@ impl<J> fmt::Display for SubmitError<J> {
 }
 
 impl<J> std::error::Error for SubmitError<J> {}
+
+/// Why [`WorkerPool::join`](crate::WorkerPool::join) or
+/// [`join_timeout`](crate::WorkerPool::join_timeout) returned before the pool was idle.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JoinError {
+    /// Jobs were still unfinished when the timeout passed.
+    TimedOut,
+    /// Called from one of the pool's own jobs, which would wait for itself.
+    InsideJob,
+}
+
+impl fmt::Display for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JoinError::TimedOut => f.write_str("jobs were still running when the join timed out"),
+            JoinError::InsideJob => {
+                f.write_str("join called from one of the pool's own jobs would wait for itself")
+            }
+        }
+    }
+}
+
+impl std::error::Error for JoinError {}
+
+/// Why [`WorkerPool::set_workers`](crate::WorkerPool::set_workers) did not resize the
+/// pool (or resized it only part of the way, for `Spawn`).
+#[non_exhaustive]
+#[derive(Debug)]
+pub enum ResizeError {
+    /// `set_workers(0)`: a pool needs at least one worker.
+    ZeroWorkers,
+    /// More workers than [`MAX_WORKERS`](crate::MAX_WORKERS).
+    TooManyWorkers {
+        /// The requested count.
+        workers: usize,
+    },
+    /// The pool is shut down.
+    Closed,
+    /// The operating system refused to start a worker thread; the pool keeps the
+    /// workers started before the failure.
+    Spawn(std::io::Error),
+}
+
+impl fmt::Display for ResizeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ResizeError::ZeroWorkers => f.write_str("a worker pool needs at least one worker"),
+            ResizeError::TooManyWorkers { workers } => {
+                write!(f, "{workers} workers are more than the maximum of {}", crate::MAX_WORKERS)
+            }
+            ResizeError::Closed => f.write_str("the worker pool is shut down"),
+            ResizeError::Spawn(err) => write!(f, "could not start a worker thread: {err}"),
+        }
+    }
+}
+
+impl std::error::Error for ResizeError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ResizeError::Spawn(err) => Some(err),
+            _ => None,
+        }
+    }
+}

@@ -4,7 +4,7 @@ use crate::cancel::CancellationToken;
 use crate::error::SubmitError;
 use crate::handle::{JobError, JobHandle, panic_message};
 use crate::job::{JobContext, JobFn};
-use crate::pool::WorkerPool;
+use crate::pool::{Wait, WorkerPool};
 use parking_lot::Mutex;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
@@ -102,7 +102,7 @@ impl WorkerPool {
     {
         Group {
             pool: self,
-            token: self.shared_shutdown_token().child(),
+            token: self.shared().shutdown_token.child(),
             first_failure: Arc::new(Mutex::new(None)),
             handles: Vec::new(),
         }
@@ -127,7 +127,7 @@ where
             token: self.token.clone(),
             first_failure: self.first_failure.clone(),
         };
-        match self.pool.spawn_with(job, None, true) {
+        match self.pool.spawn_with(job, Wait::Until(None)) {
             Ok(handle) => {
                 self.handles.push(handle);
                 Ok(())
@@ -168,6 +168,10 @@ where
                 Err(JobError::Panicked { .. }) => {}
                 Err(JobError::NotStarted) => {
                     missing.get_or_insert(GroupError::NotStarted { index });
+                }
+                // A group's handles are its own: nobody else can cancel them.
+                Err(JobError::Cancelled) => {
+                    missing.get_or_insert(GroupError::Cancelled { index });
                 }
             }
         }

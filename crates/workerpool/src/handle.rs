@@ -1,6 +1,9 @@
 //! The result of one spawned job: joined from a thread or awaited from async code.
 
+use crate::cancel::CancellationToken;
 use parking_lot::{Condvar, Mutex};
+use std::any::{Any, TypeId};
+use std::cell::RefCell;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -17,9 +20,12 @@ pub enum JobError {
         /// The panic message (`"<non-string panic payload>"` when it was not a string).
         message: String,
     },
-    /// The job never ran: the pool shut down (or was dropped) past its deadline while
-    /// the job was still queued.
+    /// The job never ran: the pool shut down past its deadline while the job was still
+    /// queued.
     NotStarted,
+    /// The job never ran: its handle cancelled it ([`JobHandle::cancel`]) while it was
+    /// queued.
+    Cancelled,
 }
 
 impl fmt::Display for JobError {
@@ -27,6 +33,7 @@ impl fmt::Display for JobError {
         match self {
             JobError::Panicked { message } => write!(f, "the job panicked: {message}"),
             JobError::NotStarted => f.write_str("the job never ran: the pool shut down first"),
+            JobError::Cancelled => f.write_str("the job never ran: it was cancelled first"),
         }
     }
 }
@@ -37,29 +44,92 @@ impl std::error::Error for JobError {}
 pub(crate) struct ResultSlot<R> {
     state: Mutex<SlotState<R>>,
     ready: Condvar,
+    /// The job's own cancellation token, cancelled through the handle.
+    token: CancellationToken,
 }
 
 struct SlotState<R> {
     result: Option<Result<R, JobError>>,
+    /// Whether the job delivered its result (it may have been taken since).
+    done: bool,
     waker: Option<Waker>,
 }
 
-impl<R> ResultSlot<R> {
+/// Result slots kept for reuse, per result type, on the thread that last joined them:
+/// a submitter that spawns and joins in a loop allocates no slot (and no token) per
+/// job once warm.
+type Spares = Vec<(TypeId, Vec<Arc<dyn Any + Send + Sync>>)>;
+
+thread_local! {
+    static SPARE_SLOTS: RefCell<Spares> = const { RefCell::new(Vec::new()) };
+}
+
+/// At most this many spare slots per result type and thread.
+const SPARES_PER_TYPE: usize = 64;
+
+impl<R: Send + 'static> ResultSlot<R> {
+    /// A fresh slot: a spare one of this thread if there is one, else a new one.
     pub(crate) fn new() -> Arc<Self> {
-        Arc::new(ResultSlot {
-            state: Mutex::new(SlotState { result: None, waker: None }),
-            ready: Condvar::new(),
+        Self::take_spare().unwrap_or_else(|| {
+            Arc::new(ResultSlot {
+                state: Mutex::new(SlotState { result: None, done: false, waker: None }),
+                ready: Condvar::new(),
+                token: CancellationToken::new(),
+            })
         })
     }
 
+    fn take_spare() -> Option<Arc<Self>> {
+        let spare = SPARE_SLOTS
+            .try_with(|spares| {
+                let mut spares = spares.borrow_mut();
+                let (_, list) = spares.iter_mut().find(|(id, _)| *id == TypeId::of::<R>())?;
+                list.pop()
+            })
+            .ok()
+            .flatten()?;
+        spare.downcast::<Self>().ok()
+    }
+
+    /// Keeps `slot` for reuse if nobody else holds it any more (the job's completer is
+    /// gone), reset to new: no result, no waker, an unused token.
+    fn recycle(mut slot: Arc<Self>) {
+        let Some(unique) = Arc::get_mut(&mut slot) else { return };
+        let state = unique.state.get_mut();
+        state.result = None;
+        state.done = false;
+        state.waker = None;
+        if !unique.token.is_pristine() {
+            // Cancelled, cloned by the job, or linked below a parent token.
+            unique.token = CancellationToken::new();
+        }
+        let _ = SPARE_SLOTS.try_with(|spares| {
+            let mut spares = spares.borrow_mut();
+            let index = match spares.iter().position(|(id, _)| *id == TypeId::of::<R>()) {
+                Some(index) => index,
+                None => {
+                    spares.push((TypeId::of::<R>(), Vec::new()));
+                    spares.len() - 1
+                }
+            };
+            let list = &mut spares[index].1;
+            if list.len() < SPARES_PER_TYPE {
+                list.push(slot);
+            }
+        });
+    }
+}
+
+impl<R> ResultSlot<R> {
     /// Stores the result and wakes whoever waits (a joining thread or an async task).
     pub(crate) fn complete(&self, result: Result<R, JobError>) {
         let waker = {
             let mut state = self.state.lock();
-            if state.result.is_some() {
+            if state.done {
                 return;
             }
             state.result = Some(result);
+            state.done = true;
             self.ready.notify_all();
             state.waker.take()
         };
@@ -80,6 +150,14 @@ impl<R> Completer<R> {
         Completer { slot: Some(slot) }
     }
 
+    /// The job's own token.
+    pub(crate) fn token(&self) -> &CancellationToken {
+        match &self.slot {
+            Some(slot) => &slot.token,
+            None => unreachable!("a completer holds its slot until it completes"),
+        }
+    }
+
     pub(crate) fn complete(mut self, result: Result<R, JobError>) {
         if let Some(slot) = self.slot.take() {
             slot.complete(result);
@@ -98,8 +176,14 @@ impl<R> Drop for Completer<R> {
 /// A handle to a job started with [`WorkerPool::spawn`](crate::WorkerPool::spawn).
 ///
 /// [`join`](Self::join) blocks the calling thread; the handle is also a [`Future`], so
-/// async code can `.await` blocking work without tying up its runtime's threads. Dropping
-/// the handle detaches the job: it still runs.
+/// async code can `.await` blocking work without tying up its runtime's threads.
+///
+/// [`cancel`](Self::cancel) cancels the job's token: a job still queued is then never
+/// started (its result is [`JobError::Cancelled`], the pool counts it as cancelled), a
+/// running one sees [`JobContext::is_cancelled`](crate::JobContext::is_cancelled).
+/// Dropping the handle detaches the job — it still runs — unless the handle was made
+/// with [`cancel_on_drop`](Self::cancel_on_drop), which cancels it instead, as a
+/// client that disconnects should.
 ///
 /// ```
 /// let pool = poolside_workerpool::WorkerPool::builder().workers(2).build()?;
@@ -109,7 +193,11 @@ impl<R> Drop for Completer<R> {
 /// ```
 #[must_use = "dropping a JobHandle detaches the job; join or await it for the result"]
 pub struct JobHandle<R> {
-    slot: Arc<ResultSlot<R>>,
+    /// `None` only while the handle is dropped.
+    slot: Option<Arc<ResultSlot<R>>>,
+    cancel_on_drop: bool,
+    /// `ResultSlot::<R>::recycle`, chosen where `R: Send + 'static` is known.
+    recycle: fn(Arc<ResultSlot<R>>),
 }
 
 /// [`JobHandle::join_timeout`] ran out of time; the handle is returned so the caller
@@ -130,19 +218,71 @@ impl<R> fmt::Display for JoinTimeout<R> {
 
 impl<R> std::error::Error for JoinTimeout<R> {}
 
-impl<R> JobHandle<R> {
+impl<R: Send + 'static> JobHandle<R> {
     pub(crate) fn new(slot: Arc<ResultSlot<R>>) -> Self {
-        JobHandle { slot }
+        JobHandle { slot: Some(slot), cancel_on_drop: false, recycle: ResultSlot::<R>::recycle }
+    }
+}
+
+impl<R> JobHandle<R> {
+    fn slot(&self) -> &ResultSlot<R> {
+        match &self.slot {
+            Some(slot) => slot,
+            None => unreachable!("the slot is taken only in drop"),
+        }
+    }
+
+    /// Asks the job to stop: a queued job is never started and its result is
+    /// [`JobError::Cancelled`]; a running job sees its token cancelled (it decides when
+    /// to return, and its value is still delivered). Idempotent; does nothing to a job
+    /// that has finished.
+    ///
+    /// ```
+    /// use poolside_workerpool::{JobError, WorkerPool};
+    /// use std::time::Duration;
+    ///
+    /// let pool = WorkerPool::builder().workers(1).build()?;
+    /// let (release, blocker) = std::sync::mpsc::channel::<()>();
+    /// let busy = pool.spawn(move |_| blocker.recv().is_ok())?; // occupies the worker
+    /// let queued = pool.spawn(|_| "never runs")?;
+    /// queued.cancel();
+    /// release.send(()).unwrap();
+    /// assert_eq!(queued.join(), Err(JobError::Cancelled));
+    /// assert_eq!(busy.join(), Ok(true));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn cancel(&self) {
+        self.slot().token.cancel();
+    }
+
+    /// This handle, made to [`cancel`](Self::cancel) its job when it is dropped
+    /// unjoined: for work whose result nobody will read any more (a request whose
+    /// client went away, an `.await` that was aborted).
+    ///
+    /// ```
+    /// use poolside_workerpool::WorkerPool;
+    /// use std::time::Duration;
+    ///
+    /// let pool = WorkerPool::builder().workers(1).build()?;
+    /// let handle = pool.spawn(|ctx| ctx.wait_cancelled(Duration::from_secs(60)))?.cancel_on_drop();
+    /// drop(handle); // the job sees its token cancelled and returns at once
+    /// let report = pool.shutdown(Duration::from_secs(5))?;
+    /// assert_eq!(report.cancelled, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn cancel_on_drop(mut self) -> Self {
+        self.cancel_on_drop = true;
+        self
     }
 
     /// Blocks until the job finishes; returns its value, or why there is none.
     pub fn join(self) -> Result<R, JobError> {
-        let mut state = self.slot.state.lock();
+        let mut state = self.slot().state.lock();
         loop {
             if let Some(result) = state.result.take() {
                 return result;
             }
-            self.slot.ready.wait(&mut state);
+            self.slot().ready.wait(&mut state);
         }
     }
 
@@ -160,20 +300,20 @@ impl<R> JobHandle<R> {
     pub fn join_timeout(self, timeout: Duration) -> Result<Result<R, JobError>, JoinTimeout<R>> {
         let deadline = Instant::now().checked_add(timeout);
         {
-            let mut state = self.slot.state.lock();
+            let mut state = self.slot().state.lock();
             loop {
                 if let Some(result) = state.result.take() {
                     return Ok(result);
                 }
                 match deadline {
                     Some(deadline) => {
-                        if self.slot.ready.wait_until(&mut state, deadline).timed_out()
+                        if self.slot().ready.wait_until(&mut state, deadline).timed_out()
                             && state.result.is_none()
                         {
                             break;
                         }
                     }
-                    None => self.slot.ready.wait(&mut state),
+                    None => self.slot().ready.wait(&mut state),
                 }
             }
         }
@@ -182,7 +322,7 @@ impl<R> JobHandle<R> {
 
     /// Whether the job has finished (its result is waiting).
     pub fn is_finished(&self) -> bool {
-        self.slot.state.lock().result.is_some()
+        self.slot().state.lock().done
     }
 }
 
@@ -190,7 +330,7 @@ impl<R> Future for JobHandle<R> {
     type Output = Result<R, JobError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut state = self.slot.state.lock();
+        let mut state = self.slot().state.lock();
         match state.result.take() {
             Some(result) => Poll::Ready(result),
             None => {
@@ -200,6 +340,17 @@ impl<R> Future for JobHandle<R> {
                 }
                 Poll::Pending
             }
+        }
+    }
+}
+
+impl<R> Drop for JobHandle<R> {
+    fn drop(&mut self) {
+        if self.cancel_on_drop && !self.is_finished() {
+            self.cancel();
+        }
+        if let Some(slot) = self.slot.take() {
+            (self.recycle)(slot);
         }
     }
 }
@@ -218,5 +369,46 @@ pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         s.clone()
     } else {
         String::from("<non-string panic payload>")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Completer, JobError, JobHandle, ResultSlot};
+    use std::sync::Arc;
+
+    #[test]
+    fn a_joined_slot_is_reused_with_a_clean_state() {
+        let slot = ResultSlot::<u32>::new();
+        let first = Arc::as_ptr(&slot);
+        let handle = JobHandle::new(slot.clone());
+        Completer::new(slot).complete(Ok(7));
+        assert_eq!(handle.join(), Ok(7));
+        // The next spawn on this thread gets the same slot back, empty.
+        let again = ResultSlot::<u32>::new();
+        assert_eq!(Arc::as_ptr(&again), first);
+        let handle = JobHandle::new(again.clone());
+        assert!(!handle.is_finished());
+        assert!(!again.token.is_cancelled());
+        drop(Completer::new(again));
+        assert_eq!(handle.join(), Err(JobError::NotStarted));
+    }
+
+    #[test]
+    fn a_cancelled_or_shared_slot_gets_a_fresh_token_and_others_types_their_own() {
+        let slot = ResultSlot::<String>::new();
+        let handle = JobHandle::new(slot.clone());
+        handle.cancel();
+        drop(Completer::new(slot));
+        drop(handle);
+        let again = ResultSlot::<String>::new();
+        assert!(!again.token.is_cancelled(), "a reused slot never starts cancelled");
+        // A slot still held by its job is not reused.
+        let held = ResultSlot::<u8>::new();
+        let completer = Completer::new(held.clone());
+        drop(JobHandle::new(held.clone()));
+        let other = ResultSlot::<u8>::new();
+        assert!(!Arc::ptr_eq(&held, &other));
+        drop(completer);
     }
 }

@@ -1,8 +1,20 @@
-//! What travels through the queue: a boxed job that can run, or be handed back.
+//! What travels through the queue: a type-erased job stored inline in its queue entry
+//! when it is small, boxed otherwise.
+//!
+//! A job that captures data would cost one allocation on the submitting thread and one
+//! free on a worker if it were boxed; a [`Task`] instead keeps any job of at most
+//! [`INLINE_BYTES`] bytes (and alignment at most 8) inside the entry itself, next to a
+//! pointer to the job type's table of functions. Larger jobs are boxed, and the box is
+//! stored inline. This module holds the crate's only `unsafe` code besides the
+//! lifetime erasure of [`Task::new_scoped`], which relies on it.
+
+#![allow(unsafe_code)] // inline job storage: see the module docs
 
 use crate::cancel::CancellationToken;
 use crate::handle::{Completer, JobError, panic_message};
-use std::any::Any;
+use std::cell::Cell;
+use std::marker::PhantomData;
+use std::mem::{ManuallyDrop, MaybeUninit};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
 
@@ -26,63 +38,112 @@ use std::time::{Duration, Instant};
 /// ```
 #[derive(Debug)]
 pub struct JobContext<'a> {
+    /// The pool's shutdown token, or a group's or scope's token below it.
     token: &'a CancellationToken,
+    /// The job's own token ([`JobHandle::cancel`](crate::JobHandle::cancel)), linked
+    /// below `token` only once the job asks for its token: checking it costs a load.
+    own: Option<&'a CancellationToken>,
+    linked: Cell<bool>,
     worker: usize,
 }
 
 impl<'a> JobContext<'a> {
     pub(crate) fn new(token: &'a CancellationToken, worker: usize) -> Self {
-        JobContext { token, worker }
+        JobContext { token, own: None, linked: Cell::new(false), worker }
     }
 
-    /// The token cancelled when the job should stop: at the shutdown deadline, or when
-    /// another job of its [`Group`](crate::Group) failed.
+    /// The token cancelled when the job should stop: at the shutdown deadline, when its
+    /// [`JobHandle`](crate::JobHandle) cancels it, or when another job of its
+    /// [`Group`](crate::Group) or [`try_scope`](crate::WorkerPool::try_scope) failed.
     pub fn token(&self) -> &CancellationToken {
-        self.token
+        match self.own {
+            Some(own) => {
+                if !self.linked.replace(true) {
+                    self.token.adopt(own);
+                }
+                own
+            }
+            None => self.token,
+        }
     }
 
     /// Whether the job has been asked to stop.
     #[inline]
     pub fn is_cancelled(&self) -> bool {
-        self.token.is_cancelled()
+        self.token.is_cancelled() || self.own.is_some_and(CancellationToken::is_cancelled)
     }
 
     /// Sleeps up to `timeout`, waking at once on cancellation; returns whether the job
-    /// was cancelled.
+    /// was cancelled. `Duration::MAX` waits until cancelled.
     pub fn wait_cancelled(&self, timeout: Duration) -> bool {
-        self.token.wait_timeout(timeout)
+        self.token().wait_timeout(timeout)
     }
 
-    /// Index of the worker running the job, `0..workers`.
+    /// Index of the worker running the job (worker threads are numbered from 0 in the
+    /// order they were started; [`set_workers`](crate::WorkerPool::set_workers) adds
+    /// new numbers).
     pub fn worker_index(&self) -> usize {
         self.worker
     }
 
-    /// The same worker with another token (a group's).
-    pub(crate) fn with_token<'b>(&self, token: &'b CancellationToken) -> JobContext<'b> {
-        JobContext { token, worker: self.worker }
+    /// The same worker with another parent token (a group's or a scope's).
+    pub(crate) fn with_token<'b>(&'b self, token: &'b CancellationToken) -> JobContext<'b> {
+        JobContext { token, own: self.own, linked: Cell::new(false), worker: self.worker }
+    }
+
+    /// The same context with the job's own token.
+    pub(crate) fn with_own<'b>(&'b self, own: &'b CancellationToken) -> JobContext<'b> {
+        JobContext {
+            token: self.token,
+            own: Some(own),
+            linked: Cell::new(false),
+            worker: self.worker,
+        }
     }
 }
 
+/// How a job ended, for the pool's counters.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// Returned normally.
+    Completed,
+    /// Returned after its token was cancelled, or was skipped because it was cancelled
+    /// before it started.
+    Cancelled,
+    /// Panicked; the message of the caught panic.
+    Panicked(String),
+}
+
 /// One of the crate's job wrappers: runs once, catching a panic.
-pub(crate) trait Job: Send + 'static {
-    /// Runs the job; `Err` carries the message of a caught panic.
-    fn run(self, ctx: &JobContext<'_>) -> Result<(), String>;
+pub(crate) trait Job: Send {
+    /// Runs the job.
+    fn run(self, ctx: &JobContext<'_>) -> Outcome;
+
+    /// When the job was queued, if timing events measure it.
+    fn enqueued(&self) -> Option<Instant> {
+        None
+    }
+}
+
+fn ran(ctx: &JobContext<'_>) -> Outcome {
+    if ctx.is_cancelled() { Outcome::Cancelled } else { Outcome::Completed }
 }
 
 /// A fire-and-forget job from `submit`.
 pub(crate) struct Submitted<F>(pub(crate) F);
 
-impl<F: FnOnce(&JobContext<'_>) + Send + 'static> Job for Submitted<F> {
-    fn run(self, ctx: &JobContext<'_>) -> Result<(), String> {
+impl<F: FnOnce(&JobContext<'_>) + Send> Job for Submitted<F> {
+    fn run(self, ctx: &JobContext<'_>) -> Outcome {
         let job = self.0;
-        catch_unwind(AssertUnwindSafe(|| job(ctx))).map_err(|payload| panic_message(&*payload))
+        match catch_unwind(AssertUnwindSafe(|| job(ctx))) {
+            Ok(()) => ran(ctx),
+            Err(payload) => Outcome::Panicked(panic_message(&*payload)),
+        }
     }
 }
 
 /// Something a worker can call with a context: any `FnOnce(&JobContext) -> R`, and the
-/// crate's own job wrappers (which stay named types so a rejected one can be taken
-/// apart again).
+/// crate's own job wrappers.
 pub(crate) trait JobFn<R>: Send + 'static {
     fn call(self, ctx: &JobContext<'_>) -> R;
 }
@@ -107,122 +168,282 @@ where
     F: JobFn<R>,
     R: Send + 'static,
 {
-    fn run(self, ctx: &JobContext<'_>) -> Result<(), String> {
+    fn run(self, ctx: &JobContext<'_>) -> Outcome {
         let Spawned { job, completer } = self;
-        match catch_unwind(AssertUnwindSafe(|| job.call(ctx))) {
+        if completer.token().is_cancelled() {
+            // Cancelled through its handle while queued: never started.
+            drop(job);
+            completer.complete(Err(JobError::Cancelled));
+            return Outcome::Cancelled;
+        }
+        let token = completer.token().clone();
+        let ctx = ctx.with_own(&token);
+        match catch_unwind(AssertUnwindSafe(|| job.call(&ctx))) {
             Ok(value) => {
+                // Decided before the handle can see the value (and, cancelling on drop,
+                // cancel a job that has already finished).
+                let outcome = ran(&ctx);
                 completer.complete(Ok(value));
-                Ok(())
+                outcome
             }
             Err(payload) => {
                 let message = panic_message(&*payload);
                 completer.complete(Err(JobError::Panicked { message: message.clone() }));
-                Err(message)
+                Outcome::Panicked(message)
             }
         }
     }
 }
 
-/// A job boxed with the time it was queued, when timing events are on. Keeping the
-/// time in the box, not in the queue entry, keeps the entry one pointer and a vtable
-/// (16 bytes instead of 32), so a cache line of the queue holds more entries; without
-/// timing events the job is boxed alone (`Untimed`), so a job that captures nothing
-/// still costs no allocation.
+/// A job with the time it was queued, when timing events are on.
 struct Timed<J> {
     job: J,
     enqueued: Instant,
 }
 
-/// A job boxed alone: timing events are off.
-struct Untimed<J>(J);
-
-/// What a queue entry can do, type-erased so one queue carries every job.
-trait Runnable: Send {
-    fn run(self: Box<Self>, ctx: &JobContext<'_>) -> Result<(), String>;
-    fn enqueued(&self) -> Option<Instant>;
-    /// The entry again, for handing a rejected job back.
-    fn into_any(self: Box<Self>) -> Box<dyn Any + Send>;
-}
-
-impl<J: Job> Runnable for Timed<J> {
-    fn run(self: Box<Self>, ctx: &JobContext<'_>) -> Result<(), String> {
+impl<J: Job> Job for Timed<J> {
+    fn run(self, ctx: &JobContext<'_>) -> Outcome {
         self.job.run(ctx)
     }
 
     fn enqueued(&self) -> Option<Instant> {
         Some(self.enqueued)
     }
-
-    fn into_any(self: Box<Self>) -> Box<dyn Any + Send> {
-        self
-    }
 }
 
-impl<J: Job> Runnable for Untimed<J> {
-    fn run(self: Box<Self>, ctx: &JobContext<'_>) -> Result<(), String> {
-        self.0.run(ctx)
+/// A job too large for the queue entry, boxed.
+impl<J: Job> Job for Box<J> {
+    fn run(self, ctx: &JobContext<'_>) -> Outcome {
+        (*self).run(ctx)
     }
 
     fn enqueued(&self) -> Option<Instant> {
-        None
-    }
-
-    fn into_any(self: Box<Self>) -> Box<dyn Any + Send> {
-        self
+        (**self).enqueued()
     }
 }
 
-/// One queue entry: a job of any type, recoverable as that type when it is rejected.
-pub(crate) struct Task(Box<dyn Runnable>);
+/// Bytes of job stored inside a queue entry: a `spawn` job capturing 48 bytes (plus
+/// the 8-byte result completer) fits, and so does a `submit` job capturing 64.
+pub(crate) const INLINE_BYTES: usize = 64;
+
+/// The inline storage of a [`Task`]: word-aligned, uninitialised until a job is
+/// written into it.
+type Storage = MaybeUninit<[usize; INLINE_BYTES / size_of::<usize>()]>;
+
+/// The functions of one job type, erased.
+struct VTable {
+    /// Moves the job out of the storage and runs it. The storage is uninitialised
+    /// afterwards.
+    run: unsafe fn(*mut Storage, &JobContext<'_>) -> Outcome,
+    /// Drops the job in place.
+    drop: unsafe fn(*mut Storage),
+    /// The job's `enqueued`.
+    enqueued: unsafe fn(*const Storage) -> Option<Instant>,
+}
+
+/// The vtable of job type `J` stored inline.
+struct Inline<J>(PhantomData<J>);
+
+impl<J: Job> Inline<J> {
+    /// Whether `J` fits the storage, size and alignment both.
+    const FITS: bool =
+        size_of::<J>() <= size_of::<Storage>() && align_of::<J>() <= align_of::<Storage>();
+
+    const VTABLE: &'static VTable =
+        &VTable { run: Self::run, drop: Self::drop, enqueued: Self::enqueued };
+
+    /// # Safety
+    /// `storage` holds an initialised `J` that is not used again.
+    unsafe fn run(storage: *mut Storage, ctx: &JobContext<'_>) -> Outcome {
+        // SAFETY: the caller guarantees an initialised `J` and gives up the storage;
+        // `Task::new_inline` wrote it there with the alignment `FITS` checked.
+        let job = unsafe { storage.cast::<J>().read() };
+        job.run(ctx)
+    }
+
+    /// # Safety
+    /// `storage` holds an initialised `J` that is not used again.
+    unsafe fn drop(storage: *mut Storage) {
+        // SAFETY: as for `run`.
+        unsafe { storage.cast::<J>().drop_in_place() }
+    }
+
+    /// # Safety
+    /// `storage` holds an initialised `J`.
+    unsafe fn enqueued(storage: *const Storage) -> Option<Instant> {
+        // SAFETY: the caller guarantees an initialised, properly aligned `J`.
+        unsafe { &*storage.cast::<J>() }.enqueued()
+    }
+}
+
+/// One queue entry: a job of any type, run at most once, dropped in place otherwise.
+pub(crate) struct Task {
+    vtable: &'static VTable,
+    storage: Storage,
+}
+
+// SAFETY: a `Task` is only built from a `J: Job`, and `Job: Send`; the storage is owned
+// by the task (inline, or a box only the task points to), so moving the task to another
+// thread moves the job with it.
+unsafe impl Send for Task {}
 
 impl Task {
-    /// Boxes `job`, with the time it was queued when timing events measure it.
-    pub(crate) fn new<J: Job>(job: J, enqueued: Option<Instant>) -> Task {
+    /// Stores `job`, with the time it was queued when timing events measure it.
+    pub(crate) fn new<J: Job + 'static>(job: J, enqueued: Option<Instant>) -> Task {
+        // SAFETY: `J: 'static` borrows nothing that could end before the task does.
+        unsafe { Task::new_scoped(job, enqueued) }
+    }
+
+    /// Like [`new`](Self::new) for a job that may borrow data living for `'a` only.
+    ///
+    /// # Safety
+    /// The task must be run or dropped before `'a` ends (a scope waits for that).
+    pub(crate) unsafe fn new_scoped<'a, J: Job + 'a>(job: J, enqueued: Option<Instant>) -> Task {
         match enqueued {
-            Some(enqueued) => Task(Box::new(Timed { job, enqueued })),
-            None => Task(Box::new(Untimed(job))),
+            Some(enqueued) => Task::sized(Timed { job, enqueued }),
+            None => Task::sized(job),
         }
+    }
+
+    fn sized<J: Job>(job: J) -> Task {
+        if Inline::<J>::FITS { Task::new_inline(job) } else { Task::new_inline(Box::new(job)) }
+    }
+
+    fn new_inline<J: Job>(job: J) -> Task {
+        assert!(Inline::<J>::FITS, "only jobs that fit are stored inline");
+        let mut storage = Storage::uninit();
+        // SAFETY: `FITS` checked that a `J` fits the storage in size and alignment.
+        unsafe { storage.as_mut_ptr().cast::<J>().write(job) };
+        Task { vtable: Inline::<J>::VTABLE, storage }
     }
 
     /// When the job was queued (`None` unless timing events are enabled).
     pub(crate) fn enqueued(&self) -> Option<Instant> {
-        self.0.enqueued()
+        // SAFETY: the storage holds the job `vtable` was made for until `run` or `drop`.
+        unsafe { (self.vtable.enqueued)(&self.storage) }
     }
 
-    /// Runs the job; `Err` carries the message of a caught panic.
-    pub(crate) fn run(self, ctx: &JobContext<'_>) -> Result<(), String> {
-        self.0.run(ctx)
+    /// Runs the job.
+    pub(crate) fn run(self, ctx: &JobContext<'_>) -> Outcome {
+        // The job is moved out by `run`: the task's own drop must not run.
+        let mut task = ManuallyDrop::new(self);
+        // SAFETY: the storage holds the job `vtable` was made for, and is not used again.
+        unsafe { (task.vtable.run)(&mut task.storage, ctx) }
     }
+}
 
-    /// The job again, as the type it was queued with.
-    pub(crate) fn recover<J: Job>(self) -> J {
-        let entry = match self.0.into_any().downcast::<Untimed<J>>() {
-            Ok(untimed) => return untimed.0,
-            Err(entry) => entry,
-        };
-        match entry.downcast::<Timed<J>>() {
-            Ok(timed) => timed.job,
-            Err(_) => unreachable!("a task is recovered as the type it was created with"),
-        }
+impl Drop for Task {
+    fn drop(&mut self) {
+        // SAFETY: a task not run still holds its job, and is not used after this.
+        unsafe { (self.vtable.drop)(&mut self.storage) }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{Submitted, Task};
+    use super::{INLINE_BYTES, Inline, Job, JobContext, Outcome, Submitted, Task};
+    use crate::cancel::CancellationToken;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn run(task: Task) -> Outcome {
+        let token = CancellationToken::new();
+        task.run(&JobContext::new(&token, 0))
+    }
+
+    /// A job capturing `N` bytes and a counter; checks it ran with its data intact.
+    fn job<const N: usize>(
+        runs: &Arc<AtomicUsize>,
+    ) -> impl FnOnce(&JobContext<'_>) + Send + use<N> {
+        let runs = runs.clone();
+        let data = [7u8; N];
+        move |_| {
+            assert!(data.iter().all(|&b| b == 7));
+            runs.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// A job of `N` bytes.
+    struct Bytes<const N: usize>([u8; N]);
+
+    impl<const N: usize> Job for Bytes<N> {
+        fn run(self, _: &JobContext<'_>) -> Outcome {
+            Outcome::Completed
+        }
+    }
 
     #[test]
-    fn a_queue_entry_is_a_pointer_and_a_vtable() {
-        // The enqueue time lives in the box, not in the queue's slots.
-        assert_eq!(std::mem::size_of::<Task>(), 2 * std::mem::size_of::<usize>());
-        type Plain = Submitted<fn(&super::JobContext<'_>)>;
-        fn job(_: &super::JobContext<'_>) {}
-        let untimed = Task::new(Submitted(job as fn(&super::JobContext<'_>)), None);
-        assert!(untimed.enqueued().is_none());
-        let _recovered: Plain = untimed.recover();
+    fn small_jobs_are_stored_inline_large_ones_boxed() {
+        const {
+            assert!(Inline::<Submitted<fn(&JobContext<'_>)>>::FITS);
+            assert!(Inline::<Bytes<48>>::FITS);
+            assert!(Inline::<Bytes<INLINE_BYTES>>::FITS);
+            assert!(!Inline::<Bytes<{ INLINE_BYTES + 1 }>>::FITS);
+            // A `spawn` job capturing 48 bytes: the closure plus its result completer.
+            assert!(48 + size_of::<crate::handle::Completer<u64>>() <= INLINE_BYTES);
+        }
+        assert_eq!(size_of::<Task>(), INLINE_BYTES + size_of::<usize>());
+    }
+
+    #[test]
+    fn inline_and_boxed_jobs_run_once_with_their_data() {
+        let runs = Arc::new(AtomicUsize::new(0));
+        assert_eq!(run(Task::new(Submitted(job::<0>(&runs)), None)), Outcome::Completed);
+        assert_eq!(run(Task::new(Submitted(job::<40>(&runs)), None)), Outcome::Completed);
+        assert_eq!(run(Task::new(Submitted(job::<200>(&runs)), None)), Outcome::Completed);
         let at = std::time::Instant::now();
-        let timed = Task::new(Submitted(job as fn(&super::JobContext<'_>)), Some(at));
+        let timed = Task::new(Submitted(job::<40>(&runs)), Some(at));
         assert_eq!(timed.enqueued(), Some(at));
-        let _recovered: Plain = timed.recover();
+        assert_eq!(run(timed), Outcome::Completed);
+        assert_eq!(runs.load(Ordering::SeqCst), 4);
+        // Every capture (the counter's `Arc`) was released exactly once.
+        assert_eq!(Arc::strong_count(&runs), 1);
+    }
+
+    #[test]
+    fn a_dropped_task_drops_its_captures_and_never_runs() {
+        let runs = Arc::new(AtomicUsize::new(0));
+        drop(Task::new(Submitted(job::<8>(&runs)), None));
+        drop(Task::new(Submitted(job::<100>(&runs)), None));
+        drop(Task::new(Submitted(job::<8>(&runs)), Some(std::time::Instant::now())));
+        assert_eq!(runs.load(Ordering::SeqCst), 0);
+        assert_eq!(Arc::strong_count(&runs), 1);
+    }
+
+    #[test]
+    fn a_panicking_inline_job_releases_its_captures() {
+        let runs = Arc::new(AtomicUsize::new(0));
+        let held = runs.clone();
+        let task = Task::new(
+            Submitted(move |_: &JobContext<'_>| {
+                let _held = &held;
+                panic!("boom");
+            }),
+            None,
+        );
+        assert_eq!(run(task), Outcome::Panicked("boom".into()));
+        assert_eq!(Arc::strong_count(&runs), 1);
+    }
+
+    #[test]
+    fn tasks_move_between_threads() {
+        let runs = Arc::new(AtomicUsize::new(0));
+        let tasks: Vec<Task> =
+            (0..16).map(|_| Task::new(Submitted(job::<24>(&runs)), None)).collect();
+        std::thread::spawn(move || tasks.into_iter().for_each(|t| drop(run(t)))).join().unwrap();
+        assert_eq!(runs.load(Ordering::SeqCst), 16);
+    }
+
+    #[test]
+    fn a_scoped_task_may_borrow() {
+        let mut seen = Vec::new();
+        {
+            let seen = std::sync::Mutex::new(&mut seen);
+            let job = Submitted(|_: &JobContext<'_>| seen.lock().unwrap().push(1));
+            // SAFETY: the task is run right here, before `seen` goes out of scope.
+            let task = unsafe { Task::new_scoped(job, None) };
+            run(task);
+        }
+        assert_eq!(seen, [1]);
     }
 }

@@ -1,42 +1,56 @@
-//! The pool: submission with backpressure, the workers, and the deadline shutdown.
+//! The pool: submission with backpressure (blocking, bounded and async), the workers,
+//! resizing, `join`, and the deadline shutdown.
 
 use crate::cancel::CancellationToken;
-use crate::config::{PanicPolicy, WorkerPoolBuilder};
-use crate::error::SubmitError;
+use crate::config::{MAX_WORKERS, PanicPolicy, WorkerPoolBuilder};
+use crate::error::{JoinError, ResizeError, SubmitError};
 use crate::gate::Gate;
 use crate::handle::{Completer, JobHandle, ResultSlot};
-use crate::job::{Job, JobContext, JobFn, Spawned, Submitted, Task};
+use crate::job::{JobContext, JobFn, Outcome, Spawned, Submitted, Task};
 use crate::parking::{Parking, ParkingSpot};
-use crate::queue::{Queue, WorkerQueue};
+use crate::queue::Queue;
 use crate::shutdown::{ShutdownError, ShutdownReport};
-use crate::stats::{CATALOGUE, Stats};
+use crate::slots::{Admission, AsyncWait};
+use crate::stats::{CATALOGUE, Stats, WorkerStats};
 use crossbeam_channel::{Receiver, Sender};
-use parking_lot::Mutex;
+use crossbeam_utils::CachePadded;
+use parking_lot::{Condvar, Mutex};
 use poolside_core::{Events, Instrumented, MetricDesc, MetricVisitor, Timing};
+use std::cell::RefCell;
 use std::fmt;
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// A blocking `submit` re-checks for shutdown this often while the queue is full, so a
-/// shutdown never waits behind a blocked submitter for longer than this.
-const BLOCKED_SUBMIT_SLICE: Duration = Duration::from_millis(5);
-
 /// How many idle workers search (poll the queue) at a time unless the builder says
-/// otherwise; the others sleep. See `docs/workerpool.md` for the measurements.
-pub(crate) const DEFAULT_SPINNING_WORKERS: usize = 2;
+/// otherwise; the others sleep.
+pub(crate) const DEFAULT_MAX_SEARCHING: usize = 2;
+
+/// How long a worker submitting into its own full pool waits in line before it runs a
+/// queued job itself.
+const HELPER_PATIENCE: Duration = Duration::from_micros(200);
+
+/// How often a thread in `join` looks at the counters even without a notification.
+const JOIN_RECHECK: Duration = Duration::from_millis(1);
 
 /// A bounded pool of worker threads.
 ///
 /// * **Backpressure**: the queue holds at most `queue_depth` jobs; [`submit`](Self::submit)
-///   blocks while it is full, [`try_submit`](Self::try_submit) hands the job back, and
-///   [`submit_timeout`](Self::submit_timeout) waits a bounded time.
-/// * **Results**: [`spawn`](Self::spawn) returns a [`JobHandle`] to join or `.await`.
+///   blocks while it is full, [`try_submit`](Self::try_submit) hands the job back,
+///   [`submit_timeout`](Self::submit_timeout) waits a bounded time, and
+///   [`submit_async`](Self::submit_async) waits without blocking an async runtime.
+/// * **Results**: [`spawn`](Self::spawn) returns a [`JobHandle`] to join, `.await` or
+///   cancel.
 /// * **Cancellation**: every job gets a [`JobContext`] with a [`CancellationToken`].
 /// * **Shutdown**: [`shutdown`](Self::shutdown) stops accepting at once, drains the
 ///   queue, cancels running jobs at the deadline, joins every worker and reports what
-///   happened. Dropping the pool does the same with the builder's `drop_deadline`.
+///   happened. Dropping the pool only closes it: it returns at once and the workers
+///   finish the queued jobs on their own.
 /// * **Panics** are caught per job, counted and delivered to the job's handle; the
 ///   worker keeps serving.
 ///
@@ -61,15 +75,18 @@ pub(crate) const DEFAULT_SPINNING_WORKERS: usize = 2;
 /// ```
 pub struct WorkerPool {
     shared: Arc<Shared>,
-    /// Submitters enqueue only through the gate, which shutdown closes.
-    gate: Gate,
-    /// The job queue; at shutdown the pool drains itself what no worker is left to run.
-    queue: Queue,
-    threads: Mutex<Vec<WorkerThread>>,
+    threads: Mutex<Threads>,
     /// Each worker sends its index here when it exits (even by panic).
     exited: Receiver<usize>,
+    exit_sender: Sender<usize>,
     shut_down: AtomicBool,
     config: WorkerPoolBuilder,
+}
+
+/// The worker threads, by index, and how many the pool should have.
+struct Threads {
+    list: Vec<WorkerThread>,
+    target: usize,
 }
 
 struct WorkerThread {
@@ -79,6 +96,9 @@ struct WorkerThread {
 
 pub(crate) struct Shared {
     stats: Stats,
+    /// Submitters enqueue only through the gate, which shutdown closes.
+    pub(crate) gate: Gate,
+    pub(crate) queue: Queue,
     /// Cancelled at the shutdown deadline; every job's token descends from it.
     pub(crate) shutdown_token: CancellationToken,
     /// Set at the deadline: queued jobs are dropped instead of run.
@@ -87,6 +107,151 @@ pub(crate) struct Shared {
     panic_policy: PanicPolicy,
     /// Who of the idle workers searches, who sleeps, and who wakes whom.
     parking: Parking,
+    /// Threads in [`WorkerPool::join`]: workers notify them after each job while > 0.
+    joiners: CachePadded<AtomicUsize>,
+    idle_lock: Mutex<()>,
+    idle: Condvar,
+}
+
+/// How long a submission may wait for room.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Wait {
+    /// Not at all (`try_*`).
+    No,
+    /// Until the deadline (`None`: as long as it takes).
+    Until(Option<Instant>),
+}
+
+thread_local! {
+    /// The pool and counters of the worker running on this thread, if it is one.
+    static CURRENT: RefCell<Option<CurrentWorker>> = const { RefCell::new(None) };
+}
+
+struct CurrentWorker {
+    /// The address of the pool's `Shared`: identifies the pool.
+    pool: usize,
+    index: usize,
+    counters: WorkerStats,
+}
+
+impl Shared {
+    fn id(self: &Arc<Self>) -> usize {
+        Arc::as_ptr(self) as usize
+    }
+
+    /// Runs one job taken from the queue on worker `index` and counts how it ended.
+    /// `nested`: the worker runs it while waiting inside another job (a scope).
+    fn run_task(&self, task: Task, counters: &WorkerStats, index: usize, nested: bool) {
+        if self.abandon.load(Ordering::Acquire) {
+            drop_quietly(task, index);
+            counters.count_not_started();
+            self.job_finished();
+            return;
+        }
+        if self.events.is_enabled() {
+            self.events.finish(Timing::QueueWait, task.enqueued());
+        }
+        if !nested {
+            counters.busy.store(true, Ordering::Release);
+        }
+        let ctx = JobContext::new(&self.shutdown_token, index);
+        let started = self.events.start();
+        // The job wrappers catch the job's own panics; this catches a panicking `Drop`
+        // of what a skipped job captured, so no job escapes the counts.
+        let outcome = catch_unwind(AssertUnwindSafe(|| task.run(&ctx)))
+            .unwrap_or_else(|payload| Outcome::Panicked(crate::handle::panic_message(&*payload)));
+        self.events.finish(Timing::JobRun, started);
+        // Not busy before counted: a snapshot never counts one job twice.
+        if !nested {
+            counters.busy.store(false, Ordering::Release);
+        }
+        match outcome {
+            Outcome::Completed => counters.count_completed(),
+            Outcome::Cancelled => counters.count_cancelled(),
+            Outcome::Panicked(message) => {
+                counters.count_panicked();
+                tracing::error!(worker = index, panic = %message, "job panicked");
+                if self.panic_policy == PanicPolicy::Abort {
+                    tracing::error!("panic policy is Abort: aborting the process");
+                    std::process::abort();
+                }
+            }
+        }
+        self.job_finished();
+    }
+
+    /// After a job was counted finished: wakes the threads in `join`, if any. No fence
+    /// on this per-job path: a worker that misses a joiner that just arrived costs that
+    /// joiner at most one `JOIN_RECHECK` of latency, never a hang.
+    #[inline]
+    fn job_finished(&self) {
+        if self.joiners.load(Ordering::Relaxed) > 0 {
+            let _lock = self.idle_lock.lock();
+            self.idle.notify_all();
+        }
+    }
+
+    /// Whether every accepted job has finished. Finished first, accepted second: the
+    /// two sums are monotonic and every finished job was accepted before, so equality
+    /// read this way means the pool was idle at the moment between the two reads.
+    fn is_idle(&self) -> bool {
+        let finished = self.stats.totals().finished();
+        finished >= self.gate.accepted()
+    }
+
+    /// Drops every queued job unrun (shutdown).
+    fn drain_unstarted(&self) {
+        let dropped = catch_unwind(AssertUnwindSafe(|| self.queue.drain())).unwrap_or_else(|_| {
+            tracing::error!("a queued job's captures panicked while being dropped");
+            // The rest of the queue is drained below; the panicking one is gone.
+            1 + self.queue.drain()
+        });
+        if dropped > 0 {
+            let counter = &self.stats.submit.drained_not_started;
+            counter.fetch_add(dropped, Ordering::Release);
+            self.job_finished();
+        }
+    }
+
+    /// On a worker thread of this pool, runs queued jobs until `done` holds; elsewhere,
+    /// returns `false` at once (the caller then blocks). A worker waiting for other jobs
+    /// (a scope inside a job) must help, or nested scopes could occupy every worker
+    /// with waiting.
+    pub(crate) fn help_until(
+        self: &Arc<Self>,
+        mut done: impl FnMut() -> bool,
+        mut idle_wait: impl FnMut(),
+    ) -> bool {
+        let Some((index, counters)) = self.current_worker() else {
+            return false;
+        };
+        while !done() {
+            match self.queue.try_pop() {
+                Some(task) => self.run_task(task, &counters, index, true),
+                // The jobs waited for are running on other workers.
+                None => idle_wait(),
+            }
+        }
+        true
+    }
+
+    /// The index and counters of the calling thread if it is one of this pool's workers.
+    fn current_worker(self: &Arc<Self>) -> Option<(usize, WorkerStats)> {
+        CURRENT.with_borrow(|current| {
+            current.as_ref().filter(|c| c.pool == self.id()).map(|c| (c.index, c.counters.clone()))
+        })
+    }
+
+    fn is_worker_thread(self: &Arc<Self>) -> bool {
+        CURRENT.with_borrow(|current| current.as_ref().is_some_and(|c| c.pool == self.id()))
+    }
+}
+
+/// Drops a job that will not run; a panic in its captures' `Drop` is logged.
+fn drop_quietly(task: Task, worker: usize) {
+    if catch_unwind(AssertUnwindSafe(|| drop(task))).is_err() {
+        tracing::error!(worker, "a job's captures panicked while being dropped unrun");
+    }
 }
 
 impl WorkerPool {
@@ -107,136 +272,213 @@ impl WorkerPool {
     }
 
     pub(crate) fn start(config: WorkerPoolBuilder) -> Result<WorkerPool, crate::BuildError> {
-        let queue = Queue::new(config.queue_depth, config.queue_shards);
-        let (exit_tx, exited) = crossbeam_channel::unbounded();
-        let max_searching = config.spinning_workers.unwrap_or(DEFAULT_SPINNING_WORKERS);
-        let (parking, spots) = Parking::new(config.workers, max_searching);
+        let (exit_sender, exited) = crossbeam_channel::unbounded();
+        let max_searching = config.max_searching_workers.unwrap_or(DEFAULT_MAX_SEARCHING);
+        let (parking, _) = Parking::new(0, max_searching);
         let shared = Arc::new(Shared {
-            stats: Stats::new(config.workers),
+            stats: Stats::default(),
+            gate: Gate::default(),
+            queue: Queue::new(config.queue_depth),
             shutdown_token: CancellationToken::new(),
             abandon: AtomicBool::new(false),
             events: config.events.clone(),
             panic_policy: config.panic_policy,
             parking,
+            joiners: CachePadded::new(AtomicUsize::new(0)),
+            idle_lock: Mutex::new(()),
+            idle: Condvar::new(),
         });
+        let workers = config.workers;
         let pool = WorkerPool {
             shared,
-            gate: Gate::default(),
-            queue,
-            threads: Mutex::new(Vec::with_capacity(config.workers)),
+            threads: Mutex::new(Threads { list: Vec::with_capacity(workers), target: workers }),
             exited,
+            exit_sender,
             shut_down: AtomicBool::new(false),
             config,
         };
-        for (index, spot) in spots.into_iter().enumerate() {
-            let name = format!("{}-{index}", pool.config.thread_name);
-            let mut builder = std::thread::Builder::new().name(name.clone());
-            if let Some(bytes) = pool.config.stack_size {
-                builder = builder.stack_size(bytes);
-            }
-            let worker = Worker {
-                index,
-                shared: pool.shared.clone(),
-                queue: pool.queue.for_worker(index),
-                spot,
-                exited: exit_tx.clone(),
-            };
-            pool.shared.stats.workers[index].alive.store(true, Ordering::Relaxed);
-            match builder.spawn(move || worker.run()) {
-                Ok(handle) => pool.threads.lock().push(WorkerThread { name, handle: Some(handle) }),
-                Err(err) => {
-                    pool.shared.stats.workers[index].alive.store(false, Ordering::Relaxed);
-                    // Dropping `pool` shuts down and joins the workers already started.
-                    return Err(crate::BuildError::Spawn(err));
-                }
+        {
+            let mut threads = pool.threads.lock();
+            for _ in 0..workers {
+                // On failure, dropping `pool` closes it; the started workers exit.
+                pool.start_worker(&mut threads).map_err(crate::BuildError::Spawn)?;
             }
         }
         Ok(pool)
     }
 
-    /// The number of worker threads.
+    /// Starts one more worker thread.
+    fn start_worker(&self, threads: &mut Threads) -> std::io::Result<()> {
+        let index = threads.list.len();
+        let name = format!("{}-{index}", self.config.thread_name);
+        let mut builder = std::thread::Builder::new().name(name.clone());
+        if let Some(bytes) = self.config.stack_size {
+            builder = builder.stack_size(bytes);
+        }
+        let counters = self.shared.stats.add_worker();
+        let worker = Worker {
+            index,
+            shared: self.shared.clone(),
+            spot: self.shared.parking.spot(),
+            counters,
+            exited: self.exit_sender.clone(),
+        };
+        // Listed before it starts, so its exit message always finds its entry.
+        threads.list.push(WorkerThread { name, handle: None });
+        let handle = builder.spawn(move || worker.run())?;
+        threads.list[index].handle = Some(handle);
+        Ok(())
+    }
+
+    /// The number of workers the pool has (or is shrinking or growing to, right after
+    /// [`set_workers`](Self::set_workers)); the `workers` gauge counts the threads alive.
     pub fn workers(&self) -> usize {
-        self.config.workers
+        self.threads.lock().target
+    }
+
+    /// Changes the number of worker threads at runtime: growing starts the new threads
+    /// at once; shrinking lets the surplus workers exit after their current job (idle
+    /// ones at once). Jobs are never lost or interrupted by a resize, and the pool's
+    /// stats stay exact throughout (a retired worker's counts stay in the totals).
+    ///
+    /// `n` must be between 1 and [`MAX_WORKERS`](crate::MAX_WORKERS); a pool that is
+    /// shut down answers [`ResizeError::Closed`].
+    ///
+    /// ```
+    /// let pool = poolside_workerpool::WorkerPool::new(2)?;
+    /// pool.set_workers(4)?;
+    /// assert_eq!(pool.workers(), 4);
+    /// pool.set_workers(1)?;
+    /// assert_eq!(pool.workers(), 1);
+    /// assert_eq!(pool.spawn(|_| 7)?.join()?, 7);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn set_workers(&self, n: usize) -> Result<(), ResizeError> {
+        if n == 0 {
+            return Err(ResizeError::ZeroWorkers);
+        }
+        if n > MAX_WORKERS {
+            return Err(ResizeError::TooManyWorkers { workers: n });
+        }
+        let mut threads = self.threads.lock();
+        if self.is_shut_down() {
+            return Err(ResizeError::Closed);
+        }
+        // Join the workers that retired since the last resize.
+        while let Ok(index) = self.exited.try_recv() {
+            if let Some(handle) = threads.list.get_mut(index).and_then(|t| t.handle.take()) {
+                let _ = handle.join();
+            }
+        }
+        let current = threads.target;
+        if n > current {
+            let grow = n - current;
+            let kept = self.shared.parking.unretire(grow);
+            threads.target += kept;
+            for _ in kept..grow {
+                self.start_worker(&mut threads).map_err(ResizeError::Spawn)?;
+                threads.target += 1;
+            }
+        } else if n < current {
+            self.shared.parking.retire(current - n);
+            threads.target = n;
+        }
+        tracing::debug!(from = current, to = n, "worker pool resized");
+        Ok(())
     }
 
     /// Jobs waiting in the queue right now.
     pub fn queued(&self) -> usize {
-        self.queue.len()
+        self.shared.queue.len()
     }
 
-    /// Whether [`shutdown`](Self::shutdown) has begun.
+    /// Whether the pool was shut down or dropped.
     pub fn is_shut_down(&self) -> bool {
         self.shut_down.load(Ordering::Acquire)
     }
 
-    fn task<J: Job>(&self, job: J) -> Task {
-        Task::new(job, self.shared.events.start())
-    }
-
-    /// Queues `task`, waiting while the queue is full until `deadline` (`None`: as long
-    /// as it takes). Returns the task on failure.
-    fn enqueue(
-        &self,
-        task: Task,
-        deadline: Option<Instant>,
-        wait: bool,
-    ) -> Result<(), SubmitError<Task>> {
-        let mut task = task;
-        loop {
-            let Some(pass) = self.gate.enter() else {
-                return Err(SubmitError::Closed(task));
-            };
-            // Fast path: room in the queue, no clock read, no timer.
-            let attempt = match self.queue.try_push(task, pass.next_shard(self.queue.shards())) {
-                Err(SubmitError::Full(t)) if wait => {
-                    // Wait in slices, leaving the gate in between, so a shutdown never
-                    // waits behind a blocked submitter for longer than one slice.
-                    let slice = match deadline {
-                        Some(deadline) => deadline
-                            .saturating_duration_since(Instant::now())
-                            .min(BLOCKED_SUBMIT_SLICE),
-                        None => BLOCKED_SUBMIT_SLICE,
-                    };
-                    self.queue.push_timeout(t, slice)
-                }
-                other => other,
-            };
-            if attempt.is_ok() {
-                pass.count_accepted();
-            }
-            drop(pass);
-            match attempt {
-                Ok(()) => {
-                    self.shared.parking.job_queued();
-                    return Ok(());
-                }
-                Err(SubmitError::TimedOut(t)) if deadline.is_none_or(|d| Instant::now() < d) => {
-                    task = t
-                }
-                Err(err) => return Err(err),
-            }
+    /// Takes a queue slot, waiting as `wait` allows.
+    fn admit(&self, wait: Wait) -> Admission {
+        let slots = &self.shared.queue.slots;
+        match wait {
+            Wait::No if slots.try_acquire() => Admission::Granted,
+            Wait::No if self.shared.gate.is_closed() => Admission::Closed,
+            Wait::No => Admission::Waiting,
+            Wait::Until(deadline) => slots.acquire(deadline),
         }
     }
 
-    fn count(&self, result: &Result<(), SubmitError<Task>>) {
-        // Accepted jobs are counted per thread by the gate.
+    /// Queues the job `make` builds from `job`, waiting for room as `wait` allows.
+    /// Returns what `make` returned for the caller, or `job` if it was not accepted.
+    pub(crate) fn enqueue<T, O>(
+        &self,
+        job: T,
+        wait: Wait,
+        make: impl FnOnce(T, Option<Instant>) -> (Task, O),
+    ) -> Result<O, SubmitError<T>> {
+        let result = match self.admit(wait) {
+            Admission::Granted => self.push(job, make),
+            Admission::Closed => Err(SubmitError::Closed(job)),
+            Admission::Waiting if matches!(wait, Wait::No) => Err(SubmitError::Full(job)),
+            Admission::Waiting => Err(SubmitError::TimedOut(job)),
+        };
         if result.is_err() {
             self.shared.stats.submit.rejected.fetch_add(1, Ordering::Relaxed);
         }
+        result
     }
 
-    fn submit_erased<F>(
+    /// Like [`enqueue`](Self::enqueue) with no deadline, for a submission that may come
+    /// from one of the pool's own workers (a scope inside a job): while the queue is
+    /// full, such a worker runs queued jobs itself instead of blocking, so workers
+    /// waiting for room cannot deadlock the pool.
+    pub(crate) fn enqueue_helping<T, O>(
         &self,
-        job: F,
-        deadline: Option<Instant>,
-        wait: bool,
-    ) -> Result<(), SubmitError<F>>
-    where
-        F: FnOnce(&JobContext<'_>) + Send + 'static,
-    {
-        let result = self.enqueue(self.task(Submitted(job)), deadline, wait);
-        self.count(&result);
-        result.map_err(|err| err.map(|task| task.recover::<Submitted<F>>().0))
+        job: T,
+        make: impl Fn(T, Option<Instant>) -> (Task, O),
+    ) -> Result<O, SubmitError<T>> {
+        let Some((index, counters)) = self.shared.current_worker() else {
+            return self.enqueue(job, Wait::Until(None), make);
+        };
+        loop {
+            // A short place in line keeps the order among waiting submitters mostly
+            // fair; between tries the worker runs a queued job.
+            let patience = Instant::now().checked_add(HELPER_PATIENCE);
+            let result = match self.admit(Wait::Until(patience)) {
+                Admission::Granted => self.push(job, &make),
+                Admission::Closed => Err(SubmitError::Closed(job)),
+                Admission::Waiting => {
+                    if let Some(task) = self.shared.queue.try_pop() {
+                        self.shared.run_task(task, &counters, index, true);
+                    }
+                    continue;
+                }
+            };
+            if result.is_err() {
+                self.shared.stats.submit.rejected.fetch_add(1, Ordering::Relaxed);
+            }
+            return result;
+        }
+    }
+
+    /// Puts the job in the queue; the caller holds a slot for it, which goes back if the
+    /// pool closed meanwhile.
+    fn push<T, O>(
+        &self,
+        job: T,
+        make: impl FnOnce(T, Option<Instant>) -> (Task, O),
+    ) -> Result<O, SubmitError<T>> {
+        let shared = &*self.shared;
+        let Some(pass) = shared.gate.enter() else {
+            shared.queue.slots.release();
+            return Err(SubmitError::Closed(job));
+        };
+        let (task, output) = make(job, shared.events.start());
+        pass.count_accepted();
+        shared.queue.push(task);
+        drop(pass);
+        shared.parking.job_queued();
+        Ok(output)
     }
 
     /// Queues `job`, blocking while the queue is full (backpressure). Fails with the
@@ -245,11 +487,12 @@ impl WorkerPool {
     where
         F: FnOnce(&JobContext<'_>) + Send + 'static,
     {
-        self.submit_erased(job, None, true)
+        self.enqueue(job, Wait::Until(None), submitted)
     }
 
     /// Queues `job` if there is room now; otherwise hands it back with
-    /// [`SubmitError::Full`] or [`SubmitError::Closed`].
+    /// [`SubmitError::Full`] or [`SubmitError::Closed`]. While submitters wait for room,
+    /// a freed slot is theirs: `try_submit` does not overtake them.
     ///
     /// ```
     /// use poolside_workerpool::{SubmitError, WorkerPool};
@@ -268,21 +511,54 @@ impl WorkerPool {
     where
         F: FnOnce(&JobContext<'_>) + Send + 'static,
     {
-        self.submit_erased(job, None, false)
+        self.enqueue(job, Wait::No, submitted)
     }
 
     /// Queues `job`, waiting at most `timeout` for room; hands it back with
-    /// [`SubmitError::TimedOut`] or [`SubmitError::Closed`].
+    /// [`SubmitError::TimedOut`] or [`SubmitError::Closed`]. A timeout too large to
+    /// add to the clock (`Duration::MAX`) waits as long as it takes.
     pub fn submit_timeout<F>(&self, job: F, timeout: Duration) -> Result<(), SubmitError<F>>
     where
         F: FnOnce(&JobContext<'_>) + Send + 'static,
     {
-        self.submit_erased(job, Some(Instant::now() + timeout), true)
+        self.enqueue(job, Wait::Until(Instant::now().checked_add(timeout)), submitted)
+    }
+
+    /// Queues `job`, waiting for room without blocking the calling thread: the future
+    /// resolves once the job is queued (or the pool is shut down, which hands it back).
+    /// Submitters waiting for room — async and blocking alike — get it in the order
+    /// they started waiting.
+    ///
+    /// Cancel-safe: dropping the future before it resolves leaves the job neither
+    /// queued nor run (it is dropped with the future), and a slot that was freed for it
+    /// passes to the next waiter. Needs no particular runtime.
+    ///
+    /// ```
+    /// # let block_on = |f| futures_lite_block_on(f);
+    /// # fn futures_lite_block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     use std::task::{Context, Poll, Waker};
+    /// #     let mut f = std::pin::pin!(f);
+    /// #     let mut cx = Context::from_waker(Waker::noop());
+    /// #     loop { if let Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v } std::thread::yield_now() }
+    /// # }
+    /// let pool = poolside_workerpool::WorkerPool::builder().workers(2).queue_depth(4).build()?;
+    /// block_on(async {
+    ///     for n in 0..100u64 {
+    ///         pool.submit_async(move |_ctx| { let _ = n * n; }).await?;
+    ///     }
+    ///     Ok::<(), Box<dyn std::error::Error>>(())
+    /// })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn submit_async<F>(&self, job: F) -> SubmitAsync<'_, F>
+    where
+        F: FnOnce(&JobContext<'_>) + Send + 'static,
+    {
+        SubmitAsync(AsyncEnqueue::new(self, job, submitted::<F>))
     }
 
     /// Queues `job` (blocking while the queue is full) and returns a [`JobHandle`] for
-    /// its result. The handle can be joined from a thread or awaited from async code:
-    /// a bounded alternative to `tokio::task::spawn_blocking`.
+    /// its result. The handle can be joined from a thread or awaited from async code.
     ///
     /// ```
     /// let pool = poolside_workerpool::WorkerPool::new(2)?;
@@ -295,36 +571,128 @@ impl WorkerPool {
         F: FnOnce(&JobContext<'_>) -> R + Send + 'static,
         R: Send + 'static,
     {
-        self.spawn_with(job, None, true)
+        self.spawn_with(job, Wait::Until(None))
     }
 
     /// Like [`spawn`](Self::spawn), but hands the job back with [`SubmitError::Full`]
     /// instead of waiting when the queue is full.
+    ///
+    /// ```
+    /// let pool = poolside_workerpool::WorkerPool::new(1)?;
+    /// let handle = pool.try_spawn(|_ctx| 2 + 2).map_err(|e| e.to_string())?;
+    /// assert_eq!(handle.join()?, 4);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn try_spawn<F, R>(&self, job: F) -> Result<JobHandle<R>, SubmitError<F>>
     where
         F: FnOnce(&JobContext<'_>) -> R + Send + 'static,
         R: Send + 'static,
     {
-        self.spawn_with(job, None, false)
+        self.spawn_with(job, Wait::No)
+    }
+
+    /// Like [`spawn`](Self::spawn), waiting for room without blocking the calling
+    /// thread: a bounded replacement for `tokio::task::spawn_blocking` that needs no
+    /// particular runtime. Cancel-safe like [`submit_async`](Self::submit_async).
+    ///
+    /// ```
+    /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     use std::task::{Context, Poll, Waker};
+    /// #     let mut f = std::pin::pin!(f);
+    /// #     let mut cx = Context::from_waker(Waker::noop());
+    /// #     loop { if let Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v } std::thread::yield_now() }
+    /// # }
+    /// let pool = poolside_workerpool::WorkerPool::new(2)?;
+    /// let answer = block_on(async {
+    ///     let handle = pool.spawn_async(|_ctx| 6 * 7).await?;
+    ///     Ok::<_, Box<dyn std::error::Error>>(handle.await?)
+    /// })?;
+    /// assert_eq!(answer, 42);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn spawn_async<F, R>(&self, job: F) -> SpawnAsync<'_, F, R>
+    where
+        F: FnOnce(&JobContext<'_>) -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        SpawnAsync(AsyncEnqueue::new(self, job, spawned::<F, R>))
     }
 
     pub(crate) fn spawn_with<F, R>(
         &self,
         job: F,
-        deadline: Option<Instant>,
-        wait: bool,
+        wait: Wait,
     ) -> Result<JobHandle<R>, SubmitError<F>>
     where
         F: JobFn<R>,
         R: Send + 'static,
     {
-        let slot = ResultSlot::new();
-        let spawned = Spawned { job, completer: Completer::new(slot.clone()) };
-        let result = self.enqueue(self.task(spawned), deadline, wait);
-        self.count(&result);
-        match result {
-            Ok(()) => Ok(JobHandle::new(slot)),
-            Err(err) => Err(err.map(|task| task.recover::<Spawned<F, R>>().job)),
+        self.enqueue(job, wait, spawned::<F, R>)
+    }
+
+    /// Blocks until every job accepted so far has finished (run, panicked, cancelled or
+    /// dropped unrun), keeping the pool usable — threadpool's `join`. It returns at the
+    /// first moment the pool is idle, so jobs that other threads keep submitting
+    /// meanwhile can delay it; [`join_timeout`](Self::join_timeout) bounds the wait.
+    ///
+    /// Called from one of the pool's own jobs it would wait for itself: it returns
+    /// [`JoinError::InsideJob`] instead.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    ///
+    /// let pool = poolside_workerpool::WorkerPool::new(2)?;
+    /// let done = Arc::new(AtomicUsize::new(0));
+    /// for _ in 0..50 {
+    ///     let done = done.clone();
+    ///     pool.submit(move |_| { done.fetch_add(1, Ordering::Relaxed); })?;
+    /// }
+    /// pool.join()?;
+    /// assert_eq!(done.load(Ordering::Relaxed), 50);
+    /// pool.submit(|_| {})?; // still usable
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn join(&self) -> Result<(), JoinError> {
+        self.wait_idle(None)
+    }
+
+    /// [`join`](Self::join) for at most `timeout`; [`JoinError::TimedOut`] if jobs are
+    /// still running then. `Duration::MAX` waits as long as it takes.
+    pub fn join_timeout(&self, timeout: Duration) -> Result<(), JoinError> {
+        self.wait_idle(Some(timeout))
+    }
+
+    fn wait_idle(&self, timeout: Option<Duration>) -> Result<(), JoinError> {
+        let shared = &self.shared;
+        if shared.is_worker_thread() {
+            return Err(JoinError::InsideJob);
+        }
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        shared.joiners.fetch_add(1, Ordering::SeqCst);
+        struct Leave<'a>(&'a AtomicUsize);
+        impl Drop for Leave<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        let _leave = Leave(&shared.joiners);
+        let mut lock = shared.idle_lock.lock();
+        loop {
+            if shared.is_idle() {
+                return Ok(());
+            }
+            let recheck = Instant::now() + JOIN_RECHECK;
+            match deadline {
+                Some(deadline) if deadline <= recheck => {
+                    if shared.idle.wait_until(&mut lock, deadline).timed_out() {
+                        return if shared.is_idle() { Ok(()) } else { Err(JoinError::TimedOut) };
+                    }
+                }
+                _ => {
+                    shared.idle.wait_until(&mut lock, recheck);
+                }
+            }
         }
     }
 
@@ -335,7 +703,12 @@ impl WorkerPool {
     /// [`JobError::NotStarted`](crate::JobError::NotStarted)). Jobs that ignore their
     /// token get the builder's `shutdown_grace` more; a worker still busy after that is
     /// named in [`ShutdownReport::stuck_workers`] and detached — it exits as soon as its
-    /// job returns. That grace is the hard bound on how long shutdown can take.
+    /// job returns. That grace is the hard bound on how long shutdown can take. A
+    /// deadline too large to add to the clock (`Duration::MAX`) waits for the queue to
+    /// drain however long that takes.
+    ///
+    /// This is the call that guarantees that no worker thread outlives the pool;
+    /// dropping the pool does not wait for them.
     ///
     /// A second call returns [`ShutdownError::AlreadyShutDown`].
     ///
@@ -357,25 +730,23 @@ impl WorkerPool {
         }
         let started = Instant::now();
         let before = self.shared.stats.totals();
-        // Closing: new submits fail from here on; queued jobs still run. Once the gate
-        // is closed nothing more enters the queue, so idle workers may drain and exit.
-        self.gate.close();
-        self.shared.parking.close();
+        self.close();
 
         let mut threads = self.threads.lock();
-        let mut running = threads.iter().filter(|t| t.handle.is_some()).count();
-        running -= self.await_exits(running, started.checked_add(deadline), &mut threads);
+        let list = &mut threads.list;
+        let mut running = list.iter().filter(|t| t.handle.is_some()).count();
+        running -= self.await_exits(running, started.checked_add(deadline), list);
         if running > 0 {
             tracing::debug!(running, "shutdown deadline passed: cancelling running jobs");
             self.shared.abandon.store(true, Ordering::SeqCst);
             self.shared.shutdown_token.cancel();
-            self.drain_unstarted();
+            self.shared.drain_unstarted();
             let grace_end = Instant::now().checked_add(self.config.shutdown_grace);
-            running -= self.await_exits(running, grace_end, &mut threads);
+            running -= self.await_exits(running, grace_end, list);
         }
         // Whatever is still queued never ran (no worker is left to run it).
-        self.drain_unstarted();
-        let stuck_workers: Vec<String> = threads
+        self.shared.drain_unstarted();
+        let stuck_workers: Vec<String> = list
             .iter_mut()
             .filter_map(|t| {
                 // Detach: dropping the handle lets the thread finish on its own.
@@ -402,6 +773,15 @@ impl WorkerPool {
         Ok(report)
     }
 
+    /// Closing: new submits fail from here on, waiting submitters are handed their
+    /// jobs back, queued jobs still run. Once the gate is closed nothing more enters
+    /// the queue, so idle workers may drain it and exit.
+    fn close(&self) {
+        self.shared.gate.close();
+        self.shared.queue.slots.close();
+        self.shared.parking.close();
+    }
+
     /// Joins workers as they exit until `running` of them have or `until` passes;
     /// returns how many were joined.
     fn await_exits(
@@ -416,10 +796,9 @@ impl WorkerPool {
                 Some(until) => self.exited.recv_deadline(until).ok(),
                 None => self.exited.recv().ok(),
             };
-            // `None`: the time is up (the channel cannot disconnect while a worker that
-            // has not announced its exit still holds a sender).
+            // `None`: the time is up.
             let Some(index) = exited else { break };
-            if let Some(handle) = threads[index].handle.take() {
+            if let Some(handle) = threads.get_mut(index).and_then(|t| t.handle.take()) {
                 // The worker announced its exit as its last act; join cannot block long.
                 let _ = handle.join();
                 joined += 1;
@@ -428,25 +807,43 @@ impl WorkerPool {
         joined
     }
 
-    pub(crate) fn shared_shutdown_token(&self) -> &CancellationToken {
-        &self.shared.shutdown_token
-    }
-
-    fn drain_unstarted(&self) {
-        let dropped = self.queue.drain();
-        if dropped > 0 {
-            self.shared.stats.submit.drained_not_started.fetch_add(dropped, Ordering::Relaxed);
-        }
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
     }
 }
 
+/// Builds the queue entry of a `submit`.
+fn submitted<F>(job: F, enqueued: Option<Instant>) -> (Task, ())
+where
+    F: FnOnce(&JobContext<'_>) + Send + 'static,
+{
+    (Task::new(Submitted(job), enqueued), ())
+}
+
+/// Builds the queue entry of a `spawn` and the handle to its result.
+fn spawned<F, R>(job: F, enqueued: Option<Instant>) -> (Task, JobHandle<R>)
+where
+    F: JobFn<R>,
+    R: Send + 'static,
+{
+    let slot = ResultSlot::new();
+    let task = Task::new(Spawned { job, completer: Completer::new(slot.clone()) }, enqueued);
+    (task, JobHandle::new(slot))
+}
+
 impl Drop for WorkerPool {
+    /// Closes the pool and returns at once: queued jobs still run, on the workers,
+    /// which exit when the queue is empty. Running jobs are not cancelled. Use
+    /// [`shutdown`](WorkerPool::shutdown) to wait for the workers with a deadline and
+    /// a report.
     fn drop(&mut self) {
-        if let Ok(report) = self.shutdown(self.config.drop_deadline) {
-            if report.not_started > 0 || report.cancelled > 0 {
-                tracing::warn!(?report, "worker pool dropped before its work was done");
-            }
+        if self.shut_down.swap(true, Ordering::AcqRel) {
+            return;
         }
+        self.close();
+        let queued = self.shared.queue.len();
+        tracing::debug!(queued, "worker pool dropped: the workers finish the queue and exit");
+        // The join handles drop with the pool: the threads are detached.
     }
 }
 
@@ -464,19 +861,106 @@ impl Instrumented for WorkerPool {
     }
 
     fn visit_metrics(&self, visitor: &mut dyn MetricVisitor) {
-        self.shared.stats.visit(self.gate.accepted(), self.queue.len(), visitor);
+        let shared = &self.shared;
+        shared.stats.visit(|| shared.queue.len(), || shared.gate.accepted(), visitor);
     }
 }
 
 impl fmt::Debug for WorkerPool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WorkerPool")
-            .field("workers", &self.config.workers)
+            .field("workers", &self.workers())
             .field("queue_depth", &self.config.queue_depth)
-            .field("queue_shards", &self.queue.shards())
-            .field("queued", &self.queue.len())
+            .field("queued", &self.queued())
             .field("shut_down", &self.is_shut_down())
             .finish()
+    }
+}
+
+/// The wait of an async submission: a place in the slots' line, and the job to queue
+/// once granted.
+struct AsyncEnqueue<'a, T, O> {
+    pool: &'a WorkerPool,
+    job: Option<T>,
+    make: fn(T, Option<Instant>) -> (Task, O),
+    wait: AsyncWait,
+}
+
+impl<'a, T, O> AsyncEnqueue<'a, T, O> {
+    fn new(pool: &'a WorkerPool, job: T, make: fn(T, Option<Instant>) -> (Task, O)) -> Self {
+        AsyncEnqueue { pool, job: Some(job), make, wait: AsyncWait::default() }
+    }
+
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<O, SubmitError<T>>> {
+        let pool = self.pool;
+        let admission = self.wait.poll(&pool.shared.queue.slots, cx.waker());
+        let result = match admission {
+            Admission::Waiting => return Poll::Pending,
+            Admission::Granted => {
+                let job = self.job.take().expect("a submission future polled after it resolved");
+                pool.push(job, self.make)
+            }
+            Admission::Closed => {
+                let job = self.job.take().expect("a submission future polled after it resolved");
+                Err(SubmitError::Closed(job))
+            }
+        };
+        if result.is_err() {
+            pool.shared.stats.submit.rejected.fetch_add(1, Ordering::Relaxed);
+        }
+        Poll::Ready(result)
+    }
+}
+
+impl<T, O> Drop for AsyncEnqueue<'_, T, O> {
+    fn drop(&mut self) {
+        // A slot granted to this future but not used passes to the next waiter.
+        self.wait.cancel(&self.pool.shared.queue.slots);
+    }
+}
+
+/// The future of [`WorkerPool::submit_async`]: resolves once the job is queued, or
+/// hands it back with [`SubmitError::Closed`]. Dropping it withdraws the job.
+#[must_use = "futures do nothing unless polled; dropping this one withdraws the job"]
+pub struct SubmitAsync<'a, F>(AsyncEnqueue<'a, F, ()>);
+
+impl<F> Future for SubmitAsync<'_, F> {
+    type Output = Result<(), SubmitError<F>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.get_mut().0.poll(cx)
+    }
+}
+
+// The job is never pinned: it is moved out when the slot is granted.
+impl<F> Unpin for SubmitAsync<'_, F> {}
+
+impl<F> fmt::Debug for SubmitAsync<'_, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SubmitAsync").field("resolved", &self.0.job.is_none()).finish()
+    }
+}
+
+/// The future of [`WorkerPool::spawn_async`]: resolves to the job's [`JobHandle`] once
+/// it is queued, or hands the job back with [`SubmitError::Closed`]. Dropping it
+/// withdraws the job.
+#[must_use = "futures do nothing unless polled; dropping this one withdraws the job"]
+pub struct SpawnAsync<'a, F, R>(AsyncEnqueue<'a, F, JobHandle<R>>);
+
+impl<F, R> Future for SpawnAsync<'_, F, R> {
+    type Output = Result<JobHandle<R>, SubmitError<F>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.get_mut().0.poll(cx)
+    }
+}
+
+// The job is never pinned: it is moved out when the slot is granted.
+impl<F, R> Unpin for SpawnAsync<'_, F, R> {}
+
+impl<F, R> fmt::Debug for SpawnAsync<'_, F, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SpawnAsync").field("resolved", &self.0.job.is_none()).finish()
     }
 }
 
@@ -484,42 +968,24 @@ impl fmt::Debug for WorkerPool {
 struct Worker {
     index: usize,
     shared: Arc<Shared>,
-    queue: WorkerQueue,
     /// This worker's half of the parking protocol.
     spot: ParkingSpot,
+    counters: WorkerStats,
     exited: Sender<usize>,
 }
 
 impl Worker {
     fn run(mut self) {
-        let shared = &*self.shared.clone();
-        let counters = &shared.stats.workers[self.index];
-        let ctx = JobContext::new(&shared.shutdown_token, self.index);
-        // The next job, or `None` once shutdown has closed the gate and the queue is empty.
-        while let Some(task) = shared.parking.next_job(&mut self.spot, &self.queue) {
-            if shared.abandon.load(Ordering::Acquire) {
-                drop(task);
-                counters.count_not_started();
-                continue;
-            }
-            shared.events.finish(Timing::QueueWait, task.enqueued());
-            counters.busy.store(true, Ordering::Relaxed);
-            let started = shared.events.start();
-            let outcome = task.run(&ctx);
-            shared.events.finish(Timing::JobRun, started);
-            counters.busy.store(false, Ordering::Relaxed);
-            match outcome {
-                Ok(()) if ctx.is_cancelled() => counters.count_cancelled(),
-                Ok(()) => counters.count_completed(),
-                Err(message) => {
-                    counters.count_panicked();
-                    tracing::error!(worker = self.index, panic = %message, "job panicked");
-                    if shared.panic_policy == PanicPolicy::Abort {
-                        tracing::error!("panic policy is Abort: aborting the process");
-                        std::process::abort();
-                    }
-                }
-            }
+        let shared = self.shared.clone();
+        CURRENT.set(Some(CurrentWorker {
+            pool: shared.id(),
+            index: self.index,
+            counters: self.counters.clone(),
+        }));
+        // The next job, or `None` once shutdown has closed the gate and the queue is
+        // empty, or when this worker retires.
+        while let Some(task) = shared.parking.next_job(&mut self.spot, &shared.queue) {
+            shared.run_task(task, &self.counters, self.index, false);
         }
     }
 }
@@ -527,7 +993,8 @@ impl Worker {
 impl Drop for Worker {
     fn drop(&mut self) {
         // Runs on every exit path, so shutdown never waits for a worker that is gone.
-        self.shared.stats.workers[self.index].alive.store(false, Ordering::Relaxed);
+        let _ = CURRENT.try_with(|current| current.replace(None));
+        self.counters.alive.store(false, Ordering::Release);
         let _ = self.exited.send(self.index);
     }
 }

@@ -1,7 +1,9 @@
 //! Counters, kept so that the job path touches no contended cache line.
 
 use crossbeam_utils::CachePadded;
+use parking_lot::Mutex;
 use poolside_core::{MetricDesc, MetricVisitor};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 static SUBMITTED: MetricDesc = MetricDesc::counter("submitted", "Jobs accepted into the queue.");
@@ -15,7 +17,7 @@ static PANICKED: MetricDesc =
     MetricDesc::counter("panicked", "Jobs that panicked (caught; the worker kept serving).");
 static CANCELLED: MetricDesc = MetricDesc::counter(
     "cancelled",
-    "Jobs that returned after their cancellation token was cancelled.",
+    "Jobs that returned after their cancellation token was cancelled, or were cancelled through their handle before they started.",
 );
 static NOT_STARTED: MetricDesc =
     MetricDesc::counter("not_started", "Queued jobs dropped unrun at a shutdown deadline.");
@@ -51,11 +53,15 @@ pub(crate) struct SubmitCounters {
     pub(crate) drained_not_started: AtomicU64,
 }
 
+/// One worker's counters, shared by the worker and the pool's stats.
+pub(crate) type WorkerStats = Arc<CachePadded<WorkerCounters>>;
+
 /// All counters of a pool.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) struct Stats {
     pub(crate) submit: CachePadded<SubmitCounters>,
-    pub(crate) workers: Box<[CachePadded<WorkerCounters>]>,
+    /// Every worker ever started: a retired worker's counts stay in the totals.
+    workers: Mutex<Vec<WorkerStats>>,
 }
 
 /// Totals summed over the workers, at one moment.
@@ -69,9 +75,17 @@ pub(crate) struct Totals {
     pub(crate) alive: u64,
 }
 
+impl Totals {
+    /// Jobs that will not run any more: every accepted job ends up here exactly once.
+    pub(crate) fn finished(&self) -> u64 {
+        self.completed + self.panicked + self.cancelled + self.not_started
+    }
+}
+
 fn bump(counter: &AtomicU64) {
-    // Single writer: a load and a store, no read-modify-write.
-    counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    // Single writer: a load and a store, no read-modify-write. Release: a snapshot that
+    // sees the count sees the job's earlier steps (its acceptance) too.
+    counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Release);
 }
 
 impl WorkerCounters {
@@ -90,32 +104,47 @@ impl WorkerCounters {
 }
 
 impl Stats {
-    pub(crate) fn new(workers: usize) -> Self {
-        Stats {
-            submit: CachePadded::new(SubmitCounters::default()),
-            workers: (0..workers).map(|_| CachePadded::new(WorkerCounters::default())).collect(),
-        }
+    /// Counters for a new worker, alive from now on.
+    pub(crate) fn add_worker(&self) -> WorkerStats {
+        let counters = WorkerStats::default();
+        counters.alive.store(true, Ordering::Release);
+        self.workers.lock().push(counters.clone());
+        counters
     }
 
+    /// The totals. Each job passes through accepted, queued, active and finished in
+    /// that order; reading finished first, then active (and the caller reading queued,
+    /// then accepted, after) means no job is counted twice, so
+    /// `finished + active + queued <= submitted` holds for every snapshot.
     pub(crate) fn totals(&self) -> Totals {
-        let mut t = Totals {
-            not_started: self.submit.drained_not_started.load(Ordering::Relaxed),
-            ..Totals::default()
-        };
-        for w in self.workers.iter() {
-            t.completed += w.completed.load(Ordering::Relaxed);
-            t.panicked += w.panicked.load(Ordering::Relaxed);
-            t.cancelled += w.cancelled.load(Ordering::Relaxed);
-            t.not_started += w.not_started.load(Ordering::Relaxed);
-            t.active += u64::from(w.busy.load(Ordering::Relaxed));
-            t.alive += u64::from(w.alive.load(Ordering::Relaxed));
+        let workers = self.workers.lock();
+        let mut t = Totals::default();
+        for w in workers.iter() {
+            t.completed += w.completed.load(Ordering::Acquire);
+            t.panicked += w.panicked.load(Ordering::Acquire);
+            t.cancelled += w.cancelled.load(Ordering::Acquire);
+            t.not_started += w.not_started.load(Ordering::Acquire);
+        }
+        t.not_started += self.submit.drained_not_started.load(Ordering::Acquire);
+        for w in workers.iter() {
+            t.active += u64::from(w.busy.load(Ordering::Acquire));
+            t.alive += u64::from(w.alive.load(Ordering::Acquire));
         }
         t
     }
 
-    /// Reports every metric; `submitted` is counted per thread by the pool's gate.
-    pub(crate) fn visit(&self, submitted: u64, queued: usize, v: &mut dyn MetricVisitor) {
+    /// Reports every metric, reading them in the order that keeps a snapshot
+    /// consistent (see [`totals`](Self::totals)): `queued` and then `submitted` (counted
+    /// per thread by the pool's gate) are read after the totals.
+    pub(crate) fn visit(
+        &self,
+        queued: impl FnOnce() -> usize,
+        submitted: impl FnOnce() -> u64,
+        v: &mut dyn MetricVisitor,
+    ) {
         let t = self.totals();
+        let queued = queued();
+        let submitted = submitted();
         let submit = &self.submit;
         let values: [(&'static MetricDesc, u64); 9] = [
             (&SUBMITTED, submitted),

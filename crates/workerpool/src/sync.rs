@@ -8,13 +8,10 @@ mod imp {
     pub(crate) use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering, fence};
 
     /// How an idle worker waits between looks at the queue: it gives its CPU away
-    /// (`sched_yield`) instead of spinning. Measured on the 2-core build machine (a
-    /// KVM guest): with crossbeam's `Backoff` (PAUSE spins, then yields) 2 workers ran
-    /// 12 M no-op jobs/s, with yields only 35 M/s; even three short spin steps before
-    /// the yields kept it at 12. One submitter and two workers are three threads on
-    /// two CPUs there, and a spinning worker holds a CPU the submitter needs (possibly
-    /// also: PAUSE loops in a guest can make the hypervisor deschedule the vCPU).
-    /// `docs/workerpool.md` has the runs.
+    /// (`sched_yield`) instead of spinning. A spinning worker holds a CPU that the
+    /// submitter, or a neighbour process, may need; when cores are oversubscribed that
+    /// costs throughput, so every look yields (`docs/benchmarks.md` has the runs that
+    /// decided it).
     #[derive(Debug)]
     pub(crate) struct IdlePoll {
         looks_left: std::cell::Cell<u32>,
@@ -22,8 +19,8 @@ mod imp {
 
     impl IdlePoll {
         /// Yields between looks this many times before the caller moves on (to
-        /// searching, or to sleep). Not tuned: `Backoff` made eleven looks (seven
-        /// spinning, four yielding); eight yields is in that range.
+        /// searching, or to sleep): long enough to catch the next job of a submitter
+        /// that streams jobs, short enough that an idle pool soon sleeps.
         const LOOKS: u32 = 8;
 
         pub(crate) fn new() -> Self {

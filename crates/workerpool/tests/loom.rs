@@ -186,30 +186,6 @@ impl JobQueue for Jobs {
     }
 }
 
-/// The queue split into shards, as a pool's with `queue_shards(n)`: one worker's view,
-/// its own shard first.
-struct ShardView {
-    shards: Arc<Vec<Jobs>>,
-    home: usize,
-}
-
-impl JobQueue for ShardView {
-    type Job = ();
-
-    fn try_pop(&self) -> Option<()> {
-        let n = self.shards.len();
-        (0..n).find_map(|i| self.shards[(self.home + i) % n].try_pop())
-    }
-
-    fn try_pop_own(&self) -> Option<()> {
-        self.shards[self.home].try_pop()
-    }
-
-    fn is_empty(&self) -> bool {
-        self.shards.iter().all(Jobs::is_empty)
-    }
-}
-
 /// Jobs run so far, and a condvar to wait for a count (blocking, so that a lost
 /// wake-up is a deadlock loom detects rather than an endless spin).
 #[derive(Default)]
@@ -232,31 +208,33 @@ impl Ran {
     }
 }
 
-/// `workers` workers, `max_searching` of them spinning, and `jobs` jobs queued by the
-/// model's main thread round-robin over `shards` shards (worker `w` owns shard
-/// `w % shards`); every job must run, then `close` lets every worker exit.
-fn run_parking_model(workers: usize, max_searching: usize, jobs: usize, shards: usize) {
+/// `workers` workers, `max_searching` of them searching, and `jobs` jobs queued by the
+/// model's main thread; with `retire`, one worker is retired first (the pool shrank).
+/// Every job must run, then `close` lets every worker exit.
+fn run_parking_model(workers: usize, max_searching: usize, jobs: usize, retire: bool) {
     let (parking, spots) = Parking::new(workers, max_searching);
     let parking = Arc::new(parking);
-    let queue = Arc::new((0..shards).map(|_| Jobs::default()).collect::<Vec<_>>());
+    let queue = Arc::new(Jobs::default());
     let ran = Arc::new(Ran::default());
+    let exited = Arc::new(AtomicUsize::new(0));
     let threads: Vec<_> = spots
         .into_iter()
-        .enumerate()
-        .map(|(worker, mut spot)| {
-            let view = ShardView { shards: queue.clone(), home: worker % shards };
-            let (parking, ran) = (parking.clone(), ran.clone());
+        .map(|mut spot| {
+            let (parking, ran, queue, exited) =
+                (parking.clone(), ran.clone(), queue.clone(), exited.clone());
             thread::spawn(move || {
-                while parking.next_job(&mut spot, &view).is_some() {
+                while parking.next_job(&mut spot, &*queue).is_some() {
                     ran.one_more();
                 }
+                exited.fetch_add(1, Ordering::SeqCst);
             })
         })
         .collect();
-    // With two shards and one worker, the first job lands in the worker's own shard and
-    // the second in the other, where the worker's poll after a job does not look.
-    for job in 0..jobs {
-        queue[job % shards].push();
+    if retire {
+        parking.retire(1);
+    }
+    for _ in 0..jobs {
+        queue.push();
         parking.job_queued();
     }
     ran.wait_for(jobs);
@@ -265,51 +243,47 @@ fn run_parking_model(workers: usize, max_searching: usize, jobs: usize, shards: 
         worker.join().unwrap();
     }
     assert_eq!(*ran.count.lock().unwrap(), jobs, "every job ran exactly once");
-    assert!(queue.iter().all(Jobs::is_empty));
+    assert!(queue.is_empty());
+    assert_eq!(exited.load(Ordering::SeqCst), workers);
 }
 
-/// One parking model: how many workers, searchers, jobs and shards, explored with at
-/// most `preemptions` preemptions per execution.
+/// One parking model: how many workers, searchers and jobs, whether one worker retires,
+/// explored with at most `preemptions` preemptions per execution.
 struct Model {
     preemptions: usize,
     workers: usize,
     searching: usize,
     jobs: usize,
-    shards: usize,
+    retire: bool,
 }
 
 impl Model {
     fn check(self) {
-        let Model { preemptions, workers, searching, jobs, shards } = self;
+        let Model { preemptions, workers, searching, jobs, retire } = self;
         let mut model = loom::model::Builder::new();
         model.preemption_bound = Some(preemptions);
-        model.check(move || run_parking_model(workers, searching, jobs, shards));
+        model.check(move || run_parking_model(workers, searching, jobs, retire));
     }
 }
 
 #[test]
 fn a_job_queued_while_the_worker_goes_to_park_wakes_it() {
-    loom::model(|| run_parking_model(1, 1, 1, 1));
+    loom::model(|| run_parking_model(1, 1, 1, false));
 }
 
 #[test]
-fn a_worker_that_may_not_spin_is_woken_for_each_job() {
-    Model { preemptions: 2, workers: 1, searching: 0, jobs: 2, shards: 1 }.check();
+fn a_worker_that_may_not_search_is_woken_for_each_job() {
+    Model { preemptions: 2, workers: 1, searching: 0, jobs: 2, retire: false }.check();
 }
 
 #[test]
 fn two_workers_one_searcher_run_every_job() {
-    Model { preemptions: 2, workers: 2, searching: 1, jobs: 2, shards: 1 }.check();
+    Model { preemptions: 2, workers: 2, searching: 1, jobs: 2, retire: false }.check();
 }
 
 #[test]
-fn a_job_in_a_shard_the_worker_does_not_poll_still_reaches_it() {
-    // One worker, two shards: after its first job it polls only its own shard, while
-    // the second job sits in the other one.
-    Model { preemptions: 2, workers: 1, searching: 1, jobs: 2, shards: 2 }.check();
-}
-
-#[test]
-fn two_workers_two_shards_one_searcher_run_every_job() {
-    Model { preemptions: 2, workers: 2, searching: 1, jobs: 2, shards: 2 }.check();
+fn a_retiring_worker_leaves_and_the_other_runs_every_job() {
+    // Whichever worker retires — parked, searching or about to park — the other is
+    // still woken for each job.
+    Model { preemptions: 2, workers: 2, searching: 0, jobs: 2, retire: true }.check();
 }

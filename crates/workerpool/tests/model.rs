@@ -36,15 +36,11 @@ proptest! {
     fn submissions_match_the_queue_model(
         workers in 1usize..3,
         depth in 1usize..5,
-        shards in 1usize..4,
         ops in prop::collection::vec(op(), 1..24),
     ) {
-        // Split over shards the bound stays exact: `Full` only with `depth` jobs queued.
-        let shards = shards.min(depth);
         let pool = WorkerPool::builder()
             .workers(workers)
             .queue_depth(depth)
-            .queue_shards(shards)
             .shutdown_grace(Duration::from_secs(5))
             .build()
             .unwrap();

@@ -40,31 +40,19 @@ fn pause_for(pause: Duration) {
     }
 }
 
-fn pool(workers: usize, spinning: usize, shards: usize) -> WorkerPool {
-    let builder = WorkerPool::builder().workers(workers).spinning_workers(spinning);
-    builder.queue_shards(shards).build().unwrap()
+fn pool(workers: usize, searching: usize) -> WorkerPool {
+    WorkerPool::builder().workers(workers).max_searching_workers(searching).build().unwrap()
 }
 
 #[test]
 fn bursts_separated_by_pauses_run_every_job() {
     // One worker makes the race with its parking the narrowest and the most frequent.
-    // (workers, spinning workers, queue shards): with 4 shards each worker owns one and
-    // polls only its own after a job, so the others' jobs reach it through the search.
-    let settings = [
-        (1, 0, 1),
-        (1, 1, 1),
-        (4, 0, 1),
-        (4, 1, 1),
-        (4, 2, 1),
-        (4, 4, 1),
-        (4, 0, 4),
-        (4, 1, 4),
-        (4, 2, 2),
-    ];
-    for (workers, spinning, shards) in settings {
-        let pool = pool(workers, spinning, shards);
+    // (workers, searching workers)
+    let settings = [(1, 0), (1, 1), (4, 0), (4, 1), (4, 2), (4, 4)];
+    for (workers, searching) in settings {
+        let pool = pool(workers, searching);
         let ran = Arc::new(AtomicUsize::new(0));
-        let mut random = Lcg((workers * 100 + spinning * 10 + shards) as u64);
+        let mut random = Lcg((workers * 100 + searching * 10) as u64);
         let mut submitted = 0;
         for burst in 0..2000 {
             for _ in 0..=random.below(4) {
@@ -77,7 +65,7 @@ fn bursts_separated_by_pauses_run_every_job() {
             }
             assert!(
                 reaches(&ran, submitted),
-                "{workers} workers, spinning_workers({spinning}), {shards} shards, burst {burst}: {} of {submitted} jobs ran",
+                "{workers} workers, max_searching_workers({searching}), burst {burst}: {} of {submitted} jobs ran",
                 ran.load(Ordering::Acquire)
             );
             // Mostly pauses around the length of a worker's spin, so the next burst
@@ -101,8 +89,8 @@ fn jobs_waiting_for_each_other_each_get_a_worker() {
     // awake: the first job wakes a sleeper, the rest are handed on by the searcher that
     // found a job while more were queued, or by the submitter when nobody searches.
     let workers = 4;
-    for (spinning, shards) in [(0, 1), (1, 1), (2, 1), (0, 4), (1, 4), (1, 2)] {
-        let pool = pool(workers, spinning, shards);
+    for searching in [0, 1, 2] {
+        let pool = pool(workers, searching);
         for round in 0..20 {
             // Long enough for every worker to stop spinning and park.
             std::thread::sleep(Duration::from_millis(2));
@@ -121,7 +109,7 @@ fn jobs_waiting_for_each_other_each_get_a_worker() {
                 assert_eq!(
                     handle.join(),
                     Ok(true),
-                    "spinning_workers({spinning}), {shards} shards, round {round}: a job waited behind another"
+                    "max_searching_workers({searching}), round {round}: a job waited behind another"
                 );
             }
         }

@@ -127,11 +127,7 @@ fn after_shutdown_every_submission_is_closed_and_handed_back() {
 #[test]
 fn submissions_racing_shutdown_are_either_run_or_handed_back() {
     for round in 0..20 {
-        // Every other round with the queue split over two shards.
-        let shards = 1 + round as usize % 2;
-        let pool = Arc::new(
-            WorkerPool::builder().workers(2).queue_depth(8).queue_shards(shards).build().unwrap(),
-        );
+        let pool = Arc::new(WorkerPool::builder().workers(2).queue_depth(8).build().unwrap());
         let ran = Arc::new(AtomicUsize::new(0));
         let accepted = Arc::new(AtomicUsize::new(0));
         let rejected = Arc::new(AtomicUsize::new(0));
@@ -167,14 +163,7 @@ fn submissions_racing_shutdown_are_either_run_or_handed_back() {
 
 #[test]
 fn the_deadline_cancels_running_jobs_and_drops_queued_ones() {
-    for shards in [1, 2] {
-        the_deadline_cancels_and_drops(shards);
-    }
-}
-
-fn the_deadline_cancels_and_drops(shards: usize) {
-    let pool =
-        WorkerPool::builder().workers(2).queue_depth(16).queue_shards(shards).build().unwrap();
+    let pool = WorkerPool::builder().workers(2).queue_depth(16).build().unwrap();
     let saw_cancel = Arc::new(AtomicUsize::new(0));
     let mut running = Vec::new();
     for _ in 0..2 {
@@ -353,16 +342,6 @@ fn invalid_settings_are_rejected_when_building() {
         WorkerPool::builder().stack_size(1024).build(),
         Err(BuildError::StackTooSmall { bytes: 1024 })
     ));
-    let err = WorkerPool::builder().queue_depth(4).queue_shards(5).build().unwrap_err();
-    assert!(matches!(err, BuildError::InvalidQueueShards { shards: 5, queue_depth: 4 }));
-    assert_eq!(
-        err.to_string(),
-        "5 queue shards do not fit a queue depth of 4: the shard count must be between 1 and the depth"
-    );
-    assert!(matches!(
-        WorkerPool::builder().queue_shards(0).build(),
-        Err(BuildError::InvalidQueueShards { shards: 0, .. })
-    ));
     assert!(matches!(
         WorkerPool::builder().thread_name("").build(),
         Err(BuildError::InvalidThreadName(_))
@@ -380,13 +359,12 @@ fn invalid_settings_are_rejected_when_building() {
 }
 
 #[test]
-fn every_spinning_setting_runs_every_job() {
-    for (spinners, shards) in [(0, 1), (1, 1), (3, 1), (0, 3), (1, 2), (3, 3)] {
+fn every_searching_setting_runs_every_job() {
+    for searching in [0, 1, 3, usize::MAX] {
         let pool = WorkerPool::builder()
             .workers(3)
             .queue_depth(8)
-            .spinning_workers(spinners)
-            .queue_shards(shards)
+            .max_searching_workers(searching)
             .build()
             .unwrap();
         let runs = Arc::new(AtomicUsize::new(0));
@@ -399,43 +377,6 @@ fn every_spinning_setting_runs_every_job() {
         }
         let report = pool.shutdown(Duration::from_secs(10)).unwrap();
         assert!(report.is_clean());
-        assert_eq!(
-            runs.load(Ordering::Relaxed),
-            2000,
-            "spinning_workers({spinners}), {shards} shards"
-        );
-    }
-}
-
-#[test]
-fn jobs_in_the_shards_of_busy_workers_are_run_by_the_idle_one() {
-    // Four workers, one shard each; three are held busy, so three quarters of the
-    // jobs land in shards whose owners cannot take them.
-    let pool = WorkerPool::builder().workers(4).queue_depth(8).queue_shards(4).build().unwrap();
-    let (release, held) = crossbeam_channel::bounded::<()>(0);
-    let holders: Vec<_> = (0..3)
-        .map(|_| {
-            let held = held.clone();
-            pool.spawn(move |_| held.recv().is_ok()).unwrap()
-        })
-        .collect();
-    assert!(eventually(|| Snapshot::of(&pool).value("active") == Some(3)));
-    let runs: Vec<_> = (0..8).map(|_| pool.spawn(|ctx| ctx.worker_index()).unwrap()).collect();
-    let mut by = Vec::new();
-    for handle in runs {
-        // Joined while the three holders still wait: only the idle worker ran these.
-        let ran = handle.join_timeout(Duration::from_secs(5)).expect("a queued job never ran");
-        by.push(ran.expect("the job returned"));
-    }
-    by.dedup();
-    assert_eq!(by.len(), 1, "one worker ran all eight: {by:?}");
-    // The idle worker counts as active until its last job has returned, a moment after
-    // that job's handle got the value.
-    assert!(eventually(|| Snapshot::of(&pool).value("active") == Some(3)));
-    for _ in 0..3 {
-        release.send(()).unwrap();
-    }
-    for holder in holders {
-        assert_eq!(holder.join(), Ok(true));
+        assert_eq!(runs.load(Ordering::Relaxed), 2000, "max_searching_workers({searching})");
     }
 }

@@ -1,0 +1,371 @@
+//! Scoped jobs: jobs that borrow the caller's data, all finished before the scope
+//! returns — `std::thread::scope` and `rayon::scope` on the pool's workers.
+//!
+//! Every job of a scope is counted in `pending` from before it is queued until after
+//! its closure (and everything it captured) has been dropped, whether it ran or was
+//! dropped unrun by a shutdown. [`WorkerPool::scope`] returns only once `pending` is
+//! zero, also when the scope's closure panics, and the pool cannot be dropped while a
+//! scope borrows it: so no job outlives the data it borrows, which is what makes the
+//! lifetime erasure of [`Task::new_scoped`] sound.
+//!
+//! A scope waited for on one of the pool's own workers (a scope inside a job) runs
+//! queued jobs while it waits, so nested scopes cannot occupy every worker with
+//! waiting.
+
+use crate::cancel::CancellationToken;
+use crate::error::SubmitError;
+use crate::handle::panic_message;
+use crate::job::{Job, JobContext, Outcome, Task};
+use crate::pool::WorkerPool;
+use parking_lot::{Condvar, Mutex};
+use std::any::Any;
+use std::convert::Infallible;
+use std::fmt;
+use std::marker::PhantomData;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+/// What one scope's jobs share.
+struct ScopeState<E> {
+    /// Jobs created and not yet dropped.
+    pending: AtomicUsize,
+    failures: Mutex<Failures<E>>,
+    done: Condvar,
+    /// The jobs' token: a child of the pool's shutdown token, cancelled by the first
+    /// failure of a `try_scope`.
+    token: CancellationToken,
+    /// `try_scope`: the first error or panic cancels the others and skips queued ones.
+    fail_fast: bool,
+}
+
+struct Failures<E> {
+    panic: Option<Box<dyn Any + Send>>,
+    error: Option<E>,
+}
+
+impl<E> ScopeState<E> {
+    fn new(token: CancellationToken, fail_fast: bool) -> Self {
+        ScopeState {
+            pending: AtomicUsize::new(0),
+            failures: Mutex::new(Failures { panic: None, error: None }),
+            done: Condvar::new(),
+            token,
+            fail_fast,
+        }
+    }
+
+    fn record_panic(&self, payload: Box<dyn Any + Send>) {
+        self.failures.lock().panic.get_or_insert(payload);
+        if self.fail_fast {
+            self.token.cancel();
+        }
+    }
+
+    fn record_error(&self, error: E) {
+        self.failures.lock().error.get_or_insert(error);
+        self.token.cancel();
+    }
+
+    fn finish_one(&self) {
+        if self.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // Under the lock: the waiter checks `pending` under it before it sleeps.
+            let _failures = self.failures.lock();
+            self.done.notify_all();
+        }
+    }
+
+    fn is_done(&self) -> bool {
+        self.pending.load(Ordering::Acquire) == 0
+    }
+
+    /// Blocks until every job of the scope has been run or dropped.
+    fn wait(&self, pool: &WorkerPool) {
+        let helped = pool.shared().help_until(
+            || self.is_done(),
+            || {
+                let mut failures = self.failures.lock();
+                if !self.is_done() {
+                    // Short: new jobs may enter the queue without a notification here.
+                    self.done.wait_for(&mut failures, Duration::from_millis(1));
+                }
+            },
+        );
+        if !helped {
+            let mut failures = self.failures.lock();
+            while !self.is_done() {
+                self.done.wait(&mut failures);
+            }
+        }
+    }
+}
+
+/// A scope's job, as the user wrote it: returning nothing, or a `Result`.
+trait ScopedFn<E>: Send {
+    fn call(self, ctx: &JobContext<'_>) -> Result<(), E>;
+}
+
+/// A job of [`Scope::spawn`].
+struct Unit<F>(F);
+
+impl<F: FnOnce(&JobContext<'_>) + Send> ScopedFn<Infallible> for Unit<F> {
+    fn call(self, ctx: &JobContext<'_>) -> Result<(), Infallible> {
+        (self.0)(ctx);
+        Ok(())
+    }
+}
+
+/// A job of [`TryScope::spawn`].
+struct Fallible<F>(F);
+
+impl<E, F: FnOnce(&JobContext<'_>) -> Result<(), E> + Send> ScopedFn<E> for Fallible<F> {
+    fn call(self, ctx: &JobContext<'_>) -> Result<(), E> {
+        (self.0)(ctx)
+    }
+}
+
+/// A job in the queue, counted in its scope's `pending` until dropped.
+struct ScopedJob<J, E> {
+    job: Option<J>,
+    state: Arc<ScopeState<E>>,
+}
+
+impl<J: ScopedFn<E>, E: Send> Job for ScopedJob<J, E> {
+    fn run(mut self, ctx: &JobContext<'_>) -> Outcome {
+        let Some(job) = self.job.take() else { return Outcome::Cancelled };
+        let state = &*self.state;
+        if state.fail_fast && state.token.is_cancelled() {
+            // An earlier failure: skip the work (dropped, and counted, with `self`).
+            drop(job);
+            return Outcome::Cancelled;
+        }
+        let ctx = ctx.with_token(&state.token);
+        match catch_unwind(AssertUnwindSafe(|| job.call(&ctx))) {
+            Ok(Ok(())) if ctx.is_cancelled() => Outcome::Cancelled,
+            Ok(Ok(())) => Outcome::Completed,
+            Ok(Err(error)) => {
+                state.record_error(error);
+                Outcome::Completed
+            }
+            Err(payload) => {
+                let message = panic_message(&*payload);
+                state.record_panic(payload);
+                Outcome::Panicked(message)
+            }
+        }
+    }
+}
+
+impl<J, E> Drop for ScopedJob<J, E> {
+    fn drop(&mut self) {
+        // The closure and its borrows go first; only then may the scope return.
+        if let Some(job) = self.job.take() {
+            if catch_unwind(AssertUnwindSafe(|| drop(job))).is_err() {
+                tracing::error!("a scoped job's captures panicked while being dropped unrun");
+            }
+        }
+        self.state.finish_one();
+    }
+}
+
+/// What [`Scope`] and [`TryScope`] share.
+struct Inner<'scope, 'env, E> {
+    pool: &'scope WorkerPool,
+    state: Arc<ScopeState<E>>,
+    scope: PhantomData<&'scope mut &'scope ()>,
+    env: PhantomData<&'env mut &'env ()>,
+}
+
+impl<'scope, E: Send> Inner<'scope, '_, E> {
+    fn new(pool: &'scope WorkerPool, fail_fast: bool) -> Self {
+        let token = pool.shared().shutdown_token.child();
+        Inner {
+            pool,
+            state: Arc::new(ScopeState::new(token, fail_fast)),
+            scope: PhantomData,
+            env: PhantomData,
+        }
+    }
+
+    fn spawn<J: ScopedFn<E> + 'scope>(&self, job: J) -> Result<(), SubmitError<J>> {
+        self.state.pending.fetch_add(1, Ordering::AcqRel);
+        let job = ScopedJob { job: Some(job), state: self.state.clone() };
+        #[allow(unsafe_code)] // the lifetime erasure a scope exists for
+        let make = |job: ScopedJob<J, E>, enqueued| {
+            // SAFETY: the scope waits until `pending` is zero before it returns, and the
+            // job stays counted until it is dropped (see the module docs), so the task
+            // is run or dropped while everything `'scope` borrows is alive.
+            (unsafe { Task::new_scoped(job, enqueued) }, ())
+        };
+        self.pool.enqueue_helping(job, make).map_err(|rejected| {
+            // The rejected job is dropped here, which takes it out of `pending`.
+            rejected.map(|mut job| job.job.take().expect("a rejected job still holds its closure"))
+        })
+    }
+}
+
+/// The jobs of one [`WorkerPool::scope`]: they may borrow anything that outlives the
+/// scope, and all of them have finished when the scope returns.
+///
+/// ```
+/// let pool = poolside_workerpool::WorkerPool::new(2)?;
+/// let data = vec![1u64, 2, 3, 4];
+/// let mut sums = [0u64; 2];
+/// pool.scope(|s| {
+///     let (left, right) = sums.split_at_mut(1);
+///     s.spawn(|_ctx| left[0] = data[..2].iter().sum()).unwrap();
+///     s.spawn(|_ctx| right[0] = data[2..].iter().sum()).unwrap();
+/// });
+/// assert_eq!(sums, [3, 7]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Scope<'scope, 'env> {
+    inner: Inner<'scope, 'env, Infallible>,
+}
+
+impl<'scope> Scope<'scope, '_> {
+    /// Queues `job` (blocking while the queue is full). It may borrow data that
+    /// outlives the scope; its context's token is cancelled at the pool's shutdown
+    /// deadline. A panic in it is re-raised by [`WorkerPool::scope`] once every job
+    /// has finished. Hands the job back if the pool is shut down.
+    pub fn spawn<F>(&self, job: F) -> Result<(), SubmitError<F>>
+    where
+        F: FnOnce(&JobContext<'_>) + Send + 'scope,
+    {
+        self.inner.spawn(Unit(job)).map_err(|rejected| rejected.map(|unit| unit.0))
+    }
+}
+
+/// The jobs of one [`WorkerPool::try_scope`]: like [`Scope`], and the first job that
+/// returns an error (or panics) cancels the others through their tokens; jobs not
+/// started yet are skipped.
+///
+/// ```
+/// let pool = poolside_workerpool::WorkerPool::new(2)?;
+/// let inputs = ["1", "2", "x", "4"];
+/// let result = pool.try_scope(|s| {
+///     for input in &inputs {
+///         s.spawn(move |_ctx| input.parse::<u32>().map(drop)).unwrap();
+///     }
+/// });
+/// assert!(result.is_err()); // "x" did not parse
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct TryScope<'scope, 'env, E> {
+    inner: Inner<'scope, 'env, E>,
+}
+
+impl<'scope, E: Send> TryScope<'scope, '_, E> {
+    /// Queues `job` (blocking while the queue is full). Its first `Err` becomes the
+    /// result of [`WorkerPool::try_scope`] and cancels the scope's other jobs. Hands
+    /// the job back if the pool is shut down.
+    pub fn spawn<F>(&self, job: F) -> Result<(), SubmitError<F>>
+    where
+        F: FnOnce(&JobContext<'_>) -> Result<(), E> + Send + 'scope,
+    {
+        self.inner.spawn(Fallible(job)).map_err(|rejected| rejected.map(|f| f.0))
+    }
+
+    /// Cancels every job of the scope: running ones see their token cancelled, queued
+    /// ones are skipped.
+    pub fn cancel(&self) {
+        self.inner.state.token.cancel();
+    }
+}
+
+impl WorkerPool {
+    /// Runs `body` with a [`Scope`] whose jobs may borrow local data, and returns once
+    /// every job spawned in it has finished — like `std::thread::scope` on the pool's
+    /// workers. If a job panicked, the first panic is re-raised here (after all jobs
+    /// finished); a panic of `body` itself is re-raised likewise.
+    ///
+    /// Scopes nest: a job may open a scope of its own; a worker waiting for its scope
+    /// runs queued jobs meanwhile, so nesting cannot starve the pool.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    ///
+    /// let pool = poolside_workerpool::WorkerPool::new(2)?;
+    /// let counted = AtomicUsize::new(0);
+    /// let words = ["a", "bb", "ccc"];
+    /// pool.scope(|s| {
+    ///     for word in &words {
+    ///         let counted = &counted;
+    ///         s.spawn(move |_| { counted.fetch_add(word.len(), Ordering::Relaxed); }).unwrap();
+    ///     }
+    /// });
+    /// assert_eq!(counted.into_inner(), 6);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn scope<'env, F, T>(&self, body: F) -> T
+    where
+        F: for<'scope> FnOnce(&'scope Scope<'scope, 'env>) -> T,
+    {
+        let scope = Scope { inner: Inner::new(self, false) };
+        let state = scope.inner.state.clone();
+        let result = catch_unwind(AssertUnwindSafe(|| body(&scope)));
+        state.wait(self);
+        let panic = state.failures.lock().panic.take();
+        match result {
+            Err(payload) => resume_unwind(payload),
+            Ok(_) if panic.is_some() => resume_unwind(panic.expect("checked")),
+            Ok(value) => value,
+        }
+    }
+
+    /// Like [`scope`](Self::scope) for jobs that can fail: returns the first error a
+    /// job returned (after every job finished), and that error cancels the other jobs
+    /// through their tokens and skips those not started. Panics propagate as in
+    /// `scope`, and also cancel the others.
+    ///
+    /// ```
+    /// let pool = poolside_workerpool::WorkerPool::new(2)?;
+    /// let mut lengths = vec![0usize; 3];
+    /// let files = ["a.txt", "b.txt", "c.txt"];
+    /// let result: Result<(), String> = pool.try_scope(|s| {
+    ///     for (file, len) in files.iter().zip(lengths.iter_mut()) {
+    ///         s.spawn(move |_ctx| { *len = file.len(); Ok(()) }).unwrap();
+    ///     }
+    /// });
+    /// assert_eq!(result, Ok(()));
+    /// assert_eq!(lengths, [5, 5, 5]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn try_scope<'env, F, T, E>(&self, body: F) -> Result<T, E>
+    where
+        F: for<'scope> FnOnce(&'scope TryScope<'scope, 'env, E>) -> T,
+        E: Send,
+    {
+        let scope = TryScope { inner: Inner::new(self, true) };
+        let state = scope.inner.state.clone();
+        let result = catch_unwind(AssertUnwindSafe(|| body(&scope)));
+        state.wait(self);
+        let (panic, error) = {
+            let mut failures = state.failures.lock();
+            (failures.panic.take(), failures.error.take())
+        };
+        match (result, panic, error) {
+            (Err(payload), _, _) | (Ok(_), Some(payload), _) => resume_unwind(payload),
+            (Ok(_), None, Some(error)) => Err(error),
+            (Ok(value), None, None) => Ok(value),
+        }
+    }
+}
+
+impl fmt::Debug for Scope<'_, '_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Scope")
+            .field("pending", &self.inner.state.pending.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+impl<E> fmt::Debug for TryScope<'_, '_, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TryScope")
+            .field("pending", &self.inner.state.pending.load(Ordering::Relaxed))
+            .field("cancelled", &self.inner.state.token.is_cancelled())
+            .finish()
+    }
+}

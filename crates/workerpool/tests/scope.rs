@@ -1,0 +1,157 @@
+//! Scoped jobs: borrowed data, panics propagated to the caller, nesting, `try_scope`.
+
+mod common;
+
+use poolside_core::Snapshot;
+use poolside_workerpool::WorkerPool;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+#[test]
+fn jobs_borrow_local_data_and_all_finish_before_the_scope_returns() {
+    let pool = WorkerPool::builder().workers(3).queue_depth(2).build().unwrap();
+    let input: Vec<u64> = (1..=1000).collect();
+    let mut partial = [0u64; 10];
+    pool.scope(|s| {
+        for (chunk, out) in input.chunks(100).zip(partial.iter_mut()) {
+            s.spawn(move |_| {
+                std::thread::sleep(Duration::from_millis(1));
+                *out = chunk.iter().sum();
+            })
+            .unwrap();
+        }
+    });
+    // Every job wrote its slot: the scope waited for all of them.
+    assert_eq!(partial.iter().sum::<u64>(), 500_500);
+    assert!(partial.iter().all(|&p| p > 0));
+    // The scope returns once each job and its borrows are gone; the pool counts the
+    // job a moment later.
+    pool.join().unwrap();
+    let stats = Snapshot::of(&pool);
+    assert_eq!(stats.value("completed"), Some(10));
+}
+
+#[test]
+fn a_panicking_job_is_re_raised_after_every_job_finished() {
+    let pool = WorkerPool::builder().workers(2).build().unwrap();
+    let finished = AtomicUsize::new(0);
+    let caught = catch_unwind(AssertUnwindSafe(|| {
+        pool.scope(|s| {
+            for n in 0..8 {
+                let finished = &finished;
+                s.spawn(move |_| {
+                    if n == 3 {
+                        panic!("job three failed");
+                    }
+                    std::thread::sleep(Duration::from_millis(2));
+                    finished.fetch_add(1, Ordering::SeqCst);
+                })
+                .unwrap();
+            }
+        })
+    }));
+    let payload = caught.expect_err("the job's panic reaches the scope's caller");
+    assert_eq!(payload.downcast_ref::<&str>(), Some(&"job three failed"));
+    assert_eq!(finished.load(Ordering::SeqCst), 7, "the other jobs all ran to the end");
+    pool.join().unwrap();
+    let stats = Snapshot::of(&pool);
+    assert_eq!(stats.value("panicked"), Some(1));
+    assert_eq!(stats.value("completed"), Some(7));
+    // The pool is intact.
+    assert_eq!(pool.spawn(|_| 5).unwrap().join(), Ok(5));
+}
+
+#[test]
+fn a_panicking_scope_body_still_waits_for_its_jobs() {
+    let pool = WorkerPool::builder().workers(1).build().unwrap();
+    let done = AtomicUsize::new(0);
+    let caught = catch_unwind(AssertUnwindSafe(|| {
+        pool.scope(|s| {
+            s.spawn(|_| {
+                std::thread::sleep(Duration::from_millis(20));
+                done.fetch_add(1, Ordering::SeqCst);
+            })
+            .unwrap();
+            panic!("the body failed");
+        })
+    }));
+    assert!(caught.is_err());
+    assert_eq!(done.load(Ordering::SeqCst), 1, "the job finished before the panic left");
+}
+
+#[test]
+fn nested_scopes_do_not_starve_a_small_pool() {
+    // Two workers, each outer job opens a scope of its own and waits in it: without
+    // the waiting worker running queued jobs itself, both would wait forever.
+    let pool = WorkerPool::builder().workers(2).queue_depth(4).build().unwrap();
+    let cells: Vec<Mutex<Vec<u32>>> = (0..4).map(|_| Mutex::new(Vec::new())).collect();
+    pool.scope(|outer| {
+        for (i, cell) in cells.iter().enumerate() {
+            let pool = &pool;
+            outer
+                .spawn(move |_| {
+                    pool.scope(|inner| {
+                        for j in 0..4 {
+                            inner
+                                .spawn(move |_| cell.lock().unwrap().push(i as u32 * 10 + j))
+                                .unwrap();
+                        }
+                    });
+                })
+                .unwrap();
+        }
+    });
+    for (i, cell) in cells.iter().enumerate() {
+        let mut got = cell.lock().unwrap().clone();
+        got.sort_unstable();
+        let i = i as u32;
+        assert_eq!(got, [i * 10, i * 10 + 1, i * 10 + 2, i * 10 + 3]);
+    }
+    assert!(pool.shutdown(Duration::from_secs(5)).unwrap().is_clean());
+}
+
+#[test]
+fn try_scope_returns_the_first_error_and_cancels_the_rest() {
+    let pool = WorkerPool::builder().workers(1).queue_depth(16).build().unwrap();
+    let ran = AtomicUsize::new(0);
+    let result: Result<(), String> = pool.try_scope(|s| {
+        for n in 0..10 {
+            let ran = &ran;
+            s.spawn(move |ctx| {
+                if ctx.is_cancelled() {
+                    return Ok(());
+                }
+                ran.fetch_add(1, Ordering::SeqCst);
+                if n == 2 { Err(format!("job {n} failed")) } else { Ok(()) }
+            })
+            .unwrap();
+        }
+    });
+    assert_eq!(result, Err("job 2 failed".to_owned()));
+    // One worker runs them in order: the jobs after the failure were skipped.
+    assert_eq!(ran.load(Ordering::SeqCst), 3);
+    pool.join().unwrap();
+    let stats = Snapshot::of(&pool);
+    assert_eq!(stats.value("cancelled"), Some(7));
+    let ok: Result<u32, String> = pool.try_scope(|s| {
+        s.spawn(|_| Ok(())).unwrap();
+        7
+    });
+    assert_eq!(ok, Ok(7));
+}
+
+#[test]
+fn a_scope_on_a_shut_down_pool_hands_the_jobs_back() {
+    let pool = WorkerPool::new(1).unwrap();
+    pool.shutdown(Duration::from_secs(1)).unwrap();
+    let mut local = 0;
+    pool.scope(|s| {
+        let rejected = s.spawn(|_| local += 1).unwrap_err();
+        assert!(rejected.is_closed());
+        // The very job comes back, for the caller to run or drop.
+        let _job = rejected.into_job();
+    });
+    assert_eq!(local, 0);
+}
