@@ -211,14 +211,14 @@ impl<T: Send + 'static> PoolBuilder<T> {
     }
 
     /// Keeps a returned (already reset) object only if `retain` accepts it; others are
-    /// dropped and counted as `dropped_oversized`. Use it to cap capacity.
+    /// dropped and counted as `rejected`. Use it to cap capacity.
     ///
     /// ```
     /// let pool = poolside_bufpool::Pool::builder(Vec::<u8>::new)
     ///     .retain(|v| v.capacity() <= 1024)
     ///     .build()?;
     /// pool.get().reserve(1 << 20); // grows past the cap: dropped on return
-    /// assert_eq!(pool.stats().dropped_oversized, 1);
+    /// assert_eq!(pool.stats().rejected, 1);
     /// # Ok::<(), poolside_bufpool::BuildError>(())
     /// ```
     pub fn retain(mut self, retain: impl Fn(&T) -> bool + Send + Sync + 'static) -> Self {
@@ -414,7 +414,7 @@ impl<T: Send + 'static> Inner<T> {
         if let Some(retain) = &self.retain {
             match run_retain(retain, &object) {
                 Some(true) => {}
-                Some(false) => return self.discard(object, Event::DroppedOversized),
+                Some(false) => return self.discard(object, Event::Rejected),
                 None => return self.discard(object, Event::DroppedPanicked),
             }
         }
@@ -432,7 +432,7 @@ impl<T: Send + 'static> Inner<T> {
     #[inline(never)]
     fn discard(&self, object: Boxed<T>, why: Event) {
         self.count(why);
-        if why == Event::DroppedOversized {
+        if why == Event::Rejected {
             tracing::debug!(
                 pool = self.id,
                 "returned object rejected by the retain policy; dropped"
@@ -609,7 +609,7 @@ impl<T: Send + 'static> Pool<T> {
             hits: t.hits,
             misses: t.misses,
             returns: t.returns,
-            dropped_oversized: t.dropped_oversized,
+            rejected: t.rejected,
             dropped_full: t.dropped_full,
             dropped_panicked: t.dropped_panicked,
             released_idle: self.inner.store.released_idle.load(Ordering::Relaxed),
@@ -657,7 +657,7 @@ pub struct PoolStats {
     /// Objects taken back (kept or dropped for a full store).
     pub returns: u64,
     /// Returned objects rejected by the retain policy.
-    pub dropped_oversized: u64,
+    pub rejected: u64,
     /// Returned objects dropped because the shared store was full.
     pub dropped_full: u64,
     /// Returned objects dropped because the reset hook or the retain policy panicked
@@ -677,9 +677,9 @@ static HITS: MetricDesc = MetricDesc::counter(
 );
 static MISSES: MetricDesc = MetricDesc::counter("misses", "Gets that made a new object.");
 static RETURNS: MetricDesc = MetricDesc::counter("returns", "Objects returned to the pool.");
-static DROPPED_OVERSIZED: MetricDesc = MetricDesc::counter(
-    "dropped_oversized",
-    "Returned objects dropped by the retain policy (too big).",
+static REJECTED: MetricDesc = MetricDesc::counter(
+    "rejected",
+    "Returned objects dropped because the retain policy rejected them.",
 );
 static DROPPED_FULL: MetricDesc =
     MetricDesc::counter("dropped_full", "Returned objects dropped because the pool was full.");
@@ -702,7 +702,7 @@ pub(crate) static CATALOGUE: [&MetricDesc; 9] = [
     &HITS,
     &MISSES,
     &RETURNS,
-    &DROPPED_OVERSIZED,
+    &REJECTED,
     &DROPPED_FULL,
     &DROPPED_PANICKED,
     &RELEASED_IDLE,
@@ -717,7 +717,7 @@ impl PoolStats {
             (&HITS, self.hits),
             (&MISSES, self.misses),
             (&RETURNS, self.returns),
-            (&DROPPED_OVERSIZED, self.dropped_oversized),
+            (&REJECTED, self.rejected),
             (&DROPPED_FULL, self.dropped_full),
             (&DROPPED_PANICKED, self.dropped_panicked),
             (&RELEASED_IDLE, self.released_idle),

@@ -11,7 +11,7 @@ pub(crate) enum Event {
     Hit,
     Miss,
     Return,
-    DroppedOversized,
+    Rejected,
     DroppedFull,
     DroppedPanicked,
 }
@@ -78,7 +78,7 @@ pub(crate) struct Totals {
     pub(crate) hits: u64,
     pub(crate) misses: u64,
     pub(crate) returns: u64,
-    pub(crate) dropped_oversized: u64,
+    pub(crate) rejected: u64,
     pub(crate) dropped_full: u64,
     pub(crate) dropped_panicked: u64,
 }
@@ -133,11 +133,11 @@ impl Counters {
         };
         let dropped_full = sum(Event::DroppedFull);
         let dropped_panicked = sum(Event::DroppedPanicked);
-        let dropped_oversized = sum(Event::DroppedOversized);
+        let rejected = sum(Event::Rejected);
         let returns = sum(Event::Return);
         let misses = sum(Event::Miss);
         let hits = sum(Event::Hit);
-        Totals { hits, misses, returns, dropped_oversized, dropped_full, dropped_panicked }
+        Totals { hits, misses, returns, rejected, dropped_full, dropped_panicked }
     }
 }
 

@@ -27,7 +27,7 @@ fn a_capacity_cap_drops_oversized_buffers_instead_of_pinning_them() {
     let mut big = pool.get();
     big.reserve(1024 * 1024);
     drop(big);
-    assert_eq!(pool.stats().dropped_oversized, 1);
+    assert_eq!(pool.stats().rejected, 1);
     assert!(pool.get().capacity() < 64 * 1024, "the 1 MiB buffer was not pooled");
     assert_eq!(pool.stats().misses, 2);
 }
@@ -146,7 +146,7 @@ fn stats_are_reported_through_instrumented() {
     assert_eq!(snap.kind, "bufpool");
     assert_eq!(snap.value("misses"), Some(1));
     assert_eq!(snap.value("hits"), Some(2));
-    assert_eq!(snap.value("dropped_oversized"), Some(1));
+    assert_eq!(snap.value("rejected"), Some(1));
     assert_eq!(snap.value("returns"), Some(2));
 }
 
