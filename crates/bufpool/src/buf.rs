@@ -7,10 +7,10 @@
 
 use crate::error::BuildError;
 use crate::local::Cache;
-use crate::pool::{Pool, PoolStats};
+use crate::pool::{self, Pool, PoolStats};
 use crate::store::{Boxed, boxed};
 use crossbeam_utils::CachePadded;
-use poolside_core::{Instrumented, Metric, MetricDesc, MetricVisitor};
+use poolside_core::{Instrumented, MetricDef, MetricDesc, MetricVisitor};
 use std::fmt;
 use std::io;
 use std::ops::{Deref, DerefMut};
@@ -618,19 +618,45 @@ impl fmt::Debug for BufPool {
     }
 }
 
-static DROPPED_ABOVE_CAP: MetricDesc = MetricDesc::counter(
-    "dropped_above_cap",
-    "Returned buffers dropped because their capacity exceeded the largest class or the cap.",
-);
-static UNPOOLED: MetricDesc = MetricDesc::counter(
-    "unpooled_gets",
-    "Gets larger than the largest class, served without pooling.",
-);
+/// The metrics a `BufPool` reports besides each class's [`pool::METRICS`], declared
+/// once: the catalogue and the visit both come from this table.
+static BUF_METRICS: [MetricDef<BufInner>; 2] = [
+    MetricDef::counter(
+        "dropped_above_cap",
+        "Returned buffers dropped because their capacity exceeded the largest class or the cap.",
+        |inner| inner.dropped_above_cap.load(Ordering::Relaxed),
+    ),
+    MetricDef::counter(
+        "unpooled_gets",
+        "Gets larger than the largest class, served without pooling.",
+        |inner| inner.unpooled.load(Ordering::Relaxed),
+    ),
+];
 
-static BUF_CATALOGUE: [&MetricDesc; 11] = {
-    let c = &crate::pool::CATALOGUE;
-    [c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8], &DROPPED_ABOVE_CAP, &UNPOOLED]
-};
+/// The class metrics, then the pool's own.
+static BUF_CATALOGUE: [&MetricDesc; 11] =
+    concat(pool::CATALOGUE, MetricDef::catalogue(&BUF_METRICS));
+
+/// `a` followed by `b`, for a catalogue made of two tables; `N` must be `A + B`
+/// (checked when the `static` is evaluated, at compile time).
+const fn concat<const A: usize, const B: usize, const N: usize>(
+    a: [&'static MetricDesc; A],
+    b: [&'static MetricDesc; B],
+) -> [&'static MetricDesc; N] {
+    assert!(A + B == N, "a catalogue's length is the sum of its parts");
+    const UNSET: &MetricDesc = &MetricDesc::gauge("", "");
+    let mut out = [UNSET; N];
+    let mut i = 0;
+    while i < A {
+        out[i] = a[i];
+        i += 1;
+    }
+    while i < N {
+        out[i] = b[i - A];
+        i += 1;
+    }
+    out
+}
 
 impl Instrumented for BufPool {
     fn kind(&self) -> &'static str {
@@ -645,15 +671,6 @@ impl Instrumented for BufPool {
         for class in &self.inner.classes {
             class.pool.stats().visit(&[("class", &class.label)], visitor);
         }
-        visitor.visit(Metric {
-            desc: &DROPPED_ABOVE_CAP,
-            labels: &[],
-            value: self.inner.dropped_above_cap.load(Ordering::Relaxed),
-        });
-        visitor.visit(Metric {
-            desc: &UNPOOLED,
-            labels: &[],
-            value: self.inner.unpooled.load(Ordering::Relaxed),
-        });
+        MetricDef::visit_table(&BUF_METRICS, &self.inner, &[], visitor);
     }
 }

@@ -5,7 +5,7 @@ use crate::local::{self, Cache, Erased, Sink, SlotInit, is_bytes};
 use crate::stats::{CounterBlock, Counters, Event, Totals};
 use crate::store::{Boxed, Store, boxed, drop_object, guarded};
 use crossbeam_utils::CachePadded;
-use poolside_core::{Instrumented, MetricDesc, MetricVisitor, Reset};
+use poolside_core::{Instrumented, MetricDef, MetricDesc, MetricVisitor, Reset};
 use std::any::Any;
 use std::fmt;
 use std::ops::{Deref, DerefMut};
@@ -671,60 +671,52 @@ pub struct PoolStats {
     pub retained_shared_bytes: u64,
 }
 
-static HITS: MetricDesc = MetricDesc::counter(
-    "hits",
-    "Gets served from a pooled object, from a per-thread cache or the shared store.",
-);
-static MISSES: MetricDesc = MetricDesc::counter("misses", "Gets that made a new object.");
-static RETURNS: MetricDesc = MetricDesc::counter("returns", "Objects returned to the pool.");
-static REJECTED: MetricDesc = MetricDesc::counter(
-    "rejected",
-    "Returned objects dropped because the retain policy rejected them.",
-);
-static DROPPED_FULL: MetricDesc =
-    MetricDesc::counter("dropped_full", "Returned objects dropped because the pool was full.");
-static DROPPED_PANICKED: MetricDesc = MetricDesc::counter(
-    "dropped_panicked",
-    "Returned objects dropped because the reset hook or retain policy panicked.",
-);
-static RELEASED_IDLE: MetricDesc =
-    MetricDesc::counter("released_idle", "Objects freed after sitting idle, or by trim.");
-static RETAINED: MetricDesc = MetricDesc::gauge(
-    "retained",
-    "Objects kept in the pool's shared store; objects in per-thread caches are not counted.",
-);
-static RETAINED_BYTES: MetricDesc = MetricDesc::gauge(
-    "retained_bytes",
-    "Bytes held by the objects in the pool's shared store; per-thread caches are not counted.",
-);
-
-pub(crate) static CATALOGUE: [&MetricDesc; 9] = [
-    &HITS,
-    &MISSES,
-    &RETURNS,
-    &REJECTED,
-    &DROPPED_FULL,
-    &DROPPED_PANICKED,
-    &RELEASED_IDLE,
-    &RETAINED,
-    &RETAINED_BYTES,
+/// Every metric of a [`Pool`] (and of each class of a `BufPool`), declared once: the
+/// catalogue and the visit both come from this table, in this order.
+static METRICS: [MetricDef<PoolStats>; 9] = [
+    MetricDef::counter(
+        "hits",
+        "Gets served from a pooled object, from a per-thread cache or the shared store.",
+        |s| s.hits,
+    ),
+    MetricDef::counter("misses", "Gets that made a new object.", |s| s.misses),
+    MetricDef::counter("returns", "Objects returned to the pool.", |s| s.returns),
+    MetricDef::counter(
+        "rejected",
+        "Returned objects dropped because the retain policy rejected them.",
+        |s| s.rejected,
+    ),
+    MetricDef::counter(
+        "dropped_full",
+        "Returned objects dropped because the pool was full.",
+        |s| s.dropped_full,
+    ),
+    MetricDef::counter(
+        "dropped_panicked",
+        "Returned objects dropped because the reset hook or retain policy panicked.",
+        |s| s.dropped_panicked,
+    ),
+    MetricDef::counter("released_idle", "Objects freed after sitting idle, or by trim.", |s| {
+        s.released_idle
+    }),
+    MetricDef::gauge(
+        "retained",
+        "Objects kept in the pool's shared store; objects in per-thread caches are not counted.",
+        |s| s.retained_shared,
+    ),
+    MetricDef::gauge(
+        "retained_bytes",
+        "Bytes held by the objects in the pool's shared store; per-thread caches are not counted.",
+        |s| s.retained_shared_bytes,
+    ),
 ];
+
+pub(crate) static CATALOGUE: [&MetricDesc; 9] = MetricDef::catalogue(&METRICS);
 
 impl PoolStats {
     /// Reports these values with `labels` (a size class, for buffer pools).
     pub(crate) fn visit(&self, labels: &[poolside_core::Label<'_>], v: &mut dyn MetricVisitor) {
-        let values: [(&'static MetricDesc, u64); 9] = [
-            (&HITS, self.hits),
-            (&MISSES, self.misses),
-            (&RETURNS, self.returns),
-            (&REJECTED, self.rejected),
-            (&DROPPED_FULL, self.dropped_full),
-            (&DROPPED_PANICKED, self.dropped_panicked),
-            (&RELEASED_IDLE, self.released_idle),
-            (&RETAINED, self.retained_shared),
-            (&RETAINED_BYTES, self.retained_shared_bytes),
-        ];
-        v.visit_all(labels, &values);
+        MetricDef::visit_table(&METRICS, self, labels, v);
     }
 }
 

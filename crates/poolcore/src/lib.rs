@@ -8,6 +8,8 @@
 //! * [`Instrumented`] and [`MetricVisitor`]: a pool describes its gauges and counters
 //!   to a visitor without allocating, the way `tracing::field::Visit` walks fields.
 //!   `poolside-metrics` turns that into Prometheus series; tests read it directly.
+//!   [`MetricDef`] declares each metric once, with its description and where its
+//!   value comes from, so a pool's catalogue and its visit come from one table.
 //! * [`EventHook`] and [`Events`]: optional timing events (acquire wait, dial time, job
 //!   queue wait, job run time). When no hook is installed the pools do not even read
 //!   the clock.
@@ -32,6 +34,7 @@ mod error;
 mod events;
 mod instrument;
 mod reset;
+mod table;
 
 pub use error::PoolError;
 pub use events::{EventHook, Events, Timing};
@@ -39,3 +42,4 @@ pub use instrument::{
     Instrumented, Label, Metric, MetricDesc, MetricKind, MetricVisitor, Snapshot, SnapshotEntry,
 };
 pub use reset::Reset;
+pub use table::MetricDef;
