@@ -14,6 +14,10 @@
 //!   queue wait, job run time). When no hook is installed the pools do not even read
 //!   the clock.
 //!
+//! [`ShardedCounter`] is the one per-thread sharded counter of the pools (`counter.bump()`,
+//! summed when read), and [`Shard`] the thread's shard for structures that lay out
+//! their own per-shard cells.
+//!
 //! [`PoolError`] is the error vocabulary that really is shared: closed, exhausted,
 //! timed out.
 //!
@@ -30,12 +34,14 @@
 //! [poolside]: https://crates.io/crates/poolside
 #![forbid(unsafe_code)]
 
+mod counter;
 mod error;
 mod events;
 mod instrument;
 mod reset;
 mod table;
 
+pub use counter::{Shard, ShardedCounter};
 pub use error::PoolError;
 pub use events::{EventHook, Events, Timing};
 pub use instrument::{
