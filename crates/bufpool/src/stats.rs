@@ -1,4 +1,9 @@
 //! Counters that the owning thread writes with plain stores and any thread can sum.
+//!
+//! A pool's per-thread counter block hangs off the thread's cache slot for the pool,
+//! which every fast-path operation already holds: counting costs no thread-local
+//! lookup of its own. That is why the pools do not use `poolside_core::ShardedCounter`
+//! here, which finds the thread's shard through a thread-local on every bump.
 
 use crossbeam_queue::SegQueue;
 use parking_lot::Mutex;
