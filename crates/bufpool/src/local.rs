@@ -392,27 +392,12 @@ fn pop<O: Cached>(pool_id: u64) -> Option<O> {
 fn pop_from<O: Cached>(cell: &RefCell<LocalCache<O>>, pool_id: u64) -> Option<O> {
     let mut cache = cell.try_borrow_mut().ok()?;
     if cache.seen != DROPPED_POOLS.load(Ordering::Acquire) {
-        // Once after a pool anywhere was dropped: free the dropped pools' slots, then
-        // pop as usual (this pool's cached objects are still a hit).
+        // Once after a pool anywhere was dropped: this operation takes the slow path,
+        // which looks in this thread's cache again before it counts a miss.
         drop(cache);
-        return pop_after_freeing_dropped_pools(cell, pool_id);
+        free_dropped_pools();
+        return None;
     }
-    let slot = cache.slot(pool_id)?;
-    let object = slot.pop()?;
-    slot.counters.bump_owned(Event::Hit);
-    Some(object)
-}
-
-/// [`pop_from`] once another pool anywhere was dropped: frees the dropped pools'
-/// slots first, out of line.
-#[cold]
-#[inline(never)]
-fn pop_after_freeing_dropped_pools<O: Cached>(
-    cell: &RefCell<LocalCache<O>>,
-    pool_id: u64,
-) -> Option<O> {
-    free_dropped_pools();
-    let mut cache = cell.try_borrow_mut().ok()?;
     let slot = cache.slot(pool_id)?;
     let object = slot.pop()?;
     slot.counters.bump_owned(Event::Hit);

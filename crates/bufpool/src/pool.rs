@@ -353,11 +353,19 @@ impl<T: Send + 'static> Inner<T> {
         self.take_slow()
     }
 
-    /// A clean object when this thread's cache has none: from the shared store, or
+    /// A clean object when this thread's cache had none: from the shared store, or
     /// `make`.
     #[cold]
     #[inline(never)]
     pub(crate) fn take_slow(&self) -> Boxed<T> {
+        // A fast-path pop that found some pool dropped frees the stale slots and
+        // reports nothing, to keep the fast path small; this pool's cached objects are
+        // still there, and a second look here keeps them a hit rather than a miss.
+        if self.local_capacity > 0 {
+            if let Some(object) = Cache::<T>::pop(self.id) {
+                return object;
+            }
+        }
         self.store.sweep_if_due();
         let (object, event) = match self.store.pop() {
             Some(object) => (object, Event::Hit),
