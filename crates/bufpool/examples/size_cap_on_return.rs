@@ -14,14 +14,14 @@ fn main() {
     let mut big = pool.get();
     big.resize(1024 * 1024, 0); // one huge request
     drop(big);
-    println!("Pool: dropped_oversized = {}", pool.stats().dropped_oversized);
-    assert_eq!(pool.stats().dropped_oversized, 1);
+    println!("Pool: rejected = {}", pool.stats().rejected);
+    assert_eq!(pool.stats().rejected, 1);
 
     // Buffer pool: anything above the cap (default: the largest class) is dropped.
     let bufs = BufPool::builder().max_capacity(64 * 1024).build().unwrap();
     let mut big = bufs.get(100);
     big.resize(1024 * 1024, 0);
     drop(big);
-    println!("BufPool: dropped above the cap = {}", bufs.dropped_oversized());
-    assert_eq!(bufs.dropped_oversized(), 1);
+    println!("BufPool: dropped above the cap = {}", bufs.rejected());
+    assert_eq!(bufs.rejected(), 1);
 }

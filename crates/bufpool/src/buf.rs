@@ -7,10 +7,10 @@
 
 use crate::error::BuildError;
 use crate::local::Cache;
-use crate::pool::{Pool, PoolStats};
+use crate::pool::{self, Pool, PoolStats};
 use crate::store::{Boxed, boxed};
 use crossbeam_utils::CachePadded;
-use poolside_core::{Instrumented, Metric, MetricDesc, MetricVisitor};
+use poolside_core::{Instrumented, MetricDef, MetricDesc, MetricVisitor};
 use std::fmt;
 use std::io;
 use std::ops::{Deref, DerefMut};
@@ -54,10 +54,11 @@ struct BufInner {
     /// of that length (the first larger than `2^(b-1)`): a search for a hint starts
     /// there and is over after a comparison or two, however many classes there are.
     first_class_by_bits: [usize; BIT_LENGTHS],
-    /// Buffers whose capacity exceeds the largest class (or the cap) when returned.
-    dropped_oversized: AtomicU64,
-    /// Buffers smaller than the smallest class when returned (only via `attach`).
-    dropped_undersized: AtomicU64,
+    /// Returned buffers rejected because their capacity exceeds the cap (the largest
+    /// class by default). A buffer below the smallest class, which only `attach` or a
+    /// borrower's `shrink_to` can produce, is dropped without a counter: nothing reads
+    /// one, and the debug event names it.
+    dropped_above_cap: AtomicU64,
     /// Gets larger than the largest class: served unpooled.
     unpooled: AtomicU64,
     cap: usize,
@@ -149,7 +150,7 @@ impl BufPool {
     /// assert!(pool.get(2 << 20).capacity() >= 2 << 20); // above the top class: not pooled
     /// ```
     #[inline(always)]
-    pub fn get(&self, size_hint: usize) -> BufGuard<'_> {
+    pub fn get(&self, size_hint: usize) -> PooledBuf<'_> {
         let inner = &*self.inner;
         // Small requests, the common case: one comparison, and the class id is read
         // from the pool itself rather than through the class list.
@@ -158,13 +159,13 @@ impl BufPool {
                 Some(buf) => buf,
                 None => inner.take_slow(0),
             };
-            return BufGuard { buf: Some(buf), pool: inner };
+            return PooledBuf { buf: Some(buf), pool: inner };
         }
         self.get_larger(size_hint)
     }
 
     #[inline(never)]
-    fn get_larger(&self, size_hint: usize) -> BufGuard<'_> {
+    fn get_larger(&self, size_hint: usize) -> PooledBuf<'_> {
         let inner = &*self.inner;
         let Some(index) = inner.class_index_for(size_hint) else {
             return self.get_unpooled(size_hint);
@@ -174,14 +175,14 @@ impl BufPool {
             Some(buf) => buf,
             None => inner.take_slow(index),
         };
-        BufGuard { buf: Some(buf), pool: inner }
+        PooledBuf { buf: Some(buf), pool: inner }
     }
 
     #[cold]
     #[inline(never)]
-    fn get_unpooled(&self, size_hint: usize) -> BufGuard<'_> {
+    fn get_unpooled(&self, size_hint: usize) -> PooledBuf<'_> {
         self.inner.unpooled.fetch_add(1, Ordering::Relaxed);
-        BufGuard { buf: Some(boxed(Vec::with_capacity(size_hint))), pool: &self.inner }
+        PooledBuf { buf: Some(boxed(Vec::with_capacity(size_hint))), pool: &self.inner }
     }
 
     /// Adds a buffer made elsewhere; it is cleared and filed by its capacity.
@@ -227,17 +228,32 @@ impl BufPool {
         self.inner.classes.iter().map(|c| (c.size, c.pool.stats())).collect()
     }
 
-    /// Returned buffers dropped because they grew past the largest class or the cap.
+    /// Returned buffers rejected and dropped: those that grew past the largest class or
+    /// the cap, plus any rejection counted by a class pool.
     ///
     /// ```
     /// let pool = poolside_bufpool::BufPool::builder().max_capacity(64 * 1024).build()?;
     /// pool.get(100).reserve(1 << 20);
-    /// assert_eq!(pool.dropped_oversized(), 1);
+    /// assert_eq!(pool.rejected(), 1);
     /// # Ok::<(), poolside_bufpool::BuildError>(())
     /// ```
+    pub fn rejected(&self) -> u64 {
+        self.inner.dropped_above_cap.load(Ordering::Relaxed)
+            + self.inner.classes.iter().map(|c| c.pool.stats().rejected).sum::<u64>()
+    }
+
+    /// The former name of [`rejected`](Self::rejected), kept for one release.
+    ///
+    /// ```
+    /// # #![allow(deprecated)]
+    /// let pool = poolside_bufpool::BufPool::builder().max_capacity(64 * 1024).build()?;
+    /// pool.get(100).reserve(1 << 20);
+    /// assert_eq!(pool.dropped_oversized(), pool.rejected());
+    /// # Ok::<(), poolside_bufpool::BuildError>(())
+    /// ```
+    #[deprecated(since = "0.2.0", note = "renamed to `rejected`")]
     pub fn dropped_oversized(&self) -> u64 {
-        self.inner.dropped_oversized.load(Ordering::Relaxed)
-            + self.inner.classes.iter().map(|c| c.pool.stats().dropped_oversized).sum::<u64>()
+        self.rejected()
     }
 
     /// JSON helper (feature `json`): serializes `value` into a pooled buffer and
@@ -253,7 +269,7 @@ impl BufPool {
     pub fn to_json<S: serde::Serialize + ?Sized>(
         &self,
         value: &S,
-    ) -> Result<BufGuard<'_>, serde_json::Error> {
+    ) -> Result<PooledBuf<'_>, serde_json::Error> {
         let mut buf = self.get(DEFAULT_JSON_HINT);
         serde_json::to_writer(&mut *buf, value)?;
         Ok(buf)
@@ -344,7 +360,7 @@ impl BufInner {
     fn file_by_capacity(&self, buf: Boxed<Vec<u8>>) {
         let capacity = buf.capacity();
         if capacity > self.cap {
-            self.dropped_oversized.fetch_add(1, Ordering::Relaxed);
+            self.dropped_above_cap.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(capacity, cap = self.cap, "returned buffer above the cap; dropped");
             return;
         }
@@ -357,7 +373,7 @@ impl BufInner {
         match filed {
             Some(index) => self.classes[index].pool.put(buf),
             None => {
-                self.dropped_undersized.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(capacity, "returned buffer below the smallest class; dropped");
             }
         }
     }
@@ -482,8 +498,7 @@ impl BufPoolBuilder {
                 smallest,
                 classes,
                 first_class_by_bits,
-                dropped_oversized: AtomicU64::new(0),
-                dropped_undersized: AtomicU64::new(0),
+                dropped_above_cap: AtomicU64::new(0),
                 unpooled: AtomicU64::new(0),
                 cap,
             }),
@@ -507,17 +522,28 @@ fn class_label(size: usize) -> String {
 /// ```
 /// use std::io::Write;
 /// let pool = poolside_bufpool::BufPool::new();
-/// let mut buf: poolside_bufpool::BufGuard<'_> = pool.get(64);
+/// let mut buf: poolside_bufpool::PooledBuf<'_> = pool.get(64);
 /// buf.write_all(b"bytes")?;
 /// assert_eq!(&buf[..], b"bytes");
 /// # Ok::<(), std::io::Error>(())
 /// ```
-pub struct BufGuard<'a> {
+pub struct PooledBuf<'a> {
     buf: Option<Boxed<Vec<u8>>>,
     pool: &'a BufInner,
 }
 
-impl BufGuard<'_> {
+/// The former name of [`PooledBuf`], kept for one release.
+///
+/// ```
+/// # #![allow(deprecated)]
+/// let pool = poolside_bufpool::BufPool::new();
+/// let buf: poolside_bufpool::BufGuard<'_> = pool.get(64);
+/// assert!(buf.capacity() >= 64);
+/// ```
+#[deprecated(since = "0.2.0", note = "renamed to `PooledBuf`")]
+pub type BufGuard<'a> = PooledBuf<'a>;
+
+impl PooledBuf<'_> {
     /// Keeps the buffer: it will not go back to the pool.
     ///
     /// ```
@@ -532,7 +558,7 @@ impl BufGuard<'_> {
     }
 }
 
-impl Deref for BufGuard<'_> {
+impl Deref for PooledBuf<'_> {
     type Target = Vec<u8>;
     #[inline]
     fn deref(&self) -> &Vec<u8> {
@@ -540,14 +566,14 @@ impl Deref for BufGuard<'_> {
     }
 }
 
-impl DerefMut for BufGuard<'_> {
+impl DerefMut for PooledBuf<'_> {
     #[inline]
     fn deref_mut(&mut self) -> &mut Vec<u8> {
         self.buf.as_deref_mut().expect("present until drop or detach")
     }
 }
 
-impl io::Write for BufGuard<'_> {
+impl io::Write for PooledBuf<'_> {
     #[inline]
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         self.extend_from_slice(data);
@@ -565,7 +591,7 @@ impl io::Write for BufGuard<'_> {
     }
 }
 
-impl Drop for BufGuard<'_> {
+impl Drop for PooledBuf<'_> {
     #[inline]
     fn drop(&mut self) {
         if let Some(buf) = self.buf.take() {
@@ -574,9 +600,9 @@ impl Drop for BufGuard<'_> {
     }
 }
 
-impl fmt::Debug for BufGuard<'_> {
+impl fmt::Debug for PooledBuf<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("BufGuard")
+        f.debug_struct("PooledBuf")
             .field("len", &self.len())
             .field("capacity", &self.capacity())
             .finish()
@@ -592,19 +618,45 @@ impl fmt::Debug for BufPool {
     }
 }
 
-static DROPPED_OVERSIZED_TOTAL: MetricDesc = MetricDesc::counter(
-    "dropped_above_cap",
-    "Returned buffers dropped because their capacity exceeded the largest class or the cap.",
-);
-static UNPOOLED: MetricDesc = MetricDesc::counter(
-    "unpooled_gets",
-    "Gets larger than the largest class, served without pooling.",
-);
+/// The metrics a `BufPool` reports besides each class's [`pool::METRICS`], declared
+/// once: the catalogue and the visit both come from this table.
+static BUF_METRICS: [MetricDef<BufInner>; 2] = [
+    MetricDef::counter(
+        "dropped_above_cap",
+        "Returned buffers dropped because their capacity exceeded the largest class or the cap.",
+        |inner| inner.dropped_above_cap.load(Ordering::Relaxed),
+    ),
+    MetricDef::counter(
+        "unpooled_gets",
+        "Gets larger than the largest class, served without pooling.",
+        |inner| inner.unpooled.load(Ordering::Relaxed),
+    ),
+];
 
-static BUF_CATALOGUE: [&MetricDesc; 11] = {
-    let c = &crate::pool::CATALOGUE;
-    [c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8], &DROPPED_OVERSIZED_TOTAL, &UNPOOLED]
-};
+/// The class metrics, then the pool's own.
+static BUF_CATALOGUE: [&MetricDesc; 11] =
+    concat(pool::CATALOGUE, MetricDef::catalogue(&BUF_METRICS));
+
+/// `a` followed by `b`, for a catalogue made of two tables; `N` must be `A + B`
+/// (checked when the `static` is evaluated, at compile time).
+const fn concat<const A: usize, const B: usize, const N: usize>(
+    a: [&'static MetricDesc; A],
+    b: [&'static MetricDesc; B],
+) -> [&'static MetricDesc; N] {
+    assert!(A + B == N, "a catalogue's length is the sum of its parts");
+    const UNSET: &MetricDesc = &MetricDesc::gauge("", "");
+    let mut out = [UNSET; N];
+    let mut i = 0;
+    while i < A {
+        out[i] = a[i];
+        i += 1;
+    }
+    while i < N {
+        out[i] = b[i - A];
+        i += 1;
+    }
+    out
+}
 
 impl Instrumented for BufPool {
     fn kind(&self) -> &'static str {
@@ -619,15 +671,6 @@ impl Instrumented for BufPool {
         for class in &self.inner.classes {
             class.pool.stats().visit(&[("class", &class.label)], visitor);
         }
-        visitor.visit(Metric {
-            desc: &DROPPED_OVERSIZED_TOTAL,
-            labels: &[],
-            value: self.inner.dropped_oversized.load(Ordering::Relaxed),
-        });
-        visitor.visit(Metric {
-            desc: &UNPOOLED,
-            labels: &[],
-            value: self.inner.unpooled.load(Ordering::Relaxed),
-        });
+        MetricDef::visit_table(&BUF_METRICS, &self.inner, &[], visitor);
     }
 }

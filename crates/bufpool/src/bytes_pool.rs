@@ -1,5 +1,5 @@
 //! `bytes` integration (feature `bytes`): pooled `BytesMut` buffers that freeze into
-//! `Bytes` without copying, and `Bytes` from a [`BufGuard`].
+//! `Bytes` without copying, and `Bytes` from a [`PooledBuf`].
 //!
 //! `BytesMut` keeps its allocation after `split().freeze()` hands the written bytes
 //! out: once every `Bytes` taken from it is dropped, `reserve` reclaims the whole
@@ -8,7 +8,7 @@
 //! allocation when the frozen bytes are gone by then, and one allocation when they are
 //! still alive elsewhere (they are never overwritten).
 
-use crate::buf::BufGuard;
+use crate::buf::PooledBuf;
 use crate::error::BuildError;
 use crate::pool::{Pool, PoolStats, Pooled};
 use bytes::{Bytes, BytesMut};
@@ -142,7 +142,7 @@ impl Instrumented for BytesPool {
     }
 }
 
-impl BufGuard<'_> {
+impl PooledBuf<'_> {
     /// Turns the written bytes into [`Bytes`] without copying (feature `bytes`). The
     /// buffer leaves the pool: `Bytes` owns its allocation from now on.
     ///

@@ -6,7 +6,7 @@
 //! | rule | how the API enforces it |
 //! |---|---|
 //! | reset before reuse | the pool resets every returned object ([`Reset`] or a hook); a borrower always gets a clean one |
-//! | never leak an object | [`Pooled`] / [`OwnedPooled`] / [`BufGuard`] return it on `Drop`, panics included |
+//! | never leak an object | [`Pooled`] / [`OwnedPooled`] / [`PooledBuf`] return it on `Drop`, panics included |
 //! | cap what comes back | a retain policy (e.g. a capacity cap); rejected objects are dropped and counted |
 //! | clear in place, never replace | [`Reset`] clears collections keeping their allocation |
 //! | bound retained memory | `max_retained` per store, `local_capacity` per thread, idle release, [`Pool::trim`] |
@@ -52,7 +52,7 @@
 //!
 //! * `bytes`: `BytesPool` of `bytes::BytesMut` (guards deref to
 //!   `BytesMut`, so `BufMut` works on them) and zero-copy `freeze` into `Bytes`, also
-//!   for [`BufGuard`] (whose `Vec<u8>` implements `BufMut` as well).
+//!   for [`PooledBuf`] (whose `Vec<u8>` implements `BufMut` as well).
 //! * `json`: `BufPool::to_json` / `BufPool::to_json_vec` serialize with serde_json
 //!   into a pooled buffer.
 //!
@@ -73,7 +73,9 @@ mod pool;
 mod stats;
 mod store;
 
-pub use buf::{BufGuard, BufPool, BufPoolBuilder, DEFAULT_CLASSES, MAX_CLASS_SIZE};
+#[allow(deprecated)]
+pub use buf::BufGuard;
+pub use buf::{BufPool, BufPoolBuilder, DEFAULT_CLASSES, MAX_CLASS_SIZE, PooledBuf};
 #[cfg(feature = "bytes")]
 pub use bytes_pool::BytesPool;
 pub use error::BuildError;

@@ -13,8 +13,8 @@
 //!
 //! The caches have no drop glue (their slots are `ManuallyDrop`): a thread-local
 //! without a destructor is a plain thread-local access, while one with a destructor
-//! checks on every access whether it is still alive, and that check kept the whole
-//! access out of line. A separate thread-local, [`EXIT`], whose destructor is
+//! checks on every access whether it is still alive, a check the hot path must not
+//! carry. A separate thread-local, [`EXIT`], whose destructor is
 //! registered when a thread opens its first slot, empties the caches at thread exit
 //! and closes them, so nothing cached leaks and nothing is cached after.
 #![allow(clippy::box_collection)]
@@ -379,8 +379,9 @@ thread_local! {
 /// counting a hit. `None` when there is no slot or it is empty.
 #[inline(always)]
 fn pop<O: Cached>(pool_id: u64) -> Option<O> {
-    // The work is in a named `inline(always)` function: a closure doing it was left
-    // out of line.
+    // The work is in a named `inline(always)` function rather than in the closure:
+    // the fast path must inline whole into the caller, whatever the inliner decides
+    // for closures.
     with_cache(
         #[inline(always)]
         |cache| pop_from(cache, pool_id),
@@ -391,7 +392,8 @@ fn pop<O: Cached>(pool_id: u64) -> Option<O> {
 fn pop_from<O: Cached>(cell: &RefCell<LocalCache<O>>, pool_id: u64) -> Option<O> {
     let mut cache = cell.try_borrow_mut().ok()?;
     if cache.seen != DROPPED_POOLS.load(Ordering::Acquire) {
-        // Once after a pool anywhere was dropped: this operation takes the slow path.
+        // Once after a pool anywhere was dropped: this operation takes the slow path,
+        // which looks in this thread's cache again before it counts a miss.
         drop(cache);
         free_dropped_pools();
         return None;

@@ -5,7 +5,7 @@ use crate::local::{self, Cache, Erased, Sink, SlotInit, is_bytes};
 use crate::stats::{CounterBlock, Counters, Event, Totals};
 use crate::store::{Boxed, Store, boxed, drop_object, guarded};
 use crossbeam_utils::CachePadded;
-use poolside_core::{Instrumented, MetricDesc, MetricVisitor, Reset};
+use poolside_core::{Instrumented, MetricDef, MetricDesc, MetricVisitor, Reset};
 use std::any::Any;
 use std::fmt;
 use std::ops::{Deref, DerefMut};
@@ -211,14 +211,14 @@ impl<T: Send + 'static> PoolBuilder<T> {
     }
 
     /// Keeps a returned (already reset) object only if `retain` accepts it; others are
-    /// dropped and counted as `dropped_oversized`. Use it to cap capacity.
+    /// dropped and counted as `rejected`. Use it to cap capacity.
     ///
     /// ```
     /// let pool = poolside_bufpool::Pool::builder(Vec::<u8>::new)
     ///     .retain(|v| v.capacity() <= 1024)
     ///     .build()?;
     /// pool.get().reserve(1 << 20); // grows past the cap: dropped on return
-    /// assert_eq!(pool.stats().dropped_oversized, 1);
+    /// assert_eq!(pool.stats().rejected, 1);
     /// # Ok::<(), poolside_bufpool::BuildError>(())
     /// ```
     pub fn retain(mut self, retain: impl Fn(&T) -> bool + Send + Sync + 'static) -> Self {
@@ -353,11 +353,19 @@ impl<T: Send + 'static> Inner<T> {
         self.take_slow()
     }
 
-    /// A clean object when this thread's cache has none: from the shared store, or
+    /// A clean object when this thread's cache had none: from the shared store, or
     /// `make`.
     #[cold]
     #[inline(never)]
     pub(crate) fn take_slow(&self) -> Boxed<T> {
+        // A fast-path pop that found some pool dropped frees the stale slots and
+        // reports nothing, to keep the fast path small; this pool's cached objects are
+        // still there, and a second look here keeps them a hit rather than a miss.
+        if self.local_capacity > 0 {
+            if let Some(object) = Cache::<T>::pop(self.id) {
+                return object;
+            }
+        }
         self.store.sweep_if_due();
         let (object, event) = match self.store.pop() {
             Some(object) => (object, Event::Hit),
@@ -414,7 +422,7 @@ impl<T: Send + 'static> Inner<T> {
         if let Some(retain) = &self.retain {
             match run_retain(retain, &object) {
                 Some(true) => {}
-                Some(false) => return self.discard(object, Event::DroppedOversized),
+                Some(false) => return self.discard(object, Event::Rejected),
                 None => return self.discard(object, Event::DroppedPanicked),
             }
         }
@@ -432,7 +440,7 @@ impl<T: Send + 'static> Inner<T> {
     #[inline(never)]
     fn discard(&self, object: Boxed<T>, why: Event) {
         self.count(why);
-        if why == Event::DroppedOversized {
+        if why == Event::Rejected {
             tracing::debug!(
                 pool = self.id,
                 "returned object rejected by the retain policy; dropped"
@@ -609,7 +617,7 @@ impl<T: Send + 'static> Pool<T> {
             hits: t.hits,
             misses: t.misses,
             returns: t.returns,
-            dropped_oversized: t.dropped_oversized,
+            rejected: t.rejected,
             dropped_full: t.dropped_full,
             dropped_panicked: t.dropped_panicked,
             released_idle: self.inner.store.released_idle.load(Ordering::Relaxed),
@@ -657,7 +665,7 @@ pub struct PoolStats {
     /// Objects taken back (kept or dropped for a full store).
     pub returns: u64,
     /// Returned objects rejected by the retain policy.
-    pub dropped_oversized: u64,
+    pub rejected: u64,
     /// Returned objects dropped because the shared store was full.
     pub dropped_full: u64,
     /// Returned objects dropped because the reset hook or the retain policy panicked
@@ -671,60 +679,52 @@ pub struct PoolStats {
     pub retained_shared_bytes: u64,
 }
 
-static HITS: MetricDesc = MetricDesc::counter(
-    "hits",
-    "Gets served from a pooled object, from a per-thread cache or the shared store.",
-);
-static MISSES: MetricDesc = MetricDesc::counter("misses", "Gets that made a new object.");
-static RETURNS: MetricDesc = MetricDesc::counter("returns", "Objects returned to the pool.");
-static DROPPED_OVERSIZED: MetricDesc = MetricDesc::counter(
-    "dropped_oversized",
-    "Returned objects dropped by the retain policy (too big).",
-);
-static DROPPED_FULL: MetricDesc =
-    MetricDesc::counter("dropped_full", "Returned objects dropped because the pool was full.");
-static DROPPED_PANICKED: MetricDesc = MetricDesc::counter(
-    "dropped_panicked",
-    "Returned objects dropped because the reset hook or retain policy panicked.",
-);
-static RELEASED_IDLE: MetricDesc =
-    MetricDesc::counter("released_idle", "Objects freed after sitting idle, or by trim.");
-static RETAINED: MetricDesc = MetricDesc::gauge(
-    "retained",
-    "Objects kept in the pool's shared store; objects in per-thread caches are not counted.",
-);
-static RETAINED_BYTES: MetricDesc = MetricDesc::gauge(
-    "retained_bytes",
-    "Bytes held by the objects in the pool's shared store; per-thread caches are not counted.",
-);
-
-pub(crate) static CATALOGUE: [&MetricDesc; 9] = [
-    &HITS,
-    &MISSES,
-    &RETURNS,
-    &DROPPED_OVERSIZED,
-    &DROPPED_FULL,
-    &DROPPED_PANICKED,
-    &RELEASED_IDLE,
-    &RETAINED,
-    &RETAINED_BYTES,
+/// Every metric of a [`Pool`] (and of each class of a `BufPool`), declared once: the
+/// catalogue and the visit both come from this table, in this order.
+static METRICS: [MetricDef<PoolStats>; 9] = [
+    MetricDef::counter(
+        "hits",
+        "Gets served from a pooled object, from a per-thread cache or the shared store.",
+        |s| s.hits,
+    ),
+    MetricDef::counter("misses", "Gets that made a new object.", |s| s.misses),
+    MetricDef::counter("returns", "Objects returned to the pool.", |s| s.returns),
+    MetricDef::counter(
+        "rejected",
+        "Returned objects dropped because the retain policy rejected them.",
+        |s| s.rejected,
+    ),
+    MetricDef::counter(
+        "dropped_full",
+        "Returned objects dropped because the pool was full.",
+        |s| s.dropped_full,
+    ),
+    MetricDef::counter(
+        "dropped_panicked",
+        "Returned objects dropped because the reset hook or retain policy panicked.",
+        |s| s.dropped_panicked,
+    ),
+    MetricDef::counter("released_idle", "Objects freed after sitting idle, or by trim.", |s| {
+        s.released_idle
+    }),
+    MetricDef::gauge(
+        "retained",
+        "Objects kept in the pool's shared store; objects in per-thread caches are not counted.",
+        |s| s.retained_shared,
+    ),
+    MetricDef::gauge(
+        "retained_bytes",
+        "Bytes held by the objects in the pool's shared store; per-thread caches are not counted.",
+        |s| s.retained_shared_bytes,
+    ),
 ];
+
+pub(crate) static CATALOGUE: [&MetricDesc; 9] = MetricDef::catalogue(&METRICS);
 
 impl PoolStats {
     /// Reports these values with `labels` (a size class, for buffer pools).
     pub(crate) fn visit(&self, labels: &[poolside_core::Label<'_>], v: &mut dyn MetricVisitor) {
-        let values: [(&'static MetricDesc, u64); 9] = [
-            (&HITS, self.hits),
-            (&MISSES, self.misses),
-            (&RETURNS, self.returns),
-            (&DROPPED_OVERSIZED, self.dropped_oversized),
-            (&DROPPED_FULL, self.dropped_full),
-            (&DROPPED_PANICKED, self.dropped_panicked),
-            (&RELEASED_IDLE, self.released_idle),
-            (&RETAINED, self.retained_shared),
-            (&RETAINED_BYTES, self.retained_shared_bytes),
-        ];
-        v.visit_all(labels, &values);
+        MetricDef::visit_table(&METRICS, self, labels, v);
     }
 }
 

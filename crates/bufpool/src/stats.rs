@@ -1,4 +1,9 @@
 //! Counters that the owning thread writes with plain stores and any thread can sum.
+//!
+//! A pool's per-thread counter block hangs off the thread's cache slot for the pool,
+//! which every fast-path operation already holds: counting costs no thread-local
+//! lookup of its own. That is why the pools do not use `poolside_core::ShardedCounter`
+//! here, which finds the thread's shard through a thread-local on every bump.
 
 use crossbeam_queue::SegQueue;
 use parking_lot::Mutex;
@@ -11,7 +16,7 @@ pub(crate) enum Event {
     Hit,
     Miss,
     Return,
-    DroppedOversized,
+    Rejected,
     DroppedFull,
     DroppedPanicked,
 }
@@ -78,7 +83,7 @@ pub(crate) struct Totals {
     pub(crate) hits: u64,
     pub(crate) misses: u64,
     pub(crate) returns: u64,
-    pub(crate) dropped_oversized: u64,
+    pub(crate) rejected: u64,
     pub(crate) dropped_full: u64,
     pub(crate) dropped_panicked: u64,
 }
@@ -133,11 +138,11 @@ impl Counters {
         };
         let dropped_full = sum(Event::DroppedFull);
         let dropped_panicked = sum(Event::DroppedPanicked);
-        let dropped_oversized = sum(Event::DroppedOversized);
+        let rejected = sum(Event::Rejected);
         let returns = sum(Event::Return);
         let misses = sum(Event::Miss);
         let hits = sum(Event::Hit);
-        Totals { hits, misses, returns, dropped_oversized, dropped_full, dropped_panicked }
+        Totals { hits, misses, returns, rejected, dropped_full, dropped_panicked }
     }
 }
 

@@ -8,9 +8,15 @@
 //! * [`Instrumented`] and [`MetricVisitor`]: a pool describes its gauges and counters
 //!   to a visitor without allocating, the way `tracing::field::Visit` walks fields.
 //!   `poolside-metrics` turns that into Prometheus series; tests read it directly.
+//!   [`MetricDef`] declares each metric once, with its description and where its
+//!   value comes from, so a pool's catalogue and its visit come from one table.
 //! * [`EventHook`] and [`Events`]: optional timing events (acquire wait, dial time, job
 //!   queue wait, job run time). When no hook is installed the pools do not even read
 //!   the clock.
+//!
+//! [`ShardedCounter`] is the one per-thread sharded counter of the pools (`counter.bump()`,
+//! summed when read), and [`Shard`] the thread's shard for structures that lay out
+//! their own per-shard cells.
 //!
 //! [`PoolError`] is the error vocabulary that really is shared: closed, exhausted,
 //! timed out.
@@ -28,14 +34,18 @@
 //! [poolside]: https://crates.io/crates/poolside
 #![forbid(unsafe_code)]
 
+mod counter;
 mod error;
 mod events;
 mod instrument;
 mod reset;
+mod table;
 
+pub use counter::{Shard, ShardedCounter};
 pub use error::PoolError;
 pub use events::{EventHook, Events, Timing};
 pub use instrument::{
     Instrumented, Label, Metric, MetricDesc, MetricKind, MetricVisitor, Snapshot, SnapshotEntry,
 };
 pub use reset::Reset;
+pub use table::MetricDef;

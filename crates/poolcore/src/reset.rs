@@ -13,7 +13,8 @@ use std::hash::BuildHasher;
 /// never assign a new, empty value.
 ///
 /// Implemented for the standard collections, `String`, `Box<T: Reset>`, `Option<T: Reset>`
-/// (which becomes `None`), arrays and tuples of `Reset` values, and `()`.
+/// (the contained value is reset in place; `None` stays `None`), arrays and tuples of
+/// `Reset` values, and `()`.
 ///
 /// # Example
 ///
@@ -83,11 +84,25 @@ impl<T: Reset + ?Sized> Reset for Box<T> {
     }
 }
 
-impl<T> Reset for Option<T> {
-    /// Drops the contained value: an `Option` slot is clean when it is empty.
+/// Resets the contained value in place and keeps it, with its allocation: `Some(v)`
+/// stays `Some` with `v` reset, `None` stays `None`. (Replacing it with `None` would
+/// drop the allocation the trait promises to keep.)
+///
+/// ```
+/// use poolside_core::Reset;
+///
+/// let mut slot = Some(Vec::<u8>::with_capacity(256));
+/// slot.as_mut().unwrap().extend_from_slice(b"previous borrower");
+/// slot.reset();
+/// assert_eq!(slot.as_deref(), Some(&[][..]));
+/// assert!(slot.unwrap().capacity() >= 256);
+/// ```
+impl<T: Reset> Reset for Option<T> {
     #[inline]
     fn reset(&mut self) {
-        *self = None;
+        if let Some(value) = self {
+            value.reset();
+        }
     }
 }
 
@@ -232,9 +247,24 @@ mod tests {
     }
 
     #[test]
-    fn option_becomes_none() {
-        let mut slot = Some(vec![1, 2, 3]);
+    fn option_resets_the_contained_value_in_place() {
+        let mut slot = Some(vec![1u8; 512]);
+        let data_ptr = slot.as_ref().map(|v| v.as_ptr());
         slot.reset();
-        assert!(slot.is_none());
+        let inner = slot.as_ref().expect("a Some slot stays Some: its allocation is kept");
+        assert!(inner.is_empty(), "the contained value is cleared");
+        assert!(inner.capacity() >= 512, "the contained value keeps its capacity");
+        assert_eq!(Some(inner.as_ptr()), data_ptr, "the buffer itself was kept");
+
+        let mut nested: Option<(String, Option<Vec<u8>>)> =
+            Some((String::from("abc"), Some(vec![9; 32])));
+        nested.reset();
+        let (s, v) = nested.expect("still Some");
+        assert!(s.is_empty() && s.capacity() >= 3);
+        assert!(v.as_ref().is_some_and(|v| v.is_empty() && v.capacity() >= 32));
+
+        let mut empty: Option<Vec<u8>> = None;
+        empty.reset();
+        assert!(empty.is_none(), "None stays None");
     }
 }

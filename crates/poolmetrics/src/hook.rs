@@ -7,9 +7,8 @@
 //! with atomic additions). Nothing is buffered and nothing allocates; the exposition
 //! is written from the counters at scrape time.
 
-use poolside_core::{EventHook, Timing};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, PoisonError};
+use poolside_core::{EventHook, Shard, Timing};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Default histogram bucket upper bounds: 1 µs to 30 s, roughly ×2.5 apart, so
@@ -40,71 +39,10 @@ pub const DEFAULT_BUCKETS: [Duration; 20] = [
 /// The most one sample adds to a histogram's sum: 24 hours.
 const MAX_SUM_SAMPLE_NANOS: u64 = 24 * 60 * 60 * 1_000_000_000;
 
-/// Shards per histogram. Shards `0..OWNED_SHARDS` each belong to one live thread at a
-/// time, which updates its counters with a plain load and store (no read-modify-write
-/// instruction, no contention); the last shard is shared by threads beyond that
-/// number, and by code running while its thread's slot is being torn down, and is
-/// updated with atomic additions.
-const SHARDS: usize = OWNED_SHARDS + 1;
-const OWNED_SHARDS: usize = 32;
-const SHARED_SHARD: usize = OWNED_SHARDS;
-
-/// Owned shard indexes not held by any live thread.
-static FREE_SHARDS: Mutex<Vec<usize>> = Mutex::new(Vec::new());
-/// Owned shard indexes never handed out yet.
-static NEXT_SHARD: AtomicUsize = AtomicUsize::new(0);
-
-/// A thread's shard, taken on its first event and given back when the thread exits.
-///
-/// Invariant: an index below `OWNED_SHARDS` is held by at most one live thread, so
-/// only that thread writes the shard's counters in any histogram. A thread gives it
-/// back only from this slot's destructor, after which it can no longer reach the slot
-/// (`try_with` fails) and records into the shared shard instead.
-struct ShardSlot(usize);
-
-impl ShardSlot {
-    fn take() -> ShardSlot {
-        let free = FREE_SHARDS.lock().unwrap_or_else(PoisonError::into_inner).pop();
-        let index = free.unwrap_or_else(|| {
-            NEXT_SHARD
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
-                    (n < OWNED_SHARDS).then_some(n + 1)
-                })
-                .unwrap_or(SHARED_SHARD)
-        });
-        ShardSlot(index)
-    }
-}
-
-impl Drop for ShardSlot {
-    fn drop(&mut self) {
-        if self.0 < OWNED_SHARDS {
-            // The mutex orders this thread's last writes before the next owner's.
-            FREE_SHARDS.lock().unwrap_or_else(PoisonError::into_inner).push(self.0);
-        }
-    }
-}
-
-thread_local! {
-    static SHARD: ShardSlot = ShardSlot::take();
-}
-
-/// The calling thread's shard.
-#[inline]
-fn shard_index() -> usize {
-    SHARD.try_with(|slot| slot.0).unwrap_or(SHARED_SHARD)
-}
-
-/// Adds `n` to a counter of shard `shard`.
-#[inline]
-fn add(cell: &AtomicU64, shard: usize, n: u64) {
-    if shard < OWNED_SHARDS {
-        // The only writer (see `ShardSlot`): readers see the old or the new value.
-        cell.store(cell.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
-    } else {
-        cell.fetch_add(n, Ordering::Relaxed);
-    }
-}
+/// Shards per histogram: one per [`Shard`] (poolcore's per-thread shards), so a
+/// thread's bucket and sum increments go to cells only it writes (a plain load and
+/// store), and threads beyond the owned shards share one shard with atomic additions.
+const SHARDS: usize = Shard::COUNT;
 
 /// What a histogram held at one scrape.
 #[derive(Debug, Clone, PartialEq)]
@@ -160,16 +98,16 @@ impl TimingHistograms {
         // Every bound is above zero (the builder checks), so a zero wait — the common
         // case, a connection was idle — is in the first bucket without a search.
         let bucket = if nanos == 0 { 0 } else { self.bounds.partition_point(|&b| b < nanos) };
-        let shard = shard_index();
-        let block = self.block(timing, shard);
-        add(&self.cells[block + bucket], shard, 1);
+        let shard = Shard::current();
+        let block = self.block(timing, shard.index());
+        shard.add(&self.cells[block + bucket], 1);
         // A zero wait adds nothing to the sum: skip it. A sample adds at most a day to
         // the sum, so one absurd duration cannot wrap it;
         // the sum (like any Prometheus counter) may still wrap after centuries of
         // summed time, which `rate()` reads as a reset.
         if nanos != 0 {
             let sum = &self.cells[block + self.bounds.len() + 1];
-            add(sum, shard, nanos.min(MAX_SUM_SAMPLE_NANOS));
+            shard.add(sum, nanos.min(MAX_SUM_SAMPLE_NANOS));
         }
     }
 
@@ -265,8 +203,8 @@ mod tests {
         // Waves of threads alive at once, more than the owned shards: some share the
         // shared shard; each wave's exits free owned shards for the next wave.
         for _wave in 0..3 {
-            let barrier = std::sync::Arc::new(std::sync::Barrier::new(OWNED_SHARDS + 8));
-            let threads: Vec<_> = (0..OWNED_SHARDS + 8)
+            let barrier = std::sync::Arc::new(std::sync::Barrier::new(Shard::OWNED + 8));
+            let threads: Vec<_> = (0..Shard::OWNED + 8)
                 .map(|_| {
                     let (h, barrier) = (hooks.clone(), barrier.clone());
                     std::thread::spawn(move || {
@@ -278,7 +216,7 @@ mod tests {
             threads.into_iter().for_each(|t| t.join().unwrap());
         }
         let totals = hooks.totals(Timing::JobRun).unwrap();
-        let events = 3 * (OWNED_SHARDS as u64 + 8) * 500;
+        let events = 3 * (Shard::OWNED as u64 + 8) * 500;
         assert_eq!(totals.count, events);
         assert!((totals.sum_seconds - events as f64 * 7e-9).abs() < 1e-9);
     }

@@ -14,7 +14,7 @@ fn gets_pick_the_smallest_class_that_fits() {
     let huge = pool.get(3 * 1024 * 1024);
     assert!(huge.capacity() >= 3 * 1024 * 1024);
     drop(huge);
-    assert_eq!(pool.dropped_oversized(), 1, "an unpooled get is not kept");
+    assert_eq!(pool.rejected(), 1, "an unpooled get is not kept");
 }
 
 #[test]
@@ -37,7 +37,7 @@ fn with_a_64_kib_cap_a_1_mib_buffer_is_dropped_not_pooled() {
     let mut big = pool.get(1024 * 1024);
     big.write_all(&vec![7u8; 1024 * 1024]).unwrap();
     drop(big);
-    assert_eq!(pool.dropped_oversized(), 1);
+    assert_eq!(pool.rejected(), 1);
     assert_eq!(pool.class_stats().iter().map(|(_, s)| s.retained_shared_bytes).sum::<u64>(), 0);
 }
 
@@ -152,4 +152,27 @@ mod class_selection {
             }
         }
     }
+}
+
+#[test]
+fn a_buffer_below_the_smallest_class_is_dropped_not_filed() {
+    let pool = BufPool::builder().classes(&[1024, 4096]).local_capacity(0).build().unwrap();
+    pool.attach(Vec::with_capacity(10));
+    for (size, stats) in pool.class_stats() {
+        assert_eq!((stats.returns, stats.retained_shared), (0, 0), "class {size} kept it");
+    }
+    assert_eq!(pool.rejected(), 0, "only buffers above the cap count as rejected");
+    assert!(pool.get(10).capacity() >= 1024, "a get still gets a class-sized buffer");
+    assert_eq!(pool.class_stats()[0].1.misses, 1);
+}
+
+#[test]
+#[allow(deprecated)]
+fn the_former_names_still_work_for_one_release() {
+    let pool = BufPool::builder().max_capacity(64 * 1024).build().unwrap();
+    let mut buf: poolside_bufpool::BufGuard<'_> = pool.get(100);
+    buf.reserve(1 << 20);
+    drop(buf);
+    assert_eq!(pool.rejected(), 1);
+    assert_eq!(pool.dropped_oversized(), pool.rejected());
 }

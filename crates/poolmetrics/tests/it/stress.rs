@@ -2,15 +2,13 @@
 //! every scrape sampled meanwhile is a valid exposition in which each pool appears
 //! whole or not at all, and nothing is left behind at the end.
 
-mod support;
-
+use crate::support::{ScriptedPool, assert_scrape_equals_snapshot, scripted_workload, series};
 use poolside_core::{Snapshot, Timing};
 use poolside_metrics::PoolMetrics;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
-use support::{ScriptedPool, assert_scrape_equals_snapshot, scripted_workload, series};
 
 /// Series per scripted pool with a hook: 4 values + one acquire-wait histogram
 /// (20 bounds + `+Inf` buckets, `_sum`, `_count`).

@@ -50,7 +50,7 @@ fn a_bytes_mut_that_grew_past_four_times_its_class_is_dropped() {
     buf.put_slice(&[1; 1024]);
     drop(buf);
     let stats = pool.stats();
-    assert_eq!(stats.dropped_oversized, 1);
+    assert_eq!(stats.rejected, 1);
     assert_eq!(stats.retained_shared, 0);
     assert!(pool.get().capacity() < 1024);
 }

@@ -165,7 +165,7 @@ fn a_panicking_retain_policy_drops_the_object_and_counts_it() {
     });
     // `call` returned true on the second return: retain said "no"; no panic there.
     assert_eq!(logged, 0);
-    assert_eq!(refusing.stats().dropped_oversized, 1);
+    assert_eq!(refusing.stats().rejected, 1);
     drop(refusing);
     assert_eq!(ledger.alive(), 0);
     let retain_panics = Arc::new(Ledger::default());
@@ -280,7 +280,7 @@ fn objects_whose_drop_panics_are_dropped_without_aborting_or_leaking_the_rest() 
     assert_eq!(ledger.made.load(Ordering::SeqCst), 4);
     assert_eq!(logged, 4, "each panicking drop logged once");
     let stats = pool.stats();
-    assert_eq!((stats.returns, stats.dropped_full, stats.dropped_oversized), (4, 2, 1));
+    assert_eq!((stats.returns, stats.dropped_full, stats.rejected), (4, 2, 1));
 }
 
 #[test]
@@ -450,7 +450,7 @@ proptest! {
             }
             let s = pool.stats();
             prop_assert_eq!(s.hits + s.misses, gets, "every handed-out object counted once");
-            prop_assert_eq!(s.returns + s.dropped_oversized + s.dropped_panicked, releases);
+            prop_assert_eq!(s.returns + s.rejected + s.dropped_panicked, releases);
             prop_assert!(s.dropped_full <= s.returns);
             prop_assert!(s.retained_shared <= 3);
             prop_assert!(s.retained_shared_bytes <= 8 * s.retained_shared, "bytes: {:?}", s);

@@ -3,15 +3,11 @@
 //! `FailoverPool` (state, breaker counters, per backend). After a scripted workload
 //! every exported value equals the pool's own snapshot.
 
-#[path = "../examples/service/mod.rs"]
-mod service;
-mod support;
-
+use crate::service::Service;
+use crate::support::{assert_scrape_equals_snapshot, sample, series};
 use poolside_core::{Instrumented, Snapshot};
 use poolside_metrics::PoolMetrics;
-use service::Service;
 use std::time::Duration;
-use support::{assert_scrape_equals_snapshot, sample, series};
 
 /// Snapshots of every pool of the service, taken once two in a row agree (worker
 /// threads count a job just after its handle completes).

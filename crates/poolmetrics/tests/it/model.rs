@@ -2,14 +2,12 @@
 //! which pools a scrape shows, in which order, with which values and histogram
 //! counts.
 
-mod support;
-
+use crate::support::{ScriptedPool, sample, series};
 use poolside_core::{Events, Timing};
 use poolside_metrics::{PoolMetrics, Registration};
 use proptest::prelude::*;
 use std::sync::Arc;
 use std::time::Duration;
-use support::{ScriptedPool, sample, series};
 
 const SLOTS: usize = 4;
 

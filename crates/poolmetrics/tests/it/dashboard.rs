@@ -2,9 +2,8 @@
 //! queries and legends reference exists in a scrape of the example service
 //! (`examples/service`, one pool of every kind).
 
-#[path = "../examples/service/mod.rs"]
-mod service;
-mod support;
+use crate::service;
+use crate::support;
 
 use poolside_metrics::PoolMetrics;
 use serde_json::Value;

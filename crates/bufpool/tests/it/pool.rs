@@ -27,7 +27,7 @@ fn a_capacity_cap_drops_oversized_buffers_instead_of_pinning_them() {
     let mut big = pool.get();
     big.reserve(1024 * 1024);
     drop(big);
-    assert_eq!(pool.stats().dropped_oversized, 1);
+    assert_eq!(pool.stats().rejected, 1);
     assert!(pool.get().capacity() < 64 * 1024, "the 1 MiB buffer was not pooled");
     assert_eq!(pool.stats().misses, 2);
 }
@@ -146,7 +146,7 @@ fn stats_are_reported_through_instrumented() {
     assert_eq!(snap.kind, "bufpool");
     assert_eq!(snap.value("misses"), Some(1));
     assert_eq!(snap.value("hits"), Some(2));
-    assert_eq!(snap.value("dropped_oversized"), Some(1));
+    assert_eq!(snap.value("rejected"), Some(1));
     assert_eq!(snap.value("returns"), Some(2));
 }
 
@@ -177,4 +177,35 @@ fn invalid_settings_are_rejected() {
     o.0 = 9;
     drop(o);
     assert_eq!(custom.get().0, 0);
+}
+
+#[test]
+fn the_catalogue_lists_exactly_what_a_visit_reports_in_the_same_order() {
+    use poolside_bufpool::{BufPool, Instrumented};
+
+    fn visited_names(pool: &dyn Instrumented) -> Vec<&'static str> {
+        let mut names: Vec<&'static str> = Vec::new();
+        pool.visit_metrics(&mut |m: poolside_core::Metric<'_>| {
+            if !names.contains(&m.desc.name) {
+                names.push(m.desc.name);
+            }
+        });
+        names
+    }
+    fn catalogue_names(pool: &dyn Instrumented) -> Vec<&'static str> {
+        pool.catalogue().iter().map(|d| d.name).collect()
+    }
+
+    let pool: Pool<Vec<u8>> = Pool::new(Vec::new);
+    drop(pool.get());
+    assert_eq!(visited_names(&pool), catalogue_names(&pool));
+    assert!(catalogue_names(&pool).contains(&"rejected"));
+
+    let bufs = BufPool::new();
+    drop(bufs.get(10));
+    assert_eq!(visited_names(&bufs), catalogue_names(&bufs));
+    assert_eq!(catalogue_names(&bufs).len(), 11);
+    // Every class reports every pool metric, each under its class label.
+    let snap = Snapshot::of(&bufs);
+    assert_eq!(snap.entries.len(), 3 * 9 + 2);
 }

@@ -43,7 +43,7 @@ fn exercise_bufpool(pool: &BufPool) {
     }
     pool.attach(Vec::with_capacity(10));
     let _ = pool.class_stats();
-    let _ = pool.dropped_oversized();
+    let _ = pool.rejected();
     pool.trim();
 }
 

@@ -6,9 +6,7 @@
 //! snake case names, `pool` and `kind` on every series. The linter itself is tested
 //! on expositions that break each rule.
 
-#[path = "../examples/service/mod.rs"]
-mod service;
-mod support;
+use crate::service;
 
 use poolside_metrics::PoolMetrics;
 use std::collections::{BTreeMap, BTreeSet};

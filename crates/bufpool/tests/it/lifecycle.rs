@@ -191,3 +191,29 @@ fn pools_dropped_while_other_threads_work_free_every_object_exactly_once() {
         "every object made was dropped exactly once"
     );
 }
+
+#[test]
+fn another_pool_dropped_elsewhere_does_not_turn_this_pools_cached_object_into_a_miss() {
+    for (name, stats_after) in [
+        ("Pool", {
+            let pool: Pool<Vec<u8>> = Pool::new(Vec::new);
+            drop(pool.get()); // a miss, then cached by this thread
+            let other: Pool<Vec<u8>> = Pool::new(Vec::new);
+            std::thread::spawn(move || drop(other)).join().unwrap();
+            drop(pool.get()); // frees the dropped pool's slots, then hits
+            let s = pool.stats();
+            (s.misses, s.hits)
+        }),
+        ("BufPool", {
+            let pool = BufPool::new();
+            drop(pool.get(10));
+            let other = BufPool::new();
+            std::thread::spawn(move || drop(other)).join().unwrap();
+            drop(pool.get(10));
+            let s = pool.class_stats()[0].1;
+            (s.misses, s.hits)
+        }),
+    ] {
+        assert_eq!(stats_after, (1, 1), "{name}: the second get reuses the cached object");
+    }
+}

@@ -3,14 +3,14 @@
 //! kind and are reaped when their pool never registers, and every builder option out
 //! of range is a typed error.
 
-mod support;
-
+use crate::support::{
+    ScriptedPool, assert_scrape_equals_snapshot, sample, scripted_workload, series,
+};
 use poolside_core::{Instrumented, Metric, MetricDesc, MetricVisitor, Snapshot, Timing};
 use poolside_metrics::{MetricsError, PoolMetrics};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use support::{ScriptedPool, assert_scrape_equals_snapshot, sample, scripted_workload, series};
 
 #[test]
 fn scrape_equals_the_pools_own_stats_after_a_scripted_workload() {

@@ -1,15 +1,13 @@
 //! The built-in endpoint cannot be stalled: idle and trickling clients delay no other
 //! client, every connection is closed at its deadline, and connections are bounded.
 
-mod support;
-
+use crate::support::{ScriptedPool, http_get, sample, scripted_workload};
 use poolside_metrics::{MetricsError, PoolMetrics};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-use support::{ScriptedPool, http_get, sample, scripted_workload};
 
 /// Reads until the server closes the connection; returns when that happened.
 fn wait_closed(mut conn: TcpStream, limit: Duration) -> Instant {

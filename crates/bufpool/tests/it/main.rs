@@ -1,0 +1,11 @@
+//! The integration tests of `poolside-bufpool`, one module per subject, linked into
+//! one test binary.
+
+mod bufpool;
+mod builders;
+mod bytes;
+mod lifecycle;
+mod model;
+mod panics;
+mod pool;
+mod stress;
