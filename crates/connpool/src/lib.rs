@@ -55,9 +55,11 @@ mod config;
 mod error;
 mod failover;
 mod guard;
+mod hooks;
 mod idle;
 mod janitor;
 mod manager;
+mod meta;
 mod pool;
 #[cfg(feature = "postgres")]
 mod postgres;
@@ -68,13 +70,15 @@ mod unwind;
 
 pub use breaker::Failure;
 pub use config::{Builder, WaitPolicy};
-pub use error::{BuildError, CloseTimeout, GetError, RunError};
+pub use error::{AddError, BuildError, CloseTimeout, GetError, RunError};
 pub use failover::{
     Backend, FailoverBuilder, FailoverConn, FailoverPool, FailoverState, FailoverStats,
     RequestFuture,
 };
 pub use guard::{OwnedConn, PooledConn};
+pub use hooks::{HookError, HookFuture};
 pub use manager::Manager;
+pub use meta::{CloseReason, ConnMeta};
 pub use pool::{Pool, Status};
 pub use poolside_core::{Events, Instrumented, PoolError, Timing};
 #[cfg(feature = "postgres")]
