@@ -955,6 +955,30 @@ pub struct Status {
     pub max_size: usize,
 }
 
+impl Pool<crate::TcpManager> {
+    /// The builder, as the entry point: `Pool::builder()` is [`Builder::new()`],
+    /// like `WorkerPool::builder()` and `BufPool::builder()`. The manager given to
+    /// [`Builder::build`] decides the pool's type, whatever it is (this function
+    /// lives on one concrete `Pool` type only so that `Pool::builder()` needs no type
+    /// annotation).
+    ///
+    /// ```
+    /// # use poolside_connpool::{Manager, Pool};
+    /// # struct Noop;
+    /// # impl Manager for Noop {
+    /// #     type Connection = ();
+    /// #     type Error = std::convert::Infallible;
+    /// #     async fn connect(&self) -> Result<(), Self::Error> { Ok(()) }
+    /// #     async fn check(&self, _: &mut ()) -> Result<(), Self::Error> { Ok(()) }
+    /// # }
+    /// let pool: Pool<Noop> = Pool::builder().max_size(3).build(Noop).unwrap();
+    /// assert_eq!(pool.max_size(), 3);
+    /// ```
+    pub fn builder() -> Builder {
+        Builder::new()
+    }
+}
+
 impl<M: Manager> Pool<M> {
     /// A pool with default settings (see [`Builder::new`]).
     ///
