@@ -43,9 +43,14 @@
 //! within `connect_timeout`; the default wait is 30 s; `close()` wakes every waiter,
 //! and a closed pool refuses `resize`, `retain` and `warm`.
 //!
+//! Lifecycle hooks on the builder (`after_connect`, `before_acquire`,
+//! `after_release`, `on_close`) see each connection's [`ConnMeta`]; they cost nothing
+//! when unset, never slow the caller dropping a guard, and follow the same panic rule.
+//!
 //! Modules, in reading order: the [`Manager`] trait; [`Builder`] and [`WaitPolicy`];
-//! [`Pool`] with its guard [`PooledConn`] and [`Status`]; the errors [`GetError`] and
-//! [`BuildError`]; the topologies [`ShardedPool`] and [`FailoverPool`]; the adapters
+//! the hooks' [`HookFuture`] and [`HookError`], [`ConnMeta`] and [`CloseReason`];
+//! [`Pool`] with its guard [`PooledConn`] and [`Status`], [`Pool::add`]; the errors
+//! [`GetError`], [`AddError`] and [`BuildError`]; the topologies [`ShardedPool`] and [`FailoverPool`]; the adapters
 //! [`TcpManager`] and (feature `postgres`) `PgManager`.
 #![forbid(unsafe_code)]
 

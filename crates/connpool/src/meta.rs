@@ -40,7 +40,9 @@ pub struct ConnMeta {
     pub created_at: Instant,
     /// When it was last checked out (see above).
     pub last_used: Instant,
-    /// How many times it has been handed to a caller, this checkout included.
+    /// How many times it has been handed to a caller: read from a guard, this
+    /// checkout included; in `before_acquire`, the checkouts before the one being
+    /// decided; in `after_release` and `on_close`, all of them.
     pub checkouts: u64,
 }
 
