@@ -181,6 +181,11 @@ impl<M: Manager> Drop for PooledConn<'_, M> {
     fn drop(&mut self) {
         let Some(mut conn) = self.conn.take() else { return };
         let shared = &*self.pool.get().shared;
+        if shared.events.is_enabled() {
+            // `last_used` is the checkout's stamp until the lines below restamp it.
+            let held = conn.last_used.elapsed();
+            shared.events.connection(poolside_core::ConnEvent::Checkin { id: conn.id, held });
+        }
         let config = &shared.config;
         // The clock is read only when a limit needs it (see `Conn::last_used`).
         let now =

@@ -85,7 +85,7 @@ pub use hooks::{HookError, HookFuture};
 pub use manager::Manager;
 pub use meta::{CloseReason, ConnMeta};
 pub use pool::{Pool, Status};
-pub use poolside_core::{Events, Instrumented, PoolError, Timing};
+pub use poolside_core::{ConnEvent, EventHook, Events, Instrumented, PoolError, Timing};
 #[cfg(feature = "postgres")]
 pub use postgres::PgManager;
 pub use sharded::{JumpHash, ShardSelector, ShardedPool, StableHash};

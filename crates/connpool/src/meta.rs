@@ -102,6 +102,27 @@ pub enum CloseReason {
     Cancelled,
 }
 
+impl CloseReason {
+    /// A stable snake_case name (`"lifetime"`, `"pool_closed"`, ...), as reported in
+    /// [`ConnEvent::Close`](crate::ConnEvent::Close).
+    ///
+    /// ```
+    /// assert_eq!(poolside_connpool::CloseReason::PoolClosed.name(), "pool_closed");
+    /// ```
+    pub const fn name(self) -> &'static str {
+        match self {
+            CloseReason::Lifetime => "lifetime",
+            CloseReason::Idle => "idle",
+            CloseReason::Broken => "broken",
+            CloseReason::Hook => "hook",
+            CloseReason::Resize => "resize",
+            CloseReason::Retain => "retain",
+            CloseReason::PoolClosed => "pool_closed",
+            CloseReason::Cancelled => "cancelled",
+        }
+    }
+}
+
 impl std::fmt::Display for CloseReason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {

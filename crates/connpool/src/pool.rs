@@ -29,7 +29,7 @@ use crate::stats::{Counters, Gauges};
 use crate::unwind::{self, Panicked};
 use crossbeam_utils::CachePadded;
 use parking_lot::{Mutex, MutexGuard};
-use poolside_core::{Events, PoolError, Timing};
+use poolside_core::{ConnEvent, Events, PoolError, Timing};
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
@@ -445,6 +445,10 @@ impl<M: Manager> Shared<M> {
         self.counters.count_close(reason);
         tracing::debug!(?reason, id = conn.id, age = ?conn.created.elapsed(), "poolside-connpool: closing a connection");
         let meta = conn.meta();
+        if self.events.is_enabled() {
+            let age = meta.created_at.elapsed();
+            self.events.connection(ConnEvent::Close { id: meta.id, age, reason: reason.name() });
+        }
         if !std::thread::panicking() {
             unwind::drop_guarded("dropping a connection", conn);
             hooks::closed(&self.hooks.on_close, meta, reason);
@@ -484,6 +488,8 @@ impl<M: Manager> Shared<M> {
                 let conn = self.new_conn(raw);
                 let Some(hook) = &self.hooks.after_connect else {
                     self.backoff.succeeded(probe);
+                    self.events
+                        .connection(ConnEvent::Connect { id: conn.id, took: started.elapsed() });
                     return Ok(conn);
                 };
                 // The hook is part of the dial: its own time comes out of the same
@@ -501,6 +507,10 @@ impl<M: Manager> Shared<M> {
                 match verdict {
                     Ok(()) => {
                         self.backoff.succeeded(probe);
+                        self.events.connection(ConnEvent::Connect {
+                            id: conn.id,
+                            took: started.elapsed(),
+                        });
                         Ok(conn)
                     }
                     Err(refusal) => {
@@ -1122,7 +1132,11 @@ impl<M: Manager> Pool<M> {
         };
         let grant = match shared.acquire(may_queue, now) {
             Acquire::Fresh(conn) => {
-                shared.events.record(Timing::AcquireWait, Duration::ZERO);
+                if shared.events.is_enabled() {
+                    shared.events.record(Timing::AcquireWait, Duration::ZERO);
+                    let id = conn.id;
+                    shared.events.connection(ConnEvent::Checkout { id, waited: Duration::ZERO });
+                }
                 return Ok(PooledConn::new(self, conn));
             }
             Acquire::Ready(grant) => grant,
@@ -1150,10 +1164,12 @@ impl<M: Manager> Pool<M> {
         if let Err(GetError::Pool(PoolError::TimedOut { .. })) = &conn {
             shared.counters.bump(&shared.counters.timeouts);
         }
-        if conn.is_ok() && shared.events.is_enabled() {
+        if let (Ok(guard), true) = (&conn, shared.events.is_enabled()) {
             // Waiting in line plus opening or checking the connection; successful gets
             // only, so the histogram's count equals the connections handed out.
-            shared.events.record(Timing::AcquireWait, now.elapsed());
+            let waited = now.elapsed();
+            shared.events.record(Timing::AcquireWait, waited);
+            shared.events.connection(ConnEvent::Checkout { id: guard.meta().id, waited });
         }
         conn
     }

@@ -34,7 +34,7 @@ mod instrument;
 mod reset;
 
 pub use error::PoolError;
-pub use events::{EventHook, Events, Timing};
+pub use events::{ConnEvent, EventHook, Events, Timing};
 pub use instrument::{
     Instrumented, Label, Metric, MetricDesc, MetricKind, MetricVisitor, Snapshot, SnapshotEntry,
 };
