@@ -68,6 +68,8 @@ mod meta;
 mod pool;
 #[cfg(feature = "postgres")]
 mod postgres;
+#[cfg(feature = "serde")]
+mod serde_config;
 mod sharded;
 mod stats;
 mod tcp;
@@ -88,5 +90,7 @@ pub use pool::{Pool, Status};
 pub use poolside_core::{ConnEvent, EventHook, Events, Instrumented, PoolError, Timing};
 #[cfg(feature = "postgres")]
 pub use postgres::PgManager;
+#[cfg(feature = "serde")]
+pub use serde_config::{BackoffConfig, Config, ConfigError};
 pub use sharded::{JumpHash, ShardSelector, ShardedPool, StableHash};
 pub use tcp::{HealthCheck, PeekCheck, TcpManager};
