@@ -485,3 +485,28 @@ async fn a_named_fn_works_as_a_hook() {
     pool.get().await.unwrap().session.push("SET x = 1");
     assert!(pool.get().await.unwrap().session.is_empty());
 }
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn each_shard_runs_the_hooks_its_builder_set() {
+    use poolside_connpool::ShardedPool;
+    let calls: Vec<Arc<Calls>> = (0..3).map(|_| Arc::new(Calls::default())).collect();
+    let shards = calls
+        .iter()
+        .map(|c| counting(c).max_size(2).build(Mgr::default()))
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let pool: ShardedPool<str, Mgr> = ShardedPool::new(shards).unwrap();
+    let key = "tenant:42";
+    let shard = pool.shard_for(key);
+    let conn = pool.get(key).await.unwrap();
+    let id = conn.meta().id;
+    drop(conn);
+    settle().await;
+    for (i, c) in calls.iter().enumerate() {
+        let expected = usize::from(i == shard);
+        assert_eq!(Calls::of(&c.connect, id), expected, "shard {i}");
+        assert_eq!(Calls::of(&c.release, id), expected, "shard {i}");
+    }
+    pool.close();
+    assert_eq!(calls[shard].closes(), [(id, CloseReason::PoolClosed)]);
+}
