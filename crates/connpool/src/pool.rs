@@ -525,17 +525,21 @@ impl<M: Manager> Shared<M> {
                                 let text = format!("after_connect failed: {error}");
                                 (GetError::Hook { during: "after_connect", error }, text)
                             }
-                            hooks::Refusal::TimedOut(after) => {
-                                let text = format!("after_connect timed out after {after:?}");
-                                (
-                                    GetError::Hook {
-                                        during: "after_connect",
-                                        error: text.clone().into(),
-                                    },
-                                    text,
-                                )
+                            // `after_connect` returns `()`, so it never declines; a
+                            // refusal without an error is reported like a timeout.
+                            refusal => {
+                                let text = match refusal {
+                                    hooks::Refusal::TimedOut(after) => {
+                                        format!("after_connect timed out after {after:?}")
+                                    }
+                                    _ => "after_connect refused the connection".to_owned(),
+                                };
+                                let error = GetError::Hook {
+                                    during: "after_connect",
+                                    error: text.clone().into(),
+                                };
+                                (error, text)
                             }
-                            hooks::Refusal::Declined => unreachable!("after_connect returns ()"),
                         };
                         self.backoff.failed(generation, probe, text);
                         Err(error)

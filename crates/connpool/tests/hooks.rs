@@ -510,3 +510,25 @@ async fn each_shard_runs_the_hooks_its_builder_set() {
     pool.close();
     assert_eq!(calls[shard].closes(), [(id, CloseReason::PoolClosed)]);
 }
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_hung_after_connect_fails_the_dial_within_the_connect_timeout() {
+    let mgr = Mgr::default();
+    let pool = Builder::new()
+        .connect_timeout(Duration::from_secs(2))
+        .connect_retries(0)
+        .after_connect(|_: &mut Conn, _| Box::pin(std::future::pending()))
+        .build(mgr.clone())
+        .unwrap();
+    let start = Instant::now();
+    let err = pool.get().await.unwrap_err();
+    assert_eq!(start.elapsed(), Duration::from_secs(2));
+    match err {
+        GetError::Hook { during: "after_connect", error } => {
+            assert!(error.to_string().contains("timed out"), "{error}");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(pool.status().open, 0);
+    assert_eq!(mgr.alive.load(SeqCst), 0);
+}
