@@ -1,6 +1,7 @@
 //! poolside-connpool against deadpool, bb8, mobc, qp and r2d2.
 //!
-//! * `connpool_get_drop`: get + drop throughput with a no-op manager, pools
+//! * `connpool_get_drop`: get + drop throughput with a no-op manager (ours also with
+//!   trivial `before_acquire` + `after_release` hooks, `poolside/Pool+hooks`), pools
 //!   pre-warmed to their size, on a multi-thread tokio runtime (r2d2 on OS threads),
 //!   at (pool 8, 64 tasks), (pool 16, 256 tasks), (pool 16, 16 tasks). Checkout
 //!   health tests are off in the peers that default them on. One iteration is
@@ -202,6 +203,19 @@ fn get_drop(c: &mut Criterion) {
             pool
         });
         bench_get_drop!(group, &rt, "poolside/Pool", param, tasks, ours, |p| p.get().await);
+
+        // The cost of lifecycle hooks: trivial `before_acquire` + `after_release`.
+        let hooked = rt.block_on(async {
+            let pool = poolside_connpool::Builder::new()
+                .max_size(size)
+                .before_acquire(|_: &mut u64, _| Box::pin(async { Ok(true) }))
+                .after_release(|_: &mut u64, _| Box::pin(async { Ok(true) }))
+                .build(Noop)
+                .unwrap();
+            pool.warm(size).await.unwrap();
+            pool
+        });
+        bench_get_drop!(group, &rt, "poolside/Pool+hooks", param, tasks, hooked, |p| p.get().await);
 
         let dp = rt.block_on(async {
             let pool =

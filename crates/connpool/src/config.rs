@@ -1,7 +1,9 @@
 //! Pool settings, the builder that validates them, and the wait policy.
 
 use crate::error::BuildError;
+use crate::hooks::{ErasedHooks, HookFuture};
 use crate::manager::Manager;
+use crate::meta::{CloseReason, ConnMeta};
 use crate::pool::Pool;
 use poolside_core::Events;
 use std::time::Duration;
@@ -109,6 +111,7 @@ impl Config {
 pub struct Builder {
     config: Config,
     events: Events,
+    hooks: ErasedHooks,
 }
 
 impl Default for Builder {
@@ -129,6 +132,7 @@ impl Default for Builder {
                 connect_retries: u32::MAX,
             },
             events: Events::none(),
+            hooks: ErasedHooks::default(),
         }
     }
 }
@@ -264,12 +268,175 @@ impl Builder {
         self
     }
 
+    /// Runs `hook` once on every new connection the pool opens, before anyone uses
+    /// it (e.g. `SET search_path`, registering types). An error, a panic or running
+    /// past `connect_timeout` discards the connection, and the dial counts as failed:
+    /// it enters the dial backoff and is retried like a failed connect; the caller
+    /// sees [`GetError::Hook`](crate::GetError::Hook) (or `Panicked`) if no retry
+    /// succeeds. Connections handed to [`Pool::add`] are not passed to it.
+    ///
+    /// The hook is written for the manager's connection type (name it in the
+    /// closure, `conn: &mut T`); [`build`](Self::build) fails with
+    /// [`BuildError::HookType`] for a manager of another connection type.
+    ///
+    /// ```
+    /// use poolside_connpool::{Builder, ConnMeta, Manager};
+    /// # struct Numbers;
+    /// # impl Manager for Numbers {
+    /// #     type Connection = Vec<String>;
+    /// #     type Error = std::convert::Infallible;
+    /// #     async fn connect(&self) -> Result<Vec<String>, Self::Error> { Ok(Vec::new()) }
+    /// #     async fn check(&self, _: &mut Vec<String>) -> Result<(), Self::Error> { Ok(()) }
+    /// # }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let pool = Builder::new()
+    ///     .after_connect(|conn: &mut Vec<String>, meta: ConnMeta| {
+    ///         Box::pin(async move {
+    ///             conn.push(format!("SET application_name = 'conn-{}'", meta.id));
+    ///             Ok(())
+    ///         })
+    ///     })
+    ///     .build(Numbers)
+    ///     .unwrap();
+    /// assert_eq!(pool.get().await.unwrap()[0], "SET application_name = 'conn-1'");
+    /// # }
+    /// ```
+    pub fn after_connect<C, F>(mut self, hook: F) -> Self
+    where
+        C: Send + 'static,
+        F: for<'a> Fn(&'a mut C, ConnMeta) -> HookFuture<'a, ()> + Send + Sync + 'static,
+    {
+        self.hooks.update::<C>(|h| h.after_connect = Some(std::sync::Arc::new(hook)));
+        self
+    }
+
+    /// Runs `hook` on an idle connection about to be handed out, after the cheap
+    /// `is_broken` test and the health check (when one is due). `Ok(true)` hands it
+    /// out; `Ok(false)`, an error, a panic or running past `connect_timeout` closes
+    /// it ([`CloseReason::Hook`]) and the `get` moves on to the next idle connection
+    /// (at most `max_health_retries + 1` refusals count, as for health checks), then
+    /// dials. Freshly opened connections skip it (they just ran `after_connect`).
+    ///
+    /// ```
+    /// use poolside_connpool::{Builder, ConnMeta, Manager};
+    /// # struct Numbers;
+    /// # impl Manager for Numbers {
+    /// #     type Connection = u32;
+    /// #     type Error = std::convert::Infallible;
+    /// #     async fn connect(&self) -> Result<u32, Self::Error> { Ok(0) }
+    /// #     async fn check(&self, _: &mut u32) -> Result<(), Self::Error> { Ok(()) }
+    /// # }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// // Retire every connection after three uses.
+    /// let pool = Builder::new()
+    ///     .before_acquire(|_conn: &mut u32, meta: ConnMeta| {
+    ///         Box::pin(async move { Ok(meta.checkouts < 3) })
+    ///     })
+    ///     .build(Numbers)
+    ///     .unwrap();
+    /// for _ in 0..4 {
+    ///     drop(pool.get().await.unwrap());
+    /// }
+    /// assert_eq!(pool.status().open, 1); // the first was replaced by a second
+    /// # }
+    /// ```
+    pub fn before_acquire<C, F>(mut self, hook: F) -> Self
+    where
+        C: Send + 'static,
+        F: for<'a> Fn(&'a mut C, ConnMeta) -> HookFuture<'a, bool> + Send + Sync + 'static,
+    {
+        self.hooks.update::<C>(|h| h.before_acquire = Some(std::sync::Arc::new(hook)));
+        self
+    }
+
+    /// Runs `hook` on a connection that came back (e.g. `DISCARD ALL`, rolling back
+    /// an open transaction). Dropping the guard stays synchronous and cheap for the
+    /// caller: the hook runs in a task on the tokio runtime, and the connection
+    /// becomes available (to a waiter or the idle set) only after it returns
+    /// `Ok(true)`; meanwhile it counts as in use. `Ok(false)`, an error, a panic or
+    /// running past `connect_timeout` closes it ([`CloseReason::Hook`]). A guard
+    /// dropped outside any tokio runtime cannot run the hook: its connection is
+    /// closed (never reused unreset).
+    ///
+    /// ```
+    /// use poolside_connpool::{Builder, ConnMeta, Manager};
+    /// # struct Sessions;
+    /// # impl Manager for Sessions {
+    /// #     type Connection = Vec<u8>;
+    /// #     type Error = std::convert::Infallible;
+    /// #     async fn connect(&self) -> Result<Vec<u8>, Self::Error> { Ok(Vec::new()) }
+    /// #     async fn check(&self, _: &mut Vec<u8>) -> Result<(), Self::Error> { Ok(()) }
+    /// # }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let pool = Builder::new()
+    ///     .max_size(1)
+    ///     .after_release(|conn: &mut Vec<u8>, _meta: ConnMeta| {
+    ///         Box::pin(async move {
+    ///             conn.clear(); // reset session state
+    ///             Ok(true)
+    ///         })
+    ///     })
+    ///     .build(Sessions)
+    ///     .unwrap();
+    /// pool.get().await.unwrap().push(1);
+    /// assert!(pool.get().await.unwrap().is_empty()); // waited for the reset
+    /// # }
+    /// ```
+    pub fn after_release<C, F>(mut self, hook: F) -> Self
+    where
+        C: Send + 'static,
+        F: for<'a> Fn(&'a mut C, ConnMeta) -> HookFuture<'a, bool> + Send + Sync + 'static,
+    {
+        self.hooks.update::<C>(|h| h.after_release = Some(std::sync::Arc::new(hook)));
+        self
+    }
+
+    /// Calls `hook` (synchronously, so keep it short) every time the pool closes a
+    /// connection, with its metadata and the [`CloseReason`]. Connections taken out
+    /// with [`PooledConn::detach`](crate::PooledConn::detach) are not closed by the
+    /// pool and are not reported. A panic in it is caught and logged.
+    ///
+    /// ```
+    /// use poolside_connpool::{Builder, CloseReason, Manager};
+    /// use std::sync::{Arc, Mutex};
+    /// # struct Noop;
+    /// # impl Manager for Noop {
+    /// #     type Connection = ();
+    /// #     type Error = std::convert::Infallible;
+    /// #     async fn connect(&self) -> Result<(), Self::Error> { Ok(()) }
+    /// #     async fn check(&self, _: &mut ()) -> Result<(), Self::Error> { Ok(()) }
+    /// # }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let seen = Arc::new(Mutex::new(Vec::new()));
+    /// let log = seen.clone();
+    /// let pool = Builder::new()
+    ///     .on_close(move |meta, reason| log.lock().unwrap().push((meta.id, reason)))
+    ///     .build(Noop)
+    ///     .unwrap();
+    /// drop(pool.get().await.unwrap());
+    /// pool.close();
+    /// assert_eq!(*seen.lock().unwrap(), [(1, CloseReason::PoolClosed)]);
+    /// # }
+    /// ```
+    pub fn on_close<F>(mut self, hook: F) -> Self
+    where
+        F: Fn(ConnMeta, CloseReason) + Send + Sync + 'static,
+    {
+        self.hooks.set_on_close(std::sync::Arc::new(hook));
+        self
+    }
+
     /// Checks the settings and builds the pool. When a janitor is needed (min_idle,
     /// max_lifetime or max_idle_time set) it is spawned on the current tokio runtime,
     /// and starts warming the pool to `min_idle` at once.
     pub fn build<M: Manager>(self, manager: M) -> Result<Pool<M>, BuildError> {
         self.validate()?;
-        Pool::from_parts(manager, self.config, self.events)
+        let hooks = self.hooks.typed::<M::Connection>().ok_or(BuildError::HookType)?;
+        Pool::from_parts(manager, self.config, self.events, hooks)
     }
 
     fn validate(&self) -> Result<(), BuildError> {

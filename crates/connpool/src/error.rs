@@ -49,6 +49,14 @@ pub enum GetError<E> {
         /// The panic's message.
         message: String,
     },
+    /// The `after_connect` hook refused every connection this `get` opened (it
+    /// returned an error or timed out), so no connection could be handed out.
+    Hook {
+        /// Which hook (`"after_connect"`).
+        during: &'static str,
+        /// What it failed with.
+        error: crate::hooks::HookError,
+    },
     /// Opening a new connection took longer than the connect timeout.
     ConnectTimeout {
         /// The configured connect timeout that elapsed.
@@ -123,6 +131,7 @@ impl<E: fmt::Display> fmt::Display for GetError<E> {
             GetError::Panicked { during, message } => {
                 write!(f, "user code panicked during {during}: {message}")
             }
+            GetError::Hook { during, error } => write!(f, "the {during} hook failed: {error}"),
             GetError::HealthCheck { attempts, last } => {
                 write!(f, "health check failed on {attempts} connection(s); last error: {last}")
             }
@@ -145,6 +154,7 @@ impl<E: std::error::Error + 'static> std::error::Error for GetError<E> {
             | GetError::HealthCheckTimeout { .. }
             | GetError::Backoff { .. }
             | GetError::Panicked { .. } => None,
+            GetError::Hook { error, .. } => Some(&**error),
         }
     }
 }
@@ -215,6 +225,10 @@ pub enum BuildError {
         /// The setting's name.
         setting: &'static str,
     },
+    /// A connection hook (`after_connect`, `before_acquire`, `after_release`) was
+    /// written for another connection type than the manager's, or two hooks for
+    /// different types were given.
+    HookType,
 }
 
 impl fmt::Display for BuildError {
@@ -247,6 +261,9 @@ impl fmt::Display for BuildError {
             }
             BuildError::Closed => f.write_str("the pool is closed"),
             BuildError::OutOfRange { setting } => write!(f, "{setting} is out of range"),
+            BuildError::HookType => f.write_str(
+                "a connection hook was written for another connection type than the manager's",
+            ),
         }
     }
 }
@@ -357,3 +374,46 @@ where
         }
     }
 }
+
+/// Why [`Pool::add`](crate::Pool::add) did not adopt a connection; the connection is
+/// handed back inside.
+///
+/// ```
+/// use poolside_connpool::AddError;
+/// let err = AddError::Full(5u8);
+/// assert_eq!(err.to_string(), "the pool has no free slot for another connection");
+/// assert_eq!(err.into_inner(), 5);
+/// ```
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AddError<C> {
+    /// Every slot is taken (`open == max_size`).
+    Full(C),
+    /// The pool is closed.
+    Closed(C),
+}
+
+impl<C> AddError<C> {
+    /// The connection that was not adopted.
+    ///
+    /// ```
+    /// # use poolside_connpool::AddError;
+    /// assert_eq!(AddError::Closed("conn").into_inner(), "conn");
+    /// ```
+    pub fn into_inner(self) -> C {
+        match self {
+            AddError::Full(conn) | AddError::Closed(conn) => conn,
+        }
+    }
+}
+
+impl<C> fmt::Display for AddError<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AddError::Full(_) => f.write_str("the pool has no free slot for another connection"),
+            AddError::Closed(_) => f.write_str("the pool is closed"),
+        }
+    }
+}
+
+impl<C: fmt::Debug> std::error::Error for AddError<C> {}

@@ -691,6 +691,7 @@ fn failure_of<E>(err: &GetError<E>) -> Failure {
         | GetError::ConnectFailed { .. }
         | GetError::ConnectTimeout { .. }
         | GetError::Backoff { .. }
+        | GetError::Hook { .. }
         | GetError::Panicked { .. } => Failure::ConnectError,
         GetError::HealthCheck { .. } | GetError::HealthCheckTimeout { .. } => Failure::HealthCheck,
     }

@@ -1,7 +1,8 @@
 //! The checked-out connection guard: returns to the pool on `Drop`.
 
 use crate::manager::Manager;
-use crate::pool::{CloseReason, Conn, Pool};
+use crate::meta::ConnMeta;
+use crate::pool::{CloseReason, Conn, Pool, Shared};
 use std::fmt;
 use std::ops::{Deref, DerefMut};
 use tokio::time::Instant;
@@ -40,7 +41,8 @@ pub struct PooledConn<'a, M: Manager> {
 }
 
 impl<'a, M: Manager> PooledConn<'a, M> {
-    pub(crate) fn new(pool: &'a Pool<M>, conn: Conn<M::Connection>) -> Self {
+    pub(crate) fn new(pool: &'a Pool<M>, mut conn: Conn<M::Connection>) -> Self {
+        conn.checkouts += 1;
         PooledConn { pool: PoolHandle::Borrowed(pool), conn: Some(conn), broken: false }
     }
 
@@ -107,6 +109,31 @@ impl<'a, M: Manager> PooledConn<'a, M> {
         self.conn_ref().created
     }
 
+    /// This connection's metadata: id, when it was opened and last checked out, and
+    /// how many checkouts it served (this one included).
+    ///
+    /// ```
+    /// # use poolside_connpool::{Manager, Pool};
+    /// # struct Noop;
+    /// # impl Manager for Noop {
+    /// #     type Connection = ();
+    /// #     type Error = std::convert::Infallible;
+    /// #     async fn connect(&self) -> Result<(), Self::Error> { Ok(()) }
+    /// #     async fn check(&self, _: &mut ()) -> Result<(), Self::Error> { Ok(()) }
+    /// # }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let pool = Pool::new(Noop);
+    /// let conn = pool.get().await.unwrap();
+    /// let meta = conn.meta();
+    /// assert_eq!((meta.id, meta.checkouts), (1, 1));
+    /// assert_eq!(meta.created_at, conn.created_at());
+    /// # }
+    /// ```
+    pub fn meta(&self) -> ConnMeta {
+        self.conn_ref().meta()
+    }
+
     fn take(&mut self) -> Conn<M::Connection> {
         self.conn.take().expect("the connection is present until drop or detach")
     }
@@ -154,6 +181,11 @@ impl<M: Manager> Drop for PooledConn<'_, M> {
     fn drop(&mut self) {
         let Some(mut conn) = self.conn.take() else { return };
         let shared = &*self.pool.get().shared;
+        if shared.events.is_enabled() {
+            // `last_used` is the checkout's stamp until the lines below restamp it.
+            let held = conn.last_used.elapsed();
+            shared.events.connection(poolside_core::ConnEvent::Checkin { id: conn.id, held });
+        }
         let config = &shared.config;
         // The clock is read only when a limit needs it (see `Conn::last_used`).
         let now =
@@ -183,8 +215,63 @@ impl<M: Manager> Drop for PooledConn<'_, M> {
                 if let Some(now) = now {
                     conn.last_used = now;
                 }
-                shared.put_back(conn, true);
+                if shared.hooks.after_release.is_none() {
+                    shared.put_back(conn, true);
+                } else {
+                    release_after_hook(self.pool.get(), conn);
+                }
             }
+        }
+    }
+}
+
+/// Runs `after_release` on a returned connection in a task on the current runtime,
+/// then puts it back (or closes it when the hook refuses it). The dropping caller
+/// only spawns. Until the hook answers the connection keeps its slot (counted in
+/// use); if the task is dropped unfinished (runtime shutdown) the connection is
+/// closed and the slot given back. Outside a runtime the hook cannot run, and the
+/// connection is closed rather than reused unreset.
+fn release_after_hook<M: Manager>(pool: &Pool<M>, conn: Conn<M::Connection>) {
+    let shared = &*pool.shared;
+    shared.counters.releases.bump();
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        tracing::warn!(
+            "poolside-connpool: a connection returned outside a tokio runtime cannot run after_release; closing it"
+        );
+        shared.close_conn(conn, CloseReason::Hook);
+        shared.release_slot();
+        return;
+    };
+    let mut returning = Returning { shared: pool.shared.clone(), conn: Some(conn) };
+    runtime.spawn(async move {
+        let shared = returning.shared.clone();
+        let Some(hook) = &shared.hooks.after_release else { return };
+        let Some(conn) = returning.conn.as_mut() else { return };
+        let meta = conn.meta();
+        let limit = shared.config.connect_timeout;
+        let verdict = crate::hooks::run("after_release", hook, &mut conn.raw, meta, limit).await;
+        let Some(conn) = returning.conn.take() else { return };
+        match verdict {
+            Ok(()) => shared.put_back(conn, false),
+            Err(_) => {
+                shared.close_conn(conn, CloseReason::Hook);
+                shared.release_slot();
+            }
+        }
+    });
+}
+
+/// A returned connection whose `after_release` hook has not answered yet.
+struct Returning<M: Manager> {
+    shared: std::sync::Arc<Shared<M>>,
+    conn: Option<Conn<M::Connection>>,
+}
+
+impl<M: Manager> Drop for Returning<M> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            self.shared.close_conn(conn, CloseReason::Cancelled);
+            self.shared.release_slot();
         }
     }
 }

@@ -43,9 +43,14 @@
 //! within `connect_timeout`; the default wait is 30 s; `close()` wakes every waiter,
 //! and a closed pool refuses `resize`, `retain` and `warm`.
 //!
+//! Lifecycle hooks on the builder (`after_connect`, `before_acquire`,
+//! `after_release`, `on_close`) see each connection's [`ConnMeta`]; they cost nothing
+//! when unset, never slow the caller dropping a guard, and follow the same panic rule.
+//!
 //! Modules, in reading order: the [`Manager`] trait; [`Builder`] and [`WaitPolicy`];
-//! [`Pool`] with its guard [`PooledConn`] and [`Status`]; the errors [`GetError`] and
-//! [`BuildError`]; the topologies [`ShardedPool`] and [`FailoverPool`]; the adapters
+//! the hooks' [`HookFuture`] and [`HookError`], [`ConnMeta`] and [`CloseReason`];
+//! [`Pool`] with its guard [`PooledConn`] and [`Status`], [`Pool::add`]; the errors
+//! [`GetError`], [`AddError`] and [`BuildError`]; the topologies [`ShardedPool`] and [`FailoverPool`]; the adapters
 //! [`TcpManager`] and (feature `postgres`) `PgManager`.
 //!
 //! Adapters, each a leaf module behind its feature:
@@ -71,14 +76,18 @@ mod config;
 mod error;
 mod failover;
 mod guard;
+mod hooks;
 mod idle;
 mod janitor;
 mod manager;
+mod meta;
 mod pool;
 #[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(feature = "redis")]
 mod redis;
+#[cfg(feature = "serde")]
+mod serde_config;
 mod sharded;
 mod stats;
 mod tcp;
@@ -86,15 +95,17 @@ mod unwind;
 
 pub use breaker::Failure;
 pub use config::{Builder, WaitPolicy};
-pub use error::{BuildError, CloseTimeout, GetError, RunError};
+pub use error::{AddError, BuildError, CloseTimeout, GetError, RunError};
 pub use failover::{
     Backend, FailoverBuilder, FailoverConn, FailoverPool, FailoverState, FailoverStats,
     RequestFuture,
 };
 pub use guard::{OwnedConn, PooledConn};
+pub use hooks::{HookError, HookFuture};
 pub use manager::Manager;
+pub use meta::{CloseReason, ConnMeta};
 pub use pool::{Pool, Status};
-pub use poolside_core::{Events, Instrumented, PoolError, Timing};
+pub use poolside_core::{ConnEvent, EventHook, Events, Instrumented, PoolError, Timing};
 #[cfg(feature = "postgres")]
 pub use postgres::{
     DEFAULT_STATEMENT_CACHE_CAPACITY, PgClient, PgManager, PgQuery, RecyclingMethod,
@@ -104,5 +115,7 @@ pub use postgres::{
 pub use postgres::{PgTlsConfig, TlsConfigError};
 #[cfg(feature = "redis")]
 pub use redis::{RedisConfigError, RedisConnection, RedisManager};
+#[cfg(feature = "serde")]
+pub use serde_config::{BackoffConfig, Config, ConfigError};
 pub use sharded::{JumpHash, ShardSelector, ShardedPool, StableHash};
 pub use tcp::{HealthCheck, PeekCheck, TcpManager};

@@ -17,20 +17,23 @@
 
 use crate::backoff::{Backoff, Gate};
 use crate::config::{Builder, Config, WaitPolicy};
-use crate::error::{BuildError, CloseTimeout, GetError};
+use crate::error::{AddError, BuildError, CloseTimeout, GetError};
 use crate::guard::PooledConn;
+use crate::hooks::{self, Hooks};
 use crate::idle::Stripes;
 use crate::janitor::{self, Signal};
 use crate::manager::Manager;
+pub(crate) use crate::meta::CloseReason;
+use crate::meta::ConnMeta;
 use crate::stats::{Counters, Gauges};
 use crate::unwind::{self, Panicked};
 use crossbeam_utils::CachePadded;
 use parking_lot::{Mutex, MutexGuard};
-use poolside_core::{Events, PoolError, Timing};
+use poolside_core::{ConnEvent, Events, PoolError, Timing};
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering, fence};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering, fence};
 use std::time::Duration;
 use tokio::sync::{Notify, oneshot};
 use tokio::time::Instant;
@@ -45,6 +48,21 @@ pub(crate) struct Conn<C> {
     /// without idle or lifetime limits stamp only the checkout; the health-check
     /// window is then measured from the checkout, which can only add checks.
     pub(crate) last_used: Instant,
+    /// Unique within the pool (see [`ConnMeta::id`]).
+    pub(crate) id: u64,
+    /// Times handed to a caller; bumped by the guard that receives it.
+    pub(crate) checkouts: u64,
+}
+
+impl<C> Conn<C> {
+    pub(crate) fn meta(&self) -> ConnMeta {
+        ConnMeta {
+            id: self.id,
+            created_at: self.created,
+            last_used: self.last_used,
+            checkouts: self.checkouts,
+        }
+    }
 }
 
 /// What a waiter receives: a live connection, or the right to open one.
@@ -73,16 +91,6 @@ pub(crate) struct State<C> {
     next_waiter: u64,
 }
 
-/// Why a connection is being closed; decides the counter and the log line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum CloseReason {
-    Lifetime,
-    Idle,
-    Broken,
-    /// Pool closed, shrunk, or `retain` rejected it.
-    Removed,
-}
-
 pub(crate) struct Shared<M: Manager> {
     pub(crate) manager: M,
     pub(crate) config: Config,
@@ -101,6 +109,10 @@ pub(crate) struct Shared<M: Manager> {
     drained: Notify,
     /// The dial backoff shared by every caller and the janitor.
     pub(crate) backoff: Backoff,
+    /// The lifecycle hooks; each unset one is a `None` checked where it would run.
+    pub(crate) hooks: Hooks<M::Connection>,
+    /// The id of the next connection opened or adopted.
+    next_id: AtomicU64,
 }
 
 impl<M: Manager> Drop for Shared<M> {
@@ -176,7 +188,10 @@ impl<M: Manager> Shared<M> {
         }
         let mut conn = self.idle.pop()?;
         self.note_idle_taken();
-        if self.is_fresh(&conn, now) && !self.judged_broken(&mut conn) {
+        if self.is_fresh(&conn, now)
+            && !self.judged_broken(&mut conn)
+            && self.hooks.before_acquire.is_none()
+        {
             conn.last_used = now;
             self.counters.acquires.bump();
             Some(Acquire::Fresh(conn))
@@ -322,8 +337,10 @@ impl<M: Manager> Shared<M> {
             let drained = st.closed && st.open == 0;
             self.publish(&st);
             drop(st);
+            let reason =
+                if self.is_closed() { CloseReason::PoolClosed } else { CloseReason::Resize };
             for conn in doomed {
-                self.close_conn(conn, CloseReason::Removed);
+                self.close_conn(conn, reason);
             }
             if drained {
                 self.drained.notify_waiters();
@@ -341,7 +358,9 @@ impl<M: Manager> Shared<M> {
             self.counters.releases.bump();
         }
         if self.closed.load(Ordering::Acquire) || self.gauges.over_size() {
-            self.close_conn(conn, CloseReason::Removed);
+            let reason =
+                if self.is_closed() { CloseReason::PoolClosed } else { CloseReason::Resize };
+            self.close_conn(conn, reason);
             self.release_slot();
             return;
         }
@@ -424,11 +443,21 @@ impl<M: Manager> Shared<M> {
     /// runtime, not dropped at all: leaked and logged).
     pub(crate) fn close_conn(&self, conn: Conn<M::Connection>, reason: CloseReason) {
         self.counters.count_close(reason);
-        tracing::debug!(?reason, age = ?conn.created.elapsed(), "poolside-connpool: closing a connection");
+        tracing::debug!(?reason, id = conn.id, age = ?conn.created.elapsed(), "poolside-connpool: closing a connection");
+        let meta = conn.meta();
+        if self.events.is_enabled() {
+            let age = meta.created_at.elapsed();
+            self.events.connection(ConnEvent::Close { id: meta.id, age, reason: reason.name() });
+        }
         if !std::thread::panicking() {
             unwind::drop_guarded("dropping a connection", conn);
+            hooks::closed(&self.hooks.on_close, meta, reason);
         } else if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move { unwind::drop_guarded("dropping a connection", conn) });
+            let on_close = self.hooks.on_close.clone();
+            runtime.spawn(async move {
+                unwind::drop_guarded("dropping a connection", conn);
+                hooks::closed(&on_close, meta, reason);
+            });
         } else {
             tracing::error!(
                 "poolside-connpool: a connection closed while its thread panics, outside a runtime, is leaked rather than dropped"
@@ -456,9 +485,66 @@ impl<M: Manager> Shared<M> {
         abandoned.armed = false;
         match outcome {
             Ok(Ok(Ok(raw))) => {
-                self.backoff.succeeded(probe);
-                let now = Instant::now();
-                Ok(Conn { raw, created: now, last_used: now })
+                let conn = self.new_conn(raw);
+                let Some(hook) = &self.hooks.after_connect else {
+                    self.backoff.succeeded(probe);
+                    self.events
+                        .connection(ConnEvent::Connect { id: conn.id, took: started.elapsed() });
+                    return Ok(conn);
+                };
+                // The hook is part of the dial: its own time comes out of the same
+                // limit, and the probe stays armed until it has answered. Should this
+                // future be dropped meanwhile, `Preparing` closes the connection.
+                abandoned.armed = probe;
+                let left = limit.saturating_sub(started.elapsed());
+                let mut preparing = Preparing { shared: self, conn: Some(conn) };
+                let conn_ref = preparing.conn.as_mut().expect("just set");
+                let meta = conn_ref.meta();
+                let verdict =
+                    hooks::run("after_connect", hook, &mut conn_ref.raw, meta, left).await;
+                abandoned.armed = false;
+                let conn = preparing.conn.take().expect("taken only here");
+                match verdict {
+                    Ok(()) => {
+                        self.backoff.succeeded(probe);
+                        self.events.connection(ConnEvent::Connect {
+                            id: conn.id,
+                            took: started.elapsed(),
+                        });
+                        Ok(conn)
+                    }
+                    Err(refusal) => {
+                        self.close_conn(conn, CloseReason::Hook);
+                        self.counters.bump(&self.counters.dial_errors);
+                        let (error, text) = match refusal {
+                            hooks::Refusal::Panicked(Panicked { during, message }) => {
+                                let text = format!("after_connect panicked: {message}");
+                                (GetError::Panicked { during, message }, text)
+                            }
+                            hooks::Refusal::Failed(error) => {
+                                let text = format!("after_connect failed: {error}");
+                                (GetError::Hook { during: "after_connect", error }, text)
+                            }
+                            // `after_connect` returns `()`, so it never declines; a
+                            // refusal without an error is reported like a timeout.
+                            refusal => {
+                                let text = match refusal {
+                                    hooks::Refusal::TimedOut(after) => {
+                                        format!("after_connect timed out after {after:?}")
+                                    }
+                                    _ => "after_connect refused the connection".to_owned(),
+                                };
+                                let error = GetError::Hook {
+                                    during: "after_connect",
+                                    error: text.clone().into(),
+                                };
+                                (error, text)
+                            }
+                        };
+                        self.backoff.failed(generation, probe, text);
+                        Err(error)
+                    }
+                }
             }
             Ok(Ok(Err(e))) => {
                 self.counters.bump(&self.counters.dial_errors);
@@ -493,6 +579,25 @@ impl<M: Manager> Shared<M> {
                 Err(GetError::ConnectTimeout { after })
             }
         }
+    }
+
+    /// Wraps a connection just opened (or adopted) with a fresh id.
+    fn new_conn(&self, raw: M::Connection) -> Conn<M::Connection> {
+        let now = Instant::now();
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        Conn { raw, created: now, last_used: now, id, checkouts: 0 }
+    }
+
+    /// Runs `before_acquire` (when set) on the connection `pending` holds; `false`
+    /// when the hook refused it (the connection then stays in `pending`, for the
+    /// caller to close). Dropped meanwhile, `pending` closes it.
+    async fn approve_checkout(&self, pending: &mut Pending<'_, M>) -> bool {
+        let Some(hook) = &self.hooks.before_acquire else { return true };
+        let Some(conn) = pending.conn.as_mut() else { return false };
+        let meta = conn.meta();
+        hooks::run("before_acquire", hook, &mut conn.raw, meta, self.config.connect_timeout)
+            .await
+            .is_ok()
     }
 
     /// Opens a connection for a caller holding a slot: dials, and after a failure
@@ -625,7 +730,7 @@ impl<M: Manager> Shared<M> {
             self.put_back(conn, false);
             Ok(true)
         } else {
-            self.close_conn(conn, CloseReason::Removed);
+            self.close_conn(conn, CloseReason::PoolClosed);
             self.release_slot();
             Ok(false)
         }
@@ -656,7 +761,7 @@ impl<M: Manager> Shared<M> {
             for conn in stack {
                 match unwind::guard("a retain predicate", || keep(&conn)) {
                     Ok(true) => kept.push(conn),
-                    Ok(false) => doomed.push((conn, CloseReason::Removed)),
+                    Ok(false) => doomed.push((conn, CloseReason::Retain)),
                     Err(_) => doomed.push((conn, CloseReason::Broken)),
                 }
             }
@@ -711,10 +816,26 @@ impl<M: Manager> Drop for Pending<'_, M> {
         match self.conn.take() {
             // Dropped mid health check: the connection's state is unknown, close it.
             Some(conn) => {
-                self.shared.close_conn(conn, CloseReason::Removed);
+                self.shared.close_conn(conn, CloseReason::Cancelled);
                 self.shared.release_slot();
             }
             None => self.shared.release_slot(),
+        }
+    }
+}
+
+/// A connection just opened, while `after_connect` prepares it: closed (as
+/// cancelled) if the dial's future is dropped meanwhile. Its slot is held, and given
+/// back, by the caller.
+struct Preparing<'a, M: Manager> {
+    shared: &'a Shared<M>,
+    conn: Option<Conn<M::Connection>>,
+}
+
+impl<M: Manager> Drop for Preparing<'_, M> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            self.shared.close_conn(conn, CloseReason::Cancelled);
         }
     }
 }
@@ -848,6 +969,30 @@ pub struct Status {
     pub max_size: usize,
 }
 
+impl Pool<crate::TcpManager> {
+    /// The builder, as the entry point: `Pool::builder()` is [`Builder::new()`],
+    /// like `WorkerPool::builder()` and `BufPool::builder()`. The manager given to
+    /// [`Builder::build`] decides the pool's type, whatever it is (this function
+    /// lives on one concrete `Pool` type only so that `Pool::builder()` needs no type
+    /// annotation).
+    ///
+    /// ```
+    /// # use poolside_connpool::{Manager, Pool};
+    /// # struct Noop;
+    /// # impl Manager for Noop {
+    /// #     type Connection = ();
+    /// #     type Error = std::convert::Infallible;
+    /// #     async fn connect(&self) -> Result<(), Self::Error> { Ok(()) }
+    /// #     async fn check(&self, _: &mut ()) -> Result<(), Self::Error> { Ok(()) }
+    /// # }
+    /// let pool: Pool<Noop> = Pool::builder().max_size(3).build(Noop).unwrap();
+    /// assert_eq!(pool.max_size(), 3);
+    /// ```
+    pub fn builder() -> Builder {
+        Builder::new()
+    }
+}
+
 impl<M: Manager> Pool<M> {
     /// A pool with default settings (see [`Builder::new`]).
     ///
@@ -871,6 +1016,7 @@ impl<M: Manager> Pool<M> {
         manager: M,
         config: Config,
         events: Events,
+        hooks: Hooks<M::Connection>,
     ) -> Result<Self, BuildError> {
         let runtime = if config.needs_janitor() {
             Some(tokio::runtime::Handle::try_current().map_err(|_| BuildError::NoRuntime)?)
@@ -895,6 +1041,8 @@ impl<M: Manager> Pool<M> {
             signal: Arc::new(Signal::default()),
             drained: Notify::new(),
             backoff: Backoff::new(config.backoff_min, config.backoff_max),
+            hooks,
+            next_id: AtomicU64::new(1),
             config,
         });
         shared.gauges.publish(0, shared.config.max_size, 0);
@@ -988,7 +1136,11 @@ impl<M: Manager> Pool<M> {
         };
         let grant = match shared.acquire(may_queue, now) {
             Acquire::Fresh(conn) => {
-                shared.events.record(Timing::AcquireWait, Duration::ZERO);
+                if shared.events.is_enabled() {
+                    shared.events.record(Timing::AcquireWait, Duration::ZERO);
+                    let id = conn.id;
+                    shared.events.connection(ConnEvent::Checkout { id, waited: Duration::ZERO });
+                }
                 return Ok(PooledConn::new(self, conn));
             }
             Acquire::Ready(grant) => grant,
@@ -1016,10 +1168,12 @@ impl<M: Manager> Pool<M> {
         if let Err(GetError::Pool(PoolError::TimedOut { .. })) = &conn {
             shared.counters.bump(&shared.counters.timeouts);
         }
-        if conn.is_ok() && shared.events.is_enabled() {
+        if let (Ok(guard), true) = (&conn, shared.events.is_enabled()) {
             // Waiting in line plus opening or checking the connection; successful gets
             // only, so the histogram's count equals the connections handed out.
-            shared.events.record(Timing::AcquireWait, now.elapsed());
+            let waited = now.elapsed();
+            shared.events.record(Timing::AcquireWait, waited);
+            shared.events.connection(ConnEvent::Checkout { id: guard.meta().id, waited });
         }
         conn
     }
@@ -1059,7 +1213,7 @@ impl<M: Manager> Pool<M> {
                     let conn = shared.dial_for_caller(may_wait, wait).await?;
                     pending.holds_slot = false;
                     if !shared.admit() {
-                        shared.close_conn(conn, CloseReason::Removed);
+                        shared.close_conn(conn, CloseReason::PoolClosed);
                         shared.release_slot();
                         return Err(PoolError::Closed.into());
                     }
@@ -1071,11 +1225,10 @@ impl<M: Manager> Pool<M> {
                     }
                 }
                 Verdict::Fresh => {
-                    if let Some(mut conn) = pending.conn.take() {
-                        pending.holds_slot = false;
-                        conn.last_used = now;
-                        return Ok(self.hand_out(conn));
+                    if let Some(guard) = self.approve_and_hand_out(&mut pending).await {
+                        return Ok(guard);
                     }
+                    failed_checks = failed_checks.saturating_add(1);
                 }
                 Verdict::Check => {
                     shared.counters.bump(&shared.counters.health_checks);
@@ -1104,10 +1257,17 @@ impl<M: Manager> Pool<M> {
                     let Some(conn) = pending.conn.take() else { continue };
                     match checked {
                         Ok(Ok(Ok(()))) => {
-                            pending.holds_slot = false;
-                            let mut conn = conn;
-                            conn.last_used = Instant::now();
-                            return Ok(self.hand_out(conn));
+                            pending.conn = Some(conn);
+                            if let Some(guard) = self.approve_and_hand_out(&mut pending).await {
+                                return Ok(guard);
+                            }
+                            failed_checks = failed_checks.saturating_add(1);
+                            if failed_checks <= shared.config.max_health_retries {
+                                if let Grant::Conn(idle) = shared.swap_slot_for_idle() {
+                                    pending.conn = Some(idle);
+                                }
+                            }
+                            continue;
                         }
                         Ok(Ok(Err(e))) => {
                             tracing::debug!(error = %e, "poolside-connpool: health check failed; discarding the connection");
@@ -1133,6 +1293,25 @@ impl<M: Manager> Pool<M> {
                     pending.conn = Some(idle);
                 }
             }
+        }
+    }
+
+    /// Hands out the idle connection `pending` holds once `before_acquire` (if set)
+    /// approves it; otherwise closes it (`None`: the caller keeps the empty slot).
+    async fn approve_and_hand_out(
+        &self,
+        pending: &mut Pending<'_, M>,
+    ) -> Option<PooledConn<'_, M>> {
+        let shared = &*self.shared;
+        let approved = shared.approve_checkout(pending).await;
+        let mut conn = pending.conn.take()?;
+        if approved {
+            pending.holds_slot = false;
+            conn.last_used = Instant::now();
+            Some(self.hand_out(conn))
+        } else {
+            shared.close_conn(conn, CloseReason::Hook);
+            None
         }
     }
 
@@ -1229,7 +1408,7 @@ impl<M: Manager> Pool<M> {
             shared.publish(&st);
         }
         for conn in doomed {
-            shared.close_conn(conn, CloseReason::Removed);
+            shared.close_conn(conn, CloseReason::Resize);
         }
         Ok(())
     }
@@ -1237,7 +1416,8 @@ impl<M: Manager> Pool<M> {
     /// Keeps only the idle connections for which `keep` returns `true`; closes the
     /// others, and returns how many. The janitor re-warms to `min_idle` afterwards.
     ///
-    /// `keep` sees one connection and its age at a time, with no pool lock held. If it
+    /// `keep` sees one connection and its [`ConnMeta`] (id, age, uses) at a time, with
+    /// no pool lock held. If it
     /// panics, the panic is caught and logged and that connection is closed (counted
     /// as broken). On a closed pool `retain` fails with [`PoolError::Closed`].
     ///
@@ -1254,7 +1434,7 @@ impl<M: Manager> Pool<M> {
     /// # async fn main() {
     /// let pool = Pool::new(Noop);
     /// drop(pool.get().await.unwrap());
-    /// let closed = pool.retain(|conn, _age| *conn != 1).unwrap();
+    /// let closed = pool.retain(|conn, meta| *conn != 1 || meta.checkouts > 5).unwrap();
     /// assert_eq!(closed, 1);
     /// assert_eq!(pool.status().open, 0);
     /// pool.close();
@@ -1263,18 +1443,69 @@ impl<M: Manager> Pool<M> {
     /// ```
     pub fn retain(
         &self,
-        mut keep: impl FnMut(&M::Connection, Duration) -> bool,
+        mut keep: impl FnMut(&M::Connection, &ConnMeta) -> bool,
     ) -> Result<usize, PoolError> {
         let shared = &*self.shared;
         if shared.is_closed() {
             return Err(PoolError::Closed);
         }
-        let now = Instant::now();
-        let closed = shared.filter_idle(|conn| keep(&conn.raw, now.duration_since(conn.created)));
+        let closed = shared.filter_idle(|conn| keep(&conn.raw, &conn.meta()));
         if closed > 0 {
             shared.signal.refill();
         }
         Ok(closed)
+    }
+
+    /// Adopts a connection opened elsewhere (bb8's `Pool::add`): when the pool has a
+    /// free slot it takes one, and the connection goes to the oldest waiting caller,
+    /// else joins the idle connections. `after_connect` is not run on it (its maker
+    /// prepared it); every other hook and limit applies from now on, its lifetime
+    /// counted from this call. Returns the metadata it was given.
+    ///
+    /// When every slot is taken ([`AddError::Full`]) or the pool is closed
+    /// ([`AddError::Closed`]), the connection is handed back inside the error, never
+    /// dropped.
+    ///
+    /// ```
+    /// # use poolside_connpool::{AddError, Builder, Manager, Pool};
+    /// # struct Numbers;
+    /// # impl Manager for Numbers {
+    /// #     type Connection = u32;
+    /// #     type Error = std::convert::Infallible;
+    /// #     async fn connect(&self) -> Result<u32, Self::Error> { Ok(1) }
+    /// #     async fn check(&self, _: &mut u32) -> Result<(), Self::Error> { Ok(()) }
+    /// # }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let pool = Builder::new().max_size(1).build(Numbers).unwrap();
+    /// let meta = pool.add(99).unwrap();
+    /// assert_eq!(meta.id, 1);
+    /// let conn = pool.get().await.unwrap();
+    /// assert_eq!(*conn, 99);
+    /// assert_eq!(pool.add(7).unwrap_err(), AddError::Full(7)); // no room: handed back
+    /// # drop(conn);
+    /// pool.close();
+    /// assert_eq!(pool.add(8).unwrap_err().into_inner(), 8);
+    /// # }
+    /// ```
+    pub fn add(&self, conn: M::Connection) -> Result<ConnMeta, AddError<M::Connection>> {
+        let shared = &*self.shared;
+        let conn = {
+            let mut st = shared.lock();
+            if st.closed {
+                return Err(AddError::Closed(conn));
+            }
+            if st.open >= st.max_size {
+                return Err(AddError::Full(conn));
+            }
+            st.open += 1;
+            shared.publish(&st);
+            shared.new_conn(conn)
+        };
+        let meta = conn.meta();
+        // To the oldest live waiter, else idle (or closed, should the pool close now).
+        shared.put_back(conn, false);
+        Ok(meta)
     }
 
     /// Opens connections until `target` are idle (bounded by `max_size`), e.g. to
@@ -1334,7 +1565,7 @@ impl<M: Manager> Pool<M> {
         // Dropping the senders wakes every waiter with `Closed`.
         drop(waiters);
         for conn in idle {
-            shared.close_conn(conn, CloseReason::Removed);
+            shared.close_conn(conn, CloseReason::PoolClosed);
         }
         shared.signal.closed();
         // Callers waiting out the dial backoff look again, and find the pool closed.

@@ -197,7 +197,7 @@ impl Counters {
             CloseReason::Lifetime => self.bump(&self.closed_lifetime),
             CloseReason::Idle => self.bump(&self.closed_idle),
             CloseReason::Broken => self.bump(&self.closed_broken),
-            CloseReason::Removed => {}
+            _ => {}
         }
     }
 }

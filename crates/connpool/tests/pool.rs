@@ -369,8 +369,8 @@ async fn idle_sweep_keeps_min_idle_and_rewarms() {
     assert_eq!(pool.status().idle, 2, "min_idle restored");
     assert!(Snapshot::of(&pool).value("closed_idle") >= Some(4));
     let ages = std::sync::Mutex::new(Vec::new());
-    pool.retain(|_, age| {
-        ages.lock().unwrap().push(age);
+    pool.retain(|_, meta| {
+        ages.lock().unwrap().push(meta.age());
         true
     })
     .unwrap();

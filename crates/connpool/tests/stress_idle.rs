@@ -127,8 +127,8 @@ fn idle_sweep_and_close_reach_every_stripe() {
         // replaced by fresh ones, so none is older than the idle limit plus a period.
         tokio::time::sleep(Duration::from_millis(100)).await;
         let mut ages = Vec::new();
-        pool.retain(|_, age| {
-            ages.push(age);
+        pool.retain(|_, meta| {
+            ages.push(meta.age());
             true
         })
         .unwrap();

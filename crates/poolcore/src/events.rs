@@ -84,6 +84,95 @@ impl fmt::Display for Timing {
 pub trait EventHook: Send + Sync + 'static {
     /// Called once per measured event.
     fn on_timing(&self, timing: Timing, elapsed: Duration);
+
+    /// Called once per connection lifecycle event of a connection pool (connect,
+    /// checkout, checkin, close, each with the connection's id), like r2d2's
+    /// `HandleEvent`. The default ignores them; closures receive only timings.
+    ///
+    /// ```
+    /// use poolside_core::{ConnEvent, EventHook, Events, Timing};
+    /// use std::sync::Mutex;
+    /// use std::time::Duration;
+    ///
+    /// #[derive(Default)]
+    /// struct Log(Mutex<Vec<ConnEvent>>);
+    /// impl EventHook for Log {
+    ///     fn on_timing(&self, _: Timing, _: Duration) {}
+    ///     fn on_connection(&self, event: ConnEvent) {
+    ///         self.0.lock().unwrap().push(event);
+    ///     }
+    /// }
+    /// let log = std::sync::Arc::new(Log::default());
+    /// let events = Events::from_arc(log.clone());
+    /// events.connection(ConnEvent::Checkin { id: 3, held: Duration::from_millis(2) });
+    /// assert_eq!(log.0.lock().unwrap()[0].id(), 3);
+    /// ```
+    fn on_connection(&self, event: ConnEvent) {
+        let _ = event;
+    }
+}
+
+/// One connection's lifecycle event, as a connection pool reports it to
+/// [`EventHook::on_connection`]. Durations are on the pool's clock.
+///
+/// ```
+/// use poolside_core::ConnEvent;
+/// use std::time::Duration;
+/// let e = ConnEvent::Close { id: 7, age: Duration::from_secs(9), reason: "idle" };
+/// assert_eq!(e.id(), 7);
+/// ```
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnEvent {
+    /// A new connection opened (and prepared): `took` is the whole dial.
+    Connect {
+        /// The connection's id, unique within its pool.
+        id: u64,
+        /// Time spent opening it.
+        took: Duration,
+    },
+    /// A caller received the connection after waiting `waited` (from calling get).
+    Checkout {
+        /// The connection's id.
+        id: u64,
+        /// From the get call until it returned.
+        waited: Duration,
+    },
+    /// The caller gave the connection back after holding it for `held`.
+    Checkin {
+        /// The connection's id.
+        id: u64,
+        /// From checkout to return.
+        held: Duration,
+    },
+    /// The pool closed the connection, `age` after it was opened, for `reason` (the
+    /// pool's snake_case name for it, e.g. `"lifetime"`, `"broken"`).
+    Close {
+        /// The connection's id.
+        id: u64,
+        /// Time since it was opened.
+        age: Duration,
+        /// Why, as a stable snake_case name.
+        reason: &'static str,
+    },
+}
+
+impl ConnEvent {
+    /// The id of the connection the event is about.
+    ///
+    /// ```
+    /// # use poolside_core::ConnEvent;
+    /// # use std::time::Duration;
+    /// assert_eq!(ConnEvent::Connect { id: 1, took: Duration::ZERO }.id(), 1);
+    /// ```
+    pub fn id(&self) -> u64 {
+        match *self {
+            ConnEvent::Connect { id, .. }
+            | ConnEvent::Checkout { id, .. }
+            | ConnEvent::Checkin { id, .. }
+            | ConnEvent::Close { id, .. } => id,
+        }
+    }
 }
 
 impl<F: Fn(Timing, Duration) + Send + Sync + 'static> EventHook for F {
@@ -155,6 +244,19 @@ impl Events {
     pub fn finish(&self, timing: Timing, started: Option<Instant>) {
         if let (Some(hook), Some(started)) = (&self.hook, started) {
             hook.on_timing(timing, started.elapsed());
+        }
+    }
+
+    /// Reports a connection lifecycle event (nothing without a hook).
+    ///
+    /// ```
+    /// # use poolside_core::{ConnEvent, Events};
+    /// Events::none().connection(ConnEvent::Checkin { id: 1, held: Default::default() });
+    /// ```
+    #[inline]
+    pub fn connection(&self, event: ConnEvent) {
+        if let Some(hook) = &self.hook {
+            hook.on_connection(event);
         }
     }
 

@@ -43,7 +43,7 @@ mod table;
 
 pub use counter::{Shard, ShardedCounter};
 pub use error::PoolError;
-pub use events::{EventHook, Events, Timing};
+pub use events::{ConnEvent, EventHook, Events, Timing};
 pub use instrument::{
     Instrumented, Label, Metric, MetricDesc, MetricKind, MetricVisitor, Snapshot, SnapshotEntry,
 };

@@ -7,7 +7,9 @@
     doc = r#"Pooling for Rust: reusable objects and byte buffers, a bounded worker thread pool,
 an async connection pool, and metrics for all of them, re-exported behind the features
 `buf`, `worker`, `conn`, `metrics`, the adapters `postgres`, `postgres-rustls`, `redis`,
-`redis-rustls`, the buffer features `json` and `bytes`, and `full` (see the README).
+`redis-rustls`, the blocking pool `blocking`, `sqlite`, `postgres-sync`, `diesel`, the
+buffer features `json` and `bytes`, `serde`, `metrics-server`, `metrics-facade`, and `full`
+(see the README).
 
 ```
 use poolside::core::Reset;
