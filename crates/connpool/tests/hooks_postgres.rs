@@ -6,10 +6,10 @@
 //! it the tests fail under CI (`CI=true`) and print a notice and pass elsewhere.
 #![cfg(feature = "postgres")]
 
-use poolside_connpool::{Builder, ConnMeta, PgManager, WaitPolicy};
+use poolside_connpool::{Builder, ConnMeta, PgClient, PgManager, WaitPolicy};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
-use tokio_postgres::{Client, Config, NoTls};
+use tokio_postgres::{Config, NoTls};
 
 fn server() -> Option<Config> {
     match std::env::var("POOLSIDE_PG_URL") {
@@ -37,7 +37,7 @@ async fn after_connect_names_the_session_in_pg_stat_activity() {
     let prefix = tag.clone();
     let pool = Builder::new()
         .max_size(2)
-        .after_connect(move |conn: &mut Client, meta: ConnMeta| {
+        .after_connect(move |conn: &mut PgClient, meta: ConnMeta| {
             let sql = format!("SET application_name = '{prefix}-{}'", meta.id);
             Box::pin(async move {
                 conn.batch_execute(&sql).await?;
@@ -71,7 +71,7 @@ async fn after_release_discard_all_clears_the_previous_borrowers_state() {
     let pool = Builder::new()
         .max_size(1)
         .wait(WaitPolicy::Timeout(Duration::from_secs(10)))
-        .after_release(|conn: &mut Client, _meta: ConnMeta| {
+        .after_release(|conn: &mut PgClient, _meta: ConnMeta| {
             Box::pin(async move {
                 conn.batch_execute("DISCARD ALL").await?;
                 Ok(true)
