@@ -19,7 +19,7 @@ use crossbeam_utils::CachePadded;
 use parking_lot::Mutex;
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::task::Waker;
 use std::thread::Thread;
 use std::time::Instant;
@@ -81,10 +81,29 @@ struct Line {
     closed: bool,
 }
 
+/// The submitters' side of the permits: written when a permit is taken.
+#[derive(Debug, Default)]
+struct Taken {
+    /// Permits taken so far (monotonic).
+    taken: AtomicU64,
+    /// A value of [`Slots::released`] seen earlier: a lower bound of the permits given
+    /// back, so `taken - released_seen` never understates the permits out.
+    released_seen: AtomicU64,
+}
+
 /// The permits of one queue; see the module docs.
+///
+/// The count of free permits is split into two monotonic counters, `taken` (written by
+/// submitters) and `released` (written by workers), on separate cache lines, so that a
+/// submitter and a worker never read-modify-write the same line: a submitter compares
+/// `taken` with the last `released` it saw and loads `released` itself only when that
+/// stale view says the queue is full. Free permits are `depth - (taken - released)`.
 #[derive(Debug)]
 pub(crate) struct Slots {
-    permits: CachePadded<AtomicUsize>,
+    depth: u64,
+    submit_side: CachePadded<Taken>,
+    /// Permits given back so far (monotonic).
+    released: CachePadded<AtomicU64>,
     /// Whether the line is non-empty: loaded by every release and every `try_acquire`.
     waiting: CachePadded<std::sync::atomic::AtomicBool>,
     line: Mutex<Line>,
@@ -93,7 +112,10 @@ pub(crate) struct Slots {
 impl Slots {
     pub(crate) fn new(depth: usize) -> Slots {
         Slots {
-            permits: CachePadded::new(AtomicUsize::new(depth)),
+            // A u64 holds any usize on the supported targets.
+            depth: u64::try_from(depth).unwrap_or(u64::MAX),
+            submit_side: CachePadded::new(Taken::default()),
+            released: CachePadded::new(AtomicU64::new(0)),
             waiting: CachePadded::new(std::sync::atomic::AtomicBool::new(false)),
             line: Mutex::new(Line::default()),
         }
@@ -109,26 +131,49 @@ impl Slots {
     }
 
     fn take_permit(&self) -> bool {
-        let mut permits = self.permits.load(Ordering::Relaxed);
-        while permits > 0 {
-            match self.permits.compare_exchange_weak(
-                permits,
-                permits - 1,
+        let side = &*self.submit_side;
+        let mut taken = side.taken.load(Ordering::Relaxed);
+        let mut released = side.released_seen.load(Ordering::Relaxed);
+        loop {
+            // `released` never exceeds the permits truly given back, so room seen here
+            // is room that exists. A stale `taken` below `released` wraps to a huge
+            // count and takes the slow path. Counters are 64-bit and never wrap.
+            if taken.wrapping_sub(released) >= self.depth {
+                // Full by the stale view: look at the workers' counter, then at `taken`
+                // (every permit given back was taken before, so no underflow). SeqCst:
+                // the no-lost-wake-up argument of the module docs relies on this load.
+                let fresh = self.released.load(Ordering::SeqCst);
+                let now_taken = side.taken.load(Ordering::SeqCst);
+                if now_taken - fresh >= self.depth {
+                    return false;
+                }
+                side.released_seen.fetch_max(fresh, Ordering::Relaxed);
+                (taken, released) = (now_taken, fresh);
+                continue;
+            }
+            match side.taken.compare_exchange_weak(
+                taken,
+                taken + 1,
                 Ordering::SeqCst,
                 Ordering::Relaxed,
             ) {
                 Ok(_) => return true,
-                Err(actual) => permits = actual,
+                Err(actual) => taken = actual,
             }
         }
-        false
+    }
+
+    /// Gives one permit back to the count (no hand-out).
+    #[inline]
+    fn give_back(&self) {
+        self.released.fetch_add(1, Ordering::SeqCst);
     }
 
     /// Gives a permit back (a job left the queue, or a submitter did not use its
     /// permit); hands it to the longest waiter if there is one.
     #[inline]
     pub(crate) fn release(&self) {
-        self.permits.fetch_add(1, Ordering::SeqCst);
+        self.give_back();
         if self.waiting.load(Ordering::SeqCst) {
             self.hand_out(&mut self.line.lock());
         }
@@ -171,7 +216,7 @@ impl Slots {
             GRANTED if keep => Admission::Granted,
             GRANTED => {
                 // Handed a permit it will not use: give it to the next in line.
-                self.permits.fetch_add(1, Ordering::SeqCst);
+                self.give_back();
                 self.hand_out(&mut line);
                 Admission::Waiting
             }
@@ -228,7 +273,9 @@ impl Slots {
     /// Free permits right now (a hint).
     #[cfg(test)]
     pub(crate) fn available(&self) -> usize {
-        self.permits.load(Ordering::SeqCst)
+        let released = self.released.load(Ordering::SeqCst);
+        let out = self.submit_side.taken.load(Ordering::SeqCst) - released;
+        usize::try_from(self.depth - out).unwrap_or(usize::MAX)
     }
 }
 
@@ -388,5 +435,75 @@ mod tests {
             }
         });
         assert_eq!(slots.available(), 3);
+    }
+
+    #[test]
+    fn a_stale_view_of_the_releases_never_reports_full_wrongly() {
+        let slots = Slots::new(2);
+        assert!(slots.try_acquire());
+        assert!(slots.try_acquire());
+        assert!(!slots.try_acquire());
+        // The submitters' view of the releases is now behind: the release must still
+        // be found.
+        slots.release();
+        assert!(slots.try_acquire(), "a released permit is taken again");
+        assert!(!slots.try_acquire());
+        slots.release();
+        slots.release();
+        assert_eq!(slots.available(), 2);
+    }
+
+    /// As in the pool: submitters take permits (blocking and not) and hand them to
+    /// other threads that give them back, so the counter of taken permits and the
+    /// counter of released ones are written by different threads, and submitters share
+    /// the view of the releases one of them saw last.
+    // Not under Miri: parking_lot's parking casts integers to pointers, which
+    // strict-provenance Miri rejects; this test exercises no unsafe code of the crate.
+    #[cfg(not(miri))]
+    #[test]
+    fn permits_taken_and_given_back_on_other_threads_stay_within_the_bound() {
+        use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+        const DEPTH: usize = 4;
+        let slots = Slots::new(DEPTH);
+        let held = AtomicUsize::new(0);
+        let passed = AtomicUsize::new(0);
+        let (tx, rx) = crossbeam_channel::unbounded::<()>();
+        std::thread::scope(|s| {
+            for _ in 0..2 {
+                let rx = rx.clone();
+                let (slots, held) = (&slots, &held);
+                s.spawn(move || {
+                    while rx.recv().is_ok() {
+                        held.fetch_sub(1, SeqCst);
+                        slots.release();
+                    }
+                });
+            }
+            for blocking in [true, false, false] {
+                let tx = tx.clone();
+                let (slots, held, passed) = (&slots, &held, &passed);
+                s.spawn(move || {
+                    for _ in 0..5_000 {
+                        let granted = if blocking {
+                            slots.acquire(None) == Admission::Granted
+                        } else {
+                            slots.try_acquire()
+                        };
+                        if granted {
+                            let now = held.fetch_add(1, SeqCst) + 1;
+                            assert!(now <= DEPTH, "{now} permits held at once");
+                            passed.fetch_add(1, SeqCst);
+                            tx.send(())
+                                .expect("the releasing threads run until every sender is gone");
+                        }
+                    }
+                });
+            }
+            drop(tx);
+        });
+        assert!(passed.load(SeqCst) >= 5_000, "every blocking acquire was granted");
+        assert_eq!(held.load(SeqCst), 0);
+        assert_eq!(slots.available(), DEPTH);
+        assert!(slots.try_acquire());
     }
 }
