@@ -15,29 +15,35 @@ use std::sync::atomic::{
     fence,
 };
 
-static OPEN: MetricDesc =
+pub(crate) static OPEN: MetricDesc =
     MetricDesc::gauge("open", "Connections open: idle, in use or being opened.");
-static IDLE: MetricDesc = MetricDesc::gauge("idle", "Connections waiting in the pool.");
-static IN_USE: MetricDesc = MetricDesc::gauge("in_use", "Connections checked out.");
-static WAITING: MetricDesc = MetricDesc::gauge("waiting", "Callers waiting in line.");
-static DIALS: MetricDesc = MetricDesc::counter("dials", "Connection attempts.");
-static DIAL_ERRORS: MetricDesc =
+pub(crate) static IDLE: MetricDesc = MetricDesc::gauge("idle", "Connections waiting in the pool.");
+pub(crate) static IN_USE: MetricDesc = MetricDesc::gauge("in_use", "Connections checked out.");
+pub(crate) static WAITING: MetricDesc = MetricDesc::gauge("waiting", "Callers waiting in line.");
+pub(crate) static DIALS: MetricDesc = MetricDesc::counter("dials", "Connection attempts.");
+pub(crate) static DIAL_ERRORS: MetricDesc =
     MetricDesc::counter("dial_errors", "Connection attempts that failed or timed out.");
-static ACQUIRES: MetricDesc = MetricDesc::counter("acquires", "Connections handed out.");
-static RELEASES: MetricDesc = MetricDesc::counter("releases", "Connections returned for reuse.");
-static EXHAUSTIONS: MetricDesc =
+pub(crate) static ACQUIRES: MetricDesc = MetricDesc::counter("acquires", "Connections handed out.");
+pub(crate) static RELEASES: MetricDesc =
+    MetricDesc::counter("releases", "Connections returned for reuse.");
+pub(crate) static EXHAUSTIONS: MetricDesc =
     MetricDesc::counter("exhaustions", "Gets that found every slot taken.");
-static TIMEOUTS: MetricDesc = MetricDesc::counter("timeouts", "Gets that timed out waiting.");
-static HEALTH_CHECKS: MetricDesc = MetricDesc::counter("health_checks", "Checkout health checks.");
-static HEALTH_FAILS: MetricDesc = MetricDesc::counter("health_fails", "Failed health checks.");
-static CLOSED_LIFETIME: MetricDesc =
+pub(crate) static TIMEOUTS: MetricDesc =
+    MetricDesc::counter("timeouts", "Gets that timed out waiting.");
+pub(crate) static HEALTH_CHECKS: MetricDesc =
+    MetricDesc::counter("health_checks", "Checkout health checks.");
+pub(crate) static HEALTH_FAILS: MetricDesc =
+    MetricDesc::counter("health_fails", "Failed health checks.");
+pub(crate) static CLOSED_LIFETIME: MetricDesc =
     MetricDesc::counter("closed_lifetime", "Connections closed at their max lifetime.");
-static CLOSED_IDLE: MetricDesc =
+pub(crate) static CLOSED_IDLE: MetricDesc =
     MetricDesc::counter("closed_idle", "Connections closed after their max idle time.");
-static CLOSED_BROKEN: MetricDesc =
+pub(crate) static CLOSED_BROKEN: MetricDesc =
     MetricDesc::counter("closed_broken", "Connections closed as broken or unhealthy.");
 
-static CATALOGUE: [&MetricDesc; 15] = [
+/// The catalogue of both pools, async and blocking: the same names, kinds and help
+/// texts, so `poolside-metrics` exports them alike.
+pub(crate) static CATALOGUE: [&MetricDesc; 15] = [
     &OPEN,
     &IDLE,
     &IN_USE,

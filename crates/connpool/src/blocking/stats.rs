@@ -1,79 +1,16 @@
-//! Metrics: the async pool's gauge and counter catalogue (same names and kinds, so
-//! `poolside-metrics` exports a blocking pool exactly like an async one) and the
-//! `Instrumented` impl.
+//! Metrics: the async pool's catalogue and per-thread counter, shared (same names and
+//! kinds, so `poolside-metrics` exports a blocking pool exactly like an async one), and
+//! the `Instrumented` impl.
 
 use super::manager::Manager;
 use super::pool::{CloseReason, Pool};
-use crossbeam_utils::CachePadded;
+use crate::stats::{
+    ACQUIRES, CATALOGUE, CLOSED_BROKEN, CLOSED_IDLE, CLOSED_LIFETIME, DIAL_ERRORS, DIALS,
+    EXHAUSTIONS, HEALTH_CHECKS, HEALTH_FAILS, IDLE, IN_USE, OPEN, RELEASES, Sharded, TIMEOUTS,
+    WAITING,
+};
 use poolside_core::{Instrumented, MetricDesc, MetricVisitor};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
-
-static OPEN: MetricDesc =
-    MetricDesc::gauge("open", "Connections open: idle, in use or being opened.");
-static IDLE: MetricDesc = MetricDesc::gauge("idle", "Connections waiting in the pool.");
-static IN_USE: MetricDesc = MetricDesc::gauge("in_use", "Connections checked out.");
-static WAITING: MetricDesc = MetricDesc::gauge("waiting", "Callers waiting in line.");
-static DIALS: MetricDesc = MetricDesc::counter("dials", "Connection attempts.");
-static DIAL_ERRORS: MetricDesc =
-    MetricDesc::counter("dial_errors", "Connection attempts that failed or timed out.");
-static ACQUIRES: MetricDesc = MetricDesc::counter("acquires", "Connections handed out.");
-static RELEASES: MetricDesc = MetricDesc::counter("releases", "Connections returned for reuse.");
-static EXHAUSTIONS: MetricDesc =
-    MetricDesc::counter("exhaustions", "Gets that found every slot taken.");
-static TIMEOUTS: MetricDesc = MetricDesc::counter("timeouts", "Gets that timed out waiting.");
-static HEALTH_CHECKS: MetricDesc = MetricDesc::counter("health_checks", "Checkout health checks.");
-static HEALTH_FAILS: MetricDesc = MetricDesc::counter("health_fails", "Failed health checks.");
-static CLOSED_LIFETIME: MetricDesc =
-    MetricDesc::counter("closed_lifetime", "Connections closed at their max lifetime.");
-static CLOSED_IDLE: MetricDesc =
-    MetricDesc::counter("closed_idle", "Connections closed after their max idle time.");
-static CLOSED_BROKEN: MetricDesc =
-    MetricDesc::counter("closed_broken", "Connections closed as broken or unhealthy.");
-
-static CATALOGUE: [&MetricDesc; 15] = [
-    &OPEN,
-    &IDLE,
-    &IN_USE,
-    &WAITING,
-    &DIALS,
-    &DIAL_ERRORS,
-    &ACQUIRES,
-    &RELEASES,
-    &EXHAUSTIONS,
-    &TIMEOUTS,
-    &HEALTH_CHECKS,
-    &HEALTH_FAILS,
-    &CLOSED_LIFETIME,
-    &CLOSED_IDLE,
-    &CLOSED_BROKEN,
-];
-
-/// A counter bumped on every get and return: one cache-padded cell per thread
-/// group, summed when read, so threads do not fight over one cache line.
-#[derive(Debug, Default)]
-pub(crate) struct Sharded {
-    cells: [CachePadded<AtomicU64>; SHARDS],
-}
-
-const SHARDS: usize = 16;
-
-thread_local! {
-    static SHARD: usize = {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        NEXT.fetch_add(1, Relaxed) % SHARDS
-    };
-}
-
-impl Sharded {
-    pub(crate) fn bump(&self) {
-        let cell = SHARD.with(|i| *i);
-        self.cells[cell].fetch_add(1, Relaxed);
-    }
-
-    pub(crate) fn sum(&self) -> u64 {
-        self.cells.iter().map(|c| c.load(Relaxed)).sum()
-    }
-}
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// The pool's counters (levels live in the locked state).
 #[derive(Debug, Default)]
