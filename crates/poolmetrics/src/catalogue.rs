@@ -1,6 +1,6 @@
 //! Every family a pool exports, derived from its declarations: the pool's
 //! [`catalogue`](Instrumented::catalogue) and [`timings`](Instrumented::timings), named
-//! by the same rules as the exposition. docs/metrics.md's catalogue is
+//! by the same rules as the exposition. docs/metrics-catalogue.md is
 //! [`markdown_table`]'s output, and a test fails when the two differ.
 
 use crate::naming::{family_name, histogram_name, is_exported_label};

@@ -29,7 +29,7 @@
 //! buffer size class), `shard` (a `ShardedPool`'s shard) or `backend` (a
 //! `FailoverPool`'s `primary` / `spare`). Families are sorted by name, each with one
 //! `# HELP` and `# TYPE`, pools in registration order: two scrapes of idle pools are
-//! identical. [`catalogue`] lists every family a pool exports; docs/metrics.md is
+//! identical. [`catalogue`] lists every family a pool exports; docs/metrics-catalogue.md is
 //! generated from it.
 //!
 //! ```
