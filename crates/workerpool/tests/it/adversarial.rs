@@ -1,9 +1,7 @@
 //! Adversity: absurd settings, panics on every path, snapshots sampled under load,
 //! and `join` racing submitters. Counts must stay exact and nobody may hang.
 
-mod common;
-
-use common::{block_on, eventually};
+use crate::common::{block_on, eventually};
 use poolside_core::Snapshot;
 use poolside_workerpool::{
     BuildError, JobError, JoinError, MAX_STACK_SIZE, MAX_WORKERS, MIN_STACK_SIZE, ResizeError,
