@@ -7,9 +7,14 @@
 mod common;
 
 mod adversarial;
+mod allocations;
 mod async_submit;
 mod group;
 mod model;
 mod parking;
 mod pool;
 mod scope;
+
+/// Counts the allocations of each thread, for `allocations`.
+#[global_allocator]
+static ALLOCATOR: allocations::Counting = allocations::Counting;
