@@ -256,11 +256,11 @@ impl Parking {
                 return None;
             }
             if !spot.searching {
-                // Just back from a job: a streaming submitter often queues the next one
-                // within a few hundred nanoseconds. Polling for that long without a
-                // permit keeps the shared `searching` count (which every submit reads)
-                // still while jobs stream, instead of bouncing its cache line between
-                // the submitter and the workers with a permit per job.
+                // Just back from a job: a streaming submitter is likely to queue the next
+                // one soon. A few polls without a permit keep the shared `searching`
+                // count (which every submit reads) still while jobs stream, instead of
+                // bouncing its cache line between the submitter and the workers with a
+                // permit per job.
                 if let Some(job) = Self::poll_briefly(queue) {
                     return Some(job);
                 }
