@@ -174,3 +174,82 @@ fn spawn_async_reuses_result_slots() {
     });
     assert!(slots_reused(awaited), "spawn_async, handle awaited: {awaited} allocations");
 }
+
+/// A result type with a value that tells whose job produced it.
+#[derive(Debug, PartialEq)]
+struct Tagged(u64, u64);
+
+/// How long a handle may take before the test fails instead of hanging.
+const PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The handle's result, joined; panics after [`PATIENCE`].
+fn joined<R>(
+    handle: poolside_workerpool::JobHandle<R>,
+) -> Result<R, poolside_workerpool::JobError> {
+    match handle.join_timeout(PATIENCE) {
+        Ok(result) => result,
+        Err(_) => panic!("a handle never got its result"),
+    }
+}
+
+/// The handle's result, awaited (polled with a no-op waker); panics after [`PATIENCE`].
+fn awaited<R>(
+    handle: poolside_workerpool::JobHandle<R>,
+) -> Result<R, poolside_workerpool::JobError> {
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+    let deadline = std::time::Instant::now() + PATIENCE;
+    let mut handle = std::pin::pin!(handle);
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(result) = handle.as_mut().poll(&mut cx) {
+            return result;
+        }
+        assert!(std::time::Instant::now() < deadline, "an awaited handle never got its result");
+        std::thread::yield_now();
+    }
+}
+
+#[test]
+fn reused_result_slots_never_mix_up_results_under_concurrency() {
+    use poolside_core::Snapshot;
+
+    const SUBMITTERS: u64 = 4;
+    const PER_SUBMITTER: u64 = 3_000;
+    let pool = WorkerPool::builder().workers(2).queue_depth(64).build().unwrap();
+    std::thread::scope(|s| {
+        for t in 0..SUBMITTERS {
+            let pool = &pool;
+            s.spawn(move || {
+                let mut kept = Vec::new();
+                for i in 0..PER_SUBMITTER {
+                    let handle = pool.spawn(move |_| Tagged(t, i)).unwrap();
+                    // Every way a handle can let go of its slot, mixed: joined at once,
+                    // dropped (the worker lets go last, or first), cancelled on drop,
+                    // joined later, awaited.
+                    match (i * 7 + t) % 5 {
+                        0 => assert_eq!(joined(handle), Ok(Tagged(t, i))),
+                        1 => drop(handle),
+                        2 => drop(handle.cancel_on_drop()),
+                        3 => kept.push((i, handle)),
+                        _ => assert_eq!(awaited(handle), Ok(Tagged(t, i))),
+                    }
+                    if kept.len() == 32 {
+                        for (i, handle) in kept.drain(..) {
+                            assert_eq!(joined(handle), Ok(Tagged(t, i)));
+                        }
+                    }
+                }
+                for (i, handle) in kept {
+                    assert_eq!(joined(handle), Ok(Tagged(t, i)));
+                }
+            });
+        }
+    });
+    pool.join().unwrap();
+    let stats = Snapshot::of(&pool);
+    let (completed, cancelled) =
+        (stats.value("completed").unwrap(), stats.value("cancelled").unwrap());
+    assert_eq!(completed + cancelled, SUBMITTERS * PER_SUBMITTER, "every job counted once");
+    assert_eq!(stats.value("submitted"), Some(SUBMITTERS * PER_SUBMITTER));
+}
