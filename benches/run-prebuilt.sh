@@ -6,6 +6,11 @@
 #           copy the executables into a folder, named by bench target (bufpool, workerpool, ...)
 #   there:  benches/run-prebuilt.sh FOLDER OUT [criterion args...]
 #   here:   cargo xtask report OUT/criterion docs/bench/<machine>
+#
+# The interleaved tables (median, spread, allocations per job) land in
+# OUT/bench-report/extra. POOLSIDE_BENCH_NEIGHBORS=n in the environment adds n spinning
+# threads to the workerpool bench for the whole run (a busy machine); run once with 0
+# and once with n, into two OUT folders, to report quiet and busy.
 set -u
 bin_dir=${1:?usage: run-prebuilt.sh BIN_DIR OUT_DIR [criterion args...]}
 out=${2:?usage: run-prebuilt.sh BIN_DIR OUT_DIR [criterion args...]}

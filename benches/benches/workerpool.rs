@@ -9,9 +9,6 @@
 //! * `workerpool_capture_jobs/<impl>/<bytes>`: the same with jobs that capture 8, 32
 //!   or 64 bytes, as real jobs do (an `Arc`, an index, a small request), 2 workers,
 //!   against threadpool, rayon and a minimal pool on one bounded crossbeam channel.
-//!   An extra table runs the contenders interleaved (each round runs every contender
-//!   once; median and spread of the rounds) and shows the allocations per job on the
-//!   submitting thread, counted by the counting global allocator.
 //! * `workerpool_submitters/<impl>/<submitters>`: 4 or 16 threads submit N jobs in
 //!   all to a 2-worker pool.
 //! * `workerpool_async_submit/<impl>`: one async task on a current-thread runtime
@@ -20,10 +17,20 @@
 //! * `workerpool_spawn_join/<impl>`: one job spawned and its result joined, one at a
 //!   time (round-trip latency); p50 / p99 written as an extra table.
 //!
+//! Criterion measures one contender after another, so a slow phase of a shared machine
+//! can favour any of them. Each scenario therefore also writes an interleaved table
+//! (`.../interleaved`): every round runs every contender once, in an order that rotates
+//! from round to round, and the table gives each one's median, its spread (min–max),
+//! the allocations per job on the submitting thread (counted by the counting global
+//! allocator) and the ratios of medians. No-op and capturing jobs are measured with 2
+//! workers and with 16 (on a 2-core machine, the proxy of the 16-core case); the
+//! filter `interleaved` runs the three tables alone.
+//!
 //! `POOLSIDE_BENCH_NEIGHBORS=n` starts `n` threads that spin for the whole run, the
-//! load of a shared host or a CPU quota; the report names the setting. The bench
-//! thread waits for the jobs by sleeping (woken by the job that completes the round),
-//! so waiting costs the contenders no CPU.
+//! load of a shared host or a CPU quota; every table names the setting and its file
+//! name carries it (`..._neighbors2.md`), so a quiet and a busy run sit side by side.
+//! The bench thread waits for the jobs by sleeping (woken by the job that completes the
+//! round), so waiting costs the contenders no CPU.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use poolside_benches::alloc::{CountingAllocator, measure};
@@ -83,6 +90,14 @@ fn neighbors() -> usize {
         }
         n
     })
+}
+
+/// Whether the interleaved table `name` runs: criterion's filter (the positional
+/// command-line argument, matched here as a substring) skips criterion's own
+/// benchmarks but not code around them.
+fn selected(name: &str) -> bool {
+    let mut filters = std::env::args().skip(1).filter(|a| !a.starts_with('-')).peekable();
+    filters.peek().is_none() || filters.any(|f| name.contains(&f) || f.contains(name))
 }
 
 fn jobs_per_iteration() -> usize {
@@ -224,6 +239,63 @@ fn noop_jobs(c: &mut Criterion) {
         drop(runtime);
     }
     group.finish();
+
+    // Interleaved: every contender once per round, per worker count.
+    if !selected("workerpool_noop_jobs/interleaved") {
+        return;
+    }
+    let neighbors = neighbors();
+    let n = full_or_quick(200_000, 100_000);
+    for workers in worker_counts() {
+        let ours = WorkerPool::builder().workers(workers).queue_depth(1024).build().unwrap();
+        let threadpool = threadpool::ThreadPool::new(workers);
+        let minimal = MinimalPool::new(workers);
+        let rayon = rayon::ThreadPoolBuilder::new().num_threads(workers).build().unwrap();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .max_blocking_threads(workers)
+            .build()
+            .unwrap();
+        let mut tables = vec![Table {
+            label: format!("{workers}"),
+            entries: vec![
+                Entry::new("poolside/WorkerPool", |n| {
+                    one_round(n, || ours.submit(|_| job()).unwrap(), wait_for)
+                }),
+                Entry::new("threadpool", |n| {
+                    one_round(n, || threadpool.execute(job), |_| threadpool.join())
+                }),
+                Entry::new("crossbeam-minimal", |n| {
+                    one_round(n, || minimal.execute(job), wait_for)
+                }),
+                Entry::new("rayon", |n| one_round(n, || rayon.spawn(job), wait_for)),
+                Entry::new("tokio-spawn_blocking", |n| {
+                    one_round(n, || drop(runtime.spawn_blocking(job)), wait_for)
+                }),
+            ],
+        }];
+        let md = interleaved(
+            &format!(
+                "workerpool: no-op jobs ({n} jobs a round, {workers} workers, queue 1024, \
+                 {neighbors} spinning neighbour threads)"
+            ),
+            "workers",
+            n,
+            &mut tables,
+            &["threadpool", "crossbeam-minimal"],
+        );
+        write_extra_report(&format!("workerpool_noop_jobs_w{workers}_neighbors{neighbors}"), &md);
+    }
+}
+
+/// One round of `n` jobs: submitted with `submit`, then `finish(target)` waits until
+/// they have run; the time, and the allocations on the submitting thread.
+fn one_round(n: usize, mut submit: impl FnMut(), finish: impl FnOnce(usize)) -> (Duration, u64) {
+    let target = DONE.load(Ordering::Relaxed) + n;
+    let started = Instant::now();
+    let allocated = measure(|| (0..n).for_each(|_| submit()));
+    finish(target);
+    (started.elapsed(), allocated.allocations)
 }
 
 /// A job capturing `W` words (`8 * W` bytes), as a real job captures an `Arc`, an
@@ -298,9 +370,8 @@ const CAPTURE_SIZES: [usize; 3] = [8, 32, 64];
 
 fn capture_jobs(c: &mut Criterion) {
     let n = full_or_quick(100_000, 20_000);
-    let workers = 2;
     let neighbors = neighbors();
-    let contenders = Contender::all(workers);
+    let contenders = Contender::all(2);
     let mut group = c.benchmark_group("workerpool_capture_jobs");
     group.throughput(Throughput::Elements(n as u64));
     group.sample_size(10);
@@ -313,43 +384,132 @@ fn capture_jobs(c: &mut Criterion) {
     }
     group.finish();
 
-    // Interleaved: each round runs every contender once per size, so a slow phase of
-    // the machine hits all of them alike.
-    let rounds = if quick() { 5 } else { 15 };
-    let mut rates = vec![vec![Vec::new(); contenders.len()]; CAPTURE_SIZES.len()];
-    let mut allocs = vec![vec![0u64; contenders.len()]; CAPTURE_SIZES.len()];
-    for _ in 0..rounds {
-        for (s, &bytes) in CAPTURE_SIZES.iter().enumerate() {
-            for (k, contender) in contenders.iter().enumerate() {
-                let (elapsed, allocated) = contender.round(bytes, n);
-                rates[s][k].push(n as f64 / elapsed.as_secs_f64() / 1e6);
-                allocs[s][k] += allocated;
+    // Interleaved: each round runs every contender once per size.
+    if !selected("workerpool_capture_jobs/interleaved") {
+        return;
+    }
+    drop(contenders);
+    let n = full_or_quick(200_000, 100_000);
+    // 2 workers, and 16 (on a 2-core machine: the proxy of the 16-core case).
+    for workers in worker_counts() {
+        let contenders = Contender::all(workers);
+        let mut tables: Vec<Table<'_>> = CAPTURE_SIZES
+            .iter()
+            .map(|&bytes| Table {
+                label: format!("{bytes} B"),
+                entries: contenders
+                    .iter()
+                    .map(|c| Entry::new(c.name(), move |n| c.round(bytes, n)))
+                    .collect(),
+            })
+            .collect();
+        let md = interleaved(
+            &format!(
+                "workerpool: jobs capturing data ({n} jobs a round, {workers} workers, queue \
+                 1024, {neighbors} spinning neighbour threads)"
+            ),
+            "captured",
+            n,
+            &mut tables,
+            &["threadpool", "crossbeam-minimal"],
+        );
+        drop(tables);
+        write_extra_report(
+            &format!("workerpool_capture_jobs_w{workers}_neighbors{neighbors}"),
+            &md,
+        );
+    }
+}
+
+/// One contender of an interleaved table: `round(n)` submits `n` jobs, waits until
+/// they have run, and returns the time and the allocations on the submitting thread.
+struct Entry<'a> {
+    name: String,
+    round: Box<dyn FnMut(usize) -> (Duration, u64) + 'a>,
+    rates: Vec<f64>,
+    allocations: u64,
+}
+
+impl<'a> Entry<'a> {
+    fn new(name: impl Into<String>, round: impl FnMut(usize) -> (Duration, u64) + 'a) -> Self {
+        Entry { name: name.into(), round: Box::new(round), rates: Vec::new(), allocations: 0 }
+    }
+}
+
+/// Contenders measured on the same case (a capture size, a worker count).
+struct Table<'a> {
+    label: String,
+    entries: Vec<Entry<'a>>,
+}
+
+/// Runs every contender of every table once per round, in an order that rotates from
+/// round to round, so a slow phase of the machine hits all of them alike; returns the
+/// markdown table of medians, spreads, allocations per job and ratios to the contenders
+/// named in `against`.
+fn interleaved(
+    title: &str,
+    case: &str,
+    n: usize,
+    tables: &mut [Table<'_>],
+    against: &[&str],
+) -> String {
+    let rounds = if quick() { 11 } else { 21 };
+    // One round each first, unmeasured: pools start their threads and warm their
+    // caches of result slots.
+    for table in tables.iter_mut() {
+        for entry in &mut table.entries {
+            (entry.round)(n);
+        }
+    }
+    for round in 0..rounds {
+        for table in tables.iter_mut() {
+            let count = table.entries.len();
+            for k in 0..count {
+                let entry = &mut table.entries[(round + k) % count];
+                let (elapsed, allocated) = (entry.round)(n);
+                entry
+                    .rates
+                    .push(n as f64 / elapsed.max(Duration::from_nanos(1)).as_secs_f64() / 1e6);
+                entry.allocations += allocated;
             }
         }
     }
     let mut md = format!(
-        "### workerpool: jobs capturing data ({n} jobs a round, {workers} workers, queue 1024, \
-         {neighbors} spinning neighbour threads, {rounds} interleaved rounds)\n\n\
-         | captured | implementation | M jobs/s median | min–max | allocations/job | vs threadpool | vs crossbeam-minimal |\n\
-         |---:|---|---:|---:|---:|---:|---:|\n"
+        "### {title}\n\n{rounds} interleaved rounds (rotating order) after one warm-up round; \
+         median M jobs/s, min–max, allocations per job on the submitting thread, and ratios \
+         of medians.\n\n\
+         | {case} | implementation | M jobs/s median | min–max | allocations/job |"
     );
-    for (s, bytes) in CAPTURE_SIZES.iter().enumerate() {
-        let medians: Vec<f64> = rates[s].iter_mut().map(|r| median(r)).collect();
-        for (k, contender) in contenders.iter().enumerate() {
-            let r = &rates[s][k];
+    for name in against {
+        md.push_str(&format!(" vs {name} |"));
+    }
+    md.push_str("\n|---|---|---:|---:|---:|");
+    md.push_str(&"---:|".repeat(against.len()));
+    md.push('\n');
+    for table in tables.iter_mut() {
+        let medians: Vec<f64> = table.entries.iter_mut().map(|e| median(&mut e.rates)).collect();
+        let reference =
+            |name: &str| table.entries.iter().position(|e| e.name == name).map(|i| medians[i]);
+        let references: Vec<Option<f64>> = against.iter().map(|name| reference(name)).collect();
+        for (entry, median) in table.entries.iter().zip(&medians) {
             md.push_str(&format!(
-                "| {bytes} B | {} | {:.2} | {:.2}–{:.2} | {:.2} | {:.2}× | {:.2}× |\n",
-                contender.name(),
-                medians[k],
-                r.first().copied().unwrap_or(0.0),
-                r.last().copied().unwrap_or(0.0),
-                allocs[s][k] as f64 / (rounds * n) as f64,
-                medians[k] / medians[1],
-                medians[k] / medians[3],
+                "| {} | {} | {median:.2} | {:.2}–{:.2} | {:.3} |",
+                table.label,
+                entry.name,
+                entry.rates.first().copied().unwrap_or(0.0),
+                entry.rates.last().copied().unwrap_or(0.0),
+                entry.allocations as f64 / (rounds * n) as f64,
             ));
+            for r in &references {
+                match r {
+                    Some(r) => md.push_str(&format!(" {:.2}× |", median / r)),
+                    None => md.push_str(" – |"),
+                }
+            }
+            md.push('\n');
         }
     }
-    write_extra_report("workerpool_capture_jobs", &md);
+    md
 }
 
 /// Sorts `values` and returns their median.
@@ -359,6 +519,7 @@ fn median(values: &mut [f64]) -> f64 {
 }
 
 fn async_submit(c: &mut Criterion) {
+    let neighbors = neighbors();
     let n = jobs_per_iteration();
     let mut group = c.benchmark_group("workerpool_async_submit");
     group.throughput(Throughput::Elements(n as u64));
@@ -412,6 +573,61 @@ fn async_submit(c: &mut Criterion) {
         })
     });
     group.finish();
+
+    // Interleaved, with the allocations of the submitting thread.
+    if !selected("workerpool_async_submit/interleaved") {
+        return;
+    }
+    let n = full_or_quick(200_000, 100_000);
+    let rt = &runtime;
+    let pool = &pool;
+    let mut tables = vec![Table {
+        label: "1 task".into(),
+        entries: vec![
+            Entry::new("poolside/WorkerPool-spawn_async", |n| {
+                async_round(rt, n, || async {
+                    drop(pool.spawn_async(|_| job()).await.unwrap());
+                })
+            }),
+            Entry::new("poolside/WorkerPool-submit_async", |n| {
+                async_round(rt, n, || async { pool.submit_async(|_| job()).await.unwrap() })
+            }),
+            Entry::new("tokio-spawn_blocking", |n| {
+                async_round(rt, n, || async { drop(tokio::task::spawn_blocking(job)) })
+            }),
+        ],
+    }];
+    let md = interleaved(
+        &format!(
+            "workerpool: async submission from one task ({n} jobs a round, 2 workers / 2 \
+             blocking threads, current-thread runtime, {neighbors} spinning neighbour threads)"
+        ),
+        "submitter",
+        n,
+        &mut tables,
+        &["tokio-spawn_blocking"],
+    );
+    write_extra_report(&format!("workerpool_async_submit_neighbors{neighbors}"), &md);
+}
+
+/// One round of `n` async submissions `submit()` driven by `runtime`, then waiting
+/// until every job has run.
+fn async_round<Fut: std::future::Future<Output = ()>>(
+    runtime: &tokio::runtime::Runtime,
+    n: usize,
+    mut submit: impl FnMut() -> Fut,
+) -> (Duration, u64) {
+    let target = DONE.load(Ordering::Relaxed) + n;
+    let started = Instant::now();
+    let allocated = measure(|| {
+        runtime.block_on(async {
+            for _ in 0..n {
+                submit().await;
+            }
+        })
+    });
+    wait_for(target);
+    (started.elapsed(), allocated.allocations)
 }
 
 /// `iters` rounds in which `submitters` threads each call `submit` `per_thread` times,
@@ -517,6 +733,9 @@ fn spawn_join(c: &mut Criterion) {
     });
     group.finish();
 
+    if !selected("workerpool_spawn_join/latency") {
+        return;
+    }
     let samples = full_or_quick(20_000, 2_000);
     let ours = latencies(samples, || {
         pool.spawn(|_| 7u64).unwrap().join().unwrap();

@@ -183,15 +183,17 @@ impl WorkerPoolBuilder {
         self
     }
 
-    /// How many idle workers may search for work at a time — look at the queue,
-    /// yielding the CPU between looks — before they go to sleep (default 2; any value
+    /// How many idle workers may search for work at a time — look at the queue a few
+    /// times, with a short spin between looks — before they go to sleep (default 2; any value
     /// above the worker count means every idle worker searches). The other idle workers
     /// sleep on their own parker. A submitter wakes a sleeper only when nobody
     /// searches, and a searcher that finds a job while more wait wakes the next one, so
     /// a stream of short jobs is served without the submitter paying wake-ups and a
     /// burst still ramps up to every worker. `0`: no worker searches, every job
-    /// submitted to an idle pool wakes a sleeper. Searchers never spin: each look
-    /// gives the CPU away, so they cost little on a busy machine.
+    /// submitted to an idle pool wakes a sleeper. Searching is bounded and never yields
+    /// the CPU to other threads (on a machine with no idle core a yield gives away a
+    /// whole time slice): a searcher that finds nothing within a few microseconds
+    /// sleeps, so idle workers cost a busy machine almost nothing.
     ///
     /// ```
     /// let pool = poolside_workerpool::WorkerPool::builder().workers(16).max_searching_workers(1).build()?;
@@ -203,8 +205,8 @@ impl WorkerPoolBuilder {
         self
     }
 
-    /// The former name of [`max_searching_workers`](Self::max_searching_workers):
-    /// idle workers no longer spin.
+    /// The former name of [`max_searching_workers`](Self::max_searching_workers): the
+    /// setting bounds the workers that search, whose spinning is itself bounded.
     #[deprecated(since = "0.2.0", note = "renamed to `max_searching_workers`")]
     pub fn spinning_workers(self, workers: usize) -> Self {
         self.max_searching_workers(workers)

@@ -1,13 +1,14 @@
 //! The result of one spawned job: joined from a thread or awaited from async code.
 
 use crate::cancel::CancellationToken;
+use crate::spares;
 use parking_lot::{Condvar, Mutex};
-use std::any::{Any, TypeId};
-use std::cell::RefCell;
+use std::any::TypeId;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -40,12 +41,23 @@ impl fmt::Display for JobError {
 
 impl std::error::Error for JobError {}
 
-/// The one-shot slot a job's result travels through.
+/// The one-shot slot a job's result travels through, shared by the job's
+/// [`Completer`] and its [`JobHandle`].
+///
+/// Slots are reused (see [`spares`](crate::spares)): the second of the two to let go
+/// clears the slot and keeps it as a spare. Which one is second is decided by `gone`,
+/// not by the `Arc`'s count, so it is decided exactly once even when both let go at the
+/// same moment; the first may still be dropping its `Arc` then, which only touches the
+/// count, and a spare is taken back into use only once its `Arc` is unique again.
 pub(crate) struct ResultSlot<R> {
     state: Mutex<SlotState<R>>,
     ready: Condvar,
     /// The job's own cancellation token, cancelled through the handle.
     token: CancellationToken,
+    /// How many of the completer and the handle have let go (0, 1 or 2).
+    gone: AtomicU8,
+    /// `Self::recycle`, chosen where `R: Send + 'static` is known.
+    recycle: fn(Arc<Self>),
 }
 
 struct SlotState<R> {
@@ -55,68 +67,59 @@ struct SlotState<R> {
     waker: Option<Waker>,
 }
 
-/// Result slots kept for reuse, per result type, on the thread that last joined them:
-/// a submitter that spawns and joins in a loop allocates no slot (and no token) per
-/// job once warm.
-type Spares = Vec<(TypeId, Vec<Arc<dyn Any + Send + Sync>>)>;
-
-thread_local! {
-    static SPARE_SLOTS: RefCell<Spares> = const { RefCell::new(Vec::new()) };
-}
-
-/// At most this many spare slots per result type and thread.
-const SPARES_PER_TYPE: usize = 64;
-
 impl<R: Send + 'static> ResultSlot<R> {
-    /// A fresh slot: a spare one of this thread if there is one, else a new one.
+    /// A fresh slot: a spare one if there is one, else a new one.
     pub(crate) fn new() -> Arc<Self> {
-        Self::take_spare().unwrap_or_else(|| {
-            Arc::new(ResultSlot {
-                state: Mutex::new(SlotState { result: None, done: false, waker: None }),
-                ready: Condvar::new(),
-                token: CancellationToken::new(),
-            })
+        // A few tries: a spare whose other side is still dropping its `Arc` goes back
+        // below the others, to be taken once that is done.
+        for _ in 0..4 {
+            let Some(spare) = spares::take(TypeId::of::<R>()) else { break };
+            let Ok(mut slot) = spare.downcast::<Self>() else { continue };
+            let Some(unique) = Arc::get_mut(&mut slot) else {
+                spares::defer(TypeId::of::<R>(), slot);
+                continue;
+            };
+            *unique.gone.get_mut() = 0;
+            if !unique.token.is_pristine() {
+                // Cancelled, or linked below a parent token.
+                unique.token = CancellationToken::new();
+            }
+            return slot;
+        }
+        Arc::new(ResultSlot {
+            state: Mutex::new(SlotState { result: None, done: false, waker: None }),
+            ready: Condvar::new(),
+            token: CancellationToken::new(),
+            gone: AtomicU8::new(0),
+            recycle: Self::recycle,
         })
     }
 
-    fn take_spare() -> Option<Arc<Self>> {
-        let spare = SPARE_SLOTS
-            .try_with(|spares| {
-                let mut spares = spares.borrow_mut();
-                let (_, list) = spares.iter_mut().find(|(id, _)| *id == TypeId::of::<R>())?;
-                list.pop()
-            })
-            .ok()
-            .flatten()?;
-        spare.downcast::<Self>().ok()
-    }
-
-    /// Keeps `slot` for reuse if nobody else holds it any more (the job's completer is
-    /// gone), reset to new: no result, no waker, an unused token.
-    fn recycle(mut slot: Arc<Self>) {
-        let Some(unique) = Arc::get_mut(&mut slot) else { return };
-        let state = unique.state.get_mut();
-        state.result = None;
-        state.done = false;
-        state.waker = None;
-        if !unique.token.is_pristine() {
-            // Cancelled, cloned by the job, or linked below a parent token.
-            unique.token = CancellationToken::new();
+    /// Called by the completer and by the handle as each lets go of `slot`: the second
+    /// clears it (the result is dropped here, not when the slot is reused) and keeps it
+    /// as a spare.
+    fn recycle(slot: Arc<Self>) {
+        // AcqRel: the second sees everything the first did to the slot.
+        if slot.gone.fetch_add(1, Ordering::AcqRel) == 0 {
+            return;
         }
-        let _ = SPARE_SLOTS.try_with(|spares| {
-            let mut spares = spares.borrow_mut();
-            let index = match spares.iter().position(|(id, _)| *id == TypeId::of::<R>()) {
-                Some(index) => index,
-                None => {
-                    spares.push((TypeId::of::<R>(), Vec::new()));
-                    spares.len() - 1
-                }
-            };
-            let list = &mut spares[index].1;
-            if list.len() < SPARES_PER_TYPE {
-                list.push(slot);
-            }
-        });
+        let (result, waker) = {
+            let mut state = slot.state.lock();
+            state.done = false;
+            (state.result.take(), state.waker.take())
+        };
+        // Dropped outside the lock, and caught: a result's `Drop` is user code, and this
+        // may run on a worker, which must keep serving.
+        let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            drop((result, waker));
+        }));
+        match dropped {
+            Ok(()) => spares::put(TypeId::of::<R>(), slot),
+            Err(payload) => tracing::error!(
+                panic = %panic_message(&*payload),
+                "dropping a job's unread result panicked; the panic was caught"
+            ),
+        }
     }
 }
 
@@ -158,9 +161,12 @@ impl<R> Completer<R> {
         }
     }
 
+    /// Delivers the result; recycles the slot if the handle is already gone.
     pub(crate) fn complete(mut self, result: Result<R, JobError>) {
         if let Some(slot) = self.slot.take() {
             slot.complete(result);
+            let recycle = slot.recycle;
+            recycle(slot);
         }
     }
 }
@@ -169,6 +175,8 @@ impl<R> Drop for Completer<R> {
     fn drop(&mut self) {
         if let Some(slot) = self.slot.take() {
             slot.complete(Err(JobError::NotStarted));
+            let recycle = slot.recycle;
+            recycle(slot);
         }
     }
 }
@@ -196,8 +204,6 @@ pub struct JobHandle<R> {
     /// `None` only while the handle is dropped.
     slot: Option<Arc<ResultSlot<R>>>,
     cancel_on_drop: bool,
-    /// `ResultSlot::<R>::recycle`, chosen where `R: Send + 'static` is known.
-    recycle: fn(Arc<ResultSlot<R>>),
 }
 
 /// [`JobHandle::join_timeout`] ran out of time; the handle is returned so the caller
@@ -220,7 +226,7 @@ impl<R> std::error::Error for JoinTimeout<R> {}
 
 impl<R: Send + 'static> JobHandle<R> {
     pub(crate) fn new(slot: Arc<ResultSlot<R>>) -> Self {
-        JobHandle { slot: Some(slot), cancel_on_drop: false, recycle: ResultSlot::<R>::recycle }
+        JobHandle { slot: Some(slot), cancel_on_drop: false }
     }
 }
 
@@ -350,7 +356,8 @@ impl<R> Drop for JobHandle<R> {
             self.cancel();
         }
         if let Some(slot) = self.slot.take() {
-            (self.recycle)(slot);
+            let recycle = slot.recycle;
+            recycle(slot);
         }
     }
 }

@@ -176,22 +176,22 @@ where
             completer.complete(Err(JobError::Cancelled));
             return Outcome::Cancelled;
         }
-        let token = completer.token().clone();
-        let ctx = ctx.with_own(&token);
-        match catch_unwind(AssertUnwindSafe(|| job.call(&ctx))) {
-            Ok(value) => {
+        // The context borrows the completer's token rather than cloning it, so that the
+        // token is still pristine, and the slot reusable as it is, once the job is done.
+        let (outcome, result) = {
+            let ctx = ctx.with_own(completer.token());
+            match catch_unwind(AssertUnwindSafe(|| job.call(&ctx))) {
                 // Decided before the handle can see the value (and, cancelling on drop,
                 // cancel a job that has already finished).
-                let outcome = ran(&ctx);
-                completer.complete(Ok(value));
-                outcome
+                Ok(value) => (ran(&ctx), Ok(value)),
+                Err(payload) => {
+                    let message = panic_message(&*payload);
+                    (Outcome::Panicked(message.clone()), Err(JobError::Panicked { message }))
+                }
             }
-            Err(payload) => {
-                let message = panic_message(&*payload);
-                completer.complete(Err(JobError::Panicked { message: message.clone() }));
-                Outcome::Panicked(message)
-            }
-        }
+        };
+        completer.complete(result);
+        outcome
     }
 }
 

@@ -72,6 +72,7 @@ mod queue;
 mod scope;
 mod shutdown;
 mod slots;
+mod spares;
 mod stats;
 mod sync;
 

@@ -3,7 +3,7 @@
 //! An idle worker is in one of three states:
 //!
 //! * **busy**: running a job, or about to look at the queue again;
-//! * **searching**: polling the queue, yielding the CPU between looks (at most
+//! * **searching**: polling the queue, with a short bounded spin between looks (at most
 //!   `max_searching` workers, plus a worker just woken, which counts as searching
 //!   until it settles);
 //! * **asleep**: registered in the sleeper stack and parked on its own [`Parker`].
@@ -256,11 +256,11 @@ impl Parking {
                 return None;
             }
             if !spot.searching {
-                // Just back from a job: a streaming submitter often queues the next one
-                // within a few hundred nanoseconds. Polling for that long without a
-                // permit keeps the shared `searching` count (which every submit reads)
-                // still while jobs stream, instead of bouncing its cache line between
-                // the submitter and the workers with a permit per job.
+                // Just back from a job: a streaming submitter is likely to queue the next
+                // one soon. A few polls without a permit keep the shared `searching`
+                // count (which every submit reads) still while jobs stream, instead of
+                // bouncing its cache line between the submitter and the workers with a
+                // permit per job.
                 if let Some(job) = Self::poll_briefly(queue) {
                     return Some(job);
                 }
@@ -280,7 +280,7 @@ impl Parking {
         }
     }
 
-    /// Polls the worker's own part of the queue a few times, yielding the CPU between
+    /// Polls the worker's own part of the queue a few times, spinning briefly between
     /// looks (`IdlePoll`), with no shared write. Under loom one poll stands for it: it
     /// touches no protocol state, and the model's size stays where the protocol needs
     /// it.

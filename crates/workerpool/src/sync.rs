@@ -7,34 +7,41 @@ mod imp {
     pub(crate) use parking_lot::Mutex;
     pub(crate) use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering, fence};
 
-    /// How an idle worker waits between looks at the queue: it gives its CPU away
-    /// (`sched_yield`) instead of spinning. A spinning worker holds a CPU that the
-    /// submitter, or a neighbour process, may need; when cores are oversubscribed that
-    /// costs throughput, so every look yields (`docs/benchmarks.md` has the runs that
-    /// decided it).
+    /// How an idle worker waits between looks at the queue: a short, bounded spin that
+    /// doubles from look to look, and never `sched_yield`. On a machine whose cores
+    /// are all busy (neighbour processes, a CPU quota) a yield hands the CPU to another
+    /// runnable thread for its whole time slice, so a worker that yields while it waits
+    /// for the next job falls far behind; a worker that spins for a few microseconds
+    /// and then sleeps costs that machine almost nothing and is woken when work comes.
     #[derive(Debug)]
     pub(crate) struct IdlePoll {
-        looks_left: std::cell::Cell<u32>,
+        look: std::cell::Cell<u32>,
     }
 
     impl IdlePoll {
-        /// Yields between looks this many times before the caller moves on (to
-        /// searching, or to sleep): long enough to catch the next job of a submitter
-        /// that streams jobs, short enough that an idle pool soon sleeps.
+        /// Looks before the caller moves on (to searching, or to sleep): long enough
+        /// to catch the next job of a submitter that streams jobs, short enough that
+        /// an idle pool soon sleeps.
         const LOOKS: u32 = 8;
 
+        /// The spin before look `n` is `2^min(n, MAX_DOUBLING)` spin-loop hints.
+        const MAX_DOUBLING: u32 = 6;
+
         pub(crate) fn new() -> Self {
-            IdlePoll { looks_left: std::cell::Cell::new(Self::LOOKS) }
+            IdlePoll { look: std::cell::Cell::new(0) }
         }
 
-        /// Gives the CPU away once.
+        /// Waits a little before the next look.
         pub(crate) fn snooze(&self) {
-            std::thread::yield_now();
-            self.looks_left.set(self.looks_left.get().saturating_sub(1));
+            let look = self.look.get();
+            for _ in 0..1u32 << look.min(Self::MAX_DOUBLING) {
+                std::hint::spin_loop();
+            }
+            self.look.set(look.saturating_add(1));
         }
 
         pub(crate) fn is_completed(&self) -> bool {
-            self.looks_left.get() == 0
+            self.look.get() >= Self::LOOKS
         }
     }
 }

@@ -1,9 +1,7 @@
 //! Adversity: absurd settings, panics on every path, snapshots sampled under load,
 //! and `join` racing submitters. Counts must stay exact and nobody may hang.
 
-mod common;
-
-use common::{block_on, eventually};
+use crate::common::{block_on, eventually};
 use poolside_core::Snapshot;
 use poolside_workerpool::{
     BuildError, JobError, JoinError, MAX_STACK_SIZE, MAX_WORKERS, MIN_STACK_SIZE, ResizeError,
@@ -331,4 +329,36 @@ fn join_racing_submitters_waits_for_everything_accepted_before_it() {
     };
     assert_eq!(inner.join(), Ok(Err(JoinError::InsideJob)));
     assert!(eventually(|| pool.queued() == 0));
+}
+
+/// A result whose `Drop` panics, as user code may.
+struct PanicsOnDrop;
+
+impl Drop for PanicsOnDrop {
+    fn drop(&mut self) {
+        panic!("a result's drop panicked");
+    }
+}
+
+#[test]
+fn a_result_that_panics_when_dropped_unread_does_not_kill_the_worker() {
+    let pool = WorkerPool::builder().workers(1).build().unwrap();
+    let (release, blocked) = std::sync::mpsc::channel::<()>();
+    pool.submit(move |_| {
+        let _ = blocked.recv();
+    })
+    .unwrap();
+    // Detached while queued: the worker is the last to let go of the result, and drops it.
+    for _ in 0..3 {
+        drop(pool.spawn(|_| PanicsOnDrop).unwrap());
+    }
+    release.send(()).unwrap();
+    let after = pool.spawn(|ctx| ctx.worker_index()).unwrap();
+    let joined = after.join_timeout(Duration::from_secs(5));
+    assert!(matches!(joined, Ok(Ok(0))), "the worker kept serving");
+    assert_eq!(pool.workers(), 1);
+    let stats = Snapshot::of(&pool);
+    assert_eq!(stats.value("completed"), Some(5), "every job counted once");
+    assert_eq!(stats.value("panicked"), Some(0), "the jobs themselves returned");
+    assert!(pool.shutdown(Duration::from_secs(5)).unwrap().is_clean());
 }

@@ -2,9 +2,7 @@
 //! model of the queue. Every worker is held busy by a gate job, so the queue's
 //! occupancy is exactly what the model predicts.
 
-mod common;
-
-use common::eventually;
+use crate::common::eventually;
 use poolside_core::Snapshot;
 use poolside_workerpool::{JobError, SubmitError, WorkerPool};
 use proptest::prelude::*;

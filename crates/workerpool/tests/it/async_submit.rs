@@ -3,9 +3,7 @@
 // tokio is not a dev-dependency under `--cfg loom` (it reads the flag as its own).
 #![cfg(not(loom))]
 
-mod common;
-
-use common::eventually;
+use crate::common::eventually;
 use poolside_core::Snapshot;
 use poolside_workerpool::{JobError, SubmitError, WorkerPool};
 use std::collections::HashSet;

@@ -1,7 +1,5 @@
 //! Scoped jobs: borrowed data, panics propagated to the caller, nesting, `try_scope`.
 
-mod common;
-
 use poolside_core::Snapshot;
 use poolside_workerpool::WorkerPool;
 use std::panic::{AssertUnwindSafe, catch_unwind};

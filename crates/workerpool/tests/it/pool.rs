@@ -1,8 +1,6 @@
 //! Behaviour of the pool: backpressure, handles, cancellation, shutdown, panics, stats.
 
-mod common;
-
-use common::{block_on, eventually};
+use crate::common::{block_on, eventually};
 use poolside_core::{Events, Snapshot, Timing};
 use poolside_workerpool::{
     BuildError, JobError, PanicPolicy, ShutdownError, SubmitError, WorkerPool,

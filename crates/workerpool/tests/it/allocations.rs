@@ -1,0 +1,255 @@
+//! Allocations per job on the submitting thread, counted by a global allocator: none
+//! for jobs up to the inline size; and `spawn`'s and `spawn_async`'s result slots are
+//! reused in the steady state, whether the handle is joined or dropped at once.
+//!
+//! Slots freed on the workers come back to the submitter a batch at a time, so a round
+//! may find a batch still held by a worker and allocate for it: the spawn tests bound
+//! the steady state at [`SLOT_ALLOCATIONS`] per job (a new slot costs two).
+
+use crate::common::block_on;
+use poolside_workerpool::WorkerPool;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::hint::black_box;
+
+thread_local! {
+    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+}
+
+/// The system allocator, counting the allocations of each thread.
+pub(crate) struct Counting;
+
+// SAFETY: every method forwards to `System` unchanged; the counting touches only a
+// const-initialised thread-local `Cell`, which never allocates.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
+        // SAFETY: forwarded unchanged; the caller upholds `alloc`'s contract.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` was allocated by `System` through this allocator with `layout`.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
+        // SAFETY: as for `alloc`.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
+        // SAFETY: as for `dealloc`; the caller upholds `realloc`'s contract.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+/// Allocations made by this thread so far.
+fn allocated() -> u64 {
+    ALLOCATIONS.with(Cell::get)
+}
+
+/// Allocations made by this thread while `f` runs.
+fn allocations(f: impl FnOnce()) -> u64 {
+    let before = allocated();
+    f();
+    allocated() - before
+}
+
+/// Jobs a round; the queue holds them all, so no submitter ever waits.
+const ROUND: usize = 256;
+
+/// Warm-up rounds, then measured ones: returns the allocations of the measured rounds.
+/// `round` submits `ROUND` jobs and returns the allocations it counted; the pool is
+/// joined after each round.
+fn steady_state(pool: &WorkerPool, mut round: impl FnMut() -> u64) -> u64 {
+    for _ in 0..30 {
+        round();
+        pool.join().unwrap();
+    }
+    (0..5)
+        .map(|_| {
+            let n = round();
+            pool.join().unwrap();
+            n
+        })
+        .sum()
+}
+
+/// Allocations per spawned job allowed in the steady state.
+const SLOT_ALLOCATIONS: f64 = 0.1;
+
+/// Whether `allocations` over the measured rounds stay within [`SLOT_ALLOCATIONS`].
+fn slots_reused(allocations: u64) -> bool {
+    allocations as f64 / (5 * ROUND) as f64 <= SLOT_ALLOCATIONS
+}
+
+fn pool() -> WorkerPool {
+    WorkerPool::builder().workers(2).queue_depth(4 * ROUND).build().unwrap()
+}
+
+/// A result type of its own per test: spare result slots are kept per type, and other
+/// tests in this binary share the common ones.
+#[derive(Debug, PartialEq)]
+struct Answer<const N: usize>(u64);
+
+#[test]
+fn submitted_jobs_up_to_the_inline_size_allocate_nothing() {
+    let pool = pool();
+    fn capturing<const W: usize>(pool: &WorkerPool) -> u64 {
+        steady_state(pool, || {
+            allocations(|| {
+                for i in 0..ROUND as u64 {
+                    let data = [i; W];
+                    pool.submit(move |_| {
+                        black_box(data);
+                    })
+                    .unwrap();
+                }
+            })
+        })
+    }
+    assert_eq!(capturing::<1>(&pool), 0, "8-byte captures");
+    assert_eq!(capturing::<4>(&pool), 0, "32-byte captures");
+    assert_eq!(capturing::<8>(&pool), 0, "64-byte captures");
+    // Larger jobs are boxed: the counting sees them.
+    assert!(capturing::<9>(&pool) >= 5 * ROUND as u64, "72-byte captures are boxed");
+}
+
+#[test]
+fn spawned_jobs_reuse_result_slots_whether_joined_or_dropped() {
+    let pool = pool();
+    let joined = steady_state(&pool, || {
+        allocations(|| {
+            for i in 0..ROUND as u64 {
+                let handle = pool.spawn(move |_| Answer::<1>(i)).unwrap();
+                assert_eq!(handle.join(), Ok(Answer(i)));
+            }
+        })
+    });
+    assert!(slots_reused(joined), "spawn + join in a loop: {joined} allocations");
+    // Handles dropped at once: the workers free the slots, which must come back to
+    // this thread.
+    let detached = steady_state(&pool, || {
+        allocations(|| {
+            for i in 0..ROUND as u64 {
+                drop(pool.spawn(move |_| Answer::<2>(i)).unwrap());
+            }
+        })
+    });
+    assert!(
+        slots_reused(detached),
+        "spawn with the handle dropped at once: {detached} allocations"
+    );
+}
+
+#[test]
+fn spawn_async_reuses_result_slots() {
+    let pool = pool();
+    let detached = steady_state(&pool, || {
+        // Counted inside the future: the executor's own waker is not the pool's.
+        block_on(async {
+            let before = allocated();
+            for i in 0..ROUND as u64 {
+                drop(pool.spawn_async(move |_| Answer::<3>(i)).await.unwrap());
+            }
+            allocated() - before
+        })
+    });
+    assert!(
+        slots_reused(detached),
+        "spawn_async with the handle dropped at once: {detached} allocations"
+    );
+    let awaited = steady_state(&pool, || {
+        block_on(async {
+            let before = allocated();
+            for i in 0..ROUND as u64 {
+                let handle = pool.spawn_async(move |_| Answer::<4>(i)).await.unwrap();
+                assert_eq!(handle.await, Ok(Answer(i)));
+            }
+            allocated() - before
+        })
+    });
+    assert!(slots_reused(awaited), "spawn_async, handle awaited: {awaited} allocations");
+}
+
+/// A result type with a value that tells whose job produced it.
+#[derive(Debug, PartialEq)]
+struct Tagged(u64, u64);
+
+/// How long a handle may take before the test fails instead of hanging.
+const PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The handle's result, joined; panics after [`PATIENCE`].
+fn joined<R>(
+    handle: poolside_workerpool::JobHandle<R>,
+) -> Result<R, poolside_workerpool::JobError> {
+    match handle.join_timeout(PATIENCE) {
+        Ok(result) => result,
+        Err(_) => panic!("a handle never got its result"),
+    }
+}
+
+/// The handle's result, awaited (polled with a no-op waker); panics after [`PATIENCE`].
+fn awaited<R>(
+    handle: poolside_workerpool::JobHandle<R>,
+) -> Result<R, poolside_workerpool::JobError> {
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+    let deadline = std::time::Instant::now() + PATIENCE;
+    let mut handle = std::pin::pin!(handle);
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(result) = handle.as_mut().poll(&mut cx) {
+            return result;
+        }
+        assert!(std::time::Instant::now() < deadline, "an awaited handle never got its result");
+        std::thread::yield_now();
+    }
+}
+
+#[test]
+fn reused_result_slots_never_mix_up_results_under_concurrency() {
+    use poolside_core::Snapshot;
+
+    const SUBMITTERS: u64 = 4;
+    const PER_SUBMITTER: u64 = 3_000;
+    let pool = WorkerPool::builder().workers(2).queue_depth(64).build().unwrap();
+    std::thread::scope(|s| {
+        for t in 0..SUBMITTERS {
+            let pool = &pool;
+            s.spawn(move || {
+                let mut kept = Vec::new();
+                for i in 0..PER_SUBMITTER {
+                    let handle = pool.spawn(move |_| Tagged(t, i)).unwrap();
+                    // Every way a handle can let go of its slot, mixed: joined at once,
+                    // dropped (the worker lets go last, or first), cancelled on drop,
+                    // joined later, awaited.
+                    match (i * 7 + t) % 5 {
+                        0 => assert_eq!(joined(handle), Ok(Tagged(t, i))),
+                        1 => drop(handle),
+                        2 => drop(handle.cancel_on_drop()),
+                        3 => kept.push((i, handle)),
+                        _ => assert_eq!(awaited(handle), Ok(Tagged(t, i))),
+                    }
+                    if kept.len() == 32 {
+                        for (i, handle) in kept.drain(..) {
+                            assert_eq!(joined(handle), Ok(Tagged(t, i)));
+                        }
+                    }
+                }
+                for (i, handle) in kept {
+                    assert_eq!(joined(handle), Ok(Tagged(t, i)));
+                }
+            });
+        }
+    });
+    pool.join().unwrap();
+    let stats = Snapshot::of(&pool);
+    let (completed, cancelled) =
+        (stats.value("completed").unwrap(), stats.value("cancelled").unwrap());
+    assert_eq!(completed + cancelled, SUBMITTERS * PER_SUBMITTER, "every job counted once");
+    assert_eq!(stats.value("submitted"), Some(SUBMITTERS * PER_SUBMITTER));
+}
