@@ -6,7 +6,7 @@
 #![cfg(feature = "blocking")]
 
 use poolside_connpool::WaitPolicy;
-use poolside_connpool::blocking::{Builder, Manager, Pool};
+use poolside_connpool::blocking::{BuildError, Builder, Manager, Pool};
 use proptest::prelude::*;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::mpsc;
@@ -196,7 +196,10 @@ fn run(ops: Vec<Op>, max_size: usize, min_idle: usize) -> Result<(), TestCaseErr
                 thread::sleep(Duration::from_millis(ms));
                 pool.maintain();
             }
-            Op::Resize(n) => pool.resize(n.max(min_idle)).unwrap(),
+            Op::Resize(n) => match pool.resize(n.max(min_idle)) {
+                Ok(()) => prop_assert!(!closed),
+                Err(e) => prop_assert_eq!((e, closed), (BuildError::Closed, true)),
+            },
             Op::Close => {
                 pool.close();
                 closed = true;

@@ -224,17 +224,46 @@ impl<M: Manager> Builder<M> {
         self
     }
 
-    /// How many failed health checks one `get` tolerates before it reports
-    /// [`GetError::HealthCheck`](crate::GetError::HealthCheck) (at most
-    /// [`MAX_HEALTH_RETRIES`]).
+    /// How many stale idle connections one `get` health-checks (and discards when
+    /// they fail) before it stops looking at idle connections and dials a fresh one,
+    /// as in the async pool (at most [`MAX_HEALTH_RETRIES`]). A failed, timed-out or
+    /// panicking check is never the caller's error: the `get` fails only if that
+    /// fresh dial does.
+    ///
+    /// ```
+    /// # use poolside_connpool::blocking::{Builder, Manager};
+    /// # use std::sync::atomic::{AtomicU32, AtomicBool, Ordering::SeqCst};
+    /// # use std::sync::Arc;
+    /// # use std::time::Duration;
+    /// struct Flaky { next: AtomicU32, stale: Arc<AtomicBool> }
+    /// impl Manager for Flaky {
+    ///     type Connection = u32;
+    ///     type Error = std::io::Error;
+    ///     fn connect(&self) -> Result<u32, Self::Error> { Ok(self.next.fetch_add(1, SeqCst)) }
+    ///     fn check(&self, _: &mut u32) -> Result<(), Self::Error> {
+    ///         if self.stale.load(SeqCst) { Err(std::io::Error::other("gone")) } else { Ok(()) }
+    ///     }
+    /// }
+    /// let stale = Arc::new(AtomicBool::new(false));
+    /// let pool = Builder::new()
+    ///     .health_check_after(Duration::ZERO)
+    ///     .max_health_retries(0)
+    ///     .build(Flaky { next: AtomicU32::new(0), stale: stale.clone() })
+    ///     .unwrap();
+    /// drop(pool.get().unwrap()); // connection 0, now idle
+    /// stale.store(true, SeqCst);
+    /// // Connection 0 fails its check and is closed; the get dials connection 1.
+    /// assert_eq!(*pool.get().unwrap(), 1);
+    /// ```
     pub fn max_health_retries(mut self, retries: u32) -> Self {
         self.config.max_health_retries = retries;
         self
     }
 
-    /// Longest time one `connect` (with the after-connect hook), or one checkout
-    /// health check, may take before the caller gets
-    /// [`GetError::ConnectTimeout`](crate::GetError::ConnectTimeout).
+    /// Longest time one `connect` (with the after-connect hook) may take before the
+    /// caller gets [`GetError::ConnectTimeout`](crate::GetError::ConnectTimeout),
+    /// and the longest one checkout health check may take (also bounded by the
+    /// caller's own deadline) before it counts as failed.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.config.connect_timeout = timeout;
         self
@@ -440,6 +469,8 @@ pub enum BuildError {
     IdleTimeAboveLifetime,
     /// The janitor thread could not be started.
     Spawn(std::io::ErrorKind),
+    /// [`Pool::resize`] on a closed pool.
+    Closed,
 }
 
 impl fmt::Display for BuildError {
@@ -466,6 +497,7 @@ impl fmt::Display for BuildError {
                 f.write_str("max_idle_time may not exceed max_lifetime")
             }
             BuildError::Spawn(kind) => write!(f, "could not start the janitor thread: {kind}"),
+            BuildError::Closed => f.write_str("the pool is closed"),
         }
     }
 }

@@ -26,15 +26,14 @@ use super::guard::PooledConn;
 use super::janitor::{self, Janitor};
 use super::manager::Manager;
 use super::stats::Counters;
-use crate::{CloseTimeout, GetError, Status, WaitPolicy};
+use crate::{AddError, CloseTimeout, GetError, Status, WaitPolicy};
 use parking_lot::{Condvar, Mutex, MutexGuard};
 use poolside_core::{Events, PoolError, Timing};
 use std::collections::VecDeque;
 use std::fmt;
 use std::hash::{BuildHasher, RandomState};
-use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
@@ -88,6 +87,8 @@ pub(crate) enum CloseReason {
 struct Backoff {
     failures: u32,
     until: Option<Instant>,
+    /// The last failed dial's error, as text (for [`GetError::Backoff`]).
+    last_error: String,
 }
 
 struct State<C> {
@@ -113,8 +114,6 @@ pub(crate) struct Shared<M: Manager> {
     /// Signalled when a slot is given up after close (for `close_graceful`) and when
     /// a warming dial ends (for `maintain`).
     drained: Condvar,
-    /// Dials in progress (callers', the janitor's, and orphaned ones).
-    dialing: AtomicUsize,
     pub(crate) counters: Counters,
     pub(crate) events: Events,
     pub(crate) janitor: Arc<Janitor>,
@@ -173,6 +172,20 @@ impl<M: Manager> Shared<M> {
         }
     }
 
+    /// `Manager::is_broken`, where a panic counts as broken (and is logged).
+    fn judged_broken(&self, conn: &mut Conn<M::Connection>) -> bool {
+        match catch_unwind(AssertUnwindSafe(|| self.manager.is_broken(&mut conn.raw))) {
+            Ok(broken) => broken,
+            Err(panic) => {
+                tracing::error!(
+                    panic = bounded::panic_message(&*panic),
+                    "poolside-connpool: Manager::is_broken panicked; closing the connection"
+                );
+                true
+            }
+        }
+    }
+
     /// Whether a new caller may take an idle connection ahead of the line: nobody
     /// waits, or the oldest waiter has not yet waited `fair_after`.
     fn may_barge(&self, st: &State<M::Connection>, now: Instant) -> bool {
@@ -216,16 +229,21 @@ impl<M: Manager> Shared<M> {
         }
     }
 
-    fn acquire(&self, now: Instant, may_queue: bool) -> Acquire<M::Connection> {
+    /// `prefer_slot`: take a free slot ahead of an idle connection (a caller that has
+    /// used up its health-check retries dials rather than check another stale one).
+    fn acquire(&self, now: Instant, may_queue: bool, prefer_slot: bool) -> Acquire<M::Connection> {
         let mut st = self.lock();
         if st.closed {
             return Acquire::Closed;
         }
         if self.may_barge(&st, now) {
-            if let Some(conn) = st.idle.pop() {
-                return Acquire::Ready(Grant::Conn(conn));
+            let free = st.waiters.is_empty() && st.open < st.max_size;
+            if !(prefer_slot && free) {
+                if let Some(conn) = st.idle.pop() {
+                    return Acquire::Ready(Grant::Conn(conn));
+                }
             }
-            if st.waiters.is_empty() && st.open < st.max_size {
+            if free {
                 st.open += 1;
                 return Acquire::Ready(Grant::Slot);
             }
@@ -307,8 +325,9 @@ impl<M: Manager> Shared<M> {
         &self,
         wait: &Wait,
         now: Instant,
+        prefer_slot: bool,
     ) -> Result<(Grant<M::Connection>, Instant), PoolError> {
-        match self.acquire(now, wait.may_queue) {
+        match self.acquire(now, wait.may_queue, prefer_slot) {
             Acquire::Ready(grant) => Ok((grant, now)),
             Acquire::Closed => Err(PoolError::Closed),
             Acquire::Exhausted => Err(PoolError::Exhausted),
@@ -394,13 +413,17 @@ impl<M: Manager> Shared<M> {
         Some(conn)
     }
 
-    /// When the shared backoff allows the next dial, if it is in force.
-    fn backoff_until(&self) -> Option<Instant> {
-        self.lock().backoff.until.filter(|u| *u > Instant::now())
+    /// When the shared backoff allows the next dial, with the failures so far and
+    /// the last error, if it is in force.
+    fn backoff_until(&self) -> Option<(Instant, u32, String)> {
+        let st = self.lock();
+        let until = st.backoff.until.filter(|u| *u > Instant::now())?;
+        Some((until, st.backoff.failures, st.backoff.last_error.clone()))
     }
 
-    fn dial_failed(&self) {
+    fn dial_failed(&self, error: String) {
         let mut st = self.lock();
+        st.backoff.last_error = error;
         st.backoff.failures = st.backoff.failures.saturating_add(1);
         let doublings = st.backoff.failures.saturating_sub(1).min(30);
         let base = self.config.backoff_base;
@@ -430,61 +453,53 @@ impl<M: Manager> Shared<M> {
     /// passes to the dial thread, which returns a late connection to the pool.
     fn dial(self: &Arc<Self>) -> Result<Conn<M::Connection>, DialError<M::Error>> {
         Counters::bump(&self.counters.dials);
-        self.dialing.fetch_add(1, Relaxed);
         let started = self.events.start();
         let worker = self.clone();
         let orphan = self.clone();
         let outcome = bounded::call(
             self.config.connect_timeout,
             move || worker.connect_new(),
-            move |late| {
-                orphan.dialing.fetch_sub(1, Relaxed);
-                match late {
-                    Ok(Ok(raw)) => {
-                        orphan.dial_succeeded();
-                        orphan.put_back(Conn::new(raw));
-                    }
-                    Ok(Err(e)) => {
-                        tracing::debug!(error = %e, "poolside-connpool: a timed-out dial failed");
-                        orphan.release_slot();
-                    }
-                    Err(panic) => {
-                        tracing::error!(
-                            panic = bounded::panic_message(&*panic),
-                            "poolside-connpool: Manager::connect panicked"
-                        );
-                        orphan.release_slot();
-                    }
+            move |late| match late {
+                Ok(Ok(raw)) => {
+                    orphan.dial_succeeded();
+                    orphan.put_back(Conn::new(raw));
+                }
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, "poolside-connpool: a timed-out dial failed");
+                    orphan.release_slot();
+                }
+                Err(panic) => {
+                    tracing::error!(
+                        panic = bounded::panic_message(&*panic),
+                        "poolside-connpool: Manager::connect panicked"
+                    );
+                    orphan.release_slot();
                 }
             },
         );
         self.events.finish(Timing::Dial, started);
         match outcome {
             Outcome::Done(Ok(raw)) => {
-                self.dialing.fetch_sub(1, Relaxed);
                 self.dial_succeeded();
                 Ok(Conn::new(raw))
             }
             Outcome::Done(Err(e)) => {
-                self.dialing.fetch_sub(1, Relaxed);
                 Counters::bump(&self.counters.dial_errors);
-                self.dial_failed();
+                self.dial_failed(e.to_string());
                 tracing::debug!(error = %e, "poolside-connpool: dial failed");
                 Err(DialError::Failed(e))
             }
             Outcome::Panicked(panic) => {
-                self.dialing.fetch_sub(1, Relaxed);
                 Counters::bump(&self.counters.dial_errors);
-                self.dial_failed();
-                tracing::error!(
-                    panic = bounded::panic_message(&*panic),
-                    "poolside-connpool: Manager::connect panicked"
-                );
+                let message = bounded::panic_message(&*panic);
+                self.dial_failed(format!("connect panicked: {message}"));
+                tracing::error!(panic = message, "poolside-connpool: Manager::connect panicked");
                 Err(DialError::Panicked(panic))
             }
             Outcome::TimedOut => {
                 Counters::bump(&self.counters.dial_errors);
-                self.dial_failed();
+                let after = self.config.connect_timeout;
+                self.dial_failed(format!("connect timed out after {after:?}"));
                 tracing::debug!(
                     after = ?self.config.connect_timeout,
                     "poolside-connpool: dial timed out"
@@ -494,8 +509,9 @@ impl<M: Manager> Shared<M> {
         }
     }
 
-    /// Closes expired idle connections (keeping `min_idle` against the idle limit;
-    /// lifetimes always apply).
+    /// Closes idle connections past their lifetime or idle limit. As in the async
+    /// pool, `min_idle` does not protect a connection from the idle limit: the
+    /// janitor replaces the closed ones with fresh connections afterwards.
     pub(crate) fn sweep(&self) {
         if self.config.max_lifetime.is_none() && self.config.max_idle_time.is_none() {
             return;
@@ -504,21 +520,14 @@ impl<M: Manager> Shared<M> {
         let mut doomed = Vec::new();
         {
             let mut st = self.lock();
-            let mut kept = Vec::with_capacity(st.idle.len());
-            // Oldest-returned first, so the surplus idles out and min_idle survives.
-            let idle = std::mem::take(&mut st.idle);
-            let mut left = idle.len();
-            for conn in idle {
-                match self.expired(&conn, now) {
-                    Some(CloseReason::Idle) if left <= self.config.min_idle => kept.push(conn),
-                    Some(reason) => {
-                        left -= 1;
-                        doomed.push((conn, reason));
-                    }
-                    None => kept.push(conn),
+            // In place, keeping the kept connections' order (most recent on top).
+            let mut at = 0;
+            while at < st.idle.len() {
+                match self.expired(&st.idle[at], now) {
+                    Some(reason) => doomed.push((st.idle.remove(at), reason)),
+                    None => at += 1,
                 }
             }
-            st.idle = kept;
             for _ in &doomed {
                 if st.closed
                     || st.open > st.max_size
@@ -721,7 +730,6 @@ impl<M: Manager> Pool<M> {
             config,
             state: Mutex::new(state),
             drained: Condvar::new(),
-            dialing: AtomicUsize::new(0),
             counters: Counters::default(),
             events,
             janitor: Arc::new(Janitor::default()),
@@ -802,7 +810,7 @@ impl<M: Manager> Pool<M> {
         let deadline = limit.and_then(|l| started.checked_add(l));
         let wait = Wait { started, deadline, may_queue };
         // One clock read serves the line, the freshness test and the stamp.
-        let (mut grant, mut now) = shared.grant(&wait, wait.started)?;
+        let (mut grant, mut now) = shared.grant(&wait, wait.started, false)?;
         let mut failed_checks = 0u32;
         loop {
             match self.checkout(grant, now, &wait, &mut failed_checks)? {
@@ -813,14 +821,24 @@ impl<M: Manager> Pool<M> {
                     shared.counters.acquires.bump();
                     return Ok(PooledConn::new(self, conn));
                 }
-                // A check timed out and its slot went to the check thread: start over.
-                Checkout::Again => (grant, now) = shared.grant(&wait, Instant::now())?,
+                // A check timed out and its slot went to the check thread: start over,
+                // dialling (on a free slot if there is one) once the retries are spent.
+                Checkout::Again => {
+                    let retries_spent = failed_checks > shared.config.max_health_retries;
+                    (grant, now) = shared.grant(&wait, Instant::now(), retries_spent)?;
+                }
             }
         }
     }
 
-    /// Turns a grant into a connection: lifetime check, health check with bounded
-    /// retries, or a dial.
+    /// Turns a grant into a connection, with the async pool's rules: an idle
+    /// connection past its lifetime or idle limit, or one `is_broken` calls broken,
+    /// is closed; one unused for longer than `health_check_after` is checked. A
+    /// connection that fails either way is the pool's problem, never the caller's:
+    /// the caller moves on to the next idle connection (at most
+    /// `max_health_retries + 1` failed checks), then dials a fresh one on the slot it
+    /// holds. A check is bounded by the connect timeout and the caller's deadline; a
+    /// panicking check counts as a failed one.
     fn checkout(
         &self,
         grant: Grant<M::Connection>,
@@ -829,29 +847,45 @@ impl<M: Manager> Pool<M> {
         failed_checks: &mut u32,
     ) -> Result<Checkout<M::Connection>, GetError<M::Error>> {
         let shared = &*self.shared;
+        let retries = shared.config.max_health_retries;
         let mut pending = Pending::new(shared, grant);
         loop {
-            let Some(conn) = pending.conn.take() else {
+            let Some(mut conn) = pending.conn.take() else {
                 return self.dial_into(pending, wait).map(Checkout::Done);
             };
-            if let Some(reason) = shared.expired(&conn, now) {
+            let verdict = match shared.expired(&conn, now) {
+                Some(reason) => Some(reason),
+                None if shared.judged_broken(&mut conn) => Some(CloseReason::Broken),
+                None => None,
+            };
+            if let Some(reason) = verdict {
                 shared.close_conn(conn, reason);
-                pending.conn = shared.swap_slot_for_idle();
+                if *failed_checks <= retries {
+                    pending.conn = shared.swap_slot_for_idle();
+                }
                 now = Instant::now();
                 continue;
             }
             if now.saturating_duration_since(conn.last_used) < shared.config.health_check_after {
                 pending.slot = false;
-                let mut conn = conn;
                 conn.last_used = now;
                 return Ok(Checkout::Done(conn));
             }
+            if *failed_checks > retries {
+                // The retries are spent (a timed-out check sent this caller back for
+                // a new grant and no slot was free): replace this stale connection
+                // rather than check one more.
+                shared.close_conn(conn, CloseReason::Removed);
+                continue;
+            }
             Counters::bump(&shared.counters.health_checks);
             let limit = shared.config.connect_timeout;
+            let bound =
+                wait.deadline.map_or(limit, |at| at.saturating_duration_since(now).min(limit));
             let worker = self.shared.clone();
             let orphan = self.shared.clone();
             let outcome = bounded::call(
-                limit,
+                bound,
                 move || {
                     let mut conn = conn;
                     let checked = worker.manager.check(&mut conn.raw);
@@ -882,55 +916,64 @@ impl<M: Manager> Pool<M> {
                     conn.last_used = Instant::now();
                     return Ok(Checkout::Done(conn));
                 }
-                Outcome::Done((conn, Err(last))) => {
-                    *failed_checks += 1;
-                    Counters::bump(&shared.counters.health_fails);
-                    tracing::debug!(error = %last, "poolside-connpool: health check failed");
+                Outcome::Done((conn, Err(e))) => {
+                    tracing::debug!(
+                        error = %e,
+                        "poolside-connpool: health check failed; discarding the connection"
+                    );
                     shared.close_conn(conn, CloseReason::Broken);
-                    if *failed_checks > shared.config.max_health_retries {
-                        return Err(GetError::HealthCheck { attempts: *failed_checks, last });
-                    }
-                    pending.conn = shared.swap_slot_for_idle();
-                    now = Instant::now();
                 }
                 Outcome::Panicked(panic) => {
-                    Counters::bump(&shared.counters.health_fails);
-                    shared.counters.count_close(CloseReason::Broken);
+                    // The connection was dropped with the panicking closure.
                     tracing::error!(
                         panic = bounded::panic_message(&*panic),
-                        "poolside-connpool: Manager::check panicked"
+                        "poolside-connpool: Manager::check panicked; discarding the connection"
                     );
-                    drop(pending);
-                    resume_unwind(panic);
+                    shared.counters.count_close(CloseReason::Broken);
                 }
                 Outcome::TimedOut => {
+                    // The connection and its slot now belong to the check thread.
                     pending.slot = false;
-                    *failed_checks += 1;
-                    Counters::bump(&shared.counters.health_fails);
-                    tracing::debug!(?limit, "poolside-connpool: health check timed out");
-                    if *failed_checks > shared.config.max_health_retries {
-                        return Err(GetError::HealthCheckTimeout {
-                            attempts: *failed_checks,
-                            after: limit,
-                        });
+                    if wait.deadline.is_some_and(|at| Instant::now() >= at) {
+                        Counters::bump(&shared.counters.timeouts);
+                        return Err(wait.timed_out().into());
                     }
+                    *failed_checks = failed_checks.saturating_add(1);
+                    Counters::bump(&shared.counters.health_fails);
+                    tracing::debug!(
+                        ?limit,
+                        "poolside-connpool: health check timed out; discarding the connection"
+                    );
                     return Ok(Checkout::Again);
                 }
             }
+            *failed_checks = failed_checks.saturating_add(1);
+            Counters::bump(&shared.counters.health_fails);
+            // The connection is gone and its slot is ours: take the next idle one
+            // (when nobody waits), else dial on the slot.
+            if *failed_checks <= retries {
+                pending.conn = shared.swap_slot_for_idle();
+            }
+            now = Instant::now();
         }
     }
 
-    /// Dials into the slot `pending` holds, after the shared backoff.
+    /// Dials into the slot `pending` holds, after the shared backoff. A caller that
+    /// may not wait for the next attempt (fail-fast, `try_get`, or a deadline that
+    /// comes first) gets [`GetError::Backoff`] without a dial, as in the async pool.
     fn dial_into(
         &self,
         mut pending: Pending<'_, M>,
         wait: &Wait,
     ) -> Result<Conn<M::Connection>, GetError<M::Error>> {
         let shared = &self.shared;
-        while let Some(until) = shared.backoff_until() {
-            if wait.deadline.is_some_and(|d| d <= until) {
-                Counters::bump(&shared.counters.timeouts);
-                return Err(wait.timed_out().into());
+        while let Some((until, failures, last_error)) = shared.backoff_until() {
+            if !wait.may_queue || wait.deadline.is_some_and(|d| d <= until) {
+                return Err(GetError::Backoff {
+                    failures,
+                    retry_in: Some(until.saturating_duration_since(Instant::now())),
+                    last_error,
+                });
             }
             thread::sleep(until.saturating_duration_since(Instant::now()));
         }
@@ -945,10 +988,11 @@ impl<M: Manager> Pool<M> {
                 Ok(conn)
             }
             Err(DialError::Failed(e)) => Err(GetError::Connect(e)),
-            Err(DialError::Panicked(panic)) => {
-                drop(pending);
-                resume_unwind(panic)
-            }
+            // `pending` gives the slot back; the panic was logged where it was caught.
+            Err(DialError::Panicked(panic)) => Err(GetError::Panicked {
+                during: "connect",
+                message: bounded::panic_message(&*panic).to_owned(),
+            }),
             Err(DialError::TimedOut) => {
                 pending.slot = false;
                 Err(GetError::ConnectTimeout { after: shared.config.connect_timeout })
@@ -974,12 +1018,12 @@ impl<M: Manager> Pool<M> {
     /// # drop(conn);
     /// ```
     pub fn status(&self) -> Status {
-        let dialing = self.shared.dialing.load(Relaxed);
         let st = self.shared.lock();
         Status {
             open: st.open,
             idle: st.idle.len(),
-            in_use: st.open.saturating_sub(st.idle.len() + dialing),
+            // As in the async pool: a slot being dialled or checked counts as in use.
+            in_use: st.open - st.idle.len(),
             waiting: st.waiters.len(),
             max_size: st.max_size,
         }
@@ -1009,6 +1053,8 @@ impl<M: Manager> Pool<M> {
     /// assert_eq!(pool.max_size(), 3);
     /// assert!(pool.resize(0).is_err());
     /// assert!(pool.resize(usize::MAX).is_err());
+    /// pool.close();
+    /// assert_eq!(pool.resize(4), Err(poolside_connpool::blocking::BuildError::Closed));
     /// ```
     pub fn resize(&self, max_size: usize) -> Result<(), BuildError> {
         let shared = &*self.shared;
@@ -1016,13 +1062,16 @@ impl<M: Manager> Pool<M> {
         let mut doomed = Vec::new();
         {
             let mut st = shared.lock();
+            if st.closed {
+                return Err(BuildError::Closed);
+            }
             st.max_size = max_size;
             while st.open > max_size {
                 let Some(conn) = st.idle.pop() else { break };
                 st.open -= 1;
                 doomed.push(conn);
             }
-            while !st.closed && st.open < max_size && !st.waiters.is_empty() {
+            while st.open < max_size && !st.waiters.is_empty() {
                 st.open += 1;
                 let _ = Shared::<M>::deliver(&mut st, Grant::Slot);
             }
@@ -1035,11 +1084,13 @@ impl<M: Manager> Pool<M> {
 
     /// Keeps only the idle connections for which `keep(conn, age)` returns `true`;
     /// closes the others and returns how many. The janitor re-warms to `min_idle`.
-    /// `keep` runs without the pool lock; if it panics, the connection is kept and
-    /// the panic is re-raised once the pool is whole again.
+    /// `keep` runs without the pool lock; a panic in it is caught and logged, and
+    /// rejects that connection (closed as broken), as in the async pool. On a closed
+    /// pool it fails with `Closed`.
     ///
     /// ```
     /// # use poolside_connpool::blocking::{Manager, Pool};
+    /// # use poolside_core::PoolError;
     /// # struct Noop;
     /// # impl Manager for Noop {
     /// #     type Connection = u32;
@@ -1049,34 +1100,38 @@ impl<M: Manager> Pool<M> {
     /// # }
     /// let pool = Pool::new(Noop);
     /// drop(pool.get().unwrap());
-    /// let closed = pool.retain(|conn, _age| *conn != 1);
+    /// let closed = pool.retain(|conn, _age| *conn != 1).unwrap();
     /// assert_eq!(closed, 1);
     /// assert_eq!(pool.status().open, 0);
+    /// pool.close();
+    /// assert_eq!(pool.retain(|_, _| true), Err(PoolError::Closed));
     /// ```
-    pub fn retain(&self, mut keep: impl FnMut(&M::Connection, Duration) -> bool) -> usize {
+    pub fn retain(
+        &self,
+        mut keep: impl FnMut(&M::Connection, Duration) -> bool,
+    ) -> Result<usize, PoolError> {
         let shared = &*self.shared;
-        let taken = std::mem::take(&mut shared.lock().idle);
+        let taken = {
+            let mut st = shared.lock();
+            if st.closed {
+                return Err(PoolError::Closed);
+            }
+            std::mem::take(&mut st.idle)
+        };
         let now = Instant::now();
-        let mut panicked = None;
         let mut kept = Vec::with_capacity(taken.len());
         let mut doomed = Vec::new();
         for conn in taken {
             let age = now.saturating_duration_since(conn.created);
-            let verdict = if panicked.is_none() {
-                catch_unwind(AssertUnwindSafe(|| keep(&conn.raw, age)))
-            } else {
-                Ok(true)
-            };
-            match verdict {
+            match catch_unwind(AssertUnwindSafe(|| keep(&conn.raw, age))) {
                 Ok(true) => kept.push(conn),
-                Ok(false) => doomed.push(conn),
+                Ok(false) => doomed.push((conn, CloseReason::Removed)),
                 Err(panic) => {
                     tracing::error!(
                         panic = bounded::panic_message(&*panic),
-                        "poolside-connpool: the retain predicate panicked"
+                        "poolside-connpool: the retain predicate panicked; closing the connection"
                     );
-                    panicked = Some(panic);
-                    kept.push(conn);
+                    doomed.push((conn, CloseReason::Broken));
                 }
             }
         }
@@ -1085,26 +1140,26 @@ impl<M: Manager> Pool<M> {
         for conn in kept {
             shared.put_back(conn);
         }
-        for conn in doomed {
-            shared.close_conn(conn, CloseReason::Removed);
+        for (conn, reason) in doomed {
+            shared.close_conn(conn, reason);
             shared.release_slot();
         }
         if closed > 0 {
             shared.janitor.wake();
         }
-        if let Some(panic) = panicked {
-            resume_unwind(panic);
-        }
-        closed
+        Ok(closed)
     }
 
-    /// Puts a connection opened elsewhere into the pool (to the oldest waiter, or
-    /// idle). Gives it back with `Closed` or `Exhausted` when the pool is closed or
-    /// has no free slot.
+    /// Adopts a connection opened elsewhere: when the pool has a free slot it takes
+    /// one, and the connection goes to the oldest waiting thread, else joins the
+    /// idle connections (its lifetime counted from this call; `after_connect` is not
+    /// run on it). When every slot is taken ([`AddError::Full`]) or the pool is
+    /// closed ([`AddError::Closed`]) the connection is handed back inside the error,
+    /// never dropped — the async pool's [`AddError`].
     ///
     /// ```
+    /// # use poolside_connpool::AddError;
     /// # use poolside_connpool::blocking::{Builder, Manager};
-    /// # use poolside_core::PoolError;
     /// # struct Noop;
     /// # impl Manager for Noop {
     /// #     type Connection = u32;
@@ -1114,18 +1169,20 @@ impl<M: Manager> Pool<M> {
     /// # }
     /// let pool = Builder::new().max_size(1).build(Noop).unwrap();
     /// pool.add(9).unwrap();
-    /// assert_eq!(pool.add(10).unwrap_err(), (10, PoolError::Exhausted));
+    /// assert_eq!(pool.add(10).unwrap_err(), AddError::Full(10));
     /// assert_eq!(*pool.get().unwrap(), 9);
+    /// pool.close();
+    /// assert_eq!(pool.add(11).unwrap_err().into_inner(), 11);
     /// ```
-    pub fn add(&self, conn: M::Connection) -> Result<(), (M::Connection, PoolError)> {
+    pub fn add(&self, conn: M::Connection) -> Result<(), AddError<M::Connection>> {
         let shared = &*self.shared;
         {
             let mut st = shared.lock();
             if st.closed {
-                return Err((conn, PoolError::Closed));
+                return Err(AddError::Closed(conn));
             }
             if st.open >= st.max_size {
-                return Err((conn, PoolError::Exhausted));
+                return Err(AddError::Full(conn));
             }
             st.open += 1;
         }
