@@ -2,7 +2,9 @@
 //! thread, close, and counts that stay exact.
 #![cfg(feature = "blocking")]
 
-use poolside_connpool::blocking::{BuildError, Builder, MAX_DURATION, Manager, Pool};
+use poolside_connpool::blocking::{
+    BuildError, Builder, MAX_DURATION, MAX_POOL_SIZE, Manager, Pool,
+};
 use poolside_connpool::{AddError, GetError, WaitPolicy};
 use poolside_core::{PoolError, Snapshot};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
@@ -140,7 +142,7 @@ fn every_setting_rejects_its_extremes_with_a_typed_error() {
         ("connect_timeout", |b, d| b.connect_timeout(d)),
         ("janitor_interval", |b, d| b.janitor_interval(d)),
         ("wait timeout", |b, d| b.wait(WaitPolicy::Timeout(d))),
-        ("dial_backoff base", |b, d| b.dial_backoff(d, d)),
+        ("dial backoff min", |b, d| b.dial_backoff(d, d)),
         ("health_check_after", |b, d| b.health_check_after(d)),
         ("fair_after", |b, d| b.fair_after(d)),
     ];
@@ -168,6 +170,16 @@ fn every_setting_rejects_its_extremes_with_a_typed_error() {
             .unwrap_err(),
         BuildError::IdleTimeAboveLifetime
     );
+    // The async pool's bounds, from the options both builders share.
+    assert_eq!(
+        b().janitor_interval(Duration::from_micros(999)).build(m()).unwrap_err(),
+        BuildError::OutOfRange { setting: "janitor_interval" }
+    );
+    assert!(b().max_size(MAX_POOL_SIZE).build(m()).is_ok());
+    assert!(matches!(
+        b().max_size(MAX_POOL_SIZE + 1).build(m()).unwrap_err(),
+        BuildError::MaxSizeTooLarge { limit: MAX_POOL_SIZE, .. }
+    ));
     let pool = b().build(m()).unwrap();
     assert!(pool.resize(0).is_err());
     assert!(pool.resize(usize::MAX).is_err());

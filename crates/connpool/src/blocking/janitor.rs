@@ -56,7 +56,7 @@ impl Janitor {
 pub(crate) fn spawn<M: Manager>(shared: &Arc<Shared<M>>) -> std::io::Result<()> {
     let weak: Weak<Shared<M>> = Arc::downgrade(shared);
     let signal = shared.janitor.signal.clone();
-    let period = shared.config.janitor_period();
+    let period = shared.config.options.janitor_period();
     let handle = thread::Builder::new().name("poolside-janitor".into()).spawn(move || {
         loop {
             {

@@ -26,6 +26,7 @@ use super::guard::PooledConn;
 use super::janitor::{self, Janitor};
 use super::manager::Manager;
 use super::stats::Counters;
+use crate::options::Expiry;
 use crate::{AddError, CloseTimeout, GetError, Status, WaitPolicy};
 use parking_lot::{Condvar, Mutex, MutexGuard};
 use poolside_core::{Events, PoolError, Timing};
@@ -155,25 +156,14 @@ impl<M: Manager> Shared<M> {
 
     /// Whether a connection is past its lifetime or idle limit at `now`.
     pub(crate) fn expired(&self, conn: &Conn<M::Connection>, now: Instant) -> Option<CloseReason> {
-        if self
-            .config
-            .max_lifetime
-            .is_some_and(|l| now.saturating_duration_since(conn.created) >= l)
-        {
-            Some(CloseReason::Lifetime)
-        } else if self
-            .config
-            .max_idle_time
-            .is_some_and(|l| now.saturating_duration_since(conn.last_used) >= l)
-        {
-            Some(CloseReason::Idle)
-        } else {
-            None
-        }
+        self.config.options.expired(conn.created, conn.last_used, now).map(|e| match e {
+            Expiry::Lifetime => CloseReason::Lifetime,
+            Expiry::Idle => CloseReason::Idle,
+        })
     }
 
     /// `Manager::is_broken`, where a panic counts as broken (and is logged).
-    fn judged_broken(&self, conn: &mut Conn<M::Connection>) -> bool {
+    pub(crate) fn judged_broken(&self, conn: &mut Conn<M::Connection>) -> bool {
         match catch_unwind(AssertUnwindSafe(|| self.manager.is_broken(&mut conn.raw))) {
             Ok(broken) => broken,
             Err(panic) => {
@@ -425,13 +415,8 @@ impl<M: Manager> Shared<M> {
         let mut st = self.lock();
         st.backoff.last_error = error;
         st.backoff.failures = st.backoff.failures.saturating_add(1);
-        let doublings = st.backoff.failures.saturating_sub(1).min(30);
-        let base = self.config.backoff_base;
-        let delay = base.checked_mul(1 << doublings).unwrap_or(self.config.backoff_cap);
-        let delay = delay.min(self.config.backoff_cap);
-        // ±50 % jitter, so callers of many pools do not retry in step.
-        let jitter = self.random.hash_one((st.backoff.failures, Instant::now())) % 1001;
-        let delay = delay.mul_f64(0.5 + jitter as f64 / 1000.0);
+        let random = self.random.hash_one((st.backoff.failures, Instant::now()));
+        let delay = self.config.options.backoff_delay(st.backoff.failures, random);
         st.backoff.until = Instant::now().checked_add(delay);
     }
 
@@ -457,7 +442,7 @@ impl<M: Manager> Shared<M> {
         let worker = self.clone();
         let orphan = self.clone();
         let outcome = bounded::call(
-            self.config.connect_timeout,
+            self.config.options.connect_timeout,
             move || worker.connect_new(),
             move |late| match late {
                 Ok(Ok(raw)) => {
@@ -498,10 +483,10 @@ impl<M: Manager> Shared<M> {
             }
             Outcome::TimedOut => {
                 Counters::bump(&self.counters.dial_errors);
-                let after = self.config.connect_timeout;
+                let after = self.config.options.connect_timeout;
                 self.dial_failed(format!("connect timed out after {after:?}"));
                 tracing::debug!(
-                    after = ?self.config.connect_timeout,
+                    after = ?self.config.options.connect_timeout,
                     "poolside-connpool: dial timed out"
                 );
                 Err(DialError::TimedOut)
@@ -513,7 +498,7 @@ impl<M: Manager> Shared<M> {
     /// pool, `min_idle` does not protect a connection from the idle limit: the
     /// janitor replaces the closed ones with fresh connections afterwards.
     pub(crate) fn sweep(&self) {
-        if self.config.max_lifetime.is_none() && self.config.max_idle_time.is_none() {
+        if !self.config.options.has_time_limits() {
             return;
         }
         let now = Instant::now();
@@ -548,7 +533,7 @@ impl<M: Manager> Shared<M> {
         {
             let mut st = self.lock();
             if st.closed
-                || st.idle.len() + st.warming >= self.config.min_idle
+                || st.idle.len() + st.warming >= self.config.options.min_idle
                 || st.open >= st.max_size
                 || !st.waiters.is_empty()
                 || st.backoff.until.is_some_and(|u| u > Instant::now())
@@ -717,14 +702,14 @@ impl<M: Manager> Pool<M> {
             idle: Vec::new(),
             waiters: VecDeque::new(),
             open: 0,
-            max_size: config.max_size,
+            max_size: config.options.max_size,
             closed: false,
             next_id: 0,
             nudged: None,
             backoff: Backoff::default(),
             warming: 0,
         };
-        let needs_janitor = config.needs_janitor();
+        let needs_janitor = config.options.needs_janitor();
         let shared = Arc::new(Shared {
             manager,
             config,
@@ -747,7 +732,7 @@ impl<M: Manager> Pool<M> {
     ///
     /// Blocks the calling thread while it waits in line, dials, or health-checks.
     pub fn get(&self) -> Result<PooledConn<'_, M>, GetError<M::Error>> {
-        match self.shared.config.wait {
+        match self.shared.config.options.wait {
             WaitPolicy::Queue => self.get_inner(None, true),
             WaitPolicy::FailFast => self.get_inner(None, false),
             WaitPolicy::Timeout(limit) => self.get_timeout(limit),
@@ -824,7 +809,7 @@ impl<M: Manager> Pool<M> {
                 // A check timed out and its slot went to the check thread: start over,
                 // dialling (on a free slot if there is one) once the retries are spent.
                 Checkout::Again => {
-                    let retries_spent = failed_checks > shared.config.max_health_retries;
+                    let retries_spent = failed_checks > shared.config.options.max_health_retries;
                     (grant, now) = shared.grant(&wait, Instant::now(), retries_spent)?;
                 }
             }
@@ -847,7 +832,7 @@ impl<M: Manager> Pool<M> {
         failed_checks: &mut u32,
     ) -> Result<Checkout<M::Connection>, GetError<M::Error>> {
         let shared = &*self.shared;
-        let retries = shared.config.max_health_retries;
+        let retries = shared.config.options.max_health_retries;
         let mut pending = Pending::new(shared, grant);
         loop {
             let Some(mut conn) = pending.conn.take() else {
@@ -866,7 +851,7 @@ impl<M: Manager> Pool<M> {
                 now = Instant::now();
                 continue;
             }
-            if now.saturating_duration_since(conn.last_used) < shared.config.health_check_after {
+            if shared.config.options.recently_used(conn.last_used, now) {
                 pending.slot = false;
                 conn.last_used = now;
                 return Ok(Checkout::Done(conn));
@@ -879,7 +864,7 @@ impl<M: Manager> Pool<M> {
                 continue;
             }
             Counters::bump(&shared.counters.health_checks);
-            let limit = shared.config.connect_timeout;
+            let limit = shared.config.options.connect_timeout;
             let bound =
                 wait.deadline.map_or(limit, |at| at.saturating_duration_since(now).min(limit));
             let worker = self.shared.clone();
@@ -995,7 +980,7 @@ impl<M: Manager> Pool<M> {
             }),
             Err(DialError::TimedOut) => {
                 pending.slot = false;
-                Err(GetError::ConnectTimeout { after: shared.config.connect_timeout })
+                Err(GetError::ConnectTimeout { after: shared.config.options.connect_timeout })
             }
         }
     }
@@ -1058,7 +1043,7 @@ impl<M: Manager> Pool<M> {
     /// ```
     pub fn resize(&self, max_size: usize) -> Result<(), BuildError> {
         let shared = &*self.shared;
-        check_size(max_size, shared.config.min_idle)?;
+        check_size(max_size, shared.config.options.min_idle)?;
         let mut doomed = Vec::new();
         {
             let mut st = shared.lock();
@@ -1217,7 +1202,7 @@ impl<M: Manager> Pool<M> {
             // The janitor may be opening connections at this moment: wait for those
             // dials (each bounded by the connect timeout), then look again.
             let mut st = shared.lock();
-            if st.warming == 0 || st.closed || st.idle.len() >= shared.config.min_idle {
+            if st.warming == 0 || st.closed || st.idle.len() >= shared.config.options.min_idle {
                 return;
             }
             shared.drained.wait(&mut st);

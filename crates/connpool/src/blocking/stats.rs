@@ -4,11 +4,8 @@
 
 use super::manager::Manager;
 use super::pool::{CloseReason, Pool};
-use crate::stats::{
-    ACQUIRES, CATALOGUE, CLOSED_BROKEN, CLOSED_IDLE, CLOSED_LIFETIME, DIAL_ERRORS, DIALS,
-    EXHAUSTIONS, HEALTH_CHECKS, HEALTH_FAILS, IDLE, IN_USE, OPEN, RELEASES, Sharded, TIMEOUTS,
-    WAITING,
-};
+use crate::readings::{self, Counts};
+use crate::stats::{CATALOGUE, Sharded};
 use poolside_core::{Instrumented, MetricDesc, MetricVisitor};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
@@ -75,24 +72,19 @@ impl<M: Manager> Instrumented for Pool<M> {
 
     fn visit_metrics(&self, visitor: &mut dyn MetricVisitor) {
         let c = &self.shared.counters;
-        let status = self.status();
-        let values: [(&'static MetricDesc, u64); 15] = [
-            (&OPEN, status.open as u64),
-            (&IDLE, status.idle as u64),
-            (&IN_USE, status.in_use as u64),
-            (&WAITING, status.waiting as u64),
-            (&DIALS, c.dials.load(Relaxed)),
-            (&DIAL_ERRORS, c.dial_errors.load(Relaxed)),
-            (&ACQUIRES, c.acquires.sum()),
-            (&RELEASES, c.releases.sum()),
-            (&EXHAUSTIONS, c.exhaustions.load(Relaxed)),
-            (&TIMEOUTS, c.timeouts.load(Relaxed)),
-            (&HEALTH_CHECKS, c.health_checks.load(Relaxed)),
-            (&HEALTH_FAILS, c.health_fails.load(Relaxed)),
-            (&CLOSED_LIFETIME, c.closed_lifetime.load(Relaxed)),
-            (&CLOSED_IDLE, c.closed_idle.load(Relaxed)),
-            (&CLOSED_BROKEN, c.closed_broken.load(Relaxed)),
-        ];
-        visitor.visit_all(&[], &values);
+        let counts = Counts {
+            dials: c.dials.load(Relaxed),
+            dial_errors: c.dial_errors.load(Relaxed),
+            acquires: c.acquires.sum(),
+            releases: c.releases.sum(),
+            exhaustions: c.exhaustions.load(Relaxed),
+            timeouts: c.timeouts.load(Relaxed),
+            health_checks: c.health_checks.load(Relaxed),
+            health_fails: c.health_fails.load(Relaxed),
+            closed_lifetime: c.closed_lifetime.load(Relaxed),
+            closed_idle: c.closed_idle.load(Relaxed),
+            closed_broken: c.closed_broken.load(Relaxed),
+        };
+        readings::visit(&self.status(), &counts, visitor);
     }
 }
