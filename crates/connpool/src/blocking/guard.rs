@@ -1,7 +1,8 @@
 //! The checked-out connection guard.
 
 use super::manager::Manager;
-use super::pool::{CloseReason, Conn, Pool};
+use super::pool::Pool;
+use super::shared::{CloseReason, Conn};
 use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::time::Instant;

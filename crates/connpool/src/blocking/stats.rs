@@ -3,7 +3,8 @@
 //! the `Instrumented` impl.
 
 use super::manager::Manager;
-use super::pool::{CloseReason, Pool};
+use super::pool::Pool;
+use super::shared::CloseReason;
 use crate::readings::{self, Counts};
 use crate::stats::{CATALOGUE, Sharded};
 use poolside_core::{Instrumented, MetricDesc, MetricVisitor};

@@ -1,0 +1,112 @@
+//! Opening connections: `connect` plus the after-connect hook on a helper thread
+//! bounded by the connect timeout, and the dial backoff shared by every caller and
+//! the janitor.
+
+use super::bounded::{self, Outcome};
+use super::manager::Manager;
+use super::shared::{Backoff, Conn, Shared};
+use super::stats::Counters;
+use poolside_core::Timing;
+use std::hash::BuildHasher;
+use std::sync::Arc;
+use std::time::Instant;
+
+impl<M: Manager> Shared<M> {
+    /// When the shared backoff allows the next dial, with the failures so far and
+    /// the last error, if it is in force.
+    pub(super) fn backoff_until(&self) -> Option<(Instant, u32, String)> {
+        let st = self.lock();
+        let until = st.backoff.until.filter(|u| *u > Instant::now())?;
+        Some((until, st.backoff.failures, st.backoff.last_error.clone()))
+    }
+
+    pub(super) fn dial_failed(&self, error: String) {
+        let mut st = self.lock();
+        st.backoff.last_error = error;
+        st.backoff.failures = st.backoff.failures.saturating_add(1);
+        let random = self.random.hash_one((st.backoff.failures, Instant::now()));
+        let delay = self.config.options.backoff_delay(st.backoff.failures, random);
+        st.backoff.until = Instant::now().checked_add(delay);
+    }
+
+    pub(super) fn dial_succeeded(&self) {
+        let mut st = self.lock();
+        st.backoff = Backoff::default();
+    }
+
+    /// `connect` plus the after-connect hook (run on the dial thread).
+    pub(super) fn connect_new(&self) -> Result<M::Connection, M::Error> {
+        let mut raw = self.manager.connect()?;
+        if let Some(hook) = &self.config.after_connect {
+            hook(&mut raw)?;
+        }
+        Ok(raw)
+    }
+
+    /// Dials into a held slot, bounded by the connect timeout. On timeout the slot
+    /// passes to the dial thread, which returns a late connection to the pool.
+    pub(super) fn dial(self: &Arc<Self>) -> Result<Conn<M::Connection>, DialError<M::Error>> {
+        Counters::bump(&self.counters.dials);
+        let started = self.events.start();
+        let worker = self.clone();
+        let orphan = self.clone();
+        let outcome = bounded::call(
+            self.config.options.connect_timeout,
+            move || worker.connect_new(),
+            move |late| match late {
+                Ok(Ok(raw)) => {
+                    orphan.dial_succeeded();
+                    orphan.put_back(Conn::new(raw));
+                }
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, "poolside-connpool: a timed-out dial failed");
+                    orphan.release_slot();
+                }
+                Err(panic) => {
+                    tracing::error!(
+                        panic = bounded::panic_message(&*panic),
+                        "poolside-connpool: Manager::connect panicked"
+                    );
+                    orphan.release_slot();
+                }
+            },
+        );
+        self.events.finish(Timing::Dial, started);
+        match outcome {
+            Outcome::Done(Ok(raw)) => {
+                self.dial_succeeded();
+                Ok(Conn::new(raw))
+            }
+            Outcome::Done(Err(e)) => {
+                Counters::bump(&self.counters.dial_errors);
+                self.dial_failed(e.to_string());
+                tracing::debug!(error = %e, "poolside-connpool: dial failed");
+                Err(DialError::Failed(e))
+            }
+            Outcome::Panicked(panic) => {
+                Counters::bump(&self.counters.dial_errors);
+                let message = bounded::panic_message(&*panic);
+                self.dial_failed(format!("connect panicked: {message}"));
+                tracing::error!(panic = message, "poolside-connpool: Manager::connect panicked");
+                Err(DialError::Panicked(panic))
+            }
+            Outcome::TimedOut => {
+                Counters::bump(&self.counters.dial_errors);
+                let after = self.config.options.connect_timeout;
+                self.dial_failed(format!("connect timed out after {after:?}"));
+                tracing::debug!(
+                    after = ?self.config.options.connect_timeout,
+                    "poolside-connpool: dial timed out"
+                );
+                Err(DialError::TimedOut)
+            }
+        }
+    }
+}
+
+pub(crate) enum DialError<E> {
+    Failed(E),
+    Panicked(Box<dyn std::any::Any + Send>),
+    /// The slot now belongs to the dial thread.
+    TimedOut,
+}
