@@ -41,12 +41,15 @@ pub(crate) struct Options {
     pub(crate) janitor_interval: Option<Duration>,
     pub(crate) backoff_min: Duration,
     pub(crate) backoff_max: Duration,
+    /// Failed dials one `get` retries (within the connect timeout); `u32::MAX`
+    /// means no count limit.
+    pub(crate) connect_retries: u32,
 }
 
 impl Default for Options {
     /// Max 10, no min idle, no lifetimes, checks after 500 ms unused, 3 health
-    /// retries, 30 s connect timeout, wait in line at most 30 s, dial backoff
-    /// 10 ms → 500 ms.
+    /// retries, 30 s connect timeout (failed dials retried within it, no count
+    /// limit), wait in line at most 30 s, dial backoff 10 ms → 500 ms.
     fn default() -> Self {
         Options {
             max_size: 10,
@@ -60,6 +63,7 @@ impl Default for Options {
             janitor_interval: None,
             backoff_min: Duration::from_millis(10),
             backoff_max: Duration::from_millis(500),
+            connect_retries: u32::MAX,
         }
     }
 }

@@ -27,6 +27,8 @@ struct Script {
     stall_check: Mutex<Option<Duration>>,
     checks: AtomicUsize,
     connects: AtomicUsize,
+    /// Fail this many more connects, then succeed.
+    fail_next: AtomicUsize,
 }
 
 /// A connection that counts itself live until dropped.
@@ -66,7 +68,8 @@ impl Manager for S {
         if self.panic_connect.load(SeqCst) {
             panic!("connect panicked on purpose");
         }
-        if self.fail_connect.load(SeqCst) {
+        let fail_next = self.fail_next.fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1)).is_ok();
+        if fail_next || self.fail_connect.load(SeqCst) {
             return Err(std::io::Error::other("refused"));
         }
         self.live.fetch_add(1, SeqCst);
@@ -471,6 +474,7 @@ fn failed_dials_share_one_backoff_and_counts_stay_exact() {
     let m = script();
     let pool = Builder::new()
         .max_size(4)
+        .connect_retries(0)
         .dial_backoff(Duration::from_millis(40), Duration::from_millis(40))
         .build(m.clone())
         .unwrap();
@@ -505,6 +509,63 @@ fn failed_dials_share_one_backoff_and_counts_stay_exact() {
     drop(pool.get().unwrap());
     assert_settled(&pool, &m);
     assert_eq!(pool.status().open, 1);
+}
+
+#[test]
+fn a_failed_dial_is_retried_within_the_connect_timeout() {
+    // As in the async pool: connect_timeout is the time one get may spend dialling,
+    // failed dials are retried after the shared backoff, without a count limit by
+    // default.
+    let m = script();
+    let pool = Builder::new()
+        .max_size(2)
+        .dial_backoff(Duration::from_millis(1), Duration::from_millis(2))
+        .build(m.clone())
+        .unwrap();
+    m.fail_next.store(2, SeqCst);
+    let conn = pool.get().expect("the third attempt succeeds");
+    assert_eq!(m.connects.load(SeqCst), 3);
+    assert_eq!(Snapshot::of(&pool).value("dial_errors"), Some(2));
+    drop(conn);
+    assert_settled(&pool, &m);
+
+    // A count limit: retries + 1 attempts, reported with the last error.
+    let m = script();
+    let pool = Builder::new()
+        .connect_retries(2)
+        .dial_backoff(Duration::from_millis(1), Duration::from_millis(2))
+        .build(m.clone())
+        .unwrap();
+    m.fail_connect.store(true, SeqCst);
+    match pool.get().unwrap_err() {
+        GetError::ConnectFailed { attempts, last } => {
+            assert_eq!(attempts, 3);
+            assert_eq!(last.to_string(), "refused");
+        }
+        e => panic!("unexpected {e}"),
+    }
+    assert_eq!(m.connects.load(SeqCst), 3);
+    assert_settled(&pool, &m);
+
+    // No count limit: the connect timeout ends the retries.
+    let m = script();
+    let pool = Builder::new()
+        .connect_timeout(Duration::from_millis(60))
+        .dial_backoff(Duration::from_millis(5), Duration::from_millis(10))
+        .build(m.clone())
+        .unwrap();
+    m.fail_connect.store(true, SeqCst);
+    let started = Instant::now();
+    assert!(matches!(pool.get().unwrap_err(), GetError::ConnectFailed { .. }));
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(50) && took < Duration::from_secs(2), "{took:?}");
+    assert!(m.connects.load(SeqCst) >= 3);
+    // A fail-fast caller makes one attempt (and then finds the backoff in force).
+    let before = m.connects.load(SeqCst);
+    thread::sleep(Duration::from_millis(15));
+    assert!(matches!(pool.try_get().unwrap_err(), GetError::Connect(_)));
+    assert_eq!(m.connects.load(SeqCst), before + 1);
+    assert_settled(&pool, &m);
 }
 
 #[test]
@@ -831,6 +892,7 @@ fn after_connect_runs_once_per_connection_and_its_error_fails_the_dial() {
             Ok(())
         })
         .dial_backoff(Duration::from_millis(1), Duration::from_millis(1))
+        .connect_retries(0)
         .build(m.clone())
         .unwrap();
     assert!(matches!(pool.get().unwrap_err(), GetError::Connect(_)));

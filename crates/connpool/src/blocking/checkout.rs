@@ -207,47 +207,94 @@ impl<M: Manager> Pool<M> {
         }
     }
 
-    /// Dials into the slot `pending` holds, after the shared backoff. A caller that
-    /// may not wait for the next attempt (fail-fast, `try_get`, or a deadline that
-    /// comes first) gets [`GetError::Backoff`] without a dial, as in the async pool.
+    /// Opens a connection on the slot `pending` holds, as the async pool does: dials,
+    /// and after a failure retries as the shared backoff allows, until
+    /// `connect_retries` or the connect timeout (counted from the first attempt) runs
+    /// out, or the caller's own deadline does. A caller that may not wait
+    /// (fail-fast, `try_get`) makes at most one attempt, and one that cannot wait out
+    /// the backoff gets [`GetError::Backoff`] without a dial. Several failed attempts
+    /// are reported as [`GetError::ConnectFailed`].
     fn dial_into(
         &self,
         mut pending: Pending<'_, M>,
         wait: &Wait,
     ) -> Result<Conn<M::Connection>, GetError<M::Error>> {
         let shared = &self.shared;
-        while let Some((until, failures, last_error)) = shared.backoff_until() {
-            if !wait.may_queue || wait.deadline.is_some_and(|d| d <= until) {
-                return Err(GetError::Backoff {
-                    failures,
-                    retry_in: Some(until.saturating_duration_since(Instant::now())),
-                    last_error,
-                });
+        let options = &shared.config.options;
+        let limit = options.connect_timeout;
+        let connect_deadline = Instant::now().checked_add(limit);
+        let deadline = match (connect_deadline, wait.deadline) {
+            (Some(c), Some(w)) => Some(c.min(w)),
+            (c, w) => c.or(w),
+        };
+        let max_attempts =
+            if wait.may_queue { options.connect_retries.saturating_add(1) } else { 1 };
+        let mut attempts = 0u32;
+        let mut last: Option<M::Error> = None;
+        loop {
+            if shared.is_closed() {
+                return Err(PoolError::Closed.into());
             }
-            thread::sleep(until.saturating_duration_since(Instant::now()));
-        }
-        match shared.dial() {
-            Ok(conn) => {
-                pending.slot = false;
-                if shared.is_closed() {
-                    shared.close_conn(conn, CloseReason::Removed);
-                    shared.release_slot();
-                    return Err(PoolError::Closed.into());
+            let now = Instant::now();
+            if let Some((until, failures, last_error)) = shared.backoff_until() {
+                if !wait.may_queue || deadline.is_some_and(|d| d <= until) {
+                    return Err(match last {
+                        Some(e) => named(attempts, e),
+                        None => GetError::Backoff {
+                            failures,
+                            retry_in: Some(until.saturating_duration_since(now)),
+                            last_error,
+                        },
+                    });
                 }
-                Ok(conn)
+                thread::sleep(until.saturating_duration_since(now));
+                continue;
             }
-            Err(DialError::Failed(e)) => Err(GetError::Connect(e)),
-            // `pending` gives the slot back; the panic was logged where it was caught.
-            Err(DialError::Panicked(panic)) => Err(GetError::Panicked {
-                during: "connect",
-                message: bounded::panic_message(&*panic).to_owned(),
-            }),
-            Err(DialError::TimedOut) => {
-                pending.slot = false;
-                Err(GetError::ConnectTimeout { after: shared.config.options.connect_timeout })
+            attempts += 1;
+            let left = deadline.map_or(limit, |d| d.saturating_duration_since(now).min(limit));
+            match shared.dial(left) {
+                Ok(conn) => {
+                    pending.slot = false;
+                    if shared.is_closed() {
+                        shared.close_conn(conn, CloseReason::Removed);
+                        shared.release_slot();
+                        return Err(PoolError::Closed.into());
+                    }
+                    return Ok(conn);
+                }
+                Err(DialError::Failed(e)) => last = Some(e),
+                // `pending` gives the slot back; the panic was logged where it was caught.
+                Err(DialError::Panicked(panic)) => {
+                    return Err(GetError::Panicked {
+                        during: "connect",
+                        message: bounded::panic_message(&*panic).to_owned(),
+                    });
+                }
+                Err(DialError::TimedOut) => {
+                    // The slot went to the dial thread.
+                    pending.slot = false;
+                    let now = Instant::now();
+                    let caller_out = wait.deadline.is_some_and(|w| now >= w);
+                    if caller_out && connect_deadline.is_none_or(|c| now < c) {
+                        Counters::bump(&shared.counters.timeouts);
+                        return Err(wait.timed_out().into());
+                    }
+                    return Err(GetError::ConnectTimeout { after: limit });
+                }
+            }
+            let out_of_time = deadline.is_some_and(|d| Instant::now() >= d);
+            if attempts >= max_attempts || out_of_time {
+                let e = last.take().expect("the last attempt failed");
+                return Err(named(attempts, e));
             }
         }
     }
+}
+
+/// The error after `attempts` failed dials: the dial's own for one attempt, naming
+/// the attempts when there were several (the async pool's rule).
+fn named<E>(attempts: u32, last: E) -> GetError<E> {
+    if attempts > 1 { GetError::ConnectFailed { attempts, last } } else { GetError::Connect(last) }
 }
 
 /// What one checkout round produced.

@@ -206,12 +206,48 @@ impl<M: Manager> Builder<M> {
         self
     }
 
-    /// Longest time one `connect` (with the after-connect hook) may take before the
-    /// caller gets [`GetError::ConnectTimeout`](crate::GetError::ConnectTimeout),
-    /// and the longest one checkout health check may take (also bounded by the
-    /// caller's own deadline) before it counts as failed.
+    /// The time one `get` may spend dialling, as in the async pool: a failed dial is
+    /// retried (see [`connect_retries`](Self::connect_retries)) until this much time
+    /// has passed since the first attempt, and a dial still running then is left to
+    /// finish on its helper thread while the caller gets
+    /// [`GetError::ConnectTimeout`](crate::GetError::ConnectTimeout). Also the
+    /// longest one checkout health check may take (both are bounded by the
+    /// caller's own deadline too) before it counts as failed.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.config.options.connect_timeout = timeout;
+        self
+    }
+
+    /// How many times one `get` retries a failed dial (waiting out the shared
+    /// backoff in between) before it reports the failure, always within
+    /// [`connect_timeout`](Self::connect_timeout) of its first attempt — as in the
+    /// async pool. `0` makes a single attempt. Default: no count limit, only the
+    /// connect timeout. Several attempts are reported as
+    /// [`GetError::ConnectFailed`](crate::GetError::ConnectFailed).
+    ///
+    /// ```
+    /// # use poolside_connpool::GetError;
+    /// # use poolside_connpool::blocking::{Builder, Manager};
+    /// # use std::time::Duration;
+    /// struct Down;
+    /// impl Manager for Down {
+    ///     type Connection = ();
+    ///     type Error = std::io::Error;
+    ///     fn connect(&self) -> Result<(), Self::Error> { Err(std::io::Error::other("refused")) }
+    ///     fn check(&self, _: &mut ()) -> Result<(), Self::Error> { Ok(()) }
+    /// }
+    /// let pool = Builder::new()
+    ///     .connect_retries(2)
+    ///     .dial_backoff(Duration::from_millis(1), Duration::from_millis(2))
+    ///     .build(Down)
+    ///     .unwrap();
+    /// match pool.get().unwrap_err() {
+    ///     GetError::ConnectFailed { attempts, .. } => assert_eq!(attempts, 3),
+    ///     e => panic!("unexpected {e}"),
+    /// }
+    /// ```
+    pub fn connect_retries(mut self, retries: u32) -> Self {
+        self.config.options.connect_retries = retries;
         self
     }
 

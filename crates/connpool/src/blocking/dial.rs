@@ -9,7 +9,7 @@ use super::stats::Counters;
 use poolside_core::Timing;
 use std::hash::BuildHasher;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 impl<M: Manager> Shared<M> {
     /// When the shared backoff allows the next dial, with the failures so far and
@@ -43,15 +43,19 @@ impl<M: Manager> Shared<M> {
         Ok(raw)
     }
 
-    /// Dials into a held slot, bounded by the connect timeout. On timeout the slot
-    /// passes to the dial thread, which returns a late connection to the pool.
-    pub(super) fn dial(self: &Arc<Self>) -> Result<Conn<M::Connection>, DialError<M::Error>> {
+    /// Dials into a held slot, bounded by `limit` (at most the connect timeout). On
+    /// timeout the slot passes to the dial thread, which returns a late connection
+    /// to the pool.
+    pub(super) fn dial(
+        self: &Arc<Self>,
+        limit: Duration,
+    ) -> Result<Conn<M::Connection>, DialError<M::Error>> {
         Counters::bump(&self.counters.dials);
         let started = self.events.start();
         let worker = self.clone();
         let orphan = self.clone();
         let outcome = bounded::call(
-            self.config.options.connect_timeout,
+            limit,
             move || worker.connect_new(),
             move |late| match late {
                 Ok(Ok(raw)) => {
@@ -92,12 +96,8 @@ impl<M: Manager> Shared<M> {
             }
             Outcome::TimedOut => {
                 Counters::bump(&self.counters.dial_errors);
-                let after = self.config.options.connect_timeout;
-                self.dial_failed(format!("connect timed out after {after:?}"));
-                tracing::debug!(
-                    after = ?self.config.options.connect_timeout,
-                    "poolside-connpool: dial timed out"
-                );
+                self.dial_failed(format!("connect timed out after {limit:?}"));
+                tracing::debug!(after = ?limit, "poolside-connpool: dial timed out");
                 Err(DialError::TimedOut)
             }
         }

@@ -143,7 +143,7 @@ impl<M: Manager> Shared<M> {
             st.open += 1;
             st.warming += 1;
         }
-        let dialled = self.dial();
+        let dialled = self.dial(self.config.options.connect_timeout);
         if let Ok(conn) = dialled {
             self.put_back_inner(conn, true);
             return true;
