@@ -3,9 +3,10 @@
 //! health check, how often the janitor runs, how long the dial backoff waits).
 //!
 //! One place decides what each option means, so the async pool and the blocking pool
-//! cannot drift apart. The blocking builder stores an [`Options`]; the async builder's
-//! `Config` has the same fields, one to one, and its decisions agree with these
-//! (the blocking pool's tests compare the two where a difference could creep in).
+//! cannot drift apart: the async builder's `Config` is this [`Options`], and the
+//! blocking builder stores one next to its own extras. The async builder keeps its
+//! own validation (its error type) for now; the blocking builder uses
+//! [`Options::validate`].
 //!
 //! Validation is stricter than "non-zero": sizes are bounded by [`MAX_SIZE_LIMIT`],
 //! durations by [`MAX_DURATION`] (so no deadline computed from them can overflow the
