@@ -11,9 +11,9 @@ use super::dial::DialError;
 use super::guard::PooledConn;
 use super::manager::Manager;
 use super::pool::Pool;
-use super::shared::{CloseReason, Conn, Grant, Shared, Wait};
+use super::shared::{Conn, Grant, Shared, Wait};
 use super::stats::Counters;
-use crate::GetError;
+use crate::{CloseReason, GetError};
 use poolside_core::{PoolError, Timing};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -39,7 +39,8 @@ impl<'a, M: Manager> Pending<'a, M> {
 impl<M: Manager> Drop for Pending<'_, M> {
     fn drop(&mut self) {
         if let Some(conn) = self.conn.take() {
-            self.shared.close_conn(conn, CloseReason::Removed);
+            // Left mid-checkout: the connection's state is unknown, close it.
+            self.shared.close_conn(conn, CloseReason::Cancelled);
         }
         if self.slot {
             self.shared.release_slot();
@@ -123,8 +124,8 @@ impl<M: Manager> Pool<M> {
             if *failed_checks > retries {
                 // The retries are spent (a timed-out check sent this caller back for
                 // a new grant and no slot was free): replace this stale connection
-                // rather than check one more.
-                shared.close_conn(conn, CloseReason::Removed);
+                // rather than check one more (retired unused, like an idle one).
+                shared.close_conn(conn, CloseReason::Idle);
                 continue;
             }
             Counters::bump(&shared.counters.health_checks);
@@ -256,7 +257,7 @@ impl<M: Manager> Pool<M> {
                 Ok(conn) => {
                     pending.slot = false;
                     if shared.is_closed() {
-                        shared.close_conn(conn, CloseReason::Removed);
+                        shared.close_conn(conn, CloseReason::PoolClosed);
                         shared.release_slot();
                         return Err(PoolError::Closed.into());
                     }

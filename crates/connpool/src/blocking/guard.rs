@@ -2,7 +2,8 @@
 
 use super::manager::Manager;
 use super::pool::Pool;
-use super::shared::{CloseReason, Conn};
+use super::shared::Conn;
+use crate::CloseReason;
 use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::time::Instant;

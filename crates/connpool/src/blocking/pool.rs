@@ -6,9 +6,9 @@ use super::config::{BuildError, Config, check_size};
 use super::guard::PooledConn;
 use super::janitor::{self, Janitor};
 use super::manager::Manager;
-use super::shared::{Backoff, CloseReason, Conn, Grant, Shared, State};
+use super::shared::{Backoff, Conn, Grant, Shared, State};
 use super::stats::Counters;
-use crate::{AddError, CloseTimeout, GetError, Status, WaitPolicy};
+use crate::{AddError, CloseReason, CloseTimeout, GetError, Status, WaitPolicy};
 use parking_lot::{Condvar, Mutex};
 use poolside_core::{Events, PoolError};
 use std::collections::VecDeque;
@@ -280,7 +280,7 @@ impl<M: Manager> Pool<M> {
             }
         }
         for conn in doomed {
-            shared.close_conn(conn, CloseReason::Removed);
+            shared.close_conn(conn, CloseReason::Resize);
         }
         Ok(())
     }
@@ -328,7 +328,7 @@ impl<M: Manager> Pool<M> {
             let age = now.saturating_duration_since(conn.created);
             match catch_unwind(AssertUnwindSafe(|| keep(&conn.raw, age))) {
                 Ok(true) => kept.push(conn),
-                Ok(false) => doomed.push((conn, CloseReason::Removed)),
+                Ok(false) => doomed.push((conn, CloseReason::Retain)),
                 Err(panic) => {
                     tracing::error!(
                         panic = bounded::panic_message(&*panic),
@@ -465,7 +465,7 @@ impl<M: Manager> Pool<M> {
             waiter.thread.unpark();
         }
         for conn in idle {
-            shared.close_conn(conn, CloseReason::Removed);
+            shared.close_conn(conn, CloseReason::PoolClosed);
         }
         shared.drained.notify_all();
         shared.janitor.stop();

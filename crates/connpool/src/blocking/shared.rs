@@ -22,6 +22,7 @@ use super::config::Config;
 use super::janitor::Janitor;
 use super::manager::Manager;
 use super::stats::Counters;
+use crate::CloseReason;
 use crate::options::Expiry;
 use parking_lot::{Condvar, Mutex, MutexGuard};
 use poolside_core::{Events, PoolError};
@@ -65,16 +66,6 @@ pub(super) struct Waiter<C> {
     pub(super) since: Instant,
     pub(super) thread: Thread,
     pub(super) cell: Arc<Cell<C>>,
-}
-
-/// Why a connection is being closed; decides the counter and the log line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum CloseReason {
-    Lifetime,
-    Idle,
-    Broken,
-    /// Pool closed, shrunk, or `retain` rejected it.
-    Removed,
 }
 
 /// The shared dial backoff.
@@ -344,7 +335,8 @@ impl<M: Manager> Shared<M> {
             if closed || warmed {
                 self.drained.notify_all();
             }
-            self.close_conn(conn, CloseReason::Removed);
+            let reason = if closed { CloseReason::PoolClosed } else { CloseReason::Resize };
+            self.close_conn(conn, reason);
             return;
         }
         if st.waiters.is_empty() {
@@ -380,7 +372,7 @@ impl<M: Manager> Shared<M> {
     /// Closes (drops) a connection outside the lock and counts why.
     pub(crate) fn close_conn(&self, conn: Conn<M::Connection>, reason: CloseReason) {
         self.counters.count_close(reason);
-        if reason != CloseReason::Removed {
+        if !matches!(reason, CloseReason::PoolClosed | CloseReason::Resize | CloseReason::Retain) {
             tracing::debug!(?reason, "poolside-connpool: blocking pool closes a connection");
         }
         drop(conn);

@@ -4,40 +4,30 @@
 
 use super::manager::Manager;
 use super::pool::Pool;
-use super::shared::CloseReason;
 use crate::readings::{self, Counts};
-use crate::stats::{CATALOGUE, Sharded};
+use crate::stats::CATALOGUE;
 use poolside_core::{Instrumented, MetricDesc, MetricVisitor};
+use std::ops::Deref;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-/// The pool's counters (levels live in the locked state).
+/// The pool's counters (levels live in the locked state): the async pool's, plus
+/// `exhaustions`, which the async pool keeps with its lock-free gauges.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
-    pub(crate) acquires: Sharded,
-    pub(crate) releases: Sharded,
-    pub(crate) dials: AtomicU64,
-    pub(crate) dial_errors: AtomicU64,
+    common: crate::stats::Counters,
     pub(crate) exhaustions: AtomicU64,
-    pub(crate) timeouts: AtomicU64,
-    pub(crate) health_checks: AtomicU64,
-    pub(crate) health_fails: AtomicU64,
-    closed_lifetime: AtomicU64,
-    closed_idle: AtomicU64,
-    closed_broken: AtomicU64,
+}
+
+impl Deref for Counters {
+    type Target = crate::stats::Counters;
+    fn deref(&self) -> &crate::stats::Counters {
+        &self.common
+    }
 }
 
 impl Counters {
     pub(crate) fn bump(counter: &AtomicU64) {
         counter.fetch_add(1, Relaxed);
-    }
-
-    pub(crate) fn count_close(&self, reason: CloseReason) {
-        match reason {
-            CloseReason::Lifetime => Self::bump(&self.closed_lifetime),
-            CloseReason::Idle => Self::bump(&self.closed_idle),
-            CloseReason::Broken => Self::bump(&self.closed_broken),
-            CloseReason::Removed => {}
-        }
     }
 }
 
