@@ -470,6 +470,25 @@ fn connect_timeout_bounds_a_stalled_dial_and_the_late_connection_is_kept() {
 }
 
 #[test]
+fn a_dial_cut_short_by_the_callers_deadline_is_no_verdict_on_the_server() {
+    let m = script();
+    *m.stall_connect.lock().unwrap() = Some(Duration::from_millis(150));
+    let pool = Builder::new().max_size(2).build(m.clone()).unwrap();
+    let started = Instant::now();
+    let err = pool.get_timeout(Duration::from_millis(10)).unwrap_err();
+    assert!(matches!(err.pool_error(), Some(PoolError::TimedOut { .. })), "{err}");
+    assert!(started.elapsed() < Duration::from_millis(120), "bounded by the caller's wait");
+    *m.stall_connect.lock().unwrap() = None;
+    // No backoff: the next caller dials at once (on the other slot).
+    let conn = pool.try_get().expect("no backoff after a dial its caller cut short");
+    drop(conn);
+    // The late connection joins the pool.
+    eventually("late connection kept", || pool.status().idle == 2);
+    assert_eq!(Snapshot::of(&pool).value("timeouts"), Some(1));
+    assert_settled(&pool, &m);
+}
+
+#[test]
 fn failed_dials_share_one_backoff_and_counts_stay_exact() {
     let m = script();
     let pool = Builder::new()
@@ -738,6 +757,22 @@ fn the_janitor_keeps_min_idle() {
     drop(a);
     assert_eq!(pool.retain(|_, _| false), Ok(3));
     eventually("re-warmed after retain", || pool.status().idle == 2);
+    assert_settled(&pool, &m);
+}
+
+#[test]
+fn taking_the_pool_below_min_idle_has_the_janitor_refill_it_at_once() {
+    // As in the async pool: the janitor refills min_idle when a get takes the pool
+    // below it, not only at its next tick (30 s here: no time limits are set).
+    let m = script();
+    let pool = Builder::new().max_size(4).min_idle(2).build(m.clone()).unwrap();
+    pool.maintain();
+    assert_eq!(pool.status().idle, 2);
+    let a = pool.get().unwrap();
+    let b = pool.get().unwrap();
+    eventually("refilled", || pool.status().idle == 2);
+    assert_eq!(pool.status().open, 4);
+    drop((a, b));
     assert_settled(&pool, &m);
 }
 

@@ -96,7 +96,11 @@ impl<M: Manager> Shared<M> {
             }
             Outcome::TimedOut => {
                 Counters::bump(&self.counters.dial_errors);
-                self.dial_failed(format!("connect timed out after {limit:?}"));
+                if limit >= self.config.options.connect_timeout {
+                    self.dial_failed(format!("connect timed out after {limit:?}"));
+                }
+                // Otherwise cut short by the caller's own deadline: no verdict on the
+                // server, so no backoff (as in the async pool).
                 tracing::debug!(after = ?limit, "poolside-connpool: dial timed out");
                 Err(DialError::TimedOut)
             }

@@ -36,8 +36,12 @@ impl Janitor {
     /// Asks for a round now (e.g. to re-warm after `retain`).
     pub(crate) fn wake(&self) {
         let (flags, cv) = &*self.signal;
-        flags.lock().kicked = true;
-        cv.notify_all();
+        let mut flags = flags.lock();
+        if !flags.kicked {
+            flags.kicked = true;
+            drop(flags);
+            cv.notify_all();
+        }
     }
 
     /// Stops the janitor and waits for its thread, unless this is that thread

@@ -218,14 +218,23 @@ impl<M: Manager> Shared<M> {
         }
         if self.may_barge(&st, now) {
             let free = st.waiters.is_empty() && st.open < st.max_size;
+            let mut grant = None;
             if !(prefer_slot && free) {
-                if let Some(conn) = st.idle.pop() {
-                    return Acquire::Ready(Grant::Conn(conn));
-                }
+                grant = st.idle.pop().map(Grant::Conn);
             }
-            if free {
+            if grant.is_none() && free {
                 st.open += 1;
-                return Acquire::Ready(Grant::Slot);
+                grant = Some(Grant::Slot);
+            }
+            if let Some(grant) = grant {
+                // As in the async pool: taking the pool below `min_idle` (or finding no
+                // idle connection) has the janitor refill it now, not at its next tick.
+                let refill = st.idle.len() < self.config.options.min_idle;
+                drop(st);
+                if refill {
+                    self.janitor.wake();
+                }
+                return Acquire::Ready(grant);
             }
         } else {
             Self::feed(&mut st);
