@@ -489,6 +489,30 @@ fn a_dial_cut_short_by_the_callers_deadline_is_no_verdict_on_the_server() {
 }
 
 #[test]
+fn close_ends_a_wait_for_the_dial_backoff() {
+    let m = script();
+    let pool = Builder::new()
+        .connect_retries(0)
+        .dial_backoff(Duration::from_secs(5), Duration::from_secs(5))
+        .build(m.clone())
+        .unwrap();
+    m.fail_connect.store(true, SeqCst);
+    assert!(matches!(pool.get().unwrap_err(), GetError::Connect(_)));
+    thread::scope(|s| {
+        // This caller waits out the (5 s) backoff before it dials again...
+        let waiter = s.spawn(|| pool.get_timeout(Duration::from_secs(20)).map(|_| ()));
+        thread::sleep(Duration::from_millis(30));
+        let started = Instant::now();
+        pool.close();
+        // ...and close ends that wait at once.
+        let err = waiter.join().unwrap().unwrap_err();
+        assert!(err.is_closed(), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(2));
+    });
+    assert_settled(&pool, &m);
+}
+
+#[test]
 fn failed_dials_share_one_backoff_and_counts_stay_exact() {
     let m = script();
     let pool = Builder::new()

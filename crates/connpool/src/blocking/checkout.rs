@@ -15,7 +15,6 @@ use super::shared::{Conn, Grant, Shared, Wait};
 use super::stats::Counters;
 use crate::{CloseReason, GetError};
 use poolside_core::{PoolError, Timing};
-use std::thread;
 use std::time::{Duration, Instant};
 
 /// A slot (and maybe its connection) in flight during checkout; `Drop` gives back
@@ -248,7 +247,7 @@ impl<M: Manager> Pool<M> {
                         },
                     });
                 }
-                thread::sleep(until.saturating_duration_since(now));
+                shared.sleep_out_backoff(until);
                 continue;
             }
             attempts += 1;

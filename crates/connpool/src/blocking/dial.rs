@@ -20,6 +20,16 @@ impl<M: Manager> Shared<M> {
         Some((until, st.backoff.failures, st.backoff.last_error.clone()))
     }
 
+    /// Waits until `until` for the backoff to pass; `close` ends the wait early (as
+    /// in the async pool, a caller waiting out the backoff then finds the pool
+    /// closed).
+    pub(super) fn sleep_out_backoff(&self, until: Instant) {
+        let mut st = self.lock();
+        while !st.closed && Instant::now() < until {
+            self.drained.wait_until(&mut st, until);
+        }
+    }
+
     pub(super) fn dial_failed(&self, error: String) {
         let mut st = self.lock();
         st.backoff.last_error = error;

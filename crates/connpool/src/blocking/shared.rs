@@ -97,8 +97,9 @@ pub(crate) struct Shared<M: Manager> {
     pub(crate) manager: M,
     pub(crate) config: Config<M>,
     pub(super) state: Mutex<State<M::Connection>>,
-    /// Signalled when a slot is given up after close (for `close_graceful`) and when
-    /// a warming dial ends (for `maintain`).
+    /// Signalled when a slot is given up after close (for `close_graceful`), when
+    /// a warming dial ends (for `maintain`), and on close (for callers waiting out
+    /// the dial backoff).
     pub(super) drained: Condvar,
     pub(crate) counters: Counters,
     pub(crate) events: Events,
