@@ -73,7 +73,7 @@ pub(super) struct Waiter<C> {
 pub(super) struct Backoff {
     pub(super) failures: u32,
     pub(super) until: Option<Instant>,
-    /// The last failed dial's error, as text (for [`GetError::Backoff`]).
+    /// The last failed dial's error, as text (for [`crate::GetError::Backoff`]).
     pub(super) last_error: String,
 }
 
