@@ -229,8 +229,9 @@ impl<M: Manager> Shared<M> {
             }
             if let Some(grant) = grant {
                 // As in the async pool: taking the pool below `min_idle` (or finding no
-                // idle connection) has the janitor refill it now, not at its next tick.
-                let refill = st.idle.len() < self.config.options.min_idle;
+                // idle connection) has the janitor refill it now, not at its next tick
+                // — when it can: at `max_size` it could open nothing.
+                let refill = st.idle.len() < self.config.options.min_idle && st.open < st.max_size;
                 drop(st);
                 if refill {
                     self.janitor.wake();
