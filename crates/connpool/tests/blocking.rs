@@ -599,11 +599,19 @@ fn a_failed_dial_is_retried_within_the_connect_timeout() {
         .unwrap();
     m.fail_connect.store(true, SeqCst);
     let started = Instant::now();
-    assert!(matches!(pool.get().unwrap_err(), GetError::ConnectFailed { .. }));
+    // The last attempt may be the one the deadline cuts short (as in the async pool,
+    // then reported as a connect timeout).
+    let err = pool.get().unwrap_err();
+    assert!(
+        matches!(err, GetError::ConnectFailed { .. } | GetError::ConnectTimeout { .. }),
+        "{err}"
+    );
     let took = started.elapsed();
     assert!(took >= Duration::from_millis(50) && took < Duration::from_secs(2), "{took:?}");
     assert!(m.connects.load(SeqCst) >= 3);
     // A fail-fast caller makes one attempt (and then finds the backoff in force).
+    // (Once a dial cut short by the deadline, if any, has ended on its thread.)
+    eventually("no dial in progress", || pool.status().open == 0);
     let before = m.connects.load(SeqCst);
     thread::sleep(Duration::from_millis(15));
     assert!(matches!(pool.try_get().unwrap_err(), GetError::Connect(_)));
@@ -909,6 +917,8 @@ fn min_idle_does_not_protect_a_connection_from_max_idle_time() {
     assert_eq!(snap.value("closed_idle"), Some(1));
     assert_eq!(pool.status().idle, 1, "re-warmed to min_idle");
     assert_eq!(pool.get().unwrap().id, 1, "a fresh connection");
+    // That get woke the janitor to refill min_idle: wait for its dial, if any.
+    eventually("no dial in progress", || m.live.load(SeqCst) == pool.status().open);
     assert_settled(&pool, &m);
 }
 
@@ -954,13 +964,55 @@ fn after_connect_runs_once_per_connection_and_its_error_fails_the_dial() {
         .connect_retries(0)
         .build(m.clone())
         .unwrap();
-    assert!(matches!(pool.get().unwrap_err(), GetError::Connect(_)));
+    // As in the async pool: the hook's error is `GetError::Hook`, not a connect error.
+    match pool.get().unwrap_err() {
+        GetError::Hook { during, error } => {
+            assert_eq!(during, "after_connect");
+            assert_eq!(error.to_string(), "setup failed");
+        }
+        e => panic!("unexpected {e}"),
+    }
     let conn = pool.get().unwrap();
     assert_eq!(conn.id, 1001);
     drop(conn);
     drop(pool.get().unwrap());
     assert_eq!(calls.load(SeqCst), 2);
     assert_settled(&pool, &m);
+
+    // With retries (the default), a hook that fails once is retried within the get.
+    let m = script();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let seen = calls.clone();
+    let pool = Builder::new()
+        .after_connect(move |_: &mut Tracked| match seen.fetch_add(1, SeqCst) {
+            0 => Err(std::io::Error::other("setup failed")),
+            _ => Ok(()),
+        })
+        .dial_backoff(Duration::from_millis(1), Duration::from_millis(1))
+        .build(m.clone())
+        .unwrap();
+    assert_eq!(pool.get().unwrap().id, 1);
+    assert_eq!(calls.load(SeqCst), 2);
+    assert_settled(&pool, &m);
+}
+
+#[test]
+fn a_panicking_after_connect_hook_is_reported_and_closes_the_connection() {
+    let m = script();
+    let pool = Builder::new()
+        .after_connect(|_: &mut Tracked| panic!("hook panicked on purpose"))
+        .build(m.clone())
+        .unwrap();
+    match pool.get().unwrap_err() {
+        GetError::Panicked { during, message } => {
+            assert_eq!(during, "after_connect");
+            assert!(message.contains("hook panicked on purpose"), "{message}");
+        }
+        e => panic!("unexpected {e}"),
+    }
+    assert_eq!(m.connects.load(SeqCst), 1, "a panic ends the get: no retry");
+    assert_settled(&pool, &m);
+    assert_eq!(pool.status().open, 0);
 }
 
 #[test]

@@ -7,7 +7,7 @@
 //! code anywhere leaks no slot and hangs no waiter.
 
 use super::bounded::{self, Outcome};
-use super::dial::DialError;
+use super::dial::{DialError, DialFailure};
 use super::guard::PooledConn;
 use super::manager::Manager;
 use super::pool::Pool;
@@ -230,7 +230,7 @@ impl<M: Manager> Pool<M> {
         let max_attempts =
             if wait.may_queue { options.connect_retries.saturating_add(1) } else { 1 };
         let mut attempts = 0u32;
-        let mut last: Option<M::Error> = None;
+        let mut last: Option<DialFailure<M::Error>> = None;
         loop {
             if shared.is_closed() {
                 return Err(PoolError::Closed.into());
@@ -262,7 +262,11 @@ impl<M: Manager> Pool<M> {
                     }
                     return Ok(conn);
                 }
-                Err(DialError::Failed(e)) => last = Some(e),
+                // As in the async pool, a panicking hook ends the get at once.
+                Err(DialError::Failed(DialFailure::HookPanicked(message))) => {
+                    return Err(GetError::Panicked { during: "after_connect", message });
+                }
+                Err(DialError::Failed(failure)) => last = Some(failure),
                 // `pending` gives the slot back; the panic was logged where it was caught.
                 Err(DialError::Panicked(panic)) => {
                     return Err(GetError::Panicked {
@@ -291,10 +295,21 @@ impl<M: Manager> Pool<M> {
     }
 }
 
-/// The error after `attempts` failed dials: the dial's own for one attempt, naming
-/// the attempts when there were several (the async pool's rule).
-fn named<E>(attempts: u32, last: E) -> GetError<E> {
-    if attempts > 1 { GetError::ConnectFailed { attempts, last } } else { GetError::Connect(last) }
+/// The error after `attempts` failed dials, by the async pool's rule: a failed
+/// `connect` as itself for one attempt and naming the attempts when there were
+/// several; a failed or panicking after-connect hook as `Hook` / `Panicked`.
+fn named<E: std::error::Error + Send + Sync + 'static>(
+    attempts: u32,
+    last: DialFailure<E>,
+) -> GetError<E> {
+    match last {
+        DialFailure::Connect(last) if attempts > 1 => GetError::ConnectFailed { attempts, last },
+        DialFailure::Connect(last) => GetError::Connect(last),
+        DialFailure::Hook(e) => GetError::Hook { during: "after_connect", error: Box::new(e) },
+        DialFailure::HookPanicked(message) => {
+            GetError::Panicked { during: "after_connect", message }
+        }
+    }
 }
 
 /// What one checkout round produced.

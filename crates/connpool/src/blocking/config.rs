@@ -290,8 +290,12 @@ impl<M: Manager> Builder<M> {
     }
 
     /// Runs on every new connection before it is first handed out (session
-    /// settings, `PRAGMA`s, prepared statements). It runs within the connect
-    /// timeout; an error closes the connection and fails the dial.
+    /// settings, `PRAGMA`s, prepared statements), within the connect timeout. As in
+    /// the async pool, an error or a panic closes the connection and the dial counts
+    /// as failed: it enters the dial backoff and is retried like a failed connect;
+    /// the caller sees [`GetError::Hook`](crate::GetError::Hook) if no retry
+    /// succeeds, or [`GetError::Panicked`](crate::GetError::Panicked) at once for a
+    /// panic. Connections handed to [`Pool::add`] are not passed to it.
     ///
     /// ```
     /// # use poolside_connpool::blocking::{Builder, Manager};

@@ -7,7 +7,9 @@ use super::manager::Manager;
 use super::shared::{Backoff, Conn, Shared};
 use super::stats::Counters;
 use poolside_core::Timing;
+use std::fmt;
 use std::hash::BuildHasher;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -44,11 +46,24 @@ impl<M: Manager> Shared<M> {
         st.backoff = Backoff::default();
     }
 
-    /// `connect` plus the after-connect hook (run on the dial thread).
-    pub(super) fn connect_new(&self) -> Result<M::Connection, M::Error> {
-        let mut raw = self.manager.connect()?;
+    /// `connect` plus the after-connect hook (run on the dial thread). A hook that
+    /// fails or panics closes the new connection; its panic is caught and logged
+    /// here, so it is told apart from a panicking `connect`.
+    pub(super) fn connect_new(&self) -> Result<M::Connection, DialFailure<M::Error>> {
+        let mut raw = self.manager.connect().map_err(DialFailure::Connect)?;
         if let Some(hook) = &self.config.after_connect {
-            hook(&mut raw)?;
+            match catch_unwind(AssertUnwindSafe(|| hook(&mut raw))) {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(DialFailure::Hook(e)),
+                Err(panic) => {
+                    let message = bounded::panic_message(&*panic).to_owned();
+                    tracing::error!(
+                        panic = %message,
+                        "poolside-connpool: the after_connect hook panicked"
+                    );
+                    return Err(DialFailure::HookPanicked(message));
+                }
+            }
         }
         Ok(raw)
     }
@@ -91,11 +106,12 @@ impl<M: Manager> Shared<M> {
                 self.dial_succeeded();
                 Ok(Conn::new(raw))
             }
-            Outcome::Done(Err(e)) => {
+            Outcome::Done(Err(failure)) => {
                 Counters::bump(&self.counters.dial_errors);
-                self.dial_failed(e.to_string());
-                tracing::debug!(error = %e, "poolside-connpool: dial failed");
-                Err(DialError::Failed(e))
+                let text = failure.to_string();
+                tracing::debug!(error = %text, "poolside-connpool: dial failed");
+                self.dial_failed(text);
+                Err(DialError::Failed(failure))
             }
             Outcome::Panicked(panic) => {
                 Counters::bump(&self.counters.dial_errors);
@@ -118,8 +134,28 @@ impl<M: Manager> Shared<M> {
     }
 }
 
+/// Why a dial produced no connection (besides a panicking `connect` or a timeout).
+pub(crate) enum DialFailure<E> {
+    /// `Manager::connect` failed.
+    Connect(E),
+    /// The after-connect hook failed (the new connection was closed).
+    Hook(E),
+    /// The after-connect hook panicked (caught and logged).
+    HookPanicked(String),
+}
+
+impl<E: fmt::Display> fmt::Display for DialFailure<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DialFailure::Connect(e) => e.fmt(f),
+            DialFailure::Hook(e) => write!(f, "after_connect failed: {e}"),
+            DialFailure::HookPanicked(message) => write!(f, "after_connect panicked: {message}"),
+        }
+    }
+}
+
 pub(crate) enum DialError<E> {
-    Failed(E),
+    Failed(DialFailure<E>),
     Panicked(Box<dyn std::any::Any + Send>),
     /// The slot now belongs to the dial thread.
     TimedOut,
