@@ -85,20 +85,8 @@ pub struct Builder {
 impl Default for Builder {
     fn default() -> Self {
         Builder {
-            config: Config {
-                max_size: 10,
-                min_idle: 0,
-                max_lifetime: None,
-                max_idle_time: None,
-                health_check_after: Duration::from_millis(500),
-                max_health_retries: 3,
-                connect_timeout: Duration::from_secs(30),
-                wait: WaitPolicy::default(),
-                janitor_interval: None,
-                backoff_min: Duration::from_millis(10),
-                backoff_max: Duration::from_millis(500),
-                connect_retries: u32::MAX,
-            },
+            // The shared defaults (`crate::options`), the same for the blocking pool.
+            config: Config::default(),
             events: Events::none(),
             hooks: ErasedHooks::default(),
         }
