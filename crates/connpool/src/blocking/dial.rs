@@ -85,7 +85,8 @@ impl<M: Manager> Shared<M> {
             move |late| match late {
                 Ok(Ok(raw)) => {
                     orphan.dial_succeeded();
-                    orphan.put_back(Conn::new(raw));
+                    let conn = orphan.new_conn(raw);
+                    orphan.put_back(conn);
                 }
                 Ok(Err(e)) => {
                     tracing::debug!(error = %e, "poolside-connpool: a timed-out dial failed");
@@ -104,7 +105,7 @@ impl<M: Manager> Shared<M> {
         match outcome {
             Outcome::Done(Ok(raw)) => {
                 self.dial_succeeded();
-                Ok(Conn::new(raw))
+                Ok(self.new_conn(raw))
             }
             Outcome::Done(Err(failure)) => {
                 Counters::bump(&self.counters.dial_errors);
