@@ -168,12 +168,10 @@ impl<M: Manager> Drop for PooledConn<'_, M> {
                     conn.last_used = now;
                 }
                 shared.counters.releases.bump();
-                let hook = shared.config.after_release.as_ref();
-                if shared.hook_approves(hook, "after_release", &mut conn) {
+                if shared.config.after_release.is_none() {
                     shared.put_back(conn);
                 } else {
-                    shared.close_conn(conn, CloseReason::Hook);
-                    shared.release_slot();
+                    shared.release_through_hook(conn);
                 }
             }
         }
