@@ -119,14 +119,17 @@ impl<M: Manager> Pool<M> {
                 continue;
             }
             if shared.config.options.recently_used(conn.last_used, now) {
-                if before_acquire.is_none()
-                    || shared.hook_approves(before_acquire, "before_acquire", &mut conn)
-                {
+                if shared.hook_approves(before_acquire, "before_acquire", &mut conn) {
                     pending.slot = false;
                     conn.last_used = now;
                     return Ok(Checkout::Done(conn));
                 }
-                refused(&mut pending, conn, failed_checks);
+                // Refused: closed, and counted like a failed check.
+                shared.close_conn(conn, CloseReason::Hook);
+                *failed_checks = failed_checks.saturating_add(1);
+                if *failed_checks <= retries {
+                    pending.conn = shared.swap_slot_for_idle();
+                }
                 now = Instant::now();
                 continue;
             }
@@ -176,7 +179,11 @@ impl<M: Manager> Pool<M> {
                         conn.last_used = Instant::now();
                         return Ok(Checkout::Done(conn));
                     }
-                    refused(&mut pending, conn, failed_checks);
+                    shared.close_conn(conn, CloseReason::Hook);
+                    *failed_checks = failed_checks.saturating_add(1);
+                    if *failed_checks <= retries {
+                        pending.conn = shared.swap_slot_for_idle();
+                    }
                     now = Instant::now();
                     continue;
                 }
@@ -307,24 +314,6 @@ impl<M: Manager> Pool<M> {
                 return Err(named(attempts, e));
             }
         }
-    }
-}
-
-/// `before_acquire` refused the idle connection `conn`: it is closed and counts like
-/// a failed check; the caller moves on to the next idle connection while retries
-/// remain, else dials on the slot it holds. Off the common path.
-#[cold]
-#[inline(never)]
-fn refused<M: Manager>(
-    pending: &mut Pending<'_, M>,
-    conn: Conn<M::Connection>,
-    failed_checks: &mut u32,
-) {
-    let shared = pending.shared;
-    shared.close_conn(conn, CloseReason::Hook);
-    *failed_checks = failed_checks.saturating_add(1);
-    if *failed_checks <= shared.config.options.max_health_retries {
-        pending.conn = shared.swap_slot_for_idle();
     }
 }
 

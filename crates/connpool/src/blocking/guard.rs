@@ -168,10 +168,12 @@ impl<M: Manager> Drop for PooledConn<'_, M> {
                     conn.last_used = now;
                 }
                 shared.counters.releases.bump();
-                if shared.config.after_release.is_none() {
+                let hook = shared.config.after_release.as_ref();
+                if shared.hook_approves(hook, "after_release", &mut conn) {
                     shared.put_back(conn);
                 } else {
-                    shared.release_through_hook(conn);
+                    shared.close_conn(conn, CloseReason::Hook);
+                    shared.release_slot();
                 }
             }
         }

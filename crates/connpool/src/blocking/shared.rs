@@ -158,35 +158,13 @@ impl<M: Manager> Shared<M> {
     /// Runs a connection hook (`before_acquire`, `after_release`) if set: `true`
     /// keeps the connection. `Ok(false)`, an error or a panic (caught and logged)
     /// refuses it.
-    #[inline]
     pub(crate) fn hook_approves(
         &self,
         hook: Option<&ConnHook<M>>,
         during: &'static str,
         conn: &mut Conn<M::Connection>,
     ) -> bool {
-        // Free when unset: the call below stays off the get / drop path.
-        match hook {
-            None => true,
-            Some(hook) => Self::run_hook(hook, during, conn),
-        }
-    }
-
-    /// A returned connection passes `after_release` on its way back: kept (put
-    /// back) or closed. Off the common path.
-    #[cold]
-    #[inline(never)]
-    pub(crate) fn release_through_hook(&self, mut conn: Conn<M::Connection>) {
-        if self.hook_approves(self.config.after_release.as_ref(), "after_release", &mut conn) {
-            self.put_back(conn);
-        } else {
-            self.close_conn(conn, CloseReason::Hook);
-            self.release_slot();
-        }
-    }
-
-    #[inline(never)]
-    fn run_hook(hook: &ConnHook<M>, during: &'static str, conn: &mut Conn<M::Connection>) -> bool {
+        let Some(hook) = hook else { return true };
         let meta = conn.meta();
         match catch_unwind(AssertUnwindSafe(|| hook(&mut conn.raw, meta))) {
             Ok(Ok(keep)) => keep,
