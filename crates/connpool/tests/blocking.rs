@@ -997,59 +997,6 @@ fn after_connect_runs_once_per_connection_and_its_error_fails_the_dial() {
 }
 
 #[test]
-fn before_acquire_after_release_and_on_close_mean_what_they_mean_in_the_async_pool() {
-    let m = script();
-    let closed = Arc::new(Mutex::new(Vec::new()));
-    let log = closed.clone();
-    let pool = Builder::new()
-        .max_size(3)
-        .max_health_retries(1)
-        // Refuses connection 0 (an error), panics on connection 1, keeps the rest.
-        .before_acquire(|conn: &mut Tracked, meta| match conn.id {
-            0 => Err("refused".into()),
-            1 => panic!("before_acquire panicked on purpose"),
-            _ => Ok(meta.checkouts < 2),
-        })
-        // Closes a connection returned with id 5 (an error would too).
-        .after_release(|conn: &mut Tracked, _| Ok(conn.id != 5))
-        .on_close(move |meta, reason| {
-            log.lock().unwrap().push((meta.id, reason));
-            assert_ne!(meta.id, 4, "a panicking on_close is caught");
-        })
-        .build(m.clone())
-        .unwrap();
-    let held: Vec<_> = (0..3).map(|_| pool.get().unwrap()).collect();
-    assert_eq!(held.iter().map(|c| c.meta().id).collect::<Vec<_>>(), [1, 2, 3]);
-    drop(held); // idle, most recent on top: tracked ids 2, 1, 0 (meta ids 3, 2, 1)
-    // Tracked 2 is kept (checkouts 1 < 2); then it is refused on its third checkout.
-    assert_eq!(pool.get().unwrap().id, 2);
-    // Tracked 2 refused (checkouts 2), tracked 1 panics: two refusals, the retries
-    // are spent, so the get dials tracked 3 (tracked 0 stays idle, never shown).
-    let conn = pool.get().unwrap();
-    assert_eq!(conn.id, 3);
-    assert_eq!(conn.meta().checkouts, 1);
-    drop(conn);
-    assert_eq!(
-        *closed.lock().unwrap(),
-        [(3, poolside_connpool::CloseReason::Hook), (2, poolside_connpool::CloseReason::Hook)]
-    );
-    // after_release: a connection returned with id 5 is closed.
-    m.next.store(5, SeqCst);
-    let a = pool.get().unwrap(); // tracked 3 (checkouts 1 -> 2) is kept by before_acquire
-    let b = pool.get().unwrap(); // tracked 0 is refused; a dial opens tracked 5
-    assert_eq!((a.id, b.id), (3, 5));
-    drop(b);
-    assert_eq!(closed.lock().unwrap().last(), Some(&(5, poolside_connpool::CloseReason::Hook)));
-    drop(a);
-    assert_settled(&pool, &m);
-    pool.close();
-    let reasons = closed.lock().unwrap().clone();
-    assert!(reasons.contains(&(4, poolside_connpool::CloseReason::PoolClosed)), "{reasons:?}");
-    assert_eq!(m.live.load(SeqCst), 0);
-    assert_eq!(pool.status().open, 0);
-}
-
-#[test]
 fn a_panicking_after_connect_hook_is_reported_and_closes_the_connection() {
     let m = script();
     let pool = Builder::new()

@@ -63,8 +63,7 @@ impl<M: Manager> Pool<M> {
         let mut failed_checks = 0u32;
         loop {
             match self.checkout(grant, now, &wait, &mut failed_checks)? {
-                Checkout::Done(mut conn) => {
-                    conn.checkouts += 1;
+                Checkout::Done(conn) => {
                     if shared.events.is_enabled() {
                         shared.events.record(Timing::AcquireWait, wait.started.elapsed());
                     }
@@ -83,9 +82,8 @@ impl<M: Manager> Pool<M> {
 
     /// Turns a grant into a connection, with the async pool's rules: an idle
     /// connection past its lifetime or idle limit, or one `is_broken` calls broken,
-    /// is closed; one unused for longer than `health_check_after` is checked; then
-    /// `before_acquire` (if set) decides. A connection that fails any of these is the
-    /// pool's problem, never the caller's:
+    /// is closed; one unused for longer than `health_check_after` is checked. A
+    /// connection that fails either way is the pool's problem, never the caller's:
     /// the caller moves on to the next idle connection (at most
     /// `max_health_retries + 1` failed checks), then dials a fresh one on the slot it
     /// holds. A check is bounded by the connect timeout and the caller's deadline; a
@@ -99,7 +97,6 @@ impl<M: Manager> Pool<M> {
     ) -> Result<Checkout<M::Connection>, GetError<M::Error>> {
         let shared = &*self.shared;
         let retries = shared.config.options.max_health_retries;
-        let before_acquire = shared.config.before_acquire.as_ref();
         let mut pending = Pending::new(shared, grant);
         loop {
             let Some(mut conn) = pending.conn.take() else {
@@ -119,19 +116,9 @@ impl<M: Manager> Pool<M> {
                 continue;
             }
             if shared.config.options.recently_used(conn.last_used, now) {
-                if shared.hook_approves(before_acquire, "before_acquire", &mut conn) {
-                    pending.slot = false;
-                    conn.last_used = now;
-                    return Ok(Checkout::Done(conn));
-                }
-                // Refused: closed, and counted like a failed check.
-                shared.close_conn(conn, CloseReason::Hook);
-                *failed_checks = failed_checks.saturating_add(1);
-                if *failed_checks <= retries {
-                    pending.conn = shared.swap_slot_for_idle();
-                }
-                now = Instant::now();
-                continue;
+                pending.slot = false;
+                conn.last_used = now;
+                return Ok(Checkout::Done(conn));
             }
             if *failed_checks > retries {
                 // The retries are spent (a timed-out check sent this caller back for
@@ -174,18 +161,9 @@ impl<M: Manager> Pool<M> {
             );
             match outcome {
                 Outcome::Done((mut conn, Ok(()))) => {
-                    if shared.hook_approves(before_acquire, "before_acquire", &mut conn) {
-                        pending.slot = false;
-                        conn.last_used = Instant::now();
-                        return Ok(Checkout::Done(conn));
-                    }
-                    shared.close_conn(conn, CloseReason::Hook);
-                    *failed_checks = failed_checks.saturating_add(1);
-                    if *failed_checks <= retries {
-                        pending.conn = shared.swap_slot_for_idle();
-                    }
-                    now = Instant::now();
-                    continue;
+                    pending.slot = false;
+                    conn.last_used = Instant::now();
+                    return Ok(Checkout::Done(conn));
                 }
                 Outcome::Done((conn, Err(e))) => {
                     tracing::debug!(

@@ -2,8 +2,8 @@
 
 use super::manager::Manager;
 use super::pool::Pool;
+use crate::WaitPolicy;
 use crate::options::{self, OptionError, Options};
-use crate::{CloseReason, ConnMeta, HookError, WaitPolicy};
 use poolside_core::Events;
 use std::fmt;
 use std::sync::Arc;
@@ -23,22 +23,12 @@ pub const MAX_HEALTH_RETRIES: u32 = options::MAX_HEALTH_RETRIES;
 pub(crate) type AfterConnect<M> =
     Arc<dyn Fn(&mut <M as Manager>::Connection) -> Result<(), <M as Manager>::Error> + Send + Sync>;
 
-/// `before_acquire` / `after_release`: `Ok(true)` keeps the connection.
-pub(crate) type ConnHook<M> =
-    Arc<dyn Fn(&mut <M as Manager>::Connection, ConnMeta) -> Result<bool, HookError> + Send + Sync>;
-
-/// `on_close`.
-pub(crate) type OnClose = Arc<dyn Fn(ConnMeta, CloseReason) + Send + Sync>;
-
 /// The shared [`Options`] (meaning, defaults and validation are the async pool's),
-/// plus what only the blocking pool has, and the hooks.
+/// plus what only the blocking pool has.
 pub(crate) struct Config<M: Manager> {
     pub(crate) options: Options,
     pub(crate) fair_after: Duration,
     pub(crate) after_connect: Option<AfterConnect<M>>,
-    pub(crate) before_acquire: Option<ConnHook<M>>,
-    pub(crate) after_release: Option<ConnHook<M>>,
-    pub(crate) on_close: Option<OnClose>,
 }
 
 impl<M: Manager> Clone for Config<M> {
@@ -47,9 +37,6 @@ impl<M: Manager> Clone for Config<M> {
             options: self.options,
             fair_after: self.fair_after,
             after_connect: self.after_connect.clone(),
-            before_acquire: self.before_acquire.clone(),
-            after_release: self.after_release.clone(),
-            on_close: self.on_close.clone(),
         }
     }
 }
@@ -98,9 +85,6 @@ impl<M: Manager> fmt::Debug for Builder<M> {
             .field("options", &c.options)
             .field("fair_after", &c.fair_after)
             .field("after_connect", &c.after_connect.is_some())
-            .field("before_acquire", &c.before_acquire.is_some())
-            .field("after_release", &c.after_release.is_some())
-            .field("on_close", &c.on_close.is_some())
             .field("events", &self.events)
             .finish()
     }
@@ -113,9 +97,6 @@ impl<M: Manager> Default for Builder<M> {
                 options: Options::default(),
                 fair_after: Duration::from_millis(1),
                 after_connect: None,
-                before_acquire: None,
-                after_release: None,
-                on_close: None,
             },
             events: Events::none(),
         }
@@ -339,108 +320,6 @@ impl<M: Manager> Builder<M> {
         hook: impl Fn(&mut M::Connection) -> Result<(), M::Error> + Send + Sync + 'static,
     ) -> Self {
         self.config.after_connect = Some(Arc::new(hook));
-        self
-    }
-
-    /// Runs `hook` on an idle connection about to be handed out, after the cheap
-    /// `is_broken` test and the health check (when one is due), on the calling
-    /// thread. As in the async pool: `Ok(true)` hands it out; `Ok(false)`, an error
-    /// or a panic closes it ([`CloseReason::Hook`]) and the `get` moves on to the
-    /// next idle connection (at most `max_health_retries + 1` refusals count, as for
-    /// health checks), then dials. Freshly opened connections skip it.
-    ///
-    /// ```
-    /// # use poolside_connpool::blocking::{Builder, Manager};
-    /// # use poolside_connpool::ConnMeta;
-    /// # struct Numbers;
-    /// # impl Manager for Numbers {
-    /// #     type Connection = u32;
-    /// #     type Error = std::io::Error;
-    /// #     fn connect(&self) -> Result<u32, Self::Error> { Ok(0) }
-    /// #     fn check(&self, _: &mut u32) -> Result<(), Self::Error> { Ok(()) }
-    /// # }
-    /// // Retire every connection after three uses.
-    /// let pool = Builder::new()
-    ///     .before_acquire(|_conn: &mut u32, meta: ConnMeta| Ok(meta.checkouts < 3))
-    ///     .build(Numbers)
-    ///     .unwrap();
-    /// for _ in 0..4 {
-    ///     drop(pool.get().unwrap());
-    /// }
-    /// assert_eq!(pool.status().open, 1); // the first was replaced by a second
-    /// ```
-    pub fn before_acquire(
-        mut self,
-        hook: impl Fn(&mut M::Connection, ConnMeta) -> Result<bool, HookError> + Send + Sync + 'static,
-    ) -> Self {
-        self.config.before_acquire = Some(Arc::new(hook));
-        self
-    }
-
-    /// Runs `hook` on a connection that came back (e.g. rolling back an open
-    /// transaction, `DISCARD ALL`), on the thread that drops the guard, before the
-    /// connection is offered to anyone else. `Ok(true)` keeps it; `Ok(false)`, an
-    /// error or a panic closes it ([`CloseReason::Hook`]), as in the async pool.
-    /// Broken and expired connections are closed without it.
-    ///
-    /// ```
-    /// # use poolside_connpool::blocking::{Builder, Manager};
-    /// # struct Sessions;
-    /// # impl Manager for Sessions {
-    /// #     type Connection = Vec<u8>;
-    /// #     type Error = std::io::Error;
-    /// #     fn connect(&self) -> Result<Vec<u8>, Self::Error> { Ok(Vec::new()) }
-    /// #     fn check(&self, _: &mut Vec<u8>) -> Result<(), Self::Error> { Ok(()) }
-    /// # }
-    /// let pool = Builder::new()
-    ///     .after_release(|conn: &mut Vec<u8>, _meta| {
-    ///         conn.clear();
-    ///         Ok(true)
-    ///     })
-    ///     .build(Sessions)
-    ///     .unwrap();
-    /// pool.get().unwrap().push(1);
-    /// assert!(pool.get().unwrap().is_empty());
-    /// ```
-    pub fn after_release(
-        mut self,
-        hook: impl Fn(&mut M::Connection, ConnMeta) -> Result<bool, HookError> + Send + Sync + 'static,
-    ) -> Self {
-        self.config.after_release = Some(Arc::new(hook));
-        self
-    }
-
-    /// Calls `hook` (keep it short) every time the pool closes a connection, with
-    /// its metadata and the [`CloseReason`]. Connections taken out with
-    /// [`PooledConn::detach`](super::PooledConn::detach) are not closed by the pool
-    /// and are not reported. A panic in it is caught and logged.
-    ///
-    /// ```
-    /// use poolside_connpool::CloseReason;
-    /// use poolside_connpool::blocking::{Builder, Manager};
-    /// use std::sync::{Arc, Mutex};
-    /// # struct Noop;
-    /// # impl Manager for Noop {
-    /// #     type Connection = ();
-    /// #     type Error = std::io::Error;
-    /// #     fn connect(&self) -> Result<(), Self::Error> { Ok(()) }
-    /// #     fn check(&self, _: &mut ()) -> Result<(), Self::Error> { Ok(()) }
-    /// # }
-    /// let seen = Arc::new(Mutex::new(Vec::new()));
-    /// let log = seen.clone();
-    /// let pool = Builder::new()
-    ///     .on_close(move |meta, reason| log.lock().unwrap().push((meta.id, reason)))
-    ///     .build(Noop)
-    ///     .unwrap();
-    /// drop(pool.get().unwrap());
-    /// pool.close();
-    /// assert_eq!(*seen.lock().unwrap(), [(1, CloseReason::PoolClosed)]);
-    /// ```
-    pub fn on_close(
-        mut self,
-        hook: impl Fn(ConnMeta, CloseReason) + Send + Sync + 'static,
-    ) -> Self {
-        self.config.on_close = Some(Arc::new(hook));
         self
     }
 

@@ -85,8 +85,7 @@ impl<M: Manager> Shared<M> {
             move |late| match late {
                 Ok(Ok(raw)) => {
                     orphan.dial_succeeded();
-                    let conn = orphan.new_conn(raw);
-                    orphan.put_back(conn);
+                    orphan.put_back(Conn::new(raw));
                 }
                 Ok(Err(e)) => {
                     tracing::debug!(error = %e, "poolside-connpool: a timed-out dial failed");
@@ -105,7 +104,7 @@ impl<M: Manager> Shared<M> {
         match outcome {
             Outcome::Done(Ok(raw)) => {
                 self.dial_succeeded();
-                Ok(self.new_conn(raw))
+                Ok(Conn::new(raw))
             }
             Outcome::Done(Err(failure)) => {
                 Counters::bump(&self.counters.dial_errors);

@@ -3,7 +3,7 @@
 use super::manager::Manager;
 use super::pool::Pool;
 use super::shared::Conn;
-use crate::{CloseReason, ConnMeta};
+use crate::CloseReason;
 use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::time::Instant;
@@ -107,27 +107,6 @@ impl<'a, M: Manager> PooledConn<'a, M> {
     pub fn created_at(&self) -> Instant {
         self.conn_ref().created
     }
-
-    /// The connection's metadata, as in the async pool: id, when it was opened and
-    /// last used, and how many times it has been handed out (this time included).
-    ///
-    /// ```
-    /// # use poolside_connpool::blocking::{Manager, Pool};
-    /// # struct Noop;
-    /// # impl Manager for Noop {
-    /// #     type Connection = ();
-    /// #     type Error = std::io::Error;
-    /// #     fn connect(&self) -> Result<(), Self::Error> { Ok(()) }
-    /// #     fn check(&self, _: &mut ()) -> Result<(), Self::Error> { Ok(()) }
-    /// # }
-    /// let pool = Pool::new(Noop);
-    /// drop(pool.get().unwrap());
-    /// let meta = pool.get().unwrap().meta();
-    /// assert_eq!((meta.id, meta.checkouts), (1, 2));
-    /// ```
-    pub fn meta(&self) -> ConnMeta {
-        self.conn_ref().meta()
-    }
 }
 
 impl<M: Manager> Deref for PooledConn<'_, M> {
@@ -168,13 +147,7 @@ impl<M: Manager> Drop for PooledConn<'_, M> {
                     conn.last_used = now;
                 }
                 shared.counters.releases.bump();
-                let hook = shared.config.after_release.as_ref();
-                if shared.hook_approves(hook, "after_release", &mut conn) {
-                    shared.put_back(conn);
-                } else {
-                    shared.close_conn(conn, CloseReason::Hook);
-                    shared.release_slot();
-                }
+                shared.put_back(conn);
             }
         }
     }

@@ -8,11 +8,8 @@
 //! * [`Manager`]: `connect`, `check`, `is_broken`, all synchronous.
 //! * [`Builder`] / [`Pool`]: max_size, min_idle, max_lifetime, max_idle_time,
 //!   health_check_after, max_health_retries, connect_timeout, a wait policy bounded
-//!   at 30 s by default, a dial backoff shared by every caller, `connect_retries`,
-//!   and the hooks `after_connect`, `before_acquire`, `after_release`, `on_close`
-//!   (synchronous). Bad settings are a typed [`BuildError`]. The option values,
-//!   defaults and decisions are shared with the async builder, so each option
-//!   means the same in both pools.
+//!   at 30 s by default, a dial backoff shared by every caller, an after-connect
+//!   hook. Bad settings are a typed [`BuildError`].
 //! * [`PooledConn`]: derefs to the connection, returns on `Drop` (closed instead
 //!   when the thread panics), `mark_broken`, `detach`.
 //! * First come, first served: waiting threads park in an explicit line; a returned

@@ -18,45 +18,35 @@
 //!   return. New callers never overtake a waiter that has waited `fair_after`.
 
 use super::bounded;
-use super::config::{Config, ConnHook};
+use super::config::Config;
 use super::janitor::Janitor;
 use super::manager::Manager;
 use super::stats::Counters;
+use crate::CloseReason;
 use crate::options::Expiry;
-use crate::{CloseReason, ConnMeta};
 use parking_lot::{Condvar, Mutex, MutexGuard};
 use poolside_core::{Events, PoolError};
 use std::collections::VecDeque;
 use std::hash::RandomState;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::thread::{self, Thread};
 use std::time::Instant;
 
-/// A connection with the times the pool needs to judge it, and its metadata.
+/// A connection with the times the pool needs to judge it.
 pub(crate) struct Conn<C> {
     pub(crate) raw: C,
-    /// Unique within its pool, from 1, in the order connections were opened or added.
-    pub(crate) id: u64,
     pub(crate) created: Instant,
     /// When it was last checked out, opened or checked, and also when it was last
     /// returned if the pool has idle or lifetime limits (only those need the clock
     /// read on return).
     pub(crate) last_used: Instant,
-    /// How many times it has been handed to a caller.
-    pub(crate) checkouts: u64,
 }
 
 impl<C> Conn<C> {
-    /// The async pool's [`ConnMeta`] for this connection.
-    pub(crate) fn meta(&self) -> ConnMeta {
-        ConnMeta {
-            id: self.id,
-            created_at: tokio::time::Instant::from_std(self.created),
-            last_used: tokio::time::Instant::from_std(self.last_used),
-            checkouts: self.checkouts,
-        }
+    pub(super) fn new(raw: C) -> Self {
+        let now = Instant::now();
+        Conn { raw, created: now, last_used: now }
     }
 }
 
@@ -115,8 +105,6 @@ pub(crate) struct Shared<M: Manager> {
     pub(crate) events: Events,
     pub(crate) janitor: Arc<Janitor>,
     pub(super) random: RandomState,
-    /// The last connection id given out.
-    pub(super) last_id: AtomicU64,
 }
 
 impl<M: Manager> Drop for Shared<M> {
@@ -148,41 +136,6 @@ impl Wait {
 }
 
 impl<M: Manager> Shared<M> {
-    /// Wraps a connection just opened (or adopted) with a fresh id.
-    pub(super) fn new_conn(&self, raw: M::Connection) -> Conn<M::Connection> {
-        let now = Instant::now();
-        let id = self.last_id.fetch_add(1, Relaxed) + 1;
-        Conn { raw, id, created: now, last_used: now, checkouts: 0 }
-    }
-
-    /// Runs a connection hook (`before_acquire`, `after_release`) if set: `true`
-    /// keeps the connection. `Ok(false)`, an error or a panic (caught and logged)
-    /// refuses it.
-    pub(crate) fn hook_approves(
-        &self,
-        hook: Option<&ConnHook<M>>,
-        during: &'static str,
-        conn: &mut Conn<M::Connection>,
-    ) -> bool {
-        let Some(hook) = hook else { return true };
-        let meta = conn.meta();
-        match catch_unwind(AssertUnwindSafe(|| hook(&mut conn.raw, meta))) {
-            Ok(Ok(keep)) => keep,
-            Ok(Err(error)) => {
-                tracing::debug!(during, %error, "poolside-connpool: a hook refused a connection");
-                false
-            }
-            Err(panic) => {
-                tracing::error!(
-                    during,
-                    panic = bounded::panic_message(&*panic),
-                    "poolside-connpool: a hook panicked; closing the connection"
-                );
-                false
-            }
-        }
-    }
-
     pub(super) fn lock(&self) -> MutexGuard<'_, State<M::Connection>> {
         self.state.lock()
     }
@@ -432,15 +385,6 @@ impl<M: Manager> Shared<M> {
         self.counters.count_close(reason);
         if !matches!(reason, CloseReason::PoolClosed | CloseReason::Resize | CloseReason::Retain) {
             tracing::debug!(?reason, "poolside-connpool: blocking pool closes a connection");
-        }
-        if let Some(on_close) = &self.config.on_close {
-            let meta = conn.meta();
-            if let Err(panic) = catch_unwind(AssertUnwindSafe(|| on_close(meta, reason))) {
-                tracing::error!(
-                    panic = bounded::panic_message(&*panic),
-                    "poolside-connpool: the on_close hook panicked"
-                );
-            }
         }
         drop(conn);
     }
