@@ -46,41 +46,9 @@ const MIN_JANITOR_INTERVAL: Duration = Duration::from_millis(1);
 /// The default wait: a caller gives up after 30 s rather than hang forever.
 const DEFAULT_WAIT: Duration = Duration::from_secs(30);
 
-#[derive(Debug, Clone)]
-pub(crate) struct Config {
-    pub(crate) max_size: usize,
-    pub(crate) min_idle: usize,
-    pub(crate) max_lifetime: Option<Duration>,
-    pub(crate) max_idle_time: Option<Duration>,
-    pub(crate) health_check_after: Duration,
-    pub(crate) max_health_retries: u32,
-    pub(crate) connect_timeout: Duration,
-    pub(crate) wait: WaitPolicy,
-    pub(crate) janitor_interval: Option<Duration>,
-    pub(crate) backoff_min: Duration,
-    pub(crate) backoff_max: Duration,
-    pub(crate) connect_retries: u32,
-}
-
-impl Config {
-    /// How often the janitor wakes: a quarter of the shortest connection time limit,
-    /// clamped to [100 ms, 30 s], so an expired connection lives at most ~25 % past
-    /// its limit.
-    pub(crate) fn janitor_period(&self) -> Duration {
-        if let Some(every) = self.janitor_interval {
-            return every;
-        }
-        let shortest = [self.max_lifetime, self.max_idle_time].into_iter().flatten().min();
-        match shortest {
-            Some(limit) => (limit / 4).clamp(Duration::from_millis(100), Duration::from_secs(30)),
-            None => Duration::from_secs(30),
-        }
-    }
-
-    pub(crate) fn needs_janitor(&self) -> bool {
-        self.min_idle > 0 || self.max_lifetime.is_some() || self.max_idle_time.is_some()
-    }
-}
+/// The builder's settings: the options both connection pools share (see
+/// `crate::options` for their janitor period and expiry decisions).
+pub(crate) use crate::options::Options as Config;
 
 /// Configures and builds a [`Pool`]. Every setting is checked by [`Builder::build`].
 ///
@@ -117,20 +85,8 @@ pub struct Builder {
 impl Default for Builder {
     fn default() -> Self {
         Builder {
-            config: Config {
-                max_size: 10,
-                min_idle: 0,
-                max_lifetime: None,
-                max_idle_time: None,
-                health_check_after: Duration::from_millis(500),
-                max_health_retries: 3,
-                connect_timeout: Duration::from_secs(30),
-                wait: WaitPolicy::default(),
-                janitor_interval: None,
-                backoff_min: Duration::from_millis(10),
-                backoff_max: Duration::from_millis(500),
-                connect_retries: u32::MAX,
-            },
+            // The shared defaults (`crate::options`), the same for the blocking pool.
+            config: Config::default(),
             events: Events::none(),
             hooks: ErasedHooks::default(),
         }

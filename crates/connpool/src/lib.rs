@@ -81,9 +81,11 @@ mod idle;
 mod janitor;
 mod manager;
 mod meta;
+mod options;
 mod pool;
 #[cfg(feature = "postgres")]
 mod postgres;
+mod readings;
 #[cfg(feature = "redis")]
 mod redis;
 #[cfg(feature = "serde")]

@@ -188,9 +188,9 @@ pub(crate) struct Counters {
     pub(crate) timeouts: AtomicU64,
     pub(crate) health_checks: AtomicU64,
     pub(crate) health_fails: AtomicU64,
-    closed_lifetime: AtomicU64,
-    closed_idle: AtomicU64,
-    closed_broken: AtomicU64,
+    pub(crate) closed_lifetime: AtomicU64,
+    pub(crate) closed_idle: AtomicU64,
+    pub(crate) closed_broken: AtomicU64,
 }
 
 impl Counters {

@@ -2,8 +2,10 @@
 //! thread, close, and counts that stay exact.
 #![cfg(feature = "blocking")]
 
-use poolside_connpool::blocking::{BuildError, Builder, MAX_DURATION, Manager, Pool};
-use poolside_connpool::{GetError, WaitPolicy};
+use poolside_connpool::blocking::{
+    BuildError, Builder, MAX_DURATION, MAX_POOL_SIZE, Manager, Pool,
+};
+use poolside_connpool::{AddError, GetError, WaitPolicy};
 use poolside_core::{PoolError, Snapshot};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Barrier, Mutex};
@@ -21,7 +23,12 @@ struct Script {
     fail_check: AtomicBool,
     panic_check: AtomicBool,
     panic_is_broken: AtomicBool,
+    broken: AtomicBool,
+    stall_check: Mutex<Option<Duration>>,
+    checks: AtomicUsize,
     connects: AtomicUsize,
+    /// Fail this many more connects, then succeed.
+    fail_next: AtomicUsize,
 }
 
 /// A connection that counts itself live until dropped.
@@ -61,7 +68,8 @@ impl Manager for S {
         if self.panic_connect.load(SeqCst) {
             panic!("connect panicked on purpose");
         }
-        if self.fail_connect.load(SeqCst) {
+        let fail_next = self.fail_next.fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1)).is_ok();
+        if fail_next || self.fail_connect.load(SeqCst) {
             return Err(std::io::Error::other("refused"));
         }
         self.live.fetch_add(1, SeqCst);
@@ -69,6 +77,11 @@ impl Manager for S {
     }
 
     fn check(&self, _conn: &mut Tracked) -> Result<(), std::io::Error> {
+        self.checks.fetch_add(1, SeqCst);
+        let stall = *self.stall_check.lock().unwrap();
+        if let Some(stall) = stall {
+            thread::sleep(stall);
+        }
         if self.panic_check.load(SeqCst) {
             panic!("check panicked on purpose");
         }
@@ -82,7 +95,7 @@ impl Manager for S {
         if self.panic_is_broken.load(SeqCst) {
             panic!("is_broken panicked on purpose");
         }
-        false
+        self.broken.load(SeqCst)
     }
 }
 
@@ -132,7 +145,7 @@ fn every_setting_rejects_its_extremes_with_a_typed_error() {
         ("connect_timeout", |b, d| b.connect_timeout(d)),
         ("janitor_interval", |b, d| b.janitor_interval(d)),
         ("wait timeout", |b, d| b.wait(WaitPolicy::Timeout(d))),
-        ("dial_backoff base", |b, d| b.dial_backoff(d, d)),
+        ("dial backoff min", |b, d| b.dial_backoff(d, d)),
         ("health_check_after", |b, d| b.health_check_after(d)),
         ("fair_after", |b, d| b.fair_after(d)),
     ];
@@ -160,6 +173,16 @@ fn every_setting_rejects_its_extremes_with_a_typed_error() {
             .unwrap_err(),
         BuildError::IdleTimeAboveLifetime
     );
+    // The async pool's bounds, from the options both builders share.
+    assert_eq!(
+        b().janitor_interval(Duration::from_micros(999)).build(m()).unwrap_err(),
+        BuildError::OutOfRange { setting: "janitor_interval" }
+    );
+    assert!(b().max_size(MAX_POOL_SIZE).build(m()).is_ok());
+    assert!(matches!(
+        b().max_size(MAX_POOL_SIZE + 1).build(m()).unwrap_err(),
+        BuildError::MaxSizeTooLarge { limit: MAX_POOL_SIZE, .. }
+    ));
     let pool = b().build(m()).unwrap();
     assert!(pool.resize(0).is_err());
     assert!(pool.resize(usize::MAX).is_err());
@@ -339,8 +362,13 @@ fn panics_in_connect_give_back_the_slot_and_reach_the_caller() {
     let m = script();
     let pool = Builder::new().max_size(1).build(m.clone()).unwrap();
     m.panic_connect.store(true, SeqCst);
-    let caught = thread::scope(|s| s.spawn(|| pool.get().map(|_| ())).join());
-    assert!(caught.is_err(), "the panic reaches the caller");
+    match pool.get().unwrap_err() {
+        GetError::Panicked { during, message } => {
+            assert_eq!(during, "connect");
+            assert!(message.contains("connect panicked on purpose"), "{message}");
+        }
+        e => panic!("unexpected {e}"),
+    }
     m.panic_connect.store(false, SeqCst);
     assert_eq!(pool.status().open, 0);
     // The slot is free: the next get (after the shared backoff) dials again.
@@ -362,7 +390,8 @@ fn a_panic_in_connect_never_hangs_a_waiter() {
         held.mark_broken();
         m.panic_connect.store(true, SeqCst);
         drop(held);
-        assert!(waiter.join().is_err());
+        let got = waiter.join().expect("the panic is caught, not re-raised");
+        assert!(matches!(got, Err(GetError::Panicked { during: "connect", .. })));
     });
     m.panic_connect.store(false, SeqCst);
     assert_eq!(pool.status().open, 0);
@@ -375,19 +404,27 @@ fn panics_in_check_and_is_broken_keep_counts_exact() {
     let pool =
         Builder::new().max_size(2).health_check_after(Duration::ZERO).build(m.clone()).unwrap();
     drop(pool.get().unwrap());
+    // A panicking check counts as a failed one: the connection is closed and the
+    // caller gets a fresh one, as in the async pool.
     m.panic_check.store(true, SeqCst);
-    assert!(thread::scope(|s| s.spawn(|| pool.get().map(|_| ())).join()).is_err());
+    let conn = pool.get().expect("a panicking check is the pool's problem");
     m.panic_check.store(false, SeqCst);
+    assert_eq!(conn.id, 1);
+    drop(conn);
     assert_settled(&pool, &m);
-    assert_eq!(pool.status().open, 0);
+    assert_eq!(pool.status().open, 1);
+    assert_eq!(Snapshot::of(&pool).value("health_fails"), Some(1));
 
+    // is_broken panics on checkout (idle connection) and inside Drop: both caught,
+    // both connections closed.
     m.panic_is_broken.store(true, SeqCst);
     let conn = pool.get().unwrap();
-    drop(conn); // is_broken panics inside Drop: caught, the connection is closed
+    assert_eq!(conn.id, 2);
+    drop(conn);
     m.panic_is_broken.store(false, SeqCst);
     assert_settled(&pool, &m);
     assert_eq!(pool.status().open, 0);
-    assert_eq!(Snapshot::of(&pool).value("closed_broken"), Some(2));
+    assert_eq!(Snapshot::of(&pool).value("closed_broken"), Some(3));
 }
 
 #[test]
@@ -433,10 +470,54 @@ fn connect_timeout_bounds_a_stalled_dial_and_the_late_connection_is_kept() {
 }
 
 #[test]
+fn a_dial_cut_short_by_the_callers_deadline_is_no_verdict_on_the_server() {
+    let m = script();
+    *m.stall_connect.lock().unwrap() = Some(Duration::from_millis(150));
+    let pool = Builder::new().max_size(2).build(m.clone()).unwrap();
+    let started = Instant::now();
+    let err = pool.get_timeout(Duration::from_millis(10)).unwrap_err();
+    assert!(matches!(err.pool_error(), Some(PoolError::TimedOut { .. })), "{err}");
+    assert!(started.elapsed() < Duration::from_millis(120), "bounded by the caller's wait");
+    *m.stall_connect.lock().unwrap() = None;
+    // No backoff: the next caller dials at once (on the other slot).
+    let conn = pool.try_get().expect("no backoff after a dial its caller cut short");
+    drop(conn);
+    // The late connection joins the pool.
+    eventually("late connection kept", || pool.status().idle == 2);
+    assert_eq!(Snapshot::of(&pool).value("timeouts"), Some(1));
+    assert_settled(&pool, &m);
+}
+
+#[test]
+fn close_ends_a_wait_for_the_dial_backoff() {
+    let m = script();
+    let pool = Builder::new()
+        .connect_retries(0)
+        .dial_backoff(Duration::from_secs(5), Duration::from_secs(5))
+        .build(m.clone())
+        .unwrap();
+    m.fail_connect.store(true, SeqCst);
+    assert!(matches!(pool.get().unwrap_err(), GetError::Connect(_)));
+    thread::scope(|s| {
+        // This caller waits out the (5 s) backoff before it dials again...
+        let waiter = s.spawn(|| pool.get_timeout(Duration::from_secs(20)).map(|_| ()));
+        thread::sleep(Duration::from_millis(30));
+        let started = Instant::now();
+        pool.close();
+        // ...and close ends that wait at once.
+        let err = waiter.join().unwrap().unwrap_err();
+        assert!(err.is_closed(), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(2));
+    });
+    assert_settled(&pool, &m);
+}
+
+#[test]
 fn failed_dials_share_one_backoff_and_counts_stay_exact() {
     let m = script();
     let pool = Builder::new()
         .max_size(4)
+        .connect_retries(0)
         .dial_backoff(Duration::from_millis(40), Duration::from_millis(40))
         .build(m.clone())
         .unwrap();
@@ -451,10 +532,20 @@ fn failed_dials_share_one_backoff_and_counts_stay_exact() {
         }
     });
     assert!(started.elapsed() >= Duration::from_millis(15), "callers waited out the backoff");
-    // A caller whose wait ends before the backoff does is told so without a dial.
+    // A caller whose wait ends before the backoff does, or that may not wait, is
+    // told so without a dial (`GetError::Backoff`, as in the async pool).
     let before = m.connects.load(SeqCst);
     let err = pool.get_timeout(Duration::from_millis(1)).unwrap_err();
-    assert!(matches!(err.pool_error(), Some(PoolError::TimedOut { .. })), "{err}");
+    match err {
+        GetError::Backoff { failures, last_error, .. } => {
+            assert!(failures >= 1);
+            assert!(last_error.contains("refused"), "{last_error}");
+        }
+        e => panic!("unexpected {e}"),
+    }
+    let started_try = Instant::now();
+    assert!(matches!(pool.try_get().unwrap_err(), GetError::Backoff { .. }));
+    assert!(started_try.elapsed() < Duration::from_millis(20), "try_get never sleeps");
     assert_eq!(m.connects.load(SeqCst), before);
     m.fail_connect.store(false, SeqCst);
     thread::sleep(Duration::from_millis(70));
@@ -464,10 +555,77 @@ fn failed_dials_share_one_backoff_and_counts_stay_exact() {
 }
 
 #[test]
-fn failed_health_checks_retry_then_fail_with_the_error() {
+fn a_failed_dial_is_retried_within_the_connect_timeout() {
+    // As in the async pool: connect_timeout is the time one get may spend dialling,
+    // failed dials are retried after the shared backoff, without a count limit by
+    // default.
     let m = script();
     let pool = Builder::new()
-        .max_size(3)
+        .max_size(2)
+        .dial_backoff(Duration::from_millis(1), Duration::from_millis(2))
+        .build(m.clone())
+        .unwrap();
+    m.fail_next.store(2, SeqCst);
+    let conn = pool.get().expect("the third attempt succeeds");
+    assert_eq!(m.connects.load(SeqCst), 3);
+    assert_eq!(Snapshot::of(&pool).value("dial_errors"), Some(2));
+    drop(conn);
+    assert_settled(&pool, &m);
+
+    // A count limit: retries + 1 attempts, reported with the last error.
+    let m = script();
+    let pool = Builder::new()
+        .connect_retries(2)
+        .dial_backoff(Duration::from_millis(1), Duration::from_millis(2))
+        .build(m.clone())
+        .unwrap();
+    m.fail_connect.store(true, SeqCst);
+    match pool.get().unwrap_err() {
+        GetError::ConnectFailed { attempts, last } => {
+            assert_eq!(attempts, 3);
+            assert_eq!(last.to_string(), "refused");
+        }
+        e => panic!("unexpected {e}"),
+    }
+    assert_eq!(m.connects.load(SeqCst), 3);
+    assert_settled(&pool, &m);
+
+    // No count limit: the connect timeout ends the retries.
+    let m = script();
+    let pool = Builder::new()
+        .connect_timeout(Duration::from_millis(60))
+        .dial_backoff(Duration::from_millis(5), Duration::from_millis(10))
+        .build(m.clone())
+        .unwrap();
+    m.fail_connect.store(true, SeqCst);
+    let started = Instant::now();
+    // The last attempt may be the one the deadline cuts short (as in the async pool,
+    // then reported as a connect timeout).
+    let err = pool.get().unwrap_err();
+    assert!(
+        matches!(err, GetError::ConnectFailed { .. } | GetError::ConnectTimeout { .. }),
+        "{err}"
+    );
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(50) && took < Duration::from_secs(2), "{took:?}");
+    assert!(m.connects.load(SeqCst) >= 3);
+    // A fail-fast caller makes one attempt (and then finds the backoff in force).
+    // (Once a dial cut short by the deadline, if any, has ended on its thread.)
+    eventually("no dial in progress", || pool.status().open == 0);
+    let before = m.connects.load(SeqCst);
+    thread::sleep(Duration::from_millis(15));
+    assert!(matches!(pool.try_get().unwrap_err(), GetError::Connect(_)));
+    assert_eq!(m.connects.load(SeqCst), before + 1);
+    assert_settled(&pool, &m);
+}
+
+#[test]
+fn failed_health_checks_discard_stale_connections_then_dial_a_fresh_one() {
+    // As in the async pool: a failed check is never the caller's error. The retries
+    // bound how many stale idle connections one get checks before it dials.
+    let m = script();
+    let pool = Builder::new()
+        .max_size(4)
         .health_check_after(Duration::ZERO)
         .max_health_retries(1)
         .build(m.clone())
@@ -475,14 +633,101 @@ fn failed_health_checks_retry_then_fail_with_the_error() {
     let held: Vec<_> = (0..3).map(|_| pool.get().unwrap()).collect();
     drop(held);
     m.fail_check.store(true, SeqCst);
-    match pool.get().unwrap_err() {
-        GetError::HealthCheck { attempts, .. } => assert_eq!(attempts, 2),
-        e => panic!("unexpected {e}"),
-    }
-    m.fail_check.store(false, SeqCst);
+    let conn = pool.get().expect("a fresh dial replaces the stale connections");
+    assert_eq!(conn.id, 3, "a new connection, not one that failed its check");
+    assert_eq!(m.checks.load(SeqCst), 2, "max_health_retries + 1 checks, then a dial");
     let snap = Snapshot::of(&pool);
+    assert_eq!(snap.value("health_checks"), Some(2));
     assert_eq!(snap.value("health_fails"), Some(2));
     assert_eq!(snap.value("closed_broken"), Some(2));
+    assert_eq!(snap.value("dials"), Some(4));
+    drop(conn);
+    assert_settled(&pool, &m);
+    // The third stale connection is still idle (this get stopped looking), plus the new one.
+    assert_eq!(pool.status().open, 2);
+}
+
+#[test]
+fn zero_health_retries_check_one_stale_connection_then_dial() {
+    let m = script();
+    let pool = Builder::new()
+        .max_size(2)
+        .health_check_after(Duration::ZERO)
+        .max_health_retries(0)
+        .build(m.clone())
+        .unwrap();
+    let held: Vec<_> = (0..2).map(|_| pool.get().unwrap()).collect();
+    drop(held);
+    m.fail_check.store(true, SeqCst);
+    // The pool is full (two idle): the failed connection's slot is reused for the dial.
+    assert_eq!(pool.get().unwrap().id, 2);
+    assert_eq!(m.checks.load(SeqCst), 1);
+    assert_settled(&pool, &m);
+    assert_eq!(pool.status().open, 2);
+}
+
+#[test]
+fn a_timed_out_health_check_is_not_the_callers_error() {
+    let m = script();
+    let pool = Builder::new()
+        .max_size(2)
+        .health_check_after(Duration::ZERO)
+        .max_health_retries(0)
+        .connect_timeout(Duration::from_millis(30))
+        .build(m.clone())
+        .unwrap();
+    let held: Vec<_> = (0..2).map(|_| pool.get().unwrap()).collect();
+    drop(held);
+    *m.stall_check.lock().unwrap() = Some(Duration::from_millis(300));
+    let started = Instant::now();
+    // The first idle connection's check hangs past the connect timeout; the retries
+    // are spent, so the other stale one is replaced by a dial instead of checked.
+    let conn = pool.get().expect("a hung check is the pool's problem");
+    assert!(started.elapsed() < Duration::from_millis(250));
+    assert_eq!(conn.id, 2);
+    assert_eq!(m.checks.load(SeqCst), 1);
+    *m.stall_check.lock().unwrap() = None;
+    let snap = Snapshot::of(&pool);
+    assert_eq!(snap.value("health_fails"), Some(1));
+    drop(conn);
+    // The late check succeeds: its connection comes back to the pool.
+    eventually("late check ended", || pool.status().in_use == 0);
+    assert_settled(&pool, &m);
+    assert_eq!(pool.status().open, 2);
+}
+
+#[test]
+fn a_health_check_is_bounded_by_the_callers_deadline() {
+    let m = script();
+    let pool = Builder::new()
+        .max_size(1)
+        .health_check_after(Duration::ZERO)
+        .connect_timeout(Duration::from_secs(5))
+        .build(m.clone())
+        .unwrap();
+    drop(pool.get().unwrap());
+    *m.stall_check.lock().unwrap() = Some(Duration::from_millis(200));
+    let started = Instant::now();
+    let err = pool.get_timeout(Duration::from_millis(30)).unwrap_err();
+    assert!(matches!(err.pool_error(), Some(PoolError::TimedOut { .. })), "{err}");
+    assert!(started.elapsed() < Duration::from_millis(150));
+    *m.stall_check.lock().unwrap() = None;
+    eventually("late check ended", || pool.status().idle == 1);
+    assert_settled(&pool, &m);
+}
+
+#[test]
+fn is_broken_is_asked_on_checkout_and_a_broken_idle_connection_is_replaced() {
+    let m = script();
+    let pool = Builder::new().max_size(2).build(m.clone()).unwrap();
+    drop(pool.get().unwrap());
+    // The connection broke while idle (e.g. the server closed it).
+    m.broken.store(true, SeqCst);
+    let conn = pool.get().unwrap();
+    m.broken.store(false, SeqCst);
+    assert_eq!(conn.id, 1, "the broken idle connection was not handed out");
+    assert_eq!(Snapshot::of(&pool).value("closed_broken"), Some(1));
+    drop(conn);
     assert_settled(&pool, &m);
     assert_eq!(pool.status().open, 1);
 }
@@ -542,8 +787,24 @@ fn the_janitor_keeps_min_idle() {
     drop(b);
     eventually("re-warmed", || pool.status().idle >= 2);
     drop(a);
-    assert_eq!(pool.retain(|_, _| false), 3);
+    assert_eq!(pool.retain(|_, _| false), Ok(3));
     eventually("re-warmed after retain", || pool.status().idle == 2);
+    assert_settled(&pool, &m);
+}
+
+#[test]
+fn taking_the_pool_below_min_idle_has_the_janitor_refill_it_at_once() {
+    // As in the async pool: the janitor refills min_idle when a get takes the pool
+    // below it, not only at its next tick (30 s here: no time limits are set).
+    let m = script();
+    let pool = Builder::new().max_size(4).min_idle(2).build(m.clone()).unwrap();
+    pool.maintain();
+    assert_eq!(pool.status().idle, 2);
+    let a = pool.get().unwrap();
+    let b = pool.get().unwrap();
+    eventually("refilled", || pool.status().idle == 2);
+    assert_eq!(pool.status().open, 4);
+    drop((a, b));
     assert_settled(&pool, &m);
 }
 
@@ -600,11 +861,79 @@ fn resize_add_detach_and_mark_broken() {
         Tracked { id, live: m.live.clone() }
     };
     pool.add(tracked(98)).unwrap();
-    let (back, why) = pool.add(tracked(99)).unwrap_err();
-    assert_eq!(why, PoolError::Exhausted);
+    let back = match pool.add(tracked(99)).unwrap_err() {
+        AddError::Full(back) => back,
+        e => panic!("unexpected {e}"),
+    };
     pool.resize(2).unwrap();
     pool.add(back).unwrap();
     assert_eq!(pool.get().unwrap().id, 99);
+    assert_settled(&pool, &m);
+    pool.close();
+    // On a closed pool: the connection comes back inside the error, resize and
+    // retain say `Closed`, as in the async pool.
+    match pool.add(tracked(100)) {
+        Err(AddError::Closed(back)) => assert_eq!(back.id, 100),
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(pool.resize(3), Err(BuildError::Closed));
+    assert_eq!(pool.retain(|_, _| true), Err(PoolError::Closed));
+    assert_eq!(m.live.load(SeqCst), 0);
+}
+
+#[test]
+fn a_panicking_retain_predicate_rejects_that_connection_and_goes_on() {
+    let m = script();
+    let pool = Builder::new().max_size(3).build(m.clone()).unwrap();
+    let held: Vec<_> = (0..3).map(|_| pool.get().unwrap()).collect();
+    drop(held);
+    let closed = pool.retain(|conn, _| {
+        assert_ne!(conn.id, 1, "the predicate panics on connection 1");
+        true
+    });
+    assert_eq!(closed, Ok(1));
+    assert_eq!(Snapshot::of(&pool).value("closed_broken"), Some(1));
+    assert_settled(&pool, &m);
+    assert_eq!(pool.status().idle, 2);
+}
+
+#[test]
+fn min_idle_does_not_protect_a_connection_from_max_idle_time() {
+    // As in the async pool: idle connections past max_idle_time are closed even at
+    // min_idle, and the janitor replaces them with fresh ones.
+    let m = script();
+    let pool = Builder::new()
+        .max_size(2)
+        .min_idle(1)
+        .max_idle_time(Duration::from_millis(20))
+        .janitor_interval(Duration::from_secs(3600))
+        .build(m.clone())
+        .unwrap();
+    pool.maintain();
+    assert_eq!(pool.status().idle, 1);
+    thread::sleep(Duration::from_millis(30));
+    pool.maintain();
+    let snap = Snapshot::of(&pool);
+    assert_eq!(snap.value("closed_idle"), Some(1));
+    assert_eq!(pool.status().idle, 1, "re-warmed to min_idle");
+    assert_eq!(pool.get().unwrap().id, 1, "a fresh connection");
+    // That get woke the janitor to refill min_idle: wait for its dial, if any.
+    eventually("no dial in progress", || m.live.load(SeqCst) == pool.status().open);
+    assert_settled(&pool, &m);
+}
+
+#[test]
+fn a_slot_being_dialled_counts_as_in_use() {
+    let m = script();
+    *m.stall_connect.lock().unwrap() = Some(Duration::from_millis(100));
+    let pool = Builder::new().max_size(2).build(m.clone()).unwrap();
+    thread::scope(|s| {
+        let dialer = s.spawn(|| pool.get().map(|c| c.id));
+        eventually("dialling", || m.connects.load(SeqCst) == 1);
+        let st = pool.status();
+        assert_eq!((st.open, st.idle, st.in_use), (1, 0, 1), "in_use == open - idle");
+        assert_eq!(dialer.join().unwrap().unwrap(), 0);
+    });
     assert_settled(&pool, &m);
 }
 
@@ -632,15 +961,58 @@ fn after_connect_runs_once_per_connection_and_its_error_fails_the_dial() {
             Ok(())
         })
         .dial_backoff(Duration::from_millis(1), Duration::from_millis(1))
+        .connect_retries(0)
         .build(m.clone())
         .unwrap();
-    assert!(matches!(pool.get().unwrap_err(), GetError::Connect(_)));
+    // As in the async pool: the hook's error is `GetError::Hook`, not a connect error.
+    match pool.get().unwrap_err() {
+        GetError::Hook { during, error } => {
+            assert_eq!(during, "after_connect");
+            assert_eq!(error.to_string(), "setup failed");
+        }
+        e => panic!("unexpected {e}"),
+    }
     let conn = pool.get().unwrap();
     assert_eq!(conn.id, 1001);
     drop(conn);
     drop(pool.get().unwrap());
     assert_eq!(calls.load(SeqCst), 2);
     assert_settled(&pool, &m);
+
+    // With retries (the default), a hook that fails once is retried within the get.
+    let m = script();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let seen = calls.clone();
+    let pool = Builder::new()
+        .after_connect(move |_: &mut Tracked| match seen.fetch_add(1, SeqCst) {
+            0 => Err(std::io::Error::other("setup failed")),
+            _ => Ok(()),
+        })
+        .dial_backoff(Duration::from_millis(1), Duration::from_millis(1))
+        .build(m.clone())
+        .unwrap();
+    assert_eq!(pool.get().unwrap().id, 1);
+    assert_eq!(calls.load(SeqCst), 2);
+    assert_settled(&pool, &m);
+}
+
+#[test]
+fn a_panicking_after_connect_hook_is_reported_and_closes_the_connection() {
+    let m = script();
+    let pool = Builder::new()
+        .after_connect(|_: &mut Tracked| panic!("hook panicked on purpose"))
+        .build(m.clone())
+        .unwrap();
+    match pool.get().unwrap_err() {
+        GetError::Panicked { during, message } => {
+            assert_eq!(during, "after_connect");
+            assert!(message.contains("hook panicked on purpose"), "{message}");
+        }
+        e => panic!("unexpected {e}"),
+    }
+    assert_eq!(m.connects.load(SeqCst), 1, "a panic ends the get: no retry");
+    assert_settled(&pool, &m);
+    assert_eq!(pool.status().open, 0);
 }
 
 #[test]

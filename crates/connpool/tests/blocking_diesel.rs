@@ -62,6 +62,7 @@ fn threads_share_a_diesel_sqlite_database_through_the_pool() {
 fn a_bad_url_is_a_connect_error_and_leaks_no_slot() {
     let pool = Builder::new()
         .max_size(1)
+        .connect_retries(0)
         .build(DieselManager::<SqliteConnection>::new("/nonexistent-dir/poolside/x.db"))
         .unwrap();
     match pool.get() {

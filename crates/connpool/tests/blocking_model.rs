@@ -1,12 +1,13 @@
 //! A model test of the blocking pool: random sequences of get / get with a timeout /
-//! release / break / tick / resize / close, each client on its own thread. After
+//! release / break / tick / resize / close / health checks turning on and off, each
+//! client on its own thread. A failed health check is never a client's error. After
 //! every step the pool's counts must match what the client threads observe, no
 //! connection may sit idle while a thread waits, live connections must equal
 //! `open`, and waiters must be served in arrival order.
 #![cfg(feature = "blocking")]
 
 use poolside_connpool::WaitPolicy;
-use poolside_connpool::blocking::{Builder, Manager, Pool};
+use poolside_connpool::blocking::{BuildError, Builder, Manager, Pool};
 use proptest::prelude::*;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::mpsc;
@@ -25,6 +26,8 @@ enum Op {
     Tick(u64),
     Resize(usize),
     Close,
+    /// From now on health checks fail (`true`) or pass.
+    Stale(bool),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -36,11 +39,12 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0u64..12).prop_map(Op::Tick),
         1 => (1usize..6).prop_map(Op::Resize),
         1 => Just(Op::Close),
+        1 => any::<bool>().prop_map(Op::Stale),
     ]
 }
 
-/// Connections that count themselves while alive.
-struct Counted(Arc<AtomicUsize>);
+/// Connections that count themselves while alive; checks fail while `stale` is set.
+struct Counted(Arc<AtomicUsize>, Arc<AtomicBool>);
 
 struct Live(Arc<AtomicUsize>);
 
@@ -58,6 +62,9 @@ impl Manager for Counted {
         Ok(Live(self.0.clone()))
     }
     fn check(&self, _: &mut Live) -> Result<(), std::io::Error> {
+        if self.1.load(SeqCst) {
+            return Err(std::io::Error::other("stale"));
+        }
         Ok(())
     }
 }
@@ -120,14 +127,17 @@ fn settle(
 
 fn run(ops: Vec<Op>, max_size: usize, min_idle: usize) -> Result<(), TestCaseError> {
     let live = Arc::new(AtomicUsize::new(0));
+    let stale = Arc::new(AtomicBool::new(false));
     let pool = Builder::new()
         .max_size(max_size)
         .min_idle(min_idle)
         .max_lifetime(Duration::from_millis(40))
         .max_idle_time(Duration::from_millis(15))
         .janitor_interval(Duration::from_millis(3))
+        .health_check_after(Duration::from_millis(2))
+        .max_health_retries(1)
         .wait(WaitPolicy::Queue)
-        .build(Counted(live.clone()))
+        .build(Counted(live.clone(), stale.clone()))
         .unwrap();
     let mut clients: Vec<Client> = Vec::new();
     let mut closed = false;
@@ -196,11 +206,15 @@ fn run(ops: Vec<Op>, max_size: usize, min_idle: usize) -> Result<(), TestCaseErr
                 thread::sleep(Duration::from_millis(ms));
                 pool.maintain();
             }
-            Op::Resize(n) => pool.resize(n.max(min_idle)).unwrap(),
+            Op::Resize(n) => match pool.resize(n.max(min_idle)) {
+                Ok(()) => prop_assert!(!closed),
+                Err(e) => prop_assert_eq!((e, closed), (BuildError::Closed, true)),
+            },
             Op::Close => {
                 pool.close();
                 closed = true;
             }
+            Op::Stale(on) => stale.store(on, SeqCst),
         }
         settle(&pool, &clients, &live)?;
         if closed {

@@ -10,36 +10,21 @@ use poolside_connpool::blocking::postgres_sync::PostgresManager;
 use poolside_connpool::blocking::{Builder, Pool};
 use poolside_core::Snapshot;
 use postgres::{Client, Config, NoTls};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::Duration;
 
+#[path = "support/pg_env.rs"]
+mod pg_env;
+
 /// The server's config, or `None` (after a notice) when no server is available.
 fn server() -> Option<Config> {
-    match std::env::var("POOLSIDE_PG_URL") {
-        Ok(url) => Some(url.parse().expect("POOLSIDE_PG_URL is a PostgreSQL URL")),
-        Err(_) if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("POOLSIDE_PG_URL is not set under CI: run the tests with `cargo xtask test`")
-        }
-        Err(_) => {
-            eprintln!(
-                "NOTICE: POOLSIDE_PG_URL is not set; skipping the PostgreSQL test \
-                 (`cargo xtask test` starts a server and sets it)"
-            );
-            None
-        }
-    }
+    pg_env::server_url().map(|url| url.parse().expect("POOLSIDE_PG_URL is a PostgreSQL URL"))
 }
 
 /// A config whose connections carry a name unique to this test, so
 /// `pg_stat_activity` can be filtered to them.
 fn tagged(config: &Config) -> (Config, String) {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let tag = format!(
-        "poolside-blocking-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    );
+    let tag = pg_env::unique_tag("poolside-blocking");
     let mut config = config.clone();
     config.application_name(&tag).connect_timeout(Duration::from_secs(5));
     (config, tag)

@@ -3,77 +3,41 @@
 use super::manager::Manager;
 use super::pool::Pool;
 use crate::WaitPolicy;
+use crate::options::{self, OptionError, Options};
 use poolside_core::Events;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The largest `max_size` a builder or [`Pool::resize`] accepts.
-pub const MAX_POOL_SIZE: usize = 1 << 20;
+/// The largest `max_size` a builder or [`Pool::resize`] accepts (2^32 − 1, as for the
+/// async pool).
+pub const MAX_POOL_SIZE: usize = options::MAX_SIZE_LIMIT;
 /// The longest duration any setting accepts (one year). For "wait forever" use
 /// [`WaitPolicy::Queue`].
-pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+pub const MAX_DURATION: Duration = options::MAX_DURATION;
 /// The most health-check retries one `get` may make.
-pub const MAX_HEALTH_RETRIES: u32 = 1_000;
+pub const MAX_HEALTH_RETRIES: u32 = options::MAX_HEALTH_RETRIES;
 
 /// Runs on every new connection before the pool first hands it out; an error closes
 /// it and fails the dial.
 pub(crate) type AfterConnect<M> =
     Arc<dyn Fn(&mut <M as Manager>::Connection) -> Result<(), <M as Manager>::Error> + Send + Sync>;
 
+/// The shared [`Options`] (meaning, defaults and validation are the async pool's),
+/// plus what only the blocking pool has.
 pub(crate) struct Config<M: Manager> {
-    pub(crate) max_size: usize,
-    pub(crate) min_idle: usize,
-    pub(crate) max_lifetime: Option<Duration>,
-    pub(crate) max_idle_time: Option<Duration>,
-    pub(crate) health_check_after: Duration,
-    pub(crate) max_health_retries: u32,
-    pub(crate) connect_timeout: Duration,
-    pub(crate) wait: WaitPolicy,
+    pub(crate) options: Options,
     pub(crate) fair_after: Duration,
-    pub(crate) backoff_base: Duration,
-    pub(crate) backoff_cap: Duration,
-    pub(crate) janitor_interval: Option<Duration>,
     pub(crate) after_connect: Option<AfterConnect<M>>,
 }
 
 impl<M: Manager> Clone for Config<M> {
     fn clone(&self) -> Self {
         Config {
-            max_size: self.max_size,
-            min_idle: self.min_idle,
-            max_lifetime: self.max_lifetime,
-            max_idle_time: self.max_idle_time,
-            health_check_after: self.health_check_after,
-            max_health_retries: self.max_health_retries,
-            connect_timeout: self.connect_timeout,
-            wait: self.wait,
+            options: self.options,
             fair_after: self.fair_after,
-            backoff_base: self.backoff_base,
-            backoff_cap: self.backoff_cap,
-            janitor_interval: self.janitor_interval,
             after_connect: self.after_connect.clone(),
         }
-    }
-}
-
-impl<M: Manager> Config<M> {
-    /// How often the janitor wakes: a quarter of the shortest connection time limit,
-    /// clamped to [10 ms, 30 s], so an expired connection lives at most ~25 % past
-    /// its limit (it is also checked on checkout and return).
-    pub(crate) fn janitor_period(&self) -> Duration {
-        if let Some(every) = self.janitor_interval {
-            return every;
-        }
-        let shortest = [self.max_lifetime, self.max_idle_time].into_iter().flatten().min();
-        match shortest {
-            Some(limit) => (limit / 4).clamp(Duration::from_millis(10), Duration::from_secs(30)),
-            None => Duration::from_secs(30),
-        }
-    }
-
-    pub(crate) fn needs_janitor(&self) -> bool {
-        self.min_idle > 0 || self.max_lifetime.is_some() || self.max_idle_time.is_some()
     }
 }
 
@@ -118,17 +82,8 @@ impl<M: Manager> fmt::Debug for Builder<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let c = &self.config;
         f.debug_struct("Builder")
-            .field("max_size", &c.max_size)
-            .field("min_idle", &c.min_idle)
-            .field("max_lifetime", &c.max_lifetime)
-            .field("max_idle_time", &c.max_idle_time)
-            .field("health_check_after", &c.health_check_after)
-            .field("max_health_retries", &c.max_health_retries)
-            .field("connect_timeout", &c.connect_timeout)
-            .field("wait", &c.wait)
+            .field("options", &c.options)
             .field("fair_after", &c.fair_after)
-            .field("dial_backoff", &(c.backoff_base, c.backoff_cap))
-            .field("janitor_interval", &c.janitor_interval)
             .field("after_connect", &c.after_connect.is_some())
             .field("events", &self.events)
             .finish()
@@ -139,18 +94,8 @@ impl<M: Manager> Default for Builder<M> {
     fn default() -> Self {
         Builder {
             config: Config {
-                max_size: 10,
-                min_idle: 0,
-                max_lifetime: None,
-                max_idle_time: None,
-                health_check_after: Duration::from_millis(500),
-                max_health_retries: 3,
-                connect_timeout: Duration::from_secs(30),
-                wait: WaitPolicy::Timeout(Duration::from_secs(30)),
+                options: Options::default(),
                 fair_after: Duration::from_millis(1),
-                backoff_base: Duration::from_millis(25),
-                backoff_cap: Duration::from_secs(5),
-                janitor_interval: None,
                 after_connect: None,
             },
             events: Events::none(),
@@ -159,9 +104,10 @@ impl<M: Manager> Default for Builder<M> {
 }
 
 impl<M: Manager> Builder<M> {
-    /// Default settings: max 10, no min idle, no lifetimes, checks after 500 ms
-    /// unused, 3 health retries, 30 s connect timeout, wait in line at most 30 s,
-    /// strict hand-off to a waiter that waited 1 ms, dial backoff 25 ms doubling to 5 s.
+    /// Default settings, the async pool's: max 10, no min idle, no lifetimes, checks
+    /// after 500 ms unused, 3 health retries, 30 s connect timeout, wait in line at
+    /// most 30 s, dial backoff 10 ms doubling to 500 ms; plus a strict hand-off to a
+    /// waiter that waited 1 ms.
     ///
     /// ```
     /// # use poolside_connpool::blocking::{Builder, Manager};
@@ -195,55 +141,120 @@ impl<M: Manager> Builder<M> {
     /// assert!(Builder::new().max_size(usize::MAX).build(Noop).is_err());
     /// ```
     pub fn max_size(mut self, max_size: usize) -> Self {
-        self.config.max_size = max_size;
+        self.config.options.max_size = max_size;
         self
     }
 
     /// Idle connections the janitor thread keeps ready (never above `max_size`).
     pub fn min_idle(mut self, min_idle: usize) -> Self {
-        self.config.min_idle = min_idle;
+        self.config.options.min_idle = min_idle;
         self
     }
 
     /// Close connections older than this, on checkout, on return and in the janitor.
     pub fn max_lifetime(mut self, lifetime: Duration) -> Self {
-        self.config.max_lifetime = Some(lifetime);
+        self.config.options.max_lifetime = Some(lifetime);
         self
     }
 
     /// Close connections idle for longer than this (the janitor keeps `min_idle`).
     pub fn max_idle_time(mut self, idle: Duration) -> Self {
-        self.config.max_idle_time = Some(idle);
+        self.config.options.max_idle_time = Some(idle);
         self
     }
 
     /// Skip the checkout health check for connections used within this window.
     /// `Duration::ZERO` checks on every checkout.
     pub fn health_check_after(mut self, window: Duration) -> Self {
-        self.config.health_check_after = window;
+        self.config.options.health_check_after = window;
         self
     }
 
-    /// How many failed health checks one `get` tolerates before it reports
-    /// [`GetError::HealthCheck`](crate::GetError::HealthCheck) (at most
-    /// [`MAX_HEALTH_RETRIES`]).
+    /// How many stale idle connections one `get` health-checks (and discards when
+    /// they fail) before it stops looking at idle connections and dials a fresh one,
+    /// as in the async pool (at most [`MAX_HEALTH_RETRIES`]). A failed, timed-out or
+    /// panicking check is never the caller's error: the `get` fails only if that
+    /// fresh dial does.
+    ///
+    /// ```
+    /// # use poolside_connpool::blocking::{Builder, Manager};
+    /// # use std::sync::atomic::{AtomicU32, AtomicBool, Ordering::SeqCst};
+    /// # use std::sync::Arc;
+    /// # use std::time::Duration;
+    /// struct Flaky { next: AtomicU32, stale: Arc<AtomicBool> }
+    /// impl Manager for Flaky {
+    ///     type Connection = u32;
+    ///     type Error = std::io::Error;
+    ///     fn connect(&self) -> Result<u32, Self::Error> { Ok(self.next.fetch_add(1, SeqCst)) }
+    ///     fn check(&self, _: &mut u32) -> Result<(), Self::Error> {
+    ///         if self.stale.load(SeqCst) { Err(std::io::Error::other("gone")) } else { Ok(()) }
+    ///     }
+    /// }
+    /// let stale = Arc::new(AtomicBool::new(false));
+    /// let pool = Builder::new()
+    ///     .health_check_after(Duration::ZERO)
+    ///     .max_health_retries(0)
+    ///     .build(Flaky { next: AtomicU32::new(0), stale: stale.clone() })
+    ///     .unwrap();
+    /// drop(pool.get().unwrap()); // connection 0, now idle
+    /// stale.store(true, SeqCst);
+    /// // Connection 0 fails its check and is closed; the get dials connection 1.
+    /// assert_eq!(*pool.get().unwrap(), 1);
+    /// ```
     pub fn max_health_retries(mut self, retries: u32) -> Self {
-        self.config.max_health_retries = retries;
+        self.config.options.max_health_retries = retries;
         self
     }
 
-    /// Longest time one `connect` (with the after-connect hook), or one checkout
-    /// health check, may take before the caller gets
-    /// [`GetError::ConnectTimeout`](crate::GetError::ConnectTimeout).
+    /// The time one `get` may spend dialling, as in the async pool: a failed dial is
+    /// retried (see [`connect_retries`](Self::connect_retries)) until this much time
+    /// has passed since the first attempt, and a dial still running then is left to
+    /// finish on its helper thread while the caller gets
+    /// [`GetError::ConnectTimeout`](crate::GetError::ConnectTimeout). Also the
+    /// longest one checkout health check may take (both are bounded by the
+    /// caller's own deadline too) before it counts as failed.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.config.connect_timeout = timeout;
+        self.config.options.connect_timeout = timeout;
+        self
+    }
+
+    /// How many times one `get` retries a failed dial (waiting out the shared
+    /// backoff in between) before it reports the failure, always within
+    /// [`connect_timeout`](Self::connect_timeout) of its first attempt — as in the
+    /// async pool. `0` makes a single attempt. Default: no count limit, only the
+    /// connect timeout. Several attempts are reported as
+    /// [`GetError::ConnectFailed`](crate::GetError::ConnectFailed).
+    ///
+    /// ```
+    /// # use poolside_connpool::GetError;
+    /// # use poolside_connpool::blocking::{Builder, Manager};
+    /// # use std::time::Duration;
+    /// struct Down;
+    /// impl Manager for Down {
+    ///     type Connection = ();
+    ///     type Error = std::io::Error;
+    ///     fn connect(&self) -> Result<(), Self::Error> { Err(std::io::Error::other("refused")) }
+    ///     fn check(&self, _: &mut ()) -> Result<(), Self::Error> { Ok(()) }
+    /// }
+    /// let pool = Builder::new()
+    ///     .connect_retries(2)
+    ///     .dial_backoff(Duration::from_millis(1), Duration::from_millis(2))
+    ///     .build(Down)
+    ///     .unwrap();
+    /// match pool.get().unwrap_err() {
+    ///     GetError::ConnectFailed { attempts, .. } => assert_eq!(attempts, 3),
+    ///     e => panic!("unexpected {e}"),
+    /// }
+    /// ```
+    pub fn connect_retries(mut self, retries: u32) -> Self {
+        self.config.options.connect_retries = retries;
         self
     }
 
     /// What `get` does when the pool is exhausted. The default waits in line at most
     /// 30 s; [`WaitPolicy::Queue`] waits as long as it takes.
     pub fn wait(mut self, policy: WaitPolicy) -> Self {
-        self.config.wait = policy;
+        self.config.options.wait = policy;
         self
     }
 
@@ -258,25 +269,33 @@ impl<M: Manager> Builder<M> {
         self
     }
 
-    /// After a failed dial, callers and the janitor wait `base`, doubling per
-    /// further failure up to `cap` (with ±50 % jitter), before the pool dials again:
+    /// The shared dial backoff, as in the async pool: after a failed dial, callers
+    /// and the janitor wait a delay growing from `base` (doubling per further
+    /// failure) up to `cap`, drawn from its upper half, before the pool dials again:
     /// one backoff shared by every caller, so a server that is down is not
-    /// hammered. A successful dial resets it.
+    /// hammered. A caller that may not wait that long gets
+    /// [`GetError::Backoff`](crate::GetError::Backoff). A successful dial resets it.
+    /// Default: 10 ms → 500 ms.
     pub fn dial_backoff(mut self, base: Duration, cap: Duration) -> Self {
-        self.config.backoff_base = base;
-        self.config.backoff_cap = cap;
+        self.config.options.backoff_min = base;
+        self.config.options.backoff_max = cap;
         self
     }
 
-    /// Overrides the janitor's period (derived from the lifetimes by default).
+    /// Overrides the janitor's period (by default a quarter of the shortest time
+    /// limit, clamped to [100 ms, 30 s]). At least 1 ms.
     pub fn janitor_interval(mut self, every: Duration) -> Self {
-        self.config.janitor_interval = Some(every);
+        self.config.options.janitor_interval = Some(every);
         self
     }
 
     /// Runs on every new connection before it is first handed out (session
-    /// settings, `PRAGMA`s, prepared statements). It runs within the connect
-    /// timeout; an error closes the connection and fails the dial.
+    /// settings, `PRAGMA`s, prepared statements), within the connect timeout. As in
+    /// the async pool, an error or a panic closes the connection and the dial counts
+    /// as failed: it enters the dial backoff and is retried like a failed connect;
+    /// the caller sees [`GetError::Hook`](crate::GetError::Hook) if no retry
+    /// succeeds, or [`GetError::Panicked`](crate::GetError::Panicked) at once for a
+    /// panic. Connections handed to [`Pool::add`] are not passed to it.
     ///
     /// ```
     /// # use poolside_connpool::blocking::{Builder, Manager};
@@ -319,47 +338,9 @@ impl<M: Manager> Builder<M> {
     }
 
     fn validate(&self) -> Result<(), BuildError> {
-        let c = &self.config;
-        check_size(c.max_size, c.min_idle)?;
-        if c.max_health_retries > MAX_HEALTH_RETRIES {
-            return Err(BuildError::TooManyHealthRetries {
-                retries: c.max_health_retries,
-                limit: MAX_HEALTH_RETRIES,
-            });
-        }
-        let wait = match c.wait {
-            WaitPolicy::Timeout(d) => Some(d),
-            _ => None,
-        };
-        // Settings where zero would be meaningless.
-        let positive = [
-            ("max_lifetime", c.max_lifetime),
-            ("max_idle_time", c.max_idle_time),
-            ("connect_timeout", Some(c.connect_timeout)),
-            ("janitor_interval", c.janitor_interval),
-            ("wait timeout", wait),
-            ("dial_backoff base", Some(c.backoff_base)),
-        ];
-        if let Some((setting, _)) = positive.iter().find(|(_, d)| *d == Some(Duration::ZERO)) {
-            return Err(BuildError::ZeroDuration { setting });
-        }
-        let bounded = positive.into_iter().chain([
-            ("health_check_after", Some(c.health_check_after)),
-            ("fair_after", Some(c.fair_after)),
-            ("dial_backoff cap", Some(c.backoff_cap)),
-        ]);
-        for (setting, d) in bounded {
-            if d.is_some_and(|d| d > MAX_DURATION) {
-                return Err(BuildError::DurationTooLong { setting, limit: MAX_DURATION });
-            }
-        }
-        if c.backoff_cap < c.backoff_base {
-            return Err(BuildError::BackoffCapBelowBase);
-        }
-        if let (Some(idle), Some(life)) = (c.max_idle_time, c.max_lifetime) {
-            if idle > life {
-                return Err(BuildError::IdleTimeAboveLifetime);
-            }
+        self.config.options.validate()?;
+        if self.config.fair_after > MAX_DURATION {
+            return Err(BuildError::DurationTooLong { setting: "fair_after", limit: MAX_DURATION });
         }
         Ok(())
     }
@@ -367,16 +348,7 @@ impl<M: Manager> Builder<M> {
 
 /// The size rules shared by the builder and `resize`.
 pub(crate) fn check_size(max_size: usize, min_idle: usize) -> Result<(), BuildError> {
-    if max_size == 0 {
-        return Err(BuildError::ZeroMaxSize);
-    }
-    if max_size > MAX_POOL_SIZE {
-        return Err(BuildError::MaxSizeTooLarge { max_size, limit: MAX_POOL_SIZE });
-    }
-    if min_idle > max_size {
-        return Err(BuildError::MinIdleAboveMaxSize { min_idle, max_size });
-    }
-    Ok(())
+    Ok(options::check_size(max_size, min_idle)?)
 }
 
 /// Why a blocking [`Builder`] refused its settings, or a resize was refused.
@@ -436,10 +408,17 @@ pub enum BuildError {
     },
     /// The dial backoff's cap is shorter than its base.
     BackoffCapBelowBase,
+    /// A setting below its smallest accepted value (`janitor_interval` under 1 ms).
+    OutOfRange {
+        /// The setting's name.
+        setting: &'static str,
+    },
     /// `max_idle_time` is longer than `max_lifetime`, so it could never apply.
     IdleTimeAboveLifetime,
     /// The janitor thread could not be started.
     Spawn(std::io::ErrorKind),
+    /// [`Pool::resize`] on a closed pool.
+    Closed,
 }
 
 impl fmt::Display for BuildError {
@@ -462,12 +441,38 @@ impl fmt::Display for BuildError {
             BuildError::BackoffCapBelowBase => {
                 f.write_str("the dial backoff cap must not be shorter than its base")
             }
+            BuildError::OutOfRange { setting } => write!(f, "{setting} is out of range"),
             BuildError::IdleTimeAboveLifetime => {
                 f.write_str("max_idle_time may not exceed max_lifetime")
             }
             BuildError::Spawn(kind) => write!(f, "could not start the janitor thread: {kind}"),
+            BuildError::Closed => f.write_str("the pool is closed"),
         }
     }
 }
 
 impl std::error::Error for BuildError {}
+
+impl From<OptionError> for BuildError {
+    fn from(e: OptionError) -> Self {
+        match e {
+            OptionError::ZeroMaxSize => BuildError::ZeroMaxSize,
+            OptionError::MaxSizeTooLarge { max_size, limit } => {
+                BuildError::MaxSizeTooLarge { max_size, limit }
+            }
+            OptionError::MinIdleAboveMaxSize { min_idle, max_size } => {
+                BuildError::MinIdleAboveMaxSize { min_idle, max_size }
+            }
+            OptionError::ZeroDuration { setting } => BuildError::ZeroDuration { setting },
+            OptionError::DurationTooLong { setting, limit } => {
+                BuildError::DurationTooLong { setting, limit }
+            }
+            OptionError::OutOfRange { setting } => BuildError::OutOfRange { setting },
+            OptionError::TooManyHealthRetries { retries, limit } => {
+                BuildError::TooManyHealthRetries { retries, limit }
+            }
+            OptionError::BackoffRange { .. } => BuildError::BackoffCapBelowBase,
+            OptionError::IdleTimeAboveLifetime => BuildError::IdleTimeAboveLifetime,
+        }
+    }
+}

@@ -1,10 +1,11 @@
 //! The checked-out connection guard.
 
 use super::manager::Manager;
-use super::pool::{CloseReason, Conn, Pool};
+use super::pool::Pool;
+use super::shared::Conn;
+use crate::CloseReason;
 use std::fmt;
 use std::ops::{Deref, DerefMut};
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Instant;
 
 /// A connection checked out of a blocking [`Pool`]. Derefs to the connection; goes
@@ -125,24 +126,12 @@ impl<M: Manager> Drop for PooledConn<'_, M> {
     fn drop(&mut self) {
         let Some(mut conn) = self.conn.take() else { return };
         let shared = &*self.pool.shared;
-        let broken = self.broken
-            || std::thread::panicking()
-            || match catch_unwind(AssertUnwindSafe(|| shared.manager.is_broken(&mut conn.raw))) {
-                Ok(broken) => broken,
-                Err(panic) => {
-                    tracing::error!(
-                        panic = super::bounded::panic_message(&*panic),
-                        "poolside-connpool: Manager::is_broken panicked; closing the connection"
-                    );
-                    true
-                }
-            };
+        // `is_broken` is user code: a panic in it counts as broken (and is logged).
+        let broken = self.broken || std::thread::panicking() || shared.judged_broken(&mut conn);
         // The clock is read only when a limit needs it: without idle or lifetime
         // limits, `last_used` keeps the checkout time, which can only bring a health
         // check forward, never skip one.
-        let config = &shared.config;
-        let now =
-            (config.max_lifetime.is_some() || config.max_idle_time.is_some()).then(Instant::now);
+        let now = shared.config.options.has_time_limits().then(Instant::now);
         let verdict = if broken {
             Some(CloseReason::Broken)
         } else {

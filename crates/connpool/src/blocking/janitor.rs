@@ -1,13 +1,16 @@
-//! One janitor thread per pool: sweeps expired idle connections and re-warms to
-//! `min_idle`. It holds only a weak reference between rounds, so it never keeps a
+//! Maintenance: the sweep of expired idle connections and the re-warm to
+//! `min_idle` (also run on demand by `Pool::maintain`), and the one janitor thread
+//! per pool that runs them. It holds only a weak reference between rounds, so it never keeps a
 //! dropped pool alive; it ends when the pool is closed or dropped, and dropping the
 //! pool joins it.
 
+use super::dial::DialError;
 use super::manager::Manager;
-use super::pool::Shared;
+use super::shared::{Grant, Shared};
 use parking_lot::{Condvar, Mutex};
 use std::sync::{Arc, Weak};
 use std::thread::{self, JoinHandle};
+use std::time::Instant;
 
 #[derive(Debug, Default)]
 struct Flags {
@@ -33,8 +36,12 @@ impl Janitor {
     /// Asks for a round now (e.g. to re-warm after `retain`).
     pub(crate) fn wake(&self) {
         let (flags, cv) = &*self.signal;
-        flags.lock().kicked = true;
-        cv.notify_all();
+        let mut flags = flags.lock();
+        if !flags.kicked {
+            flags.kicked = true;
+            drop(flags);
+            cv.notify_all();
+        }
     }
 
     /// Stops the janitor and waits for its thread, unless this is that thread
@@ -56,7 +63,7 @@ impl Janitor {
 pub(crate) fn spawn<M: Manager>(shared: &Arc<Shared<M>>) -> std::io::Result<()> {
     let weak: Weak<Shared<M>> = Arc::downgrade(shared);
     let signal = shared.janitor.signal.clone();
-    let period = shared.config.janitor_period();
+    let period = shared.config.options.janitor_period();
     let handle = thread::Builder::new().name("poolside-janitor".into()).spawn(move || {
         loop {
             {
@@ -88,4 +95,70 @@ pub(crate) fn spawn<M: Manager>(shared: &Arc<Shared<M>>) -> std::io::Result<()> 
     })?;
     *shared.janitor.handle.lock() = Some(handle);
     Ok(())
+}
+
+impl<M: Manager> Shared<M> {
+    /// Closes idle connections past their lifetime or idle limit. As in the async
+    /// pool, `min_idle` does not protect a connection from the idle limit: the
+    /// janitor replaces the closed ones with fresh connections afterwards.
+    pub(crate) fn sweep(&self) {
+        if !self.config.options.has_time_limits() {
+            return;
+        }
+        let now = Instant::now();
+        let mut doomed = Vec::new();
+        {
+            let mut st = self.lock();
+            // In place, keeping the kept connections' order (most recent on top).
+            let mut at = 0;
+            while at < st.idle.len() {
+                match self.expired(&st.idle[at], now) {
+                    Some(reason) => doomed.push((st.idle.remove(at), reason)),
+                    None => at += 1,
+                }
+            }
+            for _ in &doomed {
+                if st.closed
+                    || st.open > st.max_size
+                    || Self::deliver(&mut st, Grant::Slot).is_some()
+                {
+                    st.open -= 1;
+                }
+            }
+        }
+        for (conn, reason) in doomed {
+            self.close_conn(conn, reason);
+        }
+    }
+
+    /// Opens one connection for the janitor if fewer than `min_idle` are idle.
+    /// Returns whether it should be called again.
+    pub(crate) fn warm_one(self: &Arc<Self>) -> bool {
+        {
+            let mut st = self.lock();
+            if st.closed
+                || st.idle.len() + st.warming >= self.config.options.min_idle
+                || st.open >= st.max_size
+                || !st.waiters.is_empty()
+                || st.backoff.until.is_some_and(|u| u > Instant::now())
+            {
+                return false;
+            }
+            st.open += 1;
+            st.warming += 1;
+        }
+        let dialled = self.dial(self.config.options.connect_timeout);
+        if let Ok(conn) = dialled {
+            self.put_back_inner(conn, true);
+            return true;
+        }
+        self.lock().warming -= 1;
+        // `maintain` may be waiting for this dial.
+        self.drained.notify_all();
+        if !matches!(dialled, Err(DialError::TimedOut)) {
+            // The slot is ours to give back (a timed-out dial's belongs to its thread).
+            self.release_slot();
+        }
+        false
+    }
 }

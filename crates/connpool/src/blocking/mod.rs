@@ -47,11 +47,14 @@
 //! ```
 
 mod bounded;
+mod checkout;
 mod config;
+mod dial;
 mod guard;
 mod janitor;
 mod manager;
 mod pool;
+mod shared;
 mod stats;
 
 #[cfg(feature = "diesel")]

@@ -3,43 +3,31 @@
 //! the `Instrumented` impl.
 
 use super::manager::Manager;
-use super::pool::{CloseReason, Pool};
-use crate::stats::{
-    ACQUIRES, CATALOGUE, CLOSED_BROKEN, CLOSED_IDLE, CLOSED_LIFETIME, DIAL_ERRORS, DIALS,
-    EXHAUSTIONS, HEALTH_CHECKS, HEALTH_FAILS, IDLE, IN_USE, OPEN, RELEASES, Sharded, TIMEOUTS,
-    WAITING,
-};
+use super::pool::Pool;
+use crate::readings::{self, Counts};
+use crate::stats::CATALOGUE;
 use poolside_core::{Instrumented, MetricDesc, MetricVisitor};
+use std::ops::Deref;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-/// The pool's counters (levels live in the locked state).
+/// The pool's counters (levels live in the locked state): the async pool's, plus
+/// `exhaustions`, which the async pool keeps with its lock-free gauges.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
-    pub(crate) acquires: Sharded,
-    pub(crate) releases: Sharded,
-    pub(crate) dials: AtomicU64,
-    pub(crate) dial_errors: AtomicU64,
+    common: crate::stats::Counters,
     pub(crate) exhaustions: AtomicU64,
-    pub(crate) timeouts: AtomicU64,
-    pub(crate) health_checks: AtomicU64,
-    pub(crate) health_fails: AtomicU64,
-    closed_lifetime: AtomicU64,
-    closed_idle: AtomicU64,
-    closed_broken: AtomicU64,
+}
+
+impl Deref for Counters {
+    type Target = crate::stats::Counters;
+    fn deref(&self) -> &crate::stats::Counters {
+        &self.common
+    }
 }
 
 impl Counters {
     pub(crate) fn bump(counter: &AtomicU64) {
         counter.fetch_add(1, Relaxed);
-    }
-
-    pub(crate) fn count_close(&self, reason: CloseReason) {
-        match reason {
-            CloseReason::Lifetime => Self::bump(&self.closed_lifetime),
-            CloseReason::Idle => Self::bump(&self.closed_idle),
-            CloseReason::Broken => Self::bump(&self.closed_broken),
-            CloseReason::Removed => {}
-        }
     }
 }
 
@@ -75,24 +63,19 @@ impl<M: Manager> Instrumented for Pool<M> {
 
     fn visit_metrics(&self, visitor: &mut dyn MetricVisitor) {
         let c = &self.shared.counters;
-        let status = self.status();
-        let values: [(&'static MetricDesc, u64); 15] = [
-            (&OPEN, status.open as u64),
-            (&IDLE, status.idle as u64),
-            (&IN_USE, status.in_use as u64),
-            (&WAITING, status.waiting as u64),
-            (&DIALS, c.dials.load(Relaxed)),
-            (&DIAL_ERRORS, c.dial_errors.load(Relaxed)),
-            (&ACQUIRES, c.acquires.sum()),
-            (&RELEASES, c.releases.sum()),
-            (&EXHAUSTIONS, c.exhaustions.load(Relaxed)),
-            (&TIMEOUTS, c.timeouts.load(Relaxed)),
-            (&HEALTH_CHECKS, c.health_checks.load(Relaxed)),
-            (&HEALTH_FAILS, c.health_fails.load(Relaxed)),
-            (&CLOSED_LIFETIME, c.closed_lifetime.load(Relaxed)),
-            (&CLOSED_IDLE, c.closed_idle.load(Relaxed)),
-            (&CLOSED_BROKEN, c.closed_broken.load(Relaxed)),
-        ];
-        visitor.visit_all(&[], &values);
+        let counts = Counts {
+            dials: c.dials.load(Relaxed),
+            dial_errors: c.dial_errors.load(Relaxed),
+            acquires: c.acquires.sum(),
+            releases: c.releases.sum(),
+            exhaustions: c.exhaustions.load(Relaxed),
+            timeouts: c.timeouts.load(Relaxed),
+            health_checks: c.health_checks.load(Relaxed),
+            health_fails: c.health_fails.load(Relaxed),
+            closed_lifetime: c.closed_lifetime.load(Relaxed),
+            closed_idle: c.closed_idle.load(Relaxed),
+            closed_broken: c.closed_broken.load(Relaxed),
+        };
+        readings::visit(&self.status(), &counts, visitor);
     }
 }
