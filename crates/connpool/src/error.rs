@@ -196,20 +196,20 @@ pub enum BuildError {
     /// Background maintenance is needed (min_idle, lifetimes) but the builder was not
     /// called inside a tokio runtime.
     NoRuntime,
-    /// A [`ShardedPool`](crate::ShardedPool) needs at least one shard.
+    /// A [`ShardedPool`](crate::sharded::ShardedPool) needs at least one shard.
     NoShards,
-    /// A [`FailoverPool`](crate::FailoverPool)'s spare must be warm: built with
+    /// A [`FailoverPool`](crate::failover::FailoverPool)'s spare must be warm: built with
     /// `min_idle` of at least 1, so the switch finds connections ready.
     ColdSpare,
-    /// A [`FailoverPool`](crate::FailoverPool) was given the same pool as primary
+    /// A [`FailoverPool`](crate::failover::FailoverPool) was given the same pool as primary
     /// and spare.
     SpareIsPrimary,
     /// A failover trip threshold of zero would trip without any failure.
     ZeroThreshold {
         /// The failure kind whose threshold was zero.
-        failure: crate::Failure,
+        failure: crate::failover::Failure,
     },
-    /// A [`FailoverPool`](crate::FailoverPool) needs at least one attempt per request.
+    /// A [`FailoverPool`](crate::failover::FailoverPool) needs at least one attempt per request.
     ZeroAttempts,
     /// The dial backoff's minimum is above its maximum.
     BackoffRange {
@@ -289,91 +289,6 @@ impl fmt::Display for CloseTimeout {
 }
 
 impl std::error::Error for CloseTimeout {}
-
-/// Why [`FailoverPool::run`](crate::FailoverPool::run) gave up: every attempt failed.
-/// Each variant says how many attempts were made and what the last one died of.
-///
-/// ```
-/// use poolside_connpool::RunError;
-/// use std::time::Duration;
-///
-/// let err: RunError<std::io::Error, String> =
-///     RunError::TimedOut { attempts: 3, after: Duration::from_millis(200) };
-/// assert_eq!(err.to_string(), "all 3 attempt(s) failed; the last timed out after 200ms");
-/// ```
-#[non_exhaustive]
-#[derive(Debug)]
-pub enum RunError<CE, E> {
-    /// The last attempt got no connection (or the pool is closed, which ends the
-    /// attempts at once).
-    Get {
-        /// Attempts made.
-        attempts: u32,
-        /// Why the last checkout failed.
-        last: GetError<CE>,
-    },
-    /// The last attempt's request returned an error.
-    Request {
-        /// Attempts made.
-        attempts: u32,
-        /// The request's error.
-        last: E,
-    },
-    /// The last attempt's request ran past the request timeout.
-    TimedOut {
-        /// Attempts made.
-        attempts: u32,
-        /// The request timeout.
-        after: Duration,
-    },
-}
-
-impl<CE, E> RunError<CE, E> {
-    /// How many attempts were made.
-    ///
-    /// ```
-    /// use poolside_connpool::RunError;
-    /// let err: RunError<std::io::Error, &str> = RunError::Request { attempts: 2, last: "no" };
-    /// assert_eq!(err.attempts(), 2);
-    /// ```
-    pub fn attempts(&self) -> u32 {
-        match self {
-            RunError::Get { attempts, .. }
-            | RunError::Request { attempts, .. }
-            | RunError::TimedOut { attempts, .. } => *attempts,
-        }
-    }
-}
-
-impl<CE: fmt::Display, E: fmt::Display> fmt::Display for RunError<CE, E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            RunError::Get { attempts, last } => {
-                write!(f, "all {attempts} attempt(s) failed; the last got no connection: {last}")
-            }
-            RunError::Request { attempts, last } => {
-                write!(f, "all {attempts} attempt(s) failed; the last request failed: {last}")
-            }
-            RunError::TimedOut { attempts, after } => {
-                write!(f, "all {attempts} attempt(s) failed; the last timed out after {after:?}")
-            }
-        }
-    }
-}
-
-impl<CE, E> std::error::Error for RunError<CE, E>
-where
-    CE: std::error::Error + 'static,
-    E: std::error::Error + 'static,
-{
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            RunError::Get { last, .. } => Some(last),
-            RunError::Request { last, .. } => Some(last),
-            RunError::TimedOut { .. } => None,
-        }
-    }
-}
 
 /// Why [`Pool::add`](crate::Pool::add) did not adopt a connection; the connection is
 /// handed back inside.

@@ -8,7 +8,7 @@
 //!
 //! Every hook call is user code and follows the pool's panic rule: a panic (or an
 //! error, `false`, or running past `connect_timeout`) closes the affected connection
-//! with [`CloseReason::Hook`](crate::CloseReason::Hook), gives its slot back and is
+//! with [`CloseReason::Hook`], gives its slot back and is
 //! logged; counts stay exact.
 
 use crate::meta::{CloseReason, ConnMeta};
@@ -27,7 +27,7 @@ pub type HookError = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// the connection for its lifetime `'a`.
 ///
 /// ```
-/// use poolside_connpool::{ConnMeta, HookFuture};
+/// use poolside_connpool::{ConnMeta, hooks::HookFuture};
 /// fn reset(conn: &mut Vec<u8>, _meta: ConnMeta) -> HookFuture<'_, bool> {
 ///     Box::pin(async move {
 ///         conn.clear();

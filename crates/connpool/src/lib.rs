@@ -1,7 +1,7 @@
 //! An async connection pool for tokio: FIFO-fair, cancel-safe, with health checks,
 //! lifetimes, min idle and explicit exhaustion policies.
 //!
-//! Implement [`Manager`] for your connection type (or use [`TcpManager`], or the
+//! Implement [`Manager`] for your connection type (or use [`tcp::TcpManager`], or the
 //! `tokio-postgres` manager behind the `postgres` feature), build a [`Pool`], and
 //! `get()` connections:
 //!
@@ -47,75 +47,66 @@
 //! `after_release`, `on_close`) see each connection's [`ConnMeta`]; they cost nothing
 //! when unset, never slow the caller dropping a guard, and follow the same panic rule.
 //!
-//! Modules, in reading order: the [`Manager`] trait; [`Builder`] and [`WaitPolicy`];
-//! the hooks' [`HookFuture`] and [`HookError`], [`ConnMeta`] and [`CloseReason`];
-//! [`Pool`] with its guard [`PooledConn`] and [`Status`], [`Pool::add`]; the errors
-//! [`GetError`], [`AddError`] and [`BuildError`]; the topologies [`ShardedPool`] and [`FailoverPool`]; the adapters
-//! [`TcpManager`] and (feature `postgres`) `PgManager`.
+//! # Contents
 //!
-//! Adapters, each a leaf module behind its feature:
+//! The crate root holds the core, in reading order: the [`Manager`] trait;
+//! [`Builder`] and [`WaitPolicy`]; [`Pool`] with its guards [`PooledConn`] and
+//! [`OwnedConn`], its levels [`Status`], and each connection's [`ConnMeta`] and
+//! [`CloseReason`]; the errors [`GetError`], [`PoolError`], [`BuildError`],
+//! [`AddError`] and [`CloseTimeout`]; and [`Instrumented`], through which every pool
+//! reports its metrics.
 //!
-//! - `postgres`: `PgManager` over `tokio-postgres` with any TLS connector,
-//!   `RecyclingMethod` (`Fast`, `Verified`, `Clean`, `Custom`) and `PgClient`, the
-//!   pooled connection with a bounded LRU statement cache (`prepare_cached`, and an
-//!   automatic mode for SQL text).
-//! - `postgres-rustls`: `PgManager::with_rustls` and `PgTlsConfig` (webpki roots,
-//!   system roots, a custom CA).
-//! - `redis`: `RedisManager` over the `redis` crate's multiplexed async connection;
-//!   `redis-rustls` adds `rediss://` URLs.
+//! Modules:
 //!
-//! For threads without a runtime, the [`blocking`] module (feature `blocking`) has the
-//! same pool with a synchronous manager, plus rusqlite, `postgres` and diesel adapters.
+//! - [`hooks`]: what a lifecycle hook returns ([`hooks::HookFuture`],
+//!   [`hooks::HookError`]).
+//! - [`events`]: the per-connection event and timing hook (`Builder::events`).
+//! - `config` (feature `serde`): pool settings as data, from any serde format or the
+//!   environment.
+//! - [`sharded`]: [`sharded::ShardedPool`], one pool per shard, with its selectors.
+//! - [`failover`]: [`failover::FailoverPool`], a primary and a warm spare behind a
+//!   circuit breaker.
+//! - [`tcp`]: [`tcp::TcpManager`], plain TCP connections with a pluggable health check.
+//! - `postgres` (feature `postgres`): `PgManager` over `tokio-postgres` with any TLS
+//!   connector, `RecyclingMethod` (`Fast`, `Verified`, `Clean`, `Custom`) and
+//!   `PgClient`, the pooled connection with a bounded LRU statement cache;
+//!   `postgres-rustls` adds `PgManager::with_rustls` and `PgTlsConfig`.
+//! - `redis` (feature `redis`): `RedisManager` over the `redis` crate's multiplexed
+//!   async connection; `redis-rustls` adds `rediss://` URLs.
+//! - `blocking` (feature `blocking`): the same pool for threads without a runtime,
+//!   with a synchronous manager, plus rusqlite, `postgres` and diesel adapters.
 #![forbid(unsafe_code)]
 
 mod backoff;
-#[cfg(feature = "blocking")]
-pub mod blocking;
-mod breaker;
-mod config;
+mod builder;
 mod error;
-mod failover;
 mod guard;
-mod hooks;
 mod idle;
 mod janitor;
 mod manager;
 mod meta;
 mod pool;
-#[cfg(feature = "postgres")]
-mod postgres;
-#[cfg(feature = "redis")]
-mod redis;
-#[cfg(feature = "serde")]
-mod serde_config;
-mod sharded;
 mod stats;
-mod tcp;
 mod unwind;
 
-pub use breaker::Failure;
-pub use config::{Builder, WaitPolicy};
-pub use error::{AddError, BuildError, CloseTimeout, GetError, RunError};
-pub use failover::{
-    Backend, FailoverBuilder, FailoverConn, FailoverPool, FailoverState, FailoverStats,
-    RequestFuture,
-};
+#[cfg(feature = "blocking")]
+pub mod blocking;
+#[cfg(feature = "serde")]
+pub mod config;
+pub mod events;
+pub mod failover;
+pub mod hooks;
+#[cfg(feature = "postgres")]
+pub mod postgres;
+#[cfg(feature = "redis")]
+pub mod redis;
+pub mod sharded;
+pub mod tcp;
+
+pub use builder::{Builder, WaitPolicy};
+pub use error::{AddError, BuildError, CloseTimeout, GetError};
 pub use guard::{OwnedConn, PooledConn};
-pub use hooks::{HookError, HookFuture};
 pub use manager::Manager;
 pub use meta::{CloseReason, ConnMeta};
 pub use pool::{Pool, Status};
-pub use poolside_core::{ConnEvent, EventHook, Events, Instrumented, PoolError, Timing};
-#[cfg(feature = "postgres")]
-pub use postgres::{
-    DEFAULT_STATEMENT_CACHE_CAPACITY, PgClient, PgManager, PgQuery, RecyclingMethod,
-    StatementCacheStats,
-};
-#[cfg(feature = "postgres-rustls")]
-pub use postgres::{PgTlsConfig, TlsConfigError};
-#[cfg(feature = "redis")]
-pub use redis::{RedisConfigError, RedisConnection, RedisManager};
-#[cfg(feature = "serde")]
-pub use serde_config::{BackoffConfig, Config, ConfigError};
-pub use sharded::{JumpHash, ShardSelector, ShardedPool, StableHash};
-pub use tcp::{HealthCheck, PeekCheck, TcpManager};
+pub use poolside_core::{Instrumented, PoolError};

@@ -3,7 +3,8 @@
 #![cfg(feature = "serde")]
 
 use poolside_connpool::{
-    BackoffConfig, BuildError, Builder, Config, ConfigError, Manager, WaitPolicy,
+    BuildError, Builder, Manager, WaitPolicy, config::BackoffConfig, config::Config,
+    config::ConfigError,
 };
 use std::time::Duration;
 

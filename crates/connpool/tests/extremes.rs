@@ -8,8 +8,8 @@ mod common;
 
 use common::TestManager;
 use poolside_connpool::{
-    BuildError, Builder, FailoverBuilder, Failure, JumpHash, Pool, ShardSelector, ShardedPool,
-    WaitPolicy,
+    BuildError, Builder, Pool, WaitPolicy, failover::FailoverBuilder, failover::Failure,
+    sharded::JumpHash, sharded::ShardSelector, sharded::ShardedPool,
 };
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering::SeqCst;

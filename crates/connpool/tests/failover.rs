@@ -7,8 +7,8 @@ mod common;
 
 use common::{Ledger, TestConn, TestError, TestManager};
 use poolside_connpool::{
-    Backend, BuildError, Builder, FailoverBuilder, FailoverPool, FailoverState, Failure, GetError,
-    Pool, RunError, WaitPolicy,
+    BuildError, Builder, GetError, Pool, WaitPolicy, failover::Backend, failover::FailoverBuilder,
+    failover::FailoverPool, failover::FailoverState, failover::Failure, failover::RunError,
 };
 use poolside_core::Snapshot;
 use std::sync::Arc;

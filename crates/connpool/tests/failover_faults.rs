@@ -14,8 +14,8 @@
 //! ```
 
 use poolside_connpool::{
-    Builder, FailoverBuilder, FailoverPool, FailoverState, Failure, HealthCheck, TcpManager,
-    WaitPolicy,
+    Builder, WaitPolicy, failover::FailoverBuilder, failover::FailoverPool,
+    failover::FailoverState, failover::Failure, tcp::HealthCheck, tcp::TcpManager,
 };
 use poolside_faultproxy::{FaultMode, FaultProxy, LineServer, Timeline, ping_pong};
 use std::io;

@@ -5,7 +5,8 @@
 //! runs leaks nothing.
 
 use poolside_connpool::{
-    BuildError, Builder, CloseReason, ConnMeta, GetError, HookFuture, Manager, Pool, WaitPolicy,
+    BuildError, Builder, CloseReason, ConnMeta, GetError, Manager, Pool, WaitPolicy,
+    hooks::HookFuture,
 };
 use poolside_core::Snapshot;
 use std::collections::HashMap;
@@ -488,7 +489,7 @@ async fn a_named_fn_works_as_a_hook() {
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn each_shard_runs_the_hooks_its_builder_set() {
-    use poolside_connpool::ShardedPool;
+    use poolside_connpool::sharded::ShardedPool;
     let calls: Vec<Arc<Calls>> = (0..3).map(|_| Arc::new(Calls::default())).collect();
     let shards = calls
         .iter()

@@ -1,7 +1,9 @@
 //! Per-connection events on the existing event hook (r2d2's `HandleEvent` parity):
 //! connect, checkout, checkin and close, each with the connection's id and duration.
 
-use poolside_connpool::{Builder, ConnEvent, EventHook, Events, Manager, Timing};
+use poolside_connpool::{
+    Builder, Manager, events::ConnEvent, events::EventHook, events::Events, events::Timing,
+};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 

@@ -6,7 +6,7 @@
 //! it the tests fail under CI (`CI=true`) and print a notice and pass elsewhere.
 #![cfg(feature = "postgres")]
 
-use poolside_connpool::{Builder, ConnMeta, PgClient, PgManager, WaitPolicy};
+use poolside_connpool::{Builder, ConnMeta, WaitPolicy, postgres::PgClient, postgres::PgManager};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio_postgres::{Config, NoTls};

@@ -4,7 +4,7 @@
 //! end every connection ever made is either still open or was reported closed exactly
 //! once, nothing leaked, and the pool still serves `max_size` callers.
 
-use poolside_connpool::{Builder, CloseReason, ConnMeta, HookError, Manager, WaitPolicy};
+use poolside_connpool::{Builder, CloseReason, ConnMeta, Manager, WaitPolicy, hooks::HookError};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};

@@ -9,7 +9,9 @@
 mod common;
 
 use common::{Ledger, TestConn, TestError, TestManager};
-use poolside_connpool::{Builder, GetError, Manager, Pool, ShardSelector, ShardedPool};
+use poolside_connpool::{
+    Builder, GetError, Manager, Pool, sharded::ShardSelector, sharded::ShardedPool,
+};
 use poolside_core::Snapshot;
 use proptest::prelude::*;
 use std::sync::Arc;

@@ -5,7 +5,7 @@
 //! (`CI=true`) and print a notice and pass elsewhere.
 #![cfg(feature = "postgres")]
 
-use poolside_connpool::{Builder, PgManager, Pool};
+use poolside_connpool::{Builder, Pool, postgres::PgManager};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio_postgres::{Client, Config, NoTls};

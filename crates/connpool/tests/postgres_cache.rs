@@ -7,7 +7,9 @@
 //! connections of its own, so they may share the server with anyone.
 #![cfg(feature = "postgres")]
 
-use poolside_connpool::{Builder, PgClient, PgManager, Pool, RecyclingMethod};
+use poolside_connpool::{
+    Builder, Pool, postgres::PgClient, postgres::PgManager, postgres::RecyclingMethod,
+};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;

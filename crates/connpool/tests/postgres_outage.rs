@@ -13,7 +13,7 @@
 //! except under `CI=true`, where it fails.
 #![cfg(feature = "postgres")]
 
-use poolside_connpool::{Builder, PgManager, WaitPolicy};
+use poolside_connpool::{Builder, WaitPolicy, postgres::PgManager};
 use poolside_core::Snapshot;
 use std::net::TcpListener;
 use std::path::PathBuf;

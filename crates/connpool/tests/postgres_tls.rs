@@ -7,7 +7,9 @@
 //! has no TLS: run them with `cargo xtask services -- cargo test ...`).
 #![cfg(feature = "postgres-rustls")]
 
-use poolside_connpool::{Builder, GetError, PgManager, PgTlsConfig, TlsConfigError};
+use poolside_connpool::{
+    Builder, GetError, postgres::PgManager, postgres::PgTlsConfig, postgres::TlsConfigError,
+};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio_postgres::config::SslMode;

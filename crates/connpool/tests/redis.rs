@@ -7,7 +7,7 @@
 //! and pass elsewhere.
 #![cfg(feature = "redis")]
 
-use poolside_connpool::{Builder, GetError, Pool, RedisManager};
+use poolside_connpool::{Builder, GetError, Pool, redis::RedisManager};
 use redis::AsyncCommands;
 use std::net::TcpListener;
 use std::path::PathBuf;

@@ -2,7 +2,7 @@
 //! stats, configuration errors. Timed parts run on tokio's paused clock.
 
 use poolside_connpool::{
-    BuildError, Builder, GetError, JumpHash, Manager, ShardedPool, WaitPolicy,
+    BuildError, Builder, GetError, Manager, WaitPolicy, sharded::JumpHash, sharded::ShardedPool,
 };
 use poolside_core::Snapshot;
 use std::convert::Infallible;

@@ -7,7 +7,7 @@
 mod common;
 
 use common::Rng;
-use poolside_connpool::{Builder, GetError, ShardedPool, TcpManager, WaitPolicy};
+use poolside_connpool::{Builder, GetError, WaitPolicy, sharded::ShardedPool, tcp::TcpManager};
 use poolside_faultproxy::{FaultMode, FaultProxy, LineServer, ping_pong};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};

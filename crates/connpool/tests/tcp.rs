@@ -1,6 +1,6 @@
 //! The TCP manager against a loopback echo server.
 
-use poolside_connpool::{Builder, HealthCheck, Instrumented, PoolError, TcpManager};
+use poolside_connpool::{Builder, Instrumented, PoolError, tcp::HealthCheck, tcp::TcpManager};
 use poolside_core::Snapshot;
 use std::io;
 use std::sync::Arc;

@@ -6,11 +6,11 @@ use std::fmt;
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// What went wrong on the primary, as the [`FailoverPool`](crate::FailoverPool)'s
+/// What went wrong on the primary, as the [`FailoverPool`](crate::failover::FailoverPool)'s
 /// breaker counts it. Each kind has its own threshold.
 ///
 /// ```
-/// use poolside_connpool::Failure;
+/// use poolside_connpool::failover::Failure;
 /// assert_eq!(Failure::ConnectError.to_string(), "connect error");
 /// assert_eq!(Failure::ALL.len(), 4);
 /// ```
@@ -24,8 +24,8 @@ pub enum Failure {
     /// A primary connection failed its checkout health check (or the check timed out).
     HealthCheck,
     /// A request on a primary connection failed or timed out: reported by
-    /// [`FailoverConn::report_failure`](crate::FailoverConn::report_failure) or by
-    /// [`FailoverPool::run`](crate::FailoverPool::run).
+    /// [`FailoverConn::report_failure`](crate::failover::FailoverConn::report_failure) or by
+    /// [`FailoverPool::run`](crate::failover::FailoverPool::run).
     Request,
 }
 
