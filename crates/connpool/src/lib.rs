@@ -104,9 +104,10 @@ pub mod sharded;
 pub mod tcp;
 
 pub use builder::{Builder, WaitPolicy};
-pub use error::{AddError, BuildError, CloseTimeout, GetError};
+pub use error::PoolError;
+pub use error::{AddError, BuildError, CloseTimeout, GetError, ResizeError};
 pub use guard::{OwnedConn, PooledConn};
 pub use manager::Manager;
 pub use meta::{CloseReason, ConnMeta};
 pub use pool::{Pool, Status};
-pub use poolside_core::{Instrumented, PoolError};
+pub use poolside_core::Instrumented;

@@ -7,7 +7,7 @@
 mod common;
 
 use common::{Rng, TestError, TestManager};
-use poolside_connpool::{BuildError, Builder, GetError, Pool, PoolError, Status, WaitPolicy};
+use poolside_connpool::{Builder, GetError, Pool, PoolError, ResizeError, Status, WaitPolicy};
 use poolside_core::Snapshot;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
@@ -452,7 +452,7 @@ async fn a_closed_pool_refuses_resize_retain_and_warm() {
     let pool = Builder::new().max_size(3).build(m).unwrap();
     let held = pool.get().await.unwrap();
     pool.close();
-    assert_eq!(pool.resize(5), Err(BuildError::Closed));
+    assert_eq!(pool.resize(5), Err(ResizeError::Closed));
     assert_eq!(pool.max_size(), 3, "unchanged");
     assert_eq!(pool.retain(|_, _| false), Err(PoolError::Closed));
     assert!(pool.warm(2).await.unwrap_err().is_closed());

@@ -2,9 +2,10 @@
 //! thread, close, and counts that stay exact.
 #![cfg(feature = "blocking")]
 
+use poolside_connpool::PoolError;
 use poolside_connpool::blocking::{BuildError, Builder, MAX_DURATION, Manager, Pool};
 use poolside_connpool::{GetError, WaitPolicy};
-use poolside_core::{PoolError, Snapshot};
+use poolside_core::Snapshot;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Barrier, Mutex};
 use std::thread;

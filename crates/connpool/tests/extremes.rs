@@ -8,8 +8,8 @@ mod common;
 
 use common::TestManager;
 use poolside_connpool::{
-    BuildError, Builder, Pool, WaitPolicy, failover::FailoverBuilder, failover::Failure,
-    sharded::JumpHash, sharded::ShardSelector, sharded::ShardedPool,
+    BuildError, Builder, Pool, ResizeError, WaitPolicy, failover, failover::FailoverBuilder,
+    failover::Failure, sharded::JumpHash, sharded::ShardSelector, sharded::ShardedPool,
 };
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering::SeqCst;
@@ -169,12 +169,16 @@ fn resize_at_its_extremes_is_a_typed_error_or_works() {
     paused_runtime().block_on(async {
         let (m, _ledger) = TestManager::new();
         let pool = Builder::new().max_size(2).min_idle(1).build(m).unwrap();
-        assert_eq!(pool.resize(0), Err(BuildError::ZeroMaxSize));
-        assert_eq!(pool.resize(usize::MAX), Err(BuildError::OutOfRange { setting: "max_size" }));
+        assert_eq!(pool.resize(0), Err(ResizeError::Zero));
+        assert_eq!(pool.resize(usize::MAX), Err(ResizeError::TooLarge { max_size: usize::MAX }));
         pool.resize(u32::MAX as usize).unwrap();
         drop(pool.get().await.unwrap());
         pool.resize(1).unwrap();
         assert_eq!(pool.max_size(), 1);
+        let (m, _ledger) = TestManager::new();
+        let kept = Builder::new().max_size(4).min_idle(3).build(m).unwrap();
+        assert_eq!(kept.resize(2), Err(ResizeError::BelowMinIdle { max_size: 2, min_idle: 3 }));
+        assert_eq!(kept.max_size(), 4, "a refused resize changes nothing");
     });
 }
 
@@ -192,7 +196,7 @@ fn sharded_pool_extremes_are_typed_errors_or_work() {
     paused_runtime().block_on(async {
         assert_eq!(
             ShardedPool::<u64, TestManager>::new(Vec::new()).map(drop),
-            Err(BuildError::NoShards)
+            Err(poolside_connpool::sharded::BuildError::NoShards)
         );
         let shards = |n| (0..n).map(|_| Pool::new(TestManager::new().0)).collect::<Vec<_>>();
         let wild = ShardedPool::with_selector(shards(3), Wild).unwrap();
@@ -212,8 +216,8 @@ type FailoverSetting = (&'static str, fn(FailoverBuilder) -> FailoverBuilder);
 
 #[test]
 fn every_failover_option_at_its_extremes_is_a_typed_error_or_works() {
-    let zero = |setting| Some(BuildError::ZeroDuration { setting });
-    let table: Vec<(FailoverSetting, Option<BuildError>)> = vec![
+    let zero = |setting| Some(failover::BuildError::ZeroDuration { setting });
+    let table: Vec<(FailoverSetting, Option<failover::BuildError>)> = vec![
         (("window 0", |b| b.window(ZERO)), zero("window")),
         (("window 1 ns", |b| b.window(NS)), None),
         (("window MAX", |b| b.window(MAX)), None),
@@ -230,11 +234,11 @@ fn every_failover_option_at_its_extremes_is_a_typed_error_or_works() {
         ),
         (("primary_checkout_timeout 1 ns", |b| b.primary_checkout_timeout(NS)), None),
         (("primary_checkout_timeout MAX", |b| b.primary_checkout_timeout(MAX)), None),
-        (("max_attempts 0", |b| b.max_attempts(0)), Some(BuildError::ZeroAttempts)),
+        (("max_attempts 0", |b| b.max_attempts(0)), Some(failover::BuildError::ZeroAttempts)),
         (("max_attempts u32::MAX", |b| b.max_attempts(u32::MAX)), None),
         (
             ("trip_after 0", |b| b.trip_after(Failure::ConnectError, 0)),
-            Some(BuildError::ZeroThreshold { failure: Failure::ConnectError }),
+            Some(failover::BuildError::ZeroThreshold { failure: Failure::ConnectError }),
         ),
         (("trip_after 1", |b| b.trip_after(Failure::ConnectError, 1)), None),
         (("trip_after u32::MAX", |b| b.trip_after(Failure::ConnectError, u32::MAX)), None),

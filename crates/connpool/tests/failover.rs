@@ -7,8 +7,9 @@ mod common;
 
 use common::{Ledger, TestConn, TestError, TestManager};
 use poolside_connpool::{
-    BuildError, Builder, GetError, Pool, WaitPolicy, failover::Backend, failover::FailoverBuilder,
-    failover::FailoverPool, failover::FailoverState, failover::Failure, failover::RunError,
+    Builder, GetError, Pool, WaitPolicy, failover::Backend, failover::BuildError,
+    failover::FailoverBuilder, failover::FailoverPool, failover::FailoverState, failover::Failure,
+    failover::RunError,
 };
 use poolside_core::Snapshot;
 use std::sync::Arc;
@@ -413,6 +414,11 @@ async fn invalid_settings_are_rejected_when_the_pool_is_built() {
         Err(BuildError::SpareIsPrimary)
     );
     assert!(BuildError::ColdSpare.to_string().contains("min_idle"));
+    // Each error names the option at fault.
+    assert_eq!(BuildError::ZeroThreshold { failure: Failure::Exhaustion }.setting(), "trip_after");
+    assert_eq!(BuildError::ZeroAttempts.setting(), "max_attempts");
+    assert_eq!(BuildError::ZeroDuration { setting: "window" }.setting(), "window");
+    assert_eq!(BuildError::SpareIsPrimary.setting(), "spare");
 }
 
 #[test]

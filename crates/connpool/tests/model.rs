@@ -123,7 +123,7 @@ fn run(ops: Vec<Op>, max_size: usize, min_idle: usize) {
                 Op::Resize(n) => {
                     let resized = pool.resize(n.max(min_idle));
                     if closed {
-                        assert_eq!(resized, Err(poolside_connpool::BuildError::Closed));
+                        assert_eq!(resized, Err(poolside_connpool::ResizeError::Closed));
                     } else {
                         resized.expect("resize to at least min_idle is valid");
                     }

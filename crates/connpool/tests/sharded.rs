@@ -2,7 +2,8 @@
 //! stats, configuration errors. Timed parts run on tokio's paused clock.
 
 use poolside_connpool::{
-    BuildError, Builder, GetError, Manager, WaitPolicy, sharded::JumpHash, sharded::ShardedPool,
+    Builder, GetError, Manager, WaitPolicy, sharded::BuildError, sharded::JumpHash,
+    sharded::ModuloHash, sharded::ShardSelector, sharded::ShardedPool,
 };
 use poolside_core::Snapshot;
 use std::convert::Infallible;
@@ -103,6 +104,54 @@ async fn stats_are_reported_per_shard() {
 #[test]
 fn an_empty_shard_list_is_rejected() {
     let err = ShardedPool::<str, Shard>::new(Vec::new()).unwrap_err();
-    assert!(matches!(err, BuildError::NoShards));
+    assert_eq!(err, BuildError::NoShards);
+    assert_eq!(err.setting(), "shards");
     assert_eq!(err.to_string(), "a sharded pool needs at least one shard");
+}
+
+/// Where a key lands is part of the crate's contract: these values were computed by
+/// an independent implementation of FNV-1a 64 over the key's bytes (strings as UTF-8,
+/// integers as little-endian) and of jump consistent hashing, and must never change.
+#[test]
+fn fixed_keys_map_to_fixed_shards() {
+    // (key, shards, JumpHash, ModuloHash)
+    let strings = [
+        ("user:42", 2, 1, 0),
+        ("user:42", 8, 1, 2),
+        ("user:42", 100, 80, 10),
+        ("alpha", 2, 0, 1),
+        ("alpha", 8, 5, 3),
+        ("alpha", 100, 63, 15),
+        ("tenant-7", 8, 0, 5),
+        ("tenant-7", 100, 84, 97),
+        ("", 8, 1, 5),
+        ("", 100, 90, 37),
+    ];
+    for (key, n, jump, modulo) in strings {
+        assert_eq!(JumpHash.select(key, n), jump, "JumpHash {key:?} over {n}");
+        assert_eq!(ModuloHash.select(key, n), modulo, "ModuloHash {key:?} over {n}");
+        assert_eq!(JumpHash.select(&key.to_string(), n), jump, "String keys hash like str");
+    }
+    let integers = [
+        (0u64, 8, 7, 5),
+        (0, 100, 67, 5),
+        (1, 8, 3, 4),
+        (1, 100, 96, 96),
+        (42, 8, 2, 7),
+        (42, 100, 94, 55),
+        (u64::MAX, 8, 0, 5),
+        (u64::MAX, 100, 18, 57),
+    ];
+    for (key, n, jump, modulo) in integers {
+        assert_eq!(JumpHash.select(&key, n), jump, "JumpHash {key} over {n}");
+        assert_eq!(ModuloHash.select(&key, n), modulo, "ModuloHash {key} over {n}");
+        // `usize` hashes as 64 bits on every target.
+        if let Ok(k) = usize::try_from(key) {
+            assert_eq!(JumpHash.select(&k, n), jump, "usize {key} over {n}");
+        }
+    }
+    // The default selector of a sharded pool is JumpHash.
+    let pool: ShardedPool<str, Shard> = ShardedPool::new(shards(8, None)).unwrap();
+    assert_eq!(pool.shard_for("user:42"), 1);
+    assert_eq!(pool.shard_for("alpha"), 5);
 }

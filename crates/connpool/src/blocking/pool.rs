@@ -26,9 +26,10 @@ use super::guard::PooledConn;
 use super::janitor::{self, Janitor};
 use super::manager::Manager;
 use super::stats::Counters;
+use crate::PoolError;
 use crate::{CloseTimeout, GetError, Status, WaitPolicy};
 use parking_lot::{Condvar, Mutex, MutexGuard};
-use poolside_core::{Events, PoolError, Timing};
+use poolside_core::{Events, Timing};
 use std::collections::VecDeque;
 use std::fmt;
 use std::hash::{BuildHasher, RandomState};
@@ -1104,7 +1105,7 @@ impl<M: Manager> Pool<M> {
     ///
     /// ```
     /// # use poolside_connpool::blocking::{Builder, Manager};
-    /// # use poolside_core::PoolError;
+    /// # use poolside_connpool::PoolError;
     /// # struct Noop;
     /// # impl Manager for Noop {
     /// #     type Connection = u32;

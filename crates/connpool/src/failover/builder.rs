@@ -1,10 +1,11 @@
 //! [`FailoverBuilder`]: the breaker's window, thresholds and probe schedule.
 
 use super::breaker::{Failure, SlidingWindow};
+use super::error::BuildError;
 use super::pool::{FailoverPool, Inner};
 use super::state::FailoverState;
 use super::stats::Counters;
-use crate::{BuildError, Manager, Pool};
+use crate::{Manager, Pool};
 use crossbeam_utils::CachePadded;
 use parking_lot::Mutex;
 use std::sync::Arc;
@@ -41,7 +42,7 @@ pub(super) struct FailoverConfig {
 /// #     async fn check(&self, _: &mut ()) -> Result<(), Self::Error> { Ok(()) }
 /// # }
 /// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> Result<(), poolside_connpool::BuildError> {
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let primary = Builder::new().wait(WaitPolicy::Timeout(Duration::from_millis(100))).build(Noop)?;
 /// let spare = Builder::new().min_idle(2).build(Noop)?;
 /// let pool = FailoverBuilder::new()

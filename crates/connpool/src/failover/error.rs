@@ -1,5 +1,7 @@
-//! [`RunError`]: why [`FailoverPool::run`] gave up.
+//! [`BuildError`]: why a [`FailoverBuilder`](super::FailoverBuilder) refused its
+//! settings; [`RunError`]: why [`FailoverPool::run`] gave up.
 
+use super::breaker::Failure;
 use crate::GetError;
 use std::fmt;
 use std::time::Duration;
@@ -88,3 +90,72 @@ where
         }
     }
 }
+
+/// Why [`FailoverBuilder::build`](super::FailoverBuilder::build) refused its settings
+/// or its pools; [`setting`](Self::setting) names the option at fault.
+///
+/// ```
+/// use poolside_connpool::failover::{BuildError, Failure};
+/// let err = BuildError::ZeroThreshold { failure: Failure::Request };
+/// assert_eq!(err.setting(), "trip_after");
+/// assert_eq!(err.to_string(), "the request failure trip threshold must be at least 1");
+/// ```
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BuildError {
+    /// A duration setting was zero.
+    ZeroDuration {
+        /// The setting's name.
+        setting: &'static str,
+    },
+    /// A trip threshold of zero would trip without any failure.
+    ZeroThreshold {
+        /// The failure kind whose threshold was zero.
+        failure: Failure,
+    },
+    /// `max_attempts` must be at least 1.
+    ZeroAttempts,
+    /// The spare must be warm: built with `min_idle` of at least 1, so the switch
+    /// finds connections ready.
+    ColdSpare,
+    /// The same pool was given as primary and spare.
+    SpareIsPrimary,
+    /// The builder was not called inside a tokio runtime (probes run as tasks on it).
+    NoRuntime,
+}
+
+impl BuildError {
+    /// The option (or argument) at fault.
+    pub fn setting(&self) -> &'static str {
+        match self {
+            BuildError::ZeroDuration { setting } => setting,
+            BuildError::ZeroThreshold { .. } => "trip_after",
+            BuildError::ZeroAttempts => "max_attempts",
+            BuildError::ColdSpare | BuildError::SpareIsPrimary => "spare",
+            BuildError::NoRuntime => "runtime",
+        }
+    }
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BuildError::ZeroDuration { setting } => write!(f, "{setting} must be longer than zero"),
+            BuildError::ZeroThreshold { failure } => {
+                write!(f, "the {failure} trip threshold must be at least 1")
+            }
+            BuildError::ZeroAttempts => f.write_str("max_attempts must be at least 1"),
+            BuildError::ColdSpare => {
+                f.write_str("the failover spare must be warm: build it with min_idle >= 1")
+            }
+            BuildError::SpareIsPrimary => {
+                f.write_str("the failover spare must be a different pool from the primary")
+            }
+            BuildError::NoRuntime => {
+                f.write_str("a failover pool needs a tokio runtime: build it inside one")
+            }
+        }
+    }
+}
+
+impl std::error::Error for BuildError {}

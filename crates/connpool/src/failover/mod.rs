@@ -11,7 +11,8 @@
 //!
 //! Modules: [`FailoverBuilder`] (window, thresholds, probe schedule), [`FailoverPool`]
 //! with its guard [`FailoverConn`], [`FailoverState`] and [`Backend`], the snapshot
-//! [`FailoverStats`], the breaker's failure kinds [`Failure`], and [`RunError`] for
+//! [`FailoverStats`], the breaker's failure kinds [`Failure`], the builder's
+//! [`BuildError`], and [`RunError`] for
 //! [`FailoverPool::run`] with its [`RequestFuture`].
 
 mod breaker;
@@ -25,7 +26,7 @@ mod stats;
 pub use breaker::Failure;
 pub use builder::FailoverBuilder;
 pub use conn::FailoverConn;
-pub use error::RunError;
+pub use error::{BuildError, RunError};
 pub use pool::{FailoverPool, RequestFuture};
 pub use state::{Backend, FailoverState};
 pub use stats::FailoverStats;

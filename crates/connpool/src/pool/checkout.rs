@@ -4,6 +4,7 @@
 
 use super::Pool;
 use super::shared::{Acquire, Conn, Grant, Shared};
+use crate::PoolError;
 use crate::backoff::{Backoff, Gate};
 use crate::error::GetError;
 use crate::guard::PooledConn;
@@ -11,7 +12,7 @@ use crate::hooks::{self};
 use crate::manager::Manager;
 pub(crate) use crate::meta::CloseReason;
 use crate::unwind::{self, Panicked};
-use poolside_core::{ConnEvent, PoolError, Timing};
+use poolside_core::{ConnEvent, Timing};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::sync::oneshot;

@@ -12,9 +12,10 @@ mod shared;
 pub(crate) use shared::{Conn, Grant, Shared};
 use shared::{State, send_to_oldest};
 
+use crate::PoolError;
 use crate::backoff::Backoff;
 use crate::builder::{Builder, Config, WaitPolicy};
-use crate::error::{AddError, BuildError, CloseTimeout, GetError};
+use crate::error::{AddError, BuildError, CloseTimeout, GetError, ResizeError};
 use crate::guard::PooledConn;
 use crate::hooks::Hooks;
 use crate::idle::Stripes;
@@ -25,7 +26,7 @@ use crate::meta::ConnMeta;
 use crate::stats::{Counters, Gauges};
 use crossbeam_utils::CachePadded;
 use parking_lot::Mutex;
-use poolside_core::{Events, PoolError};
+use poolside_core::Events;
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
@@ -278,10 +279,11 @@ impl<M: Manager> Pool<M> {
 
     /// Changes the maximum size at runtime. Growing hands the new slots to waiters;
     /// shrinking closes idle connections now and in-use ones as they come back. On a
-    /// closed pool it changes nothing and fails with [`BuildError::Closed`].
+    /// closed pool, or with a size the pool cannot take, it changes nothing and says
+    /// why in a [`ResizeError`].
     ///
     /// ```
-    /// # use poolside_connpool::{Builder, Manager, Pool};
+    /// # use poolside_connpool::{Manager, Pool, ResizeError};
     /// # struct Noop;
     /// # impl Manager for Noop {
     /// #     type Connection = ();
@@ -292,32 +294,29 @@ impl<M: Manager> Pool<M> {
     /// let pool = Pool::new(Noop);
     /// pool.resize(3).unwrap();
     /// assert_eq!(pool.max_size(), 3);
-    /// assert!(pool.resize(0).is_err());
+    /// assert_eq!(pool.resize(0), Err(ResizeError::Zero));
     /// pool.close();
-    /// assert_eq!(pool.resize(4), Err(poolside_connpool::BuildError::Closed));
+    /// assert_eq!(pool.resize(4), Err(ResizeError::Closed));
     /// ```
-    pub fn resize(&self, max_size: usize) -> Result<(), BuildError> {
+    pub fn resize(&self, max_size: usize) -> Result<(), ResizeError> {
         let shared = &*self.shared;
         if shared.is_closed() {
-            return Err(BuildError::Closed);
+            return Err(ResizeError::Closed);
         }
         if max_size == 0 {
-            return Err(BuildError::ZeroMaxSize);
+            return Err(ResizeError::Zero);
         }
         if max_size > crate::builder::MAX_SIZE_LIMIT {
-            return Err(BuildError::OutOfRange { setting: "max_size" });
+            return Err(ResizeError::TooLarge { max_size });
         }
         if shared.config.min_idle > max_size {
-            return Err(BuildError::MinIdleAboveMaxSize {
-                min_idle: shared.config.min_idle,
-                max_size,
-            });
+            return Err(ResizeError::BelowMinIdle { max_size, min_idle: shared.config.min_idle });
         }
         let mut doomed = Vec::new();
         {
             let mut st = shared.lock();
             if st.closed {
-                return Err(BuildError::Closed);
+                return Err(ResizeError::Closed);
             }
             st.max_size = max_size;
             while st.open > max_size {

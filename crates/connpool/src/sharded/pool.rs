@@ -1,10 +1,10 @@
 //! [`ShardedPool`]: one pool per shard, each key routed by a [`ShardSelector`].
 
-use super::selector::{ShardSelector, StableHash};
-use crate::{BuildError, GetError, Manager, Pool, PooledConn};
+use super::error::BuildError;
+use super::selector::{JumpHash, ShardKey, ShardSelector};
+use crate::{GetError, Manager, Pool, PooledConn};
 use poolside_core::{Instrumented, Label, Metric, MetricDesc, MetricVisitor};
 use std::fmt;
-use std::hash::Hash;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
@@ -32,7 +32,7 @@ use std::sync::Arc;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// # }).unwrap();
 /// ```
-pub struct ShardedPool<K: ?Sized, M: Manager, S = StableHash> {
+pub struct ShardedPool<K: ?Sized, M: Manager, S = JumpHash> {
     shards: Arc<[Pool<M>]>,
     labels: Arc<[String]>,
     selector: Arc<S>,
@@ -50,11 +50,19 @@ impl<K: ?Sized, M: Manager, S> Clone for ShardedPool<K, M, S> {
     }
 }
 
-impl<K: Hash + ?Sized, M: Manager> ShardedPool<K, M, StableHash> {
-    /// Shards selected by [`StableHash`]. Fails with [`BuildError::NoShards`] when
-    /// `shards` is empty.
+impl<K: ShardKey + ?Sized, M: Manager> ShardedPool<K, M, JumpHash> {
+    /// Shards selected by [`JumpHash`], the stable default. Fails with
+    /// [`BuildError::NoShards`] when `shards` is empty.
+    ///
+    /// ```
+    /// use poolside_connpool::sharded::{BuildError, ShardedPool};
+    /// use poolside_connpool::tcp::TcpManager;
+    /// let none: Vec<poolside_connpool::Pool<TcpManager>> = Vec::new();
+    /// let err = ShardedPool::<str, _>::new(none).unwrap_err();
+    /// assert_eq!(err, BuildError::NoShards);
+    /// ```
     pub fn new(shards: Vec<Pool<M>>) -> Result<Self, BuildError> {
-        ShardedPool::with_selector(shards, StableHash)
+        ShardedPool::with_selector(shards, JumpHash)
     }
 }
 
