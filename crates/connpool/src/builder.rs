@@ -108,11 +108,24 @@ impl Config {
 /// # }
 /// ```
 #[derive(Debug, Clone)]
-pub struct Builder {
+pub struct Builder<M = NoManager> {
     config: Config,
     events: Events,
     hooks: ErasedHooks,
+    manager: M,
 }
+
+/// The manager slot of a [`Builder`] that has not been given one yet: such a builder
+/// takes every setting and [`on_close`](Builder::on_close), and is finished by
+/// [`build(manager)`](Builder::build) or typed by [`manager`](Builder::manager).
+///
+/// ```
+/// use poolside_connpool::{Builder, NoManager};
+/// let untyped: Builder<NoManager> = Builder::new().max_size(4);
+/// # drop(untyped);
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoManager;
 
 impl Default for Builder {
     fn default() -> Self {
@@ -133,6 +146,7 @@ impl Default for Builder {
             },
             events: Events::none(),
             hooks: ErasedHooks::default(),
+            manager: NoManager,
         }
     }
 }
@@ -145,6 +159,49 @@ impl Builder {
         Self::default()
     }
 
+    /// Gives the builder its manager: the result is typed by it, so the connection
+    /// hooks ([`after_connect`](Builder::after_connect),
+    /// [`before_acquire`](Builder::before_acquire),
+    /// [`after_release`](Builder::after_release)) know the connection type and take
+    /// closures without annotations; finish with [`build()`](Builder::build).
+    ///
+    /// ```
+    /// use poolside_connpool::{Builder, Manager};
+    /// # struct Noop;
+    /// # impl Manager for Noop {
+    /// #     type Connection = Vec<u8>;
+    /// #     type Error = std::convert::Infallible;
+    /// #     async fn connect(&self) -> Result<Vec<u8>, Self::Error> { Ok(Vec::new()) }
+    /// #     async fn check(&self, _: &mut Vec<u8>) -> Result<(), Self::Error> { Ok(()) }
+    /// # }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let pool = Builder::new()
+    ///     .max_size(4)
+    ///     .manager(Noop)
+    ///     .after_release(|conn, _meta| Box::pin(async move {
+    ///         conn.clear();
+    ///         Ok(true)
+    ///     }))
+    ///     .build()
+    ///     .unwrap();
+    /// # drop(pool);
+    /// # }
+    /// ```
+    pub fn manager<M: Manager>(self, manager: M) -> Builder<M> {
+        Builder { config: self.config, events: self.events, hooks: self.hooks, manager }
+    }
+
+    /// Checks the settings and builds the pool for `manager`: the same as
+    /// `self.manager(manager).build()`. When a janitor is needed (min_idle,
+    /// max_lifetime or max_idle_time set) it is spawned on the current tokio runtime,
+    /// and starts warming the pool to `min_idle` at once.
+    pub fn build<M: Manager>(self, manager: M) -> Result<Pool<M>, BuildError> {
+        self.manager(manager).build()
+    }
+}
+
+impl<M> Builder<M> {
     /// Most connections open at once (idle + in use + being opened). At least 1, at
     /// most 2^32 − 1 ([`BuildError::OutOfRange`] otherwise).
     pub fn max_size(mut self, max_size: usize) -> Self {
@@ -268,132 +325,6 @@ impl Builder {
         self
     }
 
-    /// Runs `hook` once on every new connection the pool opens, before anyone uses
-    /// it (e.g. `SET search_path`, registering types). An error, a panic or running
-    /// past `connect_timeout` discards the connection, and the dial counts as failed:
-    /// it enters the dial backoff and is retried like a failed connect; the caller
-    /// sees [`GetError::Hook`](crate::GetError::Hook) (or `Panicked`) if no retry
-    /// succeeds. Connections handed to [`Pool::add`] are not passed to it.
-    ///
-    /// The hook is written for the manager's connection type (name it in the
-    /// closure, `conn: &mut T`); [`build`](Self::build) fails with
-    /// [`BuildError::HookType`] for a manager of another connection type.
-    ///
-    /// ```
-    /// use poolside_connpool::{Builder, ConnMeta, Manager};
-    /// # struct Numbers;
-    /// # impl Manager for Numbers {
-    /// #     type Connection = Vec<String>;
-    /// #     type Error = std::convert::Infallible;
-    /// #     async fn connect(&self) -> Result<Vec<String>, Self::Error> { Ok(Vec::new()) }
-    /// #     async fn check(&self, _: &mut Vec<String>) -> Result<(), Self::Error> { Ok(()) }
-    /// # }
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// let pool = Builder::new()
-    ///     .after_connect(|conn: &mut Vec<String>, meta: ConnMeta| {
-    ///         Box::pin(async move {
-    ///             conn.push(format!("SET application_name = 'conn-{}'", meta.id));
-    ///             Ok(())
-    ///         })
-    ///     })
-    ///     .build(Numbers)
-    ///     .unwrap();
-    /// assert_eq!(pool.get().await.unwrap()[0], "SET application_name = 'conn-1'");
-    /// # }
-    /// ```
-    pub fn after_connect<C, F>(mut self, hook: F) -> Self
-    where
-        C: Send + 'static,
-        F: for<'a> Fn(&'a mut C, ConnMeta) -> HookFuture<'a, ()> + Send + Sync + 'static,
-    {
-        self.hooks.update::<C>(|h| h.after_connect = Some(std::sync::Arc::new(hook)));
-        self
-    }
-
-    /// Runs `hook` on an idle connection about to be handed out, after the cheap
-    /// `is_broken` test and the health check (when one is due). `Ok(true)` hands it
-    /// out; `Ok(false)`, an error, a panic or running past `connect_timeout` closes
-    /// it ([`CloseReason::Hook`]) and the `get` moves on to the next idle connection
-    /// (at most `max_health_retries + 1` refusals count, as for health checks), then
-    /// dials. Freshly opened connections skip it (they just ran `after_connect`).
-    ///
-    /// ```
-    /// use poolside_connpool::{Builder, ConnMeta, Manager};
-    /// # struct Numbers;
-    /// # impl Manager for Numbers {
-    /// #     type Connection = u32;
-    /// #     type Error = std::convert::Infallible;
-    /// #     async fn connect(&self) -> Result<u32, Self::Error> { Ok(0) }
-    /// #     async fn check(&self, _: &mut u32) -> Result<(), Self::Error> { Ok(()) }
-    /// # }
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// // Retire every connection after three uses.
-    /// let pool = Builder::new()
-    ///     .before_acquire(|_conn: &mut u32, meta: ConnMeta| {
-    ///         Box::pin(async move { Ok(meta.checkouts < 3) })
-    ///     })
-    ///     .build(Numbers)
-    ///     .unwrap();
-    /// for _ in 0..4 {
-    ///     drop(pool.get().await.unwrap());
-    /// }
-    /// assert_eq!(pool.status().open, 1); // the first was replaced by a second
-    /// # }
-    /// ```
-    pub fn before_acquire<C, F>(mut self, hook: F) -> Self
-    where
-        C: Send + 'static,
-        F: for<'a> Fn(&'a mut C, ConnMeta) -> HookFuture<'a, bool> + Send + Sync + 'static,
-    {
-        self.hooks.update::<C>(|h| h.before_acquire = Some(std::sync::Arc::new(hook)));
-        self
-    }
-
-    /// Runs `hook` on a connection that came back (e.g. `DISCARD ALL`, rolling back
-    /// an open transaction). Dropping the guard stays synchronous and cheap for the
-    /// caller: the hook runs in a task on the tokio runtime, and the connection
-    /// becomes available (to a waiter or the idle set) only after it returns
-    /// `Ok(true)`; meanwhile it counts as in use. `Ok(false)`, an error, a panic or
-    /// running past `connect_timeout` closes it ([`CloseReason::Hook`]). A guard
-    /// dropped outside any tokio runtime cannot run the hook: its connection is
-    /// closed (never reused unreset).
-    ///
-    /// ```
-    /// use poolside_connpool::{Builder, ConnMeta, Manager};
-    /// # struct Sessions;
-    /// # impl Manager for Sessions {
-    /// #     type Connection = Vec<u8>;
-    /// #     type Error = std::convert::Infallible;
-    /// #     async fn connect(&self) -> Result<Vec<u8>, Self::Error> { Ok(Vec::new()) }
-    /// #     async fn check(&self, _: &mut Vec<u8>) -> Result<(), Self::Error> { Ok(()) }
-    /// # }
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// let pool = Builder::new()
-    ///     .max_size(1)
-    ///     .after_release(|conn: &mut Vec<u8>, _meta: ConnMeta| {
-    ///         Box::pin(async move {
-    ///             conn.clear(); // reset session state
-    ///             Ok(true)
-    ///         })
-    ///     })
-    ///     .build(Sessions)
-    ///     .unwrap();
-    /// pool.get().await.unwrap().push(1);
-    /// assert!(pool.get().await.unwrap().is_empty()); // waited for the reset
-    /// # }
-    /// ```
-    pub fn after_release<C, F>(mut self, hook: F) -> Self
-    where
-        C: Send + 'static,
-        F: for<'a> Fn(&'a mut C, ConnMeta) -> HookFuture<'a, bool> + Send + Sync + 'static,
-    {
-        self.hooks.update::<C>(|h| h.after_release = Some(std::sync::Arc::new(hook)));
-        self
-    }
-
     /// Calls `hook` (synchronously, so keep it short) every time the pool closes a
     /// connection, with its metadata and the [`CloseReason`]. Connections taken out
     /// with [`PooledConn::detach`](crate::PooledConn::detach) are not closed by the
@@ -428,15 +359,6 @@ impl Builder {
     {
         self.hooks.set_on_close(std::sync::Arc::new(hook));
         self
-    }
-
-    /// Checks the settings and builds the pool. When a janitor is needed (min_idle,
-    /// max_lifetime or max_idle_time set) it is spawned on the current tokio runtime,
-    /// and starts warming the pool to `min_idle` at once.
-    pub fn build<M: Manager>(self, manager: M) -> Result<Pool<M>, BuildError> {
-        self.validate()?;
-        let hooks = self.hooks.typed::<M::Connection>().ok_or(BuildError::HookType)?;
-        Pool::from_parts(manager, self.config, self.events, hooks)
     }
 
     fn validate(&self) -> Result<(), BuildError> {
@@ -483,5 +405,150 @@ impl Builder {
             }
         }
         Ok(())
+    }
+}
+
+/// The connection hooks and `build`, once the manager (and so the connection type)
+/// is known.
+impl<M: Manager> Builder<M> {
+    /// Runs `hook` once on every new connection the pool opens, before anyone uses
+    /// it (e.g. `SET search_path`, registering types). An error, a panic or running
+    /// past `connect_timeout` discards the connection, and the dial counts as failed:
+    /// it enters the dial backoff and is retried like a failed connect; the caller
+    /// sees [`GetError::Hook`](crate::GetError::Hook) (or `Panicked`) if no retry
+    /// succeeds. Connections handed to [`Pool::add`] are not passed to it.
+    ///
+    /// The builder knows the manager, so the closure needs no annotations: `conn` is
+    /// `&mut M::Connection` and `meta` the connection's [`ConnMeta`].
+    ///
+    /// ```
+    /// use poolside_connpool::{Builder, ConnMeta, Manager};
+    /// # struct Numbers;
+    /// # impl Manager for Numbers {
+    /// #     type Connection = Vec<String>;
+    /// #     type Error = std::convert::Infallible;
+    /// #     async fn connect(&self) -> Result<Vec<String>, Self::Error> { Ok(Vec::new()) }
+    /// #     async fn check(&self, _: &mut Vec<String>) -> Result<(), Self::Error> { Ok(()) }
+    /// # }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let pool = Builder::new()
+    ///     .manager(Numbers)
+    ///     .after_connect(|conn, meta| {
+    ///         Box::pin(async move {
+    ///             conn.push(format!("SET application_name = 'conn-{}'", meta.id));
+    ///             Ok(())
+    ///         })
+    ///     })
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(pool.get().await.unwrap()[0], "SET application_name = 'conn-1'");
+    /// # }
+    /// ```
+    pub fn after_connect<F>(mut self, hook: F) -> Self
+    where
+        F: for<'a> Fn(&'a mut M::Connection, ConnMeta) -> HookFuture<'a, ()>
+            + Send
+            + Sync
+            + 'static,
+    {
+        self.hooks.update::<M::Connection>(|h| h.after_connect = Some(std::sync::Arc::new(hook)));
+        self
+    }
+
+    /// Runs `hook` on an idle connection about to be handed out, after the cheap
+    /// `is_broken` test and the health check (when one is due). `Ok(true)` hands it
+    /// out; `Ok(false)`, an error, a panic or running past `connect_timeout` closes
+    /// it ([`CloseReason::Hook`]) and the `get` moves on to the next idle connection
+    /// (at most `max_health_retries + 1` refusals count, as for health checks), then
+    /// dials. Freshly opened connections skip it (they just ran `after_connect`).
+    ///
+    /// ```
+    /// use poolside_connpool::{Builder, ConnMeta, Manager};
+    /// # struct Numbers;
+    /// # impl Manager for Numbers {
+    /// #     type Connection = u32;
+    /// #     type Error = std::convert::Infallible;
+    /// #     async fn connect(&self) -> Result<u32, Self::Error> { Ok(0) }
+    /// #     async fn check(&self, _: &mut u32) -> Result<(), Self::Error> { Ok(()) }
+    /// # }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// // Retire every connection after three uses.
+    /// let pool = Builder::new()
+    ///     .manager(Numbers)
+    ///     .before_acquire(|_conn, meta| Box::pin(async move { Ok(meta.checkouts < 3) }))
+    ///     .build()
+    ///     .unwrap();
+    /// for _ in 0..4 {
+    ///     drop(pool.get().await.unwrap());
+    /// }
+    /// assert_eq!(pool.status().open, 1); // the first was replaced by a second
+    /// # }
+    /// ```
+    pub fn before_acquire<F>(mut self, hook: F) -> Self
+    where
+        F: for<'a> Fn(&'a mut M::Connection, ConnMeta) -> HookFuture<'a, bool>
+            + Send
+            + Sync
+            + 'static,
+    {
+        self.hooks.update::<M::Connection>(|h| h.before_acquire = Some(std::sync::Arc::new(hook)));
+        self
+    }
+
+    /// Runs `hook` on a connection that came back (e.g. `DISCARD ALL`, rolling back
+    /// an open transaction). Dropping the guard stays synchronous and cheap for the
+    /// caller: the hook runs in a task on the tokio runtime, and the connection
+    /// becomes available (to a waiter or the idle set) only after it returns
+    /// `Ok(true)`; meanwhile it counts as in use. `Ok(false)`, an error, a panic or
+    /// running past `connect_timeout` closes it ([`CloseReason::Hook`]). A guard
+    /// dropped outside any tokio runtime cannot run the hook: its connection is
+    /// closed (never reused unreset).
+    ///
+    /// ```
+    /// use poolside_connpool::{Builder, ConnMeta, Manager};
+    /// # struct Sessions;
+    /// # impl Manager for Sessions {
+    /// #     type Connection = Vec<u8>;
+    /// #     type Error = std::convert::Infallible;
+    /// #     async fn connect(&self) -> Result<Vec<u8>, Self::Error> { Ok(Vec::new()) }
+    /// #     async fn check(&self, _: &mut Vec<u8>) -> Result<(), Self::Error> { Ok(()) }
+    /// # }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let pool = Builder::new()
+    ///     .max_size(1)
+    ///     .manager(Sessions)
+    ///     .after_release(|conn, _meta| {
+    ///         Box::pin(async move {
+    ///             conn.clear(); // reset session state
+    ///             Ok(true)
+    ///         })
+    ///     })
+    ///     .build()
+    ///     .unwrap();
+    /// pool.get().await.unwrap().push(1);
+    /// assert!(pool.get().await.unwrap().is_empty()); // waited for the reset
+    /// # }
+    /// ```
+    pub fn after_release<F>(mut self, hook: F) -> Self
+    where
+        F: for<'a> Fn(&'a mut M::Connection, ConnMeta) -> HookFuture<'a, bool>
+            + Send
+            + Sync
+            + 'static,
+    {
+        self.hooks.update::<M::Connection>(|h| h.after_release = Some(std::sync::Arc::new(hook)));
+        self
+    }
+
+    /// Checks the settings and builds the pool. When a janitor is needed (min_idle,
+    /// max_lifetime or max_idle_time set) it is spawned on the current tokio runtime,
+    /// and starts warming the pool to `min_idle` at once.
+    pub fn build(self) -> Result<Pool<M>, BuildError> {
+        self.validate()?;
+        let hooks = self.hooks.typed::<M::Connection>();
+        Pool::from_parts(self.manager, self.config, self.events, hooks)
     }
 }

@@ -267,10 +267,6 @@ pub enum BuildError {
         /// The setting's name.
         setting: &'static str,
     },
-    /// A connection hook (`after_connect`, `before_acquire`, `after_release`) was
-    /// written for another connection type than the manager's, or two hooks for
-    /// different types were given.
-    HookType,
 }
 
 impl BuildError {
@@ -290,7 +286,6 @@ impl BuildError {
             BuildError::IdleTimeAboveLifetime => "max_idle_time",
             BuildError::NoRuntime => "min_idle",
             BuildError::BackoffRange { .. } => "dial_backoff",
-            BuildError::HookType => "hooks",
         }
     }
 }
@@ -313,9 +308,6 @@ impl fmt::Display for BuildError {
                 write!(f, "the dial backoff's minimum ({min:?}) exceeds its maximum ({max:?})")
             }
             BuildError::OutOfRange { setting } => write!(f, "{setting} is out of range"),
-            BuildError::HookType => f.write_str(
-                "a connection hook was written for another connection type than the manager's",
-            ),
         }
     }
 }

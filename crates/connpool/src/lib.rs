@@ -46,6 +46,41 @@
 //! Lifecycle hooks on the builder (`after_connect`, `before_acquire`,
 //! `after_release`, `on_close`) see each connection's [`ConnMeta`]; they cost nothing
 //! when unset, never slow the caller dropping a guard, and follow the same panic rule.
+//! Give the builder its manager first ([`Builder::manager`]) and the hooks take
+//! plain closures, the connection type coming from the manager:
+//!
+//! ```
+//! # use poolside_connpool::{Manager, Pool};
+//! # struct Sessions;
+//! # impl Manager for Sessions {
+//! #     type Connection = Vec<String>;
+//! #     type Error = std::io::Error;
+//! #     async fn connect(&self) -> Result<Vec<String>, Self::Error> { Ok(Vec::new()) }
+//! #     async fn check(&self, _: &mut Vec<String>) -> Result<(), Self::Error> { Ok(()) }
+//! # }
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let pool = Pool::builder()
+//!     .max_size(4)
+//!     .manager(Sessions)
+//!     .after_connect(|conn, meta| {
+//!         conn.push(format!("SET application_name = 'app-{}'", meta.id));
+//!         Box::pin(async { Ok(()) })
+//!     })
+//!     .before_acquire(|conn, _meta| {
+//!         let fresh = conn.len() < 100;
+//!         Box::pin(async move { Ok(fresh) })
+//!     })
+//!     .after_release(|conn, _meta| {
+//!         conn.truncate(1); // DISCARD ALL
+//!         Box::pin(async { Ok(true) })
+//!     })
+//!     .on_close(|meta, reason| println!("closed {} ({reason:?})", meta.id))
+//!     .build()
+//!     .unwrap();
+//! assert_eq!(pool.get().await.unwrap()[0], "SET application_name = 'app-1'");
+//! # }
+//! ```
 //!
 //! # Contents
 //!
@@ -103,7 +138,7 @@ pub mod redis;
 pub mod sharded;
 pub mod tcp;
 
-pub use builder::{Builder, WaitPolicy};
+pub use builder::{Builder, NoManager, WaitPolicy};
 pub use error::PoolError;
 pub use error::{AddError, BuildError, CloseTimeout, GetError, ResizeError};
 pub use guard::{OwnedConn, PooledConn};

@@ -5,8 +5,7 @@
 //! runs leaks nothing.
 
 use poolside_connpool::{
-    BuildError, Builder, CloseReason, ConnMeta, GetError, Manager, Pool, WaitPolicy,
-    hooks::HookFuture,
+    Builder, CloseReason, ConnMeta, GetError, Manager, Pool, WaitPolicy, hooks::HookFuture,
 };
 use poolside_core::Snapshot;
 use std::collections::HashMap;
@@ -71,21 +70,22 @@ impl Calls {
 
 /// A builder with all four hooks recording into `calls`; `before_acquire` and
 /// `after_release` approve unless the connection's session says "reject".
-fn counting(calls: &Arc<Calls>) -> Builder {
+fn counting(calls: &Arc<Calls>, mgr: Mgr) -> Builder<Mgr> {
     let (c1, c2, c3, c4) = (calls.clone(), calls.clone(), calls.clone(), calls.clone());
     Builder::new()
         .wait(WaitPolicy::Queue)
-        .after_connect(move |conn: &mut Conn, meta: ConnMeta| {
+        .manager(mgr)
+        .after_connect(move |conn, meta| {
             Calls::bump(&c1.connect, meta.id);
             conn.session.push("connected");
             Box::pin(async move { Ok(()) })
         })
-        .before_acquire(move |conn: &mut Conn, meta: ConnMeta| {
+        .before_acquire(move |conn, meta| {
             Calls::bump(&c2.acquire, meta.id);
             let keep = !conn.session.contains(&"reject-acquire");
             Box::pin(async move { Ok(keep) })
         })
-        .after_release(move |conn: &mut Conn, meta: ConnMeta| {
+        .after_release(move |conn, meta| {
             Calls::bump(&c3.release, meta.id);
             let keep = !conn.session.contains(&"reject-release");
             conn.session.retain(|s| *s == "connected" || s.starts_with("reject"));
@@ -137,11 +137,11 @@ async fn meta_is_per_connection_and_counts_checkouts() {
 async fn each_hook_runs_exactly_when_documented() {
     let calls = Arc::new(Calls::default());
     let mgr = Mgr::default();
-    let pool = counting(&calls)
+    let pool = counting(&calls, mgr.clone())
         .max_size(3)
         .max_lifetime(Duration::from_secs(60))
         .health_check_after(Duration::ZERO)
-        .build(mgr.clone())
+        .build()
         .unwrap();
     // Connect: after_connect once, no before_acquire for a fresh connection.
     let a = pool.get().await.unwrap();
@@ -201,7 +201,7 @@ async fn each_hook_runs_exactly_when_documented() {
 async fn before_acquire_false_closes_exactly_that_connection_and_moves_on() {
     let calls = Arc::new(Calls::default());
     let mgr = Mgr::default();
-    let pool = counting(&calls).max_size(3).build(mgr.clone()).unwrap();
+    let pool = counting(&calls, mgr.clone()).max_size(3).build().unwrap();
     let mut a = pool.get().await.unwrap();
     let b = pool.get().await.unwrap();
     let (id_a, id_b) = (a.meta().id, b.meta().id);
@@ -228,11 +228,12 @@ async fn before_acquire_refusing_everything_dials_a_fresh_connection() {
     let pool = Builder::new()
         .max_size(4)
         .max_health_retries(1)
+        .manager(mgr.clone())
         .before_acquire(move |_: &mut Conn, _| {
             r.fetch_add(1, SeqCst);
             Box::pin(async { Err("stale session".into()) })
         })
-        .build(mgr.clone())
+        .build()
         .unwrap();
     pool.warm(4).await.unwrap();
     let got = pool.get().await.unwrap();
@@ -248,7 +249,7 @@ async fn before_acquire_refusing_everything_dials_a_fresh_connection() {
 async fn after_release_false_or_error_closes_it_and_frees_the_slot() {
     let calls = Arc::new(Calls::default());
     let mgr = Mgr::default();
-    let pool = counting(&calls).max_size(1).build(mgr.clone()).unwrap();
+    let pool = counting(&calls, mgr.clone()).max_size(1).build().unwrap();
     let mut a = pool.get().await.unwrap();
     let id = a.meta().id;
     a.session.push("reject-release");
@@ -270,9 +271,10 @@ async fn after_connect_error_fails_the_dial_and_leaves_nothing_open() {
     let log = closes.clone();
     let pool = Builder::new()
         .connect_retries(0)
+        .manager(mgr.clone())
         .after_connect(|_: &mut Conn, _| Box::pin(async { Err("SET search_path failed".into()) }))
         .on_close(move |m, r| log.lock().unwrap().push((m.id, r)))
-        .build(mgr.clone())
+        .build()
         .unwrap();
     let err = pool.get().await.unwrap_err();
     match &err {
@@ -297,11 +299,12 @@ async fn after_connect_error_fails_the_dial_and_leaves_nothing_open() {
 async fn after_connect_is_retried_within_the_connect_timeout() {
     let mgr = Mgr::default();
     let pool = Builder::new()
+        .manager(mgr.clone())
         .after_connect(|conn: &mut Conn, _| {
             let ok = conn.serial >= 3;
             Box::pin(async move { if ok { Ok(()) } else { Err("not yet".into()) } })
         })
-        .build(mgr.clone())
+        .build()
         .unwrap();
     let got = pool.get().await.unwrap();
     assert_eq!(got.serial, 3);
@@ -314,13 +317,14 @@ async fn a_slow_after_release_does_not_slow_the_drop() {
     let pool = Builder::new()
         .max_size(1)
         .wait(WaitPolicy::Queue)
+        .manager(Mgr::default())
         .after_release(|_: &mut Conn, _| {
             Box::pin(async {
                 tokio::time::sleep(Duration::from_secs(10)).await;
                 Ok(true)
             })
         })
-        .build(Mgr::default())
+        .build()
         .unwrap();
     let conn = pool.get().await.unwrap();
     let wall = std::time::Instant::now();
@@ -341,8 +345,9 @@ async fn a_hung_after_release_is_bounded_by_the_connect_timeout() {
     let pool = Builder::new()
         .max_size(1)
         .connect_timeout(Duration::from_secs(2))
+        .manager(mgr.clone())
         .after_release(|_: &mut Conn, _| Box::pin(std::future::pending()))
-        .build(mgr.clone())
+        .build()
         .unwrap();
     drop(pool.get().await.unwrap());
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -353,7 +358,7 @@ async fn a_hung_after_release_is_bounded_by_the_connect_timeout() {
 /// Cancels `get` while a hook is parked, then checks that nothing leaked and the
 /// pool still serves `max_size` callers.
 async fn cancel_while_hook_runs(
-    builder: Builder,
+    builder: Builder<Mgr>,
     warm: usize,
     mgr: Mgr,
     entered: Arc<AtomicUsize>,
@@ -363,7 +368,7 @@ async fn cancel_while_hook_runs(
     let pool = builder
         .max_size(2)
         .on_close(move |m, r| log.lock().unwrap().push((m.id, r)))
-        .build(mgr.clone())
+        .build()
         .unwrap();
     pool.warm(warm).await.unwrap();
     let cut = tokio::time::timeout(ms(50), pool.get()).await;
@@ -381,22 +386,24 @@ async fn cancel_while_hook_runs(
 async fn cancelling_get_during_after_connect_leaks_nothing() {
     let entered = Arc::new(AtomicUsize::new(0));
     let e = entered.clone();
-    let builder = Builder::new().after_connect(move |_: &mut Conn, _| {
+    let mgr = Mgr::default();
+    let builder = Builder::new().manager(mgr.clone()).after_connect(move |_, _| {
         e.fetch_add(1, SeqCst);
         Box::pin(std::future::pending())
     });
-    cancel_while_hook_runs(builder, 0, Mgr::default(), entered).await;
+    cancel_while_hook_runs(builder, 0, mgr, entered).await;
 }
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn cancelling_get_during_before_acquire_leaks_nothing() {
     let entered = Arc::new(AtomicUsize::new(0));
     let e = entered.clone();
-    let builder = Builder::new().before_acquire(move |_: &mut Conn, _| {
+    let mgr = Mgr::default();
+    let builder = Builder::new().manager(mgr.clone()).before_acquire(move |_, _| {
         e.fetch_add(1, SeqCst);
         Box::pin(std::future::pending())
     });
-    cancel_while_hook_runs(builder, 1, Mgr::default(), entered).await;
+    cancel_while_hook_runs(builder, 1, mgr, entered).await;
 }
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
@@ -405,6 +412,7 @@ async fn panicking_hooks_are_contained() {
     let pool = Builder::new()
         .max_size(2)
         .connect_retries(0)
+        .manager(mgr.clone())
         .after_connect(|conn: &mut Conn, _| {
             assert!(conn.serial != 1, "after_connect bomb");
             Box::pin(async { Ok(()) })
@@ -421,7 +429,7 @@ async fn panicking_hooks_are_contained() {
             Box::pin(async { Ok(true) })
         })
         .on_close(|_, _| panic!("on_close bomb"))
-        .build(mgr.clone())
+        .build()
         .unwrap();
     let err = pool.get().await.unwrap_err();
     assert!(matches!(err, GetError::Panicked { during: "after_connect", .. }), "{err:?}");
@@ -443,19 +451,52 @@ async fn panicking_hooks_are_contained() {
     assert_eq!(pool.status().idle, 2);
 }
 
-#[test]
-fn a_hook_for_another_connection_type_is_a_typed_build_error() {
-    let err = Builder::new()
-        .after_connect(|_: &mut String, _| Box::pin(async { Ok(()) }))
-        .build(Mgr::default())
-        .unwrap_err();
-    assert_eq!(err, BuildError::HookType);
-    let mixed = Builder::new()
-        .before_acquire(|_: &mut Conn, _| Box::pin(async { Ok(true) }))
-        .after_release(|_: &mut u8, _| Box::pin(async { Ok(true) }))
-        .build(Mgr::default())
-        .unwrap_err();
-    assert_eq!(mixed, BuildError::HookType);
+/// Issue 14: with the manager given first, every hook takes a closure without
+/// annotations (the connection type comes from the manager). This test fails to
+/// compile on a builder that does not know its manager.
+#[tokio::test(flavor = "current_thread")]
+async fn every_hook_takes_an_unannotated_closure() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let (a, b, c, d) = (seen.clone(), seen.clone(), seen.clone(), seen.clone());
+    let pool = Pool::builder()
+        .max_size(1)
+        .manager(Mgr::default())
+        .after_connect(move |conn, meta| {
+            a.lock().unwrap().push(("after_connect", meta.id));
+            conn.session.push("connected");
+            Box::pin(async { Ok(()) })
+        })
+        .before_acquire(move |conn, meta| {
+            b.lock().unwrap().push(("before_acquire", meta.id));
+            let ok = conn.session.contains(&"connected");
+            Box::pin(async move { Ok(ok) })
+        })
+        .after_release(move |conn, meta| {
+            c.lock().unwrap().push(("after_release", meta.id));
+            conn.session.retain(|s| *s == "connected");
+            Box::pin(async { Ok(true) })
+        })
+        .on_close(move |meta, reason| {
+            assert_eq!(reason, CloseReason::PoolClosed);
+            d.lock().unwrap().push(("on_close", meta.id));
+        })
+        .build()
+        .unwrap();
+    drop(pool.get().await.unwrap());
+    settle().await;
+    drop(pool.get().await.unwrap());
+    settle().await;
+    pool.close();
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [
+            ("after_connect", 1),
+            ("after_release", 1),
+            ("before_acquire", 1),
+            ("after_release", 1),
+            ("on_close", 1),
+        ]
+    );
 }
 
 #[test]
@@ -463,8 +504,9 @@ fn a_return_outside_a_runtime_closes_rather_than_skips_the_reset() {
     let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
     let mgr = Mgr::default();
     let pool: Pool<Mgr> = Builder::new()
+        .manager(mgr.clone())
         .after_release(|_: &mut Conn, _| Box::pin(async { Ok(true) }))
-        .build(mgr.clone())
+        .build()
         .unwrap();
     let conn = rt.block_on(pool.get_owned()).unwrap();
     drop(conn); // no runtime entered here
@@ -482,7 +524,12 @@ fn discard_all(conn: &mut Conn, _meta: ConnMeta) -> HookFuture<'_, bool> {
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_named_fn_works_as_a_hook() {
-    let pool = Builder::new().max_size(1).after_release(discard_all).build(Mgr::default()).unwrap();
+    let pool = Builder::new()
+        .max_size(1)
+        .manager(Mgr::default())
+        .after_release(discard_all)
+        .build()
+        .unwrap();
     pool.get().await.unwrap().session.push("SET x = 1");
     assert!(pool.get().await.unwrap().session.is_empty());
 }
@@ -493,7 +540,7 @@ async fn each_shard_runs_the_hooks_its_builder_set() {
     let calls: Vec<Arc<Calls>> = (0..3).map(|_| Arc::new(Calls::default())).collect();
     let shards = calls
         .iter()
-        .map(|c| counting(c).max_size(2).build(Mgr::default()))
+        .map(|c| counting(c, Mgr::default()).max_size(2).build())
         .collect::<Result<Vec<_>, _>>()
         .unwrap();
     let pool: ShardedPool<str, Mgr> = ShardedPool::new(shards).unwrap();
@@ -518,8 +565,9 @@ async fn a_hung_after_connect_fails_the_dial_within_the_connect_timeout() {
     let pool = Builder::new()
         .connect_timeout(Duration::from_secs(2))
         .connect_retries(0)
+        .manager(mgr.clone())
         .after_connect(|_: &mut Conn, _| Box::pin(std::future::pending()))
-        .build(mgr.clone())
+        .build()
         .unwrap();
     let start = Instant::now();
     let err = pool.get().await.unwrap_err();

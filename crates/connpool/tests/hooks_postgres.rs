@@ -6,7 +6,7 @@
 //! it the tests fail under CI (`CI=true`) and print a notice and pass elsewhere.
 #![cfg(feature = "postgres")]
 
-use poolside_connpool::{Builder, ConnMeta, WaitPolicy, postgres::PgClient, postgres::PgManager};
+use poolside_connpool::{Builder, WaitPolicy, postgres::PgManager};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio_postgres::{Config, NoTls};
@@ -37,14 +37,15 @@ async fn after_connect_names_the_session_in_pg_stat_activity() {
     let prefix = tag.clone();
     let pool = Builder::new()
         .max_size(2)
-        .after_connect(move |conn: &mut PgClient, meta: ConnMeta| {
+        .manager(PgManager::new(config.clone()))
+        .after_connect(move |conn, meta| {
             let sql = format!("SET application_name = '{prefix}-{}'", meta.id);
             Box::pin(async move {
                 conn.batch_execute(&sql).await?;
                 Ok(())
             })
         })
-        .build(PgManager::new(config.clone()))
+        .build()
         .unwrap();
     let a = pool.get().await.unwrap();
     let b = pool.get().await.unwrap();
@@ -71,13 +72,14 @@ async fn after_release_discard_all_clears_the_previous_borrowers_state() {
     let pool = Builder::new()
         .max_size(1)
         .wait(WaitPolicy::Timeout(Duration::from_secs(10)))
-        .after_release(|conn: &mut PgClient, _meta: ConnMeta| {
+        .manager(PgManager::new(config))
+        .after_release(|conn, _meta| {
             Box::pin(async move {
                 conn.batch_execute("DISCARD ALL").await?;
                 Ok(true)
             })
         })
-        .build(PgManager::new(config))
+        .build()
         .unwrap();
     let first = pool.get().await.unwrap();
     let id = first.meta().id;

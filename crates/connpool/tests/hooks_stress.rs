@@ -86,6 +86,7 @@ async fn storm(seed: u64) {
         .health_check_after(Duration::from_micros(100))
         .dial_backoff(Duration::from_micros(100), Duration::from_millis(1))
         .wait(WaitPolicy::Timeout(Duration::from_secs(5)))
+        .manager(mgr.clone())
         .after_connect(move |_: &mut Conn, _: ConnMeta| {
             let dice = d1.clone();
             Box::pin(async move {
@@ -104,7 +105,7 @@ async fn storm(seed: u64) {
             *log.lock().unwrap().entry(meta.id).or_default() += 1;
             *why.lock().unwrap().entry(reason).or_default() += 1;
         })
-        .build(mgr.clone())
+        .build()
         .unwrap();
 
     let stop = Arc::new(AtomicBool::new(false));

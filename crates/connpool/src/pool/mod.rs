@@ -97,7 +97,8 @@ impl Pool<crate::tcp::TcpManager> {
     /// like `WorkerPool::builder()` and `BufPool::builder()`. The manager given to
     /// [`Builder::build`] decides the pool's type, whatever it is (this function
     /// lives on one concrete `Pool` type only so that `Pool::builder()` needs no type
-    /// annotation).
+    /// annotation). For the connection hooks, give the manager first:
+    /// `Pool::builder().manager(m).after_connect(|conn, meta| ..).build()`.
     ///
     /// ```
     /// # use poolside_connpool::{Manager, Pool};
