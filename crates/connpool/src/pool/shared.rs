@@ -221,8 +221,8 @@ impl<M: Manager> Shared<M> {
     /// Why: when connections are held briefly and there are more callers than
     /// connections across many cores, queueing turns every later return into a locked
     /// hand-off and a wake-up of a parked task on another core, and the line, once
-    /// formed, sustains itself; measured on 16 cores (pool 8, 64 tasks) that capped
-    /// the pool at deadpool's speed. A connection returned within the spin goes to
+    /// formed, sustains itself, capping the pool at the speed of a locked queue (the
+    /// many-core runs in docs/benchmarks.md). A connection returned within the spin goes to
     /// whoever finds it, as it would a moment later anyway. Nobody is overtaken: the
     /// spin stops as soon as anyone waits (`take_idle` then returns nothing), so the
     /// first-come-first-served line is untouched. A current-thread runtime cannot see

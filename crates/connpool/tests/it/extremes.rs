@@ -4,9 +4,7 @@
 //! survive a workout: checkouts, returns, broken connections, janitor rounds, a resize,
 //! a retain, and close, on tokio's paused clock, where "later" is hours away.
 
-mod common;
-
-use common::TestManager;
+use crate::common::TestManager;
 use poolside_connpool::{
     BuildError, Builder, Pool, ResizeError, WaitPolicy, failover, failover::FailoverBuilder,
     failover::Failure, sharded::JumpHash, sharded::ShardSelector, sharded::ShardedPool,
@@ -101,7 +99,7 @@ fn pool_table() -> Vec<(Setting, Option<BuildError>)> {
 /// Exercises a pool that built: nothing may panic; a healthy pool serves; counts
 /// stay exact. (Where the settings ask for endless waits, a get may wait: each is
 /// bounded here.)
-async fn workout(pool: &Pool<TestManager>, ledger: &common::Ledger) {
+async fn workout(pool: &Pool<TestManager>, ledger: &crate::common::Ledger) {
     let bound = Duration::from_secs(60);
     for round in 0..3 {
         let got = tokio::time::timeout(bound, pool.get()).await.expect("a healthy get hung");

@@ -6,9 +6,7 @@
 //! The proptest at the end picks which call panics and when, over a random sequence of
 //! entry points, and checks the invariants after every case.
 
-mod common;
-
-use common::{Ledger, TestConn, TestError, TestManager};
+use crate::common::{Ledger, TestConn, TestError, TestManager};
 use poolside_connpool::{
     Builder, GetError, Manager, Pool, sharded::ShardSelector, sharded::ShardedPool,
 };

@@ -4,9 +4,7 @@
 //! a current-thread runtime, the dial backoff and connect retry while the server is
 //! down, the bounded default wait, and a closed pool that refuses to change.
 
-mod common;
-
-use common::{Rng, TestError, TestManager};
+use crate::common::{Rng, TestError, TestManager};
 use poolside_connpool::{Builder, GetError, Pool, PoolError, ResizeError, Status, WaitPolicy};
 use poolside_core::Snapshot;
 use std::sync::Arc;

@@ -4,9 +4,7 @@
 //! the stalled shard's callers get their configured errors within the configured
 //! bounds, and nothing hangs.
 
-mod common;
-
-use common::Rng;
+use crate::common::Rng;
 use poolside_connpool::{Builder, GetError, WaitPolicy, sharded::ShardedPool, tcp::TcpManager};
 use poolside_faultproxy::{FaultMode, FaultProxy, LineServer, ping_pong};
 use std::sync::Arc;

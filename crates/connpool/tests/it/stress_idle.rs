@@ -4,9 +4,7 @@
 //! would leave a task asleep next to an idle connection: every run is bounded by a
 //! deadline, so that fails instead of hanging.
 
-mod common;
-
-use common::{Rng, TestManager};
+use crate::common::{Rng, TestManager};
 use poolside_connpool::{Builder, Pool, Status};
 use std::sync::atomic::Ordering::SeqCst;
 use std::time::Duration;

@@ -4,9 +4,7 @@
 //! timeouts; the pool's counts stay consistent throughout; at the end every
 //! connection opened was closed exactly once, on the client and through the proxy.
 
-mod common;
-
-use common::Rng;
+use crate::common::Rng;
 use poolside_connpool::{Builder, Manager, Pool, WaitPolicy};
 use poolside_faultproxy::{FaultMode, FaultProxy, LineServer, ping_pong};
 use std::io;

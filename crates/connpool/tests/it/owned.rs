@@ -1,9 +1,7 @@
 //! Owned guards: `'static`, movable into spawned tasks, keep their pool alive, and
 //! behave like borrowed guards on return, break and detach.
 
-mod common;
-
-use common::TestManager;
+use crate::common::TestManager;
 use poolside_connpool::{Builder, OwnedConn, Pool};
 use std::sync::atomic::Ordering::SeqCst;
 

@@ -3,9 +3,7 @@
 //! configuration errors and metrics. The real-socket acceptance run is in
 //! `failover_faults.rs`.
 
-mod common;
-
-use common::{Ledger, TestConn, TestError, TestManager};
+use crate::common::{Ledger, TestConn, TestError, TestManager};
 use poolside_connpool::{
     Builder, GetError, Pool, WaitPolicy, failover::Backend, failover::BuildError,
     failover::FailoverBuilder, failover::FailoverPool, failover::FailoverState, failover::Failure,

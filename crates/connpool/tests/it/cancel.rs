@@ -2,9 +2,7 @@
 //! connecting, health-checking, holding) must leak no slot or connection, and must
 //! never swallow a hand-off meant for another waiter.
 
-mod common;
-
-use common::{Rng, TestManager};
+use crate::common::{Rng, TestManager};
 use poolside_connpool::{Builder, Status};
 use std::sync::atomic::Ordering::SeqCst;
 use std::time::Duration;

@@ -1,9 +1,7 @@
 //! Behaviour of the pool on tokio's paused clock: policies, fairness, failures,
 //! lifetimes, the janitor, close.
 
-mod common;
-
-use common::{TestError, TestManager};
+use crate::common::{TestError, TestManager};
 use poolside_connpool::{
     BuildError, Builder, GetError, Instrumented, Pool, PoolError, Status, WaitPolicy,
 };

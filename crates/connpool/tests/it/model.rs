@@ -2,9 +2,7 @@
 //! close against a live pool, checking after every step that its counts match what
 //! the clients observe and that no slot sits idle while someone waits.
 
-mod common;
-
-use common::{TestConn, TestManager};
+use crate::common::{TestConn, TestManager};
 use poolside_connpool::Builder;
 use proptest::prelude::*;
 use std::sync::Arc;
