@@ -146,3 +146,18 @@ pub use manager::Manager;
 pub use meta::{CloseReason, ConnMeta};
 pub use pool::{Pool, Status};
 pub use poolside_core::Instrumented;
+
+/// The user guide's snippets, compiled and run as doc tests so that they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/connpool.md")]
+mod guide {}
+
+/// The topologies guide's snippets, as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/topologies.md")]
+mod topologies_guide {}
+
+/// The adapters guide's snippets, as doc tests (they need the adapters' features).
+#[cfg(all(doctest, feature = "postgres-rustls", feature = "redis"))]
+#[doc = include_str!("../../../docs/adapters.md")]
+mod adapters_guide {}
