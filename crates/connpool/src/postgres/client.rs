@@ -1,5 +1,10 @@
 //! The pooled PostgreSQL connection: a `tokio_postgres::Client` with a bounded
 //! statement cache and the session reset its recycling method owes.
+//!
+//! Longer than most files on purpose: every query method of `PgClient` goes through
+//! the same cache protocol (look up, prepare on a miss, evict and close the evicted
+//! statement, retry once on a stale plan), and keeping them beside the cache keeps
+//! that protocol in one place.
 
 use lru::LruCache;
 use parking_lot::Mutex;
