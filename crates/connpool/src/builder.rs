@@ -188,6 +188,22 @@ impl Builder {
     /// # drop(pool);
     /// # }
     /// ```
+    ///
+    /// A hook written for another connection type does not compile:
+    ///
+    /// ```compile_fail
+    /// use poolside_connpool::{Builder, Manager};
+    /// # struct Noop;
+    /// # impl Manager for Noop {
+    /// #     type Connection = Vec<u8>;
+    /// #     type Error = std::convert::Infallible;
+    /// #     async fn connect(&self) -> Result<Vec<u8>, Self::Error> { Ok(Vec::new()) }
+    /// #     async fn check(&self, _: &mut Vec<u8>) -> Result<(), Self::Error> { Ok(()) }
+    /// # }
+    /// let builder = Builder::new()
+    ///     .manager(Noop)
+    ///     .after_connect(|conn: &mut String, _meta| Box::pin(async { Ok(()) }));
+    /// ```
     pub fn manager<M: Manager>(self, manager: M) -> Builder<M> {
         Builder { config: self.config, events: self.events, hooks: self.hooks, manager }
     }
