@@ -5,27 +5,11 @@
 //! (`CI=true`) and print a notice and pass elsewhere.
 #![cfg(feature = "postgres")]
 
+use crate::common::server;
 use poolside_connpool::{Builder, Pool, postgres::PgManager};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio_postgres::{Client, Config, NoTls};
-
-/// The server's config, or `None` (after a notice) when no server is available.
-fn server() -> Option<Config> {
-    match std::env::var("POOLSIDE_PG_URL") {
-        Ok(url) => Some(url.parse().expect("POOLSIDE_PG_URL is a PostgreSQL URL")),
-        Err(_) if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("POOLSIDE_PG_URL is not set under CI: run the tests with `cargo xtask test`")
-        }
-        Err(_) => {
-            eprintln!(
-                "NOTICE: POOLSIDE_PG_URL is not set; skipping the PostgreSQL test \
-                 (`cargo xtask test` starts a server and sets it)"
-            );
-            None
-        }
-    }
-}
 
 /// A config whose connections carry a name unique to this test, so
 /// `pg_stat_activity` can be filtered to them.

@@ -7,6 +7,7 @@
 //! connections of its own, so they may share the server with anyone.
 #![cfg(feature = "postgres")]
 
+use crate::common::server;
 use poolside_connpool::{
     Builder, Pool, postgres::PgClient, postgres::PgManager, postgres::RecyclingMethod,
 };
@@ -14,22 +15,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio_postgres::{Client, Config, NoTls, SimpleQueryMessage};
-
-fn server() -> Option<Config> {
-    match std::env::var("POOLSIDE_PG_URL") {
-        Ok(url) => Some(url.parse().expect("POOLSIDE_PG_URL is a PostgreSQL URL")),
-        Err(_) if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("POOLSIDE_PG_URL is not set under CI: run the tests with `cargo xtask test`")
-        }
-        Err(_) => {
-            eprintln!(
-                "NOTICE: POOLSIDE_PG_URL is not set; skipping the PostgreSQL test \
-                 (`cargo xtask test` starts a server and sets it)"
-            );
-            None
-        }
-    }
-}
 
 /// A name unique to this test run, for tables and application names.
 fn unique(prefix: &str) -> String {

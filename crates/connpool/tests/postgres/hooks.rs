@@ -6,23 +6,11 @@
 //! it the tests fail under CI (`CI=true`) and print a notice and pass elsewhere.
 #![cfg(feature = "postgres")]
 
+use crate::common::server;
 use poolside_connpool::{Builder, WaitPolicy, postgres::PgManager};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
-use tokio_postgres::{Config, NoTls};
-
-fn server() -> Option<Config> {
-    match std::env::var("POOLSIDE_PG_URL") {
-        Ok(url) => Some(url.parse().expect("POOLSIDE_PG_URL is a PostgreSQL URL")),
-        Err(_) if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("POOLSIDE_PG_URL is not set under CI: run the tests with `cargo xtask test`")
-        }
-        Err(_) => {
-            eprintln!("NOTICE: POOLSIDE_PG_URL is not set; skipping the PostgreSQL hook test");
-            None
-        }
-    }
-}
+use tokio_postgres::NoTls;
 
 /// A name unique to this test run.
 fn tag() -> String {

@@ -3,6 +3,8 @@
 //! `postgres_restart`, which restarts the shared server. Each test skips when
 //! `POOLSIDE_PG_URL` is unset, except under `CI=true`.
 
+mod common;
+
 mod adapter;
 mod cache;
 mod hooks;
