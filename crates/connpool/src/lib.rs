@@ -85,10 +85,11 @@
 //! # Contents
 //!
 //! The crate root holds the core, in reading order: the [`Manager`] trait;
-//! [`Builder`] and [`WaitPolicy`]; [`Pool`] with its guards [`PooledConn`] and
+//! [`Builder`] (typed by its manager once given one, [`NoManager`] before) and
+//! [`WaitPolicy`]; [`Pool`] with its guards [`PooledConn`] and
 //! [`OwnedConn`], its levels [`Status`], and each connection's [`ConnMeta`] and
 //! [`CloseReason`]; the errors [`GetError`], [`PoolError`], [`BuildError`],
-//! [`AddError`] and [`CloseTimeout`]; and [`Instrumented`], through which every pool
+//! [`AddError`], [`ResizeError`] and [`CloseTimeout`]; and [`Instrumented`], through which every pool
 //! reports its metrics.
 //!
 //! Modules:
@@ -139,8 +140,7 @@ pub mod sharded;
 pub mod tcp;
 
 pub use builder::{Builder, NoManager, WaitPolicy};
-pub use error::PoolError;
-pub use error::{AddError, BuildError, CloseTimeout, GetError, ResizeError};
+pub use error::{AddError, BuildError, CloseTimeout, GetError, PoolError, ResizeError};
 pub use guard::{OwnedConn, PooledConn};
 pub use manager::Manager;
 pub use meta::{CloseReason, ConnMeta};
