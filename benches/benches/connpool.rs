@@ -208,9 +208,10 @@ fn get_drop(c: &mut Criterion) {
         let hooked = rt.block_on(async {
             let pool = poolside_connpool::Builder::new()
                 .max_size(size)
-                .before_acquire(|_: &mut u64, _| Box::pin(async { Ok(true) }))
-                .after_release(|_: &mut u64, _| Box::pin(async { Ok(true) }))
-                .build(Noop)
+                .manager(Noop)
+                .before_acquire(|_, _| Box::pin(async { Ok(true) }))
+                .after_release(|_, _| Box::pin(async { Ok(true) }))
+                .build()
                 .unwrap();
             pool.warm(size).await.unwrap();
             pool

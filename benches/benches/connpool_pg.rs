@@ -26,7 +26,7 @@ use poolside_benches::{criterion_config, full_or_quick, write_extra_report};
 
 #[path = "support/interleaved.rs"]
 mod interleaved;
-use poolside_connpool::{Builder, PgManager, PgTlsConfig, Pool};
+use poolside_connpool::{Builder, Pool, postgres::PgManager, postgres::PgTlsConfig};
 use std::time::Instant;
 use tokio::runtime::Runtime;
 use tokio_postgres::Config;

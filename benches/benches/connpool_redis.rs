@@ -20,7 +20,7 @@ use poolside_benches::{criterion_config, full_or_quick, write_extra_report};
 
 #[path = "support/interleaved.rs"]
 mod interleaved;
-use poolside_connpool::{Builder, RedisManager};
+use poolside_connpool::{Builder, redis::RedisManager};
 use redis::AsyncCommands;
 use std::time::Instant;
 use tokio::runtime::Runtime;

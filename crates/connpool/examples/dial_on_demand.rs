@@ -3,7 +3,7 @@
 //!
 //! `cargo run -p poolside-connpool --example dial_on_demand`
 
-use poolside_connpool::{Builder, TcpManager};
+use poolside_connpool::{Builder, tcp::TcpManager};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 

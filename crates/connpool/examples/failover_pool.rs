@@ -4,7 +4,10 @@
 //!
 //! `cargo run -p poolside-connpool --example failover_pool`
 
-use poolside_connpool::{Builder, FailoverBuilder, Failure, HealthCheck, TcpManager, WaitPolicy};
+use poolside_connpool::{
+    Builder, WaitPolicy, failover::FailoverBuilder, failover::Failure, tcp::HealthCheck,
+    tcp::TcpManager,
+};
 use poolside_faultproxy::{FaultMode, FaultProxy, LineServer, Timeline, ping_pong};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -90,7 +93,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("{:?}", pool.stats());
     println!("failed requests: {failed}");
     assert_eq!(failed, 0, "callers caught in the switch were retried on the spare");
-    assert_eq!(pool.state(), poolside_connpool::FailoverState::Primary, "back on the primary");
+    assert_eq!(
+        pool.state(),
+        poolside_connpool::failover::FailoverState::Primary,
+        "back on the primary"
+    );
 
     pool.close();
     primary_proxy.shutdown().await;

@@ -7,7 +7,7 @@
 //!
 //! Run: `cargo run -p poolside-connpool --example lifecycle_hooks`
 
-use poolside_connpool::{CloseReason, ConnMeta, Manager, Pool, WaitPolicy};
+use poolside_connpool::{CloseReason, Manager, Pool, WaitPolicy};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -41,19 +41,18 @@ async fn main() {
         .max_size(4)
         .wait(WaitPolicy::Timeout(Duration::from_secs(1)))
         // Once per new connection, before anyone sees it.
-        .after_connect(|conn: &mut Session, meta: ConnMeta| {
+        .manager(Sessions)
+        .after_connect(|conn, meta| {
             Box::pin(async move {
                 conn.settings.push(format!("application_name=worker-{}", meta.id));
                 Ok(())
             })
         })
         // Before every checkout of an idle connection: retire it after 3 uses.
-        .before_acquire(|_conn: &mut Session, meta: ConnMeta| {
-            Box::pin(async move { Ok(meta.checkouts < 3) })
-        })
+        .before_acquire(|_conn, meta| Box::pin(async move { Ok(meta.checkouts < 3) }))
         // After every return, in a task (the dropping caller is never slowed): reset
         // the session, or close it when it cannot be reset.
-        .after_release(|conn: &mut Session, _meta: ConnMeta| {
+        .after_release(|conn, _meta| {
             Box::pin(async move {
                 if conn.poisoned {
                     return Ok(false);
@@ -64,7 +63,7 @@ async fn main() {
             })
         })
         .on_close(move |meta, reason| log.lock().unwrap().push((meta.id, reason)))
-        .build(Sessions)
+        .build()
         .expect("valid settings");
 
     // A borrower leaves state behind; the next one finds a clean session.

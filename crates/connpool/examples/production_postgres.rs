@@ -67,11 +67,11 @@ fn report<M: Manager>(label: &str, pool: &Pool<M>, total: u64) {
 /// session state leaks between users, and the automatic statement cache.
 #[cfg(feature = "postgres")]
 async fn with_postgres(url: &str) -> Result<(), Box<dyn std::error::Error>> {
-    use poolside_connpool::{PgManager, RecyclingMethod};
+    use poolside_connpool::{postgres::PgManager, postgres::RecyclingMethod};
     let config: tokio_postgres::Config = url.parse()?;
     #[cfg(feature = "postgres-rustls")]
     if let Ok(ca) = std::env::var("POOLSIDE_PG_CA_FILE") {
-        use poolside_connpool::PgTlsConfig;
+        use poolside_connpool::postgres::PgTlsConfig;
         let mut config = config.clone();
         config.ssl_mode(tokio_postgres::config::SslMode::Require);
         let tls = PgTlsConfig::new().ca_file(ca)?.build()?;
@@ -83,13 +83,13 @@ async fn with_postgres(url: &str) -> Result<(), Box<dyn std::error::Error>> {
 
 #[cfg(feature = "postgres")]
 async fn run_postgres<T>(
-    manager: poolside_connpool::PgManager<T>,
+    manager: poolside_connpool::postgres::PgManager<T>,
 ) -> Result<(), Box<dyn std::error::Error>>
 where
-    poolside_connpool::PgManager<T>:
-        Manager<Connection = poolside_connpool::PgClient, Error = tokio_postgres::Error> + Clone,
+    poolside_connpool::postgres::PgManager<T>: Manager<Connection = poolside_connpool::postgres::PgClient, Error = tokio_postgres::Error>
+        + Clone,
 {
-    use poolside_connpool::PgManager;
+    use poolside_connpool::postgres::PgManager;
     let manager = manager.automatic_statement_cache(true).statement_cache_capacity(128);
     let pool = Arc::new(builder().build(manager.clone())?);
     {
@@ -130,7 +130,7 @@ async fn with_postgres(_url: &str) -> Result<(), Box<dyn std::error::Error>> {
 }
 
 async fn with_embedded_server() -> Result<(), Box<dyn std::error::Error>> {
-    use poolside_connpool::TcpManager;
+    use poolside_connpool::tcp::TcpManager;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;

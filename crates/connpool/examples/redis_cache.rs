@@ -8,7 +8,7 @@
 
 #[cfg(feature = "redis")]
 async fn run(url: &str) -> Result<(), Box<dyn std::error::Error>> {
-    use poolside_connpool::{Builder, Pool, RedisManager, WaitPolicy};
+    use poolside_connpool::{Builder, Pool, WaitPolicy, redis::RedisManager};
     use redis::AsyncCommands;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicU64, Ordering};

@@ -4,7 +4,9 @@
 //!
 //! `cargo run -p poolside-connpool --example sharded_pool`
 
-use poolside_connpool::{Builder, JumpHash, Pool, ShardSelector, ShardedPool, TcpManager};
+use poolside_connpool::{
+    Builder, Pool, sharded::JumpHash, sharded::ShardSelector, sharded::ShardedPool, tcp::TcpManager,
+};
 use poolside_core::Snapshot;
 use poolside_faultproxy::LineServer;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};

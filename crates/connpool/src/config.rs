@@ -1,169 +1,246 @@
-//! Pool settings, the builder that validates them, and the wait policy.
+//! Pool settings as data (feature `serde`): [`Config`] deserializes from any serde
+//! format, with durations in humantime form (`"30s"`, `"1m 30s"`, `"250ms"`), or is
+//! read from environment variables with [`Config::from_env`]; then
+//! [`Builder::from_config`] turns it into a builder. Every setting is optional (unset
+//! keeps the builder's default); unknown keys are errors naming the key.
 
-use crate::error::BuildError;
-use crate::hooks::{ErasedHooks, HookFuture};
-use crate::manager::Manager;
-use crate::meta::{CloseReason, ConnMeta};
-use crate::pool::Pool;
-use poolside_core::Events;
+use crate::builder::{Builder, WaitPolicy};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
 use std::time::Duration;
 
-/// What `get` does when every connection is in use and the pool is at `max_size`.
+/// A pool's settings as data. Deserialize it (TOML, JSON, YAML, ...) or read it from
+/// the environment, then build with [`Builder::from_config`]. Unset fields keep the
+/// builder's defaults; all checks happen in [`Builder::build`] as usual.
+///
+/// `wait` is `"queue"`, `"fail_fast"`, or a duration (wait at most that long).
 ///
 /// ```
-/// use poolside_connpool::WaitPolicy;
+/// use poolside_connpool::{Builder, config::Config, WaitPolicy};
 /// use std::time::Duration;
 ///
-/// let policy = WaitPolicy::Timeout(Duration::from_millis(200));
-/// assert_ne!(policy, WaitPolicy::default());
-/// assert_eq!(WaitPolicy::default(), WaitPolicy::Timeout(Duration::from_secs(30)));
+/// let cfg: Config = toml::from_str(r#"
+///     max_size = 16
+///     min_idle = 2
+///     max_lifetime = "30m"
+///     connect_timeout = "5s"
+///     wait = "250ms"
+///     dial_backoff = { min = "10ms", max = "1s" }
+/// "#).unwrap();
+/// assert_eq!(cfg.max_lifetime, Some(Duration::from_secs(1800)));
+/// assert_eq!(cfg.wait, Some(WaitPolicy::Timeout(Duration::from_millis(250))));
+/// let builder = Builder::from_config(&cfg);
+/// # let _ = builder;
+///
+/// let err = toml::from_str::<Config>("max_sise = 3").unwrap_err();
+/// assert!(err.to_string().contains("max_sise"));
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WaitPolicy {
-    /// Wait in line, first come first served, for as long as it takes. Never the
-    /// default: choose it explicitly.
-    Queue,
-    /// Fail at once with `Exhausted`.
-    FailFast,
-    /// Wait in line at most this long, then fail with `TimedOut`. The default is
-    /// `Timeout(30 s)`, like sqlx and bb8.
-    Timeout(Duration),
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// [`Builder::max_size`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_size: Option<usize>,
+    /// [`Builder::min_idle`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_idle: Option<usize>,
+    /// [`Builder::max_lifetime`].
+    #[serde(with = "opt_duration", skip_serializing_if = "Option::is_none")]
+    pub max_lifetime: Option<Duration>,
+    /// [`Builder::max_idle_time`].
+    #[serde(with = "opt_duration", skip_serializing_if = "Option::is_none")]
+    pub max_idle_time: Option<Duration>,
+    /// [`Builder::health_check_after`].
+    #[serde(with = "opt_duration", skip_serializing_if = "Option::is_none")]
+    pub health_check_after: Option<Duration>,
+    /// [`Builder::max_health_retries`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_health_retries: Option<u32>,
+    /// [`Builder::connect_timeout`].
+    #[serde(with = "opt_duration", skip_serializing_if = "Option::is_none")]
+    pub connect_timeout: Option<Duration>,
+    /// [`Builder::connect_retries`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connect_retries: Option<u32>,
+    /// [`Builder::dial_backoff`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dial_backoff: Option<BackoffConfig>,
+    /// [`Builder::wait`]: `"queue"`, `"fail_fast"` or a duration.
+    #[serde(with = "opt_wait", skip_serializing_if = "Option::is_none")]
+    pub wait: Option<WaitPolicy>,
+    /// [`Builder::janitor_interval`].
+    #[serde(with = "opt_duration", skip_serializing_if = "Option::is_none")]
+    pub janitor_interval: Option<Duration>,
 }
 
-impl Default for WaitPolicy {
-    fn default() -> Self {
-        WaitPolicy::Timeout(DEFAULT_WAIT)
+/// The dial backoff's range, as in [`Builder::dial_backoff`].
+///
+/// ```
+/// use poolside_connpool::config::BackoffConfig;
+/// let b: BackoffConfig = toml::from_str(r#"min = "5ms"
+/// max = "2s""#).unwrap();
+/// assert_eq!(b.max, std::time::Duration::from_secs(2));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackoffConfig {
+    /// The first delay.
+    #[serde(with = "duration")]
+    pub min: Duration,
+    /// The longest delay.
+    #[serde(with = "duration")]
+    pub max: Duration,
+}
+
+/// A setting [`Config::from_env`] could not use: the variable is named in every case.
+///
+/// ```
+/// use poolside_connpool::{config::Config, config::ConfigError};
+/// let err = Config::from_vars("DB", [("DB__MAX_SIZE", "many")]).unwrap_err();
+/// assert_eq!(err.key(), "DB__MAX_SIZE");
+/// assert!(matches!(err, ConfigError::BadValue { .. }));
+/// ```
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigError {
+    /// No setting has this name.
+    UnknownKey {
+        /// The variable, e.g. `DB__MAX_SIZ`.
+        key: String,
+    },
+    /// The value does not parse for this setting.
+    BadValue {
+        /// The variable.
+        key: String,
+        /// Its value.
+        value: String,
+        /// What was expected.
+        expected: &'static str,
+    },
+}
+
+impl ConfigError {
+    /// The variable the error is about.
+    ///
+    /// ```
+    /// # use poolside_connpool::config::ConfigError;
+    /// assert_eq!(ConfigError::UnknownKey { key: "P__X".into() }.key(), "P__X");
+    /// ```
+    pub fn key(&self) -> &str {
+        match self {
+            ConfigError::UnknownKey { key } | ConfigError::BadValue { key, .. } => key,
+        }
     }
 }
 
-/// The largest `max_size` the pool accepts (2^32 − 1): far past any real pool, and
-/// the bound its per-stripe counts are sized for.
-pub(crate) const MAX_SIZE_LIMIT: usize = u32::MAX as usize;
-
-/// The shortest janitor period accepted: a shorter one only burns a core.
-const MIN_JANITOR_INTERVAL: Duration = Duration::from_millis(1);
-
-/// The default wait: a caller gives up after 30 s rather than hang forever.
-const DEFAULT_WAIT: Duration = Duration::from_secs(30);
-
-/// The builder's settings: the options both connection pools share (see
-/// `crate::options` for their janitor period and expiry decisions).
-pub(crate) use crate::options::Options as Config;
-
-/// Configures and builds a [`Pool`]. Every setting is checked by [`Builder::build`].
-///
-/// ```
-/// use poolside_connpool::{Builder, Manager, Pool, WaitPolicy};
-/// use std::time::Duration;
-/// # struct Noop;
-/// # impl Manager for Noop {
-/// #     type Connection = ();
-/// #     type Error = std::convert::Infallible;
-/// #     async fn connect(&self) -> Result<(), Self::Error> { Ok(()) }
-/// #     async fn check(&self, _: &mut ()) -> Result<(), Self::Error> { Ok(()) }
-/// # }
-/// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() {
-/// let pool = Builder::new()
-///     .max_size(16)
-///     .min_idle(2)
-///     .max_lifetime(Duration::from_secs(30 * 60))
-///     .max_idle_time(Duration::from_secs(10 * 60))
-///     .wait(WaitPolicy::Timeout(Duration::from_secs(1)))
-///     .build(Noop)
-///     .expect("valid settings");
-/// assert_eq!(pool.max_size(), 16);
-/// # }
-/// ```
-#[derive(Debug, Clone)]
-pub struct Builder {
-    config: Config,
-    events: Events,
-    hooks: ErasedHooks,
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::UnknownKey { key } => write!(f, "unknown pool setting `{key}`"),
+            ConfigError::BadValue { key, value, expected } => {
+                write!(f, "`{key}` = {value:?} is not {expected}")
+            }
+        }
+    }
 }
 
-impl Default for Builder {
-    fn default() -> Self {
-        Builder {
-            // The shared defaults (`crate::options`), the same for the blocking pool.
-            config: Config::default(),
-            events: Events::none(),
-            hooks: ErasedHooks::default(),
+impl std::error::Error for ConfigError {}
+
+const A_COUNT: &str = "a whole number";
+const A_DURATION: &str = "a duration such as \"30s\" or \"250ms\"";
+const A_WAIT: &str = "\"queue\", \"fail_fast\" or a duration";
+
+impl Config {
+    /// Reads `PREFIX__SETTING` variables (the setting's name in upper case:
+    /// `DB__MAX_SIZE=16`, `DB__CONNECT_TIMEOUT=5s`, `DB__WAIT=queue`,
+    /// `DB__DIAL_BACKOFF__MIN=10ms`), like deadpool's `Config::from_env`. A variable
+    /// that starts with `PREFIX__` but names no setting, or whose value does not
+    /// parse, is a [`ConfigError`] naming it; other variables are ignored.
+    ///
+    /// ```
+    /// use poolside_connpool::config::Config;
+    /// // No variable starts with this prefix: every setting stays unset.
+    /// let cfg = Config::from_env("POOLSIDE_DOC_EXAMPLE_UNSET").unwrap();
+    /// assert_eq!(cfg, Config::default());
+    /// ```
+    pub fn from_env(prefix: &str) -> Result<Config, ConfigError> {
+        Self::from_vars(
+            prefix,
+            std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),
+        )
+    }
+
+    /// [`from_env`](Self::from_env) over the given `(name, value)` pairs instead of
+    /// the process environment.
+    ///
+    /// ```
+    /// use poolside_connpool::{config::Config, WaitPolicy};
+    /// let cfg = Config::from_vars("DB", [("DB__MAX_SIZE", "8"), ("DB__WAIT", "fail_fast")]).unwrap();
+    /// assert_eq!(cfg.max_size, Some(8));
+    /// assert_eq!(cfg.wait, Some(WaitPolicy::FailFast));
+    /// ```
+    pub fn from_vars<K, V>(
+        prefix: &str,
+        vars: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<Config, ConfigError>
+    where
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        let head = format!("{prefix}__");
+        let mut cfg = Config::default();
+        let mut backoff_min = None;
+        let mut backoff_max = None;
+        for (key, value) in vars {
+            let (key, value) = (key.as_ref(), value.as_ref().trim());
+            let Some(name) = key.strip_prefix(&head) else { continue };
+            let bad = |expected| ConfigError::BadValue {
+                key: key.to_owned(),
+                value: value.to_owned(),
+                expected,
+            };
+            let count = || value.parse::<usize>().map_err(|_| bad(A_COUNT));
+            let small = || value.parse::<u32>().map_err(|_| bad(A_COUNT));
+            let duration = || parse_duration(value).ok_or_else(|| bad(A_DURATION));
+            match name.to_ascii_lowercase().as_str() {
+                "max_size" => cfg.max_size = Some(count()?),
+                "min_idle" => cfg.min_idle = Some(count()?),
+                "max_lifetime" => cfg.max_lifetime = Some(duration()?),
+                "max_idle_time" => cfg.max_idle_time = Some(duration()?),
+                "health_check_after" => cfg.health_check_after = Some(duration()?),
+                "max_health_retries" => cfg.max_health_retries = Some(small()?),
+                "connect_timeout" => cfg.connect_timeout = Some(duration()?),
+                "connect_retries" => cfg.connect_retries = Some(small()?),
+                "janitor_interval" => cfg.janitor_interval = Some(duration()?),
+                "wait" => cfg.wait = Some(parse_wait(value).ok_or_else(|| bad(A_WAIT))?),
+                "dial_backoff__min" => backoff_min = Some((key.to_owned(), duration()?)),
+                "dial_backoff__max" => backoff_max = Some((key.to_owned(), duration()?)),
+                _ => return Err(ConfigError::UnknownKey { key: key.to_owned() }),
+            }
         }
+        match (backoff_min, backoff_max) {
+            (Some((_, min)), Some((_, max))) => cfg.dial_backoff = Some(BackoffConfig { min, max }),
+            (None, None) => {}
+            (Some((key, _)), None) | (None, Some((key, _))) => {
+                return Err(ConfigError::BadValue {
+                    key,
+                    value: String::new(),
+                    expected: "set together with the other end of the dial backoff",
+                });
+            }
+        }
+        Ok(cfg)
     }
 }
 
 impl Builder {
-    /// Default settings: max 10, no min idle, no lifetimes, checks after 500 ms
-    /// unused, 3 health retries, 30 s connect timeout retried with a 10 ms → 500 ms
-    /// backoff, wait at most 30 s ([`WaitPolicy::Timeout`]).
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Most connections open at once (idle + in use + being opened). At least 1, at
-    /// most 2^32 − 1 ([`BuildError::OutOfRange`] otherwise).
-    pub fn max_size(mut self, max_size: usize) -> Self {
-        self.config.max_size = max_size;
-        self
-    }
-
-    /// Idle connections the janitor keeps ready (never above `max_size`).
-    pub fn min_idle(mut self, min_idle: usize) -> Self {
-        self.config.min_idle = min_idle;
-        self
-    }
-
-    /// Close connections older than this, on checkout, on return and in the janitor.
-    pub fn max_lifetime(mut self, lifetime: Duration) -> Self {
-        self.config.max_lifetime = Some(lifetime);
-        self
-    }
-
-    /// Close connections idle for longer than this (keeping at least `min_idle`).
-    pub fn max_idle_time(mut self, idle: Duration) -> Self {
-        self.config.max_idle_time = Some(idle);
-        self
-    }
-
-    /// Skip the checkout health check for connections used within this window.
-    /// `Duration::ZERO` checks on every checkout.
-    pub fn health_check_after(mut self, window: Duration) -> Self {
-        self.config.health_check_after = window;
-        self
-    }
-
-    /// How many stale idle connections one `get` health-checks (and discards when they
-    /// fail) before it stops looking at idle connections and dials a fresh one. A
-    /// failed check is never the caller's error: the `get` fails only if that fresh
-    /// dial does.
-    pub fn max_health_retries(mut self, retries: u32) -> Self {
-        self.config.max_health_retries = retries;
-        self
-    }
-
-    /// Longest time one checkout health check may take, and the time one `get` may
-    /// spend dialling: a failed dial is retried (see
-    /// [`connect_retries`](Self::connect_retries)) until this much time has passed
-    /// since the first attempt.
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.config.connect_timeout = timeout;
-        self
-    }
-
-    /// The shared dial backoff: after a failed dial the pool waits a jittered delay
-    /// growing from `min` to `max` (doubling per failed round, drawn from the upper
-    /// half) before dialling again, one attempt per delay; a successful dial ends it
-    /// at once. Callers that need a new connection meanwhile wait for the
-    /// next attempt within their limits, or fail fast with
-    /// [`GetError::Backoff`](crate::GetError::Backoff) (under
-    /// [`WaitPolicy::FailFast`], in `try_get`, or when the next attempt lies beyond
-    /// their deadline). Default: 10 ms → 500 ms, so a server that accepts again is
-    /// dialled within half a second.
+    /// A builder with the settings `cfg` sets, the defaults for the rest. Checked,
+    /// like every setting, by [`build`](Self::build).
     ///
     /// ```
-    /// # use poolside_connpool::{BuildError, Builder, Manager};
-    /// # use std::time::Duration;
+    /// use poolside_connpool::{BuildError, Builder, config::Config};
+    /// # use poolside_connpool::Manager;
     /// # struct Noop;
     /// # impl Manager for Noop {
     /// #     type Connection = ();
@@ -171,273 +248,120 @@ impl Builder {
     /// #     async fn connect(&self) -> Result<(), Self::Error> { Ok(()) }
     /// #     async fn check(&self, _: &mut ()) -> Result<(), Self::Error> { Ok(()) }
     /// # }
-    /// let ms = Duration::from_millis;
-    /// assert!(Builder::new().dial_backoff(ms(5), ms(500)).build(Noop).is_ok());
-    /// let err = Builder::new().dial_backoff(ms(500), ms(5)).build(Noop).unwrap_err();
-    /// assert_eq!(err, BuildError::BackoffRange { min: ms(500), max: ms(5) });
+    /// let cfg = Config { max_size: Some(0), ..Config::default() };
+    /// assert_eq!(Builder::from_config(&cfg).build(Noop).unwrap_err(), BuildError::ZeroMaxSize);
     /// ```
-    pub fn dial_backoff(mut self, min: Duration, max: Duration) -> Self {
-        self.config.backoff_min = min;
-        self.config.backoff_max = max;
-        self
-    }
-
-    /// How many times one `get` retries a failed dial (waiting out the backoff in
-    /// between) before it reports the failure, always within
-    /// [`connect_timeout`](Self::connect_timeout) of its first attempt. `0` makes a
-    /// single attempt. Default: no count limit, only the connect timeout (like bb8's
-    /// `retry_connection`). The error names the attempts and the last cause.
-    ///
-    /// ```
-    /// # use poolside_connpool::{Builder, Manager};
-    /// # struct Noop;
-    /// # impl Manager for Noop {
-    /// #     type Connection = ();
-    /// #     type Error = std::convert::Infallible;
-    /// #     async fn connect(&self) -> Result<(), Self::Error> { Ok(()) }
-    /// #     async fn check(&self, _: &mut ()) -> Result<(), Self::Error> { Ok(()) }
-    /// # }
-    /// let pool = Builder::new().connect_retries(2).build(Noop).unwrap();
-    /// # drop(pool);
-    /// ```
-    pub fn connect_retries(mut self, retries: u32) -> Self {
-        self.config.connect_retries = retries;
-        self
-    }
-
-    /// What `get` does when the pool is exhausted.
-    pub fn wait(mut self, policy: WaitPolicy) -> Self {
-        self.config.wait = policy;
-        self
-    }
-
-    /// Overrides the janitor's period (derived from the lifetimes by default). At
-    /// least 1 ms ([`BuildError::OutOfRange`] below that, `ZeroDuration` for zero).
-    pub fn janitor_interval(mut self, every: Duration) -> Self {
-        self.config.janitor_interval = Some(every);
-        self
-    }
-
-    /// Receives acquire-wait and dial timings (measured on tokio's clock).
-    pub fn events(mut self, events: Events) -> Self {
-        self.events = events;
-        self
-    }
-
-    /// Runs `hook` once on every new connection the pool opens, before anyone uses
-    /// it (e.g. `SET search_path`, registering types). An error, a panic or running
-    /// past `connect_timeout` discards the connection, and the dial counts as failed:
-    /// it enters the dial backoff and is retried like a failed connect; the caller
-    /// sees [`GetError::Hook`](crate::GetError::Hook) (or `Panicked`) if no retry
-    /// succeeds. Connections handed to [`Pool::add`] are not passed to it.
-    ///
-    /// The hook is written for the manager's connection type (name it in the
-    /// closure, `conn: &mut T`); [`build`](Self::build) fails with
-    /// [`BuildError::HookType`] for a manager of another connection type.
-    ///
-    /// ```
-    /// use poolside_connpool::{Builder, ConnMeta, Manager};
-    /// # struct Numbers;
-    /// # impl Manager for Numbers {
-    /// #     type Connection = Vec<String>;
-    /// #     type Error = std::convert::Infallible;
-    /// #     async fn connect(&self) -> Result<Vec<String>, Self::Error> { Ok(Vec::new()) }
-    /// #     async fn check(&self, _: &mut Vec<String>) -> Result<(), Self::Error> { Ok(()) }
-    /// # }
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// let pool = Builder::new()
-    ///     .after_connect(|conn: &mut Vec<String>, meta: ConnMeta| {
-    ///         Box::pin(async move {
-    ///             conn.push(format!("SET application_name = 'conn-{}'", meta.id));
-    ///             Ok(())
-    ///         })
-    ///     })
-    ///     .build(Numbers)
-    ///     .unwrap();
-    /// assert_eq!(pool.get().await.unwrap()[0], "SET application_name = 'conn-1'");
-    /// # }
-    /// ```
-    pub fn after_connect<C, F>(mut self, hook: F) -> Self
-    where
-        C: Send + 'static,
-        F: for<'a> Fn(&'a mut C, ConnMeta) -> HookFuture<'a, ()> + Send + Sync + 'static,
-    {
-        self.hooks.update::<C>(|h| h.after_connect = Some(std::sync::Arc::new(hook)));
-        self
-    }
-
-    /// Runs `hook` on an idle connection about to be handed out, after the cheap
-    /// `is_broken` test and the health check (when one is due). `Ok(true)` hands it
-    /// out; `Ok(false)`, an error, a panic or running past `connect_timeout` closes
-    /// it ([`CloseReason::Hook`]) and the `get` moves on to the next idle connection
-    /// (at most `max_health_retries + 1` refusals count, as for health checks), then
-    /// dials. Freshly opened connections skip it (they just ran `after_connect`).
-    ///
-    /// ```
-    /// use poolside_connpool::{Builder, ConnMeta, Manager};
-    /// # struct Numbers;
-    /// # impl Manager for Numbers {
-    /// #     type Connection = u32;
-    /// #     type Error = std::convert::Infallible;
-    /// #     async fn connect(&self) -> Result<u32, Self::Error> { Ok(0) }
-    /// #     async fn check(&self, _: &mut u32) -> Result<(), Self::Error> { Ok(()) }
-    /// # }
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// // Retire every connection after three uses.
-    /// let pool = Builder::new()
-    ///     .before_acquire(|_conn: &mut u32, meta: ConnMeta| {
-    ///         Box::pin(async move { Ok(meta.checkouts < 3) })
-    ///     })
-    ///     .build(Numbers)
-    ///     .unwrap();
-    /// for _ in 0..4 {
-    ///     drop(pool.get().await.unwrap());
-    /// }
-    /// assert_eq!(pool.status().open, 1); // the first was replaced by a second
-    /// # }
-    /// ```
-    pub fn before_acquire<C, F>(mut self, hook: F) -> Self
-    where
-        C: Send + 'static,
-        F: for<'a> Fn(&'a mut C, ConnMeta) -> HookFuture<'a, bool> + Send + Sync + 'static,
-    {
-        self.hooks.update::<C>(|h| h.before_acquire = Some(std::sync::Arc::new(hook)));
-        self
-    }
-
-    /// Runs `hook` on a connection that came back (e.g. `DISCARD ALL`, rolling back
-    /// an open transaction). Dropping the guard stays synchronous and cheap for the
-    /// caller: the hook runs in a task on the tokio runtime, and the connection
-    /// becomes available (to a waiter or the idle set) only after it returns
-    /// `Ok(true)`; meanwhile it counts as in use. `Ok(false)`, an error, a panic or
-    /// running past `connect_timeout` closes it ([`CloseReason::Hook`]). A guard
-    /// dropped outside any tokio runtime cannot run the hook: its connection is
-    /// closed (never reused unreset).
-    ///
-    /// ```
-    /// use poolside_connpool::{Builder, ConnMeta, Manager};
-    /// # struct Sessions;
-    /// # impl Manager for Sessions {
-    /// #     type Connection = Vec<u8>;
-    /// #     type Error = std::convert::Infallible;
-    /// #     async fn connect(&self) -> Result<Vec<u8>, Self::Error> { Ok(Vec::new()) }
-    /// #     async fn check(&self, _: &mut Vec<u8>) -> Result<(), Self::Error> { Ok(()) }
-    /// # }
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// let pool = Builder::new()
-    ///     .max_size(1)
-    ///     .after_release(|conn: &mut Vec<u8>, _meta: ConnMeta| {
-    ///         Box::pin(async move {
-    ///             conn.clear(); // reset session state
-    ///             Ok(true)
-    ///         })
-    ///     })
-    ///     .build(Sessions)
-    ///     .unwrap();
-    /// pool.get().await.unwrap().push(1);
-    /// assert!(pool.get().await.unwrap().is_empty()); // waited for the reset
-    /// # }
-    /// ```
-    pub fn after_release<C, F>(mut self, hook: F) -> Self
-    where
-        C: Send + 'static,
-        F: for<'a> Fn(&'a mut C, ConnMeta) -> HookFuture<'a, bool> + Send + Sync + 'static,
-    {
-        self.hooks.update::<C>(|h| h.after_release = Some(std::sync::Arc::new(hook)));
-        self
-    }
-
-    /// Calls `hook` (synchronously, so keep it short) every time the pool closes a
-    /// connection, with its metadata and the [`CloseReason`]. Connections taken out
-    /// with [`PooledConn::detach`](crate::PooledConn::detach) are not closed by the
-    /// pool and are not reported. A panic in it is caught and logged.
-    ///
-    /// ```
-    /// use poolside_connpool::{Builder, CloseReason, Manager};
-    /// use std::sync::{Arc, Mutex};
-    /// # struct Noop;
-    /// # impl Manager for Noop {
-    /// #     type Connection = ();
-    /// #     type Error = std::convert::Infallible;
-    /// #     async fn connect(&self) -> Result<(), Self::Error> { Ok(()) }
-    /// #     async fn check(&self, _: &mut ()) -> Result<(), Self::Error> { Ok(()) }
-    /// # }
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// let seen = Arc::new(Mutex::new(Vec::new()));
-    /// let log = seen.clone();
-    /// let pool = Builder::new()
-    ///     .on_close(move |meta, reason| log.lock().unwrap().push((meta.id, reason)))
-    ///     .build(Noop)
-    ///     .unwrap();
-    /// drop(pool.get().await.unwrap());
-    /// pool.close();
-    /// assert_eq!(*seen.lock().unwrap(), [(1, CloseReason::PoolClosed)]);
-    /// # }
-    /// ```
-    pub fn on_close<F>(mut self, hook: F) -> Self
-    where
-        F: Fn(ConnMeta, CloseReason) + Send + Sync + 'static,
-    {
-        self.hooks.set_on_close(std::sync::Arc::new(hook));
-        self
-    }
-
-    /// Checks the settings and builds the pool. When a janitor is needed (min_idle,
-    /// max_lifetime or max_idle_time set) it is spawned on the current tokio runtime,
-    /// and starts warming the pool to `min_idle` at once.
-    pub fn build<M: Manager>(self, manager: M) -> Result<Pool<M>, BuildError> {
-        self.validate()?;
-        let hooks = self.hooks.typed::<M::Connection>().ok_or(BuildError::HookType)?;
-        Pool::from_parts(manager, self.config, self.events, hooks)
-    }
-
-    fn validate(&self) -> Result<(), BuildError> {
-        let c = &self.config;
-        if c.max_size == 0 {
-            return Err(BuildError::ZeroMaxSize);
+    pub fn from_config(cfg: &Config) -> Builder {
+        let mut b = Builder::new();
+        if let Some(v) = cfg.max_size {
+            b = b.max_size(v);
         }
-        if c.max_size > MAX_SIZE_LIMIT {
-            return Err(BuildError::OutOfRange { setting: "max_size" });
+        if let Some(v) = cfg.min_idle {
+            b = b.min_idle(v);
         }
-        if c.min_idle > c.max_size {
-            return Err(BuildError::MinIdleAboveMaxSize {
-                min_idle: c.min_idle,
-                max_size: c.max_size,
-            });
+        if let Some(v) = cfg.max_lifetime {
+            b = b.max_lifetime(v);
         }
-        let durations = [
-            ("max_lifetime", c.max_lifetime),
-            ("max_idle_time", c.max_idle_time),
-            ("connect_timeout", Some(c.connect_timeout)),
-            ("janitor_interval", c.janitor_interval),
-            ("dial backoff min", Some(c.backoff_min)),
-            (
-                "wait timeout",
-                match c.wait {
-                    WaitPolicy::Timeout(d) => Some(d),
-                    _ => None,
-                },
-            ),
-        ];
-        if let Some((setting, _)) = durations.iter().find(|(_, d)| *d == Some(Duration::ZERO)) {
-            return Err(BuildError::ZeroDuration { setting });
+        if let Some(v) = cfg.max_idle_time {
+            b = b.max_idle_time(v);
         }
-        if c.janitor_interval.is_some_and(|every| !every.is_zero() && every < MIN_JANITOR_INTERVAL)
-        {
-            return Err(BuildError::OutOfRange { setting: "janitor_interval" });
+        if let Some(v) = cfg.health_check_after {
+            b = b.health_check_after(v);
         }
-        if c.backoff_min > c.backoff_max {
-            return Err(BuildError::BackoffRange { min: c.backoff_min, max: c.backoff_max });
+        if let Some(v) = cfg.max_health_retries {
+            b = b.max_health_retries(v);
         }
-        if let (Some(idle), Some(life)) = (c.max_idle_time, c.max_lifetime) {
-            if idle > life {
-                return Err(BuildError::IdleTimeAboveLifetime);
-            }
+        if let Some(v) = cfg.connect_timeout {
+            b = b.connect_timeout(v);
         }
-        Ok(())
+        if let Some(v) = cfg.connect_retries {
+            b = b.connect_retries(v);
+        }
+        if let Some(v) = cfg.dial_backoff {
+            b = b.dial_backoff(v.min, v.max);
+        }
+        if let Some(v) = cfg.wait {
+            b = b.wait(v);
+        }
+        if let Some(v) = cfg.janitor_interval {
+            b = b.janitor_interval(v);
+        }
+        b
+    }
+}
+
+fn parse_duration(text: &str) -> Option<Duration> {
+    humantime::parse_duration(text.trim()).ok()
+}
+
+fn parse_wait(text: &str) -> Option<WaitPolicy> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "queue" => Some(WaitPolicy::Queue),
+        "fail_fast" | "fail-fast" | "failfast" => Some(WaitPolicy::FailFast),
+        other => parse_duration(other).map(WaitPolicy::Timeout),
+    }
+}
+
+fn format_duration(d: Duration) -> String {
+    humantime::format_duration(d).to_string()
+}
+
+/// A required humantime duration.
+mod duration {
+    use super::*;
+
+    pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format_duration(*d))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        parse_duration(&text).ok_or_else(|| {
+            serde::de::Error::invalid_value(serde::de::Unexpected::Str(&text), &A_DURATION)
+        })
+    }
+}
+
+/// An optional humantime duration.
+mod opt_duration {
+    use super::*;
+
+    pub(super) fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => super::duration::serialize(d, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Duration>, D::Error> {
+        super::duration::deserialize(d).map(Some)
+    }
+}
+
+/// An optional wait policy: `"queue"`, `"fail_fast"` or a duration.
+mod opt_wait {
+    use super::*;
+
+    pub(super) fn serialize<S: Serializer>(
+        w: &Option<WaitPolicy>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match w {
+            Some(WaitPolicy::Queue) => s.serialize_str("queue"),
+            Some(WaitPolicy::FailFast) => s.serialize_str("fail_fast"),
+            Some(WaitPolicy::Timeout(d)) => s.serialize_str(&format_duration(*d)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<WaitPolicy>, D::Error> {
+        let text = String::deserialize(d)?;
+        parse_wait(&text).map(Some).ok_or_else(|| {
+            serde::de::Error::invalid_value(serde::de::Unexpected::Str(&text), &A_WAIT)
+        })
     }
 }

@@ -1,14 +1,71 @@
-//! Typed errors: what `get` and the builder can fail with.
+//! Typed errors: what `get`, `add`, `resize`, `close_graceful` and the builder can
+//! fail with.
 
-use poolside_core::PoolError;
 use std::fmt;
 use std::time::Duration;
+
+/// Why a pool could not hand out a connection, whatever the manager: it is closed,
+/// exhausted under [`WaitPolicy::FailFast`](crate::WaitPolicy::FailFast), or the
+/// caller's wait ran out. [`GetError::Pool`] carries it; the blocking pool returns
+/// it as is.
+///
+/// ```
+/// use poolside_connpool::PoolError;
+/// use std::time::Duration;
+///
+/// let err = PoolError::TimedOut { waited: Duration::from_millis(250) };
+/// assert_eq!(err.to_string(), "timed out after 250ms waiting for the pool");
+/// assert!(PoolError::Closed.is_closed());
+/// ```
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PoolError {
+    /// The pool was closed or shut down; it will never hand anything out again.
+    Closed,
+    /// The pool is at capacity and its policy is to fail rather than wait.
+    Exhausted,
+    /// The caller waited as long as it allowed and nothing became available.
+    TimedOut {
+        /// How long the caller waited.
+        waited: Duration,
+    },
+}
+
+impl PoolError {
+    /// Whether this is [`PoolError::Closed`]: retrying will never succeed.
+    pub fn is_closed(&self) -> bool {
+        matches!(self, PoolError::Closed)
+    }
+
+    /// Whether retrying later could succeed (exhausted or timed out).
+    ///
+    /// ```
+    /// assert!(poolside_connpool::PoolError::Exhausted.is_transient());
+    /// assert!(!poolside_connpool::PoolError::Closed.is_transient());
+    /// ```
+    pub fn is_transient(&self) -> bool {
+        !self.is_closed()
+    }
+}
+
+impl fmt::Display for PoolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PoolError::Closed => f.write_str("the pool is closed"),
+            PoolError::Exhausted => f.write_str("the pool is exhausted"),
+            PoolError::TimedOut { waited } => {
+                write!(f, "timed out after {waited:?} waiting for the pool")
+            }
+        }
+    }
+}
+
+impl std::error::Error for PoolError {}
 
 /// Why [`Pool::get`](crate::Pool::get) and friends did not return a connection.
 ///
 /// ```
-/// use poolside_connpool::GetError;
-/// use poolside_core::PoolError;
+/// use poolside_connpool::{GetError, PoolError};
 /// use std::io;
 ///
 /// let err: GetError<io::Error> = GetError::Pool(PoolError::Exhausted);
@@ -92,7 +149,7 @@ impl<E> GetError<E> {
     ///
     /// ```
     /// use poolside_connpool::GetError;
-    /// let err: GetError<std::io::Error> = GetError::Pool(poolside_core::PoolError::Closed);
+    /// let err: GetError<std::io::Error> = GetError::Pool(poolside_connpool::PoolError::Closed);
     /// assert!(err.is_closed());
     /// ```
     pub fn is_closed(&self) -> bool {
@@ -159,7 +216,8 @@ impl<E: std::error::Error + 'static> std::error::Error for GetError<E> {
     }
 }
 
-/// Why a [`Builder`](crate::Builder) refused its settings, or a resize was refused.
+/// Why a [`Builder`](crate::Builder) refused its settings; [`setting`](Self::setting)
+/// names the option at fault.
 ///
 /// ```
 /// use poolside_connpool::{BuildError, Builder};
@@ -173,6 +231,7 @@ impl<E: std::error::Error + 'static> std::error::Error for GetError<E> {
 /// # }
 /// let err = Builder::new().max_size(2).min_idle(3).build(Noop).unwrap_err();
 /// assert_eq!(err, BuildError::MinIdleAboveMaxSize { min_idle: 3, max_size: 2 });
+/// assert_eq!(err.setting(), "min_idle");
 /// ```
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,21 +255,6 @@ pub enum BuildError {
     /// Background maintenance is needed (min_idle, lifetimes) but the builder was not
     /// called inside a tokio runtime.
     NoRuntime,
-    /// A [`ShardedPool`](crate::ShardedPool) needs at least one shard.
-    NoShards,
-    /// A [`FailoverPool`](crate::FailoverPool)'s spare must be warm: built with
-    /// `min_idle` of at least 1, so the switch finds connections ready.
-    ColdSpare,
-    /// A [`FailoverPool`](crate::FailoverPool) was given the same pool as primary
-    /// and spare.
-    SpareIsPrimary,
-    /// A failover trip threshold of zero would trip without any failure.
-    ZeroThreshold {
-        /// The failure kind whose threshold was zero.
-        failure: crate::Failure,
-    },
-    /// A [`FailoverPool`](crate::FailoverPool) needs at least one attempt per request.
-    ZeroAttempts,
     /// The dial backoff's minimum is above its maximum.
     BackoffRange {
         /// The requested first delay.
@@ -218,17 +262,32 @@ pub enum BuildError {
         /// The requested cap.
         max: Duration,
     },
-    /// The pool is closed: [`Pool::resize`](crate::Pool::resize) changes nothing.
-    Closed,
     /// A setting is out of the range the pool can honour.
     OutOfRange {
         /// The setting's name.
         setting: &'static str,
     },
-    /// A connection hook (`after_connect`, `before_acquire`, `after_release`) was
-    /// written for another connection type than the manager's, or two hooks for
-    /// different types were given.
-    HookType,
+}
+
+impl BuildError {
+    /// The builder option at fault (for [`NoRuntime`](Self::NoRuntime), the option
+    /// that needs the runtime: `min_idle` or a lifetime).
+    ///
+    /// ```
+    /// use poolside_connpool::BuildError;
+    /// assert_eq!(BuildError::ZeroMaxSize.setting(), "max_size");
+    /// assert_eq!(BuildError::ZeroDuration { setting: "connect_timeout" }.setting(), "connect_timeout");
+    /// ```
+    pub fn setting(&self) -> &'static str {
+        match self {
+            BuildError::ZeroMaxSize => "max_size",
+            BuildError::MinIdleAboveMaxSize { .. } => "min_idle",
+            BuildError::ZeroDuration { setting } | BuildError::OutOfRange { setting } => setting,
+            BuildError::IdleTimeAboveLifetime => "max_idle_time",
+            BuildError::NoRuntime => "min_idle",
+            BuildError::BackoffRange { .. } => "dial_backoff",
+        }
+    }
 }
 
 impl fmt::Display for BuildError {
@@ -245,30 +304,60 @@ impl fmt::Display for BuildError {
             BuildError::NoRuntime => f.write_str(
                 "min_idle, max_lifetime and max_idle_time need a tokio runtime: build the pool inside one",
             ),
-            BuildError::NoShards => f.write_str("a sharded pool needs at least one shard"),
-            BuildError::ColdSpare => {
-                f.write_str("the failover spare must be warm: build it with min_idle >= 1")
-            }
-            BuildError::SpareIsPrimary => {
-                f.write_str("the failover spare must be a different pool from the primary")
-            }
-            BuildError::ZeroThreshold { failure } => {
-                write!(f, "the {failure} trip threshold must be at least 1")
-            }
-            BuildError::ZeroAttempts => f.write_str("max_attempts must be at least 1"),
             BuildError::BackoffRange { min, max } => {
                 write!(f, "the dial backoff's minimum ({min:?}) exceeds its maximum ({max:?})")
             }
-            BuildError::Closed => f.write_str("the pool is closed"),
             BuildError::OutOfRange { setting } => write!(f, "{setting} is out of range"),
-            BuildError::HookType => f.write_str(
-                "a connection hook was written for another connection type than the manager's",
-            ),
         }
     }
 }
 
 impl std::error::Error for BuildError {}
+
+/// Why [`Pool::resize`](crate::Pool::resize) changed nothing.
+///
+/// ```
+/// use poolside_connpool::ResizeError;
+/// let err = ResizeError::BelowMinIdle { max_size: 1, min_idle: 2 };
+/// assert_eq!(err.to_string(), "max_size (1) may not be below min_idle (2)");
+/// ```
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResizeError {
+    /// The pool is closed.
+    Closed,
+    /// `max_size` must be at least 1.
+    Zero,
+    /// `max_size` is above the largest size a pool supports (2^32 − 1).
+    TooLarge {
+        /// The requested size.
+        max_size: usize,
+    },
+    /// `max_size` may not be below the pool's `min_idle`.
+    BelowMinIdle {
+        /// The requested size.
+        max_size: usize,
+        /// The pool's minimum idle count.
+        min_idle: usize,
+    },
+}
+
+impl fmt::Display for ResizeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ResizeError::Closed => f.write_str("the pool is closed"),
+            ResizeError::Zero => f.write_str("max_size must be at least 1"),
+            ResizeError::TooLarge { max_size } => {
+                write!(f, "max_size ({max_size}) is above the largest pool size (2^32 - 1)")
+            }
+            ResizeError::BelowMinIdle { max_size, min_idle } => {
+                write!(f, "max_size ({max_size}) may not be below min_idle ({min_idle})")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ResizeError {}
 
 /// `close_graceful` reached its deadline with connections still checked out.
 ///
@@ -289,91 +378,6 @@ impl fmt::Display for CloseTimeout {
 }
 
 impl std::error::Error for CloseTimeout {}
-
-/// Why [`FailoverPool::run`](crate::FailoverPool::run) gave up: every attempt failed.
-/// Each variant says how many attempts were made and what the last one died of.
-///
-/// ```
-/// use poolside_connpool::RunError;
-/// use std::time::Duration;
-///
-/// let err: RunError<std::io::Error, String> =
-///     RunError::TimedOut { attempts: 3, after: Duration::from_millis(200) };
-/// assert_eq!(err.to_string(), "all 3 attempt(s) failed; the last timed out after 200ms");
-/// ```
-#[non_exhaustive]
-#[derive(Debug)]
-pub enum RunError<CE, E> {
-    /// The last attempt got no connection (or the pool is closed, which ends the
-    /// attempts at once).
-    Get {
-        /// Attempts made.
-        attempts: u32,
-        /// Why the last checkout failed.
-        last: GetError<CE>,
-    },
-    /// The last attempt's request returned an error.
-    Request {
-        /// Attempts made.
-        attempts: u32,
-        /// The request's error.
-        last: E,
-    },
-    /// The last attempt's request ran past the request timeout.
-    TimedOut {
-        /// Attempts made.
-        attempts: u32,
-        /// The request timeout.
-        after: Duration,
-    },
-}
-
-impl<CE, E> RunError<CE, E> {
-    /// How many attempts were made.
-    ///
-    /// ```
-    /// use poolside_connpool::RunError;
-    /// let err: RunError<std::io::Error, &str> = RunError::Request { attempts: 2, last: "no" };
-    /// assert_eq!(err.attempts(), 2);
-    /// ```
-    pub fn attempts(&self) -> u32 {
-        match self {
-            RunError::Get { attempts, .. }
-            | RunError::Request { attempts, .. }
-            | RunError::TimedOut { attempts, .. } => *attempts,
-        }
-    }
-}
-
-impl<CE: fmt::Display, E: fmt::Display> fmt::Display for RunError<CE, E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            RunError::Get { attempts, last } => {
-                write!(f, "all {attempts} attempt(s) failed; the last got no connection: {last}")
-            }
-            RunError::Request { attempts, last } => {
-                write!(f, "all {attempts} attempt(s) failed; the last request failed: {last}")
-            }
-            RunError::TimedOut { attempts, after } => {
-                write!(f, "all {attempts} attempt(s) failed; the last timed out after {after:?}")
-            }
-        }
-    }
-}
-
-impl<CE, E> std::error::Error for RunError<CE, E>
-where
-    CE: std::error::Error + 'static,
-    E: std::error::Error + 'static,
-{
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            RunError::Get { last, .. } => Some(last),
-            RunError::Request { last, .. } => Some(last),
-            RunError::TimedOut { .. } => None,
-        }
-    }
-}
 
 /// Why [`Pool::add`](crate::Pool::add) did not adopt a connection; the connection is
 /// handed back inside.
@@ -417,3 +421,16 @@ impl<C> fmt::Display for AddError<C> {
 }
 
 impl<C: fmt::Debug> std::error::Error for AddError<C> {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_is_clear() {
+        assert_eq!(PoolError::Closed.to_string(), "the pool is closed");
+        assert_eq!(PoolError::Exhausted.to_string(), "the pool is exhausted");
+        let boxed: Box<dyn std::error::Error> = Box::new(PoolError::Exhausted);
+        assert!(boxed.source().is_none());
+    }
+}

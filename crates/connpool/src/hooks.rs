@@ -8,7 +8,7 @@
 //!
 //! Every hook call is user code and follows the pool's panic rule: a panic (or an
 //! error, `false`, or running past `connect_timeout`) closes the affected connection
-//! with [`CloseReason::Hook`](crate::CloseReason::Hook), gives its slot back and is
+//! with [`CloseReason::Hook`], gives its slot back and is
 //! logged; counts stay exact.
 
 use crate::meta::{CloseReason, ConnMeta};
@@ -27,7 +27,7 @@ pub type HookError = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// the connection for its lifetime `'a`.
 ///
 /// ```
-/// use poolside_connpool::{ConnMeta, HookFuture};
+/// use poolside_connpool::{ConnMeta, hooks::HookFuture};
 /// fn reset(conn: &mut Vec<u8>, _meta: ConnMeta) -> HookFuture<'_, bool> {
 ///     Box::pin(async move {
 ///         conn.clear();
@@ -78,14 +78,14 @@ impl<C> Clone for Hooks<C> {
     }
 }
 
-/// The hooks as the (connection-agnostic) builder holds them: the connection hooks
-/// type-erased, checked against the manager's connection type by `build`.
+/// The hooks as a builder holds them, whether or not it has its manager yet: the
+/// connection hooks type-erased. Invariant: they are only ever set through
+/// `Builder<M>` methods typed by `M::Connection`, and a builder's manager type never
+/// changes once given, so `typed::<M::Connection>()` always finds them.
 #[derive(Clone, Default)]
 pub(crate) struct ErasedHooks {
-    /// A `Hooks<C>` for the `C` the connection hooks were written for.
+    /// A `Hooks<C>` for the manager's connection type `C`.
     typed: Option<Arc<dyn Any + Send + Sync>>,
-    /// Set when two hooks were given for different connection types.
-    mismatch: bool,
     on_close: Option<CloseHook>,
 }
 
@@ -101,16 +101,7 @@ impl fmt::Debug for ErasedHooks {
 impl ErasedHooks {
     /// Changes the typed hooks for connection type `C` with `set`.
     pub(crate) fn update<C: 'static>(&mut self, set: impl FnOnce(&mut Hooks<C>)) {
-        let mut hooks = match &self.typed {
-            None => Hooks::default(),
-            Some(any) => match any.downcast_ref::<Hooks<C>>() {
-                Some(hooks) => hooks.clone(),
-                None => {
-                    self.mismatch = true;
-                    return;
-                }
-            },
-        };
+        let mut hooks = self.connection_hooks::<C>();
         set(&mut hooks);
         self.typed = Some(Arc::new(hooks));
     }
@@ -119,18 +110,21 @@ impl ErasedHooks {
         self.on_close = Some(hook);
     }
 
-    /// The hooks for a pool of `C` connections; `None` when a connection hook was
-    /// written for another type.
-    pub(crate) fn typed<C: 'static>(&self) -> Option<Hooks<C>> {
-        if self.mismatch {
-            return None;
-        }
-        let mut hooks = match &self.typed {
-            None => Hooks::default(),
-            Some(any) => any.downcast_ref::<Hooks<C>>()?.clone(),
-        };
+    /// The hooks for a pool of `C` connections.
+    pub(crate) fn typed<C: 'static>(&self) -> Hooks<C> {
+        let mut hooks = self.connection_hooks::<C>();
         hooks.on_close = self.on_close.clone();
-        Some(hooks)
+        hooks
+    }
+
+    /// The connection hooks set so far (none yet: the defaults). By the invariant
+    /// above they are a `Hooks<C>` whenever they exist.
+    fn connection_hooks<C: 'static>(&self) -> Hooks<C> {
+        self.typed
+            .as_ref()
+            .and_then(|any| any.downcast_ref::<Hooks<C>>())
+            .cloned()
+            .unwrap_or_default()
     }
 }
 

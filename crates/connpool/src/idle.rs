@@ -1,7 +1,8 @@
 //! The idle store: connections waiting in the pool, striped by thread.
 //!
 //! One shared queue puts every get and every return of every core on the same cache
-//! lines (its head and tail), and at 16 cores that line traffic is the cost of a get.
+//! lines (its head and tail), and with many cores that line traffic dominates a get
+//! (docs/benchmarks.md has the scaling runs).
 //! Here the idle connections are spread over a few stripes, one cache line each: a
 //! `parking_lot` mutex around a `Vec` used as a stack, and that stack's length, kept in
 //! an atomic beside it so that readers and empty-stripe checks need no lock. Each
@@ -16,7 +17,7 @@
 //!
 //! [`Stripes::pop`] returning `None` means that every stripe's length was read as
 //! zero (or its stack was found empty under its lock) after the call began. The pool
-//! builds its no-lost-wake-up hand-shake on that; see `Shared::acquire` in `pool.rs`.
+//! builds its no-lost-wake-up hand-shake on that; see `Shared::acquire` in `pool/shared.rs`.
 
 use crossbeam_utils::CachePadded;
 use parking_lot::Mutex;

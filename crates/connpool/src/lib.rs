@@ -1,7 +1,7 @@
 //! An async connection pool for tokio: FIFO-fair, cancel-safe, with health checks,
 //! lifetimes, min idle and explicit exhaustion policies.
 //!
-//! Implement [`Manager`] for your connection type (or use [`TcpManager`], or the
+//! Implement [`Manager`] for your connection type (or use [`tcp::TcpManager`], or the
 //! `tokio-postgres` manager behind the `postgres` feature), build a [`Pool`], and
 //! `get()` connections:
 //!
@@ -46,78 +46,120 @@
 //! Lifecycle hooks on the builder (`after_connect`, `before_acquire`,
 //! `after_release`, `on_close`) see each connection's [`ConnMeta`]; they cost nothing
 //! when unset, never slow the caller dropping a guard, and follow the same panic rule.
+//! Give the builder its manager first ([`Builder::manager`]) and the hooks take
+//! plain closures, the connection type coming from the manager:
 //!
-//! Modules, in reading order: the [`Manager`] trait; [`Builder`] and [`WaitPolicy`];
-//! the hooks' [`HookFuture`] and [`HookError`], [`ConnMeta`] and [`CloseReason`];
-//! [`Pool`] with its guard [`PooledConn`] and [`Status`], [`Pool::add`]; the errors
-//! [`GetError`], [`AddError`] and [`BuildError`]; the topologies [`ShardedPool`] and [`FailoverPool`]; the adapters
-//! [`TcpManager`] and (feature `postgres`) `PgManager`.
+//! ```
+//! # use poolside_connpool::{Manager, Pool};
+//! # struct Sessions;
+//! # impl Manager for Sessions {
+//! #     type Connection = Vec<String>;
+//! #     type Error = std::io::Error;
+//! #     async fn connect(&self) -> Result<Vec<String>, Self::Error> { Ok(Vec::new()) }
+//! #     async fn check(&self, _: &mut Vec<String>) -> Result<(), Self::Error> { Ok(()) }
+//! # }
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let pool = Pool::builder()
+//!     .max_size(4)
+//!     .manager(Sessions)
+//!     .after_connect(|conn, meta| {
+//!         conn.push(format!("SET application_name = 'app-{}'", meta.id));
+//!         Box::pin(async { Ok(()) })
+//!     })
+//!     .before_acquire(|conn, _meta| {
+//!         let fresh = conn.len() < 100;
+//!         Box::pin(async move { Ok(fresh) })
+//!     })
+//!     .after_release(|conn, _meta| {
+//!         conn.truncate(1); // DISCARD ALL
+//!         Box::pin(async { Ok(true) })
+//!     })
+//!     .on_close(|meta, reason| println!("closed {} ({reason:?})", meta.id))
+//!     .build()
+//!     .unwrap();
+//! assert_eq!(pool.get().await.unwrap()[0], "SET application_name = 'app-1'");
+//! # }
+//! ```
 //!
-//! Adapters, each a leaf module behind its feature:
+//! # Contents
 //!
-//! - `postgres`: `PgManager` over `tokio-postgres` with any TLS connector,
-//!   `RecyclingMethod` (`Fast`, `Verified`, `Clean`, `Custom`) and `PgClient`, the
-//!   pooled connection with a bounded LRU statement cache (`prepare_cached`, and an
-//!   automatic mode for SQL text).
-//! - `postgres-rustls`: `PgManager::with_rustls` and `PgTlsConfig` (webpki roots,
-//!   system roots, a custom CA).
-//! - `redis`: `RedisManager` over the `redis` crate's multiplexed async connection;
-//!   `redis-rustls` adds `rediss://` URLs.
+//! The crate root holds the core, in reading order: the [`Manager`] trait;
+//! [`Builder`] (typed by its manager once given one, [`NoManager`] before) and
+//! [`WaitPolicy`]; [`Pool`] with its guards [`PooledConn`] and
+//! [`OwnedConn`], its levels [`Status`], and each connection's [`ConnMeta`] and
+//! [`CloseReason`]; the errors [`GetError`], [`PoolError`], [`BuildError`],
+//! [`AddError`], [`ResizeError`] and [`CloseTimeout`]; and [`Instrumented`], through which every pool
+//! reports its metrics.
 //!
-//! For threads without a runtime, the [`blocking`] module (feature `blocking`) has the
-//! same pool with a synchronous manager, plus rusqlite, `postgres` and diesel adapters.
+//! Modules:
+//!
+//! - [`hooks`]: what a lifecycle hook returns ([`hooks::HookFuture`],
+//!   [`hooks::HookError`]).
+//! - [`events`]: the per-connection event and timing hook (`Builder::events`).
+//! - `config` (feature `serde`): pool settings as data, from any serde format or the
+//!   environment.
+//! - [`sharded`]: [`sharded::ShardedPool`], one pool per shard, with its selectors.
+//! - [`failover`]: [`failover::FailoverPool`], a primary and a warm spare behind a
+//!   circuit breaker.
+//! - [`tcp`]: [`tcp::TcpManager`], plain TCP connections with a pluggable health check.
+//! - `postgres` (feature `postgres`): `PgManager` over `tokio-postgres` with any TLS
+//!   connector, `RecyclingMethod` (`Fast`, `Verified`, `Clean`, `Custom`) and
+//!   `PgClient`, the pooled connection with a bounded LRU statement cache;
+//!   `postgres-rustls` adds `PgManager::with_rustls` and `PgTlsConfig`.
+//! - `redis` (feature `redis`): `RedisManager` over the `redis` crate's multiplexed
+//!   async connection; `redis-rustls` adds `rediss://` URLs.
+//! - `blocking` (feature `blocking`): the same pool for threads without a runtime,
+//!   with a synchronous manager, plus rusqlite, `postgres` and diesel adapters.
 #![forbid(unsafe_code)]
 
 mod backoff;
-#[cfg(feature = "blocking")]
-pub mod blocking;
-mod breaker;
-mod config;
+mod builder;
 mod error;
-mod failover;
 mod guard;
-mod hooks;
 mod idle;
 mod janitor;
 mod manager;
 mod meta;
 mod options;
 mod pool;
-#[cfg(feature = "postgres")]
-mod postgres;
 mod readings;
-#[cfg(feature = "redis")]
-mod redis;
-#[cfg(feature = "serde")]
-mod serde_config;
-mod sharded;
 mod stats;
-mod tcp;
 mod unwind;
 
-pub use breaker::Failure;
-pub use config::{Builder, WaitPolicy};
-pub use error::{AddError, BuildError, CloseTimeout, GetError, RunError};
-pub use failover::{
-    Backend, FailoverBuilder, FailoverConn, FailoverPool, FailoverState, FailoverStats,
-    RequestFuture,
-};
+#[cfg(feature = "blocking")]
+pub mod blocking;
+#[cfg(feature = "serde")]
+pub mod config;
+pub mod events;
+pub mod failover;
+pub mod hooks;
+#[cfg(feature = "postgres")]
+pub mod postgres;
+#[cfg(feature = "redis")]
+pub mod redis;
+pub mod sharded;
+pub mod tcp;
+
+pub use builder::{Builder, NoManager, WaitPolicy};
+pub use error::{AddError, BuildError, CloseTimeout, GetError, PoolError, ResizeError};
 pub use guard::{OwnedConn, PooledConn};
-pub use hooks::{HookError, HookFuture};
 pub use manager::Manager;
 pub use meta::{CloseReason, ConnMeta};
 pub use pool::{Pool, Status};
-pub use poolside_core::{ConnEvent, EventHook, Events, Instrumented, PoolError, Timing};
-#[cfg(feature = "postgres")]
-pub use postgres::{
-    DEFAULT_STATEMENT_CACHE_CAPACITY, PgClient, PgManager, PgQuery, RecyclingMethod,
-    StatementCacheStats,
-};
-#[cfg(feature = "postgres-rustls")]
-pub use postgres::{PgTlsConfig, TlsConfigError};
-#[cfg(feature = "redis")]
-pub use redis::{RedisConfigError, RedisConnection, RedisManager};
-#[cfg(feature = "serde")]
-pub use serde_config::{BackoffConfig, Config, ConfigError};
-pub use sharded::{JumpHash, ShardSelector, ShardedPool, StableHash};
-pub use tcp::{HealthCheck, PeekCheck, TcpManager};
+pub use poolside_core::Instrumented;
+
+/// The user guide's snippets, compiled and run as doc tests so that they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/connpool.md")]
+mod guide {}
+
+/// The topologies guide's snippets, as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/topologies.md")]
+mod topologies_guide {}
+
+/// The adapters guide's snippets, as doc tests (they need the adapters' features).
+#[cfg(all(doctest, feature = "postgres-rustls", feature = "redis"))]
+#[doc = include_str!("../../../docs/adapters.md")]
+mod adapters_guide {}

@@ -104,7 +104,7 @@ pub enum CloseReason {
 
 impl CloseReason {
     /// A stable snake_case name (`"lifetime"`, `"pool_closed"`, ...), as reported in
-    /// [`ConnEvent::Close`](crate::ConnEvent::Close).
+    /// [`ConnEvent::Close`](crate::events::ConnEvent::Close).
     ///
     /// ```
     /// assert_eq!(poolside_connpool::CloseReason::PoolClosed.name(), "pool_closed");

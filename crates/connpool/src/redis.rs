@@ -13,7 +13,7 @@ use std::fmt;
 /// when it comes back to the pool instead of being reused.
 ///
 /// ```no_run
-/// use poolside_connpool::{Builder, RedisManager};
+/// use poolside_connpool::{Builder, redis::RedisManager};
 /// use redis::AsyncCommands;
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -46,7 +46,7 @@ impl fmt::Debug for RedisManager {
 /// database number, or `rediss://` without TLS support compiled in).
 ///
 /// ```
-/// use poolside_connpool::RedisManager;
+/// use poolside_connpool::redis::RedisManager;
 ///
 /// let err = RedisManager::new("http://127.0.0.1:6379").unwrap_err();
 /// assert!(err.to_string().contains("invalid Redis connection settings"));
@@ -71,7 +71,7 @@ impl RedisManager {
     /// until the pool opens its first connection.
     ///
     /// ```
-    /// use poolside_connpool::RedisManager;
+    /// use poolside_connpool::redis::RedisManager;
     ///
     /// let manager = RedisManager::new("redis://:pw@127.0.0.1:6380/3").unwrap();
     /// assert_eq!(manager.client().get_connection_info().redis_settings().db(), 3);
@@ -84,7 +84,7 @@ impl RedisManager {
     /// Uses an already configured `redis::Client`.
     ///
     /// ```
-    /// use poolside_connpool::RedisManager;
+    /// use poolside_connpool::redis::RedisManager;
     ///
     /// let client = redis::Client::open("redis://127.0.0.1/").unwrap();
     /// let manager = RedisManager::from_client(client);
@@ -97,7 +97,7 @@ impl RedisManager {
     /// The `redis::Client` connections are opened from.
     ///
     /// ```
-    /// let manager = poolside_connpool::RedisManager::new("redis://127.0.0.1/1").unwrap();
+    /// let manager = poolside_connpool::redis::RedisManager::new("redis://127.0.0.1/1").unwrap();
     /// assert_eq!(manager.client().get_connection_info().redis_settings().db(), 1);
     /// ```
     pub fn client(&self) -> &Client {
@@ -134,7 +134,7 @@ impl Manager for RedisManager {
 /// `Cmd::query_async` and pipelines work on it directly.
 ///
 /// ```no_run
-/// # use poolside_connpool::{Builder, RedisManager};
+/// # use poolside_connpool::{Builder, redis::RedisManager};
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// # let pool = Builder::new().build(RedisManager::new("redis://127.0.0.1/")?)?;
@@ -164,7 +164,7 @@ impl RedisConnection {
     /// closes it on return).
     ///
     /// ```no_run
-    /// # use poolside_connpool::{Builder, RedisManager};
+    /// # use poolside_connpool::{Builder, redis::RedisManager};
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let pool = Builder::new().build(RedisManager::new("redis://127.0.0.1/")?)?;
@@ -180,7 +180,7 @@ impl RedisConnection {
     /// failure seen only through a clone does not mark this connection broken).
     ///
     /// ```no_run
-    /// # use poolside_connpool::{Builder, RedisManager};
+    /// # use poolside_connpool::{Builder, redis::RedisManager};
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let pool = Builder::new().build(RedisManager::new("redis://127.0.0.1/")?)?;

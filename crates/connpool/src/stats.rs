@@ -151,32 +151,10 @@ impl Gauges {
     }
 }
 
-/// A counter bumped on every get and return: one cache-padded cell per thread
-/// group, summed when read, so threads do not fight over one cache line.
-#[derive(Debug, Default)]
-pub(crate) struct Sharded {
-    cells: [CachePadded<AtomicU64>; SHARDS],
-}
-
-const SHARDS: usize = 16;
-
-thread_local! {
-    static SHARD: usize = {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        NEXT.fetch_add(1, Relaxed) % SHARDS
-    };
-}
-
-impl Sharded {
-    pub(crate) fn bump(&self) {
-        let cell = SHARD.with(|i| *i);
-        self.cells[cell].fetch_add(1, Relaxed);
-    }
-
-    pub(crate) fn sum(&self) -> u64 {
-        self.cells.iter().map(|c| c.load(Relaxed)).sum()
-    }
-}
+/// The counters every get and return bump are poolside-core's per-thread sharded
+/// counter (`counter.bump()`, summed when read); the blocking pool and the failover
+/// pool use it under this name too.
+pub(crate) use poolside_core::ShardedCounter as Sharded;
 
 /// Counters bumped outside the lock.
 #[derive(Debug, Default)]

@@ -16,7 +16,7 @@ pub trait HealthCheck: Send + Sync + 'static {
 /// that reports an error is unhealthy, an open quiet stream is healthy.
 ///
 /// ```
-/// let _check = poolside_connpool::PeekCheck;
+/// let _check = poolside_connpool::tcp::PeekCheck;
 /// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PeekCheck;
@@ -39,7 +39,7 @@ impl HealthCheck for PeekCheck {
 /// Opens TCP connections to one address.
 ///
 /// ```
-/// use poolside_connpool::{Pool, TcpManager};
+/// use poolside_connpool::{Pool, tcp::TcpManager};
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> std::io::Result<()> {
 /// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

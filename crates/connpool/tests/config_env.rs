@@ -2,7 +2,7 @@
 //! variables while other threads read the environment is not sound).
 #![cfg(feature = "serde")]
 
-use poolside_connpool::{Config, ConfigError};
+use poolside_connpool::{config::Config, config::ConfigError};
 
 #[test]
 fn from_env_reads_prefixed_variables_and_names_a_bad_one() {

@@ -7,7 +7,7 @@
 //! `.config/nextest.toml` runs the PostgreSQL test binaries one test at a time.
 #![cfg(feature = "postgres")]
 
-use poolside_connpool::{Builder, PgManager, WaitPolicy};
+use poolside_connpool::{Builder, WaitPolicy, postgres::PgManager};
 use poolside_core::Snapshot;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};

@@ -18,9 +18,6 @@
 //! summed when read), and [`Shard`] the thread's shard for structures that lay out
 //! their own per-shard cells.
 //!
-//! [`PoolError`] is the error vocabulary that really is shared: closed, exhausted,
-//! timed out.
-//!
 //! ```
 //! use poolside_core::Reset;
 //!
@@ -35,14 +32,12 @@
 #![forbid(unsafe_code)]
 
 mod counter;
-mod error;
 mod events;
 mod instrument;
 mod reset;
 mod table;
 
 pub use counter::{Shard, ShardedCounter};
-pub use error::PoolError;
 pub use events::{ConnEvent, EventHook, Events, Timing};
 pub use instrument::{
     Instrumented, Label, Metric, MetricDesc, MetricKind, MetricVisitor, Snapshot, SnapshotEntry,

@@ -13,8 +13,9 @@ use super::manager::Manager;
 use super::pool::Pool;
 use super::shared::{Conn, Grant, Shared, Wait};
 use super::stats::Counters;
+use crate::PoolError;
 use crate::{CloseReason, GetError};
-use poolside_core::{PoolError, Timing};
+use poolside_core::Timing;
 use std::time::{Duration, Instant};
 
 /// A slot (and maybe its connection) in flight during checkout; `Drop` gives back

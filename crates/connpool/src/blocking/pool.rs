@@ -8,9 +8,10 @@ use super::janitor::{self, Janitor};
 use super::manager::Manager;
 use super::shared::{Backoff, Conn, Grant, Shared, State};
 use super::stats::Counters;
+use crate::PoolError;
 use crate::{AddError, CloseReason, CloseTimeout, GetError, Status, WaitPolicy};
 use parking_lot::{Condvar, Mutex};
-use poolside_core::{Events, PoolError};
+use poolside_core::Events;
 use std::collections::VecDeque;
 use std::fmt;
 use std::hash::RandomState;
@@ -293,7 +294,7 @@ impl<M: Manager> Pool<M> {
     ///
     /// ```
     /// # use poolside_connpool::blocking::{Manager, Pool};
-    /// # use poolside_core::PoolError;
+    /// # use poolside_connpool::PoolError;
     /// # struct Noop;
     /// # impl Manager for Noop {
     /// #     type Connection = u32;

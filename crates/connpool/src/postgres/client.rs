@@ -1,5 +1,10 @@
 //! The pooled PostgreSQL connection: a `tokio_postgres::Client` with a bounded
 //! statement cache and the session reset its recycling method owes.
+//!
+//! Longer than most files on purpose: every query method of `PgClient` goes through
+//! the same cache protocol (look up, prepare on a miss, evict and close the evicted
+//! statement, retry once on a stale plan), and keeping them beside the cache keeps
+//! that protocol in one place.
 
 use lru::LruCache;
 use parking_lot::Mutex;
@@ -13,10 +18,10 @@ use tokio_postgres::{Client, Error, Row, SimpleQueryMessage, Statement, Transact
 
 /// Statement cache counters: of one connection ([`PgClient::statement_cache_stats`])
 /// or summed over a manager's connections
-/// ([`PgManager::statement_cache_stats`](crate::PgManager::statement_cache_stats)).
+/// ([`PgManager::statement_cache_stats`](crate::postgres::PgManager::statement_cache_stats)).
 ///
 /// ```
-/// use poolside_connpool::StatementCacheStats;
+/// use poolside_connpool::postgres::StatementCacheStats;
 ///
 /// let stats = StatementCacheStats::default();
 /// assert_eq!(stats.hit_ratio(), None);
@@ -45,7 +50,7 @@ impl StatementCacheStats {
     /// `hits / (hits + misses)`, or `None` before the first lookup.
     ///
     /// ```
-    /// use poolside_connpool::PgManager;
+    /// use poolside_connpool::postgres::PgManager;
     ///
     /// let manager = PgManager::new("host=localhost".parse().unwrap());
     /// assert_eq!(manager.statement_cache_stats().hit_ratio(), None);
@@ -141,7 +146,7 @@ impl<V: Clone> Cache<V> {
 /// Implemented for `str`, `String` and `tokio_postgres::Statement`; sealed.
 ///
 /// ```
-/// fn takes<Q: poolside_connpool::PgQuery + ?Sized>(_: &Q) {}
+/// fn takes<Q: poolside_connpool::postgres::PgQuery + ?Sized>(_: &Q) {}
 /// takes("SELECT 1");
 /// takes(&String::from("SELECT 1"));
 /// ```
@@ -206,14 +211,14 @@ fn in_transaction(error: &Error) -> bool {
     )
 }
 
-/// The connection a [`PgManager`](crate::PgManager) pool hands out: a
+/// The connection a [`PgManager`](crate::postgres::PgManager) pool hands out: a
 /// `tokio_postgres::Client` (reachable through `Deref`) with a per-connection,
 /// bounded LRU statement cache.
 ///
 /// Its own `query`, `query_one`, `query_opt`, `execute`, `prepare`,
 /// `prepare_cached`, `batch_execute`, `simple_query` and `transaction` first run the
 /// session reset the recycling method owes (see
-/// [`RecyclingMethod`](crate::RecyclingMethod)); methods of the `Client` reached
+/// [`RecyclingMethod`](crate::postgres::RecyclingMethod)); methods of the `Client` reached
 /// through `Deref` do not, so call [`PgClient::ready`] before using them on a pool
 /// with `Clean` or `Custom` recycling.
 ///
@@ -226,7 +231,7 @@ fn in_transaction(error: &Error) -> bool {
 /// the first error has already aborted the transaction.
 ///
 /// ```no_run
-/// use poolside_connpool::{Builder, PgManager};
+/// use poolside_connpool::{Builder, postgres::PgManager};
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let pool = Builder::new().build(PgManager::new("postgres://postgres@localhost/postgres".parse()?))?;
@@ -357,7 +362,7 @@ impl PgClient {
     /// The underlying client, without running a pending reset (see [`PgClient::ready`]).
     ///
     /// ```no_run
-    /// # use poolside_connpool::{Builder, PgManager};
+    /// # use poolside_connpool::{Builder, postgres::PgManager};
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let pool = Builder::new().build(PgManager::new("host=localhost user=postgres".parse()?))?;
@@ -377,7 +382,7 @@ impl PgClient {
     /// query method of `PgClient` calls it first.
     ///
     /// ```no_run
-    /// # use poolside_connpool::{Builder, PgManager, RecyclingMethod};
+    /// # use poolside_connpool::{Builder, postgres::PgManager, postgres::RecyclingMethod};
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let manager = PgManager::new("host=localhost user=postgres".parse()?).recycling(RecyclingMethod::Clean);
@@ -455,7 +460,7 @@ impl PgClient {
     /// This connection's statement cache counters.
     ///
     /// ```no_run
-    /// # use poolside_connpool::{Builder, PgManager};
+    /// # use poolside_connpool::{Builder, postgres::PgManager};
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let pool = Builder::new().build(PgManager::new("host=localhost user=postgres".parse()?))?;
@@ -476,7 +481,7 @@ impl PgClient {
     /// with them).
     ///
     /// ```no_run
-    /// # use poolside_connpool::{Builder, PgManager};
+    /// # use poolside_connpool::{Builder, postgres::PgManager};
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let pool = Builder::new().build(PgManager::new("host=localhost user=postgres".parse()?))?;
@@ -497,7 +502,7 @@ impl PgClient {
     /// Whether the connection's I/O task has ended.
     ///
     /// ```no_run
-    /// # use poolside_connpool::{Builder, PgManager};
+    /// # use poolside_connpool::{Builder, postgres::PgManager};
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let pool = Builder::new().build(PgManager::new("host=localhost user=postgres".parse()?))?;
@@ -556,7 +561,7 @@ impl PgClient {
     /// leaves a full cache, and its server-side prepared statement is closed.
     ///
     /// ```no_run
-    /// # use poolside_connpool::{Builder, PgManager};
+    /// # use poolside_connpool::{Builder, postgres::PgManager};
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let pool = Builder::new().build(PgManager::new("host=localhost user=postgres".parse()?))?;
@@ -575,7 +580,7 @@ impl PgClient {
     /// Prepares `sql` without caching it.
     ///
     /// ```no_run
-    /// # use poolside_connpool::{Builder, PgManager};
+    /// # use poolside_connpool::{Builder, postgres::PgManager};
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let pool = Builder::new().build(PgManager::new("host=localhost user=postgres".parse()?))?;
@@ -594,7 +599,7 @@ impl PgClient {
     /// cache when the manager's automatic mode is on.
     ///
     /// ```no_run
-    /// # use poolside_connpool::{Builder, PgManager};
+    /// # use poolside_connpool::{Builder, postgres::PgManager};
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let pool = Builder::new().build(PgManager::new("host=localhost user=postgres".parse()?))?;
@@ -622,7 +627,7 @@ impl PgClient {
     /// statement cache when the manager's automatic mode is on.
     ///
     /// ```no_run
-    /// # use poolside_connpool::{Builder, PgManager};
+    /// # use poolside_connpool::{Builder, postgres::PgManager};
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let pool = Builder::new().build(PgManager::new("host=localhost user=postgres".parse()?))?;
@@ -650,7 +655,7 @@ impl PgClient {
     /// statement cache when the manager's automatic mode is on.
     ///
     /// ```no_run
-    /// # use poolside_connpool::{Builder, PgManager};
+    /// # use poolside_connpool::{Builder, postgres::PgManager};
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let pool = Builder::new().build(PgManager::new("host=localhost user=postgres".parse()?))?;
@@ -678,7 +683,7 @@ impl PgClient {
     /// through the statement cache when the manager's automatic mode is on.
     ///
     /// ```no_run
-    /// # use poolside_connpool::{Builder, PgManager};
+    /// # use poolside_connpool::{Builder, postgres::PgManager};
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let pool = Builder::new().build(PgManager::new("host=localhost user=postgres".parse()?))?;
@@ -706,7 +711,7 @@ impl PgClient {
     /// Runs SQL statements with the simple query protocol, discarding rows.
     ///
     /// ```no_run
-    /// # use poolside_connpool::{Builder, PgManager};
+    /// # use poolside_connpool::{Builder, postgres::PgManager};
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let pool = Builder::new().build(PgManager::new("host=localhost user=postgres".parse()?))?;
@@ -722,7 +727,7 @@ impl PgClient {
     /// Runs SQL statements with the simple query protocol, returning rows as text.
     ///
     /// ```no_run
-    /// # use poolside_connpool::{Builder, PgManager};
+    /// # use poolside_connpool::{Builder, postgres::PgManager};
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let pool = Builder::new().build(PgManager::new("host=localhost user=postgres".parse()?))?;
@@ -739,7 +744,7 @@ impl PgClient {
     /// Begins a transaction (rolled back when dropped uncommitted).
     ///
     /// ```no_run
-    /// # use poolside_connpool::{Builder, PgManager};
+    /// # use poolside_connpool::{Builder, postgres::PgManager};
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let pool = Builder::new().build(PgManager::new("host=localhost user=postgres".parse()?))?;

@@ -26,7 +26,7 @@ use tokio_postgres::{Config, Error, NoTls, Socket};
 /// [`PgClient`] method (or [`PgClient::ready`]).
 ///
 /// ```
-/// use poolside_connpool::{PgManager, RecyclingMethod};
+/// use poolside_connpool::{postgres::PgManager, postgres::RecyclingMethod};
 ///
 /// let config = "postgres://postgres@127.0.0.1:5432/postgres".parse().unwrap();
 /// let manager = PgManager::new(config).recycling(RecyclingMethod::Clean);
@@ -110,7 +110,7 @@ pub const DEFAULT_STATEMENT_CACHE_CAPACITY: usize = 256;
 /// ([`PgManager::statement_cache_stats`]).
 ///
 /// ```no_run
-/// use poolside_connpool::{Builder, PgManager, RecyclingMethod};
+/// use poolside_connpool::{Builder, postgres::PgManager, postgres::RecyclingMethod};
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let manager = PgManager::new("postgres://postgres@127.0.0.1:5432/postgres".parse()?)
@@ -163,7 +163,7 @@ impl PgManager<NoTls> {
     /// Connects with `config` (parse one from a URL with `str::parse`), without TLS.
     ///
     /// ```
-    /// use poolside_connpool::PgManager;
+    /// use poolside_connpool::postgres::PgManager;
     ///
     /// let manager = PgManager::new("postgres://postgres@localhost/postgres".parse().unwrap());
     /// assert_eq!(manager.config().get_dbname(), Some("postgres"));
@@ -177,7 +177,7 @@ impl<T> PgManager<T> {
     /// Connects with `config` through the TLS connector `tls`.
     ///
     /// ```
-    /// use poolside_connpool::PgManager;
+    /// use poolside_connpool::postgres::PgManager;
     /// use tokio_postgres::NoTls;
     ///
     /// let manager = PgManager::with_tls("host=localhost user=postgres".parse().unwrap(), NoTls);
@@ -197,7 +197,7 @@ impl<T> PgManager<T> {
     /// Chooses how connections are recycled (default [`RecyclingMethod::Verified`]).
     ///
     /// ```
-    /// use poolside_connpool::{PgManager, RecyclingMethod};
+    /// use poolside_connpool::{postgres::PgManager, postgres::RecyclingMethod};
     ///
     /// let manager = PgManager::new("host=localhost".parse().unwrap())
     ///     .recycling(RecyclingMethod::Custom("RESET ALL".into()));
@@ -214,7 +214,7 @@ impl<T> PgManager<T> {
     /// only with the statements actually cached, never with the capacity.
     ///
     /// ```
-    /// use poolside_connpool::PgManager;
+    /// use poolside_connpool::postgres::PgManager;
     ///
     /// let manager = PgManager::new("host=localhost".parse().unwrap()).statement_cache_capacity(0);
     /// assert_eq!(manager.cache_capacity(), 0);
@@ -231,7 +231,7 @@ impl<T> PgManager<T> {
     /// query costs one round trip instead of two. Off by default.
     ///
     /// ```
-    /// use poolside_connpool::PgManager;
+    /// use poolside_connpool::postgres::PgManager;
     ///
     /// let manager = PgManager::new("host=localhost".parse().unwrap()).automatic_statement_cache(true);
     /// assert!(manager.is_statement_cache_automatic());
@@ -244,7 +244,7 @@ impl<T> PgManager<T> {
     /// The connection config.
     ///
     /// ```
-    /// use poolside_connpool::PgManager;
+    /// use poolside_connpool::postgres::PgManager;
     ///
     /// let manager = PgManager::new("host=db.example port=6432".parse().unwrap());
     /// assert_eq!(manager.config().get_ports(), &[6432]);
@@ -256,7 +256,7 @@ impl<T> PgManager<T> {
     /// The recycling method.
     ///
     /// ```
-    /// use poolside_connpool::{PgManager, RecyclingMethod};
+    /// use poolside_connpool::{postgres::PgManager, postgres::RecyclingMethod};
     ///
     /// let manager = PgManager::new("host=localhost".parse().unwrap());
     /// assert_eq!(manager.recycling_method(), &RecyclingMethod::Verified);
@@ -268,7 +268,7 @@ impl<T> PgManager<T> {
     /// Each connection's statement cache capacity.
     ///
     /// ```
-    /// use poolside_connpool::{PgManager, DEFAULT_STATEMENT_CACHE_CAPACITY};
+    /// use poolside_connpool::{postgres::PgManager, postgres::DEFAULT_STATEMENT_CACHE_CAPACITY};
     ///
     /// let manager = PgManager::new("host=localhost".parse().unwrap());
     /// assert_eq!(manager.cache_capacity(), DEFAULT_STATEMENT_CACHE_CAPACITY);
@@ -280,7 +280,7 @@ impl<T> PgManager<T> {
     /// Whether SQL text queries go through the statement cache.
     ///
     /// ```
-    /// use poolside_connpool::PgManager;
+    /// use poolside_connpool::postgres::PgManager;
     ///
     /// assert!(!PgManager::new("host=localhost".parse().unwrap()).is_statement_cache_automatic());
     /// ```
@@ -292,7 +292,7 @@ impl<T> PgManager<T> {
     /// its clones) opened; `len` counts the statements cached right now.
     ///
     /// ```
-    /// use poolside_connpool::PgManager;
+    /// use poolside_connpool::postgres::PgManager;
     ///
     /// let stats = PgManager::new("host=localhost".parse().unwrap()).statement_cache_stats();
     /// assert_eq!((stats.hits, stats.misses, stats.len), (0, 0, 0));

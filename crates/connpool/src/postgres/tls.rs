@@ -17,7 +17,7 @@ impl PgManager<MakeRustlsConnect> {
     /// `sslmode=require` so that a server without TLS is refused).
     ///
     /// ```
-    /// use poolside_connpool::{PgManager, PgTlsConfig};
+    /// use poolside_connpool::{postgres::PgManager, postgres::PgTlsConfig};
     ///
     /// let tls = PgTlsConfig::new().webpki_roots().build().unwrap();
     /// let config = "postgres://app@db.example/app?sslmode=require".parse().unwrap();
@@ -32,7 +32,7 @@ impl PgManager<MakeRustlsConnect> {
 /// Why a TLS client config could not be built.
 ///
 /// ```
-/// use poolside_connpool::{PgTlsConfig, TlsConfigError};
+/// use poolside_connpool::{postgres::PgTlsConfig, postgres::TlsConfigError};
 ///
 /// assert!(matches!(PgTlsConfig::new().build(), Err(TlsConfigError::NoRoots)));
 /// assert!(matches!(PgTlsConfig::new().ca_pem(b"not a certificate"), Err(TlsConfigError::NoCertificate)));
@@ -95,11 +95,11 @@ impl std::error::Error for TlsConfigError {
 /// provider and its safe default protocol versions.
 ///
 /// ```
-/// use poolside_connpool::PgTlsConfig;
+/// use poolside_connpool::postgres::PgTlsConfig;
 ///
 /// let tls = PgTlsConfig::new().webpki_roots().build()?;
 /// assert!(tls.alpn_protocols.is_empty());
-/// # Ok::<(), poolside_connpool::TlsConfigError>(())
+/// # Ok::<(), poolside_connpool::postgres::TlsConfigError>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct PgTlsConfig {
@@ -116,7 +116,7 @@ impl PgTlsConfig {
     /// No roots yet.
     ///
     /// ```
-    /// assert_eq!(poolside_connpool::PgTlsConfig::new().root_count(), 0);
+    /// assert_eq!(poolside_connpool::postgres::PgTlsConfig::new().root_count(), 0);
     /// ```
     pub fn new() -> Self {
         PgTlsConfig { roots: RootCertStore::empty() }
@@ -125,7 +125,7 @@ impl PgTlsConfig {
     /// Trusts the Mozilla root set compiled in by `webpki-roots`.
     ///
     /// ```
-    /// assert!(poolside_connpool::PgTlsConfig::new().webpki_roots().root_count() > 100);
+    /// assert!(poolside_connpool::postgres::PgTlsConfig::new().webpki_roots().root_count() > 100);
     /// ```
     pub fn webpki_roots(mut self) -> Self {
         self.roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
@@ -136,7 +136,7 @@ impl PgTlsConfig {
     /// but rustls cannot use are skipped; an unreadable or empty store is an error.
     ///
     /// ```
-    /// use poolside_connpool::PgTlsConfig;
+    /// use poolside_connpool::postgres::PgTlsConfig;
     ///
     /// match PgTlsConfig::new().system_roots() {
     ///     Ok(tls) => assert!(tls.root_count() > 0),
@@ -160,7 +160,7 @@ impl PgTlsConfig {
     /// private CA's.
     ///
     /// ```
-    /// use poolside_connpool::{PgTlsConfig, TlsConfigError};
+    /// use poolside_connpool::{postgres::PgTlsConfig, postgres::TlsConfigError};
     ///
     /// let err = PgTlsConfig::new().ca_pem(b"").unwrap_err();
     /// assert!(matches!(err, TlsConfigError::NoCertificate));
@@ -181,7 +181,7 @@ impl PgTlsConfig {
     /// Trusts every certificate in the PEM file at `path`.
     ///
     /// ```
-    /// use poolside_connpool::{PgTlsConfig, TlsConfigError};
+    /// use poolside_connpool::{postgres::PgTlsConfig, postgres::TlsConfigError};
     ///
     /// let err = PgTlsConfig::new().ca_file("/nonexistent/ca.pem").unwrap_err();
     /// assert!(matches!(err, TlsConfigError::Io { .. }));
@@ -196,7 +196,7 @@ impl PgTlsConfig {
     /// How many roots are trusted so far.
     ///
     /// ```
-    /// assert_eq!(poolside_connpool::PgTlsConfig::default().root_count(), 0);
+    /// assert_eq!(poolside_connpool::postgres::PgTlsConfig::default().root_count(), 0);
     /// ```
     pub fn root_count(&self) -> usize {
         self.roots.len()
@@ -205,7 +205,7 @@ impl PgTlsConfig {
     /// The rustls client config (no client certificate).
     ///
     /// ```
-    /// let tls = poolside_connpool::PgTlsConfig::new().webpki_roots().build().unwrap();
+    /// let tls = poolside_connpool::postgres::PgTlsConfig::new().webpki_roots().build().unwrap();
     /// # let _ = tls;
     /// ```
     pub fn build(self) -> Result<rustls::ClientConfig, TlsConfigError> {

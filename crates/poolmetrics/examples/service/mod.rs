@@ -4,7 +4,10 @@
 //! by the test that checks docs/grafana-dashboard.json against its scrape.
 
 use poolside_bufpool::{BufPool, BytesPool, Pool};
-use poolside_connpool::{Builder, FailoverBuilder, FailoverPool, Manager, ShardedPool, WaitPolicy};
+use poolside_connpool::{
+    Builder, Manager, WaitPolicy, failover::FailoverBuilder, failover::FailoverPool,
+    sharded::ShardedPool,
+};
 use poolside_metrics::{PoolMetrics, Registration};
 use poolside_workerpool::WorkerPool;
 use std::convert::Infallible;

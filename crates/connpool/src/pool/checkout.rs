@@ -1,0 +1,614 @@
+//! Checkout: dialling on a held slot, the `get` future and the values that own
+//! whatever is in flight inside it, so that dropping the future at any await point
+//! gives back its slot, connection or grant.
+
+use super::Pool;
+use super::shared::{Acquire, Conn, Grant, Shared};
+use crate::PoolError;
+use crate::backoff::{Backoff, Gate};
+use crate::error::GetError;
+use crate::guard::PooledConn;
+use crate::hooks::{self};
+use crate::manager::Manager;
+pub(crate) use crate::meta::CloseReason;
+use crate::unwind::{self, Panicked};
+use poolside_core::{ConnEvent, Timing};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+impl<M: Manager> Shared<M> {
+    /// One dial on a slot the caller holds, bounded by `limit`, reported to the backoff
+    /// (`generation` and `probe` come from its gate).
+    pub(super) async fn dial(
+        &self,
+        generation: u64,
+        probe: bool,
+        limit: Duration,
+    ) -> Result<Conn<M::Connection>, GetError<M::Error>> {
+        self.counters.bump(&self.counters.dials);
+        // A probe whose future is dropped mid-dial must let another caller probe.
+        let mut abandoned = AbandonedProbe { backoff: &self.backoff, armed: probe };
+        let started = Instant::now();
+        let outcome =
+            tokio::time::timeout(limit, unwind::guard_future("connect", || self.manager.connect()))
+                .await;
+        self.events.record(Timing::Dial, started.elapsed());
+        abandoned.armed = false;
+        match outcome {
+            Ok(Ok(Ok(raw))) => {
+                let conn = self.new_conn(raw);
+                let Some(hook) = &self.hooks.after_connect else {
+                    self.backoff.succeeded(probe);
+                    self.events
+                        .connection(ConnEvent::Connect { id: conn.id, took: started.elapsed() });
+                    return Ok(conn);
+                };
+                // The hook is part of the dial: its own time comes out of the same
+                // limit, and the probe stays armed until it has answered. Should this
+                // future be dropped meanwhile, `Preparing` closes the connection.
+                abandoned.armed = probe;
+                let left = limit.saturating_sub(started.elapsed());
+                let mut preparing = Preparing { shared: self, conn: Some(conn) };
+                let conn_ref = preparing.conn.as_mut().expect("just set");
+                let meta = conn_ref.meta();
+                let verdict =
+                    hooks::run("after_connect", hook, &mut conn_ref.raw, meta, left).await;
+                abandoned.armed = false;
+                let conn = preparing.conn.take().expect("taken only here");
+                match verdict {
+                    Ok(()) => {
+                        self.backoff.succeeded(probe);
+                        self.events.connection(ConnEvent::Connect {
+                            id: conn.id,
+                            took: started.elapsed(),
+                        });
+                        Ok(conn)
+                    }
+                    Err(refusal) => {
+                        self.close_conn(conn, CloseReason::Hook);
+                        self.counters.bump(&self.counters.dial_errors);
+                        let (error, text) = match refusal {
+                            hooks::Refusal::Panicked(Panicked { during, message }) => {
+                                let text = format!("after_connect panicked: {message}");
+                                (GetError::Panicked { during, message }, text)
+                            }
+                            hooks::Refusal::Failed(error) => {
+                                let text = format!("after_connect failed: {error}");
+                                (GetError::Hook { during: "after_connect", error }, text)
+                            }
+                            // `after_connect` returns `()`, so it never declines; a
+                            // refusal without an error is reported like a timeout.
+                            refusal => {
+                                let text = match refusal {
+                                    hooks::Refusal::TimedOut(after) => {
+                                        format!("after_connect timed out after {after:?}")
+                                    }
+                                    _ => "after_connect refused the connection".to_owned(),
+                                };
+                                let error = GetError::Hook {
+                                    during: "after_connect",
+                                    error: text.clone().into(),
+                                };
+                                (error, text)
+                            }
+                        };
+                        self.backoff.failed(generation, probe, text);
+                        Err(error)
+                    }
+                }
+            }
+            Ok(Ok(Err(e))) => {
+                self.counters.bump(&self.counters.dial_errors);
+                tracing::warn!(error = %e, "poolside-connpool: opening a connection failed");
+                self.backoff.failed(generation, probe, e.to_string());
+                Err(GetError::Connect(e))
+            }
+            Ok(Err(Panicked { during, message })) => {
+                // A connect that panics fails like one that errs: it backs off too, so a
+                // manager that always panics is not called in a tight loop.
+                self.counters.bump(&self.counters.dial_errors);
+                self.backoff.failed(generation, probe, format!("connect panicked: {message}"));
+                Err(GetError::Panicked { during, message })
+            }
+            Err(_) => {
+                self.counters.bump(&self.counters.dial_errors);
+                let after = self.config.connect_timeout;
+                if limit < after {
+                    // Cut short by the caller's own deadline: no verdict on the server,
+                    // so no backoff; a probe lets the next caller try.
+                    if probe {
+                        self.backoff.abandon_probe();
+                    }
+                } else {
+                    tracing::warn!(?after, "poolside-connpool: opening a connection timed out");
+                    self.backoff.failed(
+                        generation,
+                        probe,
+                        format!("connect timed out after {after:?}"),
+                    );
+                }
+                Err(GetError::ConnectTimeout { after })
+            }
+        }
+    }
+
+    /// Wraps a connection just opened (or adopted) with a fresh id.
+    pub(super) fn new_conn(&self, raw: M::Connection) -> Conn<M::Connection> {
+        let now = Instant::now();
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        Conn { raw, created: now, last_used: now, id, checkouts: 0 }
+    }
+
+    /// Runs `before_acquire` (when set) on the connection `pending` holds; `false`
+    /// when the hook refused it (the connection then stays in `pending`, for the
+    /// caller to close). Dropped meanwhile, `pending` closes it.
+    pub(super) async fn approve_checkout(&self, pending: &mut Pending<'_, M>) -> bool {
+        let Some(hook) = &self.hooks.before_acquire else { return true };
+        let Some(conn) = pending.conn.as_mut() else { return false };
+        let meta = conn.meta();
+        hooks::run("before_acquire", hook, &mut conn.raw, meta, self.config.connect_timeout)
+            .await
+            .is_ok()
+    }
+
+    /// Opens a connection for a caller holding a slot: dials, and after a failure
+    /// retries as the shared backoff allows, until `connect_retries` or the connect
+    /// timeout (from the first attempt) runs out. A caller that may not wait
+    /// (`may_wait` false) makes at most one attempt and never waits for the backoff.
+    ///
+    /// `wait` is the caller's own deadline (its wait policy), which cuts the dialling
+    /// short: then the last dial's error is reported, or `TimedOut` if none failed.
+    pub(super) async fn dial_for_caller(
+        &self,
+        may_wait: bool,
+        wait: Option<WaitLimit>,
+    ) -> Result<Conn<M::Connection>, GetError<M::Error>> {
+        let limit = self.config.connect_timeout;
+        let connect_deadline = Instant::now().checked_add(limit);
+        let deadline = match (connect_deadline, wait.and_then(|w| w.at)) {
+            (Some(c), Some(w)) => Some(c.min(w)),
+            (c, w) => c.or(w),
+        };
+        let caller_timed_out = |last: Option<GetError<M::Error>>, attempts: u32| match last {
+            Some(_) => named(attempts, last),
+            None => GetError::Pool(PoolError::TimedOut { waited: wait.map_or(limit, |w| w.limit) }),
+        };
+        let max_attempts = if may_wait { self.config.connect_retries.saturating_add(1) } else { 1 };
+        let mut attempts = 0u32;
+        let mut last: Option<GetError<M::Error>> = None;
+        loop {
+            if self.is_closed() {
+                return Err(PoolError::Closed.into());
+            }
+            let settled = self.backoff.settled();
+            let mut settled = std::pin::pin!(settled);
+            settled.as_mut().enable();
+            let now = Instant::now();
+            let waited_for = match self.backoff.gate(now) {
+                Gate::Dial { generation, probe } => {
+                    attempts += 1;
+                    let left = deadline.map_or(limit, |d| d.saturating_duration_since(now));
+                    match self.dial(generation, probe, left).await {
+                        Ok(conn) => return Ok(conn),
+                        Err(e @ GetError::Panicked { .. }) => return Err(e),
+                        // Cut short by the caller's deadline, not the connect timeout.
+                        Err(GetError::ConnectTimeout { .. })
+                            if wait.and_then(|w| w.at).is_some_and(|w| Instant::now() >= w)
+                                && connect_deadline.is_none_or(|c| Instant::now() < c) =>
+                        {
+                            return Err(caller_timed_out(last, attempts));
+                        }
+                        Err(e) => last = Some(e),
+                    }
+                    let out_of_time = deadline.is_some_and(|d| Instant::now() >= d);
+                    if attempts >= max_attempts || out_of_time {
+                        return Err(named(attempts, last));
+                    }
+                    continue;
+                }
+                Gate::Wait { until, failures, last_error } => {
+                    let beyond_deadline = match (until, deadline) {
+                        (Some(until), Some(deadline)) => until > deadline,
+                        _ => false,
+                    };
+                    if !may_wait || beyond_deadline {
+                        return Err(match last {
+                            Some(_) => named(attempts, last),
+                            None => GetError::Backoff {
+                                failures,
+                                retry_in: until.map(|u| u.saturating_duration_since(now)),
+                                last_error,
+                            },
+                        });
+                    }
+                    (until, failures, last_error)
+                }
+            };
+            let (until, failures, last_error) = waited_for;
+            let wake = match (until, deadline) {
+                (Some(u), Some(d)) => Some(u.min(d)),
+                (u, d) => u.or(d),
+            };
+            match wake {
+                Some(at) => {
+                    tokio::select! {
+                        () = settled => {}
+                        () = tokio::time::sleep_until(at) => {}
+                    }
+                }
+                None => settled.await,
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(match last {
+                    Some(_) => named(attempts, last),
+                    None if wait.and_then(|w| w.at).is_some_and(|w| Instant::now() >= w) => {
+                        caller_timed_out(None, attempts)
+                    }
+                    None => GetError::Backoff { failures, retry_in: None, last_error },
+                });
+            }
+        }
+    }
+
+    /// Opens one connection for the idle stripes if the pool is below `target` idle
+    /// connections and has a free slot. Returns whether it added one. Never waits
+    /// for the dial backoff: it reports [`GetError::Backoff`] instead.
+    pub(crate) async fn warm_one(&self, target: usize) -> Result<bool, GetError<M::Error>> {
+        {
+            let mut st = self.lock();
+            if st.closed || self.idle.len() >= target || st.open >= st.max_size {
+                return Ok(false);
+            }
+            st.open += 1;
+            self.publish(&st);
+        }
+        // Dropped on every early return: the slot goes back (to a waiter, if any).
+        let mut slot = Pending::new(self, Grant::Slot);
+        let now = Instant::now();
+        let (generation, probe) = match self.backoff.gate(now) {
+            Gate::Dial { generation, probe } => (generation, probe),
+            Gate::Wait { until, failures, last_error } => {
+                return Err(GetError::Backoff {
+                    failures,
+                    retry_in: until.map(|u| u.saturating_duration_since(now)),
+                    last_error,
+                });
+            }
+        };
+        let conn = self.dial(generation, probe, self.config.connect_timeout).await?;
+        slot.holds_slot = false;
+        if self.admit() {
+            self.put_back(conn, false);
+            Ok(true)
+        } else {
+            self.close_conn(conn, CloseReason::PoolClosed);
+            self.release_slot();
+            Ok(false)
+        }
+    }
+}
+
+/// A slot held inside `get` (with the connection being judged, if any): given back
+/// if the future is dropped.
+pub(super) struct Pending<'a, M: Manager> {
+    pub(super) shared: &'a Shared<M>,
+    pub(super) conn: Option<Conn<M::Connection>>,
+    pub(super) holds_slot: bool,
+}
+
+impl<'a, M: Manager> Pending<'a, M> {
+    pub(super) fn new(shared: &'a Shared<M>, grant: Grant<M::Connection>) -> Self {
+        let conn = match grant {
+            Grant::Conn(conn) => Some(conn),
+            Grant::Slot => None,
+        };
+        Pending { shared, conn, holds_slot: true }
+    }
+}
+
+impl<M: Manager> Drop for Pending<'_, M> {
+    fn drop(&mut self) {
+        if !self.holds_slot {
+            return;
+        }
+        match self.conn.take() {
+            // Dropped mid health check: the connection's state is unknown, close it.
+            Some(conn) => {
+                self.shared.close_conn(conn, CloseReason::Cancelled);
+                self.shared.release_slot();
+            }
+            None => self.shared.release_slot(),
+        }
+    }
+}
+
+/// A connection just opened, while `after_connect` prepares it: closed (as
+/// cancelled) if the dial's future is dropped meanwhile. Its slot is held, and given
+/// back, by the caller.
+pub(super) struct Preparing<'a, M: Manager> {
+    pub(super) shared: &'a Shared<M>,
+    pub(super) conn: Option<Conn<M::Connection>>,
+}
+
+impl<M: Manager> Drop for Preparing<'_, M> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            self.shared.close_conn(conn, CloseReason::Cancelled);
+        }
+    }
+}
+
+/// A caller's own wait limit (`WaitPolicy::Timeout`, `get_timeout`): when it ends,
+/// and how long it was.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct WaitLimit {
+    at: Option<Instant>,
+    limit: Duration,
+}
+
+/// What `checkout` does next with the slot it holds.
+pub(super) enum Verdict {
+    Dial,
+    Close(CloseReason),
+    Fresh,
+    Check,
+}
+
+/// The error a `get` reports after `attempts` dials: the last one's, naming the
+/// attempts when there were several.
+pub(super) fn named<E>(attempts: u32, last: Option<GetError<E>>) -> GetError<E> {
+    match last {
+        Some(GetError::Connect(last)) if attempts > 1 => GetError::ConnectFailed { attempts, last },
+        Some(last) => last,
+        None => GetError::Pool(PoolError::Closed),
+    }
+}
+
+/// A probe dial in progress: if dropped before it finished (its future was dropped),
+/// the backoff lets another caller probe.
+pub(super) struct AbandonedProbe<'a> {
+    pub(super) backoff: &'a Backoff,
+    armed: bool,
+}
+
+impl Drop for AbandonedProbe<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.backoff.abandon_probe();
+        }
+    }
+}
+
+/// A place in the waiter queue; leaving it (dropped future) passes on anything that
+/// was already sent to it.
+pub(super) struct Queued<'a, M: Manager> {
+    pub(super) shared: &'a Shared<M>,
+    pub(super) id: u64,
+    pub(super) rx: oneshot::Receiver<Grant<M::Connection>>,
+    /// Set once the channel resolved: the sender already left the queue.
+    resolved: bool,
+}
+
+impl<M: Manager> Drop for Queued<'_, M> {
+    fn drop(&mut self) {
+        if self.resolved {
+            return;
+        }
+        {
+            let mut st = self.shared.lock();
+            if let Some(at) = st.waiters.iter().position(|w| w.id == self.id) {
+                st.waiters.remove(at);
+                self.shared.publish(&st);
+            }
+        }
+        self.rx.close();
+        match self.rx.try_recv() {
+            Ok(Grant::Conn(conn)) => self.shared.put_back(conn, false),
+            Ok(Grant::Slot) => self.shared.release_slot(),
+            Err(_) => {}
+        }
+    }
+}
+
+impl<M: Manager> Pool<M> {
+    /// `limit`: the caller's own wait limit, counted from `now` (one clock read per get).
+    pub(super) async fn get_inner(
+        &self,
+        may_queue: bool,
+        limit: Option<Duration>,
+    ) -> Result<PooledConn<'_, M>, GetError<M::Error>> {
+        let shared = &*self.shared;
+        let now = Instant::now();
+        let wait = limit.map(|limit| WaitLimit { at: now.checked_add(limit), limit });
+        let timed_out = || {
+            shared.counters.bump(&shared.counters.timeouts);
+            GetError::Pool(PoolError::TimedOut { waited: wait.map_or(Duration::ZERO, |w| w.limit) })
+        };
+        let grant = match shared.acquire(may_queue, now) {
+            Acquire::Fresh(conn) => {
+                if shared.events.is_enabled() {
+                    shared.events.record(Timing::AcquireWait, Duration::ZERO);
+                    let id = conn.id;
+                    shared.events.connection(ConnEvent::Checkout { id, waited: Duration::ZERO });
+                }
+                return Ok(PooledConn::new(self, conn));
+            }
+            Acquire::Ready(grant) => grant,
+            Acquire::Closed => return Err(PoolError::Closed.into()),
+            Acquire::Exhausted => return Err(PoolError::Exhausted.into()),
+            Acquire::Queued(id, rx) => {
+                let mut queued = Queued { shared, id, rx, resolved: false };
+                let outcome = match wait.and_then(|w| w.at) {
+                    Some(at) => match tokio::time::timeout_at(at, &mut queued.rx).await {
+                        Ok(outcome) => outcome,
+                        // Leaving the line passes on anything sent meanwhile.
+                        Err(_) => {
+                            drop(queued);
+                            return Err(timed_out());
+                        }
+                    },
+                    None => (&mut queued.rx).await,
+                };
+                queued.resolved = true;
+                drop(queued);
+                outcome.map_err(|_| GetError::Pool(PoolError::Closed))?
+            }
+        };
+        let conn = self.checkout(grant, may_queue, wait).await;
+        if let Err(GetError::Pool(PoolError::TimedOut { .. })) = &conn {
+            shared.counters.bump(&shared.counters.timeouts);
+        }
+        if let (Ok(guard), true) = (&conn, shared.events.is_enabled()) {
+            // Waiting in line plus opening or checking the connection; successful gets
+            // only, so the histogram's count equals the connections handed out.
+            let waited = now.elapsed();
+            shared.events.record(Timing::AcquireWait, waited);
+            shared.events.connection(ConnEvent::Checkout { id: guard.meta().id, waited });
+        }
+        conn
+    }
+
+    /// Turns a grant into a guard. An idle connection is closed when it expired or
+    /// `is_broken` says so (cheap, before any health check); one unused for longer
+    /// than the health-check window is checked. A connection that fails either way
+    /// is the pool's problem, not the caller's: the caller moves on to another idle
+    /// connection (at most `max_health_retries + 1` failed checks), then dials a fresh
+    /// one on the slot it holds, with the retries and backoff of `dial_for_caller`.
+    pub(super) async fn checkout(
+        &self,
+        grant: Grant<M::Connection>,
+        may_wait: bool,
+        wait: Option<WaitLimit>,
+    ) -> Result<PooledConn<'_, M>, GetError<M::Error>> {
+        let shared = &*self.shared;
+        let mut pending = Pending::new(shared, grant);
+        let mut failed_checks = 0u32;
+        loop {
+            let now = Instant::now();
+            let verdict = match pending.conn.as_mut() {
+                None => Verdict::Dial,
+                Some(conn) => match shared.expired(conn, now) {
+                    Some(reason) => Verdict::Close(reason),
+                    None if shared.judged_broken(conn) => Verdict::Close(CloseReason::Broken),
+                    None if now.duration_since(conn.last_used)
+                        < shared.config.health_check_after =>
+                    {
+                        Verdict::Fresh
+                    }
+                    None => Verdict::Check,
+                },
+            };
+            match verdict {
+                Verdict::Dial => {
+                    let conn = shared.dial_for_caller(may_wait, wait).await?;
+                    pending.holds_slot = false;
+                    if !shared.admit() {
+                        shared.close_conn(conn, CloseReason::PoolClosed);
+                        shared.release_slot();
+                        return Err(PoolError::Closed.into());
+                    }
+                    return Ok(self.hand_out(conn));
+                }
+                Verdict::Close(reason) => {
+                    if let Some(conn) = pending.conn.take() {
+                        shared.close_conn(conn, reason);
+                    }
+                }
+                Verdict::Fresh => {
+                    if let Some(guard) = self.approve_and_hand_out(&mut pending).await {
+                        return Ok(guard);
+                    }
+                    failed_checks = failed_checks.saturating_add(1);
+                }
+                Verdict::Check => {
+                    shared.counters.bump(&shared.counters.health_checks);
+                    // Bounded like a dial, so a black-holed peer cannot hang `get`, and
+                    // by the caller's own deadline.
+                    let limit = shared.config.connect_timeout;
+                    let caller_at = wait.and_then(|w| w.at);
+                    let bound =
+                        caller_at.map_or(limit, |at| at.saturating_duration_since(now).min(limit));
+                    let checked = match pending.conn.as_mut() {
+                        Some(conn) => {
+                            let check = unwind::guard_future("check", move || {
+                                shared.manager.check(&mut conn.raw)
+                            });
+                            tokio::time::timeout(bound, check).await
+                        }
+                        None => continue,
+                    };
+                    if checked.is_err() && caller_at.is_some_and(|at| Instant::now() >= at) {
+                        // The caller's time ran out mid-check: the connection's state
+                        // is unknown, so `pending` closes it and gives the slot back.
+                        return Err(GetError::Pool(PoolError::TimedOut {
+                            waited: wait.map_or(limit, |w| w.limit),
+                        }));
+                    }
+                    let Some(conn) = pending.conn.take() else { continue };
+                    match checked {
+                        Ok(Ok(Ok(()))) => {
+                            pending.conn = Some(conn);
+                            if let Some(guard) = self.approve_and_hand_out(&mut pending).await {
+                                return Ok(guard);
+                            }
+                            failed_checks = failed_checks.saturating_add(1);
+                            if failed_checks <= shared.config.max_health_retries {
+                                if let Grant::Conn(idle) = shared.swap_slot_for_idle() {
+                                    pending.conn = Some(idle);
+                                }
+                            }
+                            continue;
+                        }
+                        Ok(Ok(Err(e))) => {
+                            tracing::debug!(error = %e, "poolside-connpool: health check failed; discarding the connection");
+                        }
+                        // A panicking check was logged where it was caught.
+                        Ok(Err(_)) => {}
+                        Err(_) => {
+                            tracing::debug!(
+                                ?limit,
+                                "poolside-connpool: health check timed out; discarding the connection"
+                            );
+                        }
+                    }
+                    failed_checks = failed_checks.saturating_add(1);
+                    shared.counters.bump(&shared.counters.health_fails);
+                    shared.close_conn(conn, CloseReason::Broken);
+                }
+            }
+            // The connection is gone and its slot is ours: take the next idle one
+            // (when nobody waits), else dial on the slot.
+            if failed_checks <= shared.config.max_health_retries {
+                if let Grant::Conn(idle) = shared.swap_slot_for_idle() {
+                    pending.conn = Some(idle);
+                }
+            }
+        }
+    }
+
+    /// Hands out the idle connection `pending` holds once `before_acquire` (if set)
+    /// approves it; otherwise closes it (`None`: the caller keeps the empty slot).
+    pub(super) async fn approve_and_hand_out(
+        &self,
+        pending: &mut Pending<'_, M>,
+    ) -> Option<PooledConn<'_, M>> {
+        let shared = &*self.shared;
+        let approved = shared.approve_checkout(pending).await;
+        let mut conn = pending.conn.take()?;
+        if approved {
+            pending.holds_slot = false;
+            conn.last_used = Instant::now();
+            Some(self.hand_out(conn))
+        } else {
+            shared.close_conn(conn, CloseReason::Hook);
+            None
+        }
+    }
+
+    pub(super) fn hand_out(&self, conn: Conn<M::Connection>) -> PooledConn<'_, M> {
+        self.shared.counters.acquires.bump();
+        PooledConn::new(self, conn)
+    }
+}

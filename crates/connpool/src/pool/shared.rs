@@ -1,0 +1,583 @@
+//! The pool's shared state and its hand-off protocol.
+//!
+//! Idle connections live in a striped store (`idle.rs`): per-thread home stripes, each
+//! behind its own small mutex on its own cache line. While nobody waits, `get` takes
+//! from the caller's home stripe (else from another) and a return puts back into the
+//! home stripe, without touching the pool lock. A `parking_lot` mutex guards only the
+//! waiter queue and the slot counts. The two meet with a store-then-load handshake
+//! (both sides `SeqCst`): a caller about to wait first announces itself in `waiting`,
+//! then polls every stripe once more; a returner pushes, then reads `waiting` again
+//! and, if someone announced, feeds the idle connections to the waiters under the
+//! lock. One of the two always sees the other, so no wake-up is lost (the argument is
+//! spelled out at `Shared::acquire`). With waiters present, a return hands its
+//! connection straight to the oldest one, so nobody overtakes the line. Anything in flight between two owners (a grant
+//! sent to a waiter, a connection being checked, a slot being dialled) sits in a
+//! value whose `Drop` gives it back, so a dropped future at any await point leaks
+//! nothing and swallows no wake-up.
+
+use super::Status;
+use crate::backoff::Backoff;
+use crate::builder::Config;
+use crate::hooks::{self, Hooks};
+use crate::idle::Stripes;
+use crate::janitor::Signal;
+use crate::manager::Manager;
+pub(crate) use crate::meta::CloseReason;
+use crate::meta::ConnMeta;
+use crate::stats::{Counters, Gauges};
+use crate::unwind::{self};
+use crossbeam_utils::CachePadded;
+use parking_lot::{Mutex, MutexGuard};
+use poolside_core::{ConnEvent, Events};
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering, fence};
+use tokio::sync::{Notify, oneshot};
+use tokio::time::Instant;
+
+/// A connection with the times the pool needs to judge it.
+pub(crate) struct Conn<C> {
+    pub(crate) raw: C,
+    pub(crate) created: Instant,
+    /// When it was last checked out, or returned when the pool has lifetimes to
+    /// enforce. Reading the clock on every return would double the clock reads of
+    /// a get + drop (a third of its cost where `clock_gettime` is slow), so pools
+    /// without idle or lifetime limits stamp only the checkout; the health-check
+    /// window is then measured from the checkout, which can only add checks.
+    pub(crate) last_used: Instant,
+    /// Unique within the pool (see [`ConnMeta::id`]).
+    pub(crate) id: u64,
+    /// Times handed to a caller; bumped by the guard that receives it.
+    pub(crate) checkouts: u64,
+}
+
+impl<C> Conn<C> {
+    pub(crate) fn meta(&self) -> ConnMeta {
+        ConnMeta {
+            id: self.id,
+            created_at: self.created,
+            last_used: self.last_used,
+            checkouts: self.checkouts,
+        }
+    }
+}
+
+/// What a waiter receives: a live connection, or the right to open one.
+pub(crate) enum Grant<C> {
+    Conn(Conn<C>),
+    Slot,
+}
+
+pub(super) struct Waiter<C> {
+    pub(super) id: u64,
+    pub(super) tx: oneshot::Sender<Grant<C>>,
+}
+
+/// The pool lock, held.
+pub(super) type Locked<'a, C> = MutexGuard<'a, State<C>>;
+
+/// A grant no live waiter took, with the lock re-taken; `None` once delivered.
+pub(super) type Undelivered<'a, C> = Option<(Locked<'a, C>, Grant<C>)>;
+
+pub(crate) struct State<C> {
+    pub(super) waiters: VecDeque<Waiter<C>>,
+    /// Slots taken: idle + in use + being opened or checked.
+    pub(super) open: usize,
+    pub(super) max_size: usize,
+    pub(super) closed: bool,
+    pub(super) next_waiter: u64,
+}
+
+pub(crate) struct Shared<M: Manager> {
+    pub(crate) manager: M,
+    pub(crate) config: Config,
+    /// Idle connections, striped by thread, each stripe used last-in first-out.
+    pub(crate) idle: Stripes<Conn<M::Connection>>,
+    pub(super) state: Mutex<State<M::Connection>>,
+    /// Set (under the lock) when the pool closes, read by every get and return: on a
+    /// line of its own, away from the pool lock that waiters write.
+    pub(super) closed: CachePadded<AtomicBool>,
+    /// Mirrors of the locked state for lock-free readers, plus the counters.
+    pub(crate) gauges: Gauges,
+    pub(crate) counters: Counters,
+    pub(crate) events: Events,
+    pub(crate) signal: Arc<Signal>,
+    /// Notified whenever a slot is given up after close, for `close_graceful`.
+    pub(super) drained: Notify,
+    /// The dial backoff shared by every caller and the janitor.
+    pub(crate) backoff: Backoff,
+    /// The lifecycle hooks; each unset one is a `None` checked where it would run.
+    pub(crate) hooks: Hooks<M::Connection>,
+    /// The id of the next connection opened or adopted.
+    pub(super) next_id: AtomicU64,
+}
+
+impl<M: Manager> Drop for Shared<M> {
+    fn drop(&mut self) {
+        self.signal.pool_gone();
+    }
+}
+
+/// Sends `grant` to the oldest waiter whose future is still alive, under the lock;
+/// gives it back when there is none. Waiters whose futures were dropped are skipped
+/// (their `Queued` guard removes them, but may lose the race with this pop).
+pub(super) fn send_to_oldest<C>(
+    waiters: &mut VecDeque<Waiter<C>>,
+    mut grant: Grant<C>,
+) -> Option<Grant<C>> {
+    while let Some(waiter) = waiters.pop_front() {
+        match waiter.tx.send(grant) {
+            Ok(()) => return None,
+            Err(back) => grant = back,
+        }
+    }
+    Some(grant)
+}
+
+/// Whether this thread runs a multi-thread tokio runtime (another worker may return a
+/// connection while this one spins).
+pub(super) fn multi_threaded() -> bool {
+    tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
+}
+
+/// What a caller found when it asked for a connection.
+pub(super) enum Acquire<C> {
+    /// An idle connection that needs neither replacing nor a health check: done.
+    Fresh(Conn<C>),
+    Ready(Grant<C>),
+    Queued(u64, oneshot::Receiver<Grant<C>>),
+    Exhausted,
+    Closed,
+}
+
+impl<M: Manager> Shared<M> {
+    /// Mirrors the locked state for lock-free readers (`waiting` with `SeqCst`: it is
+    /// one half of the idle hand-shake).
+    pub(super) fn publish(&self, st: &State<M::Connection>) {
+        self.gauges.publish(st.open, st.max_size, st.waiters.len());
+    }
+
+    pub(super) fn lock(&self) -> Locked<'_, M::Connection> {
+        self.state.lock()
+    }
+
+    /// Whether a connection is past its lifetime or idle limit at `now`.
+    pub(crate) fn expired(&self, conn: &Conn<M::Connection>, now: Instant) -> Option<CloseReason> {
+        if self.config.max_lifetime.is_some_and(|l| now.duration_since(conn.created) >= l) {
+            Some(CloseReason::Lifetime)
+        } else if self.config.max_idle_time.is_some_and(|l| now.duration_since(conn.last_used) >= l)
+        {
+            Some(CloseReason::Idle)
+        } else {
+            None
+        }
+    }
+
+    /// Within its limits and used within the health-check window.
+    pub(super) fn is_fresh(&self, conn: &Conn<M::Connection>, now: Instant) -> bool {
+        now.duration_since(conn.last_used) < self.config.health_check_after
+            && self.expired(conn, now).is_none()
+    }
+
+    /// The lock-free common case: nobody waits and an idle connection is there.
+    /// `Some(Fresh)` needs no more work; `Some(Ready)` must be checked or replaced.
+    pub(super) fn take_idle(&self, now: Instant) -> Option<Acquire<M::Connection>> {
+        if self.gauges.waiting() != 0 || self.closed.load(Ordering::Relaxed) {
+            return None;
+        }
+        let mut conn = self.idle.pop()?;
+        self.note_idle_taken();
+        if self.is_fresh(&conn, now)
+            && !self.judged_broken(&mut conn)
+            && self.hooks.before_acquire.is_none()
+        {
+            conn.last_used = now;
+            self.counters.acquires.bump();
+            Some(Acquire::Fresh(conn))
+        } else {
+            Some(Acquire::Ready(Grant::Conn(conn)))
+        }
+    }
+
+    /// `Manager::is_broken`, where a panic counts as broken.
+    pub(super) fn judged_broken(&self, conn: &mut Conn<M::Connection>) -> bool {
+        unwind::guard("is_broken", || self.manager.is_broken(&mut conn.raw)).unwrap_or(true)
+    }
+
+    /// A connection left the idle stripes (or a caller found none): if that took the
+    /// pool below `min_idle`, the janitor refills it now rather than at its next tick.
+    pub(super) fn note_idle_taken(&self) {
+        let min_idle = self.config.min_idle;
+        if min_idle != 0 && self.idle.len() < min_idle {
+            self.signal.refill();
+        }
+    }
+
+    /// With every slot taken and nobody waiting, on a runtime with several worker
+    /// threads, looks for a returned connection for about a microsecond before taking
+    /// the lock and queueing.
+    ///
+    /// Why: when connections are held briefly and there are more callers than
+    /// connections across many cores, queueing turns every later return into a locked
+    /// hand-off and a wake-up of a parked task on another core, and the line, once
+    /// formed, sustains itself, capping the pool at the speed of a locked queue (the
+    /// many-core runs in docs/benchmarks.md). A connection returned within the spin goes to
+    /// whoever finds it, as it would a moment later anyway. Nobody is overtaken: the
+    /// spin stops as soon as anyone waits (`take_idle` then returns nothing), so the
+    /// first-come-first-served line is untouched. A current-thread runtime cannot see
+    /// a return while it spins, so it never spins.
+    #[cold]
+    pub(super) fn spin_for_idle(&self, now: Instant) -> Option<Acquire<M::Connection>> {
+        const ROUNDS: u32 = 6;
+        if !self.gauges.at_capacity() || self.idle.stripe_count() == 1 || !multi_threaded() {
+            return None;
+        }
+        for round in 0..ROUNDS {
+            for _ in 0..(1u32 << round) {
+                std::hint::spin_loop();
+            }
+            if self.gauges.waiting() != 0 {
+                return None;
+            }
+            if let Some(found) = self.take_idle(now) {
+                return Some(found);
+            }
+        }
+        None
+    }
+
+    /// Takes an idle connection or a free slot, or queues (when allowed).
+    pub(super) fn acquire(&self, may_queue: bool, now: Instant) -> Acquire<M::Connection> {
+        if let Some(found) = self.take_idle(now).or_else(|| self.spin_for_idle(now)) {
+            return found;
+        }
+        let mut st = self.lock();
+        if st.closed {
+            return Acquire::Closed;
+        }
+        if st.waiters.is_empty() {
+            // Announce, then look again: a returner that pushed before seeing us
+            // is caught here, one that pushes after sees `waiting` and feeds us.
+            //
+            // Why the stripes keep this true: a returner stores its stripe's length
+            // under the stripe lock, then fences (`SeqCst`) and reads `waiting`; we
+            // store `waiting`, fence, then read every stripe's length and lock the
+            // non-empty ones (`Stripes::pop` returns `None` only after that full
+            // pass). Store, fence, load on both sides: the two fences are ordered
+            // one way or the other, so either our read of that stripe's length sees
+            // the push or the returner's read of `waiting` sees us (a length another
+            // caller lowered meanwhile means that caller took the connection, and
+            // will return it through this same hand-shake). The stripe locks only
+            // add ordering; no length is read before the fence it pairs with.
+            self.gauges.announce_waiter();
+            fence(Ordering::SeqCst);
+            if let Some(conn) = self.idle.pop() {
+                self.publish(&st);
+                drop(st);
+                self.note_idle_taken();
+                return Acquire::Ready(Grant::Conn(conn));
+            }
+            if st.open < st.max_size {
+                st.open += 1;
+                self.publish(&st);
+                drop(st);
+                self.note_idle_taken();
+                return Acquire::Ready(Grant::Slot);
+            }
+        }
+        self.gauges.bump_exhaustions();
+        if !may_queue {
+            self.publish(&st);
+            return Acquire::Exhausted;
+        }
+        let id = st.next_waiter;
+        st.next_waiter += 1;
+        let (tx, rx) = oneshot::channel();
+        st.waiters.push_back(Waiter { id, tx });
+        self.feed_waiters(&mut st);
+        Acquire::Queued(id, rx)
+    }
+
+    /// Under the lock: moves idle connections to waiters, oldest first (a returner
+    /// may have pushed one just as they queued).
+    pub(super) fn feed_waiters(&self, st: &mut State<M::Connection>) {
+        // This caller's half of the hand-shake: `waiting` is stored before the idle
+        // queue is polled, so a concurrent returner either is seen here or sees us.
+        self.publish(st);
+        fence(Ordering::SeqCst);
+        while !st.waiters.is_empty() {
+            let Some(conn) = self.idle.pop() else { break };
+            if let Some(Grant::Conn(unsent)) = send_to_oldest(&mut st.waiters, Grant::Conn(conn)) {
+                self.idle.push(unsent);
+            }
+        }
+        self.publish(st);
+    }
+
+    /// After a lock-free push: if a caller announced itself meanwhile, or the pool
+    /// closed, settle the idle stripes under the lock.
+    pub(super) fn after_push(&self) {
+        fence(Ordering::SeqCst);
+        if self.gauges.waiting() == 0
+            && !self.closed.load(Ordering::SeqCst)
+            && !self.gauges.over_size()
+        {
+            return;
+        }
+        let mut st = self.lock();
+        if st.closed || st.open > st.max_size {
+            // Closed or shrunk while the connection went in: take back what must go.
+            let mut doomed = Vec::new();
+            while st.closed || st.open - doomed.len() > st.max_size {
+                let Some(conn) = self.idle.pop() else { break };
+                doomed.push(conn);
+            }
+            st.open -= doomed.len();
+            let drained = st.closed && st.open == 0;
+            self.publish(&st);
+            drop(st);
+            let reason =
+                if self.is_closed() { CloseReason::PoolClosed } else { CloseReason::Resize };
+            for conn in doomed {
+                self.close_conn(conn, reason);
+            }
+            if drained {
+                self.drained.notify_waiters();
+            }
+        } else {
+            self.feed_waiters(&mut st);
+        }
+    }
+
+    /// Puts a checked-out, healthy connection back: to the oldest live waiter, else
+    /// into the idle stripes. `counted` is false for a fresh connection that never
+    /// went to a caller.
+    pub(crate) fn put_back(&self, conn: Conn<M::Connection>, counted: bool) {
+        if counted {
+            self.counters.releases.bump();
+        }
+        if self.closed.load(Ordering::Acquire) || self.gauges.over_size() {
+            let reason =
+                if self.is_closed() { CloseReason::PoolClosed } else { CloseReason::Resize };
+            self.close_conn(conn, reason);
+            self.release_slot();
+            return;
+        }
+        let conn = if self.gauges.waiting() == 0 {
+            conn
+        } else {
+            let st = self.lock();
+            match self.hand_to_oldest(st, Grant::Conn(conn)) {
+                None => return,
+                Some((st, Grant::Conn(conn))) => {
+                    drop(st);
+                    conn
+                }
+                Some((st, Grant::Slot)) => {
+                    drop(st);
+                    return self.release_slot();
+                }
+            }
+        };
+        self.idle.push(conn);
+        self.after_push();
+    }
+
+    /// Sends `grant` to the oldest waiter whose future is still alive, with the lock
+    /// released during the send (it wakes a task, which may unpark a worker thread:
+    /// not something to do while others spin on the lock). Returns the re-taken lock
+    /// and the grant when no live waiter is left.
+    pub(super) fn hand_to_oldest<'a>(
+        &'a self,
+        mut st: Locked<'a, M::Connection>,
+        mut grant: Grant<M::Connection>,
+    ) -> Undelivered<'a, M::Connection> {
+        loop {
+            let Some(waiter) = st.waiters.pop_front() else { return Some((st, grant)) };
+            self.publish(&st);
+            drop(st);
+            match waiter.tx.send(grant) {
+                Ok(()) => return None,
+                // Its future was dropped after we popped it: try the next one.
+                Err(back) => {
+                    grant = back;
+                    st = self.lock();
+                }
+            }
+        }
+    }
+
+    /// Gives up one slot (its connection, if any, is already closed): hands it to the
+    /// oldest live waiter, else frees it.
+    pub(crate) fn release_slot(&self) {
+        let mut st = self.lock();
+        if !st.closed && st.open <= st.max_size {
+            match self.hand_to_oldest(st, Grant::Slot) {
+                None => return,
+                Some((again, _slot)) => st = again,
+            }
+        }
+        st.open -= 1;
+        let below_min = !st.closed && self.idle.len() < self.config.min_idle;
+        let drained = st.closed && st.open == 0;
+        self.publish(&st);
+        drop(st);
+        if below_min {
+            self.signal.refill();
+        }
+        if drained {
+            self.drained.notify_waiters();
+        }
+    }
+
+    /// Whether a connection opened on a slot may be handed out (the pool is open).
+    pub(super) fn admit(&self) -> bool {
+        !self.closed.load(Ordering::Acquire)
+    }
+
+    /// Closes a connection (its `Drop` is user code: a panic there is caught and
+    /// logged, so the caller still gives the slot back). On a thread that is already
+    /// unwinding, a second panic would abort the process whatever catches it, so the
+    /// connection is dropped by a task on the current runtime instead (or, with no
+    /// runtime, not dropped at all: leaked and logged).
+    pub(crate) fn close_conn(&self, conn: Conn<M::Connection>, reason: CloseReason) {
+        self.counters.count_close(reason);
+        tracing::debug!(?reason, id = conn.id, age = ?conn.created.elapsed(), "poolside-connpool: closing a connection");
+        let meta = conn.meta();
+        if self.events.is_enabled() {
+            let age = meta.created_at.elapsed();
+            self.events.connection(ConnEvent::Close { id: meta.id, age, reason: reason.name() });
+        }
+        if !std::thread::panicking() {
+            unwind::drop_guarded("dropping a connection", conn);
+            hooks::closed(&self.hooks.on_close, meta, reason);
+        } else if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let on_close = self.hooks.on_close.clone();
+            runtime.spawn(async move {
+                unwind::drop_guarded("dropping a connection", conn);
+                hooks::closed(&on_close, meta, reason);
+            });
+        } else {
+            tracing::error!(
+                "poolside-connpool: a connection closed while its thread panics, outside a runtime, is leaked rather than dropped"
+            );
+            std::mem::forget(conn);
+        }
+    }
+}
+
+impl<M: Manager> Shared<M> {
+    /// Closes connections that held slots and were taken out of the idle stripes:
+    /// each slot goes to the oldest waiter, or is freed.
+    pub(super) fn close_taken(&self, doomed: Vec<(Conn<M::Connection>, CloseReason)>) {
+        for (conn, reason) in doomed {
+            self.close_conn(conn, reason);
+            self.release_slot();
+        }
+    }
+
+    /// Shows the idle connections to `keep`, one stripe at a time (only that stripe's
+    /// connections are out of reach meanwhile, and `keep` runs without any pool lock,
+    /// so it may use the pool); closes those it rejects. A panic in `keep` rejects
+    /// that connection (closed as broken). Returns how many it closed.
+    pub(super) fn filter_idle(&self, mut keep: impl FnMut(&Conn<M::Connection>) -> bool) -> usize {
+        let mut closed = 0;
+        for stripe in 0..self.idle.stripe_count() {
+            let stack = self.idle.take_stripe(stripe);
+            if stack.is_empty() {
+                continue;
+            }
+            let mut kept = Vec::with_capacity(stack.len());
+            let mut doomed = Vec::new();
+            for conn in stack {
+                match unwind::guard("a retain predicate", || keep(&conn)) {
+                    Ok(true) => kept.push(conn),
+                    Ok(false) => doomed.push((conn, CloseReason::Retain)),
+                    Err(_) => doomed.push((conn, CloseReason::Broken)),
+                }
+            }
+            self.idle.restore(stripe, kept);
+            // Callers may have queued while the stripe was out.
+            self.after_push();
+            closed += doomed.len();
+            self.close_taken(doomed);
+        }
+        closed
+    }
+
+    /// Closes idle connections past their lifetime or idle limit, in place: every
+    /// connection the sweep keeps stays reachable by concurrent `get`s throughout.
+    /// `min_idle` does not protect a connection from the idle limit; the janitor
+    /// replaces the closed ones with fresh connections afterwards.
+    pub(crate) fn sweep(&self, now: Instant) {
+        let doomed = self.idle.extract(|conn| self.expired(conn, now));
+        if !doomed.is_empty() {
+            self.close_taken(doomed);
+        }
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+}
+
+impl<M: Manager> Shared<M> {
+    /// A snapshot of one moment by double collect: the levels (under their sequence
+    /// lock), every stripe's versioned length, the sequence again, the stripes again,
+    /// and the sequence a last time. If nothing changed, the levels held throughout
+    /// and each stripe held from its first read to its second, so all of them held
+    /// together at the middle read. Every change keeps `idle <= open` at every moment
+    /// (a connection enters the stripes only on a slot already counted, and leaves
+    /// them before its slot is given up), so a consistent read never shows more.
+    pub(crate) fn status(&self) -> Status {
+        const LOCK_FREE_TRIES: usize = 64;
+        let mut first = [0u64; crate::idle::MAX_STRIPES];
+        let mut second = [0u64; crate::idle::MAX_STRIPES];
+        for _ in 0..LOCK_FREE_TRIES {
+            let Some(levels) = self.gauges.levels() else {
+                std::hint::spin_loop();
+                continue;
+            };
+            let idle = self.idle.collect(&mut first);
+            if self.gauges.seq() != levels.seq {
+                continue;
+            }
+            self.idle.collect(&mut second);
+            if self.gauges.seq() == levels.seq && first == second {
+                return self.status_of(levels.open, idle, levels.max_size);
+            }
+        }
+        // Constant churn: read under the locks every change takes.
+        let st = self.lock();
+        let idle = self.idle.len_locked();
+        self.status_of(st.open, idle, st.max_size)
+    }
+
+    /// No clamping: a torn read would show (as an absurd `in_use`), not be hidden.
+    pub(super) fn status_of(&self, open: usize, idle: usize, max_size: usize) -> Status {
+        Status {
+            open,
+            idle,
+            in_use: open.wrapping_sub(idle),
+            waiting: self.gauges.waiting_now(),
+            max_size,
+        }
+    }
+
+    /// After a failed health check the caller holds an empty slot: if an idle
+    /// connection exists (so nobody waits), check that one instead of dialling.
+    pub(super) fn swap_slot_for_idle(&self) -> Grant<M::Connection> {
+        if self.gauges.waiting() != 0 {
+            return Grant::Slot;
+        }
+        match self.idle.pop() {
+            Some(conn) => {
+                // Our empty slot is given up (to a waiter, should one have come).
+                self.release_slot();
+                Grant::Conn(conn)
+            }
+            None => Grant::Slot,
+        }
+    }
+}

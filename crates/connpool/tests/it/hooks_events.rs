@@ -1,0 +1,90 @@
+//! Per-connection events on the existing event hook (r2d2's `HandleEvent` parity):
+//! connect, checkout, checkin and close, each with the connection's id and duration.
+
+use poolside_connpool::{
+    Builder, Manager, events::ConnEvent, events::EventHook, events::Events, events::Timing,
+};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+struct Slow;
+
+impl Manager for Slow {
+    type Connection = u8;
+    type Error = std::io::Error;
+    async fn connect(&self) -> Result<u8, Self::Error> {
+        tokio::time::sleep(Duration::from_millis(3)).await;
+        Ok(0)
+    }
+    async fn check(&self, _: &mut u8) -> Result<(), Self::Error> {
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct Log {
+    events: Mutex<Vec<ConnEvent>>,
+    timings: Mutex<Vec<Timing>>,
+}
+
+impl EventHook for Log {
+    fn on_timing(&self, timing: Timing, _: Duration) {
+        self.timings.lock().unwrap().push(timing);
+    }
+    fn on_connection(&self, event: ConnEvent) {
+        self.events.lock().unwrap().push(event);
+    }
+}
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn every_lifecycle_step_is_reported_with_its_id_and_duration() {
+    let log = Arc::new(Log::default());
+    let pool = Builder::new()
+        .max_size(2)
+        .health_check_after(Duration::from_secs(60))
+        .events(Events::from_arc(log.clone()))
+        .build(Slow)
+        .unwrap();
+    let conn = pool.get().await.unwrap();
+    tokio::time::sleep(ms(5)).await;
+    drop(conn);
+    let mut conn = pool.get().await.unwrap();
+    tokio::time::sleep(ms(7)).await;
+    conn.mark_broken();
+    drop(conn);
+    // Opened at 3 ms (after its dial), closed at 15 ms.
+    let _second = pool.get().await.unwrap();
+    pool.close();
+    let events = log.events.lock().unwrap().clone();
+    assert_eq!(
+        events,
+        [
+            ConnEvent::Connect { id: 1, took: ms(3) },
+            ConnEvent::Checkout { id: 1, waited: ms(3) },
+            ConnEvent::Checkin { id: 1, held: ms(5) },
+            ConnEvent::Checkout { id: 1, waited: Duration::ZERO },
+            ConnEvent::Checkin { id: 1, held: ms(7) },
+            ConnEvent::Close { id: 1, age: ms(12), reason: "broken" },
+            ConnEvent::Connect { id: 2, took: ms(3) },
+            ConnEvent::Checkout { id: 2, waited: ms(3) },
+        ]
+    );
+    // The timings still arrive alongside.
+    assert!(log.timings.lock().unwrap().contains(&Timing::Dial));
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_closure_hook_still_gets_timings_only() {
+    let seen = Arc::new(Mutex::new(0usize));
+    let s = seen.clone();
+    let pool = Builder::new()
+        .events(Events::new(move |_: Timing, _: Duration| *s.lock().unwrap() += 1))
+        .build(Slow)
+        .unwrap();
+    drop(pool.get().await.unwrap());
+    assert_eq!(*seen.lock().unwrap(), 2, "one dial and one acquire wait");
+}

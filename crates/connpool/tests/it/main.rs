@@ -1,0 +1,33 @@
+//! The connection pool's integration tests, one module per area, in one binary (one
+//! link instead of one per file). Kept apart, each in a binary of its own: `loom`
+//! (built only under `--cfg poolside_loom`), `config_env` (sets process environment
+//! variables, sound only with no other test thread running), the PostgreSQL tests
+//! in `postgres/` and `postgres_restart` (they share one server that the latter
+//! restarts; `.config/nextest.toml` runs them one at a time), and `blocking_leaks` (it counts the process's threads and file descriptors).
+
+mod common;
+
+mod add;
+mod adversity;
+mod blocking;
+mod blocking_diesel;
+mod blocking_model;
+mod blocking_sqlite;
+mod cancel;
+mod chaos_soak;
+mod config;
+mod extremes;
+mod failover;
+mod failover_faults;
+mod hooks;
+mod hooks_events;
+mod hooks_stress;
+mod model;
+mod owned;
+mod panics;
+mod pool;
+mod redis;
+mod sharded;
+mod sharded_faults;
+mod stress_idle;
+mod tcp;

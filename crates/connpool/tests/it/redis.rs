@@ -1,0 +1,453 @@
+//! The Redis adapter against real servers (feature `redis`).
+//!
+//! `cargo xtask test` starts a throwaway redis-server and passes its URL in
+//! `POOLSIDE_REDIS_URL` and its binary in `POOLSIDE_REDIS_SERVER`; tests that need a
+//! password, a restart or an exact client count start servers of their own with that
+//! binary. Without the URL these tests fail under CI (`CI=true`) and print a notice
+//! and pass elsewhere.
+#![cfg(feature = "redis")]
+
+use poolside_connpool::{Builder, GetError, Pool, redis::RedisManager};
+use redis::AsyncCommands;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// The shared server's URL, or `None` (after a notice).
+fn server() -> Option<String> {
+    match std::env::var("POOLSIDE_REDIS_URL") {
+        Ok(url) => Some(url),
+        Err(_) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("POOLSIDE_REDIS_URL is not set under CI: run the tests with `cargo xtask test`")
+        }
+        Err(_) => {
+            eprintln!(
+                "NOTICE: POOLSIDE_REDIS_URL is not set; skipping the Redis test \
+                 (`cargo xtask test` starts a server and sets it)"
+            );
+            None
+        }
+    }
+}
+
+fn unique(prefix: &str) -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    format!("{prefix}:{}:{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// A redis-server owned by one test; killed on drop.
+struct OwnServer {
+    child: Child,
+    port: u16,
+    args: Vec<String>,
+    dir: PathBuf,
+}
+
+impl OwnServer {
+    fn binary() -> PathBuf {
+        std::env::var_os("POOLSIDE_REDIS_SERVER")
+            .map_or_else(|| "redis-server".into(), PathBuf::from)
+    }
+
+    fn start(args: &[&str]) -> OwnServer {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let dir = std::env::temp_dir().join(unique("poolside-redis-test").replace(':', "-"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let child = OwnServer::spawn(port, &args, &dir);
+        let server = OwnServer { child, port, args, dir };
+        server.wait_accepting();
+        server
+    }
+
+    fn spawn(port: u16, args: &[String], dir: &PathBuf) -> Child {
+        Command::new(OwnServer::binary())
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+            .args(["--appendonly", "no"])
+            .arg("--dir")
+            .arg(dir)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("starting redis-server (POOLSIDE_REDIS_SERVER or PATH)")
+    }
+
+    /// Returns when the port accepts connections.
+    fn wait_accepting(&self) -> Instant {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return Instant::now();
+            }
+            assert!(Instant::now() < deadline, "redis-server did not start on {}", self.port);
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// Starts the server again on the same port; returns when it accepts.
+    fn restart(&mut self) -> Instant {
+        self.child = OwnServer::spawn(self.port, &self.args, &self.dir);
+        self.wait_accepting()
+    }
+
+    fn url(&self, password: Option<&str>, db: u32) -> String {
+        match password {
+            Some(pw) => format!("redis://:{pw}@127.0.0.1:{}/{db}", self.port),
+            None => format!("redis://127.0.0.1:{}/{db}", self.port),
+        }
+    }
+}
+
+impl Drop for OwnServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// How many clients the server sees (the asking connection included).
+async fn client_count(admin: &mut redis::aio::MultiplexedConnection) -> usize {
+    let list: String = redis::cmd("CLIENT").arg("LIST").query_async(admin).await.unwrap();
+    list.lines().filter(|l| !l.trim().is_empty()).count()
+}
+
+async fn admin_conn(url: &str) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(url).unwrap().get_multiplexed_async_connection().await.unwrap()
+}
+
+async fn eventually(mut pred: impl AsyncFnMut() -> bool) -> bool {
+    for _ in 0..200 {
+        if pred().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn get_set_and_pipelines() {
+    let Some(url) = server() else { return };
+    let pool = Builder::new().max_size(4).build(RedisManager::new(url.as_str()).unwrap()).unwrap();
+    let key = unique("poolside:getset");
+    {
+        let mut conn = pool.get().await.unwrap();
+        let () = conn.set(&key, "value").await.unwrap();
+        let got: String = conn.get(&key).await.unwrap();
+        assert_eq!(got, "value");
+        let missing: Option<String> = conn.get(unique("poolside:missing")).await.unwrap();
+        assert_eq!(missing, None);
+        let (a, b): (i64, i64) = redis::pipe()
+            .incr(format!("{key}:n"), 1)
+            .incr(format!("{key}:n"), 1)
+            .query_async(&mut *conn)
+            .await
+            .unwrap();
+        assert_eq!(b, a + 1);
+        let () = conn.del(&[key.as_str(), &format!("{key}:n")]).await.unwrap();
+        assert!(!conn.is_broken());
+    }
+    assert_eq!(pool.status().open, 1);
+    assert_eq!(pool.status().idle, 1);
+}
+
+#[tokio::test]
+async fn database_number_from_the_url_is_selected() {
+    let Some(url) = server() else { return };
+    // scheme://authority, without the path (the database number).
+    let authority = url.find("://").unwrap() + 3;
+    let base = match url[authority..].find('/') {
+        Some(slash) => &url[..authority + slash],
+        None => url.as_str(),
+    };
+    let pool =
+        Builder::new().max_size(2).build(RedisManager::new(format!("{base}/5")).unwrap()).unwrap();
+    let key = unique("poolside:db");
+    let mut conn = pool.get().await.unwrap();
+    let () = conn.set(&key, "in five").await.unwrap();
+    let mut db0 = admin_conn(&format!("{base}/0")).await;
+    let there: Option<String> = db0.get(&key).await.unwrap();
+    assert_eq!(there, None, "db 0 does not see db 5's key");
+    let mut db5 = admin_conn(&format!("{base}/5")).await;
+    let there: Option<String> = db5.get(&key).await.unwrap();
+    assert_eq!(there.as_deref(), Some("in five"));
+    let () = db5.del(&key).await.unwrap();
+}
+
+#[tokio::test]
+async fn auth_with_a_password() {
+    if server().is_none() {
+        return;
+    }
+    let own = OwnServer::start(&["--requirepass", "s3cret pass"]);
+    let pool = Builder::new()
+        .max_size(2)
+        .build(RedisManager::new(own.url(Some("s3cret%20pass"), 0)).unwrap())
+        .unwrap();
+    let mut conn = pool.get().await.unwrap();
+    let () = conn.set("k", "v").await.unwrap();
+    let got: String = conn.get("k").await.unwrap();
+    assert_eq!(got, "v");
+    drop(conn);
+
+    // ACL form: user `default`.
+    let acl = format!("redis://default:s3cret%20pass@127.0.0.1:{}/0", own.port);
+    let pool = Builder::new().max_size(1).build(RedisManager::new(acl).unwrap()).unwrap();
+    let got: String = pool.get().await.unwrap().get("k").await.unwrap();
+    assert_eq!(got, "v");
+
+    // A wrong password fails the connect with the server's own words.
+    let wrong = Builder::new()
+        .max_size(1)
+        .connect_timeout(Duration::from_secs(1))
+        .build(RedisManager::new(own.url(Some("wrong"), 0)).unwrap())
+        .unwrap();
+    let err = wrong.get().await.expect_err("a wrong password is refused");
+    // Dials are retried with the backoff until the connect timeout; the error carries
+    // the last one's cause.
+    let (GetError::Connect(e) | GetError::ConnectFailed { last: e, .. }) = &err else {
+        panic!("not a connect error: {err:?}")
+    };
+    assert_eq!(e.kind(), redis::ErrorKind::AuthenticationFailed, "{e}");
+    assert_eq!(wrong.status().open, 0);
+}
+
+#[tokio::test]
+async fn client_list_count_equals_open() {
+    if server().is_none() {
+        return;
+    }
+    let own = OwnServer::start(&[]);
+    let mut admin = admin_conn(&own.url(None, 0)).await;
+    let pool: Pool<RedisManager> =
+        Builder::new().max_size(8).build(RedisManager::new(own.url(None, 0)).unwrap()).unwrap();
+    pool.warm(3).await.unwrap();
+    assert_eq!(client_count(&mut admin).await - 1, pool.status().open);
+    let held: Vec<_> = futures_join(&pool, 6).await;
+    assert_eq!(pool.status().open, 6);
+    assert_eq!(client_count(&mut admin).await - 1, 6);
+    drop(held);
+    assert_eq!(client_count(&mut admin).await - 1, pool.status().open);
+    pool.close();
+    assert!(
+        eventually(async || client_count(&mut admin).await == 1).await,
+        "closed connections leave the server"
+    );
+}
+
+/// Checks out `n` connections at once.
+async fn futures_join(
+    pool: &Pool<RedisManager>,
+    n: usize,
+) -> Vec<poolside_connpool::PooledConn<'_, RedisManager>> {
+    let mut held = Vec::new();
+    for _ in 0..n {
+        let mut conn = pool.get().await.unwrap();
+        let pong: String = redis::cmd("PING").query_async(&mut *conn).await.unwrap();
+        assert_eq!(pong, "PONG");
+        held.push(conn);
+    }
+    held
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_restart_mid_load_heals_within_a_second() {
+    if server().is_none() {
+        return;
+    }
+    let mut own = OwnServer::start(&[]);
+    let pool: Pool<RedisManager> = Builder::new()
+        .max_size(8)
+        .connect_timeout(Duration::from_millis(500))
+        .build(RedisManager::new(own.url(None, 0)).unwrap())
+        .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    // Nanoseconds since `started` of the latest successful round trip.
+    let last_ok = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for t in 0..16 {
+        let (pool, stop, last_ok, errors) =
+            (pool.clone(), stop.clone(), last_ok.clone(), errors.clone());
+        tasks.push(tokio::spawn(async move {
+            let key = format!("load:{t}");
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let result = async {
+                    let mut conn = pool.get().await.map_err(|e| e.to_string())?;
+                    n += 1;
+                    let () = conn.set(&key, n).await.map_err(|e| e.to_string())?;
+                    let got: u64 = conn.get(&key).await.map_err(|e| e.to_string())?;
+                    assert_eq!(got, n);
+                    Ok::<(), String>(())
+                }
+                .await;
+                match result {
+                    Ok(()) => {
+                        last_ok.fetch_max(started.elapsed().as_nanos() as u64, Ordering::Relaxed)
+                    }
+                    Err(_) => {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                        tokio::time::sleep(Duration::from_millis(2)).await;
+                        0
+                    }
+                };
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(last_ok.load(Ordering::Relaxed) > 0, "the load runs");
+    assert_eq!(errors.load(Ordering::Relaxed), 0);
+
+    own.kill();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let accepting = tokio::task::block_in_place(|| own.restart());
+    let accepting_ns = accepting.duration_since(started).as_nanos() as u64;
+    let healed = eventually(async || last_ok.load(Ordering::Relaxed) > accepting_ns).await;
+    assert!(healed, "no successful round trip after the restart");
+    let first_ok =
+        Duration::from_nanos(last_ok.load(Ordering::Relaxed).saturating_sub(accepting_ns));
+    assert!(
+        first_ok < Duration::from_secs(1),
+        "healed {first_ok:?} after the server accepted again"
+    );
+    assert!(errors.load(Ordering::Relaxed) > 0, "the outage was seen");
+
+    // Steady again: every task keeps succeeding, no error for a while.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let errors_after = errors.load(Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(errors.load(Ordering::Relaxed), errors_after, "errors after healing");
+    stop.store(true, Ordering::Relaxed);
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert!(pool.status().open <= 8);
+    let mut admin = admin_conn(&own.url(None, 0)).await;
+    assert_eq!(
+        client_count(&mut admin).await - 1,
+        pool.status().open,
+        "no dead connection is counted"
+    );
+}
+
+#[test]
+fn bad_urls_are_typed_errors() {
+    assert!(RedisManager::new("http://127.0.0.1:6379").is_err());
+    assert!(RedisManager::new("redis://127.0.0.1:6379/not-a-db").is_err());
+    assert!(RedisManager::new("redis://127.0.0.1:99999/0").is_err());
+    let err = RedisManager::new("nonsense").unwrap_err();
+    assert!(err.to_string().starts_with("invalid Redis connection settings"), "{err}");
+    assert!(std::error::Error::source(&err).is_some());
+}
+
+#[tokio::test]
+async fn a_connection_that_saw_an_io_error_is_closed_on_return() {
+    if server().is_none() {
+        return;
+    }
+    let own = OwnServer::start(&[]);
+    let mut admin = admin_conn(&own.url(None, 0)).await;
+    let pool: Pool<RedisManager> =
+        Builder::new().max_size(2).build(RedisManager::new(own.url(None, 0)).unwrap()).unwrap();
+    let first_id: i64 = {
+        let mut conn = pool.get().await.unwrap();
+        let id: i64 = redis::cmd("CLIENT").arg("ID").query_async(&mut *conn).await.unwrap();
+        let killed: i64 = redis::cmd("CLIENT")
+            .arg("KILL")
+            .arg("ID")
+            .arg(id)
+            .query_async(&mut admin)
+            .await
+            .unwrap();
+        assert_eq!(killed, 1);
+        // The server hung up: the next command fails at the I/O level.
+        let mut failed = false;
+        for _ in 0..50 {
+            if conn.get::<_, Option<String>>("k").await.is_err() {
+                failed = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(failed, "a command on a killed connection fails");
+        assert!(conn.is_broken());
+        id
+    };
+    assert_eq!(pool.status().open, 0, "the broken connection was closed, not kept");
+    let mut conn = pool.get().await.unwrap();
+    let id: i64 = redis::cmd("CLIENT").arg("ID").query_async(&mut *conn).await.unwrap();
+    assert_ne!(id, first_id, "a fresh connection replaced it");
+    assert!(!conn.is_broken());
+}
+
+/// `rediss://` against a redis-server with TLS on, using the certificate the test
+/// tooling made (`POOLSIDE_TLS_CERT_FILE`, `POOLSIDE_TLS_KEY_FILE`, CA in
+/// `POOLSIDE_PG_CA_FILE`).
+#[cfg(feature = "redis-rustls")]
+#[tokio::test]
+async fn rediss_urls_connect_over_tls() {
+    if server().is_none() {
+        return;
+    }
+    let var = std::env::var;
+    let (Ok(ca), Ok(cert), Ok(key)) =
+        (var("POOLSIDE_PG_CA_FILE"), var("POOLSIDE_TLS_CERT_FILE"), var("POOLSIDE_TLS_KEY_FILE"))
+    else {
+        assert!(
+            !std::env::var("CI").is_ok_and(|v| v == "true"),
+            "the TLS files are not set under CI: run the tests with `cargo xtask test`"
+        );
+        eprintln!("NOTICE: TLS files not set; skipping the rediss:// test");
+        return;
+    };
+    let tls_port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let own = OwnServer::start(&[
+        "--tls-port",
+        &tls_port.to_string(),
+        "--tls-cert-file",
+        &cert,
+        "--tls-key-file",
+        &key,
+        "--tls-ca-cert-file",
+        &ca,
+        "--tls-auth-clients",
+        "no",
+    ]);
+    let url = format!("rediss://127.0.0.1:{tls_port}/1");
+    let certificates =
+        redis::TlsCertificates { client_tls: None, root_cert: Some(std::fs::read(&ca).unwrap()) };
+    let client = redis::Client::build_with_tls(url.as_str(), certificates).unwrap();
+    let pool = Builder::new().max_size(2).build(RedisManager::from_client(client)).unwrap();
+    let mut conn = pool.get().await.unwrap();
+    let () = conn.set("tls", "yes").await.unwrap();
+    let got: String = conn.get("tls").await.unwrap();
+    assert_eq!(got, "yes");
+    drop(conn);
+    // The plain port of the same server sees the key: the TLS client really talked
+    // to it, in database 1.
+    let mut plain = admin_conn(&own.url(None, 1)).await;
+    let seen: String = plain.get("tls").await.unwrap();
+    assert_eq!(seen, "yes");
+
+    // Public web roots do not trust the throwaway CA: the handshake fails.
+    let untrusted = Builder::new()
+        .max_size(1)
+        .connect_timeout(Duration::from_secs(1))
+        .build(RedisManager::new(url.as_str()).unwrap())
+        .unwrap();
+    let err = untrusted.get().await.expect_err("an untrusted certificate is refused");
+    assert!(matches!(err, GetError::Connect(_) | GetError::ConnectFailed { .. }), "{err:?}");
+    assert_eq!(untrusted.status().open, 0);
+}

@@ -1,0 +1,34 @@
+//! What every PostgreSQL test module shares: where the server is (`cargo xtask test`
+//! starts a throwaway one and sets `POOLSIDE_PG_URL`; without it a test fails under
+//! `CI=true` and elsewhere prints a notice and skips).
+
+/// The server's config, or `None` (after a notice) when no server is available.
+#[cfg(feature = "postgres")]
+pub(crate) fn server() -> Option<tokio_postgres::Config> {
+    server_url().map(|url| url.parse().expect("POOLSIDE_PG_URL is a PostgreSQL URL"))
+}
+
+/// The server's URL, or `None` (after a notice) when no server is available.
+pub(crate) fn server_url() -> Option<String> {
+    match std::env::var("POOLSIDE_PG_URL") {
+        Ok(url) => Some(url),
+        Err(_) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("POOLSIDE_PG_URL is not set under CI: run the tests with `cargo xtask test`")
+        }
+        Err(_) => {
+            eprintln!(
+                "NOTICE: POOLSIDE_PG_URL is not set; skipping the PostgreSQL test \
+                 (`cargo xtask test` starts a server and sets it)"
+            );
+            None
+        }
+    }
+}
+
+/// A name unique to this process and call (`{prefix}-{pid}-{n}`), for
+/// `application_name`, so `pg_stat_activity` can be filtered to one test's sessions.
+pub(crate) fn unique_tag(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    format!("{prefix}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+}
