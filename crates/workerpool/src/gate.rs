@@ -123,6 +123,7 @@ impl Gate {
 impl Pass<'_> {
     /// Counts the job this pass lets in as accepted; call before the job enters the
     /// queue, so that no job can finish before it is counted.
+    #[inline]
     pub(crate) fn count_accepted(&self) {
         // Single writer: a load and a store, no read-modify-write.
         let accepted = &self.slot.accepted;
@@ -131,6 +132,7 @@ impl Pass<'_> {
 }
 
 impl Drop for Pass<'_> {
+    #[inline]
     fn drop(&mut self) {
         // Release: the enqueue happens-before shutdown sees the flag down.
         self.slot.in_flight.store(false, Ordering::Release);

@@ -143,6 +143,7 @@ impl Slots {
     /// take is a release compare-and-swap on the word [`close_permits`](Self::close_permits)
     /// reads with acquire: whatever the taker did before (raising its gate flag) is
     /// visible to the closer, or the take fails on the closed bit.
+    #[inline]
     fn take_permit(&self) -> bool {
         let side = &*self.submit_side;
         let mut taken = side.taken.load(Ordering::Relaxed);
