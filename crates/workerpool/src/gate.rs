@@ -9,6 +9,16 @@
 //! more, and every job that entered before is in it. The submit path costs a
 //! store to the thread's own cache line, one fence and a plain store to lower the
 //! flag; the shared read-write lock it replaces cost two contended read-modify-writes.
+//!
+//! The fast path drops the fence: a submitter raises its flag and then takes its queue
+//! permit with a release compare-and-swap on the permit word, which also holds a closed
+//! bit (`Slots::close_permits`). Shutdown sets that bit with an acquire
+//! read-modify-write before it looks at the flags. The two operations are ordered in
+//! the word's modification order: if the take came first, the flag raised before it is
+//! visible to shutdown (release/acquire), so shutdown waits for the enqueue; if the close
+//! came first, the take sees the bit and fails. One compare-and-swap admits or refuses.
+//! A permit obtained any other way (granted to a waiting submitter by another thread)
+//! enters through the fenced [`Gate::enter`].
 //! `tests/loom.rs` models this handshake.
 
 use crossbeam_utils::CachePadded;
@@ -48,13 +58,19 @@ pub(crate) struct Pass<'a> {
 }
 
 impl Gate {
-    /// Enters the gate, or `None` once the gate is closed.
-    pub(crate) fn enter(&self) -> Option<Pass<'_>> {
-        let slot = &**self.own_slot.get_or(|| {
+    /// The calling thread's slot, registered on first use.
+    #[inline]
+    fn own_slot(&self) -> &Slot {
+        self.own_slot.get_or(|| {
             let slot = SharedSlot::default();
             self.registry.lock().push(slot.clone());
             slot
-        });
+        })
+    }
+
+    /// Enters the gate, or `None` once the gate is closed.
+    pub(crate) fn enter(&self) -> Option<Pass<'_>> {
+        let slot = self.own_slot();
         // Store, full fence, load: the submitter's half of the handshake. (Fences rather
         // than SeqCst accesses: that is the form the C++ model and loom both guarantee.)
         slot.in_flight.store(true, Ordering::Relaxed);
@@ -66,11 +82,25 @@ impl Gate {
         Some(Pass { slot })
     }
 
-    /// Closes the gate and waits until no submitter is still inside. A submitter holds
-    /// its pass for one non-blocking send or one bounded wait slice, so this is short.
-    pub(crate) fn close(&self) {
+    /// The fast path's first half (module docs): raises the calling thread's flag, with
+    /// no fence and no look at `closed`. The pass admits a job only if the caller then
+    /// takes a queue permit itself, by a successful `Slots::try_acquire`; when the take
+    /// fails, the caller drops the pass unused.
+    #[inline]
+    pub(crate) fn raise(&self) -> Pass<'_> {
+        let slot = self.own_slot();
+        slot.in_flight.store(true, Ordering::Relaxed);
+        Pass { slot }
+    }
+
+    /// Closes the gate and waits until no submitter is still inside. `close_permits`
+    /// sets the closed bit of the queue's permit word (the fast path's half), between
+    /// the fenced store of `closed` and the look at the flags. A submitter holds its pass
+    /// for one non-blocking send, so this is short.
+    pub(crate) fn close(&self, close_permits: impl FnOnce()) {
         self.closed.store(true, Ordering::Relaxed);
         fence(Ordering::SeqCst);
+        close_permits();
         for slot in self.registry.lock().iter() {
             // Acquire: seeing the flag lowered means seeing the enqueue it guarded.
             while slot.in_flight.load(Ordering::Acquire) {
@@ -93,6 +123,7 @@ impl Gate {
 impl Pass<'_> {
     /// Counts the job this pass lets in as accepted; call before the job enters the
     /// queue, so that no job can finish before it is counted.
+    #[inline]
     pub(crate) fn count_accepted(&self) {
         // Single writer: a load and a store, no read-modify-write.
         let accepted = &self.slot.accepted;
@@ -101,6 +132,7 @@ impl Pass<'_> {
 }
 
 impl Drop for Pass<'_> {
+    #[inline]
     fn drop(&mut self) {
         // Release: the enqueue happens-before shutdown sees the flag down.
         self.slot.in_flight.store(false, Ordering::Release);
@@ -127,7 +159,7 @@ mod tests {
             }
         });
         assert_eq!(gate.accepted(), 30);
-        gate.close();
+        gate.close(|| {});
         assert!(gate.enter().is_none());
         assert_eq!(gate.accepted(), 30);
     }

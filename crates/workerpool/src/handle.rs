@@ -271,9 +271,9 @@ impl<R> JobHandle<R> {
     ///
     /// let pool = WorkerPool::builder().workers(1).build()?;
     /// let handle = pool.spawn(|ctx| ctx.wait_cancelled(Duration::from_secs(60)))?.cancel_on_drop();
-    /// drop(handle); // the job sees its token cancelled and returns at once
-    /// let report = pool.shutdown(Duration::from_secs(5))?;
-    /// assert_eq!(report.cancelled, 1);
+    /// drop(handle); // the job never starts, or sees its token cancelled and returns
+    /// // So the pool is idle long before the job's 60 s would have passed.
+    /// pool.join_timeout(Duration::from_secs(30))?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn cancel_on_drop(mut self) -> Self {

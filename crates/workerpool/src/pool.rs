@@ -4,7 +4,7 @@
 use crate::cancel::CancellationToken;
 use crate::config::{MAX_WORKERS, PanicPolicy, WorkerPoolBuilder};
 use crate::error::{JoinError, ResizeError, SubmitError};
-use crate::gate::Gate;
+use crate::gate::{Gate, Pass};
 use crate::handle::{Completer, JobHandle, ResultSlot};
 use crate::job::{JobContext, JobFn, Outcome, Spawned, Submitted, Task};
 use crate::parking::{Parking, ParkingSpot};
@@ -416,6 +416,14 @@ impl WorkerPool {
         wait: Wait,
         make: impl FnOnce(T, Option<Instant>) -> (Task, O),
     ) -> Result<O, SubmitError<T>> {
+        let shared = &*self.shared;
+        // The fast path (`src/gate.rs`): the flag, then the permit's compare-and-swap,
+        // which fails once shutdown has closed the permits.
+        let pass = shared.gate.raise();
+        if shared.queue.slots.try_acquire() {
+            return Ok(self.push_admitted(pass, job, make));
+        }
+        drop(pass);
         let result = match self.admit(wait) {
             Admission::Granted => self.push(job, make),
             Admission::Closed => Err(SubmitError::Closed(job)),
@@ -473,12 +481,24 @@ impl WorkerPool {
             shared.queue.slots.release();
             return Err(SubmitError::Closed(job));
         };
+        Ok(self.push_admitted(pass, job, make))
+    }
+
+    /// Puts the job in the queue under `pass`, which admits it: the caller holds a slot.
+    #[inline]
+    fn push_admitted<T, O>(
+        &self,
+        pass: Pass<'_>,
+        job: T,
+        make: impl FnOnce(T, Option<Instant>) -> (Task, O),
+    ) -> O {
+        let shared = &*self.shared;
         let (task, output) = make(job, shared.events.start());
         pass.count_accepted();
         shared.queue.push(task);
         drop(pass);
         shared.parking.job_queued();
-        Ok(output)
+        output
     }
 
     /// Queues `job`, blocking while the queue is full (backpressure). Fails with the
@@ -777,7 +797,7 @@ impl WorkerPool {
     /// jobs back, queued jobs still run. Once the gate is closed nothing more enters
     /// the queue, so idle workers may drain it and exit.
     fn close(&self) {
-        self.shared.gate.close();
+        self.shared.gate.close(|| self.shared.queue.slots.close_permits());
         self.shared.queue.slots.close();
         self.shared.parking.close();
     }

@@ -14,6 +14,11 @@
 //! sees the permit. A waiter that gives up (a timed-out thread, a dropped future) leaves
 //! the line under the lock; if it had been handed a permit meanwhile, it passes the
 //! permit on to the next waiter, so a cancelled wait never swallows a slot.
+//!
+//! The word that counts taken permits also carries a closed bit
+//! ([`close_permits`](Slots::close_permits)): once it is set, no permit is taken any
+//! more, so one compare-and-swap both admits a submitter and refuses it after a
+//! shutdown began. The gate (`src/gate.rs`) builds its fast path on this.
 
 use crossbeam_utils::CachePadded;
 use parking_lot::Mutex;
@@ -27,6 +32,10 @@ use std::time::Instant;
 const WAITING: u8 = 0;
 const GRANTED: u8 = 1;
 const CLOSED: u8 = 2;
+
+/// The closed bit of [`Taken::taken`]: set once, by [`Slots::close_permits`]. The count
+/// itself stays far below it (one permit per job, 64-bit).
+const PERMITS_CLOSED: u64 = 1 << 63;
 
 /// How a waiter is woken.
 #[derive(Debug)]
@@ -84,7 +93,7 @@ struct Line {
 /// The submitters' side of the permits: written when a permit is taken.
 #[derive(Debug, Default)]
 struct Taken {
-    /// Permits taken so far (monotonic).
+    /// Permits taken so far (monotonic), plus [`PERMITS_CLOSED`] once closed.
     taken: AtomicU64,
     /// A value of [`Slots::released`] seen earlier: a lower bound of the permits given
     /// back, so `taken - released_seen` never understates the permits out.
@@ -130,11 +139,19 @@ impl Slots {
         self.take_permit()
     }
 
+    /// Takes a permit unless the queue is full or the permits are closed. A successful
+    /// take is a release compare-and-swap on the word [`close_permits`](Self::close_permits)
+    /// reads with acquire: whatever the taker did before (raising its gate flag) is
+    /// visible to the closer, or the take fails on the closed bit.
+    #[inline]
     fn take_permit(&self) -> bool {
         let side = &*self.submit_side;
         let mut taken = side.taken.load(Ordering::Relaxed);
         let mut released = side.released_seen.load(Ordering::Relaxed);
         loop {
+            if taken & PERMITS_CLOSED != 0 {
+                return false;
+            }
             // `released` never exceeds the permits truly given back, so room seen here
             // is room that exists. A stale `taken` below `released` wraps to a huge
             // count and takes the slow path. Counters are 64-bit and never wrap.
@@ -144,7 +161,7 @@ impl Slots {
                 // the no-lost-wake-up argument of the module docs relies on this load.
                 let fresh = self.released.load(Ordering::SeqCst);
                 let now_taken = side.taken.load(Ordering::SeqCst);
-                if now_taken - fresh >= self.depth {
+                if now_taken & PERMITS_CLOSED != 0 || now_taken - fresh >= self.depth {
                     return false;
                 }
                 side.released_seen.fetch_max(fresh, Ordering::Relaxed);
@@ -161,6 +178,13 @@ impl Slots {
                 Err(actual) => taken = actual,
             }
         }
+    }
+
+    /// Sets the closed bit of the permit word: no permit is taken from now on. Acquire
+    /// (part of `SeqCst`): every successful take ordered before this one, and what its
+    /// taker did before it, happens-before the caller's next steps.
+    pub(crate) fn close_permits(&self) {
+        self.submit_side.taken.fetch_or(PERMITS_CLOSED, Ordering::SeqCst);
     }
 
     /// Gives one permit back to the count (no hand-out).
@@ -274,7 +298,7 @@ impl Slots {
     #[cfg(test)]
     pub(crate) fn available(&self) -> usize {
         let released = self.released.load(Ordering::SeqCst);
-        let out = self.submit_side.taken.load(Ordering::SeqCst) - released;
+        let out = (self.submit_side.taken.load(Ordering::SeqCst) & !PERMITS_CLOSED) - released;
         usize::try_from(self.depth - out).unwrap_or(usize::MAX)
     }
 }
@@ -435,6 +459,27 @@ mod tests {
             }
         });
         assert_eq!(slots.available(), 3);
+    }
+
+    #[test]
+    fn closed_permits_refuse_every_take_at_any_depth() {
+        for depth in [1, 2, 1024, usize::MAX] {
+            let slots = Slots::new(depth);
+            assert!(slots.try_acquire());
+            slots.close_permits();
+            assert!(!slots.try_acquire(), "depth {depth}: no permit after the close");
+            // A permit given back after the close is not handed out again, not even to
+            // a submitter already in line.
+            let (_, w) = waker();
+            let mut waiting = AsyncWait::default();
+            assert_eq!(waiting.poll(&slots, &w), Admission::Waiting, "depth {depth}");
+            slots.release();
+            assert!(!slots.try_acquire(), "depth {depth}");
+            assert_eq!(waiting.poll(&slots, &w), Admission::Waiting, "depth {depth}");
+            slots.close();
+            assert_eq!(waiting.poll(&slots, &w), Admission::Closed, "depth {depth}");
+            assert_eq!(slots.available(), depth, "depth {depth}: every permit is back");
+        }
     }
 
     #[test]

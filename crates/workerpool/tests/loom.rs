@@ -24,6 +24,17 @@
 //! The model fails if the submitter's fence is dropped or its flag is lowered before
 //! the push (both mutations were checked).
 //!
+//! # Shutdown, fast path
+//!
+//! A submitter that takes its queue permit itself skips the gate's fence: it raises its
+//! flag, then takes the permit with a release compare-and-swap on a word that also
+//! holds a closed bit; shutdown sets the bit with an acquire read-modify-write before
+//! it waits for the flags (`src/gate.rs`, `Slots::close_permits`). The model mixes a
+//! fast-path submitter with a fenced one (a permit granted by another thread) and
+//! checks the same properties. It fails if the permit's compare-and-swap or the
+//! closing read-modify-write is relaxed, or the flag is raised after the permit (all
+//! three mutations were checked).
+//!
 //! Run with `RUSTFLAGS="--cfg loom" cargo test --release -p poolside-workerpool --test loom`
 //! (`cargo xtask test` does).
 #![cfg(loom)]
@@ -146,6 +157,101 @@ fn accepted_jobs_run_exactly_once_and_late_ones_are_rejected() {
         worker.join().unwrap();
         assert_eq!(ran.load(Ordering::SeqCst), accepted.load(Ordering::SeqCst));
         pool.shutdown(); // a second shutdown is a no-op
+    });
+}
+
+/// The closed bit of the permit word (`PERMITS_CLOSED` in `src/slots.rs`).
+const PERMITS_CLOSED: usize = 1 << (usize::BITS - 1);
+
+/// The pool with both admission paths: the fenced gate and the permit word.
+struct FastPool {
+    gate: Pool,
+    /// Permits taken, plus the closed bit.
+    permits: AtomicUsize,
+}
+
+impl FastPool {
+    /// `Gate::raise`, `Slots::try_acquire`'s compare-and-swap, the send, dropping the
+    /// `Pass`.
+    fn submit_fast(&self, submitter: usize, job: usize) -> bool {
+        let flag = &self.gate.in_flight[submitter];
+        flag.store(true, Ordering::Relaxed);
+        let mut taken = self.permits.load(Ordering::Relaxed);
+        loop {
+            if taken & PERMITS_CLOSED != 0 {
+                flag.store(false, Ordering::Release);
+                return false;
+            }
+            match self.permits.compare_exchange(
+                taken,
+                taken + 1,
+                Ordering::SeqCst,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => break,
+                Err(actual) => taken = actual,
+            }
+        }
+        self.gate.queue.push(job);
+        flag.store(false, Ordering::Release);
+        true
+    }
+
+    /// `Gate::close` with `Slots::close_permits` between its fence and its look at the
+    /// flags, then the close signal.
+    fn shutdown(&self) {
+        self.gate.closed.store(true, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        self.permits.fetch_or(PERMITS_CLOSED, Ordering::SeqCst);
+        for flag in &self.gate.in_flight {
+            while flag.load(Ordering::Acquire) {
+                thread::yield_now();
+            }
+        }
+        self.gate.queue.close();
+    }
+}
+
+#[test]
+fn fast_path_jobs_accepted_run_exactly_once_and_late_ones_are_rejected() {
+    let mut model = loom::model::Builder::new();
+    model.preemption_bound = Some(2);
+    model.check(|| {
+        let pool = Arc::new(FastPool { gate: Pool::new(3), permits: AtomicUsize::new(0) });
+        let ran = Arc::new(AtomicUsize::new(0));
+        let accepted = Arc::new(AtomicUsize::new(0));
+
+        let worker = {
+            let (pool, ran) = (pool.clone(), ran.clone());
+            thread::spawn(move || {
+                while pool.gate.queue.pop().is_some() {
+                    ran.fetch_add(1, Ordering::SeqCst);
+                }
+            })
+        };
+        let fast = {
+            let (pool, accepted) = (pool.clone(), accepted.clone());
+            thread::spawn(move || {
+                if pool.submit_fast(0, 0) {
+                    accepted.fetch_add(1, Ordering::SeqCst);
+                }
+            })
+        };
+        let fenced = {
+            let (pool, accepted) = (pool.clone(), accepted.clone());
+            thread::spawn(move || {
+                if pool.gate.submit(1, 1) {
+                    accepted.fetch_add(1, Ordering::SeqCst);
+                }
+            })
+        };
+        pool.shutdown();
+        assert!(!pool.submit_fast(2, 99), "fast submissions after shutdown are rejected");
+        assert!(!pool.gate.submit(2, 98), "fenced submissions after shutdown are rejected");
+        fast.join().unwrap();
+        fenced.join().unwrap();
+        worker.join().unwrap();
+        assert_eq!(ran.load(Ordering::SeqCst), accepted.load(Ordering::SeqCst));
     });
 }
 

@@ -159,6 +159,73 @@ fn submissions_racing_shutdown_are_either_run_or_handed_back() {
     }
 }
 
+/// With a deep queue nearly every submission takes the fast path (its own permit, no
+/// fence): `try_submit`, `submit` and `spawn` racing a shutdown are each either run
+/// exactly once or handed back, and the counters agree.
+#[test]
+fn fast_path_submissions_racing_shutdown_are_either_run_or_handed_back() {
+    for round in 0..20u64 {
+        let pool = WorkerPool::builder().workers(2).queue_depth(4096).build().unwrap();
+        let ran = Arc::new(AtomicUsize::new(0));
+        let (accepted, closed, full) =
+            (AtomicUsize::new(0), AtomicUsize::new(0), AtomicUsize::new(0));
+        let mut handles = Vec::new();
+        std::thread::scope(|s| {
+            let spawner = s.spawn(|| {
+                let mut handles = Vec::new();
+                for i in 0..500 {
+                    match pool.spawn(move |_| i) {
+                        Ok(handle) => handles.push(handle),
+                        Err(err) => assert!(err.is_closed()),
+                    }
+                }
+                handles
+            });
+            for blocking in [false, true] {
+                let (pool, ran, accepted, closed, full) = (&pool, &ran, &accepted, &closed, &full);
+                s.spawn(move || {
+                    for _ in 0..1000 {
+                        let ran = ran.clone();
+                        let job = move |_: &poolside_workerpool::JobContext<'_>| {
+                            ran.fetch_add(1, Ordering::Relaxed);
+                        };
+                        let result = if blocking { pool.submit(job) } else { pool.try_submit(job) };
+                        match result {
+                            Ok(()) => accepted.fetch_add(1, Ordering::Relaxed),
+                            Err(SubmitError::Closed(_)) => closed.fetch_add(1, Ordering::Relaxed),
+                            Err(SubmitError::Full(_)) => full.fetch_add(1, Ordering::Relaxed),
+                            Err(other) => panic!("unexpected {other:?}"),
+                        };
+                    }
+                });
+            }
+            std::thread::sleep(Duration::from_micros(50 * round));
+            let report = pool.shutdown(Duration::from_secs(30)).unwrap();
+            assert!(report.is_clean());
+            assert_eq!(report.not_started, 0);
+            handles = spawner.join().unwrap();
+        });
+        let accepted = accepted.load(Ordering::Relaxed);
+        let rejected = closed.load(Ordering::Relaxed) + full.load(Ordering::Relaxed);
+        assert_eq!(accepted + rejected, 2000);
+        assert_eq!(ran.load(Ordering::Relaxed), accepted, "round {round}");
+        for (i, handle) in handles.iter().enumerate() {
+            assert!(
+                handle.is_finished(),
+                "round {round}: spawned job {i} ran before shutdown returned"
+            );
+        }
+        let spawned = handles.len();
+        for handle in handles {
+            assert!(handle.join().is_ok());
+        }
+        let stats = Snapshot::of(&pool);
+        assert_eq!(stats.value("submitted"), Some((accepted + spawned) as u64));
+        assert_eq!(stats.value("rejected"), Some((rejected + 500 - spawned) as u64));
+        assert!(matches!(pool.try_submit(|_| {}), Err(SubmitError::Closed(_))));
+    }
+}
+
 #[test]
 fn the_deadline_cancels_running_jobs_and_drops_queued_ones() {
     let pool = WorkerPool::builder().workers(2).queue_depth(16).build().unwrap();
