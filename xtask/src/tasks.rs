@@ -1,4 +1,5 @@
-//! The tasks themselves.
+//! The tasks themselves: one function per `cargo xtask` task, in the order of the
+//! usage text (the helpers they share live in `cmd`, `postgres`, `redis`).
 
 use crate::bench_report;
 use crate::cmd::{self, cargo, in_ci, root, run};

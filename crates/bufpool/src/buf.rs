@@ -1,5 +1,8 @@
 //! `BufPool`: byte buffers in size classes.
 //!
+//! Long on purpose: a third of it is the rustdoc (with examples) of `BufPool` and
+//! `PooledBuf`, whose size-class logic and guard belong together.
+//!
 //! Buffers travel as `Box<CachePadded<Vec<u8>>>`: every pooled object is boxed once, when it is
 //! made, so the per-thread cache can type-erase it without allocating; the box is
 //! reused with its buffer for the buffer's whole life.

@@ -18,6 +18,10 @@
 //! carry. A separate thread-local, [`EXIT`], whose destructor is
 //! registered when a thread opens its first slot, empties the caches at thread exit
 //! and closes them, so nothing cached leaks and nothing is cached after.
+//!
+//! Long on purpose: the two caches, their exit hook and the one `unsafe` block they
+//! need stay in one file so the block's safety argument can be read beside all of
+//! its callers.
 #![allow(clippy::box_collection)]
 
 use crate::stats::{CounterBlock, Event};

@@ -1,4 +1,8 @@
 //! `Pool<T>`: a typed object pool with a per-thread fast path.
+//!
+//! Longer than the crate's other files on purpose: a third of it is the rustdoc (with
+//! examples) of the public API, and the shared store, the per-thread path and the
+//! guard's return path work on the same private fields.
 
 use crate::error::BuildError;
 use crate::local::{self, Cache, Erased, Sink, SlotInit, is_bytes};

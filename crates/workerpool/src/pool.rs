@@ -1,5 +1,10 @@
 //! The pool: submission with backpressure (blocking, bounded and async), the workers,
 //! resizing, `join`, and the deadline shutdown.
+//!
+//! Longer than the crate's other files on purpose: a third of it is the rustdoc (with
+//! examples) of `WorkerPool`'s public methods, and submission, the worker loop and
+//! shutdown all work on `Shared`'s private fields, which splitting them apart would
+//! have to widen to the whole crate.
 
 use crate::cancel::CancellationToken;
 use crate::config::{MAX_WORKERS, PanicPolicy, WorkerPoolBuilder};
