@@ -427,10 +427,15 @@ impl<M: Manager> Pool<M> {
         };
         let grant = match shared.acquire(may_queue, now) {
             Acquire::Fresh(conn) => {
+                // Found without queueing or dialling: a zero-wait sample, no clock read.
                 if shared.events.is_enabled() {
                     shared.events.record(Timing::AcquireWait, Duration::ZERO);
-                    let id = conn.id;
-                    shared.events.connection(ConnEvent::Checkout { id, waited: Duration::ZERO });
+                    if shared.events.connections_enabled() {
+                        let id = conn.id;
+                        shared
+                            .events
+                            .connection(ConnEvent::Checkout { id, waited: Duration::ZERO });
+                    }
                 }
                 return Ok(PooledConn::new(self, conn));
             }

@@ -445,7 +445,7 @@ impl<M: Manager> Shared<M> {
         self.counters.count_close(reason);
         tracing::debug!(?reason, id = conn.id, age = ?conn.created.elapsed(), "poolside-connpool: closing a connection");
         let meta = conn.meta();
-        if self.events.is_enabled() {
+        if self.events.connections_enabled() {
             let age = meta.created_at.elapsed();
             self.events.connection(ConnEvent::Close { id: meta.id, age, reason: reason.name() });
         }
