@@ -595,7 +595,7 @@ impl<M: Manager> Pool<M> {
                     }
                 }
                 Verdict::Fresh => {
-                    if let Some(guard) = self.approve_and_hand_out(&mut pending).await {
+                    if let Some(guard) = self.approve_and_hand_out(&mut pending, Some(now)).await {
                         return Ok(guard);
                     }
                     failed_checks = failed_checks.saturating_add(1);
@@ -628,7 +628,8 @@ impl<M: Manager> Pool<M> {
                     match checked {
                         Ok(Ok(Ok(()))) => {
                             pending.conn = Some(conn);
-                            if let Some(guard) = self.approve_and_hand_out(&mut pending).await {
+                            if let Some(guard) = self.approve_and_hand_out(&mut pending, None).await
+                            {
                                 return Ok(guard);
                             }
                             failed_checks = failed_checks.saturating_add(1);
@@ -668,16 +669,22 @@ impl<M: Manager> Pool<M> {
 
     /// Hands out the idle connection `pending` holds once `before_acquire` (if set)
     /// approves it; otherwise closes it (`None`: the caller keeps the empty slot).
+    /// `judged_at`: when the caller judged it fresh, its checkout stamp unless a hook
+    /// ran since (then the clock is read again).
     pub(super) async fn approve_and_hand_out(
         &self,
         pending: &mut Pending<'_, M>,
+        judged_at: Option<Instant>,
     ) -> Option<PooledConn<'_, M>> {
         let shared = &*self.shared;
         let approved = shared.approve_checkout(pending).await;
         let mut conn = pending.conn.take()?;
         if approved {
             pending.holds_slot = false;
-            conn.last_used = Instant::now();
+            conn.last_used = match judged_at {
+                Some(at) if shared.hooks.before_acquire.is_none() => at,
+                _ => Instant::now(),
+            };
             Some(self.hand_out(conn))
         } else {
             shared.close_conn(conn, CloseReason::Hook);

@@ -260,7 +260,9 @@ impl<M: Manager> Shared<M> {
         const SKIP_AFTER: u32 = 4;
         /// While skipping, one caller in this many spins anyway (a probe).
         const PROBE_EVERY: u32 = 32;
-        if !self.gauges.at_capacity() || self.idle.stripe_count() == 1 {
+        // Someone waits: the line is formed and returns go to it; nothing to find.
+        if self.gauges.waiting() != 0 || !self.gauges.at_capacity() || self.idle.stripe_count() == 1
+        {
             return None;
         }
         // A heuristic only: racing updates may lose a count, never a connection.
