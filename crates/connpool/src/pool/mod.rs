@@ -387,6 +387,11 @@ impl<M: Manager> Pool<M> {
     /// prepared it); every other hook and limit applies from now on, its lifetime
     /// counted from this call. Returns the metadata it was given.
     ///
+    /// A caller waiting while the pool opens a connection for it (or waits out the
+    /// dial backoff after failed dials) holds a slot: the added connection goes to
+    /// the oldest such caller and fills its slot, even when every slot is taken, and
+    /// that caller's dial is abandoned.
+    ///
     /// When every slot is taken ([`AddError::Full`]) or the pool is closed
     /// ([`AddError::Closed`]), the connection is handed back inside the error, never
     /// dropped.
