@@ -8,6 +8,11 @@
 //!   `GETS_PER_ITER` gets in total across the tasks.
 //! * fairness (extra report `connpool_fairness`): acquire wait p50 / p99 / p99.9 with
 //!   1000 tasks on 50 connections, each holding its connection across one yield.
+//! * busy machine (extra report `connpool_busy`): get + drop (pool 8, 64 tasks) with
+//!   every contender (ours, qp, deadpool, bb8) once per round in rotating order, 7
+//!   rounds, median and spread, on a multi-thread and on a current-thread runtime.
+//!   With `POOLSIDE_BENCH_NEIGHBORS=n`, `n` threads spin for the whole run (every
+//!   scenario here) to oversubscribe the cores.
 //! * `connpool_pg_select1`: `SELECT 1` on a real PostgreSQL (pool 16, 64 tasks), only
 //!   when `POOLSIDE_PG_URL` is set.
 //!
@@ -23,6 +28,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use tokio::runtime::Runtime;
+
+#[path = "support/interleaved.rs"]
+mod interleaved;
+#[path = "support/neighbors.rs"]
+mod neighbors;
 
 /// Gets per criterion iteration (split evenly over the tasks).
 const GETS_PER_ITER: u64 = 4096;
@@ -190,6 +200,7 @@ macro_rules! bench_get_drop {
 }
 
 fn get_drop(c: &mut Criterion) {
+    neighbors::for_run();
     let rt = runtime();
     let mut group = c.benchmark_group("connpool_get_drop");
     group.throughput(Throughput::Elements(GETS_PER_ITER));
@@ -333,6 +344,94 @@ async fn futures_join_all<F: Future>(futs: impl Iterator<Item = F>) -> Vec<F::Ou
     out
 }
 
+// ---- busy machine -------------------------------------------------------------
+
+const BUSY_SIZE: usize = 8;
+const BUSY_TASKS: usize = 64;
+const BUSY_ROUNDS: usize = 7;
+
+/// The interleaved get + drop table on `rt` (`flavor` names it in the title).
+fn busy_table(rt: &Runtime, flavor: &str, qp_stuck: &Arc<AtomicBool>) -> String {
+    let ops = full_or_quick(200_000, 40_000);
+    let ours = rt.block_on(async {
+        let pool = poolside_connpool::Builder::new().max_size(BUSY_SIZE).build(Noop).unwrap();
+        pool.warm(BUSY_SIZE).await.unwrap();
+        Arc::new(pool)
+    });
+    let qp_pool = rt.block_on(async {
+        let pool = Arc::new(qp::Pool::new(Noop, BUSY_SIZE));
+        pool.reserve(BUSY_SIZE).await.unwrap();
+        pool
+    });
+    let dp = rt.block_on(async {
+        let pool =
+            deadpool::managed::Pool::<Noop>::builder(Noop).max_size(BUSY_SIZE).build().unwrap();
+        drop(futures_join_all((0..BUSY_SIZE).map(|_| pool.get())).await);
+        pool
+    });
+    let b8 = rt.block_on(async {
+        bb8::Pool::builder()
+            .max_size(BUSY_SIZE as u32)
+            .min_idle(Some(BUSY_SIZE as u32))
+            .test_on_check_out(false)
+            .build(Noop)
+            .await
+            .unwrap()
+    });
+    let stuck = qp_stuck.clone();
+    let contenders = [
+        interleaved::contender("poolside", BUSY_TASKS, ours, |p, _| async move {
+            drop(p.get().await.unwrap());
+        }),
+        interleaved::contender("qp", BUSY_TASKS, qp_pool, move |p, _| {
+            let stuck = stuck.clone();
+            async move {
+                // qp 0.2 can deadlock: a get stuck this long ends the qp rows' meaning
+                // (reported under the table) rather than the run.
+                if stuck.load(Ordering::Relaxed) {
+                    return;
+                }
+                match tokio::time::timeout(QP_DEADLOCK_AFTER, p.acquire_unchecked()).await {
+                    Ok(conn) => drop(conn.unwrap()),
+                    Err(_) => stuck.store(true, Ordering::Relaxed),
+                }
+            }
+        }),
+        interleaved::contender("deadpool", BUSY_TASKS, dp, |p, _| async move {
+            drop(p.get().await.unwrap());
+        }),
+        interleaved::contender("bb8", BUSY_TASKS, b8, |p, _| async move {
+            drop(p.get().await.unwrap());
+        }),
+    ];
+    let title = format!(
+        "connpool get + drop, pool {BUSY_SIZE}, {BUSY_TASKS} tasks, {flavor}, {} spinning neighbour(s)",
+        neighbors::for_run()
+    );
+    interleaved::run(rt, &title, full_or_quick(BUSY_ROUNDS, BUSY_ROUNDS), ops, &contenders)
+}
+
+fn busy(_c: &mut Criterion) {
+    neighbors::for_run();
+    let qp_stuck = Arc::new(AtomicBool::new(false));
+    let multi = runtime();
+    let mut md = busy_table(&multi, &format!("{} worker threads", worker_threads()), &qp_stuck);
+    drop(multi);
+    let single = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    md.push('\n');
+    md.push_str(&busy_table(&single, "current_thread runtime", &qp_stuck));
+    if qp_stuck.load(Ordering::Relaxed) {
+        md.push_str(&format!(
+            "\nqp deadlocked (a get waited over {QP_DEADLOCK_AFTER:?}); its rows are void.\n"
+        ));
+    }
+    eprintln!("{md}");
+    write_extra_report("connpool_busy", &md);
+}
+
 // ---- fairness -----------------------------------------------------------------
 
 const FAIR_TASKS: usize = 1000;
@@ -384,6 +483,7 @@ macro_rules! fair_task {
 }
 
 fn fairness(_c: &mut Criterion) {
+    neighbors::for_run();
     let rt = runtime();
     let rounds = full_or_quick(40, 10) + WARMUP_GETS;
     let mut rows = Vec::new();
@@ -395,6 +495,19 @@ fn fairness(_c: &mut Criterion) {
     });
     let waits = fairness_run(&rt, rounds, || fair_task!(ours, rounds, |p| p.get().await));
     rows.push(("poolside/Pool", percentiles(waits)));
+
+    // Without a wait limit (deadpool's default): no timer per queued get.
+    let unlimited = rt.block_on(async {
+        let pool = poolside_connpool::Builder::new()
+            .max_size(FAIR_CONNS)
+            .wait(poolside_connpool::WaitPolicy::Queue)
+            .build(Noop)
+            .unwrap();
+        pool.warm(FAIR_CONNS).await.unwrap();
+        pool
+    });
+    let waits = fairness_run(&rt, rounds, || fair_task!(unlimited, rounds, |p| p.get().await));
+    rows.push(("poolside/Pool (WaitPolicy::Queue)", percentiles(waits)));
 
     let dp = rt.block_on(async {
         let pool =
@@ -538,6 +651,6 @@ fn pg_select1(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = criterion_config();
-    targets = get_drop, fairness, pg_select1
+    targets = busy, get_drop, fairness, pg_select1
 }
 criterion_main!(benches);

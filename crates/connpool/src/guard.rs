@@ -181,7 +181,7 @@ impl<M: Manager> Drop for PooledConn<'_, M> {
     fn drop(&mut self) {
         let Some(mut conn) = self.conn.take() else { return };
         let shared = &*self.pool.get().shared;
-        if shared.events.is_enabled() {
+        if shared.events.connections_enabled() {
             // `last_used` is the checkout's stamp until the lines below restamp it.
             let held = conn.last_used.elapsed();
             shared.events.connection(poolside_core::ConnEvent::Checkin { id: conn.id, held });

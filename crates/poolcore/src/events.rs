@@ -110,6 +110,29 @@ pub trait EventHook: Send + Sync + 'static {
     fn on_connection(&self, event: ConnEvent) {
         let _ = event;
     }
+
+    /// Whether this hook wants [`on_connection`](EventHook::on_connection) calls.
+    /// Asked once, when the hook is installed: a hook that answers `false` spares the
+    /// pool the per-checkout calls and the clock read that measures how long each
+    /// connection was held. The default is `true`; closures receive only timings
+    /// and answer `false`.
+    ///
+    /// ```
+    /// use poolside_core::{EventHook, Events, Timing};
+    /// use std::time::Duration;
+    ///
+    /// struct TimingsOnly;
+    /// impl EventHook for TimingsOnly {
+    ///     fn on_timing(&self, _: Timing, _: Duration) {}
+    ///     fn wants_connection_events(&self) -> bool {
+    ///         false
+    ///     }
+    /// }
+    /// assert!(!Events::new(TimingsOnly).connections_enabled());
+    /// ```
+    fn wants_connection_events(&self) -> bool {
+        true
+    }
 }
 
 /// One connection's lifecycle event, as a connection pool reports it to
@@ -180,6 +203,10 @@ impl<F: Fn(Timing, Duration) + Send + Sync + 'static> EventHook for F {
     fn on_timing(&self, timing: Timing, elapsed: Duration) {
         self(timing, elapsed)
     }
+
+    fn wants_connection_events(&self) -> bool {
+        false
+    }
 }
 
 /// A pool's optional event hook.
@@ -199,17 +226,19 @@ impl<F: Fn(Timing, Duration) + Send + Sync + 'static> EventHook for F {
 #[derive(Clone, Default)]
 pub struct Events {
     hook: Option<Arc<dyn EventHook>>,
+    /// The hook's answer to [`EventHook::wants_connection_events`], asked once.
+    connections: bool,
 }
 
 impl Events {
     /// No hook: events cost nothing.
     pub const fn none() -> Self {
-        Events { hook: None }
+        Events { hook: None, connections: false }
     }
 
     /// Sends events to `hook`.
     pub fn new(hook: impl EventHook) -> Self {
-        Events { hook: Some(Arc::new(hook)) }
+        Self::from_arc(Arc::new(hook))
     }
 
     /// Sends events to a shared hook.
@@ -224,13 +253,31 @@ impl Events {
     /// assert!(events.is_enabled());
     /// ```
     pub fn from_arc(hook: Arc<dyn EventHook>) -> Self {
-        Events { hook: Some(hook) }
+        let connections = hook.wants_connection_events();
+        Events { hook: Some(hook), connections }
     }
 
     /// Whether a hook is installed.
     #[inline]
     pub fn is_enabled(&self) -> bool {
         self.hook.is_some()
+    }
+
+    /// Whether a hook is installed that wants connection lifecycle events
+    /// ([`EventHook::wants_connection_events`]): pools skip building them otherwise.
+    ///
+    /// ```
+    /// use poolside_core::{Events, Timing};
+    /// use std::time::Duration;
+    ///
+    /// let timings_only = Events::new(|_: Timing, _: Duration| {});
+    /// assert!(timings_only.is_enabled());
+    /// assert!(!timings_only.connections_enabled());
+    /// assert!(!Events::none().connections_enabled());
+    /// ```
+    #[inline]
+    pub fn connections_enabled(&self) -> bool {
+        self.connections
     }
 
     /// The current instant if a hook is installed, else `None` (and no clock read).
@@ -255,7 +302,7 @@ impl Events {
     /// ```
     #[inline]
     pub fn connection(&self, event: ConnEvent) {
-        if let Some(hook) = &self.hook {
+        if let (Some(hook), true) = (&self.hook, self.connections) {
             hook.on_connection(event);
         }
     }

@@ -161,6 +161,12 @@ impl EventHook for TimingHistograms {
             global.record(i, elapsed);
         }
     }
+
+    /// Histograms need timings only: the pool skips its per-checkout connection
+    /// events (and the clock read that times each checkin).
+    fn wants_connection_events(&self) -> bool {
+        false
+    }
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! gives back its slot, connection or grant.
 
 use super::Pool;
-use super::shared::{Acquire, Conn, Grant, Shared};
+use super::shared::{Acquire, Adoption, Conn, Grant, Shared};
 use crate::PoolError;
 use crate::backoff::{Backoff, Gate};
 use crate::error::GetError;
@@ -160,10 +160,15 @@ impl<M: Manager> Shared<M> {
     ///
     /// `wait` is the caller's own deadline (its wait policy), which cuts the dialling
     /// short: then the last dial's error is reported, or `TimedOut` if none failed.
+    ///
+    /// `adopt` is the caller's registration as a dialler (see `Pool::add`): a
+    /// connection added meanwhile ends the dialling (or the wait for the backoff)
+    /// and is returned instead; it fills the caller's slot.
     pub(super) async fn dial_for_caller(
         &self,
         may_wait: bool,
         wait: Option<WaitLimit>,
+        adopt: &mut Option<Adoption<M::Connection>>,
     ) -> Result<Conn<M::Connection>, GetError<M::Error>> {
         let limit = self.config.connect_timeout;
         let connect_deadline = Instant::now().checked_add(limit);
@@ -190,7 +195,13 @@ impl<M: Manager> Shared<M> {
                 Gate::Dial { generation, probe } => {
                     attempts += 1;
                     let left = deadline.map_or(limit, |d| d.saturating_duration_since(now));
-                    match self.dial(generation, probe, left).await {
+                    let dialed = match race(self.dial(generation, probe, left), adopt).await {
+                        Ok(dialed) => dialed,
+                        Err(Some(adopted)) => return Ok(adopted),
+                        // The pool closed: the loop's first check reports it.
+                        Err(None) => continue,
+                    };
+                    match dialed {
                         Ok(conn) => return Ok(conn),
                         Err(e @ GetError::Panicked { .. }) => return Err(e),
                         // Cut short by the caller's deadline, not the connect timeout.
@@ -231,14 +242,20 @@ impl<M: Manager> Shared<M> {
                 (Some(u), Some(d)) => Some(u.min(d)),
                 (u, d) => u.or(d),
             };
-            match wake {
-                Some(at) => {
-                    tokio::select! {
-                        () = settled => {}
-                        () = tokio::time::sleep_until(at) => {}
+            let waited = async {
+                match wake {
+                    Some(at) => {
+                        tokio::select! {
+                            () = settled => {}
+                            () = tokio::time::sleep_until(at) => {}
+                        }
                     }
+                    None => settled.await,
                 }
-                None => settled.await,
+            };
+            match race(waited, adopt).await {
+                Ok(()) | Err(None) => {}
+                Err(Some(adopted)) => return Ok(adopted),
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(match last {
@@ -296,6 +313,8 @@ pub(super) struct Pending<'a, M: Manager> {
     pub(super) shared: &'a Shared<M>,
     pub(super) conn: Option<Conn<M::Connection>>,
     pub(super) holds_slot: bool,
+    /// Registered as a dialler: a connection `Pool::add` sends here fills the slot.
+    pub(super) adoption: Option<Adoption<M::Connection>>,
 }
 
 impl<'a, M: Manager> Pending<'a, M> {
@@ -304,13 +323,36 @@ impl<'a, M: Manager> Pending<'a, M> {
             Grant::Conn(conn) => Some(conn),
             Grant::Slot => None,
         };
-        Pending { shared, conn, holds_slot: true }
+        Pending { shared, conn, holds_slot: true, adoption: None }
+    }
+
+    /// Ends the dialler registration (if any): leaves the list and returns the
+    /// connection `Pool::add` sent meanwhile, which fills this slot.
+    pub(super) fn settle_adoption(&mut self) -> Option<Conn<M::Connection>> {
+        let mut adoption = self.adoption.take()?;
+        {
+            let mut st = self.shared.lock();
+            if let Some(at) = st.dialers.iter().position(|d| d.id == adoption.id) {
+                st.dialers.remove(at);
+            }
+        }
+        adoption.rx.close();
+        adoption.rx.try_recv().ok()
     }
 }
 
 impl<M: Manager> Drop for Pending<'_, M> {
     fn drop(&mut self) {
         if !self.holds_slot {
+            return;
+        }
+        // A connection added for this caller just as it left: it fills the slot,
+        // and goes to the next waiter or the idle stripes.
+        if let Some(adopted) = self.settle_adoption() {
+            if let Some(conn) = self.conn.take() {
+                self.shared.close_conn(conn, CloseReason::Cancelled);
+            }
+            self.shared.put_back(adopted, false);
             return;
         }
         match self.conn.take() {
@@ -338,6 +380,24 @@ impl<M: Manager> Drop for Preparing<'_, M> {
             self.shared.close_conn(conn, CloseReason::Cancelled);
         }
     }
+}
+
+/// Runs `work` unless a connection is added for this dialling caller first:
+/// `Err(Some(conn))` then, `Err(None)` when the registration ended without one (the
+/// pool closed); either way `adopt` is cleared. The work is preferred when both are
+/// ready.
+async fn race<F: std::future::Future, C>(
+    work: F,
+    adopt: &mut Option<Adoption<C>>,
+) -> Result<F::Output, Option<Conn<C>>> {
+    let Some(adoption) = adopt.as_mut() else { return Ok(work.await) };
+    let got = tokio::select! {
+        biased;
+        out = work => return Ok(out),
+        got = &mut adoption.rx => got,
+    };
+    *adopt = None;
+    Err(got.ok())
 }
 
 /// A caller's own wait limit (`WaitPolicy::Timeout`, `get_timeout`): when it ends,
@@ -428,10 +488,15 @@ impl<M: Manager> Pool<M> {
         };
         let grant = match shared.acquire(may_queue, now) {
             Acquire::Fresh(conn) => {
+                // Found without queueing or dialling: a zero-wait sample, no clock read.
                 if shared.events.is_enabled() {
                     shared.events.record(Timing::AcquireWait, Duration::ZERO);
-                    let id = conn.id;
-                    shared.events.connection(ConnEvent::Checkout { id, waited: Duration::ZERO });
+                    if shared.events.connections_enabled() {
+                        let id = conn.id;
+                        shared
+                            .events
+                            .connection(ConnEvent::Checkout { id, waited: Duration::ZERO });
+                    }
                 }
                 return Ok(PooledConn::new(self, conn));
             }
@@ -502,7 +567,21 @@ impl<M: Manager> Pool<M> {
             };
             match verdict {
                 Verdict::Dial => {
-                    let conn = shared.dial_for_caller(may_wait, wait).await?;
+                    if may_wait && pending.adoption.is_none() {
+                        pending.adoption = Some(shared.register_dialer());
+                    }
+                    let dialed =
+                        shared.dial_for_caller(may_wait, wait, &mut pending.adoption).await;
+                    let conn = match (dialed, pending.settle_adoption()) {
+                        (Ok(conn), None) => conn,
+                        (Err(e), None) => return Err(e),
+                        // Added just as the dial ended: the added one fills the slot.
+                        (Err(_), Some(adopted)) => adopted,
+                        (Ok(dialed), Some(adopted)) => {
+                            shared.keep_surplus(dialed);
+                            adopted
+                        }
+                    };
                     pending.holds_slot = false;
                     if !shared.admit() {
                         shared.close_conn(conn, CloseReason::PoolClosed);
@@ -517,7 +596,7 @@ impl<M: Manager> Pool<M> {
                     }
                 }
                 Verdict::Fresh => {
-                    if let Some(guard) = self.approve_and_hand_out(&mut pending).await {
+                    if let Some(guard) = self.approve_and_hand_out(&mut pending, Some(now)).await {
                         return Ok(guard);
                     }
                     failed_checks = failed_checks.saturating_add(1);
@@ -550,7 +629,8 @@ impl<M: Manager> Pool<M> {
                     match checked {
                         Ok(Ok(Ok(()))) => {
                             pending.conn = Some(conn);
-                            if let Some(guard) = self.approve_and_hand_out(&mut pending).await {
+                            if let Some(guard) = self.approve_and_hand_out(&mut pending, None).await
+                            {
                                 return Ok(guard);
                             }
                             failed_checks = failed_checks.saturating_add(1);
@@ -590,16 +670,22 @@ impl<M: Manager> Pool<M> {
 
     /// Hands out the idle connection `pending` holds once `before_acquire` (if set)
     /// approves it; otherwise closes it (`None`: the caller keeps the empty slot).
+    /// `judged_at`: when the caller judged it fresh, its checkout stamp unless a hook
+    /// ran since (then the clock is read again).
     pub(super) async fn approve_and_hand_out(
         &self,
         pending: &mut Pending<'_, M>,
+        judged_at: Option<Instant>,
     ) -> Option<PooledConn<'_, M>> {
         let shared = &*self.shared;
         let approved = shared.approve_checkout(pending).await;
         let mut conn = pending.conn.take()?;
         if approved {
             pending.holds_slot = false;
-            conn.last_used = Instant::now();
+            conn.last_used = match judged_at {
+                Some(at) if shared.hooks.before_acquire.is_none() => at,
+                _ => Instant::now(),
+            };
             Some(self.hand_out(conn))
         } else {
             shared.close_conn(conn, CloseReason::Hook);

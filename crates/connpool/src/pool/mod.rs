@@ -30,7 +30,7 @@ use poolside_core::Events;
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering, fence};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering, fence};
 use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -149,6 +149,7 @@ impl<M: Manager> Pool<M> {
         };
         let state = State {
             waiters: VecDeque::new(),
+            dialers: VecDeque::new(),
             open: 0,
             max_size: config.max_size,
             closed: false,
@@ -167,6 +168,7 @@ impl<M: Manager> Pool<M> {
             backoff: Backoff::new(config.backoff_min, config.backoff_max),
             hooks,
             next_id: AtomicU64::new(1),
+            spin_misses: CachePadded::new(AtomicU32::new(0)),
             config,
         });
         shared.gauges.publish(0, shared.config.max_size, 0);
@@ -385,6 +387,11 @@ impl<M: Manager> Pool<M> {
     /// prepared it); every other hook and limit applies from now on, its lifetime
     /// counted from this call. Returns the metadata it was given.
     ///
+    /// A caller waiting while the pool opens a connection for it (or waits out the
+    /// dial backoff after failed dials) holds a slot: the added connection goes to
+    /// the oldest such caller and fills its slot, even when every slot is taken, and
+    /// that caller's dial is abandoned.
+    ///
     /// When every slot is taken ([`AddError::Full`]) or the pool is closed
     /// ([`AddError::Closed`]), the connection is handed back inside the error, never
     /// dropped.
@@ -418,12 +425,24 @@ impl<M: Manager> Pool<M> {
             if st.closed {
                 return Err(AddError::Closed(conn));
             }
+            let conn = shared.new_conn(conn);
+            // A caller dialling (or backing off) on a slot it holds, with nobody
+            // queued behind a free slot: the connection takes that caller's slot, so
+            // `open` does not change, and the caller stops dialling.
+            let conn = if st.waiters.is_empty() || st.open >= st.max_size {
+                match shared.adopt_for_dialer(&mut st, conn) {
+                    Ok(meta) => return Ok(meta),
+                    Err(back) => back,
+                }
+            } else {
+                conn
+            };
             if st.open >= st.max_size {
-                return Err(AddError::Full(conn));
+                return Err(AddError::Full(conn.raw));
             }
             st.open += 1;
             shared.publish(&st);
-            shared.new_conn(conn)
+            conn
         };
         let meta = conn.meta();
         // To the oldest live waiter, else idle (or closed, should the pool close now).
@@ -481,11 +500,12 @@ impl<M: Manager> Pool<M> {
             fence(Ordering::SeqCst);
             let idle = shared.idle.drain();
             st.open -= idle.len();
-            let waiters = std::mem::take(&mut st.waiters);
+            let waiters = (std::mem::take(&mut st.waiters), std::mem::take(&mut st.dialers));
             shared.publish(&st);
             (idle, waiters)
         };
-        // Dropping the senders wakes every waiter with `Closed`.
+        // Dropping the senders wakes every waiter with `Closed` (and every caller
+        // dialling on a slot, which then finds the pool closed).
         drop(waiters);
         for conn in idle {
             shared.close_conn(conn, CloseReason::PoolClosed);

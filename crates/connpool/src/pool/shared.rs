@@ -31,7 +31,7 @@ use parking_lot::{Mutex, MutexGuard};
 use poolside_core::{ConnEvent, Events};
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering, fence};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering, fence};
 use tokio::sync::{Notify, oneshot};
 use tokio::time::Instant;
 
@@ -73,6 +73,14 @@ pub(super) struct Waiter<C> {
     pub(super) tx: oneshot::Sender<Grant<C>>,
 }
 
+/// A caller dialling (or waiting out the dial backoff) on a slot it holds, ready
+/// to take a connection given to the pool with [`Pool::add`](super::Pool::add)
+/// instead: that connection then fills the caller's slot.
+pub(super) struct Dialer<C> {
+    pub(super) id: u64,
+    pub(super) tx: oneshot::Sender<Conn<C>>,
+}
+
 /// The pool lock, held.
 pub(super) type Locked<'a, C> = MutexGuard<'a, State<C>>;
 
@@ -81,6 +89,8 @@ pub(super) type Undelivered<'a, C> = Option<(Locked<'a, C>, Grant<C>)>;
 
 pub(crate) struct State<C> {
     pub(super) waiters: VecDeque<Waiter<C>>,
+    /// Callers dialling on a slot they hold, oldest first (see [`Dialer`]).
+    pub(super) dialers: VecDeque<Dialer<C>>,
     /// Slots taken: idle + in use + being opened or checked.
     pub(super) open: usize,
     pub(super) max_size: usize,
@@ -110,6 +120,9 @@ pub(crate) struct Shared<M: Manager> {
     pub(crate) hooks: Hooks<M::Connection>,
     /// The id of the next connection opened or adopted.
     pub(super) next_id: AtomicU64,
+    /// Spins for a returned connection that found none, in a row (see
+    /// `spin_for_idle`); written only by callers that found every slot taken.
+    pub(super) spin_misses: CachePadded<AtomicU32>,
 }
 
 impl<M: Manager> Drop for Shared<M> {
@@ -139,6 +152,12 @@ pub(super) fn send_to_oldest<C>(
 pub(super) fn multi_threaded() -> bool {
     tokio::runtime::Handle::try_current()
         .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
+}
+
+/// A dialling caller's end of its [`Dialer`] registration.
+pub(super) struct Adoption<C> {
+    pub(super) id: u64,
+    pub(super) rx: oneshot::Receiver<Conn<C>>,
 }
 
 /// What a caller found when it asked for a connection.
@@ -221,17 +240,46 @@ impl<M: Manager> Shared<M> {
     /// Why: when connections are held briefly and there are more callers than
     /// connections across many cores, queueing turns every later return into a locked
     /// hand-off and a wake-up of a parked task on another core, and the line, once
-    /// formed, sustains itself, capping the pool at the speed of a locked queue (the
-    /// many-core runs in docs/benchmarks.md). A connection returned within the spin goes to
-    /// whoever finds it, as it would a moment later anyway. Nobody is overtaken: the
+    /// formed, sustains itself, capping the pool at the speed of a queue-only pool. A
+    /// connection returned within the spin goes to whoever finds it, as it would a
+    /// moment later anyway. Nobody is overtaken: the
     /// spin stops as soon as anyone waits (`take_idle` then returns nothing), so the
     /// first-come-first-served line is untouched. A current-thread runtime cannot see
     /// a return while it spins, so it never spins.
+    ///
+    /// Adaptive: when the last spins found nothing in a row (returners are slow, or
+    /// descheduled on an oversubscribed machine, where spinning only takes the CPU
+    /// from the thread that would return a connection), callers queue at once and
+    /// only every `PROBE_EVERY`-th one spins again to find out whether spinning pays
+    /// once more. The runtime probe (which clones the runtime handle) runs only for
+    /// callers that would spin.
     #[cold]
     pub(super) fn spin_for_idle(&self, now: Instant) -> Option<Acquire<M::Connection>> {
         const ROUNDS: u32 = 6;
-        if !self.gauges.at_capacity() || self.idle.stripe_count() == 1 || !multi_threaded() {
+        /// Misses in a row after which callers stop spinning.
+        const SKIP_AFTER: u32 = 4;
+        /// While skipping, one caller in this many spins anyway (a probe).
+        const PROBE_EVERY: u32 = 32;
+        // Someone waits: the line is formed and returns go to it; nothing to find.
+        if self.gauges.waiting() != 0 || !self.gauges.at_capacity() || self.idle.stripe_count() == 1
+        {
             return None;
+        }
+        // A heuristic only: racing updates may lose a count, never a connection.
+        let misses = self.spin_misses.load(Ordering::Relaxed);
+        if misses >= SKIP_AFTER {
+            self.spin_misses.store(misses.wrapping_add(1).max(SKIP_AFTER), Ordering::Relaxed);
+            if misses % PROBE_EVERY != 0 {
+                return None;
+            }
+        }
+        let missed = || {
+            let now_misses = self.spin_misses.load(Ordering::Relaxed);
+            self.spin_misses.store(now_misses.saturating_add(1), Ordering::Relaxed);
+            None
+        };
+        if !multi_threaded() {
+            return missed();
         }
         for round in 0..ROUNDS {
             for _ in 0..(1u32 << round) {
@@ -241,10 +289,58 @@ impl<M: Manager> Shared<M> {
                 return None;
             }
             if let Some(found) = self.take_idle(now) {
+                if self.spin_misses.load(Ordering::Relaxed) != 0 {
+                    self.spin_misses.store(0, Ordering::Relaxed);
+                }
                 return Some(found);
             }
         }
-        None
+        missed()
+    }
+
+    /// Under the lock: gives `conn` (not yet counted in `open`) to the oldest caller
+    /// dialling on a slot it holds, whose slot it fills. Returns it when no such
+    /// caller is left.
+    pub(super) fn adopt_for_dialer(
+        &self,
+        st: &mut State<M::Connection>,
+        mut conn: Conn<M::Connection>,
+    ) -> Result<ConnMeta, Conn<M::Connection>> {
+        let meta = conn.meta();
+        while let Some(dialer) = st.dialers.pop_front() {
+            match dialer.tx.send(conn) {
+                Ok(()) => return Ok(meta),
+                // Its future is gone (its `Pending` removes it, but may lose the race
+                // with this pop): the next one.
+                Err(back) => conn = back,
+            }
+        }
+        Err(conn)
+    }
+
+    /// A connection dialled for a caller that received an added one instead: kept
+    /// on a slot of its own when one is free, else closed.
+    pub(super) fn keep_surplus(&self, conn: Conn<M::Connection>) {
+        let mut st = self.lock();
+        if !st.closed && st.open < st.max_size {
+            st.open += 1;
+            self.publish(&st);
+            drop(st);
+            self.put_back(conn, false);
+        } else {
+            drop(st);
+            self.close_conn(conn, CloseReason::Resize);
+        }
+    }
+
+    /// Registers a caller about to dial on a slot it holds (see [`Dialer`]).
+    pub(super) fn register_dialer(&self) -> Adoption<M::Connection> {
+        let (tx, rx) = oneshot::channel();
+        let mut st = self.lock();
+        let id = st.next_waiter;
+        st.next_waiter += 1;
+        st.dialers.push_back(Dialer { id, tx });
+        Adoption { id, rx }
     }
 
     /// Takes an idle connection or a free slot, or queues (when allowed).
@@ -445,7 +541,7 @@ impl<M: Manager> Shared<M> {
         self.counters.count_close(reason);
         tracing::debug!(?reason, id = conn.id, age = ?conn.created.elapsed(), "poolside-connpool: closing a connection");
         let meta = conn.meta();
-        if self.events.is_enabled() {
+        if self.events.connections_enabled() {
             let age = meta.created_at.elapsed();
             self.events.connection(ConnEvent::Close { id: meta.id, age, reason: reason.name() });
         }

@@ -7,7 +7,9 @@
 
 mod common;
 
+mod acquire_wait;
 mod add;
+mod add_waiter;
 mod adversity;
 mod blocking;
 mod blocking_diesel;
@@ -19,6 +21,7 @@ mod config;
 mod extremes;
 mod failover;
 mod failover_faults;
+mod fairness;
 mod hooks;
 mod hooks_events;
 mod hooks_stress;
