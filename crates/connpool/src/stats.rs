@@ -156,31 +156,42 @@ impl Gauges {
 /// pool use it under this name too.
 pub(crate) use poolside_core::ShardedCounter as Sharded;
 
-/// Counters bumped outside the lock.
+/// A count of rare events (dials, timeouts, health checks, closes): one shared
+/// atomic, bumped outside the lock.
+#[derive(Debug, Default)]
+pub(crate) struct Count(AtomicU64);
+
+impl Count {
+    pub(crate) fn bump(&self) {
+        self.0.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn get(&self) -> u64 {
+        self.0.load(Relaxed)
+    }
+}
+
+/// Counters bumped outside the lock: the hot pair per thread, the rest shared.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     pub(crate) acquires: Sharded,
     pub(crate) releases: Sharded,
-    pub(crate) dials: AtomicU64,
-    pub(crate) dial_errors: AtomicU64,
-    pub(crate) timeouts: AtomicU64,
-    pub(crate) health_checks: AtomicU64,
-    pub(crate) health_fails: AtomicU64,
-    pub(crate) closed_lifetime: AtomicU64,
-    pub(crate) closed_idle: AtomicU64,
-    pub(crate) closed_broken: AtomicU64,
+    pub(crate) dials: Count,
+    pub(crate) dial_errors: Count,
+    pub(crate) timeouts: Count,
+    pub(crate) health_checks: Count,
+    pub(crate) health_fails: Count,
+    pub(crate) closed_lifetime: Count,
+    pub(crate) closed_idle: Count,
+    pub(crate) closed_broken: Count,
 }
 
 impl Counters {
-    pub(crate) fn bump(&self, counter: &AtomicU64) {
-        counter.fetch_add(1, Relaxed);
-    }
-
     pub(crate) fn count_close(&self, reason: CloseReason) {
         match reason {
-            CloseReason::Lifetime => self.bump(&self.closed_lifetime),
-            CloseReason::Idle => self.bump(&self.closed_idle),
-            CloseReason::Broken => self.bump(&self.closed_broken),
+            CloseReason::Lifetime => self.closed_lifetime.bump(),
+            CloseReason::Idle => self.closed_idle.bump(),
+            CloseReason::Broken => self.closed_broken.bump(),
             _ => {}
         }
     }
@@ -230,17 +241,17 @@ impl<M: Manager> Instrumented for Pool<M> {
             (&IDLE, status.idle as u64),
             (&IN_USE, status.in_use as u64),
             (&WAITING, status.waiting as u64),
-            (&DIALS, c.dials.load(Relaxed)),
-            (&DIAL_ERRORS, c.dial_errors.load(Relaxed)),
+            (&DIALS, c.dials.get()),
+            (&DIAL_ERRORS, c.dial_errors.get()),
             (&ACQUIRES, c.acquires.sum()),
             (&RELEASES, c.releases.sum()),
             (&EXHAUSTIONS, g.exhaustions.load(Relaxed)),
-            (&TIMEOUTS, c.timeouts.load(Relaxed)),
-            (&HEALTH_CHECKS, c.health_checks.load(Relaxed)),
-            (&HEALTH_FAILS, c.health_fails.load(Relaxed)),
-            (&CLOSED_LIFETIME, c.closed_lifetime.load(Relaxed)),
-            (&CLOSED_IDLE, c.closed_idle.load(Relaxed)),
-            (&CLOSED_BROKEN, c.closed_broken.load(Relaxed)),
+            (&TIMEOUTS, c.timeouts.get()),
+            (&HEALTH_CHECKS, c.health_checks.get()),
+            (&HEALTH_FAILS, c.health_fails.get()),
+            (&CLOSED_LIFETIME, c.closed_lifetime.get()),
+            (&CLOSED_IDLE, c.closed_idle.get()),
+            (&CLOSED_BROKEN, c.closed_broken.get()),
         ];
         visitor.visit_all(&[], &values);
     }

@@ -12,7 +12,6 @@ use super::guard::PooledConn;
 use super::manager::Manager;
 use super::pool::Pool;
 use super::shared::{Conn, Grant, Shared, Wait};
-use super::stats::Counters;
 use crate::PoolError;
 use crate::{CloseReason, GetError};
 use poolside_core::Timing;
@@ -128,7 +127,7 @@ impl<M: Manager> Pool<M> {
                 shared.close_conn(conn, CloseReason::Idle);
                 continue;
             }
-            Counters::bump(&shared.counters.health_checks);
+            shared.counters.health_checks.bump();
             let limit = shared.config.options.connect_timeout;
             let bound =
                 wait.deadline.map_or(limit, |at| at.saturating_duration_since(now).min(limit));
@@ -185,11 +184,11 @@ impl<M: Manager> Pool<M> {
                     // The connection and its slot now belong to the check thread.
                     pending.slot = false;
                     if wait.deadline.is_some_and(|at| Instant::now() >= at) {
-                        Counters::bump(&shared.counters.timeouts);
+                        shared.counters.timeouts.bump();
                         return Err(wait.timed_out().into());
                     }
                     *failed_checks = failed_checks.saturating_add(1);
-                    Counters::bump(&shared.counters.health_fails);
+                    shared.counters.health_fails.bump();
                     tracing::debug!(
                         ?limit,
                         "poolside-connpool: health check timed out; discarding the connection"
@@ -198,7 +197,7 @@ impl<M: Manager> Pool<M> {
                 }
             }
             *failed_checks = failed_checks.saturating_add(1);
-            Counters::bump(&shared.counters.health_fails);
+            shared.counters.health_fails.bump();
             // The connection is gone and its slot is ours: take the next idle one
             // (when nobody waits), else dial on the slot.
             if *failed_checks <= retries {
@@ -281,7 +280,7 @@ impl<M: Manager> Pool<M> {
                     let now = Instant::now();
                     let caller_out = wait.deadline.is_some_and(|w| now >= w);
                     if caller_out && connect_deadline.is_none_or(|c| now < c) {
-                        Counters::bump(&shared.counters.timeouts);
+                        shared.counters.timeouts.bump();
                         return Err(wait.timed_out().into());
                     }
                     return Err(GetError::ConnectTimeout { after: limit });

@@ -5,7 +5,6 @@
 use super::bounded::{self, Outcome};
 use super::manager::Manager;
 use super::shared::{Backoff, Conn, Shared};
-use super::stats::Counters;
 use poolside_core::Timing;
 use std::fmt;
 use std::hash::BuildHasher;
@@ -75,7 +74,7 @@ impl<M: Manager> Shared<M> {
         self: &Arc<Self>,
         limit: Duration,
     ) -> Result<Conn<M::Connection>, DialError<M::Error>> {
-        Counters::bump(&self.counters.dials);
+        self.counters.dials.bump();
         let started = self.events.start();
         let worker = self.clone();
         let orphan = self.clone();
@@ -107,21 +106,21 @@ impl<M: Manager> Shared<M> {
                 Ok(Conn::new(raw))
             }
             Outcome::Done(Err(failure)) => {
-                Counters::bump(&self.counters.dial_errors);
+                self.counters.dial_errors.bump();
                 let text = failure.to_string();
                 tracing::debug!(error = %text, "poolside-connpool: dial failed");
                 self.dial_failed(text);
                 Err(DialError::Failed(failure))
             }
             Outcome::Panicked(panic) => {
-                Counters::bump(&self.counters.dial_errors);
+                self.counters.dial_errors.bump();
                 let message = bounded::panic_message(&*panic);
                 self.dial_failed(format!("connect panicked: {message}"));
                 tracing::error!(panic = message, "poolside-connpool: Manager::connect panicked");
                 Err(DialError::Panicked(panic))
             }
             Outcome::TimedOut => {
-                Counters::bump(&self.counters.dial_errors);
+                self.counters.dial_errors.bump();
                 if limit >= self.config.options.connect_timeout {
                     self.dial_failed(format!("connect timed out after {limit:?}"));
                 }

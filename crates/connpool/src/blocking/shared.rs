@@ -242,7 +242,7 @@ impl<M: Manager> Shared<M> {
         } else {
             Self::feed(&mut st);
         }
-        Counters::bump(&self.counters.exhaustions);
+        self.counters.exhaustions.bump();
         if !may_queue {
             return Acquire::Exhausted;
         }
@@ -289,7 +289,7 @@ impl<M: Manager> Shared<M> {
                     Self::leave_line(&mut st, id);
                     Self::nudge(&mut st);
                     drop(st);
-                    Counters::bump(&self.counters.timeouts);
+                    self.counters.timeouts.bump();
                     return Err(wait.timed_out());
                 }
             }

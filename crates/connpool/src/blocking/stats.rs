@@ -8,26 +8,19 @@ use crate::readings::{self, Counts};
 use crate::stats::CATALOGUE;
 use poolside_core::{Instrumented, MetricDesc, MetricVisitor};
 use std::ops::Deref;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// The pool's counters (levels live in the locked state): the async pool's, plus
 /// `exhaustions`, which the async pool keeps with its lock-free gauges.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     common: crate::stats::Counters,
-    pub(crate) exhaustions: AtomicU64,
+    pub(crate) exhaustions: crate::stats::Count,
 }
 
 impl Deref for Counters {
     type Target = crate::stats::Counters;
     fn deref(&self) -> &crate::stats::Counters {
         &self.common
-    }
-}
-
-impl Counters {
-    pub(crate) fn bump(counter: &AtomicU64) {
-        counter.fetch_add(1, Relaxed);
     }
 }
 
@@ -64,17 +57,17 @@ impl<M: Manager> Instrumented for Pool<M> {
     fn visit_metrics(&self, visitor: &mut dyn MetricVisitor) {
         let c = &self.shared.counters;
         let counts = Counts {
-            dials: c.dials.load(Relaxed),
-            dial_errors: c.dial_errors.load(Relaxed),
+            dials: c.dials.get(),
+            dial_errors: c.dial_errors.get(),
             acquires: c.acquires.sum(),
             releases: c.releases.sum(),
-            exhaustions: c.exhaustions.load(Relaxed),
-            timeouts: c.timeouts.load(Relaxed),
-            health_checks: c.health_checks.load(Relaxed),
-            health_fails: c.health_fails.load(Relaxed),
-            closed_lifetime: c.closed_lifetime.load(Relaxed),
-            closed_idle: c.closed_idle.load(Relaxed),
-            closed_broken: c.closed_broken.load(Relaxed),
+            exhaustions: c.exhaustions.get(),
+            timeouts: c.timeouts.get(),
+            health_checks: c.health_checks.get(),
+            health_fails: c.health_fails.get(),
+            closed_lifetime: c.closed_lifetime.get(),
+            closed_idle: c.closed_idle.get(),
+            closed_broken: c.closed_broken.get(),
         };
         readings::visit(&self.status(), &counts, visitor);
     }

@@ -27,7 +27,7 @@ impl<M: Manager> Shared<M> {
         probe: bool,
         limit: Duration,
     ) -> Result<Conn<M::Connection>, GetError<M::Error>> {
-        self.counters.bump(&self.counters.dials);
+        self.counters.dials.bump();
         // A probe whose future is dropped mid-dial must let another caller probe.
         let mut abandoned = AbandonedProbe { backoff: &self.backoff, armed: probe };
         let started = Instant::now();
@@ -68,7 +68,7 @@ impl<M: Manager> Shared<M> {
                     }
                     Err(refusal) => {
                         self.close_conn(conn, CloseReason::Hook);
-                        self.counters.bump(&self.counters.dial_errors);
+                        self.counters.dial_errors.bump();
                         let (error, text) = match refusal {
                             hooks::Refusal::Panicked(Panicked { during, message }) => {
                                 let text = format!("after_connect panicked: {message}");
@@ -100,7 +100,7 @@ impl<M: Manager> Shared<M> {
                 }
             }
             Ok(Ok(Err(e))) => {
-                self.counters.bump(&self.counters.dial_errors);
+                self.counters.dial_errors.bump();
                 tracing::warn!(error = %e, "poolside-connpool: opening a connection failed");
                 self.backoff.failed(generation, probe, e.to_string());
                 Err(GetError::Connect(e))
@@ -108,12 +108,12 @@ impl<M: Manager> Shared<M> {
             Ok(Err(Panicked { during, message })) => {
                 // A connect that panics fails like one that errs: it backs off too, so a
                 // manager that always panics is not called in a tight loop.
-                self.counters.bump(&self.counters.dial_errors);
+                self.counters.dial_errors.bump();
                 self.backoff.failed(generation, probe, format!("connect panicked: {message}"));
                 Err(GetError::Panicked { during, message })
             }
             Err(_) => {
-                self.counters.bump(&self.counters.dial_errors);
+                self.counters.dial_errors.bump();
                 let after = self.config.connect_timeout;
                 if limit < after {
                     // Cut short by the caller's own deadline: no verdict on the server,
@@ -483,7 +483,7 @@ impl<M: Manager> Pool<M> {
         let now = Instant::now();
         let wait = limit.map(|limit| WaitLimit { at: now.checked_add(limit), limit });
         let timed_out = || {
-            shared.counters.bump(&shared.counters.timeouts);
+            shared.counters.timeouts.bump();
             GetError::Pool(PoolError::TimedOut { waited: wait.map_or(Duration::ZERO, |w| w.limit) })
         };
         let grant = match shared.acquire(may_queue, now) {
@@ -523,7 +523,7 @@ impl<M: Manager> Pool<M> {
         };
         let conn = self.checkout(grant, may_queue, wait).await;
         if let Err(GetError::Pool(PoolError::TimedOut { .. })) = &conn {
-            shared.counters.bump(&shared.counters.timeouts);
+            shared.counters.timeouts.bump();
         }
         if let (Ok(guard), true) = (&conn, shared.events.is_enabled()) {
             // Waiting in line plus opening or checking the connection; successful gets
@@ -602,7 +602,7 @@ impl<M: Manager> Pool<M> {
                     failed_checks = failed_checks.saturating_add(1);
                 }
                 Verdict::Check => {
-                    shared.counters.bump(&shared.counters.health_checks);
+                    shared.counters.health_checks.bump();
                     // Bounded like a dial, so a black-holed peer cannot hang `get`, and
                     // by the caller's own deadline.
                     let limit = shared.config.connect_timeout;
@@ -654,7 +654,7 @@ impl<M: Manager> Pool<M> {
                         }
                     }
                     failed_checks = failed_checks.saturating_add(1);
-                    shared.counters.bump(&shared.counters.health_fails);
+                    shared.counters.health_fails.bump();
                     shared.close_conn(conn, CloseReason::Broken);
                 }
             }
