@@ -114,23 +114,7 @@ fn pg_param(c: &mut Criterion) {
         p.get().await.unwrap().query_one(SQL, &[&n]).await.unwrap().get(0)
     });
 
-    let deadpool = {
-        let manager = deadpool_postgres::Manager::from_config(
-            config.clone(),
-            tokio_postgres::NoTls,
-            deadpool_postgres::ManagerConfig {
-                recycling_method: deadpool_postgres::RecyclingMethod::Fast,
-            },
-        );
-        let pool = deadpool_postgres::Pool::builder(manager).max_size(SIZE).build().unwrap();
-        rt.block_on(async {
-            let mut held = Vec::new();
-            for _ in 0..SIZE {
-                held.push(pool.get().await.unwrap());
-            }
-        });
-        pool
-    };
+    let deadpool = deadpool_pool(&rt, &config);
     bench_param!(group, rt, "deadpool-postgres/plain", param, deadpool.clone(), |p, n| {
         p.get().await.unwrap().query_one(SQL, &[&n]).await.unwrap().get(0)
     });
@@ -140,17 +124,7 @@ fn pg_param(c: &mut Criterion) {
         conn.query_one(&statement, &[&n]).await.unwrap().get(0)
     });
 
-    let bb8 = rt.block_on(async {
-        let manager =
-            bb8_postgres::PostgresConnectionManager::new(config.clone(), tokio_postgres::NoTls);
-        bb8::Pool::builder()
-            .max_size(SIZE as u32)
-            .min_idle(Some(SIZE as u32))
-            .test_on_check_out(false)
-            .build(manager)
-            .await
-            .unwrap()
-    });
+    let bb8 = bb8_pool(&rt, &config);
     bench_param!(group, rt, "bb8-postgres/plain", param, bb8, |p, n| {
         p.get().await.unwrap().query_one(SQL, &[&n]).await.unwrap().get(0)
     });
@@ -200,9 +174,40 @@ fn deadpool_pool(rt: &Runtime, config: &Config) -> deadpool_postgres::Pool {
     pool
 }
 
+/// bb8-postgres with every connection opened up front and no check on checkout,
+/// like the other contenders.
+fn bb8_pool(
+    rt: &Runtime,
+    config: &Config,
+) -> bb8::Pool<bb8_postgres::PostgresConnectionManager<tokio_postgres::NoTls>> {
+    rt.block_on(async {
+        let manager =
+            bb8_postgres::PostgresConnectionManager::new(config.clone(), tokio_postgres::NoTls);
+        bb8::Pool::builder()
+            .max_size(SIZE as u32)
+            .min_idle(Some(SIZE as u32))
+            .test_on_check_out(false)
+            .build(manager)
+            .await
+            .unwrap()
+    })
+}
+
 /// The parameter of operation `i`, and the check of its answer.
 fn param(i: u64) -> i32 {
     (i % 1_000_000) as i32
+}
+
+/// One interleaved operation: `query_one(SQL)` with operation `i`'s parameter on a
+/// connection from the pool, checking the answer.
+macro_rules! query_one_op {
+    () => {
+        |p, i| async move {
+            let n = param(i);
+            let got: i32 = p.get().await.unwrap().query_one(SQL, &[&n]).await.unwrap().get(0);
+            assert_eq!(got, n);
+        }
+    };
 }
 
 fn pg_interleaved(_c: &mut Criterion) {
@@ -218,33 +223,11 @@ fn pg_interleaved(_c: &mut Criterion) {
     let auto = poolside_pool(&rt, PgManager::new(config.clone()).automatic_statement_cache(true));
     let plain = poolside_pool(&rt, PgManager::new(config.clone()));
     let deadpool = deadpool_pool(&rt, &config);
-    let bb8 = rt.block_on(async {
-        let manager =
-            bb8_postgres::PostgresConnectionManager::new(config.clone(), tokio_postgres::NoTls);
-        bb8::Pool::builder()
-            .max_size(SIZE as u32)
-            .min_idle(Some(SIZE as u32))
-            .test_on_check_out(false)
-            .build(manager)
-            .await
-            .unwrap()
-    });
+    let bb8 = bb8_pool(&rt, &config);
     let mut contenders = vec![
-        contender("poolside/auto-cache", TASKS, auto, |p, i| async move {
-            let n = param(i);
-            let got: i32 = p.get().await.unwrap().query_one(SQL, &[&n]).await.unwrap().get(0);
-            assert_eq!(got, n);
-        }),
-        contender("poolside/plain", TASKS, plain, |p, i| async move {
-            let n = param(i);
-            let got: i32 = p.get().await.unwrap().query_one(SQL, &[&n]).await.unwrap().get(0);
-            assert_eq!(got, n);
-        }),
-        contender("deadpool-postgres/plain", TASKS, deadpool.clone(), |p, i| async move {
-            let n = param(i);
-            let got: i32 = p.get().await.unwrap().query_one(SQL, &[&n]).await.unwrap().get(0);
-            assert_eq!(got, n);
-        }),
+        contender("poolside/auto-cache", TASKS, auto, query_one_op!()),
+        contender("poolside/plain", TASKS, plain, query_one_op!()),
+        contender("deadpool-postgres/plain", TASKS, deadpool.clone(), query_one_op!()),
         contender("deadpool-postgres/prepare_cached", TASKS, deadpool, |p, i| async move {
             let n = param(i);
             let conn = p.get().await.unwrap();
@@ -252,11 +235,7 @@ fn pg_interleaved(_c: &mut Criterion) {
             let got: i32 = conn.query_one(&statement, &[&n]).await.unwrap().get(0);
             assert_eq!(got, n);
         }),
-        contender("bb8-postgres/plain", TASKS, bb8, |p, i| async move {
-            let n = param(i);
-            let got: i32 = p.get().await.unwrap().query_one(SQL, &[&n]).await.unwrap().get(0);
-            assert_eq!(got, n);
-        }),
+        contender("bb8-postgres/plain", TASKS, bb8, query_one_op!()),
     ];
     if let Ok(ca) = std::env::var("POOLSIDE_PG_CA_FILE") {
         let mut tls_config = config.clone();
@@ -270,11 +249,7 @@ fn pg_interleaved(_c: &mut Criterion) {
             "poolside/auto-cache over TLS",
             TASKS,
             with_tls,
-            |p, i| async move {
-                let n = param(i);
-                let got: i32 = p.get().await.unwrap().query_one(SQL, &[&n]).await.unwrap().get(0);
-                assert_eq!(got, n);
-            },
+            query_one_op!(),
         ));
     }
     let md = interleaved::run(
