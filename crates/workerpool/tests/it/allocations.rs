@@ -253,3 +253,27 @@ fn reused_result_slots_never_mix_up_results_under_concurrency() {
     assert_eq!(completed + cancelled, SUBMITTERS * PER_SUBMITTER, "every job counted once");
     assert_eq!(stats.value("submitted"), Some(SUBMITTERS * PER_SUBMITTER));
 }
+
+#[test]
+fn a_group_allocates_per_group_not_per_job() {
+    // A group of `ROUND` jobs: its bookkeeping (token, first failure, the handles'
+    // vector and the values' vector) is allocated once per group; the jobs' result
+    // slots come from the spares like `spawn`'s.
+    let pool = pool();
+    let per_group = steady_state(&pool, || {
+        allocations(|| {
+            let mut group = pool.group::<Answer<5>, &str>();
+            for i in 0..ROUND as u64 {
+                group.spawn(move |_| Ok(Answer(i))).unwrap();
+            }
+            let values = group.wait().unwrap();
+            assert_eq!(values.len(), ROUND);
+            assert!(values.iter().enumerate().all(|(i, v)| v.0 == i as u64));
+        })
+    });
+    let per_job = per_group as f64 / (5 * ROUND) as f64;
+    assert!(
+        per_job <= SLOT_ALLOCATIONS,
+        "a group of {ROUND} jobs: {per_job:.3} allocations per job"
+    );
+}
