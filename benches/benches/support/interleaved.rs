@@ -2,6 +2,9 @@
 //! while criterion measures one contender after another, so these benches also run
 //! every contender once per round, in rotating order, and report each one's median
 //! throughput and its ratio to the first contender.
+//!
+//! `POOLSIDE_BENCH_CONTENDERS=a,b` runs only the contenders with those names (for a
+//! profile of one pool, or an A/B of two); unset, every contender runs.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -57,6 +60,14 @@ pub(crate) fn run(
     ops: u64,
     contenders: &[Contender],
 ) -> String {
+    let wanted = std::env::var("POOLSIDE_BENCH_CONTENDERS").ok();
+    let contenders: Vec<&Contender> = contenders
+        .iter()
+        .filter(|c| wanted.as_deref().is_none_or(|w| w.split(',').any(|n| n.trim() == c.name)))
+        .collect();
+    if contenders.is_empty() {
+        return format!("### {title}\n\nno contender matches POOLSIDE_BENCH_CONTENDERS\n");
+    }
     let mut rates: Vec<Vec<f64>> = vec![Vec::new(); contenders.len()];
     for round in 0..rounds {
         for k in 0..contenders.len() {

@@ -1,18 +1,18 @@
 //! The pool's shared state and its hand-off protocol.
 //!
 //! Idle connections live in a striped store (`idle.rs`): per-thread home stripes, each
-//! behind its own small mutex on its own cache line. While nobody waits, `get` takes
+//! behind its own small spin lock on its own cache line. While nobody waits, `get` takes
 //! from the caller's home stripe (else from another) and a return puts back into the
 //! home stripe, without touching the pool lock. A `parking_lot` mutex guards only the
-//! waiter queue and the slot counts. The two meet with a store-then-load handshake
-//! (both sides `SeqCst`): a caller about to wait first announces itself in `waiting`,
-//! then polls every stripe once more; a returner pushes, then reads `waiting` again
-//! and, if someone announced, feeds the idle connections to the waiters under the
-//! lock. One of the two always sees the other, so no wake-up is lost (the argument is
-//! spelled out at `Shared::acquire`). With waiters present, a return hands its
-//! connection straight to the oldest one, so nobody overtakes the line. Anything in flight between two owners (a grant
-//! sent to a waiter, a connection being checked, a slot being dialled) sits in a
-//! value whose `Drop` gives it back, so a dropped future at any await point leaks
+//! waiter queue and the slot counts. The two meet through the stripe locks: a caller
+//! about to wait first announces itself in `waiting`, then locks every stripe once
+//! more; a returner pushes under its stripe's lock, then reads `waiting` again and, if
+//! someone announced, feeds the idle connections to the waiters under the pool lock.
+//! One of the two always sees the other, so no wake-up is lost, and the returner
+//! needs no fence (the argument is spelled out at `Shared::acquire`). With waiters
+//! present, a return hands its connection straight to the oldest one, so nobody
+//! overtakes the line. Anything in flight between two owners (a grant sent to a
+//! waiter, a connection being checked, a slot being dialled) sits in a value whose `Drop` gives it back, so a dropped future at any await point leaks
 //! nothing and swallows no wake-up.
 
 use super::Status;
@@ -205,7 +205,7 @@ impl<M: Manager> Shared<M> {
         if self.gauges.waiting() != 0 || self.closed.load(Ordering::Relaxed) {
             return None;
         }
-        let mut conn = self.idle.pop()?;
+        let mut conn = self.idle.pop_fast()?;
         self.note_idle_taken();
         if self.is_fresh(&conn, now)
             && !self.judged_broken(&mut conn)
@@ -356,18 +356,18 @@ impl<M: Manager> Shared<M> {
             // Announce, then look again: a returner that pushed before seeing us
             // is caught here, one that pushes after sees `waiting` and feeds us.
             //
-            // Why the stripes keep this true: a returner stores its stripe's length
-            // under the stripe lock, then fences (`SeqCst`) and reads `waiting`; we
-            // store `waiting`, fence, then read every stripe's length and lock the
-            // non-empty ones (`Stripes::pop` returns `None` only after that full
-            // pass). Store, fence, load on both sides: the two fences are ordered
-            // one way or the other, so either our read of that stripe's length sees
-            // the push or the returner's read of `waiting` sees us (a length another
-            // caller lowered meanwhile means that caller took the connection, and
-            // will return it through this same hand-shake). The stripe locks only
-            // add ordering; no length is read before the fence it pairs with.
+            // Why the stripes keep this true: a returner pushes under its stripe's
+            // lock and reads `waiting` after taking that lock; we store `waiting`,
+            // then take every stripe's lock in turn (`Stripes::pop` returns `None`
+            // only after finding each one empty under its lock). The stripe's lock
+            // orders the two: if our turn on it came first, our store happens before
+            // the returner's read (store, our unlock, its lock, its read), so it sees
+            // us; if its turn came first, we find its connection. (A stripe another
+            // caller emptied meanwhile means that caller took the connection, and will
+            // return it through this same hand-shake.) The lock-free checkout's
+            // `pop_fast` skips stripes that look empty without locking them: it is
+            // never used on this side.
             self.gauges.announce_waiter();
-            fence(Ordering::SeqCst);
             if let Some(conn) = self.idle.pop() {
                 self.publish(&st);
                 drop(st);
@@ -412,9 +412,11 @@ impl<M: Manager> Shared<M> {
     }
 
     /// After a lock-free push: if a caller announced itself meanwhile, or the pool
-    /// closed, settle the idle stripes under the lock.
+    /// closed, settle the idle stripes under the lock. No fence: the push took its
+    /// stripe's lock, which a caller about to wait (or `close`) takes after storing
+    /// `waiting` (or `closed`); see `acquire`.
+    #[inline]
     pub(super) fn after_push(&self) {
-        fence(Ordering::SeqCst);
         if self.gauges.waiting() == 0
             && !self.closed.load(Ordering::SeqCst)
             && !self.gauges.over_size()
