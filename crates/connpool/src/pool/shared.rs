@@ -18,6 +18,7 @@
 use super::Status;
 use crate::backoff::Backoff;
 use crate::builder::Config;
+use crate::clock::Clock;
 use crate::hooks::{self, Hooks};
 use crate::idle::Stripes;
 use crate::janitor::Signal;
@@ -123,11 +124,14 @@ pub(crate) struct Shared<M: Manager> {
     /// Spins for a returned connection that found none, in a row (see
     /// `spin_for_idle`); written only by callers that found every slot taken.
     pub(super) spin_misses: CachePadded<AtomicU32>,
+    /// The lock-free checkout's clock (a reading reused for a short period).
+    pub(crate) clock: Clock,
 }
 
 impl<M: Manager> Drop for Shared<M> {
     fn drop(&mut self) {
         self.signal.pool_gone();
+        self.clock.stop();
     }
 }
 
@@ -211,7 +215,8 @@ impl<M: Manager> Shared<M> {
             && !self.judged_broken(&mut conn)
             && self.hooks.before_acquire.is_none()
         {
-            conn.last_used = now;
+            // `now` may be a reused reading older than the last stamp: never go back.
+            conn.last_used = conn.last_used.max(now);
             self.counters.acquires.bump();
             Some(Acquire::Fresh(conn))
         } else {
