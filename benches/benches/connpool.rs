@@ -379,29 +379,45 @@ fn busy_table(rt: &Runtime, flavor: &str, qp_stuck: &Arc<AtomicBool>) -> String 
             .unwrap()
     });
     let stuck = qp_stuck.clone();
+    // Each task owns its handle and loops (as `connpool_get_drop` does), so no
+    // contender pays a shared reference-count update per get.
     let contenders = [
-        interleaved::contender("poolside", BUSY_TASKS, ours, |p, _| async move {
-            drop(p.get().await.unwrap());
+        interleaved::contender_loop("poolside", BUSY_TASKS, ours, |p, n| {
+            Box::pin(async move {
+                for _ in 0..n {
+                    drop(p.get().await.unwrap());
+                }
+            })
         }),
-        interleaved::contender("qp", BUSY_TASKS, qp_pool, move |p, _| {
+        interleaved::contender_loop("qp", BUSY_TASKS, qp_pool, move |p, n| {
             let stuck = stuck.clone();
-            async move {
-                // qp 0.2 can deadlock: a get stuck this long ends the qp rows' meaning
-                // (reported under the table) rather than the run.
-                if stuck.load(Ordering::Relaxed) {
-                    return;
+            Box::pin(async move {
+                for _ in 0..n {
+                    // qp 0.2 can deadlock: a get stuck this long ends the qp rows'
+                    // meaning (reported under the table) rather than the run.
+                    if stuck.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    match tokio::time::timeout(QP_DEADLOCK_AFTER, p.acquire_unchecked()).await {
+                        Ok(conn) => drop(conn.unwrap()),
+                        Err(_) => stuck.store(true, Ordering::Relaxed),
+                    }
                 }
-                match tokio::time::timeout(QP_DEADLOCK_AFTER, p.acquire_unchecked()).await {
-                    Ok(conn) => drop(conn.unwrap()),
-                    Err(_) => stuck.store(true, Ordering::Relaxed),
+            })
+        }),
+        interleaved::contender_loop("deadpool", BUSY_TASKS, dp, |p, n| {
+            Box::pin(async move {
+                for _ in 0..n {
+                    drop(p.get().await.unwrap());
                 }
-            }
+            })
         }),
-        interleaved::contender("deadpool", BUSY_TASKS, dp, |p, _| async move {
-            drop(p.get().await.unwrap());
-        }),
-        interleaved::contender("bb8", BUSY_TASKS, b8, |p, _| async move {
-            drop(p.get().await.unwrap());
+        interleaved::contender_loop("bb8", BUSY_TASKS, b8, |p, n| {
+            Box::pin(async move {
+                for _ in 0..n {
+                    drop(p.get().await.unwrap());
+                }
+            })
         }),
     ];
     let title = format!(

@@ -11,7 +11,8 @@ use std::pin::Pin;
 use std::time::{Duration, Instant};
 use tokio::runtime::Runtime;
 
-type Batch = Pin<Box<dyn Future<Output = ()> + Send>>;
+/// One task's or one round's work.
+pub(crate) type Batch = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// One contender: a name and a function that runs `n` operations spread over `tasks`
 /// tasks.
@@ -21,6 +22,8 @@ pub(crate) struct Contender {
 }
 
 /// A contender whose operation is `op(pool, i)`, run by `tasks` concurrent tasks.
+// Each bench that includes this file uses one kind of contender or the other.
+#[allow(dead_code)]
 pub(crate) fn contender<P, F, Fut>(name: &'static str, tasks: usize, pool: P, op: F) -> Contender
 where
     P: Clone + Send + Sync + 'static,
@@ -43,6 +46,31 @@ where
                 .collect();
             Box::pin(async move {
                 let joins: Vec<_> = handles.into_iter().map(tokio::spawn).collect();
+                for join in joins {
+                    join.await.expect("bench task");
+                }
+            })
+        }),
+    }
+}
+
+/// A contender whose tasks each own one handle to the pool (cloned once per task, as
+/// in `connpool_get_drop`): `run(pool, n)` is one task's loop of `n` operations. The
+/// measured work is then the pool's alone, without the update of a reference count
+/// that every task shares (what `contender` pays per operation for its clone).
+#[allow(dead_code)]
+pub(crate) fn contender_loop<P, F>(name: &'static str, tasks: usize, pool: P, run: F) -> Contender
+where
+    P: Clone + Send + Sync + 'static,
+    F: Fn(P, u64) -> Batch + Clone + Send + Sync + 'static,
+{
+    Contender {
+        name,
+        run: Box::new(move |n| {
+            let per_task = n.div_ceil(tasks as u64);
+            let batches: Vec<Batch> = (0..tasks).map(|_| run(pool.clone(), per_task)).collect();
+            Box::pin(async move {
+                let joins: Vec<_> = batches.into_iter().map(tokio::spawn).collect();
                 for join in joins {
                     join.await.expect("bench task");
                 }
