@@ -29,12 +29,13 @@
 //! every slower path read the clock itself).
 
 use crate::unwind;
+use crossbeam_utils::atomic::AtomicCell;
 use parking_lot::Mutex;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{
-    AtomicBool, AtomicU64,
-    Ordering::{AcqRel, Acquire, Relaxed, Release},
+    AtomicBool,
+    Ordering::{AcqRel, Acquire, Release},
 };
 use std::sync::{Arc, Weak};
 use std::task::{Context, Wake, Waker};
@@ -47,15 +48,15 @@ pub(crate) const PERIOD: Duration = Duration::from_millis(1);
 /// A pool's checkout clock (see the module docs).
 pub(crate) struct Clock {
     state: Arc<State>,
+    /// The pool's `health_check_after`, to judge freshness by one comparison.
+    health_check_after: Duration,
     /// Handed to the timer: its wake invalidates the reading.
     waker: Waker,
 }
 
 struct State {
-    /// The moment `recent` counts from.
-    base: Instant,
-    /// Nanoseconds from `base` to the latest published reading (it only grows).
-    recent: AtomicU64,
+    /// The latest published reading (read without locking: a sequence lock).
+    recent: AtomicCell<Reading>,
     /// Whether `recent` may be reused: set after publishing while a timer is armed,
     /// cleared when that timer fires.
     valid: AtomicBool,
@@ -69,29 +70,26 @@ struct State {
 }
 
 impl Clock {
-    /// A clock with no reading yet.
-    pub(crate) fn new() -> Clock {
+    /// A clock with no reading yet, for a pool with this health-check window.
+    pub(crate) fn new(health_check_after: Duration) -> Clock {
+        let now = Instant::now();
         let state = Arc::new(State {
-            base: Instant::now(),
-            recent: AtomicU64::new(0),
+            recent: AtomicCell::new(Reading::at(now, health_check_after)),
             valid: AtomicBool::new(false),
             armed: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
             timer: Mutex::new(None),
         });
         let waker = Waker::from(Arc::new(Expiry(Arc::downgrade(&state))));
-        Clock { state, waker }
+        Clock { state, health_check_after, waker }
     }
 
     /// The time: the latest reading while it is valid, else a fresh one.
     #[inline]
-    pub(crate) fn now(&self) -> Instant {
+    pub(crate) fn now(&self) -> Reading {
         let state = &*self.state;
         if state.valid.load(Acquire) {
-            let nanos = state.recent.load(Relaxed);
-            if let Some(at) = state.base.checked_add(Duration::from_nanos(nanos)) {
-                return at;
-            }
+            return state.recent.load();
         }
         self.refresh()
     }
@@ -99,14 +97,16 @@ impl Clock {
     /// Reads the clock, publishes the reading and, on a runtime, makes it reusable
     /// with a timer armed to end that.
     #[cold]
-    fn refresh(&self) -> Instant {
+    fn refresh(&self) -> Reading {
         let now = Instant::now();
+        let reading = Reading::at(now, self.health_check_after);
         let state = &self.state;
         if state.stopped.load(Acquire) || tokio::runtime::Handle::try_current().is_err() {
-            return now;
+            return reading;
         }
-        let nanos = u64::try_from(now.saturating_duration_since(state.base).as_nanos());
-        state.recent.fetch_max(nanos.unwrap_or(u64::MAX), Relaxed);
+        // Readings published out of order would go back by the time between two
+        // reads; a stamp never goes back (see `Shared::take_idle`), so that is all.
+        state.recent.store(reading);
         // Valid first, then armed: a timer firing meanwhile either is seen to have
         // fired here (`armed` was false: arm another) or clears `valid` after this
         // store (its swap of `armed` reads ours, which orders our store before its
@@ -115,7 +115,7 @@ impl Clock {
         if !state.armed.swap(true, AcqRel) {
             self.arm(now);
         }
-        now
+        reading
     }
 
     /// Registers a timer [`PERIOD`] after `now` on the current runtime (a new one
@@ -156,6 +156,49 @@ impl Clock {
     }
 }
 
+/// A reading of the clock, with the health-check window's edge at that time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Reading {
+    /// The time read.
+    pub(crate) now: Instant,
+    /// Which connections are within the health-check window at `now`.
+    fresh: Fresh,
+}
+
+/// `now.duration_since(last_used) < health_check_after`, precomputed for `now`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fresh {
+    /// A zero window: every connection is checked.
+    Never,
+    /// Used after this moment.
+    After(Instant),
+    /// The window reaches back before the clock's origin: every connection.
+    Always,
+}
+
+impl Reading {
+    fn at(now: Instant, health_check_after: Duration) -> Reading {
+        let fresh = if health_check_after.is_zero() {
+            Fresh::Never
+        } else {
+            now.checked_sub(health_check_after).map_or(Fresh::Always, Fresh::After)
+        };
+        Reading { now, fresh }
+    }
+
+    /// Whether a connection last used at `last_used` is within the health-check
+    /// window at this reading (one comparison; the same answer as
+    /// `now.duration_since(last_used) < health_check_after`).
+    #[inline]
+    pub(crate) fn is_fresh(&self, last_used: Instant) -> bool {
+        match self.fresh {
+            Fresh::Never => false,
+            Fresh::After(edge) => last_used > edge,
+            Fresh::Always => true,
+        }
+    }
+}
+
 impl State {
     /// The armed timer fired: unarm first, then invalidate (see `Clock::refresh`).
     fn expire(&self) {
@@ -191,11 +234,27 @@ mod tests {
     }
 
     #[test]
+    fn freshness_is_the_window_comparison() {
+        use super::Reading;
+        let now = tokio::time::Instant::now();
+        let window = ms(10);
+        let reading = Reading::at(now, window);
+        for back in [0, 1, 9, 10, 11, 100] {
+            let last_used = now - ms(back);
+            let expected = now.duration_since(last_used) < window;
+            assert_eq!(reading.is_fresh(last_used), expected, "{back} ms back");
+        }
+        assert!(reading.is_fresh(now + ms(5)), "a stamp after the reading is fresh");
+        assert!(!Reading::at(now, Duration::ZERO).is_fresh(now), "a zero window checks all");
+        assert!(Reading::at(now, ms(1 << 60)).is_fresh(now - ms(1)), "a window past the origin");
+    }
+
+    #[test]
     fn without_a_runtime_every_call_reads_the_clock() {
-        let clock = Clock::new();
-        let first = clock.now();
+        let clock = Clock::new(ms(500));
+        let first = clock.now().now;
         std::thread::sleep(ms(2));
-        assert!(clock.now() >= first + ms(2), "a reading was reused with nothing to end it");
+        assert!(clock.now().now >= first + ms(2), "a reading was reused with nothing to end it");
     }
 
     fn tasks() -> usize {
@@ -204,51 +263,51 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_reading_is_reused_until_its_timer_fires() {
-        let clock = Clock::new();
-        let first = clock.now();
-        assert_eq!(clock.now(), first);
+        let clock = Clock::new(ms(500));
+        let first = clock.now().now;
+        assert_eq!(clock.now().now, first);
         tokio::time::advance(Duration::from_micros(500)).await;
-        assert_eq!(clock.now(), first, "reused within the period");
+        assert_eq!(clock.now().now, first, "reused within the period");
         tokio::time::advance(Duration::from_micros(500)).await;
-        assert_eq!(clock.now(), first + ms(1), "read again once the period ended");
+        assert_eq!(clock.now().now, first + ms(1), "read again once the period ended");
         tokio::time::advance(ms(5)).await;
-        assert_eq!(clock.now(), first + ms(6));
+        assert_eq!(clock.now().now, first + ms(6));
         tokio::time::advance(ms(60)).await;
-        assert_eq!(clock.now(), first + ms(66));
+        assert_eq!(clock.now().now, first + ms(66));
         assert_eq!(tasks(), 0, "no task runs the clock");
     }
 
     #[tokio::test(start_paused = true)]
     async fn stop_drops_the_timer_and_every_later_call_reads() {
-        let clock = Clock::new();
-        let first = clock.now();
+        let clock = Clock::new(ms(500));
+        let first = clock.now().now;
         clock.stop();
         assert!(clock.state.timer.lock().is_none());
         tokio::time::advance(ms(1)).await;
-        assert_eq!(clock.now(), first + ms(1));
+        assert_eq!(clock.now().now, first + ms(1));
         tokio::time::advance(ms(1)).await;
-        assert_eq!(clock.now(), first + ms(2));
+        assert_eq!(clock.now().now, first + ms(2));
         assert!(clock.state.timer.lock().is_none(), "no timer armed after stop");
     }
 
     #[test]
     fn a_runtime_shut_down_ends_the_reuse() {
-        let clock = Clock::new();
+        let clock = Clock::new(ms(500));
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let first = runtime.block_on(async { clock.now() });
+        let first = runtime.block_on(async { clock.now().now });
         drop(runtime);
         assert!(!clock.state.valid.load(std::sync::atomic::Ordering::Acquire));
-        assert!(clock.now() >= first);
+        assert!(clock.now().now >= first);
     }
 
     #[test]
     fn a_runtime_without_timers_reads_every_time() {
-        let clock = Clock::new();
+        let clock = Clock::new(ms(500));
         let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
         runtime.block_on(async {
-            let first = clock.now();
+            let first = clock.now().now;
             std::thread::sleep(ms(2));
-            assert!(clock.now() >= first + ms(2));
+            assert!(clock.now().now >= first + ms(2));
         });
     }
 }

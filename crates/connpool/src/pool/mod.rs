@@ -170,7 +170,7 @@ impl<M: Manager> Pool<M> {
             hooks,
             next_id: AtomicU64::new(1),
             spin_misses: CachePadded::new(AtomicU32::new(0)),
-            clock: Clock::new(),
+            clock: Clock::new(config.health_check_after),
             config,
         });
         shared.gauges.publish(0, shared.config.max_size, 0);

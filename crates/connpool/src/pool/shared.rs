@@ -18,7 +18,7 @@
 use super::Status;
 use crate::backoff::Backoff;
 use crate::builder::Config;
-use crate::clock::Clock;
+use crate::clock::{Clock, Reading};
 use crate::hooks::{self, Hooks};
 use crate::idle::Stripes;
 use crate::janitor::Signal;
@@ -197,26 +197,26 @@ impl<M: Manager> Shared<M> {
         }
     }
 
-    /// Within its limits and used within the health-check window.
-    pub(super) fn is_fresh(&self, conn: &Conn<M::Connection>, now: Instant) -> bool {
-        now.duration_since(conn.last_used) < self.config.health_check_after
-            && self.expired(conn, now).is_none()
+    /// Within its limits and used within the health-check window at `at`.
+    #[inline]
+    pub(super) fn is_fresh(&self, conn: &Conn<M::Connection>, at: Reading) -> bool {
+        at.is_fresh(conn.last_used) && self.expired(conn, at.now).is_none()
     }
 
     /// The lock-free common case: nobody waits and an idle connection is there.
     /// `Some(Fresh)` needs no more work; `Some(Ready)` must be checked or replaced.
-    pub(super) fn take_idle(&self, now: Instant) -> Option<Acquire<M::Connection>> {
+    pub(super) fn take_idle(&self, at: Reading) -> Option<Acquire<M::Connection>> {
         if self.gauges.waiting() != 0 || self.closed.load(Ordering::Relaxed) {
             return None;
         }
         let mut conn = self.idle.pop_fast()?;
         self.note_idle_taken();
-        if self.is_fresh(&conn, now)
+        if self.is_fresh(&conn, at)
             && !self.judged_broken(&mut conn)
             && self.hooks.before_acquire.is_none()
         {
             // `now` may be a reused reading older than the last stamp: never go back.
-            conn.last_used = conn.last_used.max(now);
+            conn.last_used = conn.last_used.max(at.now);
             self.counters.acquires.bump();
             Some(Acquire::Fresh(conn))
         } else {
@@ -259,7 +259,7 @@ impl<M: Manager> Shared<M> {
     /// once more. The runtime probe (which clones the runtime handle) runs only for
     /// callers that would spin.
     #[cold]
-    pub(super) fn spin_for_idle(&self, now: Instant) -> Option<Acquire<M::Connection>> {
+    pub(super) fn spin_for_idle(&self, at: Reading) -> Option<Acquire<M::Connection>> {
         const ROUNDS: u32 = 6;
         /// Misses in a row after which callers stop spinning.
         const SKIP_AFTER: u32 = 4;
@@ -293,7 +293,7 @@ impl<M: Manager> Shared<M> {
             if self.gauges.waiting() != 0 {
                 return None;
             }
-            if let Some(found) = self.take_idle(now) {
+            if let Some(found) = self.take_idle(at) {
                 if self.spin_misses.load(Ordering::Relaxed) != 0 {
                     self.spin_misses.store(0, Ordering::Relaxed);
                 }
@@ -349,8 +349,8 @@ impl<M: Manager> Shared<M> {
     }
 
     /// Takes an idle connection or a free slot, or queues (when allowed).
-    pub(super) fn acquire(&self, may_queue: bool, now: Instant) -> Acquire<M::Connection> {
-        if let Some(found) = self.take_idle(now).or_else(|| self.spin_for_idle(now)) {
+    pub(super) fn acquire(&self, may_queue: bool, at: Reading) -> Acquire<M::Connection> {
+        if let Some(found) = self.take_idle(at).or_else(|| self.spin_for_idle(at)) {
             return found;
         }
         let mut st = self.lock();
