@@ -14,10 +14,13 @@
 //! internals and does not build, so `cargo xtask test` runs this file under
 //! `--cfg poolside_loom` (named by the `#![cfg]` line below). Checked by mutation:
 //! letting the caller's `pop` skip a stripe whose length reads zero without locking
-//! it (what the lock-free checkout's `pop_fast` does) makes both models fail.
+//! it (what the lock-free checkout's `pop_fast` does) makes both hand-off models fail.
+//! The third model races a return with `close` (which marks the pool closed, then
+//! drains every stripe under its lock): no connection may stay idle in a closed
+//! pool; letting the drain skip an empty-looking stripe makes it fail.
 #![cfg(poolside_loom)]
 
-use loom::sync::atomic::{AtomicUsize, Ordering::Relaxed, Ordering::SeqCst, fence};
+use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst, fence};
 use loom::sync::{Arc, Mutex};
 
 /// Where a waiter receives its connection (the pool's oneshot channel).
@@ -32,6 +35,9 @@ struct Core {
     stripe_len: AtomicUsize,
     /// The locked side: the FIFO waiter queue.
     waiters: Mutex<Vec<Mailbox>>,
+    /// `Shared::closed`, and the connections closed because the pool was.
+    closed: AtomicBool,
+    closed_conns: Mutex<Vec<u32>>,
 }
 
 impl Core {
@@ -82,10 +88,28 @@ impl Core {
             }
         }
         self.push(conn);
-        if self.waiting.load(SeqCst) != 0 {
+        if self.closed.load(SeqCst) {
+            // `after_push` on a closed pool: take back what went in.
+            let _waiters = self.waiters.lock().unwrap();
+            self.drain_closed();
+        } else if self.waiting.load(SeqCst) != 0 {
             let mut waiters = self.waiters.lock().unwrap();
             self.feed(&mut waiters);
         }
+    }
+
+    /// Closes every idle connection (the stripe is locked, whatever its length).
+    fn drain_closed(&self) {
+        let mut stack = self.stripe.lock().unwrap();
+        self.closed_conns.lock().unwrap().append(&mut stack);
+        self.stripe_len.store(0, Relaxed);
+    }
+
+    /// `Pool::close`: under the pool lock, mark closed, then drain the stripes.
+    fn close(&self) {
+        let _waiters = self.waiters.lock().unwrap();
+        self.closed.store(true, SeqCst);
+        self.drain_closed();
     }
 
     /// `Shared::acquire` with every slot taken: a connection, or the mailbox this
@@ -153,5 +177,20 @@ fn two_returns_racing_two_callers_reach_both() {
         let mut got = [received(first), received(second)];
         got.sort_unstable();
         assert_eq!(got, [Some(1), Some(2)], "a connection was stranded");
+    });
+}
+
+#[test]
+fn a_return_racing_close_leaves_no_connection_idle() {
+    loom::model(|| {
+        let core = Arc::new(Core::default());
+        let returner = {
+            let core = core.clone();
+            loom::thread::spawn(move || core.release(7))
+        };
+        core.close();
+        returner.join().unwrap();
+        assert!(core.stripe.lock().unwrap().is_empty(), "a closed pool kept an idle connection");
+        assert_eq!(*core.closed_conns.lock().unwrap(), [7], "closed exactly once");
     });
 }
