@@ -8,9 +8,11 @@
 //!   `GETS_PER_ITER` gets in total across the tasks.
 //! * fairness (extra report `connpool_fairness`): acquire wait p50 / p99 / p99.9 with
 //!   1000 tasks on 50 connections, each holding its connection across one yield.
-//! * busy machine (extra report `connpool_busy`): get + drop (pool 8, 64 tasks) with
-//!   every contender (ours, qp, deadpool, bb8) once per round in rotating order, 7
-//!   rounds, median and spread, on a multi-thread and on a current-thread runtime.
+//! * busy machine (extra report `connpool_busy`): get + drop (pool 8, 64 tasks, each
+//!   owning its pool handle, as above) with every contender (ours, qp, deadpool, bb8)
+//!   once per round in rotating order, 7 rounds, median and spread, on a multi-thread
+//!   and on a current-thread runtime. `POOLSIDE_BENCH_CONTENDERS=poolside,qp` runs
+//!   only the named contenders (a profile of one pool, an A/B of two builds).
 //!   With `POOLSIDE_BENCH_NEIGHBORS=n`, `n` threads spin for the whole run (every
 //!   scenario here) to oversubscribe the cores.
 //! * `connpool_pg_select1`: `SELECT 1` on a real PostgreSQL (pool 16, 64 tasks), only
