@@ -3,10 +3,11 @@
 //!
 //! A checkout needs the time twice over: to judge the connection (used within
 //! `health_check_after`? past its lifetime or idle limit?) and to stamp its
-//! `last_used`. Reading the system clock costs tens of nanoseconds (more in some
-//! virtual machines), a sizeable part of a whole get + drop. So [`Clock::now`]
-//! returns the latest real reading while it is *valid*, and reads the clock (and
-//! publishes the reading) when it is not.
+//! `last_used`. A system clock read is a system call's worth of work (a vDSO call,
+//! trapped by some hypervisors) in a path that is otherwise a few loads and one lock
+//! each way, so the checkout does not make one: [`Clock::now`] returns the latest
+//! real reading while it is *valid*, and reads the clock (and publishes the reading)
+//! when it is not.
 //!
 //! What ends a reading's validity is a timer: whoever publishes a reading makes sure
 //! one is armed, [`PERIOD`] ahead (the timer driver's resolution). No task runs it: it
