@@ -302,6 +302,23 @@ mod tests {
     }
 
     #[test]
+    fn a_clock_moves_on_to_the_next_runtime() {
+        let clock = Clock::new(ms(500));
+        for _ in 0..3 {
+            let runtime =
+                tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async {
+                let first = clock.now().now;
+                assert_eq!(clock.now().now, first, "reused on this runtime too");
+                tokio::time::sleep(ms(3)).await;
+                assert!(clock.now().now >= first + ms(3));
+            });
+            // The last timer still belongs to the runtime dropped here.
+        }
+        assert!(!clock.state.stopped.load(std::sync::atomic::Ordering::Acquire));
+    }
+
+    #[test]
     fn a_runtime_without_timers_reads_every_time() {
         let clock = Clock::new(ms(500));
         let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
