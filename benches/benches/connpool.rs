@@ -8,9 +8,11 @@
 //!   `GETS_PER_ITER` gets in total across the tasks.
 //! * fairness (extra report `connpool_fairness`): acquire wait p50 / p99 / p99.9 with
 //!   1000 tasks on 50 connections, each holding its connection across one yield.
-//! * busy machine (extra report `connpool_busy`): get + drop (pool 8, 64 tasks) with
-//!   every contender (ours, qp, deadpool, bb8) once per round in rotating order, 7
-//!   rounds, median and spread, on a multi-thread and on a current-thread runtime.
+//! * busy machine (extra report `connpool_busy`): get + drop (pool 8, 64 tasks, each
+//!   owning its pool handle, as above) with every contender (ours, qp, deadpool, bb8)
+//!   once per round in rotating order, 7 rounds, median and spread, on a multi-thread
+//!   and on a current-thread runtime. `POOLSIDE_BENCH_CONTENDERS=poolside,qp` runs
+//!   only the named contenders (a profile of one pool, an A/B of two builds).
 //!   With `POOLSIDE_BENCH_NEIGHBORS=n`, `n` threads spin for the whole run (every
 //!   scenario here) to oversubscribe the cores.
 //! * `connpool_pg_select1`: `SELECT 1` on a real PostgreSQL (pool 16, 64 tasks), only
@@ -379,29 +381,45 @@ fn busy_table(rt: &Runtime, flavor: &str, qp_stuck: &Arc<AtomicBool>) -> String 
             .unwrap()
     });
     let stuck = qp_stuck.clone();
+    // Each task owns its handle and loops (as `connpool_get_drop` does), so no
+    // contender pays a shared reference-count update per get.
     let contenders = [
-        interleaved::contender("poolside", BUSY_TASKS, ours, |p, _| async move {
-            drop(p.get().await.unwrap());
+        interleaved::contender_loop("poolside", BUSY_TASKS, ours, |p, n| {
+            Box::pin(async move {
+                for _ in 0..n {
+                    drop(p.get().await.unwrap());
+                }
+            })
         }),
-        interleaved::contender("qp", BUSY_TASKS, qp_pool, move |p, _| {
+        interleaved::contender_loop("qp", BUSY_TASKS, qp_pool, move |p, n| {
             let stuck = stuck.clone();
-            async move {
-                // qp 0.2 can deadlock: a get stuck this long ends the qp rows' meaning
-                // (reported under the table) rather than the run.
-                if stuck.load(Ordering::Relaxed) {
-                    return;
+            Box::pin(async move {
+                for _ in 0..n {
+                    // qp 0.2 can deadlock: a get stuck this long ends the qp rows'
+                    // meaning (reported under the table) rather than the run.
+                    if stuck.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    match tokio::time::timeout(QP_DEADLOCK_AFTER, p.acquire_unchecked()).await {
+                        Ok(conn) => drop(conn.unwrap()),
+                        Err(_) => stuck.store(true, Ordering::Relaxed),
+                    }
                 }
-                match tokio::time::timeout(QP_DEADLOCK_AFTER, p.acquire_unchecked()).await {
-                    Ok(conn) => drop(conn.unwrap()),
-                    Err(_) => stuck.store(true, Ordering::Relaxed),
+            })
+        }),
+        interleaved::contender_loop("deadpool", BUSY_TASKS, dp, |p, n| {
+            Box::pin(async move {
+                for _ in 0..n {
+                    drop(p.get().await.unwrap());
                 }
-            }
+            })
         }),
-        interleaved::contender("deadpool", BUSY_TASKS, dp, |p, _| async move {
-            drop(p.get().await.unwrap());
-        }),
-        interleaved::contender("bb8", BUSY_TASKS, b8, |p, _| async move {
-            drop(p.get().await.unwrap());
+        interleaved::contender_loop("bb8", BUSY_TASKS, b8, |p, n| {
+            Box::pin(async move {
+                for _ in 0..n {
+                    drop(p.get().await.unwrap());
+                }
+            })
         }),
     ];
     let title = format!(

@@ -15,12 +15,25 @@
 //! keep circulating and the ones a quieter pool does not need sink to the bottom,
 //! where `max_idle_time` closes them.
 //!
-//! [`Stripes::pop`] returning `None` means that every stripe's length was read as
-//! zero (or its stack was found empty under its lock) after the call began. The pool
-//! builds its no-lost-wake-up hand-shake on that; see `Shared::acquire` in `pool/shared.rs`.
+//! Each stripe's lock is a spin lock that is taken with one compare-and-swap and
+//! released with a plain store: a get + drop takes a stripe lock twice, and a parking
+//! mutex would pay a second atomic read-modify-write for every release. A critical
+//! section is a `Vec` push or pop, so waiting for one is short; a caller that finds
+//! the lock taken spins briefly and then yields its thread (its holder may have been
+//! descheduled on a busy machine, and spinning would only delay it further).
+//!
+//! Two ways to take a connection:
+//! * [`Stripes::pop_fast`], for the lock-free checkout: skips stripes whose length
+//!   reads zero without locking them. It may miss a connection being pushed at that
+//!   moment, which only sends the caller to the slower path.
+//! * [`Stripes::pop`], for callers about to wait: locks every stripe in turn (the
+//!   home one first) until one has a connection, so `None` means every stripe was
+//!   found empty *under its lock* after the call began. The pool's no-lost-wake-up
+//!   hand-shake rests on that, and needs no fence from the returning side; see
+//!   `Shared::acquire` in `pool/shared.rs`.
 
-use crossbeam_utils::CachePadded;
-use parking_lot::Mutex;
+use crossbeam_utils::{Backoff, CachePadded};
+use spin::mutex::{SpinMutex, SpinMutexGuard};
 use std::sync::OnceLock;
 use std::sync::atomic::{
     AtomicU64, AtomicUsize,
@@ -33,7 +46,8 @@ pub(crate) struct Stripes<T> {
 }
 
 struct Stripe<T> {
-    stack: Mutex<Vec<T>>,
+    /// Taken only through [`Stripe::lock`] (or `try_lock`), never spun on directly.
+    stack: SpinMutex<Vec<T>>,
     /// `stack.len()` in the low 32 bits and a version in the high 32, stored under the
     /// lock after every change (the version bumped each time), read without it. The
     /// version lets a reader tell that nothing changed between two reads (see
@@ -45,6 +59,31 @@ struct Stripe<T> {
 const LEN_MASK: u64 = u32::MAX as u64;
 
 impl<T> Stripe<T> {
+    /// Takes the stripe's lock: at once when it is free (the common case), else
+    /// spinning a little and then yielding the thread until it is.
+    #[inline]
+    fn lock(&self) -> SpinMutexGuard<'_, Vec<T>> {
+        match self.stack.try_lock() {
+            Some(stack) => stack,
+            None => self.lock_contended(),
+        }
+    }
+
+    #[cold]
+    fn lock_contended(&self) -> SpinMutexGuard<'_, Vec<T>> {
+        let backoff = Backoff::new();
+        loop {
+            // Test before the compare-and-swap, so waiters only read the line.
+            if !self.stack.is_locked() {
+                if let Some(stack) = self.stack.try_lock() {
+                    return stack;
+                }
+            }
+            // Spins with a growing pause, then yields the thread on every round.
+            backoff.snooze();
+        }
+    }
+
     /// Pops the top of this stripe's stack (the lock is held).
     fn pop_locked(&self, stack: &mut Vec<T>) -> Option<T> {
         let item = stack.pop();
@@ -100,7 +139,7 @@ impl<T> Stripes<T> {
     fn with_stripes(count: usize) -> Self {
         debug_assert!(count.is_power_of_two());
         let stripes = (0..count)
-            .map(|_| CachePadded::new(Stripe { stack: Mutex::new(Vec::new()), word: 0.into() }))
+            .map(|_| CachePadded::new(Stripe { stack: SpinMutex::new(Vec::new()), word: 0.into() }))
             .collect();
         Stripes { stripes }
     }
@@ -117,15 +156,32 @@ impl<T> Stripes<T> {
 
     fn push_to(&self, home: usize, item: T) {
         let stripe = &self.stripes[home];
-        let mut stack = stripe.stack.lock();
+        let mut stack = stripe.lock();
         stack.push(item);
         stripe.set_len(stack.len());
     }
 
-    /// Takes the top item of the home stripe, else of another stripe: first those
-    /// whose lock is free, then, so that `None` means every stripe was seen empty,
-    /// waiting for the locks of the others that looked non-empty.
+    /// Takes the top item of the home stripe, else of another stripe, locking every
+    /// stripe in turn: `None` means each one was found empty under its lock after the
+    /// call began (what a caller about to wait needs; see the module docs).
     pub(crate) fn pop(&self) -> Option<T> {
+        self.pop_locking(self.home())
+    }
+
+    fn pop_locking(&self, home: usize) -> Option<T> {
+        let mask = self.stripes.len() - 1;
+        (0..self.stripes.len()).find_map(|step| {
+            let stripe = &self.stripes[(home + step) & mask];
+            stripe.pop_locked(&mut stripe.lock())
+        })
+    }
+
+    /// Takes the top item of the home stripe, else of another stripe, skipping those
+    /// whose length reads zero: first the others whose lock is free, then waiting for
+    /// the locks of the rest. For the lock-free checkout only: a connection pushed
+    /// while this runs may be missed (see the module docs).
+    #[inline]
+    pub(crate) fn pop_fast(&self) -> Option<T> {
         self.pop_from(self.home())
     }
 
@@ -134,7 +190,7 @@ impl<T> Stripes<T> {
         let others = (1..self.stripes.len()).map(|step| &self.stripes[(home + step) & mask]);
         let home = &self.stripes[home];
         if home.len() != 0 {
-            if let Some(item) = home.pop_locked(&mut home.stack.lock()) {
+            if let Some(item) = home.pop_locked(&mut home.lock()) {
                 return Some(item);
             }
         }
@@ -152,9 +208,7 @@ impl<T> Stripes<T> {
         if !busy {
             return None;
         }
-        others
-            .filter(|s| s.len() != 0)
-            .find_map(|stripe| stripe.pop_locked(&mut stripe.stack.lock()))
+        others.filter(|s| s.len() != 0).find_map(|stripe| stripe.pop_locked(&mut stripe.lock()))
     }
 
     /// How many stripes there are (one per core, rounded up to a power of two).
@@ -183,7 +237,7 @@ impl<T> Stripes<T> {
     /// The total length with every stripe locked at once, so no push or pop is half
     /// seen. Lock order: the pool lock (held by the caller), then the stripes.
     pub(crate) fn len_locked(&self) -> usize {
-        let stacks: Vec<_> = self.stripes.iter().map(|s| s.stack.lock()).collect();
+        let stacks: Vec<_> = self.stripes.iter().map(|s| s.lock()).collect();
         stacks.iter().map(|stack| stack.len()).sum()
     }
 
@@ -191,7 +245,7 @@ impl<T> Stripes<T> {
     pub(crate) fn drain(&self) -> Vec<T> {
         let mut all = Vec::new();
         for stripe in self.stripes.iter() {
-            let mut stack = stripe.stack.lock();
+            let mut stack = stripe.lock();
             all.append(&mut stack);
             stripe.set_len(0);
         }
@@ -202,7 +256,7 @@ impl<T> Stripes<T> {
     /// [`restore`](Self::restore) to put the survivors back.
     pub(crate) fn take_stripe(&self, stripe: usize) -> Vec<T> {
         let stripe = &self.stripes[stripe];
-        let mut stack = stripe.stack.lock();
+        let mut stack = stripe.lock();
         stripe.set_len(0);
         std::mem::take(&mut *stack)
     }
@@ -216,7 +270,7 @@ impl<T> Stripes<T> {
             if stripe.len() == 0 {
                 continue;
             }
-            let mut stack = stripe.stack.lock();
+            let mut stack = stripe.lock();
             let mut at = 0;
             while at < stack.len() {
                 match doom(&stack[at]) {
@@ -236,7 +290,7 @@ impl<T> Stripes<T> {
             return;
         }
         let stripe = &self.stripes[stripe];
-        let mut stack = stripe.stack.lock();
+        let mut stack = stripe.lock();
         stack.splice(0..0, items);
         stripe.set_len(stack.len());
     }
@@ -285,7 +339,7 @@ mod tests {
     fn a_pop_waits_for_a_busy_stripe_rather_than_report_empty() {
         let stripes = Arc::new(Stripes::with_stripes(2));
         stripes.push_to(1, 7);
-        let held = stripes.stripes[1].stack.lock();
+        let held = stripes.stripes[1].lock();
         let popper = {
             let stripes = stripes.clone();
             std::thread::spawn(move || stripes.pop_from(0))
@@ -294,6 +348,33 @@ mod tests {
         std::thread::sleep(Duration::from_millis(20));
         drop(held);
         assert_eq!(popper.join().unwrap(), Some(7));
+    }
+
+    #[test]
+    fn a_locking_pop_looks_in_every_stripe_home_first() {
+        let stripes = Stripes::with_stripes(4);
+        stripes.push_to(1, 10);
+        stripes.push_to(3, 30);
+        stripes.push_to(2, 20);
+        assert_eq!(stripes.pop_locking(2), Some(20));
+        assert_eq!(stripes.pop_locking(2), Some(30));
+        assert_eq!(stripes.pop_locking(2), Some(10));
+        assert_eq!(stripes.pop_locking(2), None);
+        assert_eq!(stripes.len(), 0);
+    }
+
+    #[test]
+    fn a_locking_pop_waits_for_a_held_stripe() {
+        let stripes = Arc::new(Stripes::<u8>::with_stripes(2));
+        let held = stripes.stripes[1].lock();
+        let popper = {
+            let stripes = stripes.clone();
+            std::thread::spawn(move || stripes.pop_locking(0))
+        };
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(!popper.is_finished(), "a held stripe must not be reported empty");
+        drop(held);
+        assert_eq!(popper.join().unwrap(), None);
     }
 
     #[test]

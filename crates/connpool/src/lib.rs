@@ -115,6 +115,7 @@
 
 mod backoff;
 mod builder;
+mod clock;
 mod error;
 mod guard;
 mod idle;

@@ -123,20 +123,24 @@ impl Gauges {
         self.waiting.store(1, SeqCst);
     }
 
+    #[inline]
     pub(crate) fn waiting(&self) -> usize {
         self.waiting.load(SeqCst)
     }
 
+    #[inline]
     pub(crate) fn max_size(&self) -> usize {
         self.max_size.load(Relaxed)
     }
 
     /// Whether every slot is taken (a snapshot read without the lock).
+    #[inline]
     pub(crate) fn at_capacity(&self) -> bool {
         self.open.load(Relaxed) >= self.max_size.load(Relaxed)
     }
 
     /// Whether the pool holds more slots than its (shrunk) maximum.
+    #[inline]
     pub(crate) fn over_size(&self) -> bool {
         self.open.load(Relaxed) > self.max_size.load(Relaxed)
     }

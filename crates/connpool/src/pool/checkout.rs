@@ -473,20 +473,27 @@ impl<M: Manager> Drop for Queued<'_, M> {
 }
 
 impl<M: Manager> Pool<M> {
-    /// `limit`: the caller's own wait limit, counted from `now` (one clock read per get).
+    /// `limit`: the caller's own wait limit, counted from when the lock-free checkout
+    /// found nothing ready (the clock is read only then: a get served at once judges
+    /// its connection by the pool's [`Clock`](crate::clock::Clock)).
     pub(super) async fn get_inner(
         &self,
         may_queue: bool,
         limit: Option<Duration>,
     ) -> Result<PooledConn<'_, M>, GetError<M::Error>> {
         let shared = &*self.shared;
-        let now = Instant::now();
-        let wait = limit.map(|limit| WaitLimit { at: now.checked_add(limit), limit });
+        let found = shared.acquire(may_queue, shared.clock.now());
+        let now = match found {
+            Acquire::Fresh(_) => None,
+            _ => Some(Instant::now()),
+        };
+        let wait =
+            now.zip(limit).map(|(now, limit)| WaitLimit { at: now.checked_add(limit), limit });
         let timed_out = || {
             shared.counters.timeouts.bump();
             GetError::Pool(PoolError::TimedOut { waited: wait.map_or(Duration::ZERO, |w| w.limit) })
         };
-        let grant = match shared.acquire(may_queue, now) {
+        let grant = match found {
             Acquire::Fresh(conn) => {
                 // Found without queueing or dialling: a zero-wait sample, no clock read.
                 if shared.events.is_enabled() {
@@ -528,7 +535,7 @@ impl<M: Manager> Pool<M> {
         if let (Ok(guard), true) = (&conn, shared.events.is_enabled()) {
             // Waiting in line plus opening or checking the connection; successful gets
             // only, so the histogram's count equals the connections handed out.
-            let waited = now.elapsed();
+            let waited = now.map_or(Duration::ZERO, |now| now.elapsed());
             shared.events.record(Timing::AcquireWait, waited);
             shared.events.connection(ConnEvent::Checkout { id: guard.meta().id, waited });
         }

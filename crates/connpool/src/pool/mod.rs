@@ -15,6 +15,7 @@ use shared::{State, send_to_oldest};
 use crate::PoolError;
 use crate::backoff::Backoff;
 use crate::builder::{Builder, Config, WaitPolicy};
+use crate::clock::Clock;
 use crate::error::{AddError, BuildError, CloseTimeout, GetError, ResizeError};
 use crate::guard::PooledConn;
 use crate::hooks::Hooks;
@@ -169,6 +170,7 @@ impl<M: Manager> Pool<M> {
             hooks,
             next_id: AtomicU64::new(1),
             spin_misses: CachePadded::new(AtomicU32::new(0)),
+            clock: Clock::new(config.health_check_after),
             config,
         });
         shared.gauges.publish(0, shared.config.max_size, 0);
@@ -495,6 +497,7 @@ impl<M: Manager> Pool<M> {
             }
             st.closed = true;
             shared.closed.store(true, Ordering::SeqCst);
+            shared.clock.stop();
             // Pairs with `after_push`: a connection pushed concurrently is either
             // drained here or seen there.
             fence(Ordering::SeqCst);

@@ -1,23 +1,24 @@
 //! The pool's shared state and its hand-off protocol.
 //!
 //! Idle connections live in a striped store (`idle.rs`): per-thread home stripes, each
-//! behind its own small mutex on its own cache line. While nobody waits, `get` takes
+//! behind its own small spin lock on its own cache line. While nobody waits, `get` takes
 //! from the caller's home stripe (else from another) and a return puts back into the
 //! home stripe, without touching the pool lock. A `parking_lot` mutex guards only the
-//! waiter queue and the slot counts. The two meet with a store-then-load handshake
-//! (both sides `SeqCst`): a caller about to wait first announces itself in `waiting`,
-//! then polls every stripe once more; a returner pushes, then reads `waiting` again
-//! and, if someone announced, feeds the idle connections to the waiters under the
-//! lock. One of the two always sees the other, so no wake-up is lost (the argument is
-//! spelled out at `Shared::acquire`). With waiters present, a return hands its
-//! connection straight to the oldest one, so nobody overtakes the line. Anything in flight between two owners (a grant
-//! sent to a waiter, a connection being checked, a slot being dialled) sits in a
-//! value whose `Drop` gives it back, so a dropped future at any await point leaks
+//! waiter queue and the slot counts. The two meet through the stripe locks: a caller
+//! about to wait first announces itself in `waiting`, then locks every stripe once
+//! more; a returner pushes under its stripe's lock, then reads `waiting` again and, if
+//! someone announced, feeds the idle connections to the waiters under the pool lock.
+//! One of the two always sees the other, so no wake-up is lost, and the returner
+//! needs no fence (the argument is spelled out at `Shared::acquire`). With waiters
+//! present, a return hands its connection straight to the oldest one, so nobody
+//! overtakes the line. Anything in flight between two owners (a grant sent to a
+//! waiter, a connection being checked, a slot being dialled) sits in a value whose `Drop` gives it back, so a dropped future at any await point leaks
 //! nothing and swallows no wake-up.
 
 use super::Status;
 use crate::backoff::Backoff;
 use crate::builder::Config;
+use crate::clock::{Clock, Reading};
 use crate::hooks::{self, Hooks};
 use crate::idle::Stripes;
 use crate::janitor::Signal;
@@ -123,11 +124,14 @@ pub(crate) struct Shared<M: Manager> {
     /// Spins for a returned connection that found none, in a row (see
     /// `spin_for_idle`); written only by callers that found every slot taken.
     pub(super) spin_misses: CachePadded<AtomicU32>,
+    /// The lock-free checkout's clock (a reading reused for a short period).
+    pub(crate) clock: Clock,
 }
 
 impl<M: Manager> Drop for Shared<M> {
     fn drop(&mut self) {
         self.signal.pool_gone();
+        self.clock.stop();
     }
 }
 
@@ -193,25 +197,26 @@ impl<M: Manager> Shared<M> {
         }
     }
 
-    /// Within its limits and used within the health-check window.
-    pub(super) fn is_fresh(&self, conn: &Conn<M::Connection>, now: Instant) -> bool {
-        now.duration_since(conn.last_used) < self.config.health_check_after
-            && self.expired(conn, now).is_none()
+    /// Within its limits and used within the health-check window at `at`.
+    #[inline]
+    pub(super) fn is_fresh(&self, conn: &Conn<M::Connection>, at: Reading) -> bool {
+        at.is_fresh(conn.last_used) && self.expired(conn, at.now).is_none()
     }
 
     /// The lock-free common case: nobody waits and an idle connection is there.
     /// `Some(Fresh)` needs no more work; `Some(Ready)` must be checked or replaced.
-    pub(super) fn take_idle(&self, now: Instant) -> Option<Acquire<M::Connection>> {
+    pub(super) fn take_idle(&self, at: Reading) -> Option<Acquire<M::Connection>> {
         if self.gauges.waiting() != 0 || self.closed.load(Ordering::Relaxed) {
             return None;
         }
-        let mut conn = self.idle.pop()?;
+        let mut conn = self.idle.pop_fast()?;
         self.note_idle_taken();
-        if self.is_fresh(&conn, now)
+        if self.is_fresh(&conn, at)
             && !self.judged_broken(&mut conn)
             && self.hooks.before_acquire.is_none()
         {
-            conn.last_used = now;
+            // `now` may be a reused reading older than the last stamp: never go back.
+            conn.last_used = conn.last_used.max(at.now);
             self.counters.acquires.bump();
             Some(Acquire::Fresh(conn))
         } else {
@@ -254,7 +259,7 @@ impl<M: Manager> Shared<M> {
     /// once more. The runtime probe (which clones the runtime handle) runs only for
     /// callers that would spin.
     #[cold]
-    pub(super) fn spin_for_idle(&self, now: Instant) -> Option<Acquire<M::Connection>> {
+    pub(super) fn spin_for_idle(&self, at: Reading) -> Option<Acquire<M::Connection>> {
         const ROUNDS: u32 = 6;
         /// Misses in a row after which callers stop spinning.
         const SKIP_AFTER: u32 = 4;
@@ -288,7 +293,7 @@ impl<M: Manager> Shared<M> {
             if self.gauges.waiting() != 0 {
                 return None;
             }
-            if let Some(found) = self.take_idle(now) {
+            if let Some(found) = self.take_idle(at) {
                 if self.spin_misses.load(Ordering::Relaxed) != 0 {
                     self.spin_misses.store(0, Ordering::Relaxed);
                 }
@@ -344,8 +349,8 @@ impl<M: Manager> Shared<M> {
     }
 
     /// Takes an idle connection or a free slot, or queues (when allowed).
-    pub(super) fn acquire(&self, may_queue: bool, now: Instant) -> Acquire<M::Connection> {
-        if let Some(found) = self.take_idle(now).or_else(|| self.spin_for_idle(now)) {
+    pub(super) fn acquire(&self, may_queue: bool, at: Reading) -> Acquire<M::Connection> {
+        if let Some(found) = self.take_idle(at).or_else(|| self.spin_for_idle(at)) {
             return found;
         }
         let mut st = self.lock();
@@ -356,18 +361,18 @@ impl<M: Manager> Shared<M> {
             // Announce, then look again: a returner that pushed before seeing us
             // is caught here, one that pushes after sees `waiting` and feeds us.
             //
-            // Why the stripes keep this true: a returner stores its stripe's length
-            // under the stripe lock, then fences (`SeqCst`) and reads `waiting`; we
-            // store `waiting`, fence, then read every stripe's length and lock the
-            // non-empty ones (`Stripes::pop` returns `None` only after that full
-            // pass). Store, fence, load on both sides: the two fences are ordered
-            // one way or the other, so either our read of that stripe's length sees
-            // the push or the returner's read of `waiting` sees us (a length another
-            // caller lowered meanwhile means that caller took the connection, and
-            // will return it through this same hand-shake). The stripe locks only
-            // add ordering; no length is read before the fence it pairs with.
+            // Why the stripes keep this true: a returner pushes under its stripe's
+            // lock and reads `waiting` after taking that lock; we store `waiting`,
+            // then take every stripe's lock in turn (`Stripes::pop` returns `None`
+            // only after finding each one empty under its lock). The stripe's lock
+            // orders the two: if our turn on it came first, our store happens before
+            // the returner's read (store, our unlock, its lock, its read), so it sees
+            // us; if its turn came first, we find its connection. (A stripe another
+            // caller emptied meanwhile means that caller took the connection, and will
+            // return it through this same hand-shake.) The lock-free checkout's
+            // `pop_fast` skips stripes that look empty without locking them: it is
+            // never used on this side.
             self.gauges.announce_waiter();
-            fence(Ordering::SeqCst);
             if let Some(conn) = self.idle.pop() {
                 self.publish(&st);
                 drop(st);
@@ -412,9 +417,11 @@ impl<M: Manager> Shared<M> {
     }
 
     /// After a lock-free push: if a caller announced itself meanwhile, or the pool
-    /// closed, settle the idle stripes under the lock.
+    /// closed, settle the idle stripes under the lock. No fence: the push took its
+    /// stripe's lock, which a caller about to wait (or `close`) takes after storing
+    /// `waiting` (or `closed`); see `acquire`.
+    #[inline]
     pub(super) fn after_push(&self) {
-        fence(Ordering::SeqCst);
         if self.gauges.waiting() == 0
             && !self.closed.load(Ordering::SeqCst)
             && !self.gauges.over_size()

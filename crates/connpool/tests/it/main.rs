@@ -25,6 +25,7 @@ mod fairness;
 mod hooks;
 mod hooks_events;
 mod hooks_stress;
+mod immediate;
 mod model;
 mod owned;
 mod panics;
