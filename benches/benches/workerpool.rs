@@ -22,9 +22,10 @@
 //! (`.../interleaved`): every round runs every contender once, in an order that rotates
 //! from round to round, and the table gives each one's median, its spread (min–max),
 //! the allocations per job on the submitting thread (counted by the counting global
-//! allocator) and the ratios of medians. No-op and capturing jobs are measured with 2
-//! workers and with 16 (on a 2-core machine, the proxy of the 16-core case); the
-//! filter `interleaved` runs the three tables alone.
+//! allocator), the ratios of medians, and the machine's load average before and after.
+//! No-op and capturing jobs are measured with 2 workers and with 16 (on a 2-core
+//! machine, the proxy of the 16-core case); the filter `interleaved` runs the three
+//! tables alone.
 //!
 //! `POOLSIDE_BENCH_NEIGHBORS=n` starts `n` threads that spin for the whole run, the
 //! load of a shared host or a CPU quota; every table names the setting and its file
@@ -454,6 +455,7 @@ fn interleaved(
     against: &[&str],
 ) -> String {
     let rounds = if quick() { 11 } else { 21 };
+    let load_before = load_average();
     // One round each first, unmeasured: pools start their threads and warm their
     // caches of result slots.
     for table in tables.iter_mut() {
@@ -474,10 +476,11 @@ fn interleaved(
             }
         }
     }
+    let load_after = load_average();
     let mut md = format!(
         "### {title}\n\n{rounds} interleaved rounds (rotating order) after one warm-up round; \
          median M jobs/s, min–max, allocations per job on the submitting thread, and ratios \
-         of medians.\n\n\
+         of medians. 1-minute load average {load_before} before, {load_after} after.\n\n\
          | {case} | implementation | M jobs/s median | min–max | allocations/job |"
     );
     for name in against {
@@ -510,6 +513,15 @@ fn interleaved(
         }
     }
     md
+}
+
+/// The machine's 1-minute load average (`/proc/loadavg`), or `unknown` where the
+/// system has none: a table measured on a busy machine says how busy.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|text| text.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "unknown".to_owned())
 }
 
 /// Sorts `values` and returns their median.
