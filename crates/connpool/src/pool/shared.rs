@@ -16,6 +16,7 @@
 //! nothing and swallows no wake-up.
 
 use super::Status;
+use super::line::{Clock, Line, Outcome, Ticket};
 use crate::backoff::Backoff;
 use crate::builder::Config;
 use crate::hooks::{self, Hooks};
@@ -30,8 +31,8 @@ use crossbeam_utils::CachePadded;
 use parking_lot::{Mutex, MutexGuard};
 use poolside_core::{ConnEvent, Events};
 use std::collections::VecDeque;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering, fence};
+use std::sync::{Arc, Weak};
 use tokio::sync::{Notify, oneshot};
 use tokio::time::Instant;
 
@@ -68,11 +69,6 @@ pub(crate) enum Grant<C> {
     Slot,
 }
 
-pub(super) struct Waiter<C> {
-    pub(super) id: u64,
-    pub(super) tx: oneshot::Sender<Grant<C>>,
-}
-
 /// A caller dialling (or waiting out the dial backoff) on a slot it holds, ready
 /// to take a connection given to the pool with [`Pool::add`](super::Pool::add)
 /// instead: that connection then fills the caller's slot.
@@ -88,7 +84,8 @@ pub(super) type Locked<'a, C> = MutexGuard<'a, State<C>>;
 pub(super) type Undelivered<'a, C> = Option<(Locked<'a, C>, Grant<C>)>;
 
 pub(crate) struct State<C> {
-    pub(super) waiters: VecDeque<Waiter<C>>,
+    /// Callers waiting in line, oldest first, with their deadlines (see `line.rs`).
+    pub(super) waiters: Line<C>,
     /// Callers dialling on a slot they hold, oldest first (see [`Dialer`]).
     pub(super) dialers: VecDeque<Dialer<C>>,
     /// Slots taken: idle + in use + being opened or checked.
@@ -123,23 +120,25 @@ pub(crate) struct Shared<M: Manager> {
     /// Spins for a returned connection that found none, in a row (see
     /// `spin_for_idle`); written only by callers that found every slot taken.
     pub(super) spin_misses: CachePadded<AtomicU32>,
+    /// The pool's own handle, weak: for the timekeeper task (see `line.rs`).
+    pub(super) me: Weak<Shared<M>>,
+    /// How the pool reaches its timekeeper.
+    pub(crate) clock: Arc<Clock>,
 }
 
 impl<M: Manager> Drop for Shared<M> {
     fn drop(&mut self) {
         self.signal.pool_gone();
+        self.clock.pool_gone();
     }
 }
 
 /// Sends `grant` to the oldest waiter whose future is still alive, under the lock;
 /// gives it back when there is none. Waiters whose futures were dropped are skipped
 /// (their `Queued` guard removes them, but may lose the race with this pop).
-pub(super) fn send_to_oldest<C>(
-    waiters: &mut VecDeque<Waiter<C>>,
-    mut grant: Grant<C>,
-) -> Option<Grant<C>> {
+pub(super) fn send_to_oldest<C>(waiters: &mut Line<C>, mut grant: Grant<C>) -> Option<Grant<C>> {
     while let Some(waiter) = waiters.pop_front() {
-        match waiter.tx.send(grant) {
+        match waiter.grant(grant) {
             Ok(()) => return None,
             Err(back) => grant = back,
         }
@@ -165,7 +164,9 @@ pub(super) enum Acquire<C> {
     /// An idle connection that needs neither replacing nor a health check: done.
     Fresh(Conn<C>),
     Ready(Grant<C>),
-    Queued(u64, oneshot::Receiver<Grant<C>>),
+    /// In line; `bool`: the pool's timekeeper times this waiter (else, with a
+    /// deadline, it times itself).
+    Queued(Ticket, oneshot::Receiver<Outcome<C>>, bool),
     Exhausted,
     Closed,
 }
@@ -343,8 +344,14 @@ impl<M: Manager> Shared<M> {
         Adoption { id, rx }
     }
 
-    /// Takes an idle connection or a free slot, or queues (when allowed).
-    pub(super) fn acquire(&self, may_queue: bool, now: Instant) -> Acquire<M::Connection> {
+    /// Takes an idle connection or a free slot, or queues (when allowed) until
+    /// `deadline` (the caller's wait limit, if any).
+    pub(super) fn acquire(
+        &self,
+        may_queue: bool,
+        now: Instant,
+        deadline: Option<Instant>,
+    ) -> Acquire<M::Connection> {
         if let Some(found) = self.take_idle(now).or_else(|| self.spin_for_idle(now)) {
             return found;
         }
@@ -390,9 +397,11 @@ impl<M: Manager> Shared<M> {
         let id = st.next_waiter;
         st.next_waiter += 1;
         let (tx, rx) = oneshot::channel();
-        st.waiters.push_back(Waiter { id, tx });
+        let st_ref = &mut *st;
+        let timed = deadline.is_some_and(|at| self.timed_by_pool(&mut st_ref.waiters, at));
+        let ticket = st.waiters.push_back(id, tx, deadline.filter(|_| timed));
         self.feed_waiters(&mut st);
-        Acquire::Queued(id, rx)
+        Acquire::Queued(ticket, rx, timed)
     }
 
     /// Under the lock: moves idle connections to waiters, oldest first (a returner
@@ -493,7 +502,7 @@ impl<M: Manager> Shared<M> {
             let Some(waiter) = st.waiters.pop_front() else { return Some((st, grant)) };
             self.publish(&st);
             drop(st);
-            match waiter.tx.send(grant) {
+            match waiter.grant(grant) {
                 Ok(()) => return None,
                 // Its future was dropped after we popped it: try the next one.
                 Err(back) => {

@@ -1,0 +1,348 @@
+//! The waiter line and the pool's one timer for it.
+//!
+//! The line is first come, first served: a doubly linked list threaded through a slab,
+//! so joining, leaving from anywhere (a dropped `get` future) and serving the oldest
+//! are O(1), and the slab's entries are reused (no allocation per waiter beyond its
+//! channel once the slab has grown to the longest line seen).
+//!
+//! Wait limits: a queued `get` with a limit does not arm a tokio timer of its own. Its
+//! deadline goes into a min-heap kept beside the line, and one task per pool, the
+//! timekeeper, sleeps until the earliest deadline, then removes every waiter whose
+//! deadline has passed and tells each it timed out through its own channel. With one
+//! pool-wide limit the earliest deadline is the oldest waiter's, so the timekeeper
+//! re-arms only when it fires or when a caller with a shorter limit queues; a line
+//! served faster than the limit costs no timer operation at all.
+//!
+//! The timekeeper runs on the runtime of the caller that first needed it and is only
+//! used by callers on that same runtime: a caller on another runtime (whose clock or
+//! driver that runtime does not share) falls back to a timer of its own. When its
+//! runtime shuts down the timekeeper unregisters itself and the next caller with a
+//! limit starts a new one. It holds the pool weakly and ends when the pool is closed
+//! or dropped.
+
+use super::shared::{Grant, Shared};
+use crate::manager::Manager;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::Weak;
+use std::sync::atomic::{AtomicBool, Ordering};
+use tokio::sync::{Notify, oneshot};
+use tokio::time::Instant;
+
+/// No entry (the end of a list).
+const NIL: usize = usize::MAX;
+
+/// What a waiter receives: its grant, or word that its wait limit ran out.
+pub(crate) enum Outcome<C> {
+    Granted(Grant<C>),
+    TimedOut,
+}
+
+/// A place in the line, as its owner knows it: the slab index and the waiter's unique
+/// id (which tells a reused entry from the one it was).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Ticket {
+    pub(super) index: usize,
+    pub(super) id: u64,
+}
+
+/// One waiter in the line.
+pub(super) struct Waiter<C> {
+    pub(super) id: u64,
+    pub(super) tx: oneshot::Sender<Outcome<C>>,
+    prev: usize,
+    next: usize,
+}
+
+impl<C> Waiter<C> {
+    /// Sends `grant`; gives it back when the waiter's future is gone.
+    pub(super) fn grant(self, grant: Grant<C>) -> Result<(), Grant<C>> {
+        match self.tx.send(Outcome::Granted(grant)) {
+            Ok(()) => Ok(()),
+            Err(Outcome::Granted(back)) => Err(back),
+            Err(Outcome::TimedOut) => unreachable!("a grant comes back as it was sent"),
+        }
+    }
+}
+
+/// The waiter line: FIFO order, O(1) removal, and the deadlines of the waiters the
+/// timekeeper times.
+pub(crate) struct Line<C> {
+    slab: Vec<Option<Waiter<C>>>,
+    /// Vacant slab entries.
+    free: Vec<usize>,
+    head: usize,
+    tail: usize,
+    len: usize,
+    /// `(deadline, id, index)` of timed waiters, earliest first. Entries of waiters
+    /// that left the line stay until they reach the top or the heap is compacted
+    /// (when stale ones outnumber the live line), so the heap stays O(line).
+    deadlines: BinaryHeap<Reverse<(Instant, u64, usize)>>,
+    /// The timekeeper, once started (see [`Timer`]).
+    pub(super) timer: Option<Timer>,
+    /// Timekeepers started so far (their generations).
+    timers_started: u64,
+}
+
+/// The registered timekeeper: its runtime, a generation telling it from the ones
+/// before it, and the deadline it sleeps until (`None`: until notified).
+pub(super) struct Timer {
+    pub(super) runtime: tokio::runtime::Id,
+    pub(super) generation: u64,
+    pub(super) armed_for: Option<Instant>,
+}
+
+impl<C> Default for Line<C> {
+    fn default() -> Self {
+        Line {
+            slab: Vec::new(),
+            free: Vec::new(),
+            head: NIL,
+            tail: NIL,
+            len: 0,
+            deadlines: BinaryHeap::new(),
+            timer: None,
+            timers_started: 0,
+        }
+    }
+}
+
+impl<C> Line<C> {
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Joins the line at the back; `deadline`: timed by the timekeeper.
+    pub(super) fn push_back(
+        &mut self,
+        id: u64,
+        tx: oneshot::Sender<Outcome<C>>,
+        deadline: Option<Instant>,
+    ) -> Ticket {
+        let waiter = Waiter { id, tx, prev: self.tail, next: NIL };
+        let index = match self.free.pop() {
+            Some(index) => {
+                self.slab[index] = Some(waiter);
+                index
+            }
+            None => {
+                self.slab.push(Some(waiter));
+                self.slab.len() - 1
+            }
+        };
+        match self.slab.get_mut(self.tail).and_then(Option::as_mut) {
+            Some(last) => last.next = index,
+            None => self.head = index,
+        }
+        self.tail = index;
+        self.len += 1;
+        if let Some(at) = deadline {
+            if self.deadlines.len() > 2 * self.len + 32 {
+                self.compact_deadlines();
+            }
+            self.deadlines.push(Reverse((at, id, index)));
+        }
+        Ticket { index, id }
+    }
+
+    /// Unlinks the waiter at `index` (which must be live) and frees its entry.
+    fn unlink(&mut self, index: usize) -> Waiter<C> {
+        let waiter = self.slab[index].take().expect("unlink a live entry");
+        match self.slab.get_mut(waiter.prev).and_then(Option::as_mut) {
+            Some(prev) => prev.next = waiter.next,
+            None => self.head = waiter.next,
+        }
+        match self.slab.get_mut(waiter.next).and_then(Option::as_mut) {
+            Some(next) => next.prev = waiter.prev,
+            None => self.tail = waiter.prev,
+        }
+        self.free.push(index);
+        self.len -= 1;
+        if self.len == 0 {
+            // Nobody is timed any more: drop the stale deadlines at once.
+            self.deadlines.clear();
+        }
+        waiter
+    }
+
+    /// The oldest waiter, out of the line.
+    pub(super) fn pop_front(&mut self) -> Option<Waiter<C>> {
+        (self.head != NIL).then(|| self.unlink(self.head))
+    }
+
+    /// Leaves the line (a dropped future): `false` when the waiter was already
+    /// served or timed out.
+    pub(super) fn remove(&mut self, ticket: Ticket) -> bool {
+        let live =
+            self.slab.get(ticket.index).and_then(Option::as_ref).is_some_and(|w| w.id == ticket.id);
+        if live {
+            self.unlink(ticket.index);
+        }
+        live
+    }
+
+    /// Everyone, oldest first (the pool closes).
+    pub(super) fn take_all(&mut self) -> Vec<Waiter<C>> {
+        let mut all = Vec::with_capacity(self.len);
+        while let Some(w) = self.pop_front() {
+            all.push(w);
+        }
+        all
+    }
+
+    fn is_live(&self, id: u64, index: usize) -> bool {
+        self.slab.get(index).and_then(Option::as_ref).is_some_and(|w| w.id == id)
+    }
+
+    fn compact_deadlines(&mut self) {
+        let heap = std::mem::take(&mut self.deadlines);
+        let mut live = heap.into_vec();
+        live.retain(|Reverse((_, id, index))| self.is_live(*id, *index));
+        self.deadlines = BinaryHeap::from(live);
+    }
+
+    /// Removes every timed waiter whose deadline is at or before `now`, earliest
+    /// first, into `expired`; returns the earliest deadline still pending.
+    pub(super) fn expire(&mut self, now: Instant, expired: &mut Vec<Waiter<C>>) -> Option<Instant> {
+        while let Some(&Reverse((at, id, index))) = self.deadlines.peek() {
+            if !self.is_live(id, index) {
+                self.deadlines.pop();
+                continue;
+            }
+            if at > now {
+                return Some(at);
+            }
+            self.deadlines.pop();
+            expired.push(self.unlink(index));
+        }
+        None
+    }
+}
+
+/// How the pool reaches its timekeeper without keeping it alive.
+#[derive(Debug, Default)]
+pub(crate) struct Clock {
+    /// An earlier deadline, a close, or the pool is gone: look again.
+    wake: Notify,
+    gone: AtomicBool,
+}
+
+impl Clock {
+    /// The pool's shared state is being dropped.
+    pub(crate) fn pool_gone(&self) {
+        self.gone.store(true, Ordering::Release);
+        self.wake.notify_one();
+    }
+
+    /// Something changed (an earlier deadline, a close): look again.
+    pub(crate) fn nudge(&self) {
+        self.wake.notify_one();
+    }
+}
+
+impl<M: Manager> Shared<M> {
+    /// Under the lock, for a caller about to queue with a deadline: whether the
+    /// timekeeper will time it (started here if there is none), re-armed when this
+    /// deadline is earlier than the one it sleeps until. `false`: the caller times
+    /// itself (no runtime here, or the timekeeper lives on another runtime).
+    pub(super) fn timed_by_pool(&self, line: &mut Line<M::Connection>, at: Instant) -> bool {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return false };
+        let timer = match &mut line.timer {
+            Some(timer) if timer.runtime == runtime.id() => timer,
+            Some(_) => return false,
+            None => {
+                line.timers_started += 1;
+                let generation = line.timers_started;
+                line.timer = Some(Timer { runtime: runtime.id(), generation, armed_for: None });
+                let weak = self.me.clone();
+                let clock = self.clock.clone();
+                drop(runtime.spawn(keep_time(weak, clock, generation)));
+                line.timer.as_mut().expect("just set")
+            }
+        };
+        if timer.armed_for.is_none_or(|armed| at < armed) {
+            timer.armed_for = Some(at);
+            self.clock.nudge();
+        }
+        true
+    }
+
+    /// The timekeeper's round: times out every waiter past its deadline; returns the
+    /// deadline to sleep until, or `None` when it should stop (closed, or replaced).
+    fn expire_waiters(&self, generation: u64) -> Option<Option<Instant>> {
+        let mut expired = Vec::new();
+        let next = {
+            let mut st = self.lock();
+            if st.closed || st.waiters.timer.as_ref().is_none_or(|t| t.generation != generation) {
+                return None;
+            }
+            let next = st.waiters.expire(Instant::now(), &mut expired);
+            if let Some(timer) = st.waiters.timer.as_mut() {
+                timer.armed_for = next;
+            }
+            if !expired.is_empty() {
+                self.publish(&st);
+            }
+            next
+        };
+        // Outside the lock, oldest deadline first. A waiter whose future is gone
+        // had nothing in flight: its `TimedOut` is simply dropped.
+        for waiter in expired {
+            let _ = waiter.tx.send(Outcome::TimedOut);
+        }
+        Some(next)
+    }
+}
+
+/// Unregisters a timekeeper that ends (its runtime shut down, or the pool closed), so
+/// the next caller with a limit starts another.
+struct Unregister<M: Manager> {
+    pool: Weak<Shared<M>>,
+    generation: u64,
+}
+
+impl<M: Manager> Drop for Unregister<M> {
+    fn drop(&mut self) {
+        let Some(shared) = self.pool.upgrade() else { return };
+        let mut st = shared.lock();
+        if st.waiters.timer.as_ref().is_some_and(|t| t.generation == self.generation) {
+            st.waiters.timer = None;
+        }
+    }
+}
+
+/// The timekeeper task: sleeps until the earliest deadline in the line (or until
+/// nudged), times out whoever is due, and repeats; ends when the pool is closed or
+/// dropped. It never holds the pool across an await.
+async fn keep_time<M: Manager>(
+    pool: Weak<Shared<M>>,
+    clock: std::sync::Arc<Clock>,
+    generation: u64,
+) {
+    let _unregister = Unregister { pool: pool.clone(), generation };
+    loop {
+        if clock.gone.load(Ordering::Acquire) {
+            return;
+        }
+        let next = {
+            let Some(shared) = pool.upgrade() else { return };
+            match shared.expire_waiters(generation) {
+                Some(next) => next,
+                None => return,
+            }
+        };
+        match next {
+            Some(at) => {
+                tokio::select! {
+                    () = tokio::time::sleep_until(at) => {}
+                    () = clock.wake.notified() => {}
+                }
+            }
+            None => clock.wake.notified().await,
+        }
+    }
+}
