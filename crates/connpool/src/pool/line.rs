@@ -5,13 +5,15 @@
 //! are O(1), and the slab's entries are reused (no allocation per waiter beyond its
 //! channel once the slab has grown to the longest line seen).
 //!
-//! Wait limits: a queued `get` with a limit does not arm a tokio timer of its own. Its
-//! deadline goes into a min-heap kept beside the line, and one task per pool, the
-//! timekeeper, sleeps until the earliest deadline, then removes every waiter whose
-//! deadline has passed and tells each it timed out through its own channel. With one
-//! pool-wide limit the earliest deadline is the oldest waiter's, so the timekeeper
-//! re-arms only when it fires or when a caller with a shorter limit queues; a line
-//! served faster than the limit costs no timer operation at all.
+//! Wait limits: a queued `get` with a limit does not arm a tokio timer of its own. The
+//! timed waiters are threaded through a second list, ordered by deadline, and one task
+//! per pool, the timekeeper, sleeps until the earliest deadline, then removes every
+//! waiter whose deadline has passed and tells each it timed out through its own
+//! channel. With one pool-wide limit, callers queue in deadline order, so joining the
+//! deadline list is O(1) (a caller with a shorter limit than those queued walks back
+//! past the later deadlines: O(those), under the lock), and the timekeeper re-arms only
+//! when it fires or when such a shorter deadline becomes the earliest; a line served
+//! faster than the limit costs no timer operation at all.
 //!
 //! The timekeeper runs on the runtime of the caller that first needed it and is only
 //! used by callers on that same runtime: a caller on another runtime (whose clock or
@@ -22,8 +24,6 @@
 
 use super::shared::{Grant, Shared};
 use crate::manager::Manager;
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::sync::Weak;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::{Notify, oneshot};
@@ -52,6 +52,11 @@ pub(super) struct Waiter<C> {
     pub(super) tx: oneshot::Sender<Outcome<C>>,
     prev: usize,
     next: usize,
+    /// When the timekeeper times it out (`None`: untimed, or it times itself), and
+    /// its neighbours in the deadline list.
+    deadline: Option<Instant>,
+    dprev: usize,
+    dnext: usize,
 }
 
 impl<C> Waiter<C> {
@@ -74,10 +79,9 @@ pub(crate) struct Line<C> {
     head: usize,
     tail: usize,
     len: usize,
-    /// `(deadline, id, index)` of timed waiters, earliest first. Entries of waiters
-    /// that left the line stay until they reach the top or the heap is compacted
-    /// (when stale ones outnumber the live line), so the heap stays O(line).
-    deadlines: BinaryHeap<Reverse<(Instant, u64, usize)>>,
+    /// The timed waiters, earliest deadline first (ties: oldest first).
+    dhead: usize,
+    dtail: usize,
     /// The timekeeper, once started (see [`Timer`]).
     pub(super) timer: Option<Timer>,
     /// Timekeepers started so far (their generations).
@@ -100,7 +104,8 @@ impl<C> Default for Line<C> {
             head: NIL,
             tail: NIL,
             len: 0,
-            deadlines: BinaryHeap::new(),
+            dhead: NIL,
+            dtail: NIL,
             timer: None,
             timers_started: 0,
         }
@@ -123,7 +128,8 @@ impl<C> Line<C> {
         tx: oneshot::Sender<Outcome<C>>,
         deadline: Option<Instant>,
     ) -> Ticket {
-        let waiter = Waiter { id, tx, prev: self.tail, next: NIL };
+        let waiter =
+            Waiter { id, tx, prev: self.tail, next: NIL, deadline, dprev: NIL, dnext: NIL };
         let index = match self.free.pop() {
             Some(index) => {
                 self.slab[index] = Some(waiter);
@@ -141,10 +147,26 @@ impl<C> Line<C> {
         self.tail = index;
         self.len += 1;
         if let Some(at) = deadline {
-            if self.deadlines.len() > 2 * self.len + 32 {
-                self.compact_deadlines();
+            // After the last waiter due no later than `at`: from the back, where a
+            // caller with the pool-wide limit belongs.
+            let mut after = self.dtail;
+            while let Some(w) = self.slab.get(after).and_then(Option::as_ref) {
+                if w.deadline.is_some_and(|d| d <= at) {
+                    break;
+                }
+                after = w.dprev;
             }
-            self.deadlines.push(Reverse((at, id, index)));
+            let before = match self.slab.get_mut(after).and_then(Option::as_mut) {
+                Some(w) => std::mem::replace(&mut w.dnext, index),
+                None => std::mem::replace(&mut self.dhead, index),
+            };
+            match self.slab.get_mut(before).and_then(Option::as_mut) {
+                Some(w) => w.dprev = index,
+                None => self.dtail = index,
+            }
+            let me = self.slab[index].as_mut().expect("just inserted");
+            me.dprev = after;
+            me.dnext = before;
         }
         Ticket { index, id }
     }
@@ -160,12 +182,18 @@ impl<C> Line<C> {
             Some(next) => next.prev = waiter.prev,
             None => self.tail = waiter.prev,
         }
+        if waiter.deadline.is_some() {
+            match self.slab.get_mut(waiter.dprev).and_then(Option::as_mut) {
+                Some(prev) => prev.dnext = waiter.dnext,
+                None => self.dhead = waiter.dnext,
+            }
+            match self.slab.get_mut(waiter.dnext).and_then(Option::as_mut) {
+                Some(next) => next.dprev = waiter.dprev,
+                None => self.dtail = waiter.dprev,
+            }
+        }
         self.free.push(index);
         self.len -= 1;
-        if self.len == 0 {
-            // Nobody is timed any more: drop the stale deadlines at once.
-            self.deadlines.clear();
-        }
         waiter
     }
 
@@ -194,30 +222,14 @@ impl<C> Line<C> {
         all
     }
 
-    fn is_live(&self, id: u64, index: usize) -> bool {
-        self.slab.get(index).and_then(Option::as_ref).is_some_and(|w| w.id == id)
-    }
-
-    fn compact_deadlines(&mut self) {
-        let heap = std::mem::take(&mut self.deadlines);
-        let mut live = heap.into_vec();
-        live.retain(|Reverse((_, id, index))| self.is_live(*id, *index));
-        self.deadlines = BinaryHeap::from(live);
-    }
-
     /// Removes every timed waiter whose deadline is at or before `now`, earliest
     /// first, into `expired`; returns the earliest deadline still pending.
     pub(super) fn expire(&mut self, now: Instant, expired: &mut Vec<Waiter<C>>) -> Option<Instant> {
-        while let Some(&Reverse((at, id, index))) = self.deadlines.peek() {
-            if !self.is_live(id, index) {
-                self.deadlines.pop();
-                continue;
+        while let Some(first) = self.slab.get(self.dhead).and_then(Option::as_ref) {
+            match first.deadline {
+                Some(at) if at > now => return Some(at),
+                _ => expired.push(self.unlink(self.dhead)),
             }
-            if at > now {
-                return Some(at);
-            }
-            self.deadlines.pop();
-            expired.push(self.unlink(index));
         }
         None
     }

@@ -399,8 +399,18 @@ impl<M: Manager> Shared<M> {
         let (tx, rx) = oneshot::channel();
         let st_ref = &mut *st;
         let timed = deadline.is_some_and(|at| self.timed_by_pool(&mut st_ref.waiters, at));
+        let first = st.waiters.is_empty();
         let ticket = st.waiters.push_back(id, tx, deadline.filter(|_| timed));
-        self.feed_waiters(&mut st);
+        if first {
+            self.feed_waiters(&mut st);
+        } else {
+            // Joining a line that already exists: the first waiter of this line made
+            // the announce-then-look hand-shake, and every returner since either
+            // handed its connection to the line under this lock or pushed, then saw
+            // `waiting` and will feed the line under this lock after we release it.
+            // So no connection sits in the stripes unseen: publishing is enough.
+            self.publish(&st);
+        }
         Acquire::Queued(ticket, rx, timed)
     }
 
