@@ -86,6 +86,9 @@ pub(crate) struct Line<C> {
     pub(super) timer: Option<Timer>,
     /// Timekeepers started so far (their generations).
     timers_started: u64,
+    /// A timekeeper panicked (a runtime without its time driver): callers time
+    /// themselves from then on, as they did before the timekeeper existed.
+    timer_failed: bool,
 }
 
 /// The registered timekeeper: its runtime, a generation telling it from the ones
@@ -108,6 +111,7 @@ impl<C> Default for Line<C> {
             dtail: NIL,
             timer: None,
             timers_started: 0,
+            timer_failed: false,
         }
     }
 }
@@ -222,6 +226,11 @@ impl<C> Line<C> {
         all
     }
 
+    /// The timed waiter with the earliest deadline, out of the line.
+    fn pop_first_timed(&mut self) -> Option<Waiter<C>> {
+        (self.dhead != NIL).then(|| self.unlink(self.dhead))
+    }
+
     /// Removes every timed waiter whose deadline is at or before `now`, earliest
     /// first, into `expired`; returns the earliest deadline still pending.
     pub(super) fn expire(&mut self, now: Instant, expired: &mut Vec<Waiter<C>>) -> Option<Instant> {
@@ -262,6 +271,9 @@ impl<M: Manager> Shared<M> {
     /// deadline is earlier than the one it sleeps until. `false`: the caller times
     /// itself (no runtime here, or the timekeeper lives on another runtime).
     pub(super) fn timed_by_pool(&self, line: &mut Line<M::Connection>, at: Instant) -> bool {
+        if line.timer_failed {
+            return false;
+        }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else { return false };
         let timer = match &mut line.timer {
             Some(timer) if timer.runtime == runtime.id() => timer,
@@ -311,7 +323,10 @@ impl<M: Manager> Shared<M> {
 }
 
 /// Unregisters a timekeeper that ends (its runtime shut down, or the pool closed), so
-/// the next caller with a limit starts another.
+/// the next caller with a limit starts another. Waiters it still timed would wait
+/// past their limits with nobody to time them: they time out now (only futures that
+/// outlive their runtime's tasks, or callers whose timekeeper panicked, can be
+/// left; a late `TimedOut` is a hang otherwise).
 struct Unregister<M: Manager> {
     pool: Weak<Shared<M>>,
     generation: u64,
@@ -320,9 +335,28 @@ struct Unregister<M: Manager> {
 impl<M: Manager> Drop for Unregister<M> {
     fn drop(&mut self) {
         let Some(shared) = self.pool.upgrade() else { return };
-        let mut st = shared.lock();
-        if st.waiters.timer.as_ref().is_some_and(|t| t.generation == self.generation) {
+        let mut stranded = Vec::new();
+        {
+            let mut st = shared.lock();
+            if st.waiters.timer.as_ref().is_none_or(|t| t.generation != self.generation) {
+                return;
+            }
             st.waiters.timer = None;
+            if std::thread::panicking() {
+                tracing::error!(
+                    "poolside-connpool: the wait-limit timekeeper panicked (does the runtime have its time driver enabled?); queued callers now time themselves"
+                );
+                st.waiters.timer_failed = true;
+            }
+            while let Some(w) = st.waiters.pop_first_timed() {
+                stranded.push(w);
+            }
+            if !stranded.is_empty() {
+                shared.publish(&st);
+            }
+        }
+        for waiter in stranded {
+            let _ = waiter.tx.send(Outcome::TimedOut);
         }
     }
 }

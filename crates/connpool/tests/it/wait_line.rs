@@ -330,3 +330,45 @@ async fn timeouts_and_hand_offs_race_on_two_threads_without_losing_a_connection(
     let s = pool.status();
     assert_eq!((s.open, s.idle, s.in_use, s.waiting), (CONNS, CONNS, 0, 0));
 }
+
+/// A manager whose connections are numbers; its pools are filled with `add`, so no
+/// dial (which needs a timer) runs.
+struct Numbers;
+
+impl poolside_connpool::Manager for Numbers {
+    type Connection = u32;
+    type Error = std::convert::Infallible;
+    async fn connect(&self) -> Result<u32, Self::Error> {
+        Ok(0)
+    }
+    async fn check(&self, _: &mut u32) -> Result<(), Self::Error> {
+        Ok(())
+    }
+}
+
+/// A runtime without its time driver cannot run the timekeeper (its sleep panics):
+/// the caller it timed is told at once instead of waiting forever, and later callers
+/// time themselves, which fails as loudly as any tokio timer there.
+#[test]
+fn a_runtime_without_timers_does_not_hang_a_timed_waiter() {
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let pool = Arc::new(
+        Builder::new().max_size(1).wait(WaitPolicy::Timeout(ms(20))).build(Numbers).unwrap(),
+    );
+    pool.add(7).unwrap();
+    rt.block_on(async {
+        let held = pool.get().await.unwrap();
+        let err = pool.get().await.map(drop).unwrap_err();
+        assert_eq!(err.pool_error(), Some(PoolError::TimedOut { waited: ms(20) }));
+        assert_eq!(pool.status().waiting, 0);
+        // Callers now time themselves: tokio's own timer panics without a driver.
+        let later = tokio::spawn({
+            let pool = pool.clone();
+            async move { pool.get().await.map(drop) }
+        });
+        assert!(later.await.unwrap_err().is_panic());
+        assert_eq!(pool.status().waiting, 0);
+        drop(held);
+        assert_eq!((pool.status().idle, pool.status().open), (1, 1));
+    });
+}
