@@ -392,3 +392,88 @@ async fn keep_time<M: Manager>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The line against a model: a `Vec` of `(id, deadline)` in arrival order.
+    use super::*;
+    use proptest::prelude::*;
+    use std::time::Duration;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Join(Option<u8>),
+        Serve,
+        Leave(usize),
+        Expire(u8),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            3 => proptest::option::of(any::<u8>()).prop_map(Op::Join),
+            1 => Just(Op::Serve),
+            1 => any::<usize>().prop_map(Op::Leave),
+            1 => any::<u8>().prop_map(Op::Expire),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn the_line_keeps_arrival_order_and_expires_by_deadline(ops in proptest::collection::vec(op(), 1..200)) {
+            let base = Instant::now();
+            let at = |ms: u8| base + Duration::from_millis(u64::from(ms));
+            let mut line: Line<()> = Line::default();
+            let mut model: Vec<(u64, Option<Instant>, Ticket)> = Vec::new();
+            // Receivers kept alive so sends succeed.
+            let mut rxs = Vec::new();
+            let mut next_id = 0;
+            for op in ops {
+                match op {
+                    Op::Join(deadline) => {
+                        let (tx, rx) = oneshot::channel();
+                        rxs.push(rx);
+                        let deadline = deadline.map(at);
+                        let ticket = line.push_back(next_id, tx, deadline);
+                        model.push((next_id, deadline, ticket));
+                        next_id += 1;
+                    }
+                    Op::Serve => {
+                        let got = line.pop_front().map(|w| w.id);
+                        let want = (!model.is_empty()).then(|| model.remove(0).0);
+                        prop_assert_eq!(got, want);
+                    }
+                    Op::Leave(pick) => {
+                        if model.is_empty() {
+                            continue;
+                        }
+                        let (_, _, ticket) = model.remove(pick % model.len());
+                        prop_assert!(line.remove(ticket));
+                        prop_assert!(!line.remove(ticket), "left twice");
+                    }
+                    Op::Expire(now) => {
+                        let now = at(now);
+                        let mut expired = Vec::new();
+                        let next = line.expire(now, &mut expired);
+                        let got: Vec<u64> = expired.iter().map(|w| w.id).collect();
+                        // Due ones, earliest deadline first, ties in arrival order.
+                        let mut due: Vec<(Instant, u64)> = model
+                            .iter()
+                            .filter_map(|&(id, d, _)| d.filter(|&d| d <= now).map(|d| (d, id)))
+                            .collect();
+                        due.sort();
+                        let want: Vec<u64> = due.iter().map(|&(_, id)| id).collect();
+                        prop_assert_eq!(got, want);
+                        model.retain(|&(_, d, _)| d.is_none_or(|d| d > now));
+                        let earliest = model.iter().filter_map(|&(_, d, _)| d).min();
+                        prop_assert_eq!(next, earliest);
+                    }
+                }
+                prop_assert_eq!(line.len(), model.len());
+                prop_assert_eq!(line.is_empty(), model.is_empty());
+            }
+            let rest: Vec<u64> = line.take_all().iter().map(|w| w.id).collect();
+            let want: Vec<u64> = model.iter().map(|&(id, _, _)| id).collect();
+            prop_assert_eq!(rest, want);
+        }
+    }
+}
