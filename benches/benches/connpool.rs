@@ -6,8 +6,11 @@
 //!   at (pool 8, 64 tasks), (pool 16, 256 tasks), (pool 16, 16 tasks). Checkout
 //!   health tests are off in the peers that default them on. One iteration is
 //!   `GETS_PER_ITER` gets in total across the tasks.
-//! * fairness (extra report `connpool_fairness`): acquire wait p50 / p99 / p99.9 with
-//!   1000 tasks on 50 connections, each holding its connection across one yield.
+//! * fairness (extra report `connpool_fairness`): acquire wait p50 / p99 / p99.9 / max
+//!   with 1000 tasks on 50 connections, each holding its connection across one yield;
+//!   ours with the default wait policy (30 s limit) and without a limit, deadpool and
+//!   bb8, every pool once per round in rotating order, medians and spread over the
+//!   rounds, and per round whether ours meets p99.9 ≤ deadpool's and max ≤ 2× its max.
 //! * busy machine (extra report `connpool_busy`): get + drop (pool 8, 64 tasks, each
 //!   owning its pool handle, as above) with every contender (ours, qp, deadpool, bb8)
 //!   once per round in rotating order, 7 rounds, median and spread, on a multi-thread
@@ -500,21 +503,25 @@ macro_rules! fair_task {
     }};
 }
 
-fn fairness(_c: &mut Criterion) {
-    neighbors::for_run();
-    let rt = runtime();
-    let rounds = full_or_quick(40, 10) + WARMUP_GETS;
-    let mut rows = Vec::new();
+/// Interleaved fairness rounds: quick 5, full 9.
+const FAIR_ROUNDS: (usize, usize) = (9, 5);
 
+/// One fairness contender: runs one round (every task's recorded waits).
+type FairRun<'a> = Box<dyn Fn() -> Vec<Duration> + 'a>;
+
+fn fairness(_c: &mut Criterion) {
+    let neighbours = neighbors::for_run();
+    let rt = runtime();
+    let gets = full_or_quick(40, 10) + WARMUP_GETS;
+    let rounds = full_or_quick(FAIR_ROUNDS.0, FAIR_ROUNDS.1);
+
+    // The default wait policy: a 30 s limit on every queued get.
     let ours = rt.block_on(async {
         let pool = poolside_connpool::Builder::new().max_size(FAIR_CONNS).build(Noop).unwrap();
         pool.warm(FAIR_CONNS).await.unwrap();
         pool
     });
-    let waits = fairness_run(&rt, rounds, || fair_task!(ours, rounds, |p| p.get().await));
-    rows.push(("poolside/Pool", percentiles(waits)));
-
-    // Without a wait limit (deadpool's default): no timer per queued get.
+    // Without a wait limit (deadpool's default).
     let unlimited = rt.block_on(async {
         let pool = poolside_connpool::Builder::new()
             .max_size(FAIR_CONNS)
@@ -524,18 +531,12 @@ fn fairness(_c: &mut Criterion) {
         pool.warm(FAIR_CONNS).await.unwrap();
         pool
     });
-    let waits = fairness_run(&rt, rounds, || fair_task!(unlimited, rounds, |p| p.get().await));
-    rows.push(("poolside/Pool (WaitPolicy::Queue)", percentiles(waits)));
-
     let dp = rt.block_on(async {
         let pool =
             deadpool::managed::Pool::<Noop>::builder(Noop).max_size(FAIR_CONNS).build().unwrap();
         drop(futures_join_all((0..FAIR_CONNS).map(|_| pool.get())).await);
         pool
     });
-    let waits = fairness_run(&rt, rounds, || fair_task!(dp, rounds, |p| p.get().await));
-    rows.push(("deadpool", percentiles(waits)));
-
     let b8 = rt.block_on(async {
         bb8::Pool::builder()
             .max_size(FAIR_CONNS as u32)
@@ -546,17 +547,67 @@ fn fairness(_c: &mut Criterion) {
             .await
             .unwrap()
     });
-    let waits = fairness_run(&rt, rounds, || fair_task!(b8, rounds, |p| p.get().await));
-    rows.push(("bb8", percentiles(waits)));
-
+    let contenders: Vec<(&str, FairRun<'_>)> = vec![
+        (
+            "poolside/Pool (default: 30 s limit)",
+            Box::new(|| fairness_run(&rt, gets, || fair_task!(ours, gets, |p| p.get().await))),
+        ),
+        (
+            "poolside/Pool (WaitPolicy::Queue)",
+            Box::new(|| fairness_run(&rt, gets, || fair_task!(unlimited, gets, |p| p.get().await))),
+        ),
+        (
+            "deadpool",
+            Box::new(|| fairness_run(&rt, gets, || fair_task!(dp, gets, |p| p.get().await))),
+        ),
+        ("bb8", Box::new(|| fairness_run(&rt, gets, || fair_task!(b8, gets, |p| p.get().await)))),
+    ];
+    // Every contender once per round, in rotating order, so a slow phase of the
+    // machine hits all of them alike; percentiles per round.
+    let mut per_round: Vec<Vec<[Duration; 4]>> = vec![Vec::new(); contenders.len()];
+    for round in 0..rounds {
+        for k in 0..contenders.len() {
+            let index = (round + k) % contenders.len();
+            per_round[index].push(percentiles((contenders[index].1)()));
+        }
+    }
+    let median_of = |rows: &[[Duration; 4]], q: usize| {
+        let mut v: Vec<Duration> = rows.iter().map(|r| r[q]).collect();
+        v.sort_unstable();
+        (v[v.len() / 2], v[0], v[v.len() - 1])
+    };
     let mut md = format!(
         "### connpool fairness: acquire wait, {FAIR_TASKS} tasks on {FAIR_CONNS} connections, \
-         {rounds} gets each (the first {WARMUP_GETS} of each task excluded as warm-up), {} worker threads\n\n| pool | p50 | p99 | p99.9 | max |\n|---|---|---|---|---|\n",
+         {gets} gets each (the first {WARMUP_GETS} of each task excluded as warm-up), {} worker \
+         threads, {neighbours} spinning neighbour(s)\n\n{rounds} interleaved rounds (every pool \
+         once per round, rotating order); the median over the rounds of each percentile, and \
+         the min–max over the rounds.\n\n| pool | p50 | p99 | p99.9 (min–max) | max (min–max) |\n\
+         |---|---|---|---|---|\n",
         worker_threads()
     );
-    for (name, [p50, p99, p999, max]) in rows {
-        md.push_str(&format!("| {name} | {p50:?} | {p99:?} | {p999:?} | {max:?} |\n"));
+    for (i, (name, _)) in contenders.iter().enumerate() {
+        let rows = &per_round[i];
+        let (p50, ..) = median_of(rows, 0);
+        let (p99, ..) = median_of(rows, 1);
+        let (p999, p999_lo, p999_hi) = median_of(rows, 2);
+        let (max, max_lo, max_hi) = median_of(rows, 3);
+        md.push_str(&format!(
+            "| {name} | {p50:.1?} | {p99:.1?} | {p999:.1?} ({p999_lo:.1?}–{p999_hi:.1?}) | \
+             {max:.1?} ({max_lo:.1?}–{max_hi:.1?}) |\n"
+        ));
     }
+    // The targets, round by round against deadpool in the same round.
+    let deadpool = &per_round[2];
+    for (i, (name, _)) in contenders.iter().enumerate().take(2) {
+        let rows = &per_round[i];
+        let p999_ok = rows.iter().zip(deadpool).filter(|(r, d)| r[2] <= d[2]).count();
+        let max_ok = rows.iter().zip(deadpool).filter(|(r, d)| r[3] <= d[3] * 2).count();
+        md.push_str(&format!(
+            "\n{name}: p99.9 ≤ deadpool's in {p999_ok} of {rounds} rounds, max ≤ 2× deadpool's \
+             in {max_ok} of {rounds}."
+        ));
+    }
+    md.push('\n');
     write_extra_report("connpool_fairness", &md);
 }
 

@@ -3,6 +3,7 @@
 //! gives back its slot, connection or grant.
 
 use super::Pool;
+use super::line::{Outcome, Ticket};
 use super::shared::{Acquire, Adoption, Conn, Grant, Shared};
 use crate::PoolError;
 use crate::backoff::{Backoff, Gate};
@@ -445,8 +446,8 @@ impl Drop for AbandonedProbe<'_> {
 /// was already sent to it.
 pub(super) struct Queued<'a, M: Manager> {
     pub(super) shared: &'a Shared<M>,
-    pub(super) id: u64,
-    pub(super) rx: oneshot::Receiver<Grant<M::Connection>>,
+    pub(super) ticket: Ticket,
+    pub(super) rx: oneshot::Receiver<Outcome<M::Connection>>,
     /// Set once the channel resolved: the sender already left the queue.
     resolved: bool,
 }
@@ -458,16 +459,15 @@ impl<M: Manager> Drop for Queued<'_, M> {
         }
         {
             let mut st = self.shared.lock();
-            if let Some(at) = st.waiters.iter().position(|w| w.id == self.id) {
-                st.waiters.remove(at);
+            if st.waiters.remove(self.ticket) {
                 self.shared.publish(&st);
             }
         }
         self.rx.close();
         match self.rx.try_recv() {
-            Ok(Grant::Conn(conn)) => self.shared.put_back(conn, false),
-            Ok(Grant::Slot) => self.shared.release_slot(),
-            Err(_) => {}
+            Ok(Outcome::Granted(Grant::Conn(conn))) => self.shared.put_back(conn, false),
+            Ok(Outcome::Granted(Grant::Slot)) => self.shared.release_slot(),
+            Ok(Outcome::TimedOut) | Err(_) => {}
         }
     }
 }
@@ -482,9 +482,10 @@ impl<M: Manager> Pool<M> {
         limit: Option<Duration>,
     ) -> Result<PooledConn<'_, M>, GetError<M::Error>> {
         let shared = &*self.shared;
-        let found = shared.acquire(may_queue, shared.clock.now());
+        let found = shared.acquire(may_queue, shared.clock.now(), limit);
         let now = match found {
             Acquire::Fresh(_) => None,
+            Acquire::Queued(.., queued_at) => Some(queued_at),
             _ => Some(Instant::now()),
         };
         let wait =
@@ -510,22 +511,31 @@ impl<M: Manager> Pool<M> {
             Acquire::Ready(grant) => grant,
             Acquire::Closed => return Err(PoolError::Closed.into()),
             Acquire::Exhausted => return Err(PoolError::Exhausted.into()),
-            Acquire::Queued(id, rx) => {
-                let mut queued = Queued { shared, id, rx, resolved: false };
+            Acquire::Queued(ticket, rx, timed_by_pool, _) => {
+                let mut queued = Queued { shared, ticket, rx, resolved: false };
                 let outcome = match wait.and_then(|w| w.at) {
-                    Some(at) => match tokio::time::timeout_at(at, &mut queued.rx).await {
-                        Ok(outcome) => outcome,
-                        // Leaving the line passes on anything sent meanwhile.
-                        Err(_) => {
-                            drop(queued);
-                            return Err(timed_out());
+                    // Timed by a timer of its own (no timekeeper on this runtime).
+                    Some(at) if !timed_by_pool => {
+                        match tokio::time::timeout_at(at, &mut queued.rx).await {
+                            Ok(outcome) => outcome,
+                            // Leaving the line passes on anything sent meanwhile.
+                            Err(_) => {
+                                drop(queued);
+                                return Err(timed_out());
+                            }
                         }
-                    },
-                    None => (&mut queued.rx).await,
+                    }
+                    // Untimed, or the timekeeper sends `TimedOut` at the deadline.
+                    _ => (&mut queued.rx).await,
                 };
                 queued.resolved = true;
                 drop(queued);
-                outcome.map_err(|_| GetError::Pool(PoolError::Closed))?
+                match outcome {
+                    Ok(Outcome::Granted(grant)) => grant,
+                    Ok(Outcome::TimedOut) => return Err(timed_out()),
+                    // The sender was dropped: the pool closed.
+                    Err(_) => return Err(PoolError::Closed.into()),
+                }
             }
         };
         let conn = self.checkout(grant, may_queue, wait).await;

@@ -7,6 +7,7 @@
 //!   from leaking.
 
 mod checkout;
+mod line;
 mod shared;
 
 pub(crate) use shared::{Conn, Grant, Shared};
@@ -149,14 +150,14 @@ impl<M: Manager> Pool<M> {
             None
         };
         let state = State {
-            waiters: VecDeque::new(),
+            waiters: line::Line::default(),
             dialers: VecDeque::new(),
             open: 0,
             max_size: config.max_size,
             closed: false,
             next_waiter: 0,
         };
-        let shared = Arc::new(Shared {
+        let shared = Arc::new_cyclic(|me| Shared {
             manager,
             idle: Stripes::new(),
             state: Mutex::new(state),
@@ -171,6 +172,8 @@ impl<M: Manager> Pool<M> {
             next_id: AtomicU64::new(1),
             spin_misses: CachePadded::new(AtomicU32::new(0)),
             clock: Clock::new(config.health_check_after),
+            me: me.clone(),
+            timekeeper: Arc::default(),
             config,
         });
         shared.gauges.publish(0, shared.config.max_size, 0);
@@ -503,7 +506,7 @@ impl<M: Manager> Pool<M> {
             fence(Ordering::SeqCst);
             let idle = shared.idle.drain();
             st.open -= idle.len();
-            let waiters = (std::mem::take(&mut st.waiters), std::mem::take(&mut st.dialers));
+            let waiters = (st.waiters.take_all(), std::mem::take(&mut st.dialers));
             shared.publish(&st);
             (idle, waiters)
         };
@@ -514,6 +517,8 @@ impl<M: Manager> Pool<M> {
             shared.close_conn(conn, CloseReason::PoolClosed);
         }
         shared.signal.closed();
+        // The timekeeper finds the pool closed and ends.
+        shared.timekeeper.nudge();
         // Callers waiting out the dial backoff look again, and find the pool closed.
         shared.backoff.wake_all();
         shared.drained.notify_waiters();

@@ -16,6 +16,7 @@
 //! nothing and swallows no wake-up.
 
 use super::Status;
+use super::line::{Line, Outcome, Ticket, Timekeeper};
 use crate::backoff::Backoff;
 use crate::builder::Config;
 use crate::clock::{Clock, Reading};
@@ -31,8 +32,9 @@ use crossbeam_utils::CachePadded;
 use parking_lot::{Mutex, MutexGuard};
 use poolside_core::{ConnEvent, Events};
 use std::collections::VecDeque;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering, fence};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
 use tokio::sync::{Notify, oneshot};
 use tokio::time::Instant;
 
@@ -69,11 +71,6 @@ pub(crate) enum Grant<C> {
     Slot,
 }
 
-pub(super) struct Waiter<C> {
-    pub(super) id: u64,
-    pub(super) tx: oneshot::Sender<Grant<C>>,
-}
-
 /// A caller dialling (or waiting out the dial backoff) on a slot it holds, ready
 /// to take a connection given to the pool with [`Pool::add`](super::Pool::add)
 /// instead: that connection then fills the caller's slot.
@@ -89,7 +86,8 @@ pub(super) type Locked<'a, C> = MutexGuard<'a, State<C>>;
 pub(super) type Undelivered<'a, C> = Option<(Locked<'a, C>, Grant<C>)>;
 
 pub(crate) struct State<C> {
-    pub(super) waiters: VecDeque<Waiter<C>>,
+    /// Callers waiting in line, oldest first, with their deadlines (see `line.rs`).
+    pub(super) waiters: Line<C>,
     /// Callers dialling on a slot they hold, oldest first (see [`Dialer`]).
     pub(super) dialers: VecDeque<Dialer<C>>,
     /// Slots taken: idle + in use + being opened or checked.
@@ -126,24 +124,26 @@ pub(crate) struct Shared<M: Manager> {
     pub(super) spin_misses: CachePadded<AtomicU32>,
     /// The lock-free checkout's clock (a reading reused for a short period).
     pub(crate) clock: Clock,
+    /// The pool's own handle, weak: for the timekeeper task (see `line.rs`).
+    pub(super) me: Weak<Shared<M>>,
+    /// How the pool reaches its timekeeper, which times queued gets.
+    pub(crate) timekeeper: Arc<Timekeeper>,
 }
 
 impl<M: Manager> Drop for Shared<M> {
     fn drop(&mut self) {
         self.signal.pool_gone();
         self.clock.stop();
+        self.timekeeper.pool_gone();
     }
 }
 
 /// Sends `grant` to the oldest waiter whose future is still alive, under the lock;
 /// gives it back when there is none. Waiters whose futures were dropped are skipped
 /// (their `Queued` guard removes them, but may lose the race with this pop).
-pub(super) fn send_to_oldest<C>(
-    waiters: &mut VecDeque<Waiter<C>>,
-    mut grant: Grant<C>,
-) -> Option<Grant<C>> {
+pub(super) fn send_to_oldest<C>(waiters: &mut Line<C>, mut grant: Grant<C>) -> Option<Grant<C>> {
     while let Some(waiter) = waiters.pop_front() {
-        match waiter.tx.send(grant) {
+        match waiter.grant(grant) {
             Ok(()) => return None,
             Err(back) => grant = back,
         }
@@ -169,7 +169,10 @@ pub(super) enum Acquire<C> {
     /// An idle connection that needs neither replacing nor a health check: done.
     Fresh(Conn<C>),
     Ready(Grant<C>),
-    Queued(u64, oneshot::Receiver<Grant<C>>),
+    /// In line; `bool`: the pool's timekeeper times this waiter (else, with a
+    /// deadline, it times itself); `Instant`: when it queued (its wait limit
+    /// counts from then).
+    Queued(Ticket, oneshot::Receiver<Outcome<C>>, bool, Instant),
     Exhausted,
     Closed,
 }
@@ -348,8 +351,15 @@ impl<M: Manager> Shared<M> {
         Adoption { id, rx }
     }
 
-    /// Takes an idle connection or a free slot, or queues (when allowed).
-    pub(super) fn acquire(&self, may_queue: bool, at: Reading) -> Acquire<M::Connection> {
+    /// Takes an idle connection or a free slot, or queues (when allowed) with the
+    /// caller's wait `limit`, if any, counted from when it queues (the clock is read
+    /// only on that path).
+    pub(super) fn acquire(
+        &self,
+        may_queue: bool,
+        at: Reading,
+        limit: Option<Duration>,
+    ) -> Acquire<M::Connection> {
         if let Some(found) = self.take_idle(at).or_else(|| self.spin_for_idle(at)) {
             return found;
         }
@@ -395,9 +405,23 @@ impl<M: Manager> Shared<M> {
         let id = st.next_waiter;
         st.next_waiter += 1;
         let (tx, rx) = oneshot::channel();
-        st.waiters.push_back(Waiter { id, tx });
-        self.feed_waiters(&mut st);
-        Acquire::Queued(id, rx)
+        let queued_at = Instant::now();
+        let deadline = limit.and_then(|limit| queued_at.checked_add(limit));
+        let st_ref = &mut *st;
+        let timed = deadline.is_some_and(|at| self.timed_by_pool(&mut st_ref.waiters, at));
+        let first = st.waiters.is_empty();
+        let ticket = st.waiters.push_back(id, tx, deadline.filter(|_| timed));
+        if first {
+            self.feed_waiters(&mut st);
+        } else {
+            // Joining a line that already exists: the first waiter of this line made
+            // the announce-then-look hand-shake, and every returner since either
+            // handed its connection to the line under this lock or pushed, then saw
+            // `waiting` and will feed the line under this lock after we release it.
+            // So no connection sits in the stripes unseen: publishing is enough.
+            self.publish(&st);
+        }
+        Acquire::Queued(ticket, rx, timed, queued_at)
     }
 
     /// Under the lock: moves idle connections to waiters, oldest first (a returner
@@ -500,7 +524,7 @@ impl<M: Manager> Shared<M> {
             let Some(waiter) = st.waiters.pop_front() else { return Some((st, grant)) };
             self.publish(&st);
             drop(st);
-            match waiter.tx.send(grant) {
+            match waiter.grant(grant) {
                 Ok(()) => return None,
                 // Its future was dropped after we popped it: try the next one.
                 Err(back) => {

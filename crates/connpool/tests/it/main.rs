@@ -35,3 +35,4 @@ mod sharded;
 mod sharded_faults;
 mod stress_idle;
 mod tcp;
+mod wait_line;
