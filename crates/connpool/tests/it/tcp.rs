@@ -111,9 +111,17 @@ async fn custom_health_checks_are_used() {
 
 #[tokio::test]
 async fn refused_connections_surface_as_connect_errors() {
-    // Bind then drop a listener: its port now refuses connections.
-    let addr = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
-    let pool = Builder::new().build(TcpManager::new(addr.to_string())).unwrap();
+    // A socket bound but never listening: its port refuses connections, and stays
+    // ours while the test runs (a port freed by dropping a listener could be taken
+    // by another test and then accept).
+    let reserved = tokio::net::TcpSocket::new_v4().unwrap();
+    reserved.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = reserved.local_addr().unwrap();
+    // Refused dials are retried until the connect timeout (30 s by default).
+    let pool = Builder::new()
+        .connect_timeout(Duration::from_millis(300))
+        .build(TcpManager::new(addr.to_string()))
+        .unwrap();
     let err = pool.get().await.unwrap_err();
     assert!(err.to_string().starts_with("opening a connection failed"), "{err}");
     assert_eq!(err.pool_error(), None::<PoolError>);
