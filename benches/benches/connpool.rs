@@ -38,6 +38,8 @@ use tokio::runtime::Runtime;
 mod interleaved;
 #[path = "support/neighbors.rs"]
 mod neighbors;
+#[path = "support/peers.rs"]
+mod peers;
 
 /// Gets per criterion iteration (split evenly over the tasks).
 const GETS_PER_ITER: u64 = 4096;
@@ -242,15 +244,7 @@ fn get_drop(c: &mut Criterion) {
         });
         bench_get_drop!(group, &rt, "deadpool", param, tasks, dp, |p| p.get().await);
 
-        let b8 = rt.block_on(async {
-            bb8::Pool::builder()
-                .max_size(size as u32)
-                .min_idle(Some(size as u32))
-                .test_on_check_out(false)
-                .build(Noop)
-                .await
-                .unwrap()
-        });
+        let b8 = rt.block_on(peers::bb8_pool(Noop, size));
         bench_get_drop!(group, &rt, "bb8", param, tasks, b8, |p| p.get().await);
 
         let mb = rt.block_on(async {
@@ -374,15 +368,7 @@ fn busy_table(rt: &Runtime, flavor: &str, qp_stuck: &Arc<AtomicBool>) -> String 
         drop(futures_join_all((0..BUSY_SIZE).map(|_| pool.get())).await);
         pool
     });
-    let b8 = rt.block_on(async {
-        bb8::Pool::builder()
-            .max_size(BUSY_SIZE as u32)
-            .min_idle(Some(BUSY_SIZE as u32))
-            .test_on_check_out(false)
-            .build(Noop)
-            .await
-            .unwrap()
-    });
+    let b8 = rt.block_on(peers::bb8_pool(Noop, BUSY_SIZE));
     let stuck = qp_stuck.clone();
     // Each task owns its handle and loops (as `connpool_get_drop` does), so no
     // contender pays a shared reference-count update per get.
@@ -538,10 +524,7 @@ fn fairness(_c: &mut Criterion) {
         pool
     });
     let b8 = rt.block_on(async {
-        bb8::Pool::builder()
-            .max_size(FAIR_CONNS as u32)
-            .min_idle(Some(FAIR_CONNS as u32))
-            .test_on_check_out(false)
+        peers::bb8_builder(FAIR_CONNS)
             .connection_timeout(Duration::from_secs(600))
             .build(Noop)
             .await
@@ -702,17 +685,10 @@ fn pg_select1(c: &mut Criterion) {
     };
     bench_select1!(group, rt, "deadpool-postgres", dp, |p| p.get().await);
 
-    let b8 = rt.block_on(async {
-        let mgr =
-            bb8_postgres::PostgresConnectionManager::new(config.clone(), tokio_postgres::NoTls);
-        bb8::Pool::builder()
-            .max_size(PG_SIZE as u32)
-            .min_idle(Some(PG_SIZE as u32))
-            .test_on_check_out(false)
-            .build(mgr)
-            .await
-            .unwrap()
-    });
+    let b8 = rt.block_on(peers::bb8_pool(
+        bb8_postgres::PostgresConnectionManager::new(config.clone(), tokio_postgres::NoTls),
+        PG_SIZE,
+    ));
     bench_select1!(group, rt, "bb8-postgres", b8, |p| p.get().await);
     group.finish();
 }

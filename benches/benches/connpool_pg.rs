@@ -26,6 +26,8 @@ use poolside_benches::{criterion_config, full_or_quick, write_extra_report};
 
 #[path = "support/interleaved.rs"]
 mod interleaved;
+#[path = "support/peers.rs"]
+mod peers;
 use poolside_connpool::{Builder, Pool, postgres::PgManager, postgres::PgTlsConfig};
 use std::time::Instant;
 use tokio::runtime::Runtime;
@@ -124,7 +126,10 @@ fn pg_param(c: &mut Criterion) {
         conn.query_one(&statement, &[&n]).await.unwrap().get(0)
     });
 
-    let bb8 = bb8_pool(&rt, &config);
+    let bb8 = rt.block_on(peers::bb8_pool(
+        bb8_postgres::PostgresConnectionManager::new(config.clone(), tokio_postgres::NoTls),
+        SIZE,
+    ));
     bench_param!(group, rt, "bb8-postgres/plain", param, bb8, |p, n| {
         p.get().await.unwrap().query_one(SQL, &[&n]).await.unwrap().get(0)
     });
@@ -174,25 +179,6 @@ fn deadpool_pool(rt: &Runtime, config: &Config) -> deadpool_postgres::Pool {
     pool
 }
 
-/// bb8-postgres with every connection opened up front and no check on checkout,
-/// like the other contenders.
-fn bb8_pool(
-    rt: &Runtime,
-    config: &Config,
-) -> bb8::Pool<bb8_postgres::PostgresConnectionManager<tokio_postgres::NoTls>> {
-    rt.block_on(async {
-        let manager =
-            bb8_postgres::PostgresConnectionManager::new(config.clone(), tokio_postgres::NoTls);
-        bb8::Pool::builder()
-            .max_size(SIZE as u32)
-            .min_idle(Some(SIZE as u32))
-            .test_on_check_out(false)
-            .build(manager)
-            .await
-            .unwrap()
-    })
-}
-
 /// The parameter of operation `i`, and the check of its answer.
 fn param(i: u64) -> i32 {
     (i % 1_000_000) as i32
@@ -223,7 +209,10 @@ fn pg_interleaved(_c: &mut Criterion) {
     let auto = poolside_pool(&rt, PgManager::new(config.clone()).automatic_statement_cache(true));
     let plain = poolside_pool(&rt, PgManager::new(config.clone()));
     let deadpool = deadpool_pool(&rt, &config);
-    let bb8 = bb8_pool(&rt, &config);
+    let bb8 = rt.block_on(peers::bb8_pool(
+        bb8_postgres::PostgresConnectionManager::new(config.clone(), tokio_postgres::NoTls),
+        SIZE,
+    ));
     let mut contenders = vec![
         contender("poolside/auto-cache", TASKS, auto, query_one_op!()),
         contender("poolside/plain", TASKS, plain, query_one_op!()),

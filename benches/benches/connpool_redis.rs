@@ -20,6 +20,8 @@ use poolside_benches::{criterion_config, full_or_quick, write_extra_report};
 
 #[path = "support/interleaved.rs"]
 mod interleaved;
+#[path = "support/peers.rs"]
+mod peers;
 use poolside_connpool::{Builder, redis::RedisManager};
 use redis::AsyncCommands;
 use std::time::Instant;
@@ -113,16 +115,10 @@ fn redis_getset(c: &mut Criterion) {
     };
     bench_getset!(group, rt, "deadpool-redis", deadpool, |p| p.get().await);
 
-    let bb8 = rt.block_on(async {
-        let manager = bb8_redis::RedisConnectionManager::new(url.as_str()).unwrap();
-        bb8::Pool::builder()
-            .max_size(SIZE as u32)
-            .min_idle(Some(SIZE as u32))
-            .test_on_check_out(false)
-            .build(manager)
-            .await
-            .unwrap()
-    });
+    let bb8 = rt.block_on(peers::bb8_pool(
+        bb8_redis::RedisConnectionManager::new(url.as_str()).unwrap(),
+        SIZE,
+    ));
     bench_getset!(group, rt, "bb8-redis", bb8, |p| p.get().await);
     group.finish();
 }
@@ -162,16 +158,10 @@ fn redis_interleaved(_c: &mut Criterion) {
         .runtime(deadpool_redis::Runtime::Tokio1)
         .build()
         .unwrap();
-    let bb8 = rt.block_on(async {
-        let manager = bb8_redis::RedisConnectionManager::new(url.as_str()).unwrap();
-        bb8::Pool::builder()
-            .max_size(SIZE as u32)
-            .min_idle(Some(SIZE as u32))
-            .test_on_check_out(false)
-            .build(manager)
-            .await
-            .unwrap()
-    });
+    let bb8 = rt.block_on(peers::bb8_pool(
+        bb8_redis::RedisConnectionManager::new(url.as_str()).unwrap(),
+        SIZE,
+    ));
     // Diagnostic pair: as many connections as tasks, so nobody waits and the pools'
     // hand-off policies (FIFO to the oldest waiter vs whoever asks next) play no part.
     let ours_unshared = rt.block_on(async {
@@ -180,16 +170,10 @@ fn redis_interleaved(_c: &mut Criterion) {
         pool.warm(TASKS).await.unwrap();
         pool
     });
-    let bb8_unshared = rt.block_on(async {
-        let manager = bb8_redis::RedisConnectionManager::new(url.as_str()).unwrap();
-        bb8::Pool::builder()
-            .max_size(TASKS as u32)
-            .min_idle(Some(TASKS as u32))
-            .test_on_check_out(false)
-            .build(manager)
-            .await
-            .unwrap()
-    });
+    let bb8_unshared = rt.block_on(peers::bb8_pool(
+        bb8_redis::RedisConnectionManager::new(url.as_str()).unwrap(),
+        TASKS,
+    ));
     let contenders = [
         contender("poolside", TASKS, ours, getset_op!("poolside")),
         contender("deadpool-redis", TASKS, deadpool, getset_op!("deadpool")),
