@@ -523,11 +523,19 @@ impl PgClient {
 
     fn insert(&self, sql: &str, statement: Statement) {
         let (added, evicted) = self.cache.lock().insert(sql, statement);
-        if added {
-            self.counters.len.fetch_add(1, Ordering::Relaxed);
-        }
         self.counters.evictions.fetch_add(evicted.len() as u64, Ordering::Relaxed);
-        self.counters.len.fetch_sub(evicted.len(), Ordering::Relaxed);
+        // One update by the net change: the shared count never passes the caches'
+        // bound, not even between an insert and the eviction it causes.
+        let (grew, shrank) = (usize::from(added), evicted.len());
+        match grew.cmp(&shrank) {
+            std::cmp::Ordering::Greater => {
+                self.counters.len.fetch_add(grew - shrank, Ordering::Relaxed);
+            }
+            std::cmp::Ordering::Less => {
+                self.counters.len.fetch_sub(shrank - grew, Ordering::Relaxed);
+            }
+            std::cmp::Ordering::Equal => {}
+        }
         // The evicted statements' Close messages are sent here, outside the lock.
         drop(evicted);
     }
