@@ -2,7 +2,7 @@
 //!
 //! One shared queue puts every get and every return of every core on the same cache
 //! lines (its head and tail), and with many cores that line traffic dominates a get
-//! (docs/benchmarks.md has the scaling runs).
+//! (docs/benchmarks/connpool.md has the scaling runs).
 //! Here the idle connections are spread over a few stripes, one cache line each: a
 //! `parking_lot` mutex around a `Vec` used as a stack, and that stack's length, kept in
 //! an atomic beside it so that readers and empty-stripe checks need no lock. Each
