@@ -3,10 +3,15 @@
 //!
 //! * `connpool_redis_getset`: through a pool of 16 connections from 64 tasks, each
 //!   operation checks a connection out, `SET`s the task's key and `GET`s it back.
-//!   All three pools hold the redis crate's multiplexed connection. deadpool-redis
-//!   pings on every recycle (it has no setting to skip it); bb8-redis runs without
-//!   checkout tests; poolside uses its default, a `PING` only for connections idle
-//!   longer than 500 ms.
+//!   deadpool-redis and bb8-redis hold the redis crate's `MultiplexedConnection`
+//!   (a driver task per connection reads the replies); poolside runs twice, with its
+//!   default link (the task holding the connection writes the command and reads the
+//!   reply itself) and with `RedisManager::multiplexed()`, the peers' connection type,
+//!   so the table separates what the link gives from what the pool gives. Every
+//!   contender keeps the redis crate's default timeouts. deadpool-redis pings on
+//!   every recycle (it has no setting to skip it); bb8-redis runs without checkout
+//!   tests; poolside uses its default, a `PING` only for connections idle longer than
+//!   500 ms.
 //!
 //! * extra report `connpool_redis_interleaved`: the same three in interleaved
 //!   rounds, each round running every contender once in rotating order, plus
@@ -22,12 +27,24 @@ use poolside_benches::{criterion_config, full_or_quick, write_extra_report};
 mod interleaved;
 #[path = "support/peers.rs"]
 mod peers;
-use poolside_connpool::{Builder, redis::RedisManager};
+use poolside_connpool::{Builder, Pool, redis::RedisManager};
 use redis::AsyncCommands;
 use std::time::Instant;
 use tokio::runtime::Runtime;
 
 const SIZE: usize = 16;
+
+/// A warmed poolside pool of `size` connections; `multiplexed` picks the peers'
+/// connection type instead of the default link.
+fn ours(rt: &Runtime, url: &str, size: usize, multiplexed: bool) -> Pool<RedisManager> {
+    let manager = RedisManager::new(url).unwrap();
+    let manager = if multiplexed { manager.multiplexed() } else { manager };
+    rt.block_on(async {
+        let pool = Builder::new().max_size(size).build(manager).unwrap();
+        pool.warm(size).await.unwrap();
+        pool
+    })
+}
 const TASKS: usize = 64;
 /// SET + GET pairs per criterion iteration (split evenly over the tasks).
 const OPS_PER_ITER: u64 = 256;
@@ -89,13 +106,9 @@ fn redis_getset(c: &mut Criterion) {
     let mut group = c.benchmark_group("connpool_redis_getset");
     group.throughput(Throughput::Elements(OPS_PER_ITER));
 
-    let ours = rt.block_on(async {
-        let pool =
-            Builder::new().max_size(SIZE).build(RedisManager::new(url.as_str()).unwrap()).unwrap();
-        pool.warm(SIZE).await.unwrap();
-        pool
-    });
-    bench_getset!(group, rt, "poolside", ours, |p| p.get().await);
+    bench_getset!(group, rt, "poolside", ours(&rt, &url, SIZE, false), |p| p.get().await);
+    let multiplexed = ours(&rt, &url, SIZE, true);
+    bench_getset!(group, rt, "poolside, multiplexed", multiplexed, |p| p.get().await);
 
     let deadpool = {
         let pool = deadpool_redis::Config::from_url(url.as_str())
@@ -145,12 +158,6 @@ fn redis_interleaved(_c: &mut Criterion) {
     };
     use interleaved::contender;
     let rt = runtime();
-    let ours = rt.block_on(async {
-        let pool =
-            Builder::new().max_size(SIZE).build(RedisManager::new(url.as_str()).unwrap()).unwrap();
-        pool.warm(SIZE).await.unwrap();
-        pool
-    });
     let deadpool = deadpool_redis::Config::from_url(url.as_str())
         .builder()
         .unwrap()
@@ -164,24 +171,24 @@ fn redis_interleaved(_c: &mut Criterion) {
     ));
     // Diagnostic pair: as many connections as tasks, so nobody waits and the pools'
     // hand-off policies (FIFO to the oldest waiter vs whoever asks next) play no part.
-    let ours_unshared = rt.block_on(async {
-        let pool =
-            Builder::new().max_size(TASKS).build(RedisManager::new(url.as_str()).unwrap()).unwrap();
-        pool.warm(TASKS).await.unwrap();
-        pool
-    });
     let bb8_unshared = rt.block_on(peers::bb8_pool(
         bb8_redis::RedisConnectionManager::new(url.as_str()).unwrap(),
         TASKS,
     ));
     let contenders = [
-        contender("poolside", TASKS, ours, getset_op!("poolside")),
+        contender("poolside", TASKS, ours(&rt, &url, SIZE, false), getset_op!("poolside")),
+        contender(
+            "poolside, multiplexed link",
+            TASKS,
+            ours(&rt, &url, SIZE, true),
+            getset_op!("poolside-mux"),
+        ),
         contender("deadpool-redis", TASKS, deadpool, getset_op!("deadpool")),
         contender("bb8-redis", TASKS, bb8, getset_op!("bb8")),
         contender(
             "poolside, pool 64 (nobody waits)",
             TASKS,
-            ours_unshared,
+            ours(&rt, &url, TASKS, false),
             getset_op!("poolside64"),
         ),
         contender("bb8-redis, pool 64 (nobody waits)", TASKS, bb8_unshared, getset_op!("bb864")),

@@ -107,8 +107,9 @@
 //!   connector, `RecyclingMethod` (`Fast`, `Verified`, `Clean`, `Custom`) and
 //!   `PgClient`, the pooled connection with a bounded LRU statement cache;
 //!   `postgres-rustls` adds `PgManager::with_rustls` and `PgTlsConfig`.
-//! - `redis` (feature `redis`): `RedisManager` over the `redis` crate's multiplexed
-//!   async connection; `redis-rustls` adds `rediss://` URLs.
+//! - `redis` (feature `redis`): `RedisManager`, whose pooled connections own their
+//!   socket (or use the `redis` crate's multiplexed connection for TLS and RESP3);
+//!   `redis-rustls` adds `rediss://` URLs.
 //! - `blocking` (feature `blocking`): the same pool for threads without a runtime,
 //!   with a synchronous manager, plus rusqlite, `postgres` and diesel adapters.
 #![forbid(unsafe_code)]

@@ -451,3 +451,203 @@ async fn rediss_urls_connect_over_tls() {
     assert!(matches!(err, GetError::Connect(_) | GetError::ConnectFailed { .. }), "{err:?}");
     assert_eq!(untrusted.status().open, 0);
 }
+
+/// The two links a manager opens: a socket the connection owns, and the `redis`
+/// crate's multiplexed connection.
+fn both_links(url: &str) -> [(RedisManager, bool); 2] {
+    let direct = RedisManager::new(url).unwrap();
+    [(direct.clone(), false), (direct.multiplexed(), true)]
+}
+
+#[tokio::test]
+async fn both_links_run_commands_server_errors_pipelines_and_transactions() {
+    let Some(url) = server() else { return };
+    for (manager, multiplexed) in both_links(&url) {
+        assert_eq!(manager.uses_multiplexed(), multiplexed);
+        let pool = Builder::new().max_size(1).build(manager).unwrap();
+        let mut conn = pool.get().await.unwrap();
+        assert_eq!(conn.multiplexed().is_some(), multiplexed);
+        let key = unique("poolside:links");
+
+        // A server error is the caller's error; the connection stays in service.
+        let () = conn.set(&key, "text").await.unwrap();
+        let err = conn.incr::<_, _, i64>(&key, 1).await.expect_err("INCR on text");
+        assert!(err.to_string().contains("not an integer"), "{err}");
+        assert!(!conn.is_broken(), "a server error does not break the connection");
+        let got: String = conn.get(&key).await.unwrap();
+        assert_eq!(got, "text", "the reply after an error belongs to its own command");
+
+        // Pipelines: every reply in order, errors in place.
+        let (a, b, c): (String, i64, i64) = redis::pipe()
+            .get(&key)
+            .incr(format!("{key}:n"), 5)
+            .incr(format!("{key}:n"), 1)
+            .query_async(&mut *conn)
+            .await
+            .unwrap();
+        assert_eq!((a.as_str(), b, c), ("text", 5, 6));
+
+        // A transaction returns the replies of the queued commands.
+        let (x, y): (i64, i64) = redis::pipe()
+            .atomic()
+            .incr(format!("{key}:t"), 2)
+            .incr(format!("{key}:t"), 3)
+            .query_async(&mut *conn)
+            .await
+            .unwrap();
+        assert_eq!((x, y), (2, 5));
+
+        // A transaction whose watched key changed is aborted: nil, not an error.
+        let watched = format!("{key}:w");
+        let () = redis::cmd("WATCH").arg(&watched).query_async(&mut *conn).await.unwrap();
+        let mut other = admin_conn(&url).await;
+        let () = other.set(&watched, 1).await.unwrap();
+        let aborted: Option<(i64,)> =
+            redis::pipe().atomic().incr(&watched, 1).query_async(&mut *conn).await.unwrap();
+        assert_eq!(aborted, None);
+
+        // A command refused while queueing fails the transaction with an error.
+        let refused = redis::pipe()
+            .atomic()
+            .incr(format!("{key}:q"), 1)
+            .cmd("INCR") // no key: wrong number of arguments
+            .query_async::<(i64, i64)>(&mut *conn)
+            .await;
+        assert!(refused.is_err(), "{refused:?}");
+        assert!(!conn.is_broken());
+        let n: Option<i64> = conn.get(format!("{key}:q")).await.unwrap();
+        assert_eq!(n, None, "nothing of the refused transaction ran");
+
+        let () = conn
+            .del(&[key.clone(), format!("{key}:n"), format!("{key}:t"), watched])
+            .await
+            .unwrap();
+        assert!(!conn.is_broken(), "multiplexed: {multiplexed}");
+        drop(conn);
+        assert_eq!(pool.status().open, 1, "multiplexed: {multiplexed}");
+    }
+}
+
+/// A request cut off at any point of its exchange (cancelled by a caller's timeout)
+/// never hands its reply to the next command: on the same checkout the next command
+/// reads the owed replies away first, and a connection that goes back still owing
+/// replies is closed.
+#[tokio::test]
+async fn requests_cut_off_at_any_point_never_mix_up_replies() {
+    let Some(url) = server() else { return };
+    for (manager, multiplexed) in both_links(&url) {
+        let pool = Builder::new().max_size(1).build(manager).unwrap();
+        let key = unique("poolside:cut");
+        let mut cut = 0;
+        for round in 0..300u64 {
+            let mut conn = pool.get().await.unwrap();
+            // Cut a SET + GET off after `round % 40` microseconds.
+            let budget = Duration::from_micros(round % 40);
+            let value = format!("v{round}");
+            let exchange = async {
+                let () = conn.set(&key, &value).await?;
+                conn.get::<_, String>(&key).await
+            };
+            match tokio::time::timeout(budget, exchange).await {
+                Ok(reply) => assert_eq!(reply.unwrap(), value),
+                Err(_) => cut += 1,
+            }
+            // The next exchange on the same checkout sees its own replies.
+            let after = format!("after{round}");
+            let () = conn.set(&key, &after).await.unwrap();
+            let got: String = conn.get(&key).await.unwrap();
+            assert_eq!(got, after, "round {round}, multiplexed: {multiplexed}");
+            assert!(!conn.is_broken(), "drained: round {round}");
+        }
+        assert!(cut > 0, "some exchanges were cut off");
+
+        // Going back to the pool while a reply is owed closes the connection.
+        let mut conn = pool.get().await.unwrap();
+        let blocked = redis::cmd("BLPOP").arg(unique("poolside:empty")).arg(0.3).clone();
+        let pending = tokio::time::timeout(
+            Duration::from_millis(20),
+            blocked.query_async::<Option<(String, String)>>(&mut *conn),
+        )
+        .await;
+        assert!(pending.is_err(), "BLPOP waits on an empty list");
+        if !multiplexed {
+            assert!(conn.is_broken(), "a reply is owed");
+            drop(conn);
+            assert_eq!(pool.status().open, 0, "closed on return");
+        } else {
+            drop(conn);
+        }
+        let mut conn = pool.get().await.unwrap();
+        let () = conn.set(&key, "fresh").await.unwrap();
+        let got: String = conn.get(&key).await.unwrap();
+        assert_eq!(got, "fresh");
+        let () = conn.del(&key).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_reply_slower_than_the_response_timeout_fails_and_the_connection_closes() {
+    let Some(url) = server() else { return };
+    for (manager, multiplexed) in both_links(&url) {
+        let manager = manager.response_timeout(Some(Duration::from_millis(100)));
+        let pool = Builder::new().max_size(1).build(manager).unwrap();
+        let mut conn = pool.get().await.unwrap();
+        let started = Instant::now();
+        let err = redis::cmd("BLPOP")
+            .arg(unique("poolside:empty"))
+            .arg(1)
+            .query_async::<Option<(String, String)>>(&mut *conn)
+            .await
+            .expect_err("the reply takes a second");
+        assert!(err.is_timeout(), "multiplexed {multiplexed}: {err}");
+        assert!(started.elapsed() < Duration::from_millis(900), "{:?}", started.elapsed());
+        assert!(
+            conn.is_broken(),
+            "multiplexed {multiplexed}: a timed-out connection is not reused"
+        );
+        drop(conn);
+        assert_eq!(pool.status().open, 0);
+        let pong: String =
+            redis::cmd("PING").query_async(&mut *pool.get().await.unwrap()).await.unwrap();
+        assert_eq!(pong, "PONG");
+    }
+    // No limit: the same command waits for its reply.
+    let pool = Builder::new()
+        .max_size(1)
+        .build(RedisManager::new(url.as_str()).unwrap().response_timeout(None))
+        .unwrap();
+    let mut conn = pool.get().await.unwrap();
+    let reply: Option<(String, String)> = redis::cmd("BLPOP")
+        .arg(unique("poolside:empty"))
+        .arg(0.6)
+        .query_async(&mut *conn)
+        .await
+        .unwrap();
+    assert_eq!(reply, None);
+    assert!(!conn.is_broken());
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn unix_socket_urls_get_a_direct_link() {
+    if server().is_none() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(unique("poolside-redis-sock").replace(':', "-"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let socket = dir.join("redis.sock");
+    let own = OwnServer::start(&["--unixsocket", socket.to_str().unwrap(), "--requirepass", "pw"]);
+    let url = format!("redis+unix://{}?pass=pw&db=3", socket.display());
+    let manager = RedisManager::new(url.as_str()).unwrap();
+    assert!(!manager.uses_multiplexed());
+    let pool = Builder::new().max_size(2).build(manager).unwrap();
+    let mut conn = pool.get().await.unwrap();
+    assert_eq!(redis::aio::ConnectionLike::get_db(&*conn), 3);
+    let () = conn.set("over-unix", "yes").await.unwrap();
+    drop(conn);
+    // Database 3 over TCP sees it: the socket link authenticated and selected.
+    let mut tcp = admin_conn(&format!("redis://:pw@127.0.0.1:{}/3", own.port)).await;
+    let seen: String = tcp.get("over-unix").await.unwrap();
+    assert_eq!(seen, "yes");
+    let _ = std::fs::remove_dir_all(&dir);
+}
