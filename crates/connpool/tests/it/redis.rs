@@ -651,3 +651,51 @@ async fn unix_socket_urls_get_a_direct_link() {
     assert_eq!(seen, "yes");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `Duration::MAX` is no limit in practice; `Duration::ZERO` ends at the timer's next
+/// tick (tokio's meaning), so a command or dial either finishes before it or fails with
+/// a timeout. Typed errors, no panic, nothing broken left open.
+#[tokio::test]
+async fn extreme_timeouts_are_limits_not_panics() {
+    let Some(url) = server() else { return };
+    for (manager, multiplexed) in both_links(&url) {
+        let far = manager
+            .clone()
+            .connect_timeout(Some(Duration::MAX))
+            .response_timeout(Some(Duration::MAX));
+        let pool = Builder::new().max_size(1).build(far).unwrap();
+        let pong: String =
+            redis::cmd("PING").query_async(&mut *pool.get().await.unwrap()).await.unwrap();
+        assert_eq!(pong, "PONG", "multiplexed {multiplexed}");
+
+        let none = manager.clone().response_timeout(Some(Duration::ZERO));
+        let pool = Builder::new().max_size(1).build(none).unwrap();
+        for _ in 0..20 {
+            let mut conn = pool.get().await.unwrap();
+            match redis::cmd("PING").query_async::<String>(&mut *conn).await {
+                Ok(pong) => assert_eq!(pong, "PONG"),
+                Err(err) => {
+                    assert!(err.is_timeout(), "multiplexed {multiplexed}: {err}");
+                    assert!(conn.is_broken());
+                    drop(conn);
+                    assert_eq!(pool.status().open, 0, "the timed-out connection is closed");
+                }
+            }
+        }
+
+        // A zero connect limit: a connection only if the dial needs no wait.
+        let none = manager.connect_timeout(Some(Duration::ZERO));
+        let pool = Builder::new()
+            .max_size(1)
+            .connect_timeout(Duration::from_millis(200))
+            .build(none)
+            .unwrap();
+        if let Err(err) = pool.get().await {
+            let (GetError::Connect(e) | GetError::ConnectFailed { last: e, .. }) = &err else {
+                panic!("multiplexed {multiplexed}: not a connect error: {err:?}")
+            };
+            assert!(e.is_timeout(), "multiplexed {multiplexed}: {e}");
+            assert_eq!(pool.status().open, 0);
+        }
+    }
+}
