@@ -6,11 +6,11 @@
 mod direct;
 
 use crate::manager::Manager;
-use direct::{DirectLink, within};
+use direct::{DirectLink, refuse_push_modes, within};
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::{
-    AsyncConnectionConfig, Client, Cmd, IntoConnectionInfo, Pipeline, RedisError, RedisFuture,
-    Value,
+    AsyncConnectionConfig, Client, Cmd, IntoConnectionInfo, Pipeline, ProtocolVersion, RedisError,
+    RedisFuture, Value,
 };
 use std::fmt;
 use std::time::Duration;
@@ -36,6 +36,11 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_millis(500);
 /// `MultiplexedConnection`, as does every connection after
 /// [`multiplexed`](RedisManager::multiplexed). Either way the connection implements
 /// `redis::aio::ConnectionLike`, and commands, pipelines and transactions behave alike.
+///
+/// **Push modes.** Over RESP2 the connection refuses `SUBSCRIBE`, `PSUBSCRIBE`,
+/// `SSUBSCRIBE` and `MONITOR` (an `ErrorKind::Client` error, nothing sent): the server
+/// would push messages the next command would take for its reply. Use
+/// `redis::Client::get_async_pubsub` for subscriptions.
 ///
 /// **Timeouts.** Opening a connection may take 1 s and each command may wait 500 ms
 /// for its reply (the `redis` crate's defaults); change them with
@@ -245,7 +250,9 @@ impl Manager for RedisManager {
                 DirectLink::connect(info, self.connect_timeout, self.response_timeout).await?,
             )
         };
-        Ok(RedisConnection { link, response_timeout: self.response_timeout })
+        let resp2 =
+            self.client.get_connection_info().redis_settings().protocol() == ProtocolVersion::RESP2;
+        Ok(RedisConnection { link, response_timeout: self.response_timeout, resp2 })
     }
 
     async fn check(&self, conn: &mut RedisConnection) -> Result<(), RedisError> {
@@ -283,6 +290,8 @@ impl Manager for RedisManager {
 pub struct RedisConnection {
     link: Link,
     response_timeout: Option<Duration>,
+    /// RESP2: commands that make the server push messages are refused.
+    resp2: bool,
 }
 
 enum Link {
@@ -356,6 +365,9 @@ impl RedisConnection {
 impl ConnectionLike for RedisConnection {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         Box::pin(async move {
+            if self.resp2 {
+                refuse_push_modes(cmd)?;
+            }
             match &mut self.link {
                 Link::Direct(link) => {
                     within(self.response_timeout, "command", link.command(cmd)).await?
@@ -376,10 +388,12 @@ impl ConnectionLike for RedisConnection {
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
         Box::pin(async move {
+            if self.resp2 {
+                cmd.cmd_iter().try_for_each(refuse_push_modes)?;
+            }
             match &mut self.link {
                 Link::Direct(link) => {
-                    let packed = cmd.get_packed_pipeline();
-                    let replies = link.pipeline(&packed, offset, count, cmd.is_transaction());
+                    let replies = link.pipeline(cmd, offset, count);
                     within(self.response_timeout, "pipeline", replies).await?
                 }
                 Link::Multiplexed { conn, broken } => {

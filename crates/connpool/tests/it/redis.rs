@@ -8,7 +8,7 @@
 #![cfg(feature = "redis")]
 
 use poolside_connpool::{Builder, GetError, Pool, redis::RedisManager};
-use redis::AsyncCommands;
+use redis::{AsyncCommands, Value};
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -697,5 +697,42 @@ async fn extreme_timeouts_are_limits_not_panics() {
             assert!(e.is_timeout(), "multiplexed {multiplexed}: {e}");
             assert_eq!(pool.status().open, 0);
         }
+    }
+}
+
+/// After `SUBSCRIBE` or `MONITOR` a RESP2 server pushes messages nobody asked for; a
+/// pooled connection would take them for the replies of its next commands (its next
+/// caller's). Both links refuse those commands, alone or in a pipeline, before
+/// anything is sent.
+#[tokio::test]
+async fn commands_that_make_the_server_push_are_refused_on_resp2() {
+    let Some(url) = server() else { return };
+    for (manager, multiplexed) in both_links(&url) {
+        let pool = Builder::new().max_size(1).build(manager).unwrap();
+        let mut conn = pool.get().await.unwrap();
+        for name in ["SUBSCRIBE", "psubscribe", "SSubscribe", "MONITOR"] {
+            let mut cmd = redis::cmd(name);
+            if name != "MONITOR" {
+                cmd.arg("poolside:channel");
+            }
+            let err = cmd.query_async::<Value>(&mut *conn).await.expect_err(name);
+            assert_eq!(err.kind(), redis::ErrorKind::Client, "{name}, multiplexed {multiplexed}");
+            assert!(err.to_string().contains("get_async_pubsub"), "{err}");
+        }
+        let err = redis::pipe()
+            .cmd("PING")
+            .cmd("SUBSCRIBE")
+            .arg("poolside:channel")
+            .query_async::<Value>(&mut *conn)
+            .await
+            .expect_err("a pipeline with SUBSCRIBE");
+        assert_eq!(err.kind(), redis::ErrorKind::Client);
+        // Nothing was sent: the connection is as it was.
+        assert!(!conn.is_broken());
+        let key = unique("poolside:after-subscribe");
+        let () = conn.set(&key, "plain").await.unwrap();
+        let got: String = conn.get(&key).await.unwrap();
+        assert_eq!(got, "plain", "multiplexed {multiplexed}");
+        let () = conn.del(&key).await.unwrap();
     }
 }
