@@ -36,6 +36,10 @@ fn cargo_deny() -> Result<(), String> {
         );
         run(cargo().args(["install", "--locked", "cargo-deny"]))?;
     }
+    // cargo-deny reads the metadata of every package in the lock file, for every
+    // platform, offline: fetch them first, or a fresh machine's empty registry cache
+    // (no Windows-only crates, say) fails the check.
+    run(cargo().args(["fetch", "--locked"]))?;
     run(cargo().args(["deny", "--offline", "check", "licenses", "bans", "sources"]))
 }
 
