@@ -61,7 +61,7 @@ impl DirectLink {
         connect_timeout: Option<Duration>,
         response_timeout: Option<Duration>,
     ) -> RedisResult<Self> {
-        let io = within(connect_timeout, "connecting", open(info.addr())).await??;
+        let io = within(connect_timeout, "connecting", open(info)).await??;
         let settings = info.redis_settings();
         let mut link = DirectLink {
             io,
@@ -191,12 +191,20 @@ impl DirectLink {
     }
 }
 
-async fn open(addr: &ConnectionAddr) -> RedisResult<Box<dyn Io>> {
-    match addr {
+async fn open(info: &ConnectionInfo) -> RedisResult<Box<dyn Io>> {
+    match info.addr() {
         ConnectionAddr::Tcp(host, port) => {
             let stream = tokio::net::TcpStream::connect((host.as_str(), *port)).await?;
-            // One small write per command: Nagle's algorithm would hold it back.
+            // One write per command or pipeline, each waiting for its reply: Nagle's
+            // algorithm could only delay it. The other TCP settings are the user's.
             stream.set_nodelay(true)?;
+            let settings = info.tcp_settings();
+            let socket = redis::io::tcp::socket2::SockRef::from(&stream);
+            if let Some(keepalive) = settings.keepalive() {
+                socket.set_tcp_keepalive(keepalive)?;
+            }
+            #[cfg(any(target_os = "android", target_os = "fuchsia", target_os = "linux"))]
+            socket.set_tcp_user_timeout(settings.user_timeout())?;
             Ok(Box::new(stream))
         }
         #[cfg(unix)]

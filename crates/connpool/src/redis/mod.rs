@@ -36,6 +36,9 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_millis(500);
 /// `MultiplexedConnection`, as does every connection after
 /// [`multiplexed`](RedisManager::multiplexed). Either way the connection implements
 /// `redis::aio::ConnectionLike`, and commands, pipelines and transactions behave alike.
+/// An owned socket takes the TCP keepalive and user timeout of the connection info's
+/// `TcpSettings`, with `TCP_NODELAY` always on (one write per command, each waiting
+/// for its reply).
 ///
 /// **Push modes.** Over RESP2 the connection refuses `SUBSCRIBE`, `PSUBSCRIBE`,
 /// `SSUBSCRIBE` and `MONITOR` (an `ErrorKind::Client` error, nothing sent): the server
