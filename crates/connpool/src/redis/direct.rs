@@ -234,29 +234,6 @@ pub(super) async fn within<T>(
     }
 }
 
-/// Refuses the commands after which a RESP2 server sends messages nobody asked for
-/// (`SUBSCRIBE`, `PSUBSCRIBE`, `SSUBSCRIBE`, `MONITOR`): a connection that reads one
-/// reply per command would take such a message for the reply of the next command,
-/// and the pool would hand that connection to the next caller. Subscriptions belong
-/// on `redis::Client::get_async_pubsub`, or on a RESP3 multiplexed connection with a
-/// push sender.
-pub(super) fn refuse_push_modes(cmd: &Cmd) -> RedisResult<()> {
-    const PUSH_MODES: [&[u8]; 4] = [b"SUBSCRIBE", b"PSUBSCRIBE", b"SSUBSCRIBE", b"MONITOR"];
-    let Some(redis::Arg::Simple(name)) = cmd.args_iter().next() else { return Ok(()) };
-    if PUSH_MODES.iter().any(|mode| name.eq_ignore_ascii_case(mode)) {
-        let name = String::from_utf8_lossy(name).to_ascii_uppercase();
-        return Err((
-            ErrorKind::Client,
-            "a pooled Redis connection does not take commands that make the server push \
-             messages; use redis::Client::get_async_pubsub (or RedisManager::multiplexed \
-             with RESP3 and a push sender)",
-            name,
-        )
-            .into());
-    }
-    Ok(())
-}
-
 /// Whether an `AUTH` reply says the server takes no user name.
 fn refused_user_name(reply: &Value) -> bool {
     matches!(reply, Value::ServerError(e)

@@ -4,14 +4,16 @@
 //! request).
 
 mod direct;
+mod session;
 
 use crate::manager::Manager;
-use direct::{DirectLink, refuse_push_modes, within};
+use direct::{DirectLink, within};
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::{
     AsyncConnectionConfig, Client, Cmd, IntoConnectionInfo, Pipeline, ProtocolVersion, RedisError,
     RedisFuture, Value,
 };
+use session::Session;
 use std::fmt;
 use std::time::Duration;
 
@@ -40,10 +42,15 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_millis(500);
 /// `TcpSettings`, with `TCP_NODELAY` always on (one write per command, each waiting
 /// for its reply).
 ///
-/// **Push modes.** Over RESP2 the connection refuses `SUBSCRIBE`, `PSUBSCRIBE`,
-/// `SSUBSCRIBE` and `MONITOR` (an `ErrorKind::Client` error, nothing sent): the server
-/// would push messages the next command would take for its reply. Use
-/// `redis::Client::get_async_pubsub` for subscriptions.
+/// **Session rules.** A pooled connection outlives its checkout, so nothing one caller
+/// sets may reach the next. Refused with an `ErrorKind::Client` error before anything
+/// is sent, because replies would stop matching their commands: `SUBSCRIBE`,
+/// `PSUBSCRIBE`, `SSUBSCRIBE` and `MONITOR` over RESP2 (use
+/// `redis::Client::get_async_pubsub`), `CLIENT REPLY`, and `HELLO` (set the protocol
+/// in the URL). Closed on return instead of reused: a connection inside a `MULTI` or a
+/// `WATCH` that no `EXEC`, `DISCARD` or `UNWATCH` ended, or after `SELECT` of another
+/// database, `AUTH`, `RESET`, `READONLY` / `READWRITE` or a `CLIENT` setting
+/// (`SETNAME`, `SETINFO`, `TRACKING`, `CACHING`, `NO-EVICT`, `NO-TOUCH`).
 ///
 /// **Timeouts.** Opening a connection may take 1 s and each command may wait 500 ms
 /// for its reply (the `redis` crate's defaults); change them with
@@ -253,9 +260,9 @@ impl Manager for RedisManager {
                 DirectLink::connect(info, self.connect_timeout, self.response_timeout).await?,
             )
         };
-        let resp2 =
-            self.client.get_connection_info().redis_settings().protocol() == ProtocolVersion::RESP2;
-        Ok(RedisConnection { link, response_timeout: self.response_timeout, resp2 })
+        let settings = self.client.get_connection_info().redis_settings();
+        let session = Session::new(settings.db(), settings.protocol() == ProtocolVersion::RESP2);
+        Ok(RedisConnection { link, response_timeout: self.response_timeout, session })
     }
 
     async fn check(&self, conn: &mut RedisConnection) -> Result<(), RedisError> {
@@ -293,8 +300,7 @@ impl Manager for RedisManager {
 pub struct RedisConnection {
     link: Link,
     response_timeout: Option<Duration>,
-    /// RESP2: commands that make the server push messages are refused.
-    resp2: bool,
+    session: Session,
 }
 
 enum Link {
@@ -314,8 +320,10 @@ impl fmt::Debug for RedisConnection {
 
 impl RedisConnection {
     /// Whether the pool will close this connection when it comes back: a command on
-    /// it failed at the I/O level, or a request was cut off (cancelled or timed out)
-    /// before all of its reply was read.
+    /// it failed at the I/O level, a request was cut off (cancelled or timed out)
+    /// before all of its reply was read, or a command left session state the next
+    /// caller must not inherit (an open `MULTI` or `WATCH`, another database, `AUTH`,
+    /// a `CLIENT` setting; see the manager's session rules).
     ///
     /// ```no_run
     /// # use poolside_connpool::{Builder, redis::RedisManager};
@@ -327,10 +335,11 @@ impl RedisConnection {
     /// # }
     /// ```
     pub fn is_broken(&self) -> bool {
-        match &self.link {
-            Link::Direct(link) => link.is_broken(),
-            Link::Multiplexed { broken, .. } => *broken,
-        }
+        self.session.is_dirty()
+            || match &self.link {
+                Link::Direct(link) => link.is_broken(),
+                Link::Multiplexed { broken, .. } => *broken,
+            }
     }
 
     /// The underlying multiplexed connection, when this connection is one (TLS, RESP3
@@ -368,9 +377,7 @@ impl RedisConnection {
 impl ConnectionLike for RedisConnection {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         Box::pin(async move {
-            if self.resp2 {
-                refuse_push_modes(cmd)?;
-            }
+            self.session.admit(|| std::iter::once(cmd))?;
             match &mut self.link {
                 Link::Direct(link) => {
                     within(self.response_timeout, "command", link.command(cmd)).await?
@@ -391,8 +398,10 @@ impl ConnectionLike for RedisConnection {
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
         Box::pin(async move {
-            if self.resp2 {
-                cmd.cmd_iter().try_for_each(refuse_push_modes)?;
+            if cmd.is_transaction() {
+                self.session.admit_transaction(|| cmd.cmd_iter())?;
+            } else {
+                self.session.admit(|| cmd.cmd_iter())?;
             }
             match &mut self.link {
                 Link::Direct(link) => {
