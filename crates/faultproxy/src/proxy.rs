@@ -533,8 +533,11 @@ async fn accept_from(listener: Option<&TcpListener>) -> io::Result<TcpStream> {
 /// Owns the listener and every connection task. Applies each mode request to the
 /// listener (closed while refusing), acknowledges it, and accepts connections.
 async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, applied: watch::Sender<Applied>) {
-    let mut listener = Some(listener);
     let mut connections = JoinSet::new();
+    // Declared after `connections`, so that an aborted loop (the proxy dropped) closes
+    // the port before its connection tasks are dropped: whoever sees `open` reach 0
+    // may rely on the port refusing. Locals drop in reverse order.
+    let mut listener = Some(listener);
     let mut requests = shared.mode.subscribe();
     loop {
         let request = *requests.borrow_and_update();

@@ -146,6 +146,10 @@ async fn accept_loop<F>(
     F: Future<Output = ()> + Send + 'static,
 {
     let mut connections = JoinSet::new();
+    // Declared after `connections`, so that an aborted loop (its future dropped)
+    // closes the port before its connections: whoever sees the connections gone may
+    // rely on the port refusing. Locals drop in reverse order, parameters last.
+    let listener = listener;
     loop {
         tokio::select! {
             () = shutdown.cancelled() => break,
