@@ -212,8 +212,9 @@ impl<M: Manager> Pool<M> {
     /// `connect_retries` or the connect timeout (counted from the first attempt) runs
     /// out, or the caller's own deadline does. A caller that may not wait
     /// (fail-fast, `try_get`) makes at most one attempt, and one that cannot wait out
-    /// the backoff gets [`GetError::Backoff`] without a dial. Several failed attempts
-    /// are reported as [`GetError::ConnectFailed`].
+    /// the backoff, or whose deadline passes while it does, gets [`GetError::Backoff`]
+    /// without a dial. Several failed attempts are reported as
+    /// [`GetError::ConnectFailed`].
     fn dial_into(
         &self,
         mut pending: Pending<'_, M>,
@@ -231,6 +232,8 @@ impl<M: Manager> Pool<M> {
             if wait.may_queue { options.connect_retries.saturating_add(1) } else { 1 };
         let mut attempts = 0u32;
         let mut last: Option<DialFailure<M::Error>> = None;
+        // The backoff this caller last slept out (its failures and last error).
+        let mut waited_out = None;
         loop {
             if shared.is_closed() {
                 return Err(PoolError::Closed.into());
@@ -248,7 +251,18 @@ impl<M: Manager> Pool<M> {
                     });
                 }
                 shared.sleep_out_backoff(until);
+                waited_out = Some((failures, last_error));
                 continue;
+            }
+            // The sleep may wake past the deadline: the time went to the backoff, and
+            // that is the cause to report (as in the async pool), not a timeout.
+            if let (Some((failures, last_error)), true) =
+                (waited_out.take(), deadline.is_some_and(|d| now >= d))
+            {
+                return Err(match last {
+                    Some(e) => named(attempts, e),
+                    None => GetError::Backoff { failures, retry_in: None, last_error },
+                });
             }
             attempts += 1;
             let left = deadline.map_or(limit, |d| d.saturating_duration_since(now).min(limit));

@@ -6,7 +6,7 @@ use super::conn::FailoverConn;
 use super::error::RunError;
 use super::state::{Backend, FailoverState};
 use super::stats::{Counters, FailoverStats, bump};
-use crate::{GetError, Manager, Pool, PooledConn};
+use crate::{GetError, Manager, Pool, PoolError, PooledConn, Status};
 use crossbeam_utils::CachePadded;
 use parking_lot::Mutex;
 use std::fmt;
@@ -285,7 +285,7 @@ impl<M: Manager> FailoverPool<M> {
                 }
                 Err(err) if err.is_closed() => return Err(err),
                 Err(err) => {
-                    let failure = failure_of(&err);
+                    let failure = failure_of(&err, &inner.primary.status());
                     inner.record(failure);
                     bump(&inner.counters.retries);
                     tracing::debug!(%failure, error = %err, "poolside-connpool: primary checkout failed, using the spare");
@@ -389,9 +389,14 @@ impl<M: Manager> FailoverPool<M> {
 /// ```
 pub type RequestFuture<'c, T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>;
 
-/// The breaker's name for a checkout error.
-pub(super) fn failure_of<E>(err: &GetError<E>) -> Failure {
+/// The breaker's name for a checkout error on a pool in `status`. Running out of time
+/// counts as exhaustion only when every slot was taken; with slots free the time went
+/// to dialling, which is a connect failure.
+pub(super) fn failure_of<E>(err: &GetError<E>, status: &Status) -> Failure {
     match err {
+        GetError::Pool(PoolError::TimedOut { .. }) if status.open < status.max_size => {
+            Failure::ConnectError
+        }
         GetError::Pool(_) => Failure::Exhaustion,
         GetError::Connect(_)
         | GetError::ConnectFailed { .. }

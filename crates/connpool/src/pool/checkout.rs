@@ -160,7 +160,9 @@ impl<M: Manager> Shared<M> {
     /// (`may_wait` false) makes at most one attempt and never waits for the backoff.
     ///
     /// `wait` is the caller's own deadline (its wait policy), which cuts the dialling
-    /// short: then the last dial's error is reported, or `TimedOut` if none failed.
+    /// short: then the last dial's error is reported; `Backoff` if the caller made no
+    /// dial of its own because its time went to waiting out the pool's backoff; or
+    /// `TimedOut` if its only dial was cut short without failing.
     ///
     /// `adopt` is the caller's registration as a dialler (see `Pool::add`): a
     /// connection added meanwhile ends the dialling (or the wait for the backoff)
@@ -259,11 +261,11 @@ impl<M: Manager> Shared<M> {
                 Err(Some(adopted)) => return Ok(adopted),
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
+                // The time went to waiting out the pool's backoff (a timer may wake
+                // just past a backoff that ends just before the deadline): that is
+                // the cause to report, whichever deadline it was.
                 return Err(match last {
                     Some(_) => named(attempts, last),
-                    None if wait.and_then(|w| w.at).is_some_and(|w| Instant::now() >= w) => {
-                        caller_timed_out(None, attempts)
-                    }
                     None => GetError::Backoff { failures, retry_in: None, last_error },
                 });
             }

@@ -55,7 +55,8 @@ impl DirectLink {
     }
 
     /// Opens the socket within `connect_timeout`, then authenticates and selects the
-    /// database within `response_timeout` per command.
+    /// database within `response_timeout` per command (or, with neither to do, sends
+    /// `PING`), so a connection is handed out only once the server has answered.
     pub(super) async fn connect(
         info: &ConnectionInfo,
         connect_timeout: Option<Duration>,
@@ -101,6 +102,17 @@ impl DirectLink {
                 let words = refusal.details().unwrap_or(refusal.code()).to_string();
                 let kind = ErrorKind::InvalidClientConfig;
                 return Err((kind, "the server refused to select the database", words).into());
+            }
+        }
+        if settings.password().is_none() && settings.db() == 0 {
+            // Nothing was exchanged yet: a port that accepted is not yet a Redis that
+            // answers (nor one that has taken the client in; `CLIENT LIST` counts it
+            // only then). One `PING` settles both.
+            let ping =
+                within(response_timeout, "PING", link.command(&redis::cmd("PING"))).await??;
+            if ping != Value::SimpleString("PONG".into()) {
+                let words = format!("{ping:?}");
+                return Err((ErrorKind::Client, "the server did not answer PING", words).into());
             }
         }
         Ok(link)

@@ -421,6 +421,39 @@ async fn callers_during_backoff_fail_fast_with_the_last_connect_error() {
     assert_eq!(pool.status().open, 0);
 }
 
+/// A caller whose wait limit runs out while it waits for the pool's dial backoff has
+/// lost its time to the backoff, and says so: `Backoff` with the connect error, never
+/// a bare `TimedOut` (which reads as "every connection was busy"). The backoff's
+/// jitter decides whether it ends just before the limit (the caller's timer then wakes
+/// just past it), so many pools are tried.
+#[tokio::test(start_paused = true)]
+async fn a_wait_that_runs_out_during_the_backoff_reports_the_backoff() {
+    for round in 0..300 {
+        let (m, ledger) = TestManager::new();
+        let pool = Builder::new()
+            .max_size(4)
+            .connect_timeout(ms(100))
+            .wait(WaitPolicy::Timeout(ms(50)))
+            .build(m)
+            .unwrap();
+        ledger.fail_connect.store(true, SeqCst);
+        let first = pool.get().await.map(drop).unwrap_err();
+        assert!(matches!(first, GetError::ConnectFailed { .. }), "round {round}: {first}");
+        for _ in 0..2 {
+            match pool.get().await.map(drop).unwrap_err() {
+                GetError::Backoff { last_error, .. } => {
+                    assert_eq!(last_error, "connection refused");
+                }
+                GetError::Connect(_) | GetError::ConnectFailed { .. } => {}
+                other => {
+                    panic!("round {round}: expected the backoff or a connect error, got {other:?}")
+                }
+            }
+        }
+        assert_eq!(pool.status().open, 0);
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn the_default_wait_is_a_30_second_timeout() {
     let (m, _ledger) = TestManager::new();

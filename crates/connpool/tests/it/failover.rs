@@ -87,6 +87,21 @@ async fn connect_errors_trip_the_breaker_and_callers_are_served_by_the_spare() {
     assert_eq!((stats.trips, stats.routed_spare, stats.retries), (1, 8, 3));
 }
 
+/// The same trip with fresh pools, many times: the primary's dial backoff has random
+/// jitter, and whatever it draws, a checkout that ran out of time while the primary
+/// had free slots counts as a connect error (it went to dialling), not exhaustion.
+#[tokio::test(start_paused = true)]
+async fn connect_errors_trip_the_breaker_whatever_the_backoff_draws() {
+    for round in 0..300 {
+        let s = setup(FailoverBuilder::new().trip_after(Failure::ConnectError, 3));
+        s.primary.fail_connect.store(true, SeqCst);
+        for _ in 0..3 {
+            assert_eq!(backend_of_get(&s.pool).await, Backend::Spare);
+        }
+        assert_eq!(s.pool.state(), FailoverState::Spare, "round {round}: the third error trips");
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn failures_outside_the_window_do_not_add_up() {
     let s = setup(
