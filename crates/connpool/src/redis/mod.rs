@@ -377,7 +377,7 @@ impl RedisConnection {
 impl ConnectionLike for RedisConnection {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         Box::pin(async move {
-            self.session.admit(|| std::iter::once(cmd))?;
+            self.session.admit([cmd])?;
             match &mut self.link {
                 Link::Direct(link) => {
                     within(self.response_timeout, "command", link.command(cmd)).await?
@@ -399,9 +399,9 @@ impl ConnectionLike for RedisConnection {
     ) -> RedisFuture<'a, Vec<Value>> {
         Box::pin(async move {
             if cmd.is_transaction() {
-                self.session.admit_transaction(|| cmd.cmd_iter())?;
+                self.session.admit_transaction(cmd.cmd_iter())?;
             } else {
-                self.session.admit(|| cmd.cmd_iter())?;
+                self.session.admit(cmd.cmd_iter())?;
             }
             match &mut self.link {
                 Link::Direct(link) => {

@@ -23,7 +23,7 @@
 use redis::{Arg, Cmd, ErrorKind, RedisResult};
 
 /// The session state of one pooled connection, as far as its commands tell.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub(super) struct Session {
     /// The database the connection was opened on.
     db: i64,
@@ -44,27 +44,28 @@ impl Session {
         self.changed || self.in_multi || self.watching
     }
 
-    /// Checks the commands `commands` yields (one command, or a pipeline's in order)
-    /// before they are sent: a refusal fails them all, with nothing recorded; otherwise their effects
-    /// are recorded.
-    pub(super) fn admit<'a, I: Iterator<Item = &'a Cmd>>(
+    /// Checks `commands` (one command, or a pipeline's in order) before they are sent,
+    /// in one pass: a refusal fails them all with nothing recorded; otherwise their
+    /// effects are recorded.
+    pub(super) fn admit<'a>(
         &mut self,
-        commands: impl Fn() -> I,
+        commands: impl IntoIterator<Item = &'a Cmd>,
     ) -> RedisResult<()> {
-        for cmd in commands() {
-            self.refusal(cmd)?;
+        let mut after = *self;
+        for cmd in commands {
+            let (name, sub) = name_and_sub(cmd);
+            self.refusal(name, sub)?;
+            after.record(name, sub);
         }
-        for cmd in commands() {
-            self.record(cmd);
-        }
+        *self = after;
         Ok(())
     }
 
     /// Checks an atomic pipeline, which the redis crate wraps in `MULTI` ... `EXEC`:
     /// its `EXEC` ends any transaction and watch.
-    pub(super) fn admit_transaction<'a, I: Iterator<Item = &'a Cmd>>(
+    pub(super) fn admit_transaction<'a>(
         &mut self,
-        commands: impl Fn() -> I,
+        commands: impl IntoIterator<Item = &'a Cmd>,
     ) -> RedisResult<()> {
         self.admit(commands)?;
         self.in_multi = false;
@@ -72,8 +73,7 @@ impl Session {
         Ok(())
     }
 
-    fn refusal(&self, cmd: &Cmd) -> RedisResult<()> {
-        let (name, sub) = name_and_sub(cmd);
+    fn refusal(&self, name: &[u8], sub: Option<&[u8]>) -> RedisResult<()> {
         let is = |word: &str| name.eq_ignore_ascii_case(word.as_bytes());
         let why = if self.resp2
             && (is("SUBSCRIBE") || is("PSUBSCRIBE") || is("SSUBSCRIBE") || is("MONITOR"))
@@ -94,8 +94,7 @@ impl Session {
         Err((ErrorKind::Client, why, shown).into())
     }
 
-    fn record(&mut self, cmd: &Cmd) {
-        let (name, sub) = name_and_sub(cmd);
+    fn record(&mut self, name: &[u8], sub: Option<&[u8]>) {
         // Most commands are none of these: their lengths rule them out at once.
         if !matches!(name.len(), 4..=9) {
             return;
@@ -142,11 +141,7 @@ mod tests {
     use super::*;
 
     fn admit(session: &mut Session, words: &[&str]) -> RedisResult<()> {
-        let mut cmd = redis::cmd(words[0]);
-        for word in &words[1..] {
-            cmd.arg(*word);
-        }
-        session.admit(|| std::iter::once(&cmd))
+        session.admit([&*redis::cmd(words[0]).arg(&words[1..])])
     }
 
     #[test]
@@ -187,7 +182,7 @@ mod tests {
         let mut s = Session::new(0, true);
         let mut pipe = redis::pipe();
         pipe.cmd("MULTI").cmd("CLIENT").arg("REPLY").arg("OFF");
-        let err = s.admit(|| pipe.cmd_iter()).unwrap_err();
+        let err = s.admit(pipe.cmd_iter()).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Client);
         assert!(!s.is_dirty(), "nothing of a refused pipeline is recorded");
         for words in [&["HELLO", "3"][..], &["subscribe", "c"], &["MONITOR"]] {
@@ -198,7 +193,7 @@ mod tests {
         admit(&mut s, &["WATCH", "k"]).unwrap();
         let mut atomic = redis::pipe();
         atomic.atomic().cmd("INCR").arg("k");
-        s.admit_transaction(|| atomic.cmd_iter()).unwrap();
+        s.admit_transaction(atomic.cmd_iter()).unwrap();
         assert!(!s.is_dirty());
         // Over RESP3 pushes go to a push sender: subscribing is the caller's business.
         let mut s = Session::new(0, false);

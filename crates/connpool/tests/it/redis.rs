@@ -126,6 +126,11 @@ async fn admin_conn(url: &str) -> redis::aio::MultiplexedConnection {
     redis::Client::open(url).unwrap().get_multiplexed_async_connection().await.unwrap()
 }
 
+/// The command `words` spell: its name, then its arguments.
+fn command(words: &[&str]) -> redis::Cmd {
+    redis::cmd(words[0]).arg(&words[1..]).clone()
+}
+
 async fn eventually(mut pred: impl AsyncFnMut() -> bool) -> bool {
     for _ in 0..200 {
         if pred().await {
@@ -735,11 +740,7 @@ async fn commands_that_would_make_replies_go_astray_are_refused() {
             &["HELLO", "3"],
         ];
         for words in refused {
-            let mut cmd = redis::cmd(words[0]);
-            for word in &words[1..] {
-                cmd.arg(*word);
-            }
-            let err = cmd.query_async::<Value>(&mut *conn).await.expect_err(words[0]);
+            let err = command(words).query_async::<Value>(&mut *conn).await.expect_err(words[0]);
             assert_eq!(
                 err.kind(),
                 redis::ErrorKind::Client,
@@ -793,12 +794,8 @@ async fn session_state_left_behind_closes_the_connection_on_return() {
         {
             let mut conn = pool.get().await.unwrap();
             for words in commands.iter() {
-                let mut cmd = redis::cmd(words[0]);
-                for word in &words[1..] {
-                    cmd.arg(*word);
-                }
                 // Some fail on the server (AUTH without a password set): still closed.
-                let _ = cmd.query_async::<Value>(&mut *conn).await;
+                let _ = command(words).query_async::<Value>(&mut *conn).await;
             }
             assert_eq!(conn.is_broken(), closes, "{commands:?}, multiplexed {multiplexed}");
             drop(conn);
