@@ -232,36 +232,28 @@ impl<M: Manager> Pool<M> {
             if wait.may_queue { options.connect_retries.saturating_add(1) } else { 1 };
         let mut attempts = 0u32;
         let mut last: Option<DialFailure<M::Error>> = None;
-        // The backoff this caller last slept out (its failures and last error).
-        let mut waited_out = None;
         loop {
             if shared.is_closed() {
                 return Err(PoolError::Closed.into());
             }
             let now = Instant::now();
             if let Some((until, failures, last_error)) = shared.backoff_until() {
-                if !wait.may_queue || deadline.is_some_and(|d| d <= until) {
-                    return Err(match last {
-                        Some(e) => named(attempts, e),
-                        None => GetError::Backoff {
-                            failures,
-                            retry_in: Some(until.saturating_duration_since(now)),
-                            last_error,
-                        },
-                    });
+                let cannot_wait = !wait.may_queue || deadline.is_some_and(|d| d <= until);
+                if !cannot_wait {
+                    shared.sleep_out_backoff(until);
+                    // The sleep may wake past the deadline: then the time went to the
+                    // backoff, and that is the cause to report (as in the async pool).
+                    if deadline.is_none_or(|d| Instant::now() < d) {
+                        continue;
+                    }
                 }
-                shared.sleep_out_backoff(until);
-                waited_out = Some((failures, last_error));
-                continue;
-            }
-            // The sleep may wake past the deadline: the time went to the backoff, and
-            // that is the cause to report (as in the async pool), not a timeout.
-            if let (Some((failures, last_error)), true) =
-                (waited_out.take(), deadline.is_some_and(|d| now >= d))
-            {
                 return Err(match last {
                     Some(e) => named(attempts, e),
-                    None => GetError::Backoff { failures, retry_in: None, last_error },
+                    None => GetError::Backoff {
+                        failures,
+                        retry_in: cannot_wait.then(|| until.saturating_duration_since(now)),
+                        last_error,
+                    },
                 });
             }
             attempts += 1;

@@ -260,12 +260,7 @@ impl<M: Manager> FailoverPool<M> {
             let checkout = match tokio::time::timeout(budget, inner.primary.get()).await {
                 Ok(outcome) => outcome,
                 Err(_) => {
-                    let status = inner.primary.status();
-                    let failure = if status.open >= status.max_size {
-                        Failure::Exhaustion
-                    } else {
-                        Failure::ConnectError
-                    };
+                    let failure = timeout_failure(&inner.primary.status());
                     inner.record(failure);
                     bump(&inner.counters.retries);
                     tracing::debug!(%failure, ?budget, "poolside-connpool: primary checkout ran out of time, using the spare");
@@ -389,14 +384,10 @@ impl<M: Manager> FailoverPool<M> {
 /// ```
 pub type RequestFuture<'c, T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>;
 
-/// The breaker's name for a checkout error on a pool in `status`. Running out of time
-/// counts as exhaustion only when every slot was taken; with slots free the time went
-/// to dialling, which is a connect failure.
+/// The breaker's name for a checkout error on a pool in `status`.
 pub(super) fn failure_of<E>(err: &GetError<E>, status: &Status) -> Failure {
     match err {
-        GetError::Pool(PoolError::TimedOut { .. }) if status.open < status.max_size => {
-            Failure::ConnectError
-        }
+        GetError::Pool(PoolError::TimedOut { .. }) => timeout_failure(status),
         GetError::Pool(_) => Failure::Exhaustion,
         GetError::Connect(_)
         | GetError::ConnectFailed { .. }
@@ -406,6 +397,13 @@ pub(super) fn failure_of<E>(err: &GetError<E>, status: &Status) -> Failure {
         | GetError::Panicked { .. } => Failure::ConnectError,
         GetError::HealthCheck { .. } | GetError::HealthCheckTimeout { .. } => Failure::HealthCheck,
     }
+}
+
+/// The breaker's name for a checkout that ran out of time on a pool in `status`:
+/// exhaustion only when every slot was taken; with slots free the time went to
+/// dialling, which is a connect failure.
+fn timeout_failure(status: &Status) -> Failure {
+    if status.open >= status.max_size { Failure::Exhaustion } else { Failure::ConnectError }
 }
 
 impl<M: Manager> fmt::Debug for FailoverPool<M> {
