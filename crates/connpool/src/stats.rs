@@ -63,16 +63,23 @@ pub(crate) static CATALOGUE: [&MetricDesc; 15] = [
 
 /// Levels mirrored from the locked state (written only under the pool lock, inside
 /// a sequence lock so readers get `open` and `max_size` of one moment), and the
-/// exhaustion counter (also bumped under the lock). `waiting` sits on its own cache
-/// line: every lock-free get and return reads it.
+/// exhaustion counter (also bumped under the lock). Each group sits on its own cache
+/// line: every lock-free get and return reads `waiting` and the levels, while a
+/// line of waiters changes `waiting` and the counter on every join, so a publish
+/// writes only the values that changed.
 #[derive(Debug, Default)]
 pub(crate) struct Gauges {
     waiting: CachePadded<AtomicUsize>,
-    /// Odd while `publish` writes, bumped twice per publish.
+    levels: CachePadded<LevelCells>,
+    exhaustions: CachePadded<AtomicU64>,
+}
+
+#[derive(Debug, Default)]
+struct LevelCells {
+    /// Odd while `publish` writes, bumped twice per publish that changes a level.
     seq: AtomicU64,
     open: AtomicUsize,
     max_size: AtomicUsize,
-    exhaustions: AtomicU64,
 }
 
 /// Store-only increment: callers hold the pool lock, so no update can be lost.
@@ -91,31 +98,41 @@ pub(crate) struct Levels {
 
 impl Gauges {
     /// Called with the pool lock held (the only writer).
+    /// Values equal to those already published are not written again (the loads
+    /// see this writer's own last stores): a reader holding an older sequence
+    /// number still finds it current, and a `waiting` left unchanged keeps its
+    /// place in the idle hand-shake (see `Shared::acquire`).
     pub(crate) fn publish(&self, open: usize, max_size: usize, waiting: usize) {
-        let seq = self.seq.load(Relaxed);
-        self.seq.store(seq.wrapping_add(1), Relaxed);
-        fence(Release);
-        self.open.store(open, Relaxed);
-        self.max_size.store(max_size, Relaxed);
-        self.seq.store(seq.wrapping_add(2), Release);
-        self.waiting.store(waiting, SeqCst);
+        let l = &self.levels;
+        if l.open.load(Relaxed) != open || l.max_size.load(Relaxed) != max_size {
+            let seq = l.seq.load(Relaxed);
+            l.seq.store(seq.wrapping_add(1), Relaxed);
+            fence(Release);
+            l.open.store(open, Relaxed);
+            l.max_size.store(max_size, Relaxed);
+            l.seq.store(seq.wrapping_add(2), Release);
+        }
+        if self.waiting.load(Relaxed) != waiting {
+            self.waiting.store(waiting, SeqCst);
+        }
     }
 
     /// `open` and `max_size` of one publish, or `None` if a publish was under way.
     pub(crate) fn levels(&self) -> Option<Levels> {
-        let seq = self.seq.load(Acquire);
+        let l = &self.levels;
+        let seq = l.seq.load(Acquire);
         if seq % 2 == 1 {
             return None;
         }
-        let open = self.open.load(Relaxed);
-        let max_size = self.max_size.load(Relaxed);
+        let open = l.open.load(Relaxed);
+        let max_size = l.max_size.load(Relaxed);
         fence(Acquire);
-        (self.seq.load(Relaxed) == seq).then_some(Levels { seq, open, max_size })
+        (l.seq.load(Relaxed) == seq).then_some(Levels { seq, open, max_size })
     }
 
     /// The publish sequence number now (compare with [`Levels::seq`]).
     pub(crate) fn seq(&self) -> u64 {
-        self.seq.load(Acquire)
+        self.levels.seq.load(Acquire)
     }
 
     /// A caller is about to look at the idle stripes one last time before waiting.
@@ -130,19 +147,19 @@ impl Gauges {
 
     #[inline]
     pub(crate) fn max_size(&self) -> usize {
-        self.max_size.load(Relaxed)
+        self.levels.max_size.load(Relaxed)
     }
 
     /// Whether every slot is taken (a snapshot read without the lock).
     #[inline]
     pub(crate) fn at_capacity(&self) -> bool {
-        self.open.load(Relaxed) >= self.max_size.load(Relaxed)
+        self.levels.open.load(Relaxed) >= self.levels.max_size.load(Relaxed)
     }
 
     /// Whether the pool holds more slots than its (shrunk) maximum.
     #[inline]
     pub(crate) fn over_size(&self) -> bool {
-        self.open.load(Relaxed) > self.max_size.load(Relaxed)
+        self.levels.open.load(Relaxed) > self.levels.max_size.load(Relaxed)
     }
 
     pub(crate) fn bump_exhaustions(&self) {

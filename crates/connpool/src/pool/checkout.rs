@@ -510,7 +510,7 @@ impl<M: Manager> Pool<M> {
                 }
                 return Ok(PooledConn::new(self, conn));
             }
-            Acquire::Ready(grant) => grant,
+            Acquire::Ready(grant) => Err(grant),
             Acquire::Closed => return Err(PoolError::Closed.into()),
             Acquire::Exhausted => return Err(PoolError::Exhausted.into()),
             Acquire::Queued(ticket, rx, timed_by_pool, _) => {
@@ -533,14 +533,20 @@ impl<M: Manager> Pool<M> {
                 queued.resolved = true;
                 drop(queued);
                 match outcome {
-                    Ok(Outcome::Granted(grant)) => grant,
+                    Ok(Outcome::Granted(grant)) => self.hand_out_if_fresh(grant),
                     Ok(Outcome::TimedOut) => return Err(timed_out()),
                     // The sender was dropped: the pool closed.
                     Err(_) => return Err(PoolError::Closed.into()),
                 }
             }
         };
-        let conn = self.checkout(grant, may_queue, wait).await;
+        let conn = match grant {
+            Ok(guard) => Ok(guard),
+            // Boxed: opening or checking a connection is a network round trip at
+            // least, and its future, inline, would make every `get` future (and
+            // every task holding one) several times larger.
+            Err(grant) => Box::pin(self.checkout(grant, may_queue, wait)).await,
+        };
         if let Err(GetError::Pool(PoolError::TimedOut { .. })) = &conn {
             shared.counters.timeouts.bump();
         }
@@ -552,6 +558,28 @@ impl<M: Manager> Pool<M> {
             shared.events.connection(ConnEvent::Checkout { id: guard.meta().id, waited });
         }
         conn
+    }
+
+    /// Hands out a connection passed on by a return, judged as the lock-free
+    /// checkout judges one (by the pool's clock; see `Shared::take_idle`), when it
+    /// needs no more work: no check, no replacement and no `before_acquire` hook.
+    /// Anything else comes back for [`checkout`](Self::checkout).
+    fn hand_out_if_fresh(
+        &self,
+        grant: Grant<M::Connection>,
+    ) -> Result<PooledConn<'_, M>, Grant<M::Connection>> {
+        let shared = &*self.shared;
+        let Grant::Conn(mut conn) = grant else { return Err(grant) };
+        if shared.hooks.before_acquire.is_some() {
+            return Err(Grant::Conn(conn));
+        }
+        let at = shared.clock.now();
+        if !shared.is_fresh(&conn, at) || shared.judged_broken(&mut conn) {
+            return Err(Grant::Conn(conn));
+        }
+        // A reused reading may be older than the last stamp: never go back.
+        conn.last_used = conn.last_used.max(at.now);
+        Ok(self.hand_out(conn))
     }
 
     /// Turns a grant into a guard. An idle connection is closed when it expired or

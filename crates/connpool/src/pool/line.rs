@@ -266,15 +266,19 @@ impl Timekeeper {
 }
 
 impl<M: Manager> Shared<M> {
-    /// Under the lock, for a caller about to queue with a deadline: whether the
-    /// timekeeper will time it (started here if there is none), re-armed when this
-    /// deadline is earlier than the one it sleeps until. `false`: the caller times
-    /// itself (no runtime here, or the timekeeper lives on another runtime).
-    pub(super) fn timed_by_pool(&self, line: &mut Line<M::Connection>, at: Instant) -> bool {
+    /// Under the lock, for a caller on `runtime` about to queue with a deadline:
+    /// whether the timekeeper will time it (started here if there is none), re-armed
+    /// when this deadline is earlier than the one it sleeps until. `false`: the
+    /// caller times itself (the timekeeper lives on another runtime, or failed).
+    pub(super) fn timed_by_pool(
+        &self,
+        line: &mut Line<M::Connection>,
+        at: Instant,
+        runtime: &tokio::runtime::Handle,
+    ) -> bool {
         if line.timer_failed {
             return false;
         }
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return false };
         let timer = match &mut line.timer {
             Some(timer) if timer.runtime == runtime.id() => timer,
             Some(_) => return false,

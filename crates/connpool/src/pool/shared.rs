@@ -363,6 +363,17 @@ impl<M: Manager> Shared<M> {
         if let Some(found) = self.take_idle(at).or_else(|| self.spin_for_idle(at)) {
             return found;
         }
+        // What a place in line needs is made before taking the lock, which every
+        // return and every queued caller contends for: the lock then covers only the
+        // line's links and counts. (Unused when a connection or slot turns up under
+        // the lock.) The wait limit counts from here, before the caller's turn on
+        // the lock: the caller was already waiting.
+        let joining = may_queue.then(|| {
+            let queued_at = Instant::now();
+            let deadline = limit.and_then(|limit| queued_at.checked_add(limit));
+            let runtime = deadline.and_then(|_| tokio::runtime::Handle::try_current().ok());
+            (oneshot::channel(), queued_at, deadline, runtime)
+        });
         let mut st = self.lock();
         if st.closed {
             return Acquire::Closed;
@@ -398,17 +409,16 @@ impl<M: Manager> Shared<M> {
             }
         }
         self.gauges.bump_exhaustions();
-        if !may_queue {
+        let Some(((tx, rx), queued_at, deadline, runtime)) = joining else {
             self.publish(&st);
             return Acquire::Exhausted;
-        }
+        };
         let id = st.next_waiter;
         st.next_waiter += 1;
-        let (tx, rx) = oneshot::channel();
-        let queued_at = Instant::now();
-        let deadline = limit.and_then(|limit| queued_at.checked_add(limit));
         let st_ref = &mut *st;
-        let timed = deadline.is_some_and(|at| self.timed_by_pool(&mut st_ref.waiters, at));
+        let timed = deadline
+            .zip(runtime.as_ref())
+            .is_some_and(|(at, runtime)| self.timed_by_pool(&mut st_ref.waiters, at, runtime));
         let first = st.waiters.is_empty();
         let ticket = st.waiters.push_back(id, tx, deadline.filter(|_| timed));
         if first {
@@ -421,6 +431,9 @@ impl<M: Manager> Shared<M> {
             // So no connection sits in the stripes unseen: publishing is enough.
             self.publish(&st);
         }
+        // Released before the runtime handle (and its reference count) goes.
+        drop(st);
+        drop(runtime);
         Acquire::Queued(ticket, rx, timed, queued_at)
     }
 

@@ -123,6 +123,65 @@ async fn lifetime_and_idle_limits_hold_at_checkout() {
     assert_eq!(ledger.live(), 1);
 }
 
+/// A return hands its connection straight to the oldest waiter, which judges it
+/// without entering the slower checkout: a connection used a moment ago needs no
+/// health check, and the lifetime still holds.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_connection_handed_to_a_waiter_is_judged_like_one_found_idle() {
+    let (m, ledger) = TestManager::new();
+    let pool = Arc::new(
+        Builder::new()
+            .max_size(1)
+            .max_lifetime(ms(40))
+            .health_check_after(ms(10))
+            .janitor_interval(Duration::from_secs(3600))
+            .build(m)
+            .unwrap(),
+    );
+    let waiter = || {
+        let pool = pool.clone();
+        tokio::spawn(async move { pool.get().await.unwrap().id })
+    };
+    let mut held = Some(pool.get().await.unwrap());
+    let checks = ledger.checks.load(SeqCst);
+    for round in 0..3 {
+        let waiting = waiter();
+        tokio::task::yield_now().await;
+        assert_eq!(pool.status().waiting, 1, "round {round}: the waiter queued");
+        advance(ms(5)).await;
+        drop(held.take());
+        assert_eq!(waiting.await.unwrap(), 1, "round {round}: handed over as it was");
+        held = Some(pool.get().await.unwrap());
+    }
+    assert_eq!(ledger.checks.load(SeqCst), checks, "in use a moment ago: never checked");
+    // Past its lifetime while in use: the waiter gets a new connection instead.
+    let waiting = waiter();
+    tokio::task::yield_now().await;
+    advance(ms(40)).await;
+    drop(held.take());
+    assert_eq!(waiting.await.unwrap(), 2, "replaced at its lifetime");
+    assert_eq!(value(&pool, "closed_lifetime"), 1);
+    assert_eq!(ledger.live(), 1);
+}
+
+/// Every task that awaits a `get` holds its future: a future that inlined the
+/// dialling and checking paths would be several kilobytes, in every such task.
+#[test]
+fn get_futures_stay_small() {
+    const LIMIT: usize = 512;
+    let (m, _ledger) = TestManager::new();
+    let pool = Builder::new().build(m).unwrap();
+    let sizes = [
+        ("get", std::mem::size_of_val(&pool.get())),
+        ("get_timeout", std::mem::size_of_val(&pool.get_timeout(ms(1)))),
+        ("try_get", std::mem::size_of_val(&pool.try_get())),
+        ("get_owned", std::mem::size_of_val(&pool.get_owned())),
+    ];
+    for (name, size) in sizes {
+        assert!(size <= LIMIT, "the {name} future is {size} bytes (at most {LIMIT} expected)");
+    }
+}
+
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn a_closed_or_dropped_pool_leaves_nothing_running() {
     let (m, ledger) = TestManager::new();
