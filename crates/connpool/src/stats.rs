@@ -101,7 +101,8 @@ impl Gauges {
     /// Values equal to those already published are not written again (the loads
     /// see this writer's own last stores): a reader holding an older sequence
     /// number still finds it current, and a `waiting` left unchanged keeps its
-    /// place in the idle hand-shake (see `Shared::acquire`).
+    /// place in the idle hand-shake (see `Shared::acquire`), which only asks
+    /// whether it is zero.
     pub(crate) fn publish(&self, open: usize, max_size: usize, waiting: usize) {
         let l = &self.levels;
         if l.open.load(Relaxed) != open || l.max_size.load(Relaxed) != max_size {
@@ -112,8 +113,12 @@ impl Gauges {
             l.max_size.store(max_size, Relaxed);
             l.seq.store(seq.wrapping_add(2), Release);
         }
-        if self.waiting.load(Relaxed) != waiting {
-            self.waiting.store(waiting, SeqCst);
+        let was = self.waiting.load(Relaxed);
+        if was != waiting {
+            // Only whether anyone waits takes part in the hand-shake: a line that
+            // grows or shrinks without emptying needs no fence.
+            let order = if was == 0 || waiting == 0 { SeqCst } else { Relaxed };
+            self.waiting.store(waiting, order);
         }
     }
 

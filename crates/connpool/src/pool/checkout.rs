@@ -487,7 +487,7 @@ impl<M: Manager> Pool<M> {
         let found = shared.acquire(may_queue, shared.clock.now(), limit);
         let now = match found {
             Acquire::Fresh(_) => None,
-            Acquire::Queued(.., queued_at) => Some(queued_at),
+            Acquire::Queued(.., queued_at) => queued_at,
             _ => Some(Instant::now()),
         };
         let wait =

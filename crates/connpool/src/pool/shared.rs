@@ -171,8 +171,9 @@ pub(super) enum Acquire<C> {
     Ready(Grant<C>),
     /// In line; `bool`: the pool's timekeeper times this waiter (else, with a
     /// deadline, it times itself); `Instant`: when it queued (its wait limit
-    /// counts from then).
-    Queued(Ticket, oneshot::Receiver<Outcome<C>>, bool, Instant),
+    /// counts from then), read only when there is a limit or wait times are
+    /// recorded.
+    Queued(Ticket, oneshot::Receiver<Outcome<C>>, bool, Option<Instant>),
     Exhausted,
     Closed,
 }
@@ -369,8 +370,9 @@ impl<M: Manager> Shared<M> {
         // the lock.) The wait limit counts from here, before the caller's turn on
         // the lock: the caller was already waiting.
         let joining = may_queue.then(|| {
-            let queued_at = Instant::now();
-            let deadline = limit.and_then(|limit| queued_at.checked_add(limit));
+            // Read only for a wait limit or a wait-time sample.
+            let queued_at = (limit.is_some() || self.events.is_enabled()).then(Instant::now);
+            let deadline = queued_at.zip(limit).and_then(|(at, limit)| at.checked_add(limit));
             let runtime = deadline.and_then(|_| tokio::runtime::Handle::try_current().ok());
             (oneshot::channel(), queued_at, deadline, runtime)
         });
