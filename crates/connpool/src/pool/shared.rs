@@ -3,8 +3,14 @@
 //! Idle connections live in a striped store (`idle.rs`): per-thread home stripes, each
 //! behind its own small spin lock on its own cache line. While nobody waits, `get` takes
 //! from the caller's home stripe (else from another) and a return puts back into the
-//! home stripe, without touching the pool lock. A `parking_lot` mutex guards only the
-//! waiter queue and the slot counts. The two meet through the stripe locks: a caller
+//! home stripe, without touching the pool lock. A mutex guards only the waiter queue
+//! and the slot counts; its critical sections are a few stores, and what a waiter
+//! needs (its channel, a clock reading, the runtime handle) is made before taking it.
+//! It is the standard library's mutex, which spins briefly and then sleeps in the
+//! kernel: `parking_lot`'s yields to the scheduler between spins and hands the lock to
+//! a sleeping thread every half millisecond, and with more runnable threads than
+//! cores either one can cost a worker its time slice while the whole line waits on
+//! it. The two meet through the stripe locks: a caller
 //! about to wait first announces itself in `waiting`, then locks every stripe once
 //! more; a returner pushes under its stripe's lock, then reads `waiting` again and, if
 //! someone announced, feeds the idle connections to the waiters under the pool lock.
@@ -12,8 +18,9 @@
 //! needs no fence (the argument is spelled out at `Shared::acquire`). With waiters
 //! present, a return hands its connection straight to the oldest one, so nobody
 //! overtakes the line. Anything in flight between two owners (a grant sent to a
-//! waiter, a connection being checked, a slot being dialled) sits in a value whose `Drop` gives it back, so a dropped future at any await point leaks
-//! nothing and swallows no wake-up.
+//! waiter, a connection being checked, a slot being dialled) sits in a value whose
+//! `Drop` gives it back, so a dropped future at any await point leaks nothing and
+//! swallows no wake-up.
 
 use super::Status;
 use super::line::{Line, Outcome, Ticket, Timekeeper};
@@ -29,11 +36,11 @@ use crate::meta::ConnMeta;
 use crate::stats::{Counters, Gauges};
 use crate::unwind::{self};
 use crossbeam_utils::CachePadded;
-use parking_lot::{Mutex, MutexGuard};
 use poolside_core::{ConnEvent, Events};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering, fence};
 use std::sync::{Arc, Weak};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 use tokio::sync::{Notify, oneshot};
 use tokio::time::Instant;
@@ -185,8 +192,10 @@ impl<M: Manager> Shared<M> {
         self.gauges.publish(st.open, st.max_size, st.waiters.len());
     }
 
+    /// No user code runs under the pool lock, so it is not poisoned in practice; if
+    /// it ever were, the state is used as it is (as a `parking_lot` mutex would).
     pub(super) fn lock(&self) -> Locked<'_, M::Connection> {
-        self.state.lock()
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Whether a connection is past its lifetime or idle limit at `now`.
