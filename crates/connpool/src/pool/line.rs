@@ -70,10 +70,15 @@ impl<C> Waiter<C> {
     }
 }
 
+/// A slab entry, one cache line each: joining and serving touch the entries of the
+/// waiters involved and of their neighbours, under the pool lock.
+#[repr(align(64))]
+struct Slot<C>(Option<Waiter<C>>);
+
 /// The waiter line: FIFO order, O(1) removal, and the deadlines of the waiters the
 /// timekeeper times.
 pub(crate) struct Line<C> {
-    slab: Vec<Option<Waiter<C>>>,
+    slab: Vec<Slot<C>>,
     /// Vacant slab entries.
     free: Vec<usize>,
     head: usize,
@@ -125,6 +130,14 @@ impl<C> Line<C> {
         self.len == 0
     }
 
+    fn waiter(&self, index: usize) -> Option<&Waiter<C>> {
+        self.slab.get(index).and_then(|slot| slot.0.as_ref())
+    }
+
+    fn waiter_mut(&mut self, index: usize) -> Option<&mut Waiter<C>> {
+        self.slab.get_mut(index).and_then(|slot| slot.0.as_mut())
+    }
+
     /// Joins the line at the back; `deadline`: timed by the timekeeper.
     pub(super) fn push_back(
         &mut self,
@@ -136,15 +149,15 @@ impl<C> Line<C> {
             Waiter { id, tx, prev: self.tail, next: NIL, deadline, dprev: NIL, dnext: NIL };
         let index = match self.free.pop() {
             Some(index) => {
-                self.slab[index] = Some(waiter);
+                self.slab[index].0 = Some(waiter);
                 index
             }
             None => {
-                self.slab.push(Some(waiter));
+                self.slab.push(Slot(Some(waiter)));
                 self.slab.len() - 1
             }
         };
-        match self.slab.get_mut(self.tail).and_then(Option::as_mut) {
+        match self.waiter_mut(self.tail) {
             Some(last) => last.next = index,
             None => self.head = index,
         }
@@ -154,21 +167,21 @@ impl<C> Line<C> {
             // After the last waiter due no later than `at`: from the back, where a
             // caller with the pool-wide limit belongs.
             let mut after = self.dtail;
-            while let Some(w) = self.slab.get(after).and_then(Option::as_ref) {
+            while let Some(w) = self.waiter(after) {
                 if w.deadline.is_some_and(|d| d <= at) {
                     break;
                 }
                 after = w.dprev;
             }
-            let before = match self.slab.get_mut(after).and_then(Option::as_mut) {
+            let before = match self.waiter_mut(after) {
                 Some(w) => std::mem::replace(&mut w.dnext, index),
                 None => std::mem::replace(&mut self.dhead, index),
             };
-            match self.slab.get_mut(before).and_then(Option::as_mut) {
+            match self.waiter_mut(before) {
                 Some(w) => w.dprev = index,
                 None => self.dtail = index,
             }
-            let me = self.slab[index].as_mut().expect("just inserted");
+            let me = self.waiter_mut(index).expect("just inserted");
             me.dprev = after;
             me.dnext = before;
         }
@@ -177,21 +190,21 @@ impl<C> Line<C> {
 
     /// Unlinks the waiter at `index` (which must be live) and frees its entry.
     fn unlink(&mut self, index: usize) -> Waiter<C> {
-        let waiter = self.slab[index].take().expect("unlink a live entry");
-        match self.slab.get_mut(waiter.prev).and_then(Option::as_mut) {
+        let waiter = self.slab[index].0.take().expect("unlink a live entry");
+        match self.waiter_mut(waiter.prev) {
             Some(prev) => prev.next = waiter.next,
             None => self.head = waiter.next,
         }
-        match self.slab.get_mut(waiter.next).and_then(Option::as_mut) {
+        match self.waiter_mut(waiter.next) {
             Some(next) => next.prev = waiter.prev,
             None => self.tail = waiter.prev,
         }
         if waiter.deadline.is_some() {
-            match self.slab.get_mut(waiter.dprev).and_then(Option::as_mut) {
+            match self.waiter_mut(waiter.dprev) {
                 Some(prev) => prev.dnext = waiter.dnext,
                 None => self.dhead = waiter.dnext,
             }
-            match self.slab.get_mut(waiter.dnext).and_then(Option::as_mut) {
+            match self.waiter_mut(waiter.dnext) {
                 Some(next) => next.dprev = waiter.dprev,
                 None => self.dtail = waiter.dprev,
             }
@@ -209,8 +222,7 @@ impl<C> Line<C> {
     /// Leaves the line (a dropped future): `false` when the waiter was already
     /// served or timed out.
     pub(super) fn remove(&mut self, ticket: Ticket) -> bool {
-        let live =
-            self.slab.get(ticket.index).and_then(Option::as_ref).is_some_and(|w| w.id == ticket.id);
+        let live = self.waiter(ticket.index).is_some_and(|w| w.id == ticket.id);
         if live {
             self.unlink(ticket.index);
         }
@@ -234,7 +246,7 @@ impl<C> Line<C> {
     /// Removes every timed waiter whose deadline is at or before `now`, earliest
     /// first, into `expired`; returns the earliest deadline still pending.
     pub(super) fn expire(&mut self, now: Instant, expired: &mut Vec<Waiter<C>>) -> Option<Instant> {
-        while let Some(first) = self.slab.get(self.dhead).and_then(Option::as_ref) {
+        while let Some(first) = self.waiter(self.dhead) {
             match first.deadline {
                 Some(at) if at > now => return Some(at),
                 _ => expired.push(self.unlink(self.dhead)),
