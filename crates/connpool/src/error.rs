@@ -80,11 +80,13 @@ pub enum GetError<E> {
     /// Opening a new connection failed, on the only attempt this `get` made.
     Connect(E),
     /// Every attempt this `get` made to open a connection failed (retried with the
-    /// shared backoff until the connect timeout or `connect_retries` ran out).
+    /// shared backoff until the connect timeout or `connect_retries` ran out). `last`
+    /// is the last failure the server or the manager reported: a final attempt cut
+    /// short by what was left of the connect timeout does not replace it.
     ConnectFailed {
         /// Dials this `get` made.
         attempts: u32,
-        /// The last dial's error.
+        /// The last error a dial reported.
         last: E,
     },
     /// The pool is backing off after failed dials and this caller could not wait for

@@ -289,7 +289,12 @@ impl<M: Manager> Pool<M> {
                         shared.counters.timeouts.bump();
                         return Err(wait.timed_out().into());
                     }
-                    return Err(GetError::ConnectTimeout { after: limit });
+                    // Cut short by what was left of the connect timeout after earlier
+                    // failures: the earlier failure is the cause to report.
+                    return Err(match last.take() {
+                        Some(e) if left < limit => named(attempts, e),
+                        _ => GetError::ConnectTimeout { after: limit },
+                    });
                 }
             }
             let out_of_time = deadline.is_some_and(|d| Instant::now() >= d);

@@ -214,6 +214,9 @@ impl<M: Manager> Shared<M> {
                         {
                             return Err(caller_timed_out(last, attempts));
                         }
+                        // Cut short by what was left of the connect timeout after
+                        // earlier failures: the earlier failure is the cause to report.
+                        Err(GetError::ConnectTimeout { .. }) if left < limit && last.is_some() => {}
                         Err(e) => last = Some(e),
                     }
                     let out_of_time = deadline.is_some_and(|d| Instant::now() >= d);

@@ -454,6 +454,43 @@ async fn a_wait_that_runs_out_during_the_backoff_reports_the_backoff() {
     }
 }
 
+/// Refuses the first dial at once and hangs on every later one.
+struct RefusesThenHangs(AtomicUsize);
+
+impl poolside_connpool::Manager for RefusesThenHangs {
+    type Connection = ();
+    type Error = TestError;
+
+    async fn connect(&self) -> Result<(), TestError> {
+        if self.0.fetch_add(1, SeqCst) == 0 {
+            return Err(TestError("connection refused"));
+        }
+        std::future::pending().await
+    }
+
+    async fn check(&self, _: &mut ()) -> Result<(), TestError> {
+        Ok(())
+    }
+}
+
+/// A dial cut short by what is left of the connect timeout after a refusal is not the
+/// cause: the refusal is reported, not a bare connect timeout (the server answered,
+/// and said no).
+#[tokio::test(start_paused = true)]
+async fn a_dial_cut_short_after_a_refusal_reports_the_refusal() {
+    let pool = Builder::new()
+        .max_size(1)
+        .connect_timeout(ms(100))
+        .wait(WaitPolicy::Queue)
+        .build(RefusesThenHangs(AtomicUsize::new(0)))
+        .unwrap();
+    match pool.get().await.map(drop).unwrap_err() {
+        GetError::ConnectFailed { attempts: 2, last } => assert_eq!(last.0, "connection refused"),
+        other => panic!("expected the refusal after two attempts, got {other:?}"),
+    }
+    assert_eq!(pool.status().open, 0);
+}
+
 #[tokio::test(start_paused = true)]
 async fn the_default_wait_is_a_30_second_timeout() {
     let (m, _ledger) = TestManager::new();

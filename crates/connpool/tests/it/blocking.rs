@@ -30,6 +30,8 @@ struct Script {
     connects: AtomicUsize,
     /// Fail this many more connects, then succeed.
     fail_next: AtomicUsize,
+    /// Stall every connect after the first by this long.
+    stall_after_first: Mutex<Option<Duration>>,
 }
 
 /// A connection that counts itself live until dropped.
@@ -61,8 +63,11 @@ impl Manager for S {
     type Error = std::io::Error;
 
     fn connect(&self) -> Result<Tracked, std::io::Error> {
-        self.connects.fetch_add(1, SeqCst);
-        let stall = *self.stall_connect.lock().unwrap();
+        let earlier = self.connects.fetch_add(1, SeqCst);
+        let stall = match *self.stall_after_first.lock().unwrap() {
+            Some(stall) if earlier > 0 => Some(stall),
+            _ => *self.stall_connect.lock().unwrap(),
+        };
         if let Some(stall) = stall {
             thread::sleep(stall);
         }
@@ -553,6 +558,26 @@ fn failed_dials_share_one_backoff_and_counts_stay_exact() {
     drop(pool.get().unwrap());
     assert_settled(&pool, &m);
     assert_eq!(pool.status().open, 1);
+}
+
+/// A dial cut short by what is left of the connect timeout after a refusal is not the
+/// cause: the refusal is reported, not a bare connect timeout (the server answered,
+/// and said no), as in the async pool.
+#[test]
+fn a_dial_cut_short_after_a_refusal_reports_the_refusal() {
+    let m = script();
+    let pool = Builder::new()
+        .max_size(1)
+        .connect_timeout(Duration::from_millis(300))
+        .dial_backoff(Duration::from_millis(20), Duration::from_millis(20))
+        .build(m.clone())
+        .unwrap();
+    m.fail_next.store(1, SeqCst);
+    *m.stall_after_first.lock().unwrap() = Some(Duration::from_secs(1));
+    match pool.get().unwrap_err() {
+        GetError::ConnectFailed { attempts: 2, last } => assert_eq!(last.to_string(), "refused"),
+        other => panic!("expected the refusal after two attempts, got {other:?}"),
+    }
 }
 
 #[test]

@@ -162,7 +162,12 @@ fn aborted_spawn_async_futures_never_run_and_never_swallow_a_slot() {
             })
             .unwrap();
         }
-        assert!(eventually(|| Snapshot::of(&pool).value("active") == Some(2)));
+        assert!(
+            eventually(|| Snapshot::of(&pool).value("active") == Some(2)),
+            "seed {seed}: both workers should be running a held job; {:?}",
+            ["active", "queued", "submitted", "completed"]
+                .map(|name| (name, Snapshot::of(&pool).value(name)))
+        );
         for _ in 0..depth {
             pool.try_submit(|_| {}).unwrap();
         }
