@@ -563,26 +563,19 @@ impl<M: Manager> Pool<M> {
         conn
     }
 
-    /// Hands out a connection passed on by a return, judged as the lock-free
-    /// checkout judges one (by the pool's clock; see `Shared::take_idle`), when it
-    /// needs no more work: no check, no replacement and no `before_acquire` hook.
-    /// Anything else comes back for [`checkout`](Self::checkout).
+    /// Hands out a connection passed on by a return when it needs no more work (see
+    /// `Shared::ready_at_once`, judged by the pool's clock); anything else comes back
+    /// for [`checkout`](Self::checkout).
     fn hand_out_if_fresh(
         &self,
         grant: Grant<M::Connection>,
     ) -> Result<PooledConn<'_, M>, Grant<M::Connection>> {
         let shared = &*self.shared;
-        let Grant::Conn(mut conn) = grant else { return Err(grant) };
-        if shared.hooks.before_acquire.is_some() {
-            return Err(Grant::Conn(conn));
+        let Grant::Conn(conn) = grant else { return Err(grant) };
+        match shared.ready_at_once(conn, shared.clock.now()) {
+            Ok(conn) => Ok(PooledConn::new(self, conn)),
+            Err(conn) => Err(Grant::Conn(conn)),
         }
-        let at = shared.clock.now();
-        if !shared.is_fresh(&conn, at) || shared.judged_broken(&mut conn) {
-            return Err(Grant::Conn(conn));
-        }
-        // A reused reading may be older than the last stamp: never go back.
-        conn.last_used = conn.last_used.max(at.now);
-        Ok(self.hand_out(conn))
     }
 
     /// Turns a grant into a guard. An idle connection is closed when it expired or

@@ -7,13 +7,13 @@
 //! and the slot counts; its critical sections are a few stores, and what a waiter
 //! needs (its channel, a clock reading, the runtime handle) is made before taking it.
 //! It is the standard library's mutex, which spins briefly and then sleeps in the
-//! kernel: `parking_lot`'s yields to the scheduler between spins and hands the lock to
-//! a sleeping thread every half millisecond, and with more runnable threads than
-//! cores either one can cost a worker its time slice while the whole line waits on
-//! it. The two meet through the stripe locks: a caller
-//! about to wait first announces itself in `waiting`, then locks every stripe once
-//! more; a returner pushes under its stripe's lock, then reads `waiting` again and, if
-//! someone announced, feeds the idle connections to the waiters under the pool lock.
+//! kernel (`parking_lot`'s yields to the scheduler between spins): with every worker
+//! of a multi-thread runtime taking it in turn, a line of waiters moves faster on it
+//! (docs/benchmarks/connpool.md, fairness). The two meet through the stripe locks: a
+//! caller about to wait first announces itself in `waiting`, then locks every stripe
+//! once more; a returner pushes under its stripe's lock, then reads `waiting` again
+//! and, if someone announced, feeds the idle connections to the waiters under the pool
+//! lock.
 //! One of the two always sees the other, so no wake-up is lost, and the returner
 //! needs no fence (the argument is spelled out at `Shared::acquire`). With waiters
 //! present, a return hands its connection straight to the oldest one, so nobody
@@ -222,19 +222,35 @@ impl<M: Manager> Shared<M> {
         if self.gauges.waiting() != 0 || self.closed.load(Ordering::Relaxed) {
             return None;
         }
-        let mut conn = self.idle.pop_fast()?;
+        let conn = self.idle.pop_fast()?;
         self.note_idle_taken();
-        if self.is_fresh(&conn, at)
-            && !self.judged_broken(&mut conn)
-            && self.hooks.before_acquire.is_none()
+        Some(match self.ready_at_once(conn, at) {
+            Ok(conn) => Acquire::Fresh(conn),
+            Err(conn) => Acquire::Ready(Grant::Conn(conn)),
+        })
+    }
+
+    /// A connection that needs no more work before it is handed out (fresh at `at`,
+    /// not broken, no `before_acquire` hook), stamped and counted as handed out;
+    /// anything else comes back for the checkout. The rule of every get that does
+    /// not dial: one that finds an idle connection, and a queued one handed a
+    /// connection by a return.
+    #[inline]
+    pub(super) fn ready_at_once(
+        &self,
+        mut conn: Conn<M::Connection>,
+        at: Reading,
+    ) -> Result<Conn<M::Connection>, Conn<M::Connection>> {
+        if !self.is_fresh(&conn, at)
+            || self.judged_broken(&mut conn)
+            || self.hooks.before_acquire.is_some()
         {
-            // `now` may be a reused reading older than the last stamp: never go back.
-            conn.last_used = conn.last_used.max(at.now);
-            self.counters.acquires.bump();
-            Some(Acquire::Fresh(conn))
-        } else {
-            Some(Acquire::Ready(Grant::Conn(conn)))
+            return Err(conn);
         }
+        // `now` may be a reused reading older than the last stamp: never go back.
+        conn.last_used = conn.last_used.max(at.now);
+        self.counters.acquires.bump();
+        Ok(conn)
     }
 
     /// `Manager::is_broken`, where a panic counts as broken.
