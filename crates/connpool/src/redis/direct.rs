@@ -87,22 +87,14 @@ impl DirectLink {
             if settings.username().is_some() && refused_user_name(&reply) {
                 reply = authenticate(None).await?;
             }
-            if let Value::ServerError(refusal) = reply {
-                let words = refusal.details().unwrap_or(refusal.code()).to_string();
-                return Err(
-                    (ErrorKind::AuthenticationFailed, "authentication failed", words).into()
-                );
-            }
+            accepted(reply, ErrorKind::AuthenticationFailed, "authentication failed")?;
         }
         if settings.db() != 0 {
             let mut select = redis::cmd("SELECT");
             select.arg(settings.db());
             let reply = within(response_timeout, "SELECT", link.command(&select)).await??;
-            if let Value::ServerError(refusal) = reply {
-                let words = refusal.details().unwrap_or(refusal.code()).to_string();
-                let kind = ErrorKind::InvalidClientConfig;
-                return Err((kind, "the server refused to select the database", words).into());
-            }
+            let refused = "the server refused to select the database";
+            accepted(reply, ErrorKind::InvalidClientConfig, refused)?;
         }
         if settings.password().is_none() && settings.db() == 0 {
             // Nothing was exchanged yet: a port that accepted is not yet a Redis that
@@ -243,6 +235,18 @@ pub(super) async fn within<T>(
                 format!("Redis {what} took longer than {limit:?}"),
             ))
         }),
+    }
+}
+
+/// Whether the server accepted a handshake command: a refusal is an error of `kind`
+/// carrying the server's words.
+fn accepted(reply: Value, kind: ErrorKind, what: &'static str) -> RedisResult<()> {
+    match reply {
+        Value::ServerError(refusal) => {
+            let words = refusal.details().unwrap_or(refusal.code()).to_string();
+            Err((kind, what, words).into())
+        }
+        _ => Ok(()),
     }
 }
 
