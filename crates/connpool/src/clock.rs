@@ -24,11 +24,11 @@
 //!
 //! What this changes for users: a checkout that finds an idle connection, or a queued
 //! caller handed one by a return, judges and stamps it with a time up to about two
-//! milliseconds old. `last_used` may lag by as
-//! much (it never moves backwards), a connection may skip its health check when last
-//! used that much more than `health_check_after` ago, and may be handed out that long
-//! after its idle or lifetime limit (the janitor's sweeps, the checks on return and
-//! every slower path read the clock itself).
+//! milliseconds old. `last_used` may lag by as much (it never moves backwards), a
+//! connection may skip its health check when last used that much more than
+//! `health_check_after` ago, and may be handed out that long after its idle or
+//! lifetime limit (the janitor's sweeps, the checks on return and every slower path
+//! read the clock itself).
 
 use crate::unwind;
 use crossbeam_utils::atomic::AtomicCell;
