@@ -13,7 +13,7 @@
 //!   tests; poolside uses its default, a `PING` only for connections idle longer than
 //!   500 ms.
 //!
-//! * extra report `connpool_redis_interleaved`: the same three in interleaved
+//! * extra report `connpool_redis_interleaved`: the same four in interleaved
 //!   rounds, each round running every contender once in rotating order, plus
 //!   poolside and bb8-redis with 64 connections for the 64 tasks (nobody waits).
 //!
@@ -33,18 +33,6 @@ use std::time::Instant;
 use tokio::runtime::Runtime;
 
 const SIZE: usize = 16;
-
-/// A warmed poolside pool of `size` connections; `multiplexed` picks the peers'
-/// connection type instead of the default link.
-fn ours(rt: &Runtime, url: &str, size: usize, multiplexed: bool) -> Pool<RedisManager> {
-    let manager = RedisManager::new(url).unwrap();
-    let manager = if multiplexed { manager.multiplexed() } else { manager };
-    rt.block_on(async {
-        let pool = Builder::new().max_size(size).build(manager).unwrap();
-        pool.warm(size).await.unwrap();
-        pool
-    })
-}
 const TASKS: usize = 64;
 /// SET + GET pairs per criterion iteration (split evenly over the tasks).
 const OPS_PER_ITER: u64 = 256;
@@ -59,6 +47,18 @@ fn runtime() -> Runtime {
         .enable_all()
         .build()
         .expect("a tokio runtime")
+}
+
+/// A warmed poolside pool of `size` connections; `multiplexed` picks the peers'
+/// connection type instead of the default link.
+fn ours(rt: &Runtime, url: &str, size: usize, multiplexed: bool) -> Pool<RedisManager> {
+    let manager = RedisManager::new(url).unwrap();
+    let manager = if multiplexed { manager.multiplexed() } else { manager };
+    rt.block_on(async {
+        let pool = Builder::new().max_size(size).build(manager).unwrap();
+        pool.warm(size).await.unwrap();
+        pool
+    })
 }
 
 /// Registers one bench: `TASKS` tasks share `$pool`; each SET + GET runs on a

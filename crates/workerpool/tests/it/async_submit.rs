@@ -165,8 +165,11 @@ fn aborted_spawn_async_futures_never_run_and_never_swallow_a_slot() {
         assert!(
             eventually(|| Snapshot::of(&pool).value("active") == Some(2)),
             "seed {seed}: both workers should be running a held job; {:?}",
-            ["active", "queued", "submitted", "completed"]
-                .map(|name| (name, Snapshot::of(&pool).value(name)))
+            {
+                let counts = Snapshot::of(&pool);
+                ["workers", "active", "queued", "submitted", "completed"]
+                    .map(|name| (name, counts.value(name)))
+            }
         );
         for _ in 0..depth {
             pool.try_submit(|_| {}).unwrap();
