@@ -34,9 +34,12 @@ pub(crate) fn thread_count() -> usize {
     std::fs::read_dir("/proc/self/task").map(|d| d.count()).unwrap_or(0)
 }
 
-/// Polls `condition` for up to two seconds.
+/// Polls `condition` for up to ten seconds. Every caller waits for something that must
+/// come true, so the bound only decides how long a failing test takes; it is generous
+/// because a test machine running many test binaries at once may leave a worker thread
+/// unscheduled for a long while.
 pub(crate) fn eventually(mut condition: impl FnMut() -> bool) -> bool {
-    let until = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while std::time::Instant::now() < until {
         if condition() {
             return true;

@@ -2,9 +2,13 @@
 //! for jobs up to the inline size; and `spawn`'s and `spawn_async`'s result slots are
 //! reused in the steady state, whether the handle is joined or dropped at once.
 //!
-//! Slots freed on the workers come back to the submitter a batch at a time, so a round
-//! may find a batch still held by a worker and allocate for it: the spawn tests bound
-//! the steady state at [`SLOT_ALLOCATIONS`] per job (a new slot costs two).
+//! The pool has one worker, and a round whose handles are dropped at once holds that
+//! worker (see [`held`]) until every job of the round is queued: the worker, not the
+//! submitter, then frees every slot, and the round needs the same number of slots
+//! however the machine schedules the two threads. Slots freed on the worker come back
+//! to the submitter a batch at a time, so a round may find a partial batch still held
+//! by the worker and allocate for it: the spawn tests bound the steady state at
+//! [`SLOT_ALLOCATIONS`] per job (a new slot costs two).
 
 use crate::common::block_on;
 use poolside_workerpool::WorkerPool;
@@ -87,7 +91,23 @@ fn slots_reused(allocations: u64) -> bool {
 }
 
 fn pool() -> WorkerPool {
-    WorkerPool::builder().workers(2).queue_depth(4 * ROUND).build().unwrap()
+    WorkerPool::builder().workers(1).queue_depth(4 * ROUND).build().unwrap()
+}
+
+/// Runs `submit` while the pool's one worker is held by a job waiting at a barrier,
+/// then lets it go: every job `submit` queues runs after its handle was dropped.
+/// The barrier and the holding job are made before `submit` runs, so they are not
+/// counted.
+fn held<T>(pool: &WorkerPool, submit: impl FnOnce() -> T) -> T {
+    let gate = std::sync::Arc::new(std::sync::Barrier::new(2));
+    let released = gate.clone();
+    pool.submit(move |_| {
+        released.wait();
+    })
+    .unwrap();
+    let counted = submit();
+    gate.wait();
+    counted
 }
 
 /// A result type of its own per test: spare result slots are kept per type, and other
@@ -133,10 +153,12 @@ fn spawned_jobs_reuse_result_slots_whether_joined_or_dropped() {
     // Handles dropped at once: the workers free the slots, which must come back to
     // this thread.
     let detached = steady_state(&pool, || {
-        allocations(|| {
-            for i in 0..ROUND as u64 {
-                drop(pool.spawn(move |_| Answer::<2>(i)).unwrap());
-            }
+        held(&pool, || {
+            allocations(|| {
+                for i in 0..ROUND as u64 {
+                    drop(pool.spawn(move |_| Answer::<2>(i)).unwrap());
+                }
+            })
         })
     });
     assert!(
@@ -149,13 +171,15 @@ fn spawned_jobs_reuse_result_slots_whether_joined_or_dropped() {
 fn spawn_async_reuses_result_slots() {
     let pool = pool();
     let detached = steady_state(&pool, || {
-        // Counted inside the future: the executor's own waker is not the pool's.
-        block_on(async {
-            let before = allocated();
-            for i in 0..ROUND as u64 {
-                drop(pool.spawn_async(move |_| Answer::<3>(i)).await.unwrap());
-            }
-            allocated() - before
+        held(&pool, || {
+            // Counted inside the future: the executor's own waker is not the pool's.
+            block_on(async {
+                let before = allocated();
+                for i in 0..ROUND as u64 {
+                    drop(pool.spawn_async(move |_| Answer::<3>(i)).await.unwrap());
+                }
+                allocated() - before
+            })
         })
     });
     assert!(
