@@ -4,8 +4,8 @@
 //!
 //! * **busy**: running a job, or about to look at the queue again;
 //! * **searching**: polling the queue, with a short bounded spin between looks (at most
-//!   `max_searching` workers, plus a worker just woken, which counts as searching
-//!   until it settles);
+//!   `max_searching` workers, plus a worker just woken or one that saw a job as it
+//!   went to sleep, which counts as searching until it settles);
 //! * **asleep**: registered in the sleeper stack and parked on its own [`Parker`].
 //!
 //! Two counters, each on its own cache line, count the sleeping and the searching
@@ -362,7 +362,13 @@ impl Parking {
                     sleepers.remove(at);
                 }
                 bed.asleep.store(false, Ordering::Relaxed);
-                self.sleeping.fetch_sub(1, Ordering::SeqCst);
+                // Back as a searcher, as if woken: the jobs seen here may be ones whose
+                // submitters woke nobody because this worker was still counted
+                // searching, so the job it finds must hand the search on to a sleeper
+                // (`found_job`) when more wait. As a plain busy worker it would take one
+                // job and leave the others queued beside sleeping workers.
+                self.wake_as_searcher();
+                spot.searching = true;
             } else {
                 // A waker took this worker out already and counted it searching; its
                 // token stays behind and makes one later `park` return early, which

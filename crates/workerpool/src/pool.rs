@@ -114,7 +114,8 @@ pub(crate) struct Shared {
     parking: Parking,
     /// Threads in [`WorkerPool::join`]: workers notify them after each job while > 0.
     joiners: CachePadded<AtomicUsize>,
-    idle_lock: Mutex<()>,
+    /// How many times a thread in `join` has seen the pool idle (see `wait_idle`).
+    idle_lock: Mutex<u64>,
     idle: Condvar,
 }
 
@@ -133,17 +134,13 @@ thread_local! {
 }
 
 struct CurrentWorker {
-    /// The address of the pool's `Shared`: identifies the pool.
-    pool: usize,
+    /// The worker's pool.
+    shared: Arc<Shared>,
     index: usize,
     counters: WorkerStats,
 }
 
 impl Shared {
-    fn id(self: &Arc<Self>) -> usize {
-        Arc::as_ptr(self) as usize
-    }
-
     /// Runs one job taken from the queue on worker `index` and counts how it ended.
     /// `nested`: the worker runs it while waiting inside another job (a scope).
     fn run_task(&self, task: Task, counters: &WorkerStats, index: usize, nested: bool) {
@@ -218,21 +215,25 @@ impl Shared {
         }
     }
 
-    /// On a worker thread of this pool, runs queued jobs until `done` holds; elsewhere,
-    /// returns `false` at once (the caller then blocks). A worker waiting for other jobs
-    /// (a scope inside a job) must help, or nested scopes could occupy every worker
-    /// with waiting.
+    /// On a worker thread of any pool, runs that pool's queued jobs until `done` holds;
+    /// elsewhere, returns `false` at once (the caller then blocks). A worker waiting for
+    /// other jobs (a scope inside a job) must help, or nested scopes could occupy every
+    /// worker with waiting. It helps its own pool even when it waits for a scope of
+    /// another (`self`): two pools whose jobs wait for scopes on each other would
+    /// otherwise deadlock once each one's workers all wait.
     pub(crate) fn help_until(
         self: &Arc<Self>,
         mut done: impl FnMut() -> bool,
         mut idle_wait: impl FnMut(),
     ) -> bool {
-        let Some((index, counters)) = self.current_worker() else {
+        let Some((own, index, counters)) = CURRENT.with_borrow(|current| {
+            current.as_ref().map(|c| (c.shared.clone(), c.index, c.counters.clone()))
+        }) else {
             return false;
         };
         while !done() {
-            match self.queue.try_pop() {
-                Some(task) => self.run_task(task, &counters, index, true),
+            match own.queue.try_pop() {
+                Some(task) => own.run_task(task, &counters, index, true),
                 // The jobs waited for are running on other workers.
                 None => idle_wait(),
             }
@@ -243,12 +244,16 @@ impl Shared {
     /// The index and counters of the calling thread if it is one of this pool's workers.
     fn current_worker(self: &Arc<Self>) -> Option<(usize, WorkerStats)> {
         CURRENT.with_borrow(|current| {
-            current.as_ref().filter(|c| c.pool == self.id()).map(|c| (c.index, c.counters.clone()))
+            current
+                .as_ref()
+                .filter(|c| Arc::ptr_eq(&c.shared, self))
+                .map(|c| (c.index, c.counters.clone()))
         })
     }
 
     fn is_worker_thread(self: &Arc<Self>) -> bool {
-        CURRENT.with_borrow(|current| current.as_ref().is_some_and(|c| c.pool == self.id()))
+        CURRENT
+            .with_borrow(|current| current.as_ref().is_some_and(|c| Arc::ptr_eq(&c.shared, self)))
     }
 }
 
@@ -290,7 +295,7 @@ impl WorkerPool {
             panic_policy: config.panic_policy,
             parking,
             joiners: CachePadded::new(AtomicUsize::new(0)),
-            idle_lock: Mutex::new(()),
+            idle_lock: Mutex::new(0),
             idle: Condvar::new(),
         });
         let workers = config.workers;
@@ -659,6 +664,8 @@ impl WorkerPool {
     /// dropped unrun), keeping the pool usable — threadpool's `join`. It returns at the
     /// first moment the pool is idle, so jobs that other threads keep submitting
     /// meanwhile can delay it; [`join_timeout`](Self::join_timeout) bounds the wait.
+    /// Every thread waiting in `join` at that moment returns, even if one of them
+    /// submits more jobs right away.
     ///
     /// Called from one of the pool's own jobs it would wait for itself: it returns
     /// [`JoinError::InsideJob`] instead.
@@ -702,20 +709,39 @@ impl WorkerPool {
             }
         }
         let _leave = Leave(&shared.joiners);
-        let mut lock = shared.idle_lock.lock();
+        // Whoever sees the pool idle counts the moment under the lock, so every thread
+        // that was waiting before it returns too: a joiner that looked only after another
+        // returned joiner had queued new jobs would otherwise wait for those as well.
+        let mut idle_seen = shared.idle_lock.lock();
+        let waiting_since = *idle_seen;
+        let was_idle = |idle_seen: &mut u64| {
+            if *idle_seen != waiting_since {
+                return true;
+            }
+            if !shared.is_idle() {
+                return false;
+            }
+            *idle_seen = idle_seen.wrapping_add(1);
+            shared.idle.notify_all();
+            true
+        };
         loop {
-            if shared.is_idle() {
+            if was_idle(&mut idle_seen) {
                 return Ok(());
             }
             let recheck = Instant::now() + JOIN_RECHECK;
             match deadline {
                 Some(deadline) if deadline <= recheck => {
-                    if shared.idle.wait_until(&mut lock, deadline).timed_out() {
-                        return if shared.is_idle() { Ok(()) } else { Err(JoinError::TimedOut) };
+                    if shared.idle.wait_until(&mut idle_seen, deadline).timed_out() {
+                        return if was_idle(&mut idle_seen) {
+                            Ok(())
+                        } else {
+                            Err(JoinError::TimedOut)
+                        };
                     }
                 }
                 _ => {
-                    shared.idle.wait_until(&mut lock, recheck);
+                    shared.idle.wait_until(&mut idle_seen, recheck);
                 }
             }
         }
@@ -1003,7 +1029,7 @@ impl Worker {
     fn run(mut self) {
         let shared = self.shared.clone();
         CURRENT.set(Some(CurrentWorker {
-            pool: shared.id(),
+            shared: shared.clone(),
             index: self.index,
             counters: self.counters.clone(),
         }));

@@ -281,7 +281,13 @@ impl WorkerPool {
     /// finished); a panic of `body` itself is re-raised likewise.
     ///
     /// Scopes nest: a job may open a scope of its own; a worker waiting for its scope
-    /// runs queued jobs meanwhile, so nesting cannot starve the pool.
+    /// runs queued jobs meanwhile (its own pool's, also when the scope is another
+    /// pool's), so nesting cannot starve the pool. It runs them on its own stack, oldest
+    /// first, and each may wait for a scope in turn: a recursion that opens a scope per
+    /// node (a quicksort of thousands of elements with no sequential cutoff) can pile up
+    /// about as many jobs on one worker's stack as it has nodes. Recurse sequentially
+    /// below a cutoff, or give the workers a larger
+    /// [`stack_size`](crate::WorkerPoolBuilder::stack_size).
     ///
     /// ```
     /// use std::sync::atomic::{AtomicUsize, Ordering};

@@ -12,6 +12,7 @@ mod async_submit;
 mod group;
 mod model;
 mod parking;
+mod peers;
 mod pool;
 mod scope;
 
