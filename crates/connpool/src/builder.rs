@@ -193,7 +193,34 @@ impl<M> Builder<M> {
         self
     }
 
-    /// Close connections idle for longer than this (keeping at least `min_idle`).
+    /// Close connections idle for longer than this, on checkout and in the janitor.
+    /// `min_idle` does not protect them: the janitor replaces the ones it closes with
+    /// fresh connections.
+    ///
+    /// ```
+    /// # use poolside_connpool::{Builder, Manager};
+    /// # use std::time::Duration;
+    /// # struct Noop;
+    /// # impl Manager for Noop {
+    /// #     type Connection = ();
+    /// #     type Error = std::convert::Infallible;
+    /// #     async fn connect(&self) -> Result<(), Self::Error> { Ok(()) }
+    /// #     async fn check(&self, _: &mut ()) -> Result<(), Self::Error> { Ok(()) }
+    /// # }
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let pool = Builder::new()
+    ///     .min_idle(1)
+    ///     .max_idle_time(Duration::from_secs(60))
+    ///     .build(Noop)
+    ///     .unwrap();
+    /// assert_eq!(pool.get().await.unwrap().meta().id, 1);
+    /// tokio::time::sleep(Duration::from_secs(90)).await;
+    /// // Connection 1 idled out at 60 s; the janitor opened connection 2 in its place.
+    /// assert_eq!(pool.status().idle, 1);
+    /// assert_eq!(pool.get().await.unwrap().meta().id, 2);
+    /// # }
+    /// ```
     pub fn max_idle_time(mut self, idle: Duration) -> Self {
         self.config.max_idle_time = Some(idle);
         self

@@ -166,13 +166,13 @@ impl<M: Manager> Shared<M> {
     ///
     /// `adopt` is the caller's registration as a dialler (see `Pool::add`): a
     /// connection added meanwhile ends the dialling (or the wait for the backoff)
-    /// and is returned instead; it fills the caller's slot.
+    /// and is returned instead ([`Dialled::Added`]); it fills the caller's slot.
     pub(super) async fn dial_for_caller(
         &self,
         may_wait: bool,
         wait: Option<WaitLimit>,
         adopt: &mut Option<Adoption<M::Connection>>,
-    ) -> Result<Conn<M::Connection>, GetError<M::Error>> {
+    ) -> Result<Dialled<M::Connection>, GetError<M::Error>> {
         let limit = self.config.connect_timeout;
         let connect_deadline = Instant::now().checked_add(limit);
         let deadline = match (connect_deadline, wait.and_then(|w| w.at)) {
@@ -200,12 +200,12 @@ impl<M: Manager> Shared<M> {
                     let left = deadline.map_or(limit, |d| d.saturating_duration_since(now));
                     let dialed = match race(self.dial(generation, probe, left), adopt).await {
                         Ok(dialed) => dialed,
-                        Err(Some(adopted)) => return Ok(adopted),
+                        Err(Some(adopted)) => return Ok(Dialled::Added(adopted)),
                         // The pool closed: the loop's first check reports it.
                         Err(None) => continue,
                     };
                     match dialed {
-                        Ok(conn) => return Ok(conn),
+                        Ok(conn) => return Ok(Dialled::Opened(conn)),
                         Err(e @ GetError::Panicked { .. }) => return Err(e),
                         // Cut short by the caller's deadline, not the connect timeout.
                         Err(GetError::ConnectTimeout { .. })
@@ -261,7 +261,7 @@ impl<M: Manager> Shared<M> {
             };
             match race(waited, adopt).await {
                 Ok(()) | Err(None) => {}
-                Err(Some(adopted)) => return Ok(adopted),
+                Err(Some(adopted)) => return Ok(Dialled::Added(adopted)),
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 // The time went to waiting out the pool's backoff (a timer may wake
@@ -404,6 +404,24 @@ async fn race<F: std::future::Future, C>(
     };
     *adopt = None;
     Err(got.ok())
+}
+
+/// The connection a dialling caller ends up with, and where it came from.
+pub(super) enum Dialled<C> {
+    /// Opened by this caller's dial (and prepared by `after_connect`): handed out as
+    /// it is.
+    Opened(Conn<C>),
+    /// Handed over by `Pool::add` meanwhile: the pool never judged it, so the caller
+    /// does, as it would an idle connection.
+    Added(Conn<C>),
+}
+
+impl<C> Dialled<C> {
+    fn into_conn(self) -> Conn<C> {
+        match self {
+            Dialled::Opened(conn) | Dialled::Added(conn) => conn,
+        }
+    }
 }
 
 /// A caller's own wait limit (`WaitPolicy::Timeout`, `get_timeout`): when it ends,
@@ -615,14 +633,21 @@ impl<M: Manager> Pool<M> {
                     }
                     let dialed =
                         shared.dial_for_caller(may_wait, wait, &mut pending.adoption).await;
+                    // A connection added meanwhile (or just as the dial ended) fills
+                    // the slot. The pool never opened it, so it is judged like an
+                    // idle connection (limits, `is_broken`, health window,
+                    // `before_acquire`) on this slot before it is handed out.
                     let conn = match (dialed, pending.settle_adoption()) {
-                        (Ok(conn), None) => conn,
+                        (Ok(Dialled::Opened(conn)), None) => conn,
                         (Err(e), None) => return Err(e),
-                        // Added just as the dial ended: the added one fills the slot.
-                        (Err(_), Some(adopted)) => adopted,
-                        (Ok(dialed), Some(adopted)) => {
-                            shared.keep_surplus(dialed);
-                            adopted
+                        (Ok(Dialled::Added(added)), None) | (Err(_), Some(added)) => {
+                            pending.conn = Some(added);
+                            continue;
+                        }
+                        (Ok(dialled), Some(added)) => {
+                            shared.keep_surplus(dialled.into_conn());
+                            pending.conn = Some(added);
+                            continue;
                         }
                     };
                     pending.holds_slot = false;

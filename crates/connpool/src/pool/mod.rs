@@ -392,6 +392,11 @@ impl<M: Manager> Pool<M> {
     /// prepared it); every other hook and limit applies from now on, its lifetime
     /// counted from this call. Returns the metadata it was given.
     ///
+    /// `add` does not judge the connection (bb8's `add` refuses a broken one): like an
+    /// idle connection it is judged before it is handed out, whichever caller it
+    /// goes to, so one that [`Manager::is_broken`] rejects (or `before_acquire`
+    /// refuses) is closed then, never handed out.
+    ///
     /// A caller waiting while the pool opens a connection for it (or waits out the
     /// dial backoff after failed dials) holds a slot: the added connection goes to
     /// the oldest such caller and fills its slot, even when every slot is taken, and
