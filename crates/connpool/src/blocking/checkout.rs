@@ -14,7 +14,7 @@ use super::pool::Pool;
 use super::shared::{Conn, Grant, Shared, Wait};
 use crate::PoolError;
 use crate::{CloseReason, GetError};
-use poolside_core::Timing;
+use poolside_core::{ConnEvent, Timing};
 use std::time::{Duration, Instant};
 
 /// A slot (and maybe its connection) in flight during checkout; `Drop` gives back
@@ -65,7 +65,9 @@ impl<M: Manager> Pool<M> {
             match self.checkout(grant, now, &wait, &mut failed_checks)? {
                 Checkout::Done(conn) => {
                     if shared.events.is_enabled() {
-                        shared.events.record(Timing::AcquireWait, wait.started.elapsed());
+                        let waited = wait.started.elapsed();
+                        shared.events.record(Timing::AcquireWait, waited);
+                        shared.events.connection(ConnEvent::Checkout { id: conn.id, waited });
                     }
                     shared.counters.acquires.bump();
                     return Ok(PooledConn::new(self, conn));
@@ -131,6 +133,9 @@ impl<M: Manager> Pool<M> {
             let limit = shared.config.options.connect_timeout;
             let bound =
                 wait.deadline.map_or(limit, |at| at.saturating_duration_since(now).min(limit));
+            // A panicking check drops the connection with it: its close is reported
+            // by id.
+            let (id, created) = (conn.id, conn.created);
             let worker = self.shared.clone();
             let orphan = self.shared.clone();
             let outcome = bounded::call(
@@ -154,7 +159,7 @@ impl<M: Manager> Pool<M> {
                             panic = bounded::panic_message(&*panic),
                             "poolside-connpool: Manager::check panicked"
                         );
-                        orphan.counters.count_close(CloseReason::Broken);
+                        orphan.report_close(id, created, CloseReason::Broken);
                         orphan.release_slot();
                     }
                 },
@@ -178,7 +183,7 @@ impl<M: Manager> Pool<M> {
                         panic = bounded::panic_message(&*panic),
                         "poolside-connpool: Manager::check panicked; discarding the connection"
                     );
-                    shared.counters.count_close(CloseReason::Broken);
+                    shared.report_close(id, created, CloseReason::Broken);
                 }
                 Outcome::TimedOut => {
                     // The connection and its slot now belong to the check thread.

@@ -323,7 +323,41 @@ impl<M: Manager> Builder<M> {
         self
     }
 
-    /// Receives acquire-wait and dial timings.
+    /// Receives acquire-wait and dial timings and, as in the async pool, each
+    /// connection's lifecycle events ([`ConnEvent`](crate::events::ConnEvent):
+    /// connect, checkout, checkin, close, with the connection's id, counted from 1
+    /// per pool) — r2d2's `HandleEvent`. Unset, it costs one branch per report.
+    ///
+    /// ```
+    /// use poolside_connpool::blocking::{Builder, Manager};
+    /// use poolside_connpool::events::{ConnEvent, EventHook, Events, Timing};
+    /// use std::sync::{Arc, Mutex};
+    /// use std::time::Duration;
+    /// # struct Noop;
+    /// # impl Manager for Noop {
+    /// #     type Connection = ();
+    /// #     type Error = std::io::Error;
+    /// #     fn connect(&self) -> Result<(), Self::Error> { Ok(()) }
+    /// #     fn check(&self, _: &mut ()) -> Result<(), Self::Error> { Ok(()) }
+    /// # }
+    /// #[derive(Default)]
+    /// struct Log(Mutex<Vec<ConnEvent>>);
+    /// impl EventHook for Log {
+    ///     fn on_timing(&self, _: Timing, _: Duration) {}
+    ///     fn on_connection(&self, event: ConnEvent) {
+    ///         self.0.lock().unwrap().push(event);
+    ///     }
+    /// }
+    /// let log = Arc::new(Log::default());
+    /// let pool = Builder::new().events(Events::from_arc(log.clone())).build(Noop).unwrap();
+    /// drop(pool.get().unwrap());
+    /// let events = log.0.lock().unwrap();
+    /// assert!(matches!(events[..], [
+    ///     ConnEvent::Connect { id: 1, .. },
+    ///     ConnEvent::Checkout { id: 1, .. },
+    ///     ConnEvent::Checkin { id: 1, .. },
+    /// ]));
+    /// ```
     pub fn events(mut self, events: Events) -> Self {
         self.events = events;
         self

@@ -5,7 +5,7 @@
 use super::bounded::{self, Outcome};
 use super::manager::Manager;
 use super::shared::{Backoff, Conn, Shared};
-use poolside_core::Timing;
+use poolside_core::{ConnEvent, Timing};
 use std::fmt;
 use std::hash::BuildHasher;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -67,6 +67,18 @@ impl<M: Manager> Shared<M> {
         Ok(raw)
     }
 
+    /// A connection just opened (and prepared), with its id; reported as
+    /// `ConnEvent::Connect`, `took` counted from `started` (the dial's start, known
+    /// only when a hook is installed).
+    fn connected(&self, raw: M::Connection, started: Option<Instant>) -> Conn<M::Connection> {
+        let conn = self.new_conn(raw);
+        if let (Some(started), true) = (started, self.events.connections_enabled()) {
+            let took = started.elapsed();
+            self.events.connection(ConnEvent::Connect { id: conn.id, took });
+        }
+        conn
+    }
+
     /// Dials into a held slot, bounded by `limit` (at most the connect timeout). On
     /// timeout the slot passes to the dial thread, which returns a late connection
     /// to the pool.
@@ -84,7 +96,8 @@ impl<M: Manager> Shared<M> {
             move |late| match late {
                 Ok(Ok(raw)) => {
                     orphan.dial_succeeded();
-                    orphan.put_back(Conn::new(raw));
+                    let conn = orphan.connected(raw, started);
+                    orphan.put_back(conn);
                 }
                 Ok(Err(e)) => {
                     tracing::debug!(error = %e, "poolside-connpool: a timed-out dial failed");
@@ -103,7 +116,7 @@ impl<M: Manager> Shared<M> {
         match outcome {
             Outcome::Done(Ok(raw)) => {
                 self.dial_succeeded();
-                Ok(Conn::new(raw))
+                Ok(self.connected(raw, started))
             }
             Outcome::Done(Err(failure)) => {
                 self.counters.dial_errors.bump();

@@ -4,6 +4,7 @@ use super::manager::Manager;
 use super::pool::Pool;
 use super::shared::Conn;
 use crate::CloseReason;
+use poolside_core::ConnEvent;
 use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::time::Instant;
@@ -126,6 +127,11 @@ impl<M: Manager> Drop for PooledConn<'_, M> {
     fn drop(&mut self) {
         let Some(mut conn) = self.conn.take() else { return };
         let shared = &*self.pool.shared;
+        if shared.events.connections_enabled() {
+            // `last_used` is still the checkout's stamp: it is restamped below.
+            let held = conn.last_used.elapsed();
+            shared.events.connection(ConnEvent::Checkin { id: conn.id, held });
+        }
         // `is_broken` is user code: a panic in it counts as broken (and is logged).
         let broken = self.broken || std::thread::panicking() || shared.judged_broken(&mut conn);
         // The clock is read only when a limit needs it: without idle or lifetime

@@ -152,13 +152,15 @@ impl<M: Manager> Shared<M> {
             self.put_back_inner(conn, true);
             return true;
         }
+        if !matches!(dialled, Err(DialError::TimedOut)) {
+            // The slot is ours to give back (a timed-out dial's belongs to its thread).
+            // Given back before the dial stops counting as warming: `maintain`, which
+            // waits for warming dials, then never returns with this slot still open.
+            self.release_slot();
+        }
         self.lock().warming -= 1;
         // `maintain` may be waiting for this dial.
         self.drained.notify_all();
-        if !matches!(dialled, Err(DialError::TimedOut)) {
-            // The slot is ours to give back (a timed-out dial's belongs to its thread).
-            self.release_slot();
-        }
         false
     }
 }

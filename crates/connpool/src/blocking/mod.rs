@@ -9,7 +9,8 @@
 //! * [`Builder`] / [`Pool`]: max_size, min_idle, max_lifetime, max_idle_time,
 //!   health_check_after, max_health_retries, connect_timeout, a wait policy bounded
 //!   at 30 s by default, a dial backoff shared by every caller, an after-connect
-//!   hook. Bad settings are a typed [`BuildError`].
+//!   hook, timings and per-connection events (`Builder::events`). Bad settings are
+//!   a typed [`BuildError`].
 //! * [`PooledConn`]: derefs to the connection, returns on `Drop` (closed instead
 //!   when the thread panics), `mark_broken`, `detach`.
 //! * First come, first served: waiting threads park in an explicit line; a returned

@@ -6,7 +6,7 @@ use super::config::{BuildError, Config, check_size};
 use super::guard::PooledConn;
 use super::janitor::{self, Janitor};
 use super::manager::Manager;
-use super::shared::{Backoff, Conn, Grant, Shared, State};
+use super::shared::{Backoff, Grant, Shared, State};
 use super::stats::Counters;
 use crate::PoolError;
 use crate::{AddError, CloseReason, CloseTimeout, GetError, Status, WaitPolicy};
@@ -17,6 +17,7 @@ use std::fmt;
 use std::hash::RandomState;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
 /// A blocking connection pool for threads: no async runtime needed.
@@ -139,6 +140,7 @@ impl<M: Manager> Pool<M> {
             events,
             janitor: Arc::new(Janitor::default()),
             random: RandomState::new(),
+            next_conn_id: AtomicU64::new(1),
         });
         if needs_janitor {
             janitor::spawn(&shared).map_err(|e| BuildError::Spawn(e.kind()))?;
@@ -390,7 +392,7 @@ impl<M: Manager> Pool<M> {
             }
             st.open += 1;
         }
-        shared.put_back(Conn::new(conn));
+        shared.put_back(shared.new_conn(conn));
         Ok(())
     }
 

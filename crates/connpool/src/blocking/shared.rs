@@ -26,29 +26,26 @@ use crate::CloseReason;
 use crate::PoolError;
 use crate::options::Expiry;
 use parking_lot::{Condvar, Mutex, MutexGuard};
-use poolside_core::Events;
+use poolside_core::{ConnEvent, Events};
 use std::collections::VecDeque;
 use std::hash::RandomState;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::{self, Thread};
 use std::time::Instant;
 
-/// A connection with the times the pool needs to judge it.
+/// A connection with its id and the times the pool needs to judge it.
 pub(crate) struct Conn<C> {
     pub(crate) raw: C,
+    /// Unique within its pool, counted from 1 (as in the async pool): the id its
+    /// connection events carry.
+    pub(crate) id: u64,
     pub(crate) created: Instant,
     /// When it was last checked out, opened or checked, and also when it was last
     /// returned if the pool has idle or lifetime limits (only those need the clock
     /// read on return).
     pub(crate) last_used: Instant,
-}
-
-impl<C> Conn<C> {
-    pub(super) fn new(raw: C) -> Self {
-        let now = Instant::now();
-        Conn { raw, created: now, last_used: now }
-    }
 }
 
 /// What a waiter receives: a live connection, or the right to open one.
@@ -106,6 +103,8 @@ pub(crate) struct Shared<M: Manager> {
     pub(crate) events: Events,
     pub(crate) janitor: Arc<Janitor>,
     pub(super) random: RandomState,
+    /// The next connection's id.
+    pub(super) next_conn_id: AtomicU64,
 }
 
 impl<M: Manager> Drop for Shared<M> {
@@ -381,13 +380,32 @@ impl<M: Manager> Shared<M> {
         }
     }
 
-    /// Closes (drops) a connection outside the lock and counts why.
+    /// Wraps a connection new to the pool (opened, or adopted by `add`) with a fresh
+    /// id.
+    pub(super) fn new_conn(&self, raw: M::Connection) -> Conn<M::Connection> {
+        let now = Instant::now();
+        let id = self.next_conn_id.fetch_add(1, Ordering::Relaxed);
+        Conn { raw, id, created: now, last_used: now }
+    }
+
+    /// Closes (drops) a connection outside the lock, counts why and reports it.
     pub(crate) fn close_conn(&self, conn: Conn<M::Connection>, reason: CloseReason) {
+        self.report_close(conn.id, conn.created, reason);
+        drop(conn);
+    }
+
+    /// Counts and reports the close of connection `id`, opened at `created`: for
+    /// `close_conn`, and where the connection was already dropped with a panicking
+    /// check.
+    pub(crate) fn report_close(&self, id: u64, created: Instant, reason: CloseReason) {
         self.counters.count_close(reason);
         if !matches!(reason, CloseReason::PoolClosed | CloseReason::Resize | CloseReason::Retain) {
-            tracing::debug!(?reason, "poolside-connpool: blocking pool closes a connection");
+            tracing::debug!(?reason, id, "poolside-connpool: blocking pool closes a connection");
         }
-        drop(conn);
+        if self.events.connections_enabled() {
+            let age = created.elapsed();
+            self.events.connection(ConnEvent::Close { id, age, reason: reason.name() });
+        }
     }
 
     /// After a connection failed or expired, the caller holds an empty slot: if an
