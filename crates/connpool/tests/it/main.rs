@@ -29,6 +29,8 @@ mod immediate;
 mod model;
 mod owned;
 mod panics;
+mod peers_async;
+mod peers_blocking;
 mod pool;
 mod redis;
 mod sharded;
