@@ -7,5 +7,6 @@ mod bytes;
 mod lifecycle;
 mod model;
 mod panics;
+mod peers;
 mod pool;
 mod stress;
