@@ -218,14 +218,10 @@ impl Shared {
     /// On a worker thread of any pool, runs that pool's queued jobs until `done` holds;
     /// elsewhere, returns `false` at once (the caller then blocks). A worker waiting for
     /// other jobs (a scope inside a job) must help, or nested scopes could occupy every
-    /// worker with waiting. It helps its own pool even when it waits for a scope of
-    /// another (`self`): two pools whose jobs wait for scopes on each other would
-    /// otherwise deadlock once each one's workers all wait.
-    pub(crate) fn help_until(
-        self: &Arc<Self>,
-        mut done: impl FnMut() -> bool,
-        mut idle_wait: impl FnMut(),
-    ) -> bool {
+    /// worker with waiting. It helps its own pool whichever pool the awaited jobs run
+    /// on: two pools whose jobs wait for scopes on each other would otherwise deadlock
+    /// once each one's workers all wait.
+    pub(crate) fn help_until(mut done: impl FnMut() -> bool, mut idle_wait: impl FnMut()) -> bool {
         let Some((own, index, counters)) = CURRENT.with_borrow(|current| {
             current.as_ref().map(|c| (c.shared.clone(), c.index, c.counters.clone()))
         }) else {

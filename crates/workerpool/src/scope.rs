@@ -16,7 +16,7 @@ use crate::cancel::CancellationToken;
 use crate::error::SubmitError;
 use crate::handle::panic_message;
 use crate::job::{Job, JobContext, Outcome, Task};
-use crate::pool::WorkerPool;
+use crate::pool::{Shared, WorkerPool};
 use parking_lot::{Condvar, Mutex};
 use std::any::Any;
 use std::convert::Infallible;
@@ -81,8 +81,8 @@ impl<E> ScopeState<E> {
     }
 
     /// Blocks until every job of the scope has been run or dropped.
-    fn wait(&self, pool: &WorkerPool) {
-        let helped = pool.shared().help_until(
+    fn wait(&self) {
+        let helped = Shared::help_until(
             || self.is_done(),
             || {
                 let mut failures = self.failures.lock();
@@ -311,7 +311,7 @@ impl WorkerPool {
         let scope = Scope { inner: Inner::new(self, false) };
         let state = scope.inner.state.clone();
         let result = catch_unwind(AssertUnwindSafe(|| body(&scope)));
-        state.wait(self);
+        state.wait();
         let panic = state.failures.lock().panic.take();
         match result {
             Err(payload) => resume_unwind(payload),
@@ -346,7 +346,7 @@ impl WorkerPool {
         let scope = TryScope { inner: Inner::new(self, true) };
         let state = scope.inner.state.clone();
         let result = catch_unwind(AssertUnwindSafe(|| body(&scope)));
-        state.wait(self);
+        state.wait();
         let (panic, error) = {
             let mut failures = state.failures.lock();
             (failures.panic.take(), failures.error.take())
