@@ -115,3 +115,34 @@ fn jobs_waiting_for_each_other_each_get_a_worker() {
         }
     }
 }
+
+#[test]
+fn jobs_waiting_for_each_other_get_workers_that_were_just_going_to_sleep() {
+    // As above, with no pause for the workers to settle: a round starts while the
+    // workers of the last one stop searching and go to park, so some see the new jobs
+    // on their last look before parking. Such a worker must take up the search again,
+    // or the jobs whose submitters woke nobody (it was still counted searching) wait
+    // beside sleeping workers and the round never meets.
+    let workers = 3;
+    let pool = pool(workers, 1);
+    let mut random = Lcg(7);
+    for round in 0..3000 {
+        // A pause of varying length moves where in the workers' way to sleep the
+        // round's jobs arrive.
+        pause_for(Duration::from_micros(random.below(100)));
+        let arrived = Arc::new(AtomicUsize::new(0));
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                let arrived = arrived.clone();
+                pool.spawn(move |_| {
+                    arrived.fetch_add(1, Ordering::AcqRel);
+                    reaches(&arrived, workers)
+                })
+                .unwrap()
+            })
+            .collect();
+        for handle in handles {
+            assert_eq!(handle.join(), Ok(true), "round {round}: a job waited beside a sleeper");
+        }
+    }
+}
