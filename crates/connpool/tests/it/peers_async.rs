@@ -48,7 +48,7 @@
 //! - deadpool `rt_async_std_1`: the pool runs on tokio only.
 //! - deadpool `tests/unmanaged*.rs`: the unmanaged object pool is not this pool.
 
-use crate::common::{TestConn, TestError, TestManager};
+use crate::common::{Ledger, TestConn, TestError, TestManager};
 use poolside_connpool::{
     AddError, Builder, CloseReason, GetError, Manager, OwnedConn, Pool, PoolError, ResizeError,
     WaitPolicy,
@@ -459,21 +459,26 @@ async fn idle_connections_that_went_bad_are_closed_and_the_get_reports_the_dial(
     assert_eq!((pool.status().open, ledger.live()), (0, 0));
 }
 
+/// A pool of five connections, all opened by the janitor (`min_idle(5)`, swept every
+/// second), configured further by `configure`, whose manager refuses every dial from
+/// then on (bb8's manager allows five).
+async fn five_warm_then_no_more_dials(
+    configure: impl FnOnce(Builder) -> Builder,
+) -> (Pool<TestManager>, Arc<Ledger>) {
+    let (m, ledger) = TestManager::new();
+    let builder = Builder::new().janitor_interval(Duration::from_secs(1)).max_size(5).min_idle(5);
+    let pool = configure(builder).build(m).unwrap();
+    settle().await;
+    assert_eq!(pool.status().idle, 5);
+    ledger.fail_connect.store(true, SeqCst);
+    (pool, ledger)
+}
+
 // bb8: test_idle_timeout
 #[tokio::test(start_paused = true)]
 async fn idle_connections_are_closed_after_max_idle_time() {
-    let (m, ledger) = TestManager::new();
-    let pool = Builder::new()
-        .max_idle_time(Duration::from_secs(1))
-        .janitor_interval(Duration::from_secs(1))
-        .max_size(5)
-        .min_idle(5)
-        .build(m)
-        .unwrap();
-    settle().await;
-    assert_eq!(pool.status().idle, 5);
-    // No more connections from now on (bb8's manager allows five).
-    ledger.fail_connect.store(true, SeqCst);
+    let (pool, ledger) =
+        five_warm_then_no_more_dials(|b| b.max_idle_time(Duration::from_secs(1))).await;
     let held = pool.get().await.unwrap();
     sleep(Duration::from_secs(2)).await;
     assert_eq!(ledger.closes.load(SeqCst), 4, "the four idle ones, min_idle or not");
@@ -488,17 +493,8 @@ async fn idle_connections_are_closed_after_max_idle_time() {
 // bb8: test_max_lifetime
 #[tokio::test(start_paused = true)]
 async fn connections_are_closed_at_max_lifetime_idle_or_returned() {
-    let (m, ledger) = TestManager::new();
-    let pool = Builder::new()
-        .max_lifetime(Duration::from_secs(1))
-        .janitor_interval(Duration::from_secs(1))
-        .max_size(5)
-        .min_idle(5)
-        .build(m)
-        .unwrap();
-    settle().await;
-    assert_eq!(pool.status().idle, 5);
-    ledger.fail_connect.store(true, SeqCst);
+    let (pool, ledger) =
+        five_warm_then_no_more_dials(|b| b.max_lifetime(Duration::from_secs(1))).await;
     let held = pool.get().await.unwrap();
     sleep(Duration::from_secs(2)).await;
     assert_eq!(ledger.closes.load(SeqCst), 4);

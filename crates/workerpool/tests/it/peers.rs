@@ -1159,31 +1159,33 @@ fn a_panic_in_a_nested_scope_propagates_through_the_outer_scope() {
 // rayon: panic_propagate_still_execute_1; join: panic_b_still_executes
 #[test]
 fn a_job_spawned_after_a_panicking_one_still_runs() {
-    let pool = WorkerPool::new(2).unwrap();
-    let mut x = false;
-    let msg = panic_of(|| {
-        pool.scope(|s| {
-            s.spawn(|_| panic!("Hello, world!")).unwrap();
-            s.spawn(|_| x = true).unwrap();
-        })
-    });
-    assert_eq!(msg, "Hello, world!");
-    assert!(x, "the second job ran");
+    assert_a_job_beside_a_panicking_one_runs(true);
 }
 
 // rayon: panic_propagate_still_execute_2
 #[test]
 fn a_job_spawned_before_a_panicking_one_still_runs() {
+    assert_a_job_beside_a_panicking_one_runs(false);
+}
+
+/// A scope with a panicking job and a job setting a flag, spawned in that order when
+/// `panicking_first`: the panic propagates and the other job ran.
+fn assert_a_job_beside_a_panicking_one_runs(panicking_first: bool) {
     let pool = WorkerPool::new(2).unwrap();
     let mut x = false;
     let msg = panic_of(|| {
         pool.scope(|s| {
-            s.spawn(|_| x = true).unwrap();
-            s.spawn(|_| panic!("Hello, world!")).unwrap();
+            if panicking_first {
+                s.spawn(|_| panic!("Hello, world!")).unwrap();
+                s.spawn(|_| x = true).unwrap();
+            } else {
+                s.spawn(|_| x = true).unwrap();
+                s.spawn(|_| panic!("Hello, world!")).unwrap();
+            }
         })
     });
     assert_eq!(msg, "Hello, world!");
-    assert!(x, "the first job ran");
+    assert!(x, "the other job ran");
 }
 
 // rayon: panic_propagate_still_execute_3
