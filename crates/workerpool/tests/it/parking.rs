@@ -83,6 +83,23 @@ fn bursts_separated_by_pauses_run_every_job() {
     }
 }
 
+/// Spawns one job per worker, each waiting (up to `PATIENCE`) until all of them run
+/// at once; whether every one of them saw the others.
+fn one_job_per_worker_meets(pool: &WorkerPool, workers: usize) -> bool {
+    let arrived = Arc::new(AtomicUsize::new(0));
+    let handles: Vec<_> = (0..workers)
+        .map(|_| {
+            let arrived = arrived.clone();
+            pool.spawn(move |_| {
+                arrived.fetch_add(1, Ordering::AcqRel);
+                reaches(&arrived, workers)
+            })
+            .unwrap()
+        })
+        .collect();
+    handles.into_iter().map(|handle| handle.join()).fold(true, |all, met| all & (met == Ok(true)))
+}
+
 #[test]
 fn jobs_waiting_for_each_other_each_get_a_worker() {
     // Each round's jobs wait until all of them run at once, which needs every worker
@@ -94,24 +111,10 @@ fn jobs_waiting_for_each_other_each_get_a_worker() {
         for round in 0..20 {
             // Long enough for every worker to stop spinning and park.
             std::thread::sleep(Duration::from_millis(2));
-            let arrived = Arc::new(AtomicUsize::new(0));
-            let handles: Vec<_> = (0..workers)
-                .map(|_| {
-                    let arrived = arrived.clone();
-                    pool.spawn(move |_| {
-                        arrived.fetch_add(1, Ordering::AcqRel);
-                        reaches(&arrived, workers)
-                    })
-                    .unwrap()
-                })
-                .collect();
-            for handle in handles {
-                assert_eq!(
-                    handle.join(),
-                    Ok(true),
-                    "max_searching_workers({searching}), round {round}: a job waited behind another"
-                );
-            }
+            assert!(
+                one_job_per_worker_meets(&pool, workers),
+                "max_searching_workers({searching}), round {round}: a job waited behind another"
+            );
         }
     }
 }
@@ -130,19 +133,9 @@ fn jobs_waiting_for_each_other_get_workers_that_were_just_going_to_sleep() {
         // A pause of varying length moves where in the workers' way to sleep the
         // round's jobs arrive.
         pause_for(Duration::from_micros(random.below(100)));
-        let arrived = Arc::new(AtomicUsize::new(0));
-        let handles: Vec<_> = (0..workers)
-            .map(|_| {
-                let arrived = arrived.clone();
-                pool.spawn(move |_| {
-                    arrived.fetch_add(1, Ordering::AcqRel);
-                    reaches(&arrived, workers)
-                })
-                .unwrap()
-            })
-            .collect();
-        for handle in handles {
-            assert_eq!(handle.join(), Ok(true), "round {round}: a job waited beside a sleeper");
-        }
+        assert!(
+            one_job_per_worker_meets(&pool, workers),
+            "round {round}: a job waited beside a sleeper"
+        );
     }
 }
