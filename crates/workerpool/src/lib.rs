@@ -66,6 +66,7 @@ mod gate;
 mod group;
 mod handle;
 mod job;
+mod nested;
 mod parking;
 mod pool;
 mod queue;

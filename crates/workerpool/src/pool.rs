@@ -12,6 +12,7 @@ use crate::error::{JoinError, ResizeError, SubmitError};
 use crate::gate::{Gate, Pass};
 use crate::handle::{Completer, JobHandle, ResultSlot};
 use crate::job::{JobContext, JobFn, Outcome, Spawned, Submitted, Task};
+use crate::nested::NestedStack;
 use crate::parking::{Parking, ParkingSpot};
 use crate::queue::Queue;
 use crate::shutdown::{ShutdownError, ShutdownReport};
@@ -117,6 +118,8 @@ pub(crate) struct Shared {
     /// How many times a thread in `join` has seen the pool idle (see `wait_idle`).
     idle_lock: Mutex<u64>,
     idle: Condvar,
+    /// Stack room for the jobs a worker runs while it waits inside another job.
+    nested_stack: NestedStack,
 }
 
 /// How long a submission may wait for room.
@@ -182,6 +185,12 @@ impl Shared {
         self.job_finished();
     }
 
+    /// Runs a job taken from the queue on worker `index` while that worker waits inside
+    /// another job, with stack room of its own (see [`NestedStack`]).
+    fn run_nested(&self, task: Task, counters: &WorkerStats, index: usize) {
+        self.nested_stack.run(|| self.run_task(task, counters, index, true));
+    }
+
     /// After a job was counted finished: wakes the threads in `join`, if any. No fence
     /// on this per-job path: a worker that misses a joiner that just arrived costs that
     /// joiner at most one `JOIN_RECHECK` of latency, never a hang.
@@ -229,7 +238,7 @@ impl Shared {
         };
         while !done() {
             match own.queue.try_pop() {
-                Some(task) => own.run_task(task, &counters, index, true),
+                Some(task) => own.run_nested(task, &counters, index),
                 // The jobs waited for are running on other workers.
                 None => idle_wait(),
             }
@@ -293,6 +302,7 @@ impl WorkerPool {
             joiners: CachePadded::new(AtomicUsize::new(0)),
             idle_lock: Mutex::new(0),
             idle: Condvar::new(),
+            nested_stack: NestedStack::new(config.stack_size),
         });
         let workers = config.workers;
         let pool = WorkerPool {
@@ -463,7 +473,7 @@ impl WorkerPool {
                 Admission::Closed => Err(SubmitError::Closed(job)),
                 Admission::Waiting => {
                     if let Some(task) = self.shared.queue.try_pop() {
-                        self.shared.run_task(task, &counters, index, true);
+                        self.shared.run_nested(task, &counters, index);
                     }
                     continue;
                 }

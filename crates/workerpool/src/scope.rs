@@ -10,7 +10,7 @@
 //!
 //! A scope waited for on one of the pool's own workers (a scope inside a job) runs
 //! queued jobs while it waits, so nested scopes cannot occupy every worker with
-//! waiting.
+//! waiting; each such job gets stack room of its own (`nested.rs`).
 
 use crate::cancel::CancellationToken;
 use crate::error::SubmitError;
@@ -282,12 +282,13 @@ impl WorkerPool {
     ///
     /// Scopes nest: a job may open a scope of its own; a worker waiting for its scope
     /// runs queued jobs meanwhile (its own pool's, also when the scope is another
-    /// pool's), so nesting cannot starve the pool. It runs them on its own stack, oldest
-    /// first, and each may wait for a scope in turn: a recursion that opens a scope per
-    /// node (a quicksort of thousands of elements with no sequential cutoff) can pile up
-    /// about as many jobs on one worker's stack as it has nodes. Recurse sequentially
-    /// below a cutoff, or give the workers a larger
-    /// [`stack_size`](crate::WorkerPoolBuilder::stack_size).
+    /// pool's), so nesting cannot starve the pool. It runs them oldest first, on top of
+    /// its own frames, and each may wait for a scope in turn, so a recursion that opens
+    /// a scope per node (a quicksort down to single elements) can pile about as many
+    /// jobs on one worker as it has nodes. Each of them starts with at least half a
+    /// worker stack free: when less is left, it runs on a fresh stack of the workers'
+    /// [`stack_size`](crate::WorkerPoolBuilder::stack_size), so nesting is bounded by
+    /// memory, not by the stack.
     ///
     /// ```
     /// use std::sync::atomic::{AtomicUsize, Ordering};

@@ -29,11 +29,11 @@
 //! * One pool-wide first-in, first-out queue: on one worker, jobs run in the order
 //!   they were spawned, across nested scopes too. rayon's `scope_fifo` keeps a queue
 //!   per scope, so its `mixed_fifo_order` expects another interleaving than ours.
-//! * A worker waiting for a scope runs the oldest queued jobs on its own stack, and
-//!   each may wait for a scope in turn, so one scope per node of a big recursion can
-//!   pile up that many jobs on one stack (documented at [`WorkerPool::scope`]; a
-//!   quicksort of 12,288 elements with no cutoff overflows a worker's 2 MiB stack).
-//!   rayon's `sort_in_pool` therefore sorts slices shorter than 256 sequentially here.
+//! * A worker waiting for a scope runs the oldest queued jobs (rayon: its own newest
+//!   first), so one scope per node of a big recursion can pile that many jobs on one
+//!   worker; they run on fresh stacks when the worker's runs low (documented at
+//!   [`WorkerPool::scope`]), and rayon's quicksorts run as written, down to single
+//!   elements.
 //!
 //! Peer tests with no counterpart, and why:
 //! * threadpool `test_cloned_eq`: the pool is neither `Clone` nor `PartialEq`.
@@ -50,7 +50,6 @@
 //! * rayon `scope_spawn_broadcast*`: no broadcast.
 //! * rayon `yield_now_to_spawn`, `yield_local_to_spawn`: no `yield_now`.
 //! * rayon `join_context_*`: no job migration to observe.
-//! * rayon join `sort`: no global pool (`sort_in_pool` is translated).
 //! * rayon `workers_stop`'s `join_a_lot(22)`: 2^22 leaves scaled down to 2^8.
 
 use crate::common::eventually;
@@ -1346,12 +1345,9 @@ fn partition(v: &mut [u32]) -> usize {
     i
 }
 
-/// Below this length a slice is sorted in place: see the module docs.
-const SEQUENTIAL_BELOW: usize = 256;
-
+/// rayon's `quick_sort`: a scope per node, down to single elements.
 fn quick_sort(pool: &WorkerPool, v: &mut [u32]) {
-    if v.len() <= SEQUENTIAL_BELOW {
-        v.sort_unstable();
+    if v.len() <= 1 {
         return;
     }
     let mid = partition(v);
@@ -1362,23 +1358,40 @@ fn quick_sort(pool: &WorkerPool, v: &mut [u32]) {
     });
 }
 
-// rayon: sort_in_pool
-#[test]
-fn quick_sort_with_nested_scopes_sorts() {
-    let pool = WorkerPool::new(2).unwrap();
+fn seeded_data(len: usize) -> Vec<u32> {
     let mut seed = 0x2545_f491_4f6c_dd1du64;
-    let mut data: Vec<u32> = (0..12 * 1024)
+    (0..len)
         .map(|_| {
             seed ^= seed << 13;
             seed ^= seed >> 7;
             seed ^= seed << 17;
             seed as u32
         })
-        .collect();
+        .collect()
+}
+
+/// Sorts `len` elements with [`quick_sort`] run as a job of `pool` (rayon's
+/// `pool.install(|| quick_sort(&mut data))`).
+fn sort_in(pool: &WorkerPool, len: usize) {
+    let mut data = seeded_data(len);
     let mut expected = data.clone();
     expected.sort_unstable();
-    quick_sort(&pool, &mut data);
+    pool.scope(|s| s.spawn(|_| quick_sort(pool, &mut data)).unwrap());
     assert_eq!(data, expected);
+}
+
+// rayon: sort_in_pool
+#[test]
+fn quick_sort_with_nested_scopes_sorts() {
+    sort_in(&WorkerPool::new(2).unwrap(), 12 * 1024);
+}
+
+// rayon: sort (on the global pool there; on pools of 1, 2, 4 and 8 workers here)
+#[test]
+fn quick_sort_with_a_scope_per_element_sorts_on_every_pool_size() {
+    for workers in [1, 2, 4, 8] {
+        sort_in(&WorkerPool::new(workers).unwrap(), 6 * 1024);
+    }
 }
 
 /// `join(a, b)` on `pool`: `a` in the scope's body, `b` in its job.

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 #[test]
 fn jobs_borrow_local_data_and_all_finish_before_the_scope_returns() {
-    let pool = WorkerPool::builder().workers(3).queue_depth(2).build().unwrap();
+    let pool = WorkerPool::builder().workers(3).queue_depth(4).build().unwrap();
     let input: Vec<u64> = (1..=1000).collect();
     let mut partial = [0u64; 10];
     pool.scope(|s| {
@@ -152,4 +152,78 @@ fn a_scope_on_a_shut_down_pool_hands_the_jobs_back() {
         let _job = rejected.into_job();
     });
     assert_eq!(local, 0);
+}
+
+/// Opens a scope on `pool` whose one job opens the next, `links` deep, and counts the
+/// jobs that ran.
+fn nested_chain(pool: &WorkerPool, links: usize, ran: &AtomicUsize) {
+    ran.fetch_add(1, Ordering::Relaxed);
+    if links > 0 {
+        pool.scope(|s| s.spawn(|_| nested_chain(pool, links - 1, ran)).unwrap());
+    }
+}
+
+#[test]
+fn thousands_of_nested_scopes_fit_on_small_worker_stacks() {
+    // One worker waiting in each scope runs the next link on top of its frames: 3000
+    // links need far more than 64 KiB, which jobs run that way get on fresh stacks.
+    let pool = WorkerPool::builder().workers(1).stack_size(64 * 1024).build().unwrap();
+    let ran = AtomicUsize::new(0);
+    pool.scope(|s| s.spawn(|_| nested_chain(&pool, 3000, &ran)).unwrap());
+    assert_eq!(ran.load(Ordering::Relaxed), 3001);
+    pool.join().unwrap();
+    assert_eq!(Snapshot::of(&pool).value("completed"), Some(3001));
+    assert!(pool.shutdown(Duration::from_secs(5)).unwrap().is_clean());
+}
+
+/// Sorts `v` with a scope per node, down to single elements.
+fn sort_with_a_scope_per_node(pool: &WorkerPool, v: &mut [u64]) {
+    if v.len() <= 1 {
+        return;
+    }
+    let last = v.len() - 1;
+    let mut mid = 0;
+    for j in 0..last {
+        if v[j] <= v[last] {
+            v.swap(mid, j);
+            mid += 1;
+        }
+    }
+    v.swap(mid, last);
+    let (lo, hi) = v.split_at_mut(mid);
+    pool.scope(|s| {
+        s.spawn(|_| sort_with_a_scope_per_node(pool, &mut hi[1..])).unwrap();
+        sort_with_a_scope_per_node(pool, lo);
+    });
+}
+
+#[test]
+fn a_scope_per_node_of_a_big_recursion_fits_on_small_stacks_and_short_queues() {
+    // Waiting workers run the oldest queued jobs, each of which opens a scope and waits
+    // in turn; a queue of 4 makes the submitting jobs wait for room and help too.
+    for workers in [1, 2, 3] {
+        let pool = WorkerPool::builder()
+            .workers(workers)
+            .stack_size(64 * 1024)
+            .queue_depth(4)
+            .build()
+            .unwrap();
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut data: Vec<u64> = (0..4 * 1024)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                seed % 1000
+            })
+            .collect();
+        let mut expected = data.clone();
+        expected.sort_unstable();
+        pool.scope(|s| s.spawn(|_| sort_with_a_scope_per_node(&pool, &mut data)).unwrap());
+        assert_eq!(data, expected, "{workers} workers");
+        pool.join().unwrap();
+        let stats = Snapshot::of(&pool);
+        assert_eq!(stats.value("panicked"), Some(0));
+        assert!(pool.shutdown(Duration::from_secs(5)).unwrap().is_clean());
+    }
 }
