@@ -16,6 +16,10 @@
 //!   blocking threads), timed until every job has run.
 //! * `workerpool_spawn_join/<impl>`: one job spawned and its result joined, one at a
 //!   time (round-trip latency); p50 / p99 written as an extra table.
+//! * `workerpool_divide_and_conquer/<impl>/<cut-off>`: a quicksort of 1,048,576
+//!   numbers (262,144 with --quick) opening a scope per node (rayon: `join`) down to a
+//!   sequential cut-off of 1, 64 or 1024 elements, 2 workers, against rayon: the
+//!   recursive work users bring from rayon.
 //!
 //! Criterion measures one contender after another, so a slow phase of a shared machine
 //! can favour any of them. Each scenario therefore also writes an interleaved table
@@ -281,6 +285,7 @@ fn noop_jobs(c: &mut Criterion) {
                  {neighbors} spinning neighbour threads)"
             ),
             "workers",
+            Unit::Jobs,
             n,
             &mut tables,
             &["threadpool", "crossbeam-minimal"],
@@ -410,6 +415,7 @@ fn capture_jobs(c: &mut Criterion) {
                  1024, {neighbors} spinning neighbour threads)"
             ),
             "captured",
+            Unit::Jobs,
             n,
             &mut tables,
             &["threadpool", "crossbeam-minimal"],
@@ -450,6 +456,7 @@ struct Table<'a> {
 fn interleaved(
     title: &str,
     case: &str,
+    unit: Unit,
     n: usize,
     tables: &mut [Table<'_>],
     against: &[&str],
@@ -477,16 +484,26 @@ fn interleaved(
         }
     }
     let load_after = load_average();
+    let (rate, allocations) = match unit {
+        Unit::Jobs => ("M jobs/s", true),
+        Unit::Elements => ("M elements/s", false),
+    };
     let mut md = format!(
         "### {title}\n\n{rounds} interleaved rounds (rotating order) after one warm-up round; \
-         median M jobs/s, min–max, allocations per job on the submitting thread, and ratios \
-         of medians. 1-minute load average {load_before} before, {load_after} after.\n\n\
-         | {case} | implementation | M jobs/s median | min–max | allocations/job |"
+         median {rate}, min–max{}, and ratios of medians. 1-minute load average {load_before} \
+         before, {load_after} after.\n\n| {case} | implementation | {rate} median | min–max |",
+        if allocations { ", allocations per job on the submitting thread" } else { "" },
     );
+    if allocations {
+        md.push_str(" allocations/job |");
+    }
     for name in against {
         md.push_str(&format!(" vs {name} |"));
     }
-    md.push_str("\n|---|---|---:|---:|---:|");
+    md.push_str("\n|---|---|---:|---:|");
+    if allocations {
+        md.push_str("---:|");
+    }
     md.push_str(&"---:|".repeat(against.len()));
     md.push('\n');
     for table in tables.iter_mut() {
@@ -496,13 +513,16 @@ fn interleaved(
         let references: Vec<Option<f64>> = against.iter().map(|name| reference(name)).collect();
         for (entry, median) in table.entries.iter().zip(&medians) {
             md.push_str(&format!(
-                "| {} | {} | {median:.2} | {:.2}–{:.2} | {:.3} |",
+                "| {} | {} | {median:.2} | {:.2}–{:.2} |",
                 table.label,
                 entry.name,
                 entry.rates.first().copied().unwrap_or(0.0),
                 entry.rates.last().copied().unwrap_or(0.0),
-                entry.allocations as f64 / (rounds * n) as f64,
             ));
+            if allocations {
+                let per_job = entry.allocations as f64 / (rounds * n) as f64;
+                md.push_str(&format!(" {per_job:.3} |"));
+            }
             for r in &references {
                 match r {
                     Some(r) => md.push_str(&format!(" {:.2}× |", median / r)),
@@ -513,6 +533,157 @@ fn interleaved(
         }
     }
     md
+}
+
+/// What the rate of an interleaved table counts.
+#[derive(Clone, Copy)]
+enum Unit {
+    /// Jobs run, with the allocations per job on the submitting thread.
+    Jobs,
+    /// Elements processed by work that runs on the pools' own threads, whose allocations
+    /// the counting allocator does not attribute to the bench thread.
+    Elements,
+}
+
+/// rayon's quicksort partition: the last element is the pivot.
+fn partition(v: &mut [u32]) -> usize {
+    let pivot = v.len() - 1;
+    let mut i = 0;
+    for j in 0..pivot {
+        if v[j] <= v[pivot] {
+            v.swap(i, j);
+            i += 1;
+        }
+    }
+    v.swap(i, pivot);
+    i
+}
+
+/// Quicksort with a scope per node down to `cutoff` elements: one half in a scoped job,
+/// the other on the calling thread.
+fn sort_in_scopes(pool: &WorkerPool, v: &mut [u32], cutoff: usize) {
+    if v.len() <= cutoff.max(1) {
+        v.sort_unstable();
+        return;
+    }
+    let mid = partition(v);
+    let (lo, hi) = v.split_at_mut(mid);
+    pool.scope(|s| {
+        s.spawn(|_| sort_in_scopes(pool, hi, cutoff)).unwrap();
+        sort_in_scopes(pool, lo, cutoff);
+    });
+}
+
+/// The same quicksort with `rayon::join` per node.
+fn sort_with_join(v: &mut [u32], cutoff: usize) {
+    if v.len() <= cutoff.max(1) {
+        v.sort_unstable();
+        return;
+    }
+    let mid = partition(v);
+    let (lo, hi) = v.split_at_mut(mid);
+    rayon::join(|| sort_with_join(lo, cutoff), || sort_with_join(hi, cutoff));
+}
+
+/// `len` pseudo-random numbers, the same every run.
+fn unsorted(len: usize) -> Vec<u32> {
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    (0..len)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed as u32
+        })
+        .collect()
+}
+
+/// The contenders of the divide-and-conquer scenario, each sorting a copy of `data`
+/// down to `cutoff`; returns the time of the sort alone.
+fn sort_round(pool: &SortPool, data: &[u32], cutoff: usize) -> Duration {
+    let mut copy = data.to_vec();
+    let started = Instant::now();
+    match pool {
+        SortPool::Poolside(pool) => {
+            // Run from a job, as rayon's `install` runs on a worker.
+            pool.scope(|s| s.spawn(|_| sort_in_scopes(pool, &mut copy, cutoff)).unwrap());
+        }
+        SortPool::Rayon(pool) => pool.install(|| sort_with_join(&mut copy, cutoff)),
+    }
+    let elapsed = started.elapsed();
+    assert!(copy.is_sorted(), "the sort sorted");
+    std::hint::black_box(copy);
+    elapsed
+}
+
+enum SortPool {
+    Poolside(WorkerPool),
+    Rayon(rayon::ThreadPool),
+}
+
+impl SortPool {
+    fn name(&self) -> &'static str {
+        match self {
+            SortPool::Poolside(_) => "poolside/WorkerPool::scope",
+            SortPool::Rayon(_) => "rayon::join",
+        }
+    }
+}
+
+/// Sequential cut-offs of the divide-and-conquer scenario: one element (a scope per
+/// node, rayon's own test), a small and a coarse one.
+const CUTOFFS: [usize; 3] = [1, 64, 1024];
+
+fn divide_and_conquer(c: &mut Criterion) {
+    let len = full_or_quick(1 << 20, 1 << 18);
+    let neighbors = neighbors();
+    let data = unsorted(len);
+    let workers = 2;
+    let pools = [
+        SortPool::Poolside(WorkerPool::new(workers).unwrap()),
+        SortPool::Rayon(rayon::ThreadPoolBuilder::new().num_threads(workers).build().unwrap()),
+    ];
+    let mut group = c.benchmark_group("workerpool_divide_and_conquer");
+    group.throughput(Throughput::Elements(len as u64));
+    group.sample_size(10);
+    for cutoff in CUTOFFS {
+        for pool in &pools {
+            group.bench_function(BenchmarkId::new(pool.name(), cutoff), |b| {
+                b.iter_custom(|iters| (0..iters).map(|_| sort_round(pool, &data, cutoff)).sum())
+            });
+        }
+    }
+    group.finish();
+
+    if !selected("workerpool_divide_and_conquer/interleaved") {
+        return;
+    }
+    let mut tables: Vec<Table<'_>> = CUTOFFS
+        .iter()
+        .map(|&cutoff| Table {
+            label: cutoff.to_string(),
+            entries: pools
+                .iter()
+                .map(|pool| {
+                    let data = &data;
+                    Entry::new(pool.name(), move |_| (sort_round(pool, data, cutoff), 0))
+                })
+                .collect(),
+        })
+        .collect();
+    let md = interleaved(
+        &format!(
+            "workerpool: quicksort of {len} numbers with a scope (rayon: a `join`) per node \
+             down to the cut-off, {workers} workers, {neighbors} spinning neighbour threads"
+        ),
+        "cut-off",
+        Unit::Elements,
+        len,
+        &mut tables,
+        &["rayon::join"],
+    );
+    drop(tables);
+    write_extra_report(&format!("workerpool_divide_and_conquer_neighbors{neighbors}"), &md);
 }
 
 /// The machine's 1-minute load average (`/proc/loadavg`), or `unknown` where the
@@ -615,6 +786,7 @@ fn async_submit(c: &mut Criterion) {
              blocking threads, current-thread runtime, {neighbors} spinning neighbour threads)"
         ),
         "submitter",
+        Unit::Jobs,
         n,
         &mut tables,
         &["tokio-spawn_blocking"],
@@ -780,6 +952,6 @@ fn spawn_join(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = poolside_benches::criterion_config();
-    targets = noop_jobs, capture_jobs, many_submitters, async_submit, spawn_join
+    targets = noop_jobs, capture_jobs, many_submitters, async_submit, spawn_join, divide_and_conquer
 }
 criterion_main!(benches);

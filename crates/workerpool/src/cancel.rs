@@ -65,15 +65,7 @@ impl CancellationToken {
     /// A new token that is cancelled when this one is (or by itself).
     pub fn child(&self) -> Self {
         let child = CancellationToken::new();
-        {
-            let mut children = self.inner.children.lock();
-            if !self.is_cancelled() {
-                children.retain(|c| c.strong_count() > 0);
-                children.push(Arc::downgrade(&child.inner));
-                return child;
-            }
-        }
-        child.cancel();
+        self.adopt(&child);
         child
     }
 
@@ -84,7 +76,14 @@ impl CancellationToken {
         {
             let mut children = self.inner.children.lock();
             if !self.is_cancelled() {
-                children.retain(|c| c.strong_count() > 0);
+                // Children dropped meanwhile are pruned only when the list is full, and
+                // a prune that frees less than half of it doubles it: a registration
+                // costs O(1) amortised however many children are alive.
+                if children.len() == children.capacity() {
+                    children.retain(|c| c.strong_count() > 0);
+                    let live = children.len();
+                    children.reserve(live);
+                }
                 children.push(Arc::downgrade(&child.inner));
                 return;
             }
@@ -181,6 +180,27 @@ mod tests {
         parent.cancel();
         let late = parent.child();
         assert!(late.is_cancelled(), "a child of a cancelled token starts cancelled");
+    }
+
+    #[test]
+    fn children_alive_and_dropped_in_any_mix_are_all_cancelled_and_the_list_stays_bounded() {
+        let parent = CancellationToken::new();
+        let mut alive = Vec::new();
+        for round in 0..200 {
+            let child = parent.child();
+            if round % 3 == 0 {
+                alive.push(child);
+            }
+        }
+        {
+            let children = parent.inner.children.lock();
+            // Every live child is listed; dropped ones are pruned as the list fills.
+            let live = children.iter().filter(|c| c.strong_count() > 0).count();
+            assert_eq!(live, alive.len());
+            assert!(children.len() <= 2 * alive.len() + 1, "{} listed", children.len());
+        }
+        parent.cancel();
+        assert!(alive.iter().all(CancellationToken::is_cancelled));
     }
 
     // Not under Miri: parking_lot's parking casts integers to pointers, which strict-provenance

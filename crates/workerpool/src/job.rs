@@ -12,6 +12,7 @@
 
 use crate::cancel::CancellationToken;
 use crate::handle::{Completer, JobError, panic_message};
+use crate::scope::ScopeCore;
 use std::cell::Cell;
 use std::marker::PhantomData;
 use std::mem::{ManuallyDrop, MaybeUninit};
@@ -123,6 +124,11 @@ pub(crate) trait Job: Send {
     fn enqueued(&self) -> Option<Instant> {
         None
     }
+
+    /// The scope this job is the ticket of, if it is one (`scope.rs`).
+    fn ticket(&self) -> Option<&ScopeCore> {
+        None
+    }
 }
 
 fn ran(ctx: &JobContext<'_>) -> Outcome {
@@ -209,6 +215,10 @@ impl<J: Job> Job for Timed<J> {
     fn enqueued(&self) -> Option<Instant> {
         Some(self.enqueued)
     }
+
+    fn ticket(&self) -> Option<&ScopeCore> {
+        self.job.ticket()
+    }
 }
 
 /// A job too large for the queue entry, boxed.
@@ -219,6 +229,10 @@ impl<J: Job> Job for Box<J> {
 
     fn enqueued(&self) -> Option<Instant> {
         (**self).enqueued()
+    }
+
+    fn ticket(&self) -> Option<&ScopeCore> {
+        (**self).ticket()
     }
 }
 
@@ -239,6 +253,8 @@ struct VTable {
     drop: unsafe fn(*mut Storage),
     /// The job's `enqueued`.
     enqueued: unsafe fn(*const Storage) -> Option<Instant>,
+    /// The job's `ticket`, valid while the job is.
+    ticket: unsafe fn(*const Storage) -> Option<*const ScopeCore>,
 }
 
 /// The vtable of job type `J` stored inline.
@@ -249,8 +265,12 @@ impl<J: Job> Inline<J> {
     const FITS: bool =
         size_of::<J>() <= size_of::<Storage>() && align_of::<J>() <= align_of::<Storage>();
 
-    const VTABLE: &'static VTable =
-        &VTable { run: Self::run, drop: Self::drop, enqueued: Self::enqueued };
+    const VTABLE: &'static VTable = &VTable {
+        run: Self::run,
+        drop: Self::drop,
+        enqueued: Self::enqueued,
+        ticket: Self::ticket,
+    };
 
     /// # Safety
     /// `storage` holds an initialised `J` that is not used again.
@@ -273,6 +293,13 @@ impl<J: Job> Inline<J> {
     unsafe fn enqueued(storage: *const Storage) -> Option<Instant> {
         // SAFETY: the caller guarantees an initialised, properly aligned `J`.
         unsafe { &*storage.cast::<J>() }.enqueued()
+    }
+
+    /// # Safety
+    /// `storage` holds an initialised `J`.
+    unsafe fn ticket(storage: *const Storage) -> Option<*const ScopeCore> {
+        // SAFETY: as for `enqueued`.
+        unsafe { &*storage.cast::<J>() }.ticket().map(std::ptr::from_ref)
     }
 }
 
@@ -321,6 +348,14 @@ impl Task {
     pub(crate) fn enqueued(&self) -> Option<Instant> {
         // SAFETY: the storage holds the job `vtable` was made for until `run` or `drop`.
         unsafe { (self.vtable.enqueued)(&self.storage) }
+    }
+
+    /// The scope this task is the ticket of, if it is one.
+    #[inline]
+    pub(crate) fn ticket(&self) -> Option<&ScopeCore> {
+        // SAFETY: the storage holds the job `vtable` was made for until `run` or `drop`,
+        // and the reference lives no longer than `&self`, which keeps the job there.
+        unsafe { (self.vtable.ticket)(&self.storage).map(|scope| &*scope) }
     }
 
     /// Runs the job.

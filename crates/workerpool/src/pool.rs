@@ -18,6 +18,7 @@ use crate::queue::Queue;
 use crate::shutdown::{ShutdownError, ShutdownReport};
 use crate::slots::{Admission, AsyncWait};
 use crate::stats::{CATALOGUE, Stats, WorkerStats};
+use crate::sync::IdlePoll;
 use crossbeam_channel::{Receiver, Sender};
 use crossbeam_utils::CachePadded;
 use parking_lot::{Condvar, Mutex};
@@ -224,26 +225,58 @@ impl Shared {
         }
     }
 
-    /// On a worker thread of any pool, runs that pool's queued jobs until `done` holds;
-    /// elsewhere, returns `false` at once (the caller then blocks). A worker waiting for
-    /// other jobs (a scope inside a job) must help, or nested scopes could occupy every
-    /// worker with waiting. It helps its own pool whichever pool the awaited jobs run
-    /// on: two pools whose jobs wait for scopes on each other would otherwise deadlock
-    /// once each one's workers all wait.
-    pub(crate) fn help_until(mut done: impl FnMut() -> bool, mut idle_wait: impl FnMut()) -> bool {
-        let Some((own, index, counters)) = CURRENT.with_borrow(|current| {
-            current.as_ref().map(|c| (c.shared.clone(), c.index, c.counters.clone()))
-        }) else {
-            return false;
-        };
-        while !done() {
-            match own.queue.try_pop() {
-                Some(task) => own.run_nested(task, &counters, index),
-                // The jobs waited for are running on other workers.
-                None => idle_wait(),
+    /// On a worker thread of any pool, runs jobs until `done` holds: first those
+    /// `take_own` hands out (the awaited jobs not started yet: a scope's own), when the
+    /// thread is a worker of `pool`, whose jobs they are; then that worker's pool's
+    /// queued jobs. Elsewhere, returns `false` at once (the caller then blocks).
+    ///
+    /// A worker waiting for other jobs (a scope inside a job) must help, or nested
+    /// scopes could occupy every worker with waiting. It helps its own pool whichever
+    /// pool the awaited jobs run on: two pools whose jobs wait for scopes on each other
+    /// would otherwise deadlock once each one's workers all wait.
+    pub(crate) fn help_until(
+        pool: &Arc<Shared>,
+        mut done: impl FnMut() -> bool,
+        mut take_own: impl FnMut() -> Option<Task>,
+        mut idle_wait: impl FnMut(),
+    ) -> bool {
+        // Borrowed, not cloned: the pool's `Arc` count is a line every worker would
+        // write. Jobs run here may borrow `CURRENT` again (nested scopes): shared
+        // borrows nest.
+        CURRENT.with_borrow(|current| {
+            let Some(CurrentWorker { shared: own, index, counters }) = current else {
+                return false;
+            };
+            let same_pool = Arc::ptr_eq(own, pool);
+            // A few short looks before each sleep: the awaited jobs' own children,
+            // queued on other workers, are usually just about to appear.
+            let mut poll = IdlePoll::new();
+            while !done() {
+                let task = match same_pool {
+                    true => match take_own() {
+                        Some(task) => {
+                            own.queue.ticket_spent();
+                            Some(task)
+                        }
+                        None => own.queue.try_pop(),
+                    },
+                    false => own.queue.try_pop(),
+                };
+                match task {
+                    Some(task) => {
+                        own.run_nested(task, counters, *index);
+                        poll = IdlePoll::new();
+                    }
+                    None if !poll.is_completed() => poll.snooze(),
+                    // The jobs waited for are running on other workers.
+                    None => {
+                        idle_wait();
+                        poll = IdlePoll::new();
+                    }
+                }
             }
-        }
-        true
+            true
+        })
     }
 
     /// The index and counters of the calling thread if it is one of this pool's workers.
@@ -464,17 +497,31 @@ impl WorkerPool {
         let Some((index, counters)) = self.shared.current_worker() else {
             return self.enqueue(job, Wait::Until(None), make);
         };
+        let shared = &*self.shared;
+        let mut stand_in_line = false;
         loop {
-            // A short place in line keeps the order among waiting submitters mostly
-            // fair; between tries the worker runs a queued job.
-            let patience = Instant::now().checked_add(HELPER_PATIENCE);
-            let result = match self.admit(Wait::Until(patience)) {
+            // Full with nobody in line: the room this worker waits for is made by running
+            // queued jobs, so it runs one at once (on a pool of one worker nobody else
+            // would). Otherwise a short place in line keeps the order among waiting
+            // submitters mostly fair; between tries the worker runs a queued job.
+            let wait = if stand_in_line || shared.queue.slots.has_waiters() {
+                Wait::Until(Instant::now().checked_add(HELPER_PATIENCE))
+            } else {
+                Wait::No
+            };
+            let result = match self.admit(wait) {
                 Admission::Granted => self.push(job, &make),
                 Admission::Closed => Err(SubmitError::Closed(job)),
                 Admission::Waiting => {
-                    if let Some(task) = self.shared.queue.try_pop() {
-                        self.shared.run_nested(task, &counters, index);
-                    }
+                    // Nothing to run: the room is on its way to those in line, or was
+                    // just taken; queue behind them next time.
+                    stand_in_line = match shared.queue.try_pop() {
+                        Some(task) => {
+                            shared.run_nested(task, &counters, index);
+                            false
+                        }
+                        None => true,
+                    };
                     continue;
                 }
             };

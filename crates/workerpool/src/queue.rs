@@ -1,6 +1,13 @@
 //! The job queue: one first-in, first-out channel, bounded by the permits of
 //! [`Slots`].
 //!
+//! An entry is a job, or the ticket of a scoped job (`scope.rs`, a job type of its
+//! own that [`Task::ticket`] recognises): the job itself waits in its scope, where the
+//! worker waiting for that scope may run it first, and the ticket stands for it here. Popping a ticket takes its scope's oldest unstarted job;
+//! a ticket whose jobs were all taken is skipped. Every scoped job has one ticket and
+//! each ticket takes at most one job, so the queue never loses a job, and callers only
+//! ever see jobs.
+//!
 //! A submitter holds a permit for every job it puts in, and a job gives its permit back
 //! as it leaves the queue, so the channel never holds more than `depth` jobs and a push
 //! never fails or blocks. The waiting for room happens in [`Slots`], where blocked
@@ -13,6 +20,7 @@ use crate::job::Task;
 use crate::parking::JobQueue;
 use crate::slots::Slots;
 use crossbeam_channel::{Receiver, Sender};
+use poolside_core::ShardedCounter;
 
 /// Depths up to this are preallocated as one array of entries.
 pub(crate) const MAX_PREALLOCATED: usize = 1 << 16;
@@ -23,6 +31,11 @@ pub(crate) struct Queue {
     sender: Sender<Task>,
     receiver: Receiver<Task>,
     pub(crate) slots: Slots,
+    /// Tickets in the channel whose jobs were taken from their scope directly: one
+    /// added per such take, one subtracted (wrapping) per such ticket skipped, counted
+    /// per thread since the workers of a busy scope do both all the time. A skip may
+    /// be counted before the take it matches. `len` leaves them out.
+    spent_tickets: Box<ShardedCounter>,
 }
 
 impl Queue {
@@ -33,7 +46,7 @@ impl Queue {
         } else {
             crossbeam_channel::unbounded()
         };
-        Queue { sender, receiver, slots: Slots::new(depth) }
+        Queue { sender, receiver, slots: Slots::new(depth), spent_tickets: Box::default() }
     }
 
     /// Puts `task` in; the caller holds a permit for it.
@@ -44,20 +57,53 @@ impl Queue {
         debug_assert!(pushed.is_ok(), "a permit guarantees room");
     }
 
-    /// Takes the oldest job and gives its permit back.
+    /// Takes the oldest job (skipping tickets whose jobs were taken) and gives the
+    /// permits of the entries it took back.
     #[inline]
     pub(crate) fn try_pop(&self) -> Option<Task> {
         let task = self.receiver.try_recv().ok()?;
         self.slots.release();
-        Some(task)
+        match task.ticket() {
+            None => Some(task),
+            Some(_) => self.redeem(task),
+        }
+    }
+
+    /// The job the popped `ticket` stands for or, if its scope's jobs were all taken,
+    /// the next job: the rarer path, kept out of the workers' loop.
+    #[cold]
+    #[inline(never)]
+    fn redeem(&self, mut ticket: Task) -> Option<Task> {
+        loop {
+            let scope = ticket.ticket().expect("a ticket");
+            if let Some(task) = scope.take_unstarted() {
+                return Some(task);
+            }
+            self.spent_tickets.add(u64::MAX);
+            ticket = self.receiver.try_recv().ok()?;
+            self.slots.release();
+            if ticket.ticket().is_none() {
+                return Some(ticket);
+            }
+        }
+    }
+
+    /// Counts a job taken from its scope directly, not through its ticket: one ticket
+    /// in the channel now stands for nothing.
+    #[inline]
+    pub(crate) fn ticket_spent(&self) {
+        self.spent_tickets.bump();
     }
 
     /// Jobs waiting.
     pub(crate) fn len(&self) -> usize {
-        self.receiver.len()
+        // A wrapped (negative) sum is a skip counted before its take: none spent.
+        let spent = usize::try_from(self.spent_tickets.sum() as i64).unwrap_or(0);
+        self.receiver.len().saturating_sub(spent)
     }
 
-    /// Drops every waiting job; returns how many there were.
+    /// Drops every waiting job; returns how many there were (tickets with no job left
+    /// are not counted).
     pub(crate) fn drain(&self) -> u64 {
         let mut dropped = 0;
         while let Some(task) = self.try_pop() {

@@ -8,9 +8,14 @@
 //! scope borrows it: so no job outlives the data it borrows, which is what makes the
 //! lifetime erasure of [`Task::new_scoped`] sound.
 //!
-//! A scope waited for on one of the pool's own workers (a scope inside a job) runs
-//! queued jobs while it waits, so nested scopes cannot occupy every worker with
-//! waiting; each such job gets stack room of its own (`nested.rs`).
+//! A scoped job waits in its scope's `unstarted` list, oldest first, and a ticket
+//! stands for it in the pool's queue (`queue.rs`): a worker that pops the ticket runs
+//! the scope's oldest unstarted job, if any is left. A scope waited for on one of the
+//! pool's own workers (a scope inside a job) runs its own unstarted jobs first, in
+//! spawn order, then other queued jobs, so nested scopes cannot occupy every worker
+//! with waiting, and a recursion's waiting worker goes on with its own subtree (local,
+//! and as deep as the recursion) before anyone else's. Each job run that way gets
+//! stack room of its own (`nested.rs`).
 
 use crate::cancel::CancellationToken;
 use crate::error::SubmitError;
@@ -19,6 +24,7 @@ use crate::job::{Job, JobContext, Outcome, Task};
 use crate::pool::{Shared, WorkerPool};
 use parking_lot::{Condvar, Mutex};
 use std::any::Any;
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::fmt;
 use std::marker::PhantomData;
@@ -27,17 +33,112 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-/// What one scope's jobs share.
-struct ScopeState<E> {
+/// What a scope shares with its jobs' tickets in the pool's queue (`queue.rs`). It
+/// borrows nothing, so a ticket may outlive the scope.
+pub(crate) struct ScopeCore {
     /// Jobs created and not yet dropped.
     pending: AtomicUsize,
+    /// Jobs queued and not started, oldest first. Each has a ticket in the pool's
+    /// queue; whoever comes first runs it: a worker that pops a ticket, or the worker
+    /// waiting for the scope.
+    unstarted: Mutex<VecDeque<Task>>,
+    /// Notified when `pending` reaches zero and when a job is queued, under
+    /// `unstarted`'s lock.
+    changed: Condvar,
+}
+
+impl ScopeCore {
+    fn new() -> Self {
+        ScopeCore {
+            pending: AtomicUsize::new(0),
+            unstarted: Mutex::new(VecDeque::new()),
+            changed: Condvar::new(),
+        }
+    }
+
+    /// The oldest job not started yet, if any.
+    pub(crate) fn take_unstarted(&self) -> Option<Task> {
+        self.unstarted.lock().pop_front()
+    }
+
+    /// Queues `task` on the scope's side (its ticket goes to the pool's queue next).
+    fn put_unstarted(&self, task: Task) {
+        self.unstarted.lock().push_back(task);
+        // A worker waiting for the scope runs it at once.
+        self.changed.notify_all();
+    }
+
+    fn finish_one(&self) {
+        if self.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // Under the lock: the waiter checks `pending` under it before it sleeps.
+            let _unstarted = self.unstarted.lock();
+            self.changed.notify_all();
+        }
+    }
+
+    fn is_done(&self) -> bool {
+        self.pending.load(Ordering::Acquire) == 0
+    }
+
+    /// Blocks until every job of the scope has been run or dropped. On a worker of
+    /// `pool`, runs the scope's own unstarted jobs first, then other queued jobs.
+    fn wait(&self, pool: &Arc<Shared>) {
+        let helped = Shared::help_until(
+            pool,
+            || self.is_done(),
+            || self.take_unstarted(),
+            || {
+                let mut unstarted = self.unstarted.lock();
+                if !self.is_done() && unstarted.is_empty() {
+                    // Short: jobs of other scopes may enter the pool's queue meanwhile
+                    // without a notification here.
+                    self.changed.wait_for(&mut unstarted, Duration::from_millis(1));
+                }
+            },
+        );
+        if !helped {
+            let mut unstarted = self.unstarted.lock();
+            while !self.is_done() {
+                self.changed.wait(&mut unstarted);
+            }
+        }
+    }
+}
+
+/// A scoped job's place in the pool's queue, standing for the scope's oldest job not
+/// started yet when it is popped (see the module docs).
+struct Ticket(Arc<ScopeCore>);
+
+impl Job for Ticket {
+    fn run(self, ctx: &JobContext<'_>) -> Outcome {
+        // The queue redeems tickets as it hands them out (`Queue::try_pop`), so no
+        // ticket is run; were one, it would run the job it stands for.
+        match self.0.take_unstarted() {
+            Some(task) => task.run(ctx),
+            None => Outcome::Cancelled,
+        }
+    }
+
+    fn ticket(&self) -> Option<&ScopeCore> {
+        Some(&self.0)
+    }
+}
+
+impl fmt::Debug for ScopeCore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ScopeCore").field("pending", &self.pending.load(Ordering::Relaxed)).finish()
+    }
+}
+
+/// What one scope's jobs share.
+struct ScopeState<E> {
+    core: Arc<ScopeCore>,
     failures: Mutex<Failures<E>>,
-    done: Condvar,
-    /// The jobs' token: a child of the pool's shutdown token, cancelled by the first
-    /// failure of a `try_scope`.
-    token: CancellationToken,
-    /// `try_scope`: the first error or panic cancels the others and skips queued ones.
-    fail_fast: bool,
+    /// A `try_scope`'s own token, a child of the pool's shutdown token, which its
+    /// first error or panic cancels: the other jobs see it, and queued ones are
+    /// skipped. A plain scope's jobs see the pool's token, which their worker's context
+    /// already holds.
+    fail_fast: Option<CancellationToken>,
 }
 
 struct Failures<E> {
@@ -46,58 +147,33 @@ struct Failures<E> {
 }
 
 impl<E> ScopeState<E> {
-    fn new(token: CancellationToken, fail_fast: bool) -> Self {
+    fn new(fail_fast: Option<CancellationToken>) -> Self {
         ScopeState {
-            pending: AtomicUsize::new(0),
+            core: Arc::new(ScopeCore::new()),
             failures: Mutex::new(Failures { panic: None, error: None }),
-            done: Condvar::new(),
-            token,
             fail_fast,
         }
     }
 
     fn record_panic(&self, payload: Box<dyn Any + Send>) {
         self.failures.lock().panic.get_or_insert(payload);
-        if self.fail_fast {
-            self.token.cancel();
-        }
+        self.cancel();
     }
 
     fn record_error(&self, error: E) {
         self.failures.lock().error.get_or_insert(error);
-        self.token.cancel();
+        self.cancel();
     }
 
-    fn finish_one(&self) {
-        if self.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
-            // Under the lock: the waiter checks `pending` under it before it sleeps.
-            let _failures = self.failures.lock();
-            self.done.notify_all();
+    /// Cancels a `try_scope`'s jobs; nothing for a plain scope.
+    fn cancel(&self) {
+        if let Some(token) = &self.fail_fast {
+            token.cancel();
         }
     }
 
-    fn is_done(&self) -> bool {
-        self.pending.load(Ordering::Acquire) == 0
-    }
-
-    /// Blocks until every job of the scope has been run or dropped.
-    fn wait(&self) {
-        let helped = Shared::help_until(
-            || self.is_done(),
-            || {
-                let mut failures = self.failures.lock();
-                if !self.is_done() {
-                    // Short: new jobs may enter the queue without a notification here.
-                    self.done.wait_for(&mut failures, Duration::from_millis(1));
-                }
-            },
-        );
-        if !helped {
-            let mut failures = self.failures.lock();
-            while !self.is_done() {
-                self.done.wait(&mut failures);
-            }
-        }
+    fn is_cancelled(&self) -> bool {
+        self.fail_fast.as_ref().is_some_and(CancellationToken::is_cancelled)
     }
 }
 
@@ -135,13 +211,20 @@ impl<J: ScopedFn<E>, E: Send> Job for ScopedJob<J, E> {
     fn run(mut self, ctx: &JobContext<'_>) -> Outcome {
         let Some(job) = self.job.take() else { return Outcome::Cancelled };
         let state = &*self.state;
-        if state.fail_fast && state.token.is_cancelled() {
+        if state.is_cancelled() {
             // An earlier failure: skip the work (dropped, and counted, with `self`).
             drop(job);
             return Outcome::Cancelled;
         }
-        let ctx = ctx.with_token(&state.token);
-        match catch_unwind(AssertUnwindSafe(|| job.call(&ctx))) {
+        let own_token;
+        let ctx = match &state.fail_fast {
+            Some(token) => {
+                own_token = ctx.with_token(token);
+                &own_token
+            }
+            None => ctx,
+        };
+        match catch_unwind(AssertUnwindSafe(|| job.call(ctx))) {
             Ok(Ok(())) if ctx.is_cancelled() => Outcome::Cancelled,
             Ok(Ok(())) => Outcome::Completed,
             Ok(Err(error)) => {
@@ -165,7 +248,7 @@ impl<J, E> Drop for ScopedJob<J, E> {
                 tracing::error!("a scoped job's captures panicked while being dropped unrun");
             }
         }
-        self.state.finish_one();
+        self.state.core.finish_one();
     }
 }
 
@@ -179,29 +262,38 @@ struct Inner<'scope, 'env, E> {
 
 impl<'scope, E: Send> Inner<'scope, '_, E> {
     fn new(pool: &'scope WorkerPool, fail_fast: bool) -> Self {
-        let token = pool.shared().shutdown_token.child();
+        let token = fail_fast.then(|| pool.shared().shutdown_token.child());
         Inner {
             pool,
-            state: Arc::new(ScopeState::new(token, fail_fast)),
+            state: Arc::new(ScopeState::new(token)),
             scope: PhantomData,
             env: PhantomData,
         }
     }
 
     fn spawn<J: ScopedFn<E> + 'scope>(&self, job: J) -> Result<(), SubmitError<J>> {
-        self.state.pending.fetch_add(1, Ordering::AcqRel);
+        let core = &self.state.core;
+        core.pending.fetch_add(1, Ordering::AcqRel);
         let job = ScopedJob { job: Some(job), state: self.state.clone() };
+        // Called once the job is admitted: the job waits in the scope, its ticket in the
+        // pool's queue.
         #[allow(unsafe_code)] // the lifetime erasure a scope exists for
         let make = |job: ScopedJob<J, E>, enqueued| {
             // SAFETY: the scope waits until `pending` is zero before it returns, and the
             // job stays counted until it is dropped (see the module docs), so the task
             // is run or dropped while everything `'scope` borrows is alive.
-            (unsafe { Task::new_scoped(job, enqueued) }, ())
+            core.put_unstarted(unsafe { Task::new_scoped(job, enqueued) });
+            (Task::new(Ticket(core.clone()), None), ())
         };
         self.pool.enqueue_helping(job, make).map_err(|rejected| {
             // The rejected job is dropped here, which takes it out of `pending`.
             rejected.map(|mut job| job.job.take().expect("a rejected job still holds its closure"))
         })
+    }
+
+    /// Blocks until every job has been run or dropped (see [`ScopeCore::wait`]).
+    fn wait(&self) {
+        self.state.core.wait(self.pool.shared());
     }
 }
 
@@ -270,7 +362,7 @@ impl<'scope, E: Send> TryScope<'scope, '_, E> {
     /// Cancels every job of the scope: running ones see their token cancelled, queued
     /// ones are skipped.
     pub fn cancel(&self) {
-        self.inner.state.token.cancel();
+        self.inner.state.cancel();
     }
 }
 
@@ -312,7 +404,7 @@ impl WorkerPool {
         let scope = Scope { inner: Inner::new(self, false) };
         let state = scope.inner.state.clone();
         let result = catch_unwind(AssertUnwindSafe(|| body(&scope)));
-        state.wait();
+        scope.inner.wait();
         let panic = state.failures.lock().panic.take();
         match result {
             Err(payload) => resume_unwind(payload),
@@ -347,7 +439,7 @@ impl WorkerPool {
         let scope = TryScope { inner: Inner::new(self, true) };
         let state = scope.inner.state.clone();
         let result = catch_unwind(AssertUnwindSafe(|| body(&scope)));
-        state.wait();
+        scope.inner.wait();
         let (panic, error) = {
             let mut failures = state.failures.lock();
             (failures.panic.take(), failures.error.take())
@@ -363,7 +455,7 @@ impl WorkerPool {
 impl fmt::Debug for Scope<'_, '_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Scope")
-            .field("pending", &self.inner.state.pending.load(Ordering::Relaxed))
+            .field("pending", &self.inner.state.core.pending.load(Ordering::Relaxed))
             .finish()
     }
 }
@@ -371,8 +463,8 @@ impl fmt::Debug for Scope<'_, '_> {
 impl<E> fmt::Debug for TryScope<'_, '_, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TryScope")
-            .field("pending", &self.inner.state.pending.load(Ordering::Relaxed))
-            .field("cancelled", &self.inner.state.token.is_cancelled())
+            .field("pending", &self.inner.state.core.pending.load(Ordering::Relaxed))
+            .field("cancelled", &self.inner.state.is_cancelled())
             .finish()
     }
 }

@@ -139,6 +139,12 @@ impl Slots {
         self.take_permit()
     }
 
+    /// Whether submitters stand in line for a permit.
+    #[inline]
+    pub(crate) fn has_waiters(&self) -> bool {
+        self.waiting.load(Ordering::SeqCst)
+    }
+
     /// Takes a permit unless the queue is full or the permits are closed. A successful
     /// take is a release compare-and-swap on the word [`close_permits`](Self::close_permits)
     /// reads with acquire: whatever the taker did before (raising its gate flag) is

@@ -26,9 +26,10 @@
 //! * Scopes are `std::thread::scope`-like: the body runs on the calling thread and
 //!   `'scope` is chosen per call, so scopes of different pools cannot be collected in
 //!   one `Vec<&Scope>`; `nested_scopes` erases them behind closures instead.
-//! * One pool-wide first-in, first-out queue: on one worker, jobs run in the order
-//!   they were spawned, across nested scopes too. rayon's `scope_fifo` keeps a queue
-//!   per scope, so its `mixed_fifo_order` expects another interleaving than ours.
+//! * One pool-wide first-in, first-out queue, and a worker waiting for a scope first
+//!   runs that scope's own jobs not started yet, in spawn order. So on one worker a
+//!   nested scope's jobs run before the outer scope's queued ones, where rayon's
+//!   `scope_fifo` interleaves the two scopes' queues (`mixed_fifo_order`).
 //! * A worker waiting for a scope runs the oldest queued jobs (rayon: its own newest
 //!   first), so one scope per node of a big recursion can pile that many jobs on one
 //!   worker; they run on fresh stacks when the worker's runs low (documented at
@@ -1267,7 +1268,7 @@ fn push<'scope>(s: &'scope Scope<'scope, '_>, order: &'scope Mutex<Vec<i32>>, n:
 
 // rayon: mixed_fifo_order
 #[test]
-fn interleaved_outer_and_inner_scoped_jobs_share_one_fifo_queue() {
+fn a_worker_waiting_in_the_inner_scope_runs_its_jobs_first_in_spawn_order() {
     let order = on_one_worker(|pool| {
         let order = Mutex::new(Vec::new());
         pool.scope(|outer| {
@@ -1284,8 +1285,9 @@ fn interleaved_outer_and_inner_scoped_jobs_share_one_fifo_queue() {
         });
         order.into_inner().unwrap()
     });
-    // Spawn order, across both scopes (rayon's per-scope queues: -1, 0, -2, 1, -3, 2, 3).
-    assert_eq!(order, [0, -1, 1, -2, 2, -3, 3]);
+    // The worker waits in the inner scope first, running its jobs in spawn order, then
+    // in the outer one (rayon's per-scope queues: -1, 0, -2, 1, -3, 2, 3).
+    assert_eq!(order, [-1, -2, -3, 0, 1, 2, 3]);
 }
 
 // rayon: static_scope

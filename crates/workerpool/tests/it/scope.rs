@@ -3,8 +3,8 @@
 use poolside_core::Snapshot;
 use poolside_workerpool::WorkerPool;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 #[test]
@@ -226,4 +226,82 @@ fn a_scope_per_node_of_a_big_recursion_fits_on_small_stacks_and_short_queues() {
         assert_eq!(stats.value("panicked"), Some(0));
         assert!(pool.shutdown(Duration::from_secs(5)).unwrap().is_clean());
     }
+}
+
+#[test]
+fn a_worker_waiting_in_its_scope_runs_that_scopes_jobs_before_older_queued_ones() {
+    let pool = WorkerPool::new(1).unwrap();
+    let order = Mutex::new(Vec::new());
+    pool.scope(|outer| {
+        outer
+            .spawn(|_| {
+                let order = &order;
+                // Queued first, but not this scope's: it runs after the scope's own.
+                pool.scope(|unrelated| {
+                    unrelated.spawn(move |_| order.lock().unwrap().push("older")).unwrap();
+                    pool.scope(|own| {
+                        own.spawn(move |_| order.lock().unwrap().push("own 1")).unwrap();
+                        own.spawn(move |_| order.lock().unwrap().push("own 2")).unwrap();
+                    });
+                    order.lock().unwrap().push("own scope returned");
+                });
+            })
+            .unwrap();
+    });
+    assert_eq!(order.into_inner().unwrap(), ["own 1", "own 2", "own scope returned", "older"]);
+}
+
+/// A one-worker pool whose worker has run a scope of `jobs` jobs itself (their places
+/// in the queue left behind it) and now waits in the job that opened the scope, until
+/// the returned sender is dropped or its token is cancelled.
+fn worker_held_after_a_scope(jobs: usize) -> (Arc<WorkerPool>, mpsc::Sender<()>) {
+    let pool = Arc::new(WorkerPool::new(1).unwrap());
+    let (ran_scope, scope_ran) = mpsc::channel();
+    let (release, released) = mpsc::channel::<()>();
+    let in_job = pool.clone();
+    pool.submit(move |ctx| {
+        in_job.scope(|s| {
+            for _ in 0..jobs {
+                s.spawn(|_| {}).unwrap();
+            }
+        });
+        ran_scope.send(()).unwrap();
+        while released.try_recv() == Err(mpsc::TryRecvError::Empty) {
+            if ctx.wait_cancelled(Duration::from_millis(1)) {
+                break;
+            }
+        }
+    })
+    .unwrap();
+    scope_ran.recv().unwrap();
+    (pool, release)
+}
+
+#[test]
+fn queued_counts_the_jobs_not_yet_run_when_a_waiting_worker_ran_a_scopes_jobs_itself() {
+    let (pool, release) = worker_held_after_a_scope(3);
+    assert_eq!(pool.queued(), 0, "the scope's jobs all ran");
+    pool.submit(|_| {}).unwrap();
+    pool.submit(|_| {}).unwrap();
+    assert_eq!(pool.queued(), 2);
+    drop(release);
+    pool.join().unwrap();
+    assert_eq!(pool.queued(), 0);
+    assert_eq!(Snapshot::of(&*pool).value("completed"), Some(6));
+}
+
+#[test]
+fn a_shutdown_deadline_counts_only_real_jobs_as_not_started() {
+    let (pool, _release) = worker_held_after_a_scope(3);
+    pool.submit(|_| {}).unwrap();
+    pool.submit(|_| {}).unwrap();
+    // The held job returns when the deadline cancels its token; by then the two queued
+    // jobs are dropped, and the three spent places in line are not counted.
+    let report = pool.shutdown(Duration::from_millis(20)).unwrap();
+    assert_eq!(report.not_started, 2, "{report:?}");
+    assert!(report.is_clean());
+    let stats = Snapshot::of(&*pool);
+    assert_eq!(stats.value("completed"), Some(3));
+    assert_eq!(stats.value("cancelled"), Some(1));
+    assert_eq!(stats.value("not_started"), Some(2));
 }
