@@ -305,3 +305,64 @@ fn a_shutdown_deadline_counts_only_real_jobs_as_not_started() {
     assert_eq!(stats.value("cancelled"), Some(1));
     assert_eq!(stats.value("not_started"), Some(2));
 }
+
+/// Opens a scope of 1 to 4 jobs (by `seed`), each of which opens the next level, down to
+/// `depth` 0; every job counts itself in `ran`. Returns how many jobs it spawned.
+fn scope_tree(pool: &WorkerPool, depth: u32, seed: u64, ran: &AtomicUsize) -> usize {
+    if depth == 0 {
+        return 0;
+    }
+    let fanout = 1 + (seed % 4) as usize;
+    let spawned = AtomicUsize::new(fanout);
+    pool.scope(|s| {
+        for child in 0..fanout as u64 {
+            let spawned = &spawned;
+            s.spawn(move |_| {
+                ran.fetch_add(1, Ordering::Relaxed);
+                let next = seed.wrapping_mul(6364136223846793005).wrapping_add(child * 2 + 1);
+                let below = scope_tree(pool, depth - 1, next >> 11, ran);
+                spawned.fetch_add(below, Ordering::Relaxed);
+            })
+            .unwrap();
+        }
+    });
+    spawned.into_inner()
+}
+
+#[test]
+fn random_trees_of_nested_scopes_from_workers_and_outside_run_every_job_once() {
+    for (workers, queue) in [(1, 2), (2, 3), (3, 1024), (4, 8)] {
+        let pool = WorkerPool::builder().workers(workers).queue_depth(queue).build().unwrap();
+        let ran = AtomicUsize::new(0);
+        let spawned = AtomicUsize::new(0);
+        // Trees opened from outside the pool and from its workers at once.
+        std::thread::scope(|threads| {
+            for seed in 0..4u64 {
+                let (pool, ran, spawned) = (&pool, &ran, &spawned);
+                threads.spawn(move || {
+                    let total = scope_tree(pool, 5, seed * 7 + 3, ran);
+                    spawned.fetch_add(total, Ordering::Relaxed);
+                });
+            }
+            pool.scope(|s| {
+                for seed in 10..14u64 {
+                    let (pool, ran, spawned) = (&pool, &ran, &spawned);
+                    s.spawn(move |_| {
+                        let total = scope_tree(pool, 5, seed * 7 + 3, ran);
+                        spawned.fetch_add(total, Ordering::Relaxed);
+                    })
+                    .unwrap();
+                }
+            });
+        });
+        let spawned = spawned.into_inner();
+        assert!(spawned > 500, "the trees are not trivial: {spawned} jobs");
+        assert_eq!(ran.into_inner(), spawned, "{workers} workers, queue {queue}");
+        pool.join().unwrap();
+        assert_eq!(pool.queued(), 0);
+        let stats = Snapshot::of(&pool);
+        // The trees' jobs and the four outer jobs, each counted once.
+        assert_eq!(stats.value("completed"), Some(spawned as u64 + 4));
+        assert!(pool.shutdown(Duration::from_secs(5)).unwrap().is_clean());
+    }
+}
