@@ -48,3 +48,42 @@ pub(crate) fn eventually(mut condition: impl FnMut() -> bool) -> bool {
     }
     condition()
 }
+
+/// rayon's quicksort: partitions around the last element, then sorts one half in a
+/// scoped job and the other on the calling thread, a scope per node down to single
+/// elements.
+pub(crate) fn quick_sort<T: PartialOrd + Send>(
+    pool: &poolside_workerpool::WorkerPool,
+    v: &mut [T],
+) {
+    if v.len() <= 1 {
+        return;
+    }
+    let pivot = v.len() - 1;
+    let mut mid = 0;
+    for j in 0..pivot {
+        if v[j] <= v[pivot] {
+            v.swap(mid, j);
+            mid += 1;
+        }
+    }
+    v.swap(mid, pivot);
+    let (lo, hi) = v.split_at_mut(mid);
+    pool.scope(|s| {
+        s.spawn(|_| quick_sort(pool, hi)).unwrap();
+        quick_sort(pool, lo);
+    });
+}
+
+/// `len` pseudo-random numbers (xorshift), the same every run.
+pub(crate) fn seeded_data(len: usize) -> Vec<u32> {
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    (0..len)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed as u32
+        })
+        .collect()
+}

@@ -53,7 +53,7 @@
 //! * rayon `join_context_*`: no job migration to observe.
 //! * rayon `workers_stop`'s `join_a_lot(22)`: 2^22 leaves scaled down to 2^8.
 
-use crate::common::eventually;
+use crate::common::{eventually, quick_sort, seeded_data};
 use poolside_core::Snapshot;
 use poolside_workerpool::{
     BuildError, JobError, JobHandle, ResizeError, Scope, WorkerPool, WorkerPoolBuilder,
@@ -1333,44 +1333,6 @@ fn jobs_borrow_longer_than_the_scope_body() {
 // ---------------------------------------------------------------------------------
 // rayon-core: join/test.rs (join(a, b): a in the scope's body, b in its one job)
 // ---------------------------------------------------------------------------------
-
-fn partition(v: &mut [u32]) -> usize {
-    let pivot = v.len() - 1;
-    let mut i = 0;
-    for j in 0..pivot {
-        if v[j] <= v[pivot] {
-            v.swap(i, j);
-            i += 1;
-        }
-    }
-    v.swap(i, pivot);
-    i
-}
-
-/// rayon's `quick_sort`: a scope per node, down to single elements.
-fn quick_sort(pool: &WorkerPool, v: &mut [u32]) {
-    if v.len() <= 1 {
-        return;
-    }
-    let mid = partition(v);
-    let (lo, hi) = v.split_at_mut(mid);
-    pool.scope(|s| {
-        s.spawn(|_| quick_sort(pool, hi)).unwrap();
-        quick_sort(pool, lo);
-    });
-}
-
-fn seeded_data(len: usize) -> Vec<u32> {
-    let mut seed = 0x2545_f491_4f6c_dd1du64;
-    (0..len)
-        .map(|_| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed as u32
-        })
-        .collect()
-}
 
 /// Sorts `len` elements with [`quick_sort`] run as a job of `pool` (rayon's
 /// `pool.install(|| quick_sort(&mut data))`).

@@ -1,5 +1,6 @@
 //! Scoped jobs: borrowed data, panics propagated to the caller, nesting, `try_scope`.
 
+use crate::common::{quick_sort, seeded_data};
 use poolside_core::Snapshot;
 use poolside_workerpool::WorkerPool;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -176,27 +177,6 @@ fn thousands_of_nested_scopes_fit_on_small_worker_stacks() {
     assert!(pool.shutdown(Duration::from_secs(5)).unwrap().is_clean());
 }
 
-/// Sorts `v` with a scope per node, down to single elements.
-fn sort_with_a_scope_per_node(pool: &WorkerPool, v: &mut [u64]) {
-    if v.len() <= 1 {
-        return;
-    }
-    let last = v.len() - 1;
-    let mut mid = 0;
-    for j in 0..last {
-        if v[j] <= v[last] {
-            v.swap(mid, j);
-            mid += 1;
-        }
-    }
-    v.swap(mid, last);
-    let (lo, hi) = v.split_at_mut(mid);
-    pool.scope(|s| {
-        s.spawn(|_| sort_with_a_scope_per_node(pool, &mut hi[1..])).unwrap();
-        sort_with_a_scope_per_node(pool, lo);
-    });
-}
-
 #[test]
 fn a_scope_per_node_of_a_big_recursion_fits_on_small_stacks_and_short_queues() {
     // Waiting workers run the oldest queued jobs, each of which opens a scope and waits
@@ -208,18 +188,11 @@ fn a_scope_per_node_of_a_big_recursion_fits_on_small_stacks_and_short_queues() {
             .queue_depth(4)
             .build()
             .unwrap();
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let mut data: Vec<u64> = (0..4 * 1024)
-            .map(|_| {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                seed % 1000
-            })
-            .collect();
+        // Many equal keys: a pivot's equals all go to one side.
+        let mut data: Vec<u32> = seeded_data(4 * 1024).into_iter().map(|x| x % 1000).collect();
         let mut expected = data.clone();
         expected.sort_unstable();
-        pool.scope(|s| s.spawn(|_| sort_with_a_scope_per_node(&pool, &mut data)).unwrap());
+        pool.scope(|s| s.spawn(|_| quick_sort(&pool, &mut data)).unwrap());
         assert_eq!(data, expected, "{workers} workers");
         pool.join().unwrap();
         let stats = Snapshot::of(&pool);
