@@ -51,7 +51,7 @@
 //! * rayon `scope_spawn_broadcast*`: no broadcast.
 //! * rayon `yield_now_to_spawn`, `yield_local_to_spawn`: no `yield_now`.
 //! * rayon `join_context_*`: no job migration to observe.
-//! * rayon `workers_stop`'s `join_a_lot(22)`: 2^22 leaves scaled down to 2^8.
+//! * rayon `workers_stop`'s `join_a_lot(22)`: 2^22 leaves scaled down to 2^16.
 
 use crate::common::{eventually, quick_sort, seeded_data};
 use poolside_core::Snapshot;
@@ -764,8 +764,8 @@ fn dropping_the_pool_stops_its_workers_after_nested_work() {
     }
     let pool = WorkerPool::builder().workers(22).thread_name("stop").build().unwrap();
     let leaves = AtomicUsize::new(0);
-    pool.scope(|s| s.spawn(|_| split(&pool, 8, &leaves)).unwrap());
-    assert_eq!(leaves.load(Ordering::Relaxed), 256);
+    pool.scope(|s| s.spawn(|_| split(&pool, 16, &leaves)).unwrap());
+    assert_eq!(leaves.load(Ordering::Relaxed), 65536);
     let exited = mark_every_worker(&pool);
     drop(pool);
     assert_all_exit(&exited, "stop", 22);
