@@ -17,6 +17,7 @@ use std::cell::Cell;
 use std::marker::PhantomData;
 use std::mem::{ManuallyDrop, MaybeUninit};
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// What a running job can see: its cancellation token and which worker runs it.
@@ -124,11 +125,6 @@ pub(crate) trait Job: Send {
     fn enqueued(&self) -> Option<Instant> {
         None
     }
-
-    /// The scope this job is the ticket of, if it is one (`scope.rs`).
-    fn ticket(&self) -> Option<&ScopeCore> {
-        None
-    }
 }
 
 fn ran(ctx: &JobContext<'_>) -> Outcome {
@@ -215,10 +211,6 @@ impl<J: Job> Job for Timed<J> {
     fn enqueued(&self) -> Option<Instant> {
         Some(self.enqueued)
     }
-
-    fn ticket(&self) -> Option<&ScopeCore> {
-        self.job.ticket()
-    }
 }
 
 /// A job too large for the queue entry, boxed.
@@ -229,10 +221,6 @@ impl<J: Job> Job for Box<J> {
 
     fn enqueued(&self) -> Option<Instant> {
         (**self).enqueued()
-    }
-
-    fn ticket(&self) -> Option<&ScopeCore> {
-        (**self).ticket()
     }
 }
 
@@ -253,8 +241,6 @@ struct VTable {
     drop: unsafe fn(*mut Storage),
     /// The job's `enqueued`.
     enqueued: unsafe fn(*const Storage) -> Option<Instant>,
-    /// The job's `ticket`, valid while the job is.
-    ticket: unsafe fn(*const Storage) -> Option<*const ScopeCore>,
 }
 
 /// The vtable of job type `J` stored inline.
@@ -265,12 +251,8 @@ impl<J: Job> Inline<J> {
     const FITS: bool =
         size_of::<J>() <= size_of::<Storage>() && align_of::<J>() <= align_of::<Storage>();
 
-    const VTABLE: &'static VTable = &VTable {
-        run: Self::run,
-        drop: Self::drop,
-        enqueued: Self::enqueued,
-        ticket: Self::ticket,
-    };
+    const VTABLE: &'static VTable =
+        &VTable { run: Self::run, drop: Self::drop, enqueued: Self::enqueued };
 
     /// # Safety
     /// `storage` holds an initialised `J` that is not used again.
@@ -294,14 +276,30 @@ impl<J: Job> Inline<J> {
         // SAFETY: the caller guarantees an initialised, properly aligned `J`.
         unsafe { &*storage.cast::<J>() }.enqueued()
     }
+}
 
-    /// # Safety
-    /// `storage` holds an initialised `J`.
-    unsafe fn ticket(storage: *const Storage) -> Option<*const ScopeCore> {
-        // SAFETY: as for `enqueued`.
-        unsafe { &*storage.cast::<J>() }.ticket().map(std::ptr::from_ref)
+/// A scoped job's place in the queue (`scope.rs`): it stands for its scope's oldest
+/// job not started yet, which the queue hands out in its stead.
+struct Ticket(Arc<ScopeCore>);
+
+impl Job for Ticket {
+    fn run(self, ctx: &JobContext<'_>) -> Outcome {
+        // The queue redeems tickets as it hands them out (`Queue::try_pop`), so no
+        // ticket is run; were one, it would run the job it stands for.
+        match self.0.take_unstarted() {
+            Some(task) => task.run(ctx),
+            None => Outcome::Cancelled,
+        }
     }
 }
+
+/// The table of every ticket, and only of tickets: a `static`, so that its address
+/// tells a ticket from a job with one comparison.
+static TICKET: VTable = VTable {
+    run: Inline::<Ticket>::run,
+    drop: Inline::<Ticket>::drop,
+    enqueued: Inline::<Ticket>::enqueued,
+};
 
 /// One queue entry: a job of any type, run at most once, dropped in place otherwise.
 pub(crate) struct Task {
@@ -350,12 +348,25 @@ impl Task {
         unsafe { (self.vtable.enqueued)(&self.storage) }
     }
 
-    /// The scope this task is the ticket of, if it is one.
+    /// A ticket of `scope`'s: see [`Ticket`].
+    pub(crate) fn ticket(scope: Arc<ScopeCore>) -> Task {
+        const { assert!(Inline::<Ticket>::FITS) };
+        let mut storage = Storage::uninit();
+        // SAFETY: `FITS` holds for `Ticket`, checked above.
+        unsafe { storage.as_mut_ptr().cast::<Ticket>().write(Ticket(scope)) };
+        Task { vtable: &TICKET, storage }
+    }
+
+    /// The scope this task is a ticket of, if it is one.
     #[inline]
-    pub(crate) fn ticket(&self) -> Option<&ScopeCore> {
-        // SAFETY: the storage holds the job `vtable` was made for until `run` or `drop`,
-        // and the reference lives no longer than `&self`, which keeps the job there.
-        unsafe { (self.vtable.ticket)(&self.storage).map(|scope| &*scope) }
+    pub(crate) fn as_ticket(&self) -> Option<&ScopeCore> {
+        if !std::ptr::eq(self.vtable, &TICKET) {
+            return None;
+        }
+        // SAFETY: only `Task::ticket` uses the `TICKET` table, with a `Ticket` written
+        // in the storage, which stays there until the task is run or dropped; the
+        // reference lives no longer than `&self`.
+        Some(&unsafe { &*self.storage.as_ptr().cast::<Ticket>() }.0)
     }
 
     /// Runs the job.

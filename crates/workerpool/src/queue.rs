@@ -2,7 +2,7 @@
 //! [`Slots`].
 //!
 //! An entry is a job, or the ticket of a scoped job (`scope.rs`, a job type of its
-//! own that [`Task::ticket`] recognises): the job itself waits in its scope, where the
+//! own that [`Task::as_ticket`] recognises): the job itself waits in its scope, where the
 //! worker waiting for that scope may run it first, and the ticket stands for it here. Popping a ticket takes its scope's oldest unstarted job;
 //! a ticket whose jobs were all taken is skipped. Every scoped job has one ticket and
 //! each ticket takes at most one job, so the queue never loses a job, and callers only
@@ -63,7 +63,7 @@ impl Queue {
     pub(crate) fn try_pop(&self) -> Option<Task> {
         let task = self.receiver.try_recv().ok()?;
         self.slots.release();
-        match task.ticket() {
+        match task.as_ticket() {
             None => Some(task),
             Some(_) => self.redeem(task),
         }
@@ -75,14 +75,14 @@ impl Queue {
     #[inline(never)]
     fn redeem(&self, mut ticket: Task) -> Option<Task> {
         loop {
-            let scope = ticket.ticket().expect("a ticket");
+            let scope = ticket.as_ticket().expect("a ticket");
             if let Some(task) = scope.take_unstarted() {
                 return Some(task);
             }
             self.spent_tickets.add(u64::MAX);
             ticket = self.receiver.try_recv().ok()?;
             self.slots.release();
-            if ticket.ticket().is_none() {
+            if ticket.as_ticket().is_none() {
                 return Some(ticket);
             }
         }

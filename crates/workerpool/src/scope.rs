@@ -105,25 +105,6 @@ impl ScopeCore {
     }
 }
 
-/// A scoped job's place in the pool's queue, standing for the scope's oldest job not
-/// started yet when it is popped (see the module docs).
-struct Ticket(Arc<ScopeCore>);
-
-impl Job for Ticket {
-    fn run(self, ctx: &JobContext<'_>) -> Outcome {
-        // The queue redeems tickets as it hands them out (`Queue::try_pop`), so no
-        // ticket is run; were one, it would run the job it stands for.
-        match self.0.take_unstarted() {
-            Some(task) => task.run(ctx),
-            None => Outcome::Cancelled,
-        }
-    }
-
-    fn ticket(&self) -> Option<&ScopeCore> {
-        Some(&self.0)
-    }
-}
-
 impl fmt::Debug for ScopeCore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ScopeCore").field("pending", &self.pending.load(Ordering::Relaxed)).finish()
@@ -283,7 +264,7 @@ impl<'scope, E: Send> Inner<'scope, '_, E> {
             // job stays counted until it is dropped (see the module docs), so the task
             // is run or dropped while everything `'scope` borrows is alive.
             core.put_unstarted(unsafe { Task::new_scoped(job, enqueued) });
-            (Task::new(Ticket(core.clone()), None), ())
+            (Task::ticket(core.clone()), ())
         };
         self.pool.enqueue_helping(job, make).map_err(|rejected| {
             // The rejected job is dropped here, which takes it out of `pending`.
