@@ -481,6 +481,19 @@ mod tests {
     }
 
     #[test]
+    fn a_ticket_is_told_from_jobs_and_releases_its_scope() {
+        let scope = Arc::new(crate::scope::ScopeCore::new());
+        let ticket = Task::ticket(scope.clone());
+        assert!(ticket.as_ticket().is_some_and(|s| std::ptr::eq(s, &*scope)));
+        let runs = Arc::new(AtomicUsize::new(0));
+        for job in [Task::new(Submitted(job::<8>(&runs)), None), Task::new(Bytes([0; 64]), None)] {
+            assert!(job.as_ticket().is_none());
+        }
+        drop(ticket);
+        assert_eq!(Arc::strong_count(&scope), 1, "the dropped ticket let its scope go");
+    }
+
+    #[test]
     fn a_scoped_task_may_borrow() {
         let mut seen = Vec::new();
         {

@@ -154,6 +154,40 @@ mod tests {
     }
 
     #[test]
+    fn tickets_stand_for_their_scopes_jobs_and_spent_ones_are_skipped_and_not_counted() {
+        use crate::scope::ScopeCore;
+        use std::sync::Arc;
+        let queue = Queue::new(8);
+        let scope = Arc::new(ScopeCore::new());
+        let push = |task: Task| {
+            assert!(queue.slots.try_acquire());
+            queue.push(task);
+        };
+        // Two scoped jobs with their tickets, then a plain job.
+        for _ in 0..2 {
+            scope.put_unstarted(task());
+            push(Task::ticket(scope.clone()));
+        }
+        push(task());
+        assert_eq!(queue.len(), 3);
+        // The scope's waiting worker runs one of them itself: one ticket is spent.
+        assert!(scope.take_unstarted().is_some());
+        queue.ticket_spent();
+        assert_eq!(queue.len(), 2);
+        // The first ticket hands out the scope's other job; the second, spent, is
+        // skipped for the plain job behind it.
+        let first = queue.try_pop().expect("the scope's job");
+        assert!(first.as_ticket().is_none());
+        assert!(scope.take_unstarted().is_none(), "the ticket took the last one");
+        assert!(queue.try_pop().is_some_and(|t| t.as_ticket().is_none()));
+        assert!(queue.try_pop().is_none());
+        assert_eq!(queue.len(), 0);
+        assert_eq!(queue.slots.available(), 8, "every entry's permit came back");
+        drop(first);
+        assert_eq!(Arc::strong_count(&scope), 1);
+    }
+
+    #[test]
     fn a_huge_depth_allocates_nothing_up_front() {
         let queue = Queue::new(usize::MAX);
         assert!(queue.slots.try_acquire());

@@ -48,7 +48,7 @@ pub(crate) struct ScopeCore {
 }
 
 impl ScopeCore {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         ScopeCore {
             pending: AtomicUsize::new(0),
             unstarted: Mutex::new(VecDeque::new()),
@@ -62,7 +62,7 @@ impl ScopeCore {
     }
 
     /// Queues `task` on the scope's side (its ticket goes to the pool's queue next).
-    fn put_unstarted(&self, task: Task) {
+    pub(crate) fn put_unstarted(&self, task: Task) {
         self.unstarted.lock().push_back(task);
         // A worker waiting for the scope runs it at once.
         self.changed.notify_all();
