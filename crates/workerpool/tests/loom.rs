@@ -7,7 +7,11 @@
 //! a queue modelled as a counter. A submitter queues jobs while workers search, register
 //! as asleep and park; the test then waits for every job to run. A lost wake-up leaves
 //! every thread blocked, which loom reports as a deadlock. The models fail when the
-//! fence in `Parking::job_queued` or in `Parking::park` is removed (both checked).
+//! fence in `Parking::job_queued` or in `Parking::park` is removed (both checked). In
+//! one model the first job to start blocks until another has run, as a job waiting
+//! for a scope does: it fails (a deadlock) on the parking code in which a searcher
+//! that found a job just as it went to sleep came back busy without handing the
+//! search on (checked, with two preemptions; one is not enough to find it).
 //!
 //! # Shutdown
 //!
@@ -298,9 +302,19 @@ impl JobQueue for Jobs {
 struct Ran {
     count: Mutex<usize>,
     changed: Condvar,
+    /// Jobs started so far (for jobs that wait for each other).
+    started: AtomicUsize,
 }
 
 impl Ran {
+    /// A job that must run beside another: the first to start blocks until another job
+    /// has run, as a job waiting for a scope or a channel does.
+    fn meet(&self) {
+        if self.started.fetch_add(1, Ordering::SeqCst) == 0 {
+            self.wait_for(1);
+        }
+    }
+
     fn one_more(&self) {
         *self.count.lock().unwrap() += 1;
         self.changed.notify_all();
@@ -315,9 +329,10 @@ impl Ran {
 }
 
 /// `workers` workers, `max_searching` of them searching, and `jobs` jobs queued by the
-/// model's main thread; with `retire`, one worker is retired first (the pool shrank).
+/// model's main thread; with `retire`, one worker is retired first (the pool shrank);
+/// with `meet`, the first job to start blocks until another has run.
 /// Every job must run, then `close` lets every worker exit.
-fn run_parking_model(workers: usize, max_searching: usize, jobs: usize, retire: bool) {
+fn run_parking_model(workers: usize, max_searching: usize, jobs: usize, retire: bool, meet: bool) {
     let (parking, spots) = Parking::new(workers, max_searching);
     let parking = Arc::new(parking);
     let queue = Arc::new(Jobs::default());
@@ -330,6 +345,9 @@ fn run_parking_model(workers: usize, max_searching: usize, jobs: usize, retire: 
                 (parking.clone(), ran.clone(), queue.clone(), exited.clone());
             thread::spawn(move || {
                 while parking.next_job(&mut spot, &*queue).is_some() {
+                    if meet {
+                        ran.meet();
+                    }
                     ran.one_more();
                 }
                 exited.fetch_add(1, Ordering::SeqCst);
@@ -361,35 +379,43 @@ struct Model {
     searching: usize,
     jobs: usize,
     retire: bool,
+    meet: bool,
 }
 
 impl Model {
     fn check(self) {
-        let Model { preemptions, workers, searching, jobs, retire } = self;
+        let Model { preemptions, workers, searching, jobs, retire, meet } = self;
         let mut model = loom::model::Builder::new();
         model.preemption_bound = Some(preemptions);
-        model.check(move || run_parking_model(workers, searching, jobs, retire));
+        model.check(move || run_parking_model(workers, searching, jobs, retire, meet));
     }
 }
 
 #[test]
 fn a_job_queued_while_the_worker_goes_to_park_wakes_it() {
-    loom::model(|| run_parking_model(1, 1, 1, false));
+    loom::model(|| run_parking_model(1, 1, 1, false, false));
 }
 
 #[test]
 fn a_worker_that_may_not_search_is_woken_for_each_job() {
-    Model { preemptions: 2, workers: 1, searching: 0, jobs: 2, retire: false }.check();
+    Model { preemptions: 2, workers: 1, searching: 0, jobs: 2, retire: false, meet: false }.check();
 }
 
 #[test]
 fn two_workers_one_searcher_run_every_job() {
-    Model { preemptions: 2, workers: 2, searching: 1, jobs: 2, retire: false }.check();
+    Model { preemptions: 2, workers: 2, searching: 1, jobs: 2, retire: false, meet: false }.check();
 }
 
 #[test]
 fn a_retiring_worker_leaves_and_the_other_runs_every_job() {
     // Whichever worker retires — parked, searching or about to park — the other is
     // still woken for each job.
-    Model { preemptions: 2, workers: 2, searching: 0, jobs: 2, retire: true }.check();
+    Model { preemptions: 2, workers: 2, searching: 0, jobs: 2, retire: true, meet: false }.check();
+}
+
+#[test]
+fn two_jobs_that_wait_for_each_other_get_both_workers() {
+    // The worker that takes the first job blocks in it: whoever searched must have
+    // handed the search on, or the second job waits beside a sleeping worker.
+    Model { preemptions: 2, workers: 2, searching: 1, jobs: 2, retire: false, meet: true }.check();
 }
