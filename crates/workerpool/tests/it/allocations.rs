@@ -301,3 +301,31 @@ fn a_group_allocates_per_group_not_per_job() {
         "a group of {ROUND} jobs: {per_job:.3} allocations per job"
     );
 }
+
+#[test]
+fn a_scope_allocates_per_scope_not_per_job() {
+    // A scope's bookkeeping (its state, the list its unstarted jobs wait in) is
+    // allocated once per scope and grows with the jobs waiting at once; a job up to
+    // the inline size and its place in the queue allocate nothing.
+    let pool = pool();
+    let sums: Vec<std::sync::atomic::AtomicU64> =
+        (0..ROUND).map(|_| std::sync::atomic::AtomicU64::new(0)).collect();
+    let per_scope = steady_state(&pool, || {
+        allocations(|| {
+            pool.scope(|s| {
+                for (i, sum) in sums.iter().enumerate() {
+                    s.spawn(move |_| {
+                        sum.fetch_add(i as u64, std::sync::atomic::Ordering::Relaxed);
+                    })
+                    .unwrap();
+                }
+            });
+        })
+    });
+    let per_job = per_scope as f64 / (5 * ROUND) as f64;
+    assert!(
+        per_job <= SLOT_ALLOCATIONS,
+        "a scope of {ROUND} jobs: {per_job:.3} allocations per job"
+    );
+    assert_eq!(sums[3].load(std::sync::atomic::Ordering::Relaxed), 3 * 35);
+}
