@@ -181,7 +181,9 @@ impl<M> Builder<M> {
         self
     }
 
-    /// Idle connections the janitor keeps ready (never above `max_size`).
+    /// Idle connections the janitor keeps ready (never above `max_size`). Only idle
+    /// ones count: with all of them checked out, the janitor opens more (sqlx's
+    /// `min_connections` counts the connections in use too).
     pub fn min_idle(mut self, min_idle: usize) -> Self {
         self.config.min_idle = min_idle;
         self
@@ -461,6 +463,13 @@ impl<M: Manager> Builder<M> {
     /// it ([`CloseReason::Hook`]) and the `get` moves on to the next idle connection
     /// (at most `max_health_retries + 1` refusals count, as for health checks), then
     /// dials. Freshly opened connections skip it (they just ran `after_connect`).
+    ///
+    /// The caller's wait limit ([`WaitPolicy::Timeout`], `get_timeout`) covers the
+    /// hook like the rest of the `get`, as sqlx's `acquire_timeout` does: a hook still
+    /// running when it ends fails the `get` with `TimedOut` and the connection, in an
+    /// unknown state, is closed ([`CloseReason::Cancelled`]). A pool closed while the
+    /// hook runs closes the connection instead of handing it out, and the `get` fails
+    /// with `Closed`.
     ///
     /// ```
     /// use poolside_connpool::{Builder, ConnMeta, Manager};

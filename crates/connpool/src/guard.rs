@@ -187,9 +187,15 @@ impl<M: Manager> Drop for PooledConn<'_, M> {
             shared.events.connection(poolside_core::ConnEvent::Checkin { id: conn.id, held });
         }
         let config = &shared.config;
-        // The clock is read only when a limit needs it (see `Conn::last_used`).
-        let now =
-            (config.max_lifetime.is_some() || config.max_idle_time.is_some()).then(Instant::now);
+        // The clock is read only when a limit or a hook needs it (see
+        // `Conn::last_used`): hooks are shown `ConnMeta::idle_for`, which must be
+        // the time the connection sat idle, not the time since its checkout.
+        let hooks = &shared.hooks;
+        let now = (config.max_lifetime.is_some()
+            || config.max_idle_time.is_some()
+            || hooks.before_acquire.is_some()
+            || hooks.after_release.is_some())
+        .then(Instant::now);
         // `is_broken` is user code: a panic in it counts as broken (and is logged), so
         // the slot below is given back either way.
         let verdict = if self.broken

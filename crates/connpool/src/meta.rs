@@ -9,8 +9,10 @@ use tokio::time::Instant;
 /// [`Pool::retain`](crate::Pool::retain) receive it too.
 ///
 /// Times are on tokio's clock (so paused time in tests applies). `last_used` is the
-/// last checkout; a pool with `max_idle_time` or `max_lifetime` also stamps it on
-/// every return.
+/// last checkout; a pool with `max_idle_time` or `max_lifetime`, or with a
+/// `before_acquire` or `after_release` hook, also stamps it on every return, so the
+/// hooks see [`idle_for`](Self::idle_for) as sqlx's metadata has it: the time spent
+/// idle in `before_acquire`, zero in `after_release`.
 ///
 /// ```
 /// use poolside_connpool::{Manager, Pool};
@@ -38,7 +40,7 @@ pub struct ConnMeta {
     pub id: u64,
     /// When the connection was opened (or adopted by [`Pool::add`](crate::Pool::add)).
     pub created_at: Instant,
-    /// When it was last checked out (see above).
+    /// When it was last checked out, or returned (see above).
     pub last_used: Instant,
     /// How many times it has been handed to a caller: read from a guard, this
     /// checkout included; in `before_acquire`, the checkouts before the one being

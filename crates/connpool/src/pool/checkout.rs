@@ -142,16 +142,33 @@ impl<M: Manager> Shared<M> {
         Conn { raw, created: now, last_used: now, id, checkouts: 0 }
     }
 
-    /// Runs `before_acquire` (when set) on the connection `pending` holds; `false`
-    /// when the hook refused it (the connection then stays in `pending`, for the
-    /// caller to close). Dropped meanwhile, `pending` closes it.
-    pub(super) async fn approve_checkout(&self, pending: &mut Pending<'_, M>) -> bool {
-        let Some(hook) = &self.hooks.before_acquire else { return true };
-        let Some(conn) = pending.conn.as_mut() else { return false };
+    /// Runs `before_acquire` (when set) on the connection `pending` holds. On
+    /// anything but `Approved` the connection stays in `pending`, for the caller to
+    /// close. Dropped meanwhile, `pending` closes it.
+    ///
+    /// The hook is bounded like a health check: by `connect_timeout`, and by the
+    /// caller's own deadline `caller_at` (its wait limit covers the whole `get`,
+    /// hooks included).
+    pub(super) async fn approve_checkout(
+        &self,
+        pending: &mut Pending<'_, M>,
+        caller_at: Option<Instant>,
+    ) -> Approval {
+        let Some(hook) = &self.hooks.before_acquire else { return Approval::Approved };
+        let Some(conn) = pending.conn.as_mut() else { return Approval::Refused };
         let meta = conn.meta();
-        hooks::run("before_acquire", hook, &mut conn.raw, meta, self.config.connect_timeout)
-            .await
-            .is_ok()
+        let limit = self.config.connect_timeout;
+        let bound =
+            caller_at.map_or(limit, |at| at.saturating_duration_since(Instant::now()).min(limit));
+        match hooks::run("before_acquire", hook, &mut conn.raw, meta, bound).await {
+            Ok(()) => Approval::Approved,
+            Err(hooks::Refusal::TimedOut(_))
+                if caller_at.is_some_and(|at| Instant::now() >= at) =>
+            {
+                Approval::CallerOutOfTime
+            }
+            Err(_) => Approval::Refused,
+        }
     }
 
     /// Opens a connection for a caller holding a slot: dials, and after a failure
@@ -432,6 +449,16 @@ pub(super) struct WaitLimit {
     limit: Duration,
 }
 
+/// What `before_acquire` said about a connection about to be handed out.
+pub(super) enum Approval {
+    /// Approved (or no hook is set): hand it out.
+    Approved,
+    /// Refused: `false`, an error, a panic or running past `connect_timeout`.
+    Refused,
+    /// The caller's own wait ran out while the hook ran: no verdict.
+    CallerOutOfTime,
+}
+
 /// What `checkout` does next with the slot it holds.
 pub(super) enum Verdict {
     Dial,
@@ -664,7 +691,9 @@ impl<M: Manager> Pool<M> {
                     }
                 }
                 Verdict::Fresh => {
-                    if let Some(guard) = self.approve_and_hand_out(&mut pending, Some(now)).await {
+                    if let Some(guard) =
+                        self.approve_and_hand_out(&mut pending, Some(now), wait).await?
+                    {
                         return Ok(guard);
                     }
                     failed_checks = failed_checks.saturating_add(1);
@@ -697,7 +726,8 @@ impl<M: Manager> Pool<M> {
                     match checked {
                         Ok(Ok(Ok(()))) => {
                             pending.conn = Some(conn);
-                            if let Some(guard) = self.approve_and_hand_out(&mut pending, None).await
+                            if let Some(guard) =
+                                self.approve_and_hand_out(&mut pending, None, wait).await?
                             {
                                 return Ok(guard);
                             }
@@ -737,28 +767,47 @@ impl<M: Manager> Pool<M> {
     }
 
     /// Hands out the idle connection `pending` holds once `before_acquire` (if set)
-    /// approves it; otherwise closes it (`None`: the caller keeps the empty slot).
-    /// `judged_at`: when the caller judged it fresh, its checkout stamp unless a hook
-    /// ran since (then the clock is read again).
+    /// approves it; otherwise closes it (`Ok(None)`: the caller keeps the empty
+    /// slot). `judged_at`: when the caller judged it fresh, its checkout stamp unless
+    /// a hook ran since (then the clock is read again).
+    ///
+    /// Fails, leaving the connection in `pending` to be closed with the slot given
+    /// back, when the caller's wait ran out during the hook (`TimedOut`, as for a
+    /// health check cut short). Fails with `Closed`, closing the connection, when
+    /// the pool closed while the connection was being checked or approved: like a
+    /// connection dialled meanwhile, it is never handed out by a closed pool.
     pub(super) async fn approve_and_hand_out(
         &self,
         pending: &mut Pending<'_, M>,
         judged_at: Option<Instant>,
-    ) -> Option<PooledConn<'_, M>> {
+        wait: Option<WaitLimit>,
+    ) -> Result<Option<PooledConn<'_, M>>, GetError<M::Error>> {
         let shared = &*self.shared;
-        let approved = shared.approve_checkout(pending).await;
-        let mut conn = pending.conn.take()?;
-        if approved {
-            pending.holds_slot = false;
-            conn.last_used = match judged_at {
-                Some(at) if shared.hooks.before_acquire.is_none() => at,
-                _ => Instant::now(),
-            };
-            Some(self.hand_out(conn))
-        } else {
-            shared.close_conn(conn, CloseReason::Hook);
-            None
+        match shared.approve_checkout(pending, wait.and_then(|w| w.at)).await {
+            Approval::Approved => {}
+            Approval::Refused => {
+                if let Some(conn) = pending.conn.take() {
+                    shared.close_conn(conn, CloseReason::Hook);
+                }
+                return Ok(None);
+            }
+            Approval::CallerOutOfTime => {
+                let waited = wait.map_or(shared.config.connect_timeout, |w| w.limit);
+                return Err(GetError::Pool(PoolError::TimedOut { waited }));
+            }
         }
+        let Some(mut conn) = pending.conn.take() else { return Ok(None) };
+        pending.holds_slot = false;
+        if !shared.admit() {
+            shared.close_conn(conn, CloseReason::PoolClosed);
+            shared.release_slot();
+            return Err(PoolError::Closed.into());
+        }
+        conn.last_used = match judged_at {
+            Some(at) if shared.hooks.before_acquire.is_none() => at,
+            _ => Instant::now(),
+        };
+        Ok(Some(self.hand_out(conn)))
     }
 
     pub(super) fn hand_out(&self, conn: Conn<M::Connection>) -> PooledConn<'_, M> {

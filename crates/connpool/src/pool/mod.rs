@@ -494,8 +494,11 @@ impl<M: Manager> Pool<M> {
         Ok(opened)
     }
 
-    /// Closes the pool: idempotent. Waiters and later gets fail with `Closed`; idle
-    /// connections are closed now, checked-out ones when they come back.
+    /// Closes the pool: idempotent, and it returns at once (sqlx's `close().await`,
+    /// which waits for the connections out, is [`close_graceful`](Self::close_graceful)).
+    /// Waiters and later gets fail with `Closed`, and so does a get still checking,
+    /// preparing or dialling its connection (that connection is closed, never handed
+    /// out); idle connections are closed now, checked-out ones when they come back.
     pub fn close(&self) {
         let shared = &*self.shared;
         let (idle, waiters) = {

@@ -50,10 +50,12 @@ pub(crate) struct Conn<C> {
     pub(crate) raw: C,
     pub(crate) created: Instant,
     /// When it was last checked out, or returned when the pool has lifetimes to
-    /// enforce. Reading the clock on every return would double the clock reads of
-    /// a get + drop (a third of its cost where `clock_gettime` is slow), so pools
-    /// without idle or lifetime limits stamp only the checkout; the health-check
-    /// window is then measured from the checkout, which can only add checks.
+    /// enforce or a `before_acquire` / `after_release` hook (hooks read
+    /// `ConnMeta::idle_for`, which is then the time spent idle, zero in
+    /// `after_release`). Reading the clock on every return would double the clock
+    /// reads of a get + drop (a third of its cost where `clock_gettime` is slow), so
+    /// the other pools stamp only the checkout; the health-check window is then
+    /// measured from the checkout, which can only add checks.
     pub(crate) last_used: Instant,
     /// Unique within the pool (see [`ConnMeta::id`]).
     pub(crate) id: u64,
