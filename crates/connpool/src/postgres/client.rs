@@ -13,7 +13,7 @@ use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use tokio_postgres::error::SqlState;
-use tokio_postgres::types::ToSql;
+use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, Error, Row, SimpleQueryMessage, Statement, Transaction};
 
 /// Statement cache counters: of one connection ([`PgClient::statement_cache_stats`])
@@ -69,9 +69,16 @@ pub(super) struct SharedCounters {
     evictions: AtomicU64,
     invalidations: AtomicU64,
     len: AtomicUsize,
+    /// Bumped by `PgManager::clear_statement_caches`: a connection that has seen an
+    /// older value empties its cache before its next use of it.
+    epoch: AtomicU64,
 }
 
 impl SharedCounters {
+    pub(super) fn clear_all(&self) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+    }
+
     pub(super) fn snapshot(&self, capacity: usize) -> StatementCacheStats {
         StatementCacheStats {
             hits: self.hits.load(Ordering::Relaxed),
@@ -133,6 +140,14 @@ impl<V: Clone> Cache<V> {
     fn invalidate(&mut self, key: &str) -> Option<V> {
         self.stats.invalidations += 1;
         self.lru.pop(key)
+    }
+
+    /// Drops the entry whose value `is_it` picks, if any (counted as an
+    /// invalidation when there is one).
+    fn invalidate_value(&mut self, is_it: impl Fn(&V) -> bool) -> Option<V> {
+        let key = self.lru.iter().find(|(_, value)| is_it(value)).map(|(key, _)| key.clone())?;
+        self.stats.invalidations += 1;
+        self.lru.pop(&key)
     }
 
     /// Drops every entry.
@@ -211,6 +226,77 @@ fn in_transaction(error: &Error) -> bool {
     )
 }
 
+/// What SQL text given to a `PgClient` method may do to the session beyond its
+/// results, as far as its words tell. Every guess errs on the safe side: a false
+/// alarm costs one round trip at the next checkout or one prepare again, never a
+/// session handed on inside a transaction or a statement the server forgot.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct SqlEffects {
+    /// A `BEGIN` or `START TRANSACTION` (or those words anywhere, e.g. in a `DO`
+    /// block): a transaction may be open once it ran.
+    opens_transaction: bool,
+    /// A `DISCARD` or `DEALLOCATE`: the server may have dropped prepared statements.
+    drops_statements: bool,
+    /// The last statement is a plain `COMMIT`, `ROLLBACK` or `ABORT` (`WORK` or
+    /// `TRANSACTION` may follow; not `AND CHAIN`, not `TO SAVEPOINT`): when the text
+    /// ran without error, no transaction is open.
+    ends_transaction: bool,
+}
+
+impl SqlEffects {
+    fn of(sql: &str) -> Self {
+        let mut effects = SqlEffects::default();
+        // Whether the last whitespace-separated token was exactly `START`.
+        let mut after_start = false;
+        for token in sql.split_whitespace() {
+            let mut words = token
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .filter(|word| !word.is_empty());
+            let first = words.next();
+            if after_start && first.is_some_and(|word| word.eq_ignore_ascii_case("TRANSACTION")) {
+                effects.opens_transaction = true;
+            }
+            after_start = token.eq_ignore_ascii_case("START");
+            for word in first.into_iter().chain(words) {
+                let is = |keyword: &str| word.eq_ignore_ascii_case(keyword);
+                if is("BEGIN") {
+                    effects.opens_transaction = true;
+                } else if is("DISCARD") || is("DEALLOCATE") {
+                    effects.drops_statements = true;
+                }
+            }
+        }
+        let text = sql.trim_end_matches(|c: char| c.is_whitespace() || c == ';');
+        let last = &text[text.rfind(';').map_or(0, |i| i + 1)..];
+        let mut words = last.split_whitespace();
+        let is = |word: Option<&str>, keywords: &[&str]| {
+            word.is_some_and(|w| keywords.iter().any(|k| w.eq_ignore_ascii_case(k)))
+        };
+        effects.ends_transaction = is(words.next(), &["COMMIT", "ROLLBACK", "ABORT"])
+            && match words.next() {
+                None => true,
+                second => is(second, &["WORK", "TRANSACTION"]) && words.next().is_none(),
+            };
+        effects
+    }
+}
+
+/// SQL text about to run: what it may do, and the count of transaction openings
+/// that a successful run of it settles.
+struct TextRun {
+    effects: SqlEffects,
+    opened: u64,
+}
+
+/// Rolls back a transaction the last user left open: fails with SQLSTATE `25001`
+/// inside a transaction block (in one simple-query message, `now()` equals
+/// `statement_timestamp()` only when the message began the transaction), or with
+/// `25P02` inside an aborted one, and the caller then sends `ROLLBACK`.
+const TRANSACTION_GUARD_SQL: &str = "DO $poolside$ BEGIN \
+    IF now() <> statement_timestamp() THEN \
+    RAISE EXCEPTION 'transaction left open' USING ERRCODE = 'active_sql_transaction'; \
+    END IF; END $poolside$";
+
 /// The connection a [`PgManager`](crate::postgres::PgManager) pool hands out: a
 /// `tokio_postgres::Client` (reachable through `Deref`) with a per-connection,
 /// bounded LRU statement cache.
@@ -229,6 +315,21 @@ fn in_transaction(error: &Error) -> bool {
 /// or `26000` (it no longer exists, e.g. after a `DISCARD ALL`) is dropped, prepared
 /// again and run once more. Inside an explicit transaction that retry cannot help:
 /// the first error has already aborted the transaction.
+///
+/// A statement a caller runs through these methods (from `prepare_cached` or
+/// `prepare_typed_cached`) is watched the same way: when the server has forgotten it
+/// (`26000`) every cached statement is dropped, as a `DISCARD ALL` or `DEALLOCATE
+/// ALL` dropped them all; when its result type changed (`0A000`) it leaves the
+/// cache. That call still fails (the caller holds the stale statement), and the
+/// next `prepare_cached` prepares it again. SQL text given to any of these methods
+/// that contains `DISCARD` or `DEALLOCATE` empties the cache once it ran.
+///
+/// A transaction opened with SQL text (`BEGIN`, `START TRANSACTION`) through these
+/// methods and not ended by the last user is rolled back before the next user's
+/// first statement, whatever the recycling method (one round trip at that checkout,
+/// owed only after such text ran without a plain `COMMIT`, `ROLLBACK` or `ABORT` as
+/// the last statement of a later call). A [`Transaction`] dropped uncommitted is
+/// rolled back by tokio-postgres itself.
 ///
 /// ```no_run
 /// use poolside_connpool::{Builder, postgres::PgManager};
@@ -256,9 +357,16 @@ pub struct PgClient {
     /// statement no `Statement` value will ever close. Purged (`DEALLOCATE ALL`) at
     /// the next checkout, when no caller holds this connection's statements.
     orphaned_statements: AtomicBool,
+    /// How many calls ran SQL text that may open a transaction, and how many of those
+    /// a later `COMMIT` / `ROLLBACK` or a reset settled: a transaction may be open
+    /// while they differ.
+    transactions_opened: AtomicU64,
+    transactions_settled: AtomicU64,
     /// Serialises the reset against concurrent calls on one borrowed connection.
     reset_lock: tokio::sync::Mutex<()>,
     counters: Arc<SharedCounters>,
+    /// The manager's cache epoch this cache was last emptied for.
+    seen_epoch: AtomicU64,
 }
 
 impl fmt::Debug for PgClient {
@@ -337,6 +445,37 @@ macro_rules! through_cache {
     }};
 }
 
+/// The body of a query method `$method` of `PgClient`: runs the reset owed, then SQL
+/// text through the cache (automatic mode) or as it is, with its effects noted, or
+/// a prepared statement, watched for staleness.
+macro_rules! dispatch {
+    ($self:ident, $statement:expr, $method:ident, $params:expr) => {{
+        $self.ready().await?;
+        match $statement.as_query() {
+            QueryRef::Sql(sql) => {
+                let run = $self.before_text(sql);
+                let result = async {
+                    if $self.automatic {
+                        through_cache!($self, sql, |st| $self.client.$method(&st, $params))
+                    } else {
+                        $self.client.$method(sql, $params).await
+                    }
+                }
+                .await;
+                $self.after_text(run, &result);
+                result
+            }
+            QueryRef::Prepared(st) => {
+                let result = $self.client.$method(st, $params).await;
+                if let Err(e) = &result {
+                    $self.forget_stale(st, e);
+                }
+                result
+            }
+        }
+    }};
+}
+
 impl PgClient {
     pub(super) fn new(
         client: Client,
@@ -354,7 +493,10 @@ impl PgClient {
             reset_clears_statements,
             reset_due: AtomicBool::new(false),
             orphaned_statements: AtomicBool::new(false),
+            transactions_opened: AtomicU64::new(0),
+            transactions_settled: AtomicU64::new(0),
             reset_lock: tokio::sync::Mutex::new(()),
+            seen_epoch: AtomicU64::new(counters.epoch.load(Ordering::Acquire)),
             counters,
         }
     }
@@ -415,29 +557,26 @@ impl PgClient {
     /// succeeded, so a reset that fails or is cancelled midway runs again next time.
     async fn reset_now(&self) -> Result<(), Error> {
         let purge = self.orphaned_statements.load(Ordering::Acquire);
-        self.reset_session(purge).await?;
+        let opened = self.transactions_opened.load(Ordering::Acquire);
+        let rollback = opened != self.transactions_settled.load(Ordering::Acquire);
+        self.reset_session(purge, rollback).await?;
         if purge {
             self.orphaned_statements.store(false, Ordering::Release);
         }
+        self.transactions_settled.fetch_max(opened, Ordering::AcqRel);
         self.reset_due.store(false, Ordering::Release);
         Ok(())
     }
 
-    async fn reset_session(&self, purge: bool) -> Result<(), Error> {
+    async fn reset_session(&self, purge: bool, rollback: bool) -> Result<(), Error> {
         if purge || self.reset_clears_statements {
             // Dropping the statements queues their Close messages ahead of the reset.
             self.clear_statement_cache();
         }
         match self.reset_sql.as_deref() {
-            Some(sql) => match self.client.batch_execute(sql).await {
-                Ok(()) => {}
-                Err(e) if in_transaction(&e) => {
-                    tracing::debug!(error = %e, "poolside-connpool: rolling back a transaction left open before the reset");
-                    self.client.batch_execute("ROLLBACK").await?;
-                    self.client.batch_execute(sql).await?;
-                }
-                Err(e) => return Err(e),
-            },
+            // Every reset SQL rolls back a transaction left open itself.
+            Some(sql) => self.run_outside_transaction(sql).await?,
+            None if rollback => self.run_outside_transaction(TRANSACTION_GUARD_SQL).await?,
             None if !purge => return self.client.simple_query("").await.map(drop),
             None => {}
         }
@@ -447,13 +586,87 @@ impl PgClient {
         Ok(())
     }
 
+    /// Runs `sql`, which refuses to run inside a transaction block (SQLSTATE `25001`
+    /// or `25P02`); when it refuses, rolls the transaction back and runs it again.
+    async fn run_outside_transaction(&self, sql: &str) -> Result<(), Error> {
+        match self.client.batch_execute(sql).await {
+            Err(e) if in_transaction(&e) => {
+                tracing::debug!(error = %e, "poolside-connpool: rolling back a transaction left open");
+                self.client.batch_execute("ROLLBACK").await?;
+                self.client.batch_execute(sql).await
+            }
+            other => other,
+        }
+    }
+
+    /// Whether SQL text that may have opened a transaction ran since the last
+    /// `COMMIT` / `ROLLBACK` text or reset.
+    fn transaction_may_be_open(&self) -> bool {
+        self.transactions_opened.load(Ordering::Acquire)
+            != self.transactions_settled.load(Ordering::Acquire)
+    }
+
     /// The connection came back to the pool.
     pub(super) fn returned(&mut self) {
-        if self.reset_sql.is_some() || self.orphaned_statements.load(Ordering::Acquire) {
+        if self.reset_sql.is_some()
+            || self.orphaned_statements.load(Ordering::Acquire)
+            || self.transaction_may_be_open()
+        {
             self.reset_due.store(true, Ordering::Release);
             if self.reset_clears_statements {
                 self.clear_statement_cache();
             }
+        }
+    }
+
+    /// Notes what `sql` may do, right before it is sent.
+    fn before_text(&self, sql: &str) -> TextRun {
+        let effects = SqlEffects::of(sql);
+        let opened = if effects.opens_transaction {
+            self.transactions_opened.fetch_add(1, Ordering::AcqRel) + 1
+        } else {
+            self.transactions_opened.load(Ordering::Acquire)
+        };
+        TextRun { effects, opened }
+    }
+
+    /// Settles what `run`'s text did, once it ran (or failed).
+    fn after_text<T>(&self, run: TextRun, result: &Result<T, Error>) {
+        if run.effects.drops_statements {
+            self.clear_statement_cache();
+        }
+        if run.effects.ends_transaction && result.is_ok() {
+            self.transactions_settled.fetch_max(run.opened, Ordering::AcqRel);
+        }
+    }
+
+    /// Drops what a failed run of `statement` shows to be stale: every cached
+    /// statement when the server no longer knows it, or `statement` itself when its
+    /// result type changed.
+    fn forget_stale(&self, statement: &Statement, error: &Error) {
+        let Some(code) = error.code() else { return };
+        if *code == SqlState::INVALID_SQL_STATEMENT_NAME {
+            // Statements leave the server one by one only through this cache (or a
+            // caller's own DEALLOCATE by name); a forgotten one means the session's
+            // statements went all at once (DISCARD ALL, DEALLOCATE ALL).
+            tracing::debug!(error = %error, "poolside-connpool: prepared statement forgotten by the server; emptying the statement cache");
+            self.cache.lock().stats.invalidations += 1;
+            self.counters.invalidations.fetch_add(1, Ordering::Relaxed);
+            self.clear_statement_cache();
+        } else if *code == SqlState::FEATURE_NOT_SUPPORTED && !statement.columns().is_empty() {
+            // Clones of one statement share its column list: the pointer names it.
+            let columns = statement.columns().as_ptr();
+            let removed = self
+                .cache
+                .lock()
+                .invalidate_value(|cached| std::ptr::eq(cached.columns().as_ptr(), columns));
+            if removed.is_some() {
+                tracing::debug!(error = %error, "poolside-connpool: cached statement invalidated");
+                self.counters.invalidations.fetch_add(1, Ordering::Relaxed);
+                self.counters.len.fetch_sub(1, Ordering::Relaxed);
+            }
+            // The server's Close is sent here, outside the lock.
+            drop(removed);
         }
     }
 
@@ -473,6 +686,7 @@ impl PgClient {
     /// # }
     /// ```
     pub fn statement_cache_stats(&self) -> StatementCacheStats {
+        self.follow_manager_clear();
         let cache = self.cache.lock();
         StatementCacheStats { len: cache.lru.len(), ..cache.stats }
     }
@@ -514,7 +728,19 @@ impl PgClient {
         self.client.is_closed()
     }
 
+    /// Empties the cache if the manager cleared every cache since this one last
+    /// looked (`PgManager::clear_statement_caches`).
+    fn follow_manager_clear(&self) {
+        let epoch = self.counters.epoch.load(Ordering::Acquire);
+        if self.seen_epoch.load(Ordering::Acquire) != epoch
+            && self.seen_epoch.swap(epoch, Ordering::AcqRel) != epoch
+        {
+            self.clear_statement_cache();
+        }
+    }
+
     fn lookup(&self, sql: &str) -> Option<Statement> {
+        self.follow_manager_clear();
         let found = self.cache.lock().lookup(sql);
         let counter = if found.is_some() { &self.counters.hits } else { &self.counters.misses };
         counter.fetch_add(1, Ordering::Relaxed);
@@ -553,14 +779,25 @@ impl PgClient {
 
     /// The cached statement for `sql` (prepared on a miss) and whether it was a hit.
     async fn cached(&self, sql: &str) -> Result<(Statement, bool), Error> {
-        if let Some(statement) = self.lookup(sql) {
+        self.cached_typed(sql, sql, &[]).await
+    }
+
+    /// The cached statement under `key` (`sql` prepared with `types` on a miss) and
+    /// whether it was a hit.
+    async fn cached_typed(
+        &self,
+        key: &str,
+        sql: &str,
+        types: &[Type],
+    ) -> Result<(Statement, bool), Error> {
+        if let Some(statement) = self.lookup(key) {
             return Ok((statement, true));
         }
         let mut guard = OrphanGuard { flag: &self.orphaned_statements, armed: true };
-        let prepared = self.client.prepare(sql).await;
+        let prepared = self.client.prepare_typed(sql, types).await;
         guard.armed = false;
         let statement = prepared?;
-        self.insert(sql, statement.clone());
+        self.insert(key, statement.clone());
         Ok((statement, false))
     }
 
@@ -583,6 +820,46 @@ impl PgClient {
     pub async fn prepare_cached(&self, sql: &str) -> Result<Statement, Error> {
         self.ready().await?;
         self.cached(sql).await.map(|(statement, _)| statement)
+    }
+
+    /// Prepares `sql` with the given parameter types once per connection, like
+    /// [`prepare_cached`](PgClient::prepare_cached): `types` may name fewer types than
+    /// the statement has parameters, and the server infers the rest. The same text
+    /// with other types is another entry of the cache; with no types it is
+    /// `prepare_cached`'s entry.
+    ///
+    /// ```no_run
+    /// # use poolside_connpool::{Builder, postgres::PgManager};
+    /// use tokio_postgres::types::Type;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let pool = Builder::new().build(PgManager::new("host=localhost user=postgres".parse()?))?;
+    /// let conn = pool.get().await?;
+    /// let statement = conn.prepare_typed_cached("SELECT 1 + $1", &[Type::INT2]).await?;
+    /// assert_eq!(statement.params(), &[Type::INT2]);
+    /// let row = conn.query_one(&statement, &[&41i16]).await?;
+    /// assert_eq!(row.get::<_, i32>(0), 42);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn prepare_typed_cached(
+        &self,
+        sql: &str,
+        types: &[Type],
+    ) -> Result<Statement, Error> {
+        self.ready().await?;
+        if types.is_empty() {
+            return self.cached(sql).await.map(|(statement, _)| statement);
+        }
+        // SQL text never holds a NUL byte (the server refuses it): the key cannot
+        // collide with untyped text.
+        let mut key = String::with_capacity(sql.len() + 8 * types.len());
+        key.push_str(sql);
+        for ty in types {
+            key.push('\0');
+            key.push_str(&ty.oid().to_string());
+        }
+        self.cached_typed(&key, sql, types).await.map(|(statement, _)| statement)
     }
 
     /// Prepares `sql` without caching it.
@@ -621,14 +898,7 @@ impl PgClient {
         statement: &Q,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<Row>, Error> {
-        self.ready().await?;
-        match statement.as_query() {
-            QueryRef::Sql(sql) if self.automatic => {
-                through_cache!(self, sql, |st| self.client.query(&st, params))
-            }
-            QueryRef::Sql(sql) => self.client.query(sql, params).await,
-            QueryRef::Prepared(st) => self.client.query(st, params).await,
-        }
+        dispatch!(self, statement, query, params)
     }
 
     /// Runs a statement that returns exactly one row. SQL text goes through the
@@ -649,14 +919,7 @@ impl PgClient {
         statement: &Q,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Row, Error> {
-        self.ready().await?;
-        match statement.as_query() {
-            QueryRef::Sql(sql) if self.automatic => {
-                through_cache!(self, sql, |st| self.client.query_one(&st, params))
-            }
-            QueryRef::Sql(sql) => self.client.query_one(sql, params).await,
-            QueryRef::Prepared(st) => self.client.query_one(st, params).await,
-        }
+        dispatch!(self, statement, query_one, params)
     }
 
     /// Runs a statement that returns at most one row. SQL text goes through the
@@ -677,14 +940,7 @@ impl PgClient {
         statement: &Q,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Option<Row>, Error> {
-        self.ready().await?;
-        match statement.as_query() {
-            QueryRef::Sql(sql) if self.automatic => {
-                through_cache!(self, sql, |st| self.client.query_opt(&st, params))
-            }
-            QueryRef::Sql(sql) => self.client.query_opt(sql, params).await,
-            QueryRef::Prepared(st) => self.client.query_opt(st, params).await,
-        }
+        dispatch!(self, statement, query_opt, params)
     }
 
     /// Runs a statement and returns the number of rows it touched. SQL text goes
@@ -706,14 +962,7 @@ impl PgClient {
         statement: &Q,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<u64, Error> {
-        self.ready().await?;
-        match statement.as_query() {
-            QueryRef::Sql(sql) if self.automatic => {
-                through_cache!(self, sql, |st| self.client.execute(&st, params))
-            }
-            QueryRef::Sql(sql) => self.client.execute(sql, params).await,
-            QueryRef::Prepared(st) => self.client.execute(st, params).await,
-        }
+        dispatch!(self, statement, execute, params)
     }
 
     /// Runs SQL statements with the simple query protocol, discarding rows.
@@ -729,7 +978,10 @@ impl PgClient {
     /// ```
     pub async fn batch_execute(&self, sql: &str) -> Result<(), Error> {
         self.ready().await?;
-        self.client.batch_execute(sql).await
+        let run = self.before_text(sql);
+        let result = self.client.batch_execute(sql).await;
+        self.after_text(run, &result);
+        result
     }
 
     /// Runs SQL statements with the simple query protocol, returning rows as text.
@@ -746,7 +998,10 @@ impl PgClient {
     /// ```
     pub async fn simple_query(&self, sql: &str) -> Result<Vec<SimpleQueryMessage>, Error> {
         self.ready().await?;
-        self.client.simple_query(sql).await
+        let run = self.before_text(sql);
+        let result = self.client.simple_query(sql).await;
+        self.after_text(run, &result);
+        result
     }
 
     /// Begins a transaction (rolled back when dropped uncommitted).
@@ -771,7 +1026,7 @@ impl PgClient {
 
 #[cfg(test)]
 mod tests {
-    use super::Cache;
+    use super::{Cache, SqlEffects};
     use proptest::prelude::*;
 
     #[derive(Debug, Clone)]
@@ -841,6 +1096,43 @@ mod tests {
                 prop_assert_eq!((s.hits, s.misses, s.evictions, s.invalidations), (hits, misses, evictions, invalidations));
             }
         }
+    }
+
+    #[test]
+    fn sql_effects_read_transaction_and_statement_words() {
+        let of = |sql: &str| {
+            let e = SqlEffects::of(sql);
+            (e.opens_transaction, e.drops_statements, e.ends_transaction)
+        };
+        assert_eq!(of("SELECT 1"), (false, false, false));
+        assert_eq!(of("begin"), (true, false, false));
+        assert_eq!(of("START TRANSACTION ISOLATION LEVEL SERIALIZABLE"), (true, false, false));
+        assert_eq!(of("SELECT start, transaction FROM t"), (false, false, false));
+        assert_eq!(of("BEGIN; INSERT INTO t VALUES (1); COMMIT;\n"), (true, false, true));
+        assert_eq!(of("DISCARD ALL"), (false, true, false));
+        assert_eq!(of("deallocate s1; rollback work"), (false, true, true));
+        for ends in ["COMMIT", "commit transaction", "ABORT", "x; Rollback ;"] {
+            assert!(SqlEffects::of(ends).ends_transaction, "{ends}");
+        }
+        for open in
+            ["COMMIT AND CHAIN", "ROLLBACK TO SAVEPOINT a", "SELECT ';COMMIT'", "COMMIT -- x"]
+        {
+            assert!(!SqlEffects::of(open).ends_transaction, "{open}");
+        }
+        // Identifiers that merely contain the words are not the words.
+        assert_eq!(of("SELECT begin_at, discarded FROM t"), (false, false, false));
+    }
+
+    #[test]
+    fn invalidating_by_value_drops_that_entry_only() {
+        let mut cache: Cache<u32> = Cache::new(4);
+        cache.insert("a", 1);
+        cache.insert("b", 2);
+        assert_eq!(cache.invalidate_value(|v| *v == 9), None);
+        assert_eq!(cache.stats.invalidations, 0);
+        assert_eq!(cache.invalidate_value(|v| *v == 2), Some(2));
+        assert_eq!(cache.stats.invalidations, 1);
+        assert_eq!((cache.lookup("a"), cache.lookup("b")), (Some(1), None));
     }
 
     #[test]

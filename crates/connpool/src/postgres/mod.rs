@@ -25,6 +25,13 @@ use tokio_postgres::{Config, Error, NoTls, Socket};
 /// checkout health check when the pool runs one, otherwise in the first call of a
 /// [`PgClient`] method (or [`PgClient::ready`]).
 ///
+/// Whatever the method, a transaction the last user opened with SQL text (`BEGIN`,
+/// `START TRANSACTION`) through [`PgClient`]'s methods and left open, or aborted, is
+/// rolled back the same way before the next user's first statement; deadpool-postgres
+/// and bb8-postgres hand such a connection on inside the transaction unless the
+/// method resets the session. A `Transaction` dropped uncommitted is rolled back by
+/// tokio-postgres itself.
+///
 /// ```
 /// use poolside_connpool::{postgres::PgManager, postgres::RecyclingMethod};
 ///
@@ -48,6 +55,9 @@ pub enum RecyclingMethod {
     /// and SQL-level `PREPARE`s deallocated. Only tokio-postgres' own type-lookup
     /// statements survive: it caches them for the connection's life, and a literal
     /// `DISCARD ALL` would make every later lookup of a custom type fail.
+    ///
+    /// Unlike deadpool-postgres' `Clean`, which leaves prepared statements and cached
+    /// plans alone, this empties the statement cache: the next user prepares again.
     Clean,
     /// Runs this SQL with the simple query protocol (after a `ROLLBACK` when the last
     /// user left a transaction open). SQL that contains `DISCARD` or `DEALLOCATE`
@@ -299,6 +309,31 @@ impl<T> PgManager<T> {
     /// ```
     pub fn statement_cache_stats(&self) -> StatementCacheStats {
         self.counters.snapshot(self.capacity)
+    }
+
+    /// Empties the statement cache of every connection this manager (and its clones)
+    /// opened, like deadpool-postgres' `statement_caches.clear()`, e.g. after a
+    /// migration. Each connection drops its statements (closing them on the server)
+    /// at its next use of its cache — a lookup, `prepare_cached` or
+    /// [`PgClient::statement_cache_stats`] — so the summed `len` of
+    /// [`statement_cache_stats`](PgManager::statement_cache_stats) falls as they do.
+    /// A `Statement` a caller already holds stays valid.
+    ///
+    /// ```no_run
+    /// use poolside_connpool::{Builder, postgres::PgManager};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let manager = PgManager::new("host=localhost user=postgres".parse()?);
+    /// let pool = Builder::new().build(manager.clone())?;
+    /// let conn = pool.get().await?;
+    /// conn.prepare_cached("SELECT 1").await?;
+    /// manager.clear_statement_caches();
+    /// assert_eq!(conn.statement_cache_stats().len, 0);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn clear_statement_caches(&self) {
+        self.counters.clear_all();
     }
 }
 

@@ -49,8 +49,12 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_millis(500);
 /// `redis::Client::get_async_pubsub`), `CLIENT REPLY`, and `HELLO` (set the protocol
 /// in the URL). Closed on return instead of reused: a connection inside a `MULTI` or a
 /// `WATCH` that no `EXEC`, `DISCARD` or `UNWATCH` ended, or after `SELECT` of another
-/// database, `AUTH`, `RESET`, `READONLY` / `READWRITE` or a `CLIENT` setting
-/// (`SETNAME`, `SETINFO`, `TRACKING`, `CACHING`, `NO-EVICT`, `NO-TOUCH`).
+/// database, `AUTH`, `RESET`, `READONLY` / `READWRITE`, a `CLIENT` setting
+/// (`SETNAME`, `SETINFO`, `TRACKING`, `CACHING`, `NO-EVICT`, `NO-TOUCH`), or over
+/// RESP3 a `SUBSCRIBE`, `PSUBSCRIBE`, `SSUBSCRIBE` or `MONITOR` (the server keeps
+/// pushing to that connection). Unlike deadpool-redis, which sends `UNWATCH` at the
+/// next checkout and keeps the connection, a connection left in such a state is
+/// never reset and handed on: the next caller gets a fresh one.
 ///
 /// **Timeouts.** Opening a connection may take 1 s and each command may wait 500 ms
 /// for its reply (the `redis` crate's defaults); change them with
@@ -323,7 +327,7 @@ impl RedisConnection {
     /// it failed at the I/O level, a request was cut off (cancelled or timed out)
     /// before all of its reply was read, or a command left session state the next
     /// caller must not inherit (an open `MULTI` or `WATCH`, another database, `AUTH`,
-    /// a `CLIENT` setting; see the manager's session rules).
+    /// a `CLIENT` setting, a RESP3 subscription; see the manager's session rules).
     ///
     /// ```no_run
     /// # use poolside_connpool::{Builder, redis::RedisManager};

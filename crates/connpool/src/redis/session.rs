@@ -10,8 +10,10 @@
 //!   connection was opened with).
 //! * **Session changed** (the connection is closed when it comes back instead of
 //!   being reused): `SELECT` of a database other than the manager's, `AUTH`, `RESET`,
-//!   `READONLY` / `READWRITE`, and the `CLIENT` settings (`SETNAME`, `SETINFO`,
-//!   `TRACKING`, `CACHING`, `NO-EVICT`, `NO-TOUCH`).
+//!   `READONLY` / `READWRITE`, the `CLIENT` settings (`SETNAME`, `SETINFO`,
+//!   `TRACKING`, `CACHING`, `NO-EVICT`, `NO-TOUCH`), and over RESP3 `SUBSCRIBE`,
+//!   `PSUBSCRIBE`, `SSUBSCRIBE` and `MONITOR` (the server keeps pushing to the
+//!   connection; an `UNSUBSCRIBE` does not make it trusted again).
 //! * **Transactions**: `MULTI` opens one and `EXEC` / `DISCARD` end it; `WATCH` holds
 //!   keys until `EXEC`, `DISCARD` or `UNWATCH`. A connection that comes back inside
 //!   either is closed: the next caller's commands would be queued, or its transaction
@@ -96,7 +98,7 @@ impl Session {
 
     fn record(&mut self, name: &[u8], sub: Option<&[u8]>) {
         // Most commands are none of these: their lengths rule them out at once.
-        if !matches!(name.len(), 4..=9) {
+        if !matches!(name.len(), 4..=10) {
             return;
         }
         let is = |word: &str| name.eq_ignore_ascii_case(word.as_bytes());
@@ -116,6 +118,10 @@ impl Session {
                 == Some(self.db);
             self.changed |= !same;
         } else if is("AUTH") || is("RESET") || is("READONLY") || is("READWRITE") {
+            self.changed = true;
+        } else if is("SUBSCRIBE") || is("PSUBSCRIBE") || is("SSUBSCRIBE") || is("MONITOR") {
+            // Admitted over RESP3 only: the server goes on pushing to this connection
+            // for as long as it lives, whoever holds it next.
             self.changed = true;
         } else if is("CLIENT") {
             const SETTINGS: [&str; 6] =
@@ -195,9 +201,15 @@ mod tests {
         atomic.atomic().cmd("INCR").arg("k");
         s.admit_transaction(atomic.cmd_iter()).unwrap();
         assert!(!s.is_dirty());
-        // Over RESP3 pushes go to a push sender: subscribing is the caller's business.
-        let mut s = Session::new(0, false);
-        admit(&mut s, &["SUBSCRIBE", "c"]).unwrap();
-        assert!(admit(&mut s, &["HELLO", "2"]).is_err());
+        // Over RESP3 subscribing is admitted (pushes are not replies), and closes the
+        // connection on return: the server keeps pushing to it.
+        for words in
+            [&["SUBSCRIBE", "c"][..], &["psubscribe", "c*"], &["SSUBSCRIBE", "c"], &["MONITOR"]]
+        {
+            let mut s = Session::new(0, false);
+            admit(&mut s, words).unwrap();
+            assert!(s.is_dirty(), "{words:?}");
+            assert!(admit(&mut s, &["HELLO", "2"]).is_err());
+        }
     }
 }

@@ -31,6 +31,7 @@ mod owned;
 mod panics;
 mod peers_async;
 mod peers_blocking;
+mod peers_redis;
 mod peers_sqlx_mobc;
 mod pool;
 mod redis;

@@ -7,128 +7,19 @@
 //! and pass elsewhere.
 #![cfg(feature = "redis")]
 
+use crate::common::redis_server::{OwnServer, admin_conn, both_links, command, server, unique};
 use poolside_connpool::{Builder, GetError, Pool, redis::RedisManager};
 use redis::{AsyncCommands, Value};
 use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::Poll;
 use std::time::{Duration, Instant};
-
-/// The shared server's URL, or `None` (after a notice).
-fn server() -> Option<String> {
-    match std::env::var("POOLSIDE_REDIS_URL") {
-        Ok(url) => Some(url),
-        Err(_) if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("POOLSIDE_REDIS_URL is not set under CI: run the tests with `cargo xtask test`")
-        }
-        Err(_) => {
-            eprintln!(
-                "NOTICE: POOLSIDE_REDIS_URL is not set; skipping the Redis test \
-                 (`cargo xtask test` starts a server and sets it)"
-            );
-            None
-        }
-    }
-}
-
-fn unique(prefix: &str) -> String {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    format!("{prefix}:{}:{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
-}
-
-/// A redis-server owned by one test; killed on drop.
-struct OwnServer {
-    child: Child,
-    port: u16,
-    args: Vec<String>,
-    dir: PathBuf,
-}
-
-impl OwnServer {
-    fn binary() -> PathBuf {
-        std::env::var_os("POOLSIDE_REDIS_SERVER")
-            .map_or_else(|| "redis-server".into(), PathBuf::from)
-    }
-
-    fn start(args: &[&str]) -> OwnServer {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let dir = std::env::temp_dir().join(unique("poolside-redis-test").replace(':', "-"));
-        std::fs::create_dir_all(&dir).unwrap();
-        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-        let child = OwnServer::spawn(port, &args, &dir);
-        let server = OwnServer { child, port, args, dir };
-        server.wait_accepting();
-        server
-    }
-
-    fn spawn(port: u16, args: &[String], dir: &PathBuf) -> Child {
-        Command::new(OwnServer::binary())
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
-            .args(["--appendonly", "no"])
-            .arg("--dir")
-            .arg(dir)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("starting redis-server (POOLSIDE_REDIS_SERVER or PATH)")
-    }
-
-    /// Returns when the port accepts connections.
-    fn wait_accepting(&self) -> Instant {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return Instant::now();
-            }
-            assert!(Instant::now() < deadline, "redis-server did not start on {}", self.port);
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-
-    fn kill(&mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-
-    /// Starts the server again on the same port; returns when it accepts.
-    fn restart(&mut self) -> Instant {
-        self.child = OwnServer::spawn(self.port, &self.args, &self.dir);
-        self.wait_accepting()
-    }
-
-    fn url(&self, password: Option<&str>, db: u32) -> String {
-        match password {
-            Some(pw) => format!("redis://:{pw}@127.0.0.1:{}/{db}", self.port),
-            None => format!("redis://127.0.0.1:{}/{db}", self.port),
-        }
-    }
-}
-
-impl Drop for OwnServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 /// How many clients the server sees (the asking connection included).
 async fn client_count(admin: &mut redis::aio::MultiplexedConnection) -> usize {
     let list: String = redis::cmd("CLIENT").arg("LIST").query_async(admin).await.unwrap();
     list.lines().filter(|l| !l.trim().is_empty()).count()
-}
-
-async fn admin_conn(url: &str) -> redis::aio::MultiplexedConnection {
-    redis::Client::open(url).unwrap().get_multiplexed_async_connection().await.unwrap()
-}
-
-/// The command `words` spell: its name, then its arguments.
-fn command(words: &[&str]) -> redis::Cmd {
-    redis::cmd(words[0]).arg(&words[1..]).clone()
 }
 
 async fn eventually(mut pred: impl AsyncFnMut() -> bool) -> bool {
@@ -456,13 +347,6 @@ async fn rediss_urls_connect_over_tls() {
     let err = untrusted.get().await.expect_err("an untrusted certificate is refused");
     assert!(matches!(err, GetError::Connect(_) | GetError::ConnectFailed { .. }), "{err:?}");
     assert_eq!(untrusted.status().open, 0);
-}
-
-/// The two links a manager opens: a socket the connection owns, and the `redis`
-/// crate's multiplexed connection.
-fn both_links(url: &str) -> [(RedisManager, bool); 2] {
-    let direct = RedisManager::new(url).unwrap();
-    [(direct.clone(), false), (direct.multiplexed(), true)]
 }
 
 #[tokio::test]

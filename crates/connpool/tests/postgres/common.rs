@@ -32,3 +32,19 @@ pub(crate) fn unique_tag(prefix: &str) -> String {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     format!("{prefix}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
 }
+
+/// A plain identifier unique to this process and call (`{prefix}_{pid}_{n}`), for the
+/// tables a test creates on the shared server.
+pub(crate) fn unique_ident(prefix: &str) -> String {
+    unique_tag(prefix).replace('-', "_")
+}
+
+/// A connection outside any pool, for looking at (and acting on) the server from the
+/// side.
+#[cfg(feature = "postgres")]
+pub(crate) async fn admin(config: &tokio_postgres::Config) -> tokio_postgres::Client {
+    let (client, connection) =
+        config.connect(tokio_postgres::NoTls).await.expect("admin connection");
+    tokio::spawn(connection);
+    client
+}

@@ -10,4 +10,5 @@ mod blocking;
 mod cache;
 mod hooks;
 mod outage;
+mod peers;
 mod tls;

@@ -1,6 +1,8 @@
 //! A scriptable test manager that counts every connect, check and close.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod redis_server;
+
 use poolside_connpool::Manager;
 use std::fmt;
 use std::sync::Arc;
