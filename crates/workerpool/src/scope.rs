@@ -105,12 +105,6 @@ impl ScopeCore {
     }
 }
 
-impl fmt::Debug for ScopeCore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ScopeCore").field("pending", &self.pending.load(Ordering::Relaxed)).finish()
-    }
-}
-
 /// What one scope's jobs share.
 struct ScopeState<E> {
     core: Arc<ScopeCore>,
