@@ -7,7 +7,9 @@
 //! and pass elsewhere.
 #![cfg(feature = "redis")]
 
-use crate::common::redis_server::{OwnServer, admin_conn, both_links, command, server, unique};
+use crate::common::redis_server::{
+    OwnServer, admin_conn, both_links, command, server, set_get_del, unique,
+};
 use poolside_connpool::{Builder, GetError, Pool, redis::RedisManager};
 use redis::{AsyncCommands, Value};
 use std::net::TcpListener;
@@ -482,10 +484,7 @@ async fn requests_cut_off_at_any_point_never_mix_up_replies() {
             drop(conn);
         }
         let mut conn = pool.get().await.unwrap();
-        let () = conn.set(&key, "fresh").await.unwrap();
-        let got: String = conn.get(&key).await.unwrap();
-        assert_eq!(got, "fresh");
-        let () = conn.del(&key).await.unwrap();
+        assert_eq!(set_get_del(&mut conn, &key, "fresh").await, "fresh");
     }
 }
 
@@ -642,10 +641,11 @@ async fn commands_that_would_make_replies_go_astray_are_refused() {
         // Nothing was sent: the connection is as it was.
         assert!(!conn.is_broken());
         let key = unique("poolside:after-subscribe");
-        let () = conn.set(&key, "plain").await.unwrap();
-        let got: String = conn.get(&key).await.unwrap();
-        assert_eq!(got, "plain", "multiplexed {multiplexed}");
-        let () = conn.del(&key).await.unwrap();
+        assert_eq!(
+            set_get_del(&mut conn, &key, "plain").await,
+            "plain",
+            "multiplexed {multiplexed}"
+        );
     }
 }
 

@@ -124,3 +124,17 @@ pub(crate) fn both_links(url: &str) -> [(RedisManager, bool); 2] {
     let direct = RedisManager::new(url).unwrap();
     [(direct.clone(), false), (direct.multiplexed(), true)]
 }
+
+/// Sets `key` to `value` on `conn`, reads it back and deletes it: what a connection
+/// in service must do. Returns what was read.
+pub(crate) async fn set_get_del(
+    conn: &mut poolside_connpool::redis::RedisConnection,
+    key: &str,
+    value: &str,
+) -> String {
+    use redis::AsyncCommands;
+    let () = conn.set(key, value).await.unwrap();
+    let got: String = conn.get(key).await.unwrap();
+    let () = conn.del(key).await.unwrap();
+    got
+}
