@@ -138,6 +138,74 @@ fn submitted_jobs_up_to_the_inline_size_allocate_nothing() {
     assert!(capturing::<9>(&pool) >= 5 * ROUND as u64, "72-byte captures are boxed");
 }
 
+/// Every way of submitting a job keeps a small one inline: `try_submit`,
+/// `submit_timeout` and `submit_async` as well as `submit`, and `try_spawn` reuses its
+/// result slots like `spawn`.
+#[test]
+fn every_submission_path_keeps_small_jobs_inline() {
+    let pool = pool();
+    let patience = std::time::Duration::from_secs(10);
+    let inline: [(&str, &dyn Fn(u64)); 3] = [
+        ("try_submit", &|i| {
+            let data = [i; 6];
+            pool.try_submit(move |_| {
+                black_box(data);
+            })
+            .unwrap()
+        }),
+        ("submit_timeout", &|i| {
+            let data = [i; 6];
+            pool.submit_timeout(
+                move |_| {
+                    black_box(data);
+                },
+                patience,
+            )
+            .unwrap()
+        }),
+        ("submit_timeout(Duration::MAX)", &|i| {
+            let data = [i; 6];
+            pool.submit_timeout(
+                move |_| {
+                    black_box(data);
+                },
+                std::time::Duration::MAX,
+            )
+            .unwrap()
+        }),
+    ];
+    for (path, submit) in inline {
+        let counted =
+            steady_state(&pool, || allocations(|| (0..ROUND as u64).for_each(submit)));
+        assert_eq!(counted, 0, "{path} with 48-byte captures: {counted} allocations");
+    }
+    let counted = steady_state(&pool, || {
+        // Counted inside the future: the executor's own waker is not the pool's.
+        block_on(async {
+            let before = allocated();
+            for i in 0..ROUND as u64 {
+                let data = [i; 6];
+                pool.submit_async(move |_| {
+                    black_box(data);
+                })
+                .await
+                .unwrap();
+            }
+            allocated() - before
+        })
+    });
+    assert_eq!(counted, 0, "submit_async with 48-byte captures: {counted} allocations");
+    let spawned = steady_state(&pool, || {
+        allocations(|| {
+            for i in 0..ROUND as u64 {
+                let handle = pool.try_spawn(move |_| Answer::<5>(i)).unwrap();
+                assert_eq!(handle.join(), Ok(Answer(i)));
+            }
+        })
+    });
+    assert!(slots_reused(spawned), "try_spawn + join in a loop: {spawned} allocations");
+}
+
 #[test]
 fn spawned_jobs_reuse_result_slots_whether_joined_or_dropped() {
     let pool = pool();
