@@ -9,6 +9,10 @@
 //! * `workerpool_capture_jobs/<impl>/<bytes>`: the same with jobs that capture 8, 32
 //!   or 64 bytes, as real jobs do (an `Arc`, an index, a small request), 2 workers,
 //!   against threadpool, rayon and a minimal pool on one bounded crossbeam channel.
+//!   poolside runs with the queue of 1024 jobs the other cases use, and again with a
+//!   queue of 65,536: threadpool's and rayon's queues are unbounded, and on a busy
+//!   machine a bounded queue makes the submitter wait whenever the workers lose
+//!   their cores.
 //! * `workerpool_submitters/<impl>/<submitters>`: 4 or 16 threads submit N jobs in
 //!   all to a 2-worker pool.
 //! * `workerpool_async_submit/<impl>`: one async task on a current-thread runtime
@@ -316,17 +320,28 @@ fn capturing<const W: usize>(seed: u64) -> impl FnOnce() + Send + 'static {
 
 /// The contenders of the capturing-job scenario.
 enum Contender {
-    Poolside(WorkerPool),
+    /// The pool, and its name in the table (which says the queue depth).
+    Poolside(WorkerPool, &'static str),
     Threadpool(threadpool::ThreadPool),
     Rayon(rayon::ThreadPool),
     Minimal(MinimalPool),
 }
+
+/// The deep queue of the second poolside contender: it holds more jobs than a
+/// submitter queues in one time slice, so a submitter that runs while the workers are
+/// descheduled (a busy machine) keeps submitting instead of sleeping until they run.
+const DEEP_QUEUE: usize = 1 << 16;
 
 impl Contender {
     fn all(workers: usize) -> Vec<Contender> {
         vec![
             Contender::Poolside(
                 WorkerPool::builder().workers(workers).queue_depth(1024).build().unwrap(),
+                "poolside/WorkerPool",
+            ),
+            Contender::Poolside(
+                WorkerPool::builder().workers(workers).queue_depth(DEEP_QUEUE).build().unwrap(),
+                "poolside/WorkerPool (queue 65536)",
             ),
             Contender::Threadpool(threadpool::ThreadPool::new(workers)),
             Contender::Rayon(rayon::ThreadPoolBuilder::new().num_threads(workers).build().unwrap()),
@@ -336,7 +351,7 @@ impl Contender {
 
     fn name(&self) -> &'static str {
         match self {
-            Contender::Poolside(_) => "poolside/WorkerPool",
+            Contender::Poolside(_, name) => name,
             Contender::Threadpool(_) => "threadpool",
             Contender::Rayon(_) => "rayon",
             Contender::Minimal(_) => "crossbeam-minimal",
@@ -348,7 +363,7 @@ impl Contender {
         for i in 0..n as u64 {
             let f = capturing::<W>(i);
             match self {
-                Contender::Poolside(pool) => pool.submit(move |_| f()).unwrap(),
+                Contender::Poolside(pool, _) => pool.submit(move |_| f()).unwrap(),
                 Contender::Threadpool(pool) => pool.execute(f),
                 Contender::Rayon(pool) => pool.spawn(f),
                 Contender::Minimal(pool) => pool.execute(f),
@@ -412,7 +427,7 @@ fn capture_jobs(c: &mut Criterion) {
         let md = interleaved(
             &format!(
                 "workerpool: jobs capturing data ({n} jobs a round, {workers} workers, queue \
-                 1024, {neighbors} spinning neighbour threads)"
+                 1024 unless named, {neighbors} spinning neighbour threads)"
             ),
             "captured",
             Unit::Jobs,
