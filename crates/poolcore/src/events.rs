@@ -1,6 +1,7 @@
 //! Optional timing events, free when unused.
 
 use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -61,7 +62,9 @@ impl fmt::Display for Timing {
 }
 
 /// Receives timing events from a pool. Installed per pool; must be cheap and must not
-/// block, because it runs on the pool's caller threads.
+/// block, because it runs on the pool's caller threads. A panic in a hook is caught
+/// where the pool reports the event ([`Events`]): that event is lost, and the pool's
+/// operation goes on as if no hook were installed.
 ///
 /// Any `Fn(Timing, Duration) + Send + Sync + 'static` closure is a hook.
 ///
@@ -290,7 +293,7 @@ impl Events {
     #[inline]
     pub fn finish(&self, timing: Timing, started: Option<Instant>) {
         if let (Some(hook), Some(started)) = (&self.hook, started) {
-            hook.on_timing(timing, started.elapsed());
+            deliver(|| hook.on_timing(timing, started.elapsed()));
         }
     }
 
@@ -303,17 +306,40 @@ impl Events {
     #[inline]
     pub fn connection(&self, event: ConnEvent) {
         if let (Some(hook), true) = (&self.hook, self.connections) {
-            hook.on_connection(event);
+            deliver(|| hook.on_connection(event));
         }
     }
 
     /// Reports an already measured duration (for pools that use another clock, such
     /// as tokio's, which tests can pause).
+    ///
+    /// A hook that panics loses the event; the caller carries on:
+    ///
+    /// ```
+    /// use poolside_core::{Events, Timing};
+    /// use std::time::Duration;
+    ///
+    /// let events = Events::new(|_: Timing, _: Duration| panic!("a broken metrics sink"));
+    /// events.record(Timing::AcquireWait, Duration::from_micros(3)); // returns
+    /// ```
     #[inline]
     pub fn record(&self, timing: Timing, elapsed: Duration) {
         if let Some(hook) = &self.hook {
-            hook.on_timing(timing, elapsed);
+            deliver(|| hook.on_timing(timing, elapsed));
         }
+    }
+}
+
+/// Runs one call of a hook, catching a panic in it. Pools report events from inside
+/// their own bookkeeping (a `get` holding a slot, a guard's `Drop`, a worker between
+/// jobs), where a panic that escaped would leak what they hold, or abort the process
+/// on a thread that is already unwinding. The panic hook has reported the panic by
+/// then; the event is dropped, and so is the payload (guarded too: its `Drop` is user
+/// code).
+#[inline]
+fn deliver(call: impl FnOnce()) {
+    if let Err(payload) = catch_unwind(AssertUnwindSafe(call)) {
+        let _ = catch_unwind(AssertUnwindSafe(move || drop(payload)));
     }
 }
 
@@ -353,6 +379,55 @@ mod tests {
         events.finish(Timing::AcquireWait, Some(Instant::now()));
         events.record(Timing::AcquireWait, Duration::from_secs(1));
         assert_eq!(format!("{events:?}"), "Events { enabled: false }");
+    }
+
+    /// A panicking hook, whose payload's own `Drop` panics as well, on every kind of
+    /// report and also on a thread that is already unwinding: the caller carries on.
+    #[test]
+    fn a_panicking_hook_loses_the_event_and_the_caller_carries_on() {
+        struct LoudPayload;
+        impl Drop for LoudPayload {
+            fn drop(&mut self) {
+                panic!("the payload panics as it drops");
+            }
+        }
+        struct Broken;
+        impl EventHook for Broken {
+            fn on_timing(&self, _: Timing, _: Duration) {
+                std::panic::panic_any(LoudPayload);
+            }
+            fn on_connection(&self, _: ConnEvent) {
+                panic!("a broken sink");
+            }
+        }
+        let events = Events::new(Broken);
+        let reporter = events.clone();
+        let reported = std::thread::spawn(move || {
+            reporter.record(Timing::Dial, Duration::from_millis(1));
+            reporter.finish(Timing::JobRun, reporter.start());
+            reporter.connection(ConnEvent::Checkin { id: 1, held: Duration::ZERO });
+        })
+        .join();
+        let escaped = reported.is_err();
+        // An escaped payload would panic again as it drops: never drop it here.
+        if let Err(payload) = reported {
+            std::mem::forget(payload);
+        }
+        assert!(!escaped, "a hook's panic reached the reporting caller");
+        // Reported from a destructor while the thread unwinds: no abort.
+        struct ReportsOnDrop(Events);
+        impl Drop for ReportsOnDrop {
+            fn drop(&mut self) {
+                self.0.record(Timing::AcquireWait, Duration::ZERO);
+                self.0.connection(ConnEvent::Close { id: 1, age: Duration::ZERO, reason: "x" });
+            }
+        }
+        let unwound = std::thread::spawn(move || {
+            let _reports = ReportsOnDrop(events);
+            panic!("the reporting thread panics");
+        })
+        .join();
+        assert!(unwound.is_err());
     }
 
     #[test]
