@@ -90,6 +90,15 @@ impl<M: Manager> Pool<M> {
     /// `max_health_retries + 1` failed checks), then dials a fresh one on the slot it
     /// holds. A check is bounded by the connect timeout and the caller's deadline; a
     /// panicking check counts as a failed one.
+    ///
+    /// The caller's deadline is compared with every clock reading taken after user
+    /// code ran (`is_broken` on a connection then closed or checked, a check, a
+    /// dial): once it has passed, no check or further connection is tried, nothing
+    /// is handed out, and the get fails with `TimedOut`; the connection in hand, not
+    /// found broken, goes back to the pool. A connection that passed its check when
+    /// the pool had closed meanwhile is closed and the get fails with `Closed`. The
+    /// fast path (a connection used within the health-check window, not broken) reads
+    /// no clock after `is_broken`: that call is not bounded.
     fn checkout(
         &self,
         grant: Grant<M::Connection>,
@@ -115,6 +124,9 @@ impl<M: Manager> Pool<M> {
                     pending.conn = shared.swap_slot_for_idle();
                 }
                 now = Instant::now();
+                if wait.is_past(now) {
+                    return Err(out_of_time(pending, wait));
+                }
                 continue;
             }
             if shared.config.options.recently_used(conn.last_used, now) {
@@ -128,6 +140,13 @@ impl<M: Manager> Pool<M> {
                 // rather than check one more (retired unused, like an idle one).
                 shared.close_conn(conn, CloseReason::Idle);
                 continue;
+            }
+            // The slow path: a fresh reading, so the time `is_broken` took counts
+            // against the caller's wait, and no check starts after its deadline.
+            now = Instant::now();
+            if wait.is_past(now) {
+                pending.conn = Some(conn);
+                return Err(out_of_time(pending, wait));
             }
             shared.counters.health_checks.bump();
             let limit = shared.config.options.connect_timeout;
@@ -166,8 +185,19 @@ impl<M: Manager> Pool<M> {
             );
             match outcome {
                 Outcome::Done((mut conn, Ok(()))) => {
-                    pending.slot = false;
                     conn.last_used = Instant::now();
+                    // A closed pool hands nothing out (its slot goes back with
+                    // `pending`); a check that ended past the deadline (it may finish
+                    // just as its bound runs out) hands nothing out either.
+                    if shared.is_closed() {
+                        shared.close_conn(conn, CloseReason::PoolClosed);
+                        return Err(PoolError::Closed.into());
+                    }
+                    if wait.is_past(conn.last_used) {
+                        pending.conn = Some(conn);
+                        return Err(out_of_time(pending, wait));
+                    }
+                    pending.slot = false;
                     return Ok(Checkout::Done(conn));
                 }
                 Outcome::Done((conn, Err(e))) => {
@@ -188,7 +218,7 @@ impl<M: Manager> Pool<M> {
                 Outcome::TimedOut => {
                     // The connection and its slot now belong to the check thread.
                     pending.slot = false;
-                    if wait.deadline.is_some_and(|at| Instant::now() >= at) {
+                    if wait.is_past(Instant::now()) {
                         shared.counters.timeouts.bump();
                         return Err(wait.timed_out().into());
                     }
@@ -209,6 +239,9 @@ impl<M: Manager> Pool<M> {
                 pending.conn = shared.swap_slot_for_idle();
             }
             now = Instant::now();
+            if wait.is_past(now) {
+                return Err(out_of_time(pending, wait));
+            }
         }
     }
 
@@ -265,12 +298,19 @@ impl<M: Manager> Pool<M> {
             let left = deadline.map_or(limit, |d| d.saturating_duration_since(now).min(limit));
             match shared.dial(left) {
                 Ok(conn) => {
-                    pending.slot = false;
                     if shared.is_closed() {
+                        pending.slot = false;
                         shared.close_conn(conn, CloseReason::PoolClosed);
                         shared.release_slot();
                         return Err(PoolError::Closed.into());
                     }
+                    // The dial may finish just as its bound, the caller's deadline,
+                    // runs out: then the new connection joins the pool instead.
+                    if wait.is_past(Instant::now()) {
+                        pending.conn = Some(conn);
+                        return Err(out_of_time(pending, wait));
+                    }
+                    pending.slot = false;
                     return Ok(conn);
                 }
                 // As in the async pool, a panicking hook ends the get at once.
@@ -326,6 +366,19 @@ fn named<E: std::error::Error + Send + Sync + 'static>(
             GetError::Panicked { during: "after_connect", message }
         }
     }
+}
+
+/// Ends a get whose deadline has passed: the connection `pending` holds (not found
+/// broken, and not handed out) goes back to the pool on its slot, to the oldest
+/// waiter first; an empty slot is given back when `pending` drops.
+fn out_of_time<M: Manager>(mut pending: Pending<'_, M>, wait: &Wait) -> GetError<M::Error> {
+    if let Some(conn) = pending.conn.take() {
+        pending.slot = false;
+        pending.shared.put_back(conn);
+    }
+    pending.shared.counters.timeouts.bump();
+    drop(pending);
+    wait.timed_out().into()
 }
 
 /// What one checkout round produced.

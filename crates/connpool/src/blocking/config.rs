@@ -252,7 +252,8 @@ impl<M: Manager> Builder<M> {
     }
 
     /// What `get` does when the pool is exhausted. The default waits in line at most
-    /// 30 s; [`WaitPolicy::Queue`] waits as long as it takes.
+    /// 30 s; [`WaitPolicy::Queue`] waits as long as it takes. A limit covers the whole
+    /// `get`, health checks and dials included: see [`Pool::get_timeout`].
     pub fn wait(mut self, policy: WaitPolicy) -> Self {
         self.config.options.wait = policy;
         self

@@ -4,9 +4,12 @@
 /// Opens and health-checks connections for a blocking [`Pool`](super::Pool).
 ///
 /// Every method is an ordinary blocking call; the pool runs `connect` and `check` on
-/// a short-lived helper thread so it can bound them with its connect timeout (a
-/// black-holed server cannot hang `get`). A method may panic: the pool logs the
-/// panic, gives back the slot and re-raises the panic on the calling thread.
+/// a short-lived helper thread so it can bound them with its connect timeout and the
+/// caller's wait limit (a black-holed server cannot hang `get`). A method may panic,
+/// and so may the connection's `Drop`: the pool catches and logs the panic and gives
+/// the slot back. A panicking `connect` fails the `get` with
+/// [`GetError::Panicked`](crate::GetError::Panicked); a panicking `check` counts as a
+/// failed check and a panicking `is_broken` as broken, so the connection is closed.
 ///
 /// ```
 /// use poolside_connpool::blocking::Manager;
@@ -43,8 +46,13 @@ pub trait Manager: Send + Sync + 'static {
     /// within the pool's `health_check_after` window). An error closes the connection.
     fn check(&self, conn: &mut Self::Connection) -> Result<(), Self::Error>;
 
-    /// A cheap test run when a connection comes back to the pool; `true` closes it
-    /// instead of keeping it. The default keeps every connection.
+    /// A cheap test run when a connection comes back to the pool and when an idle one
+    /// is checked out; `true` closes it instead of keeping it or handing it out. The
+    /// default keeps every connection.
+    ///
+    /// It runs on the calling thread and is not bounded by any timeout: keep it to
+    /// looking at the connection's own state, without I/O (`check` is the place for a
+    /// round trip).
     fn is_broken(&self, conn: &mut Self::Connection) -> bool {
         let _ = conn;
         false

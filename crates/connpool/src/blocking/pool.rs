@@ -150,7 +150,8 @@ impl<M: Manager> Pool<M> {
     }
 
     /// Gets a connection, following the pool's [`WaitPolicy`] (by default: wait in
-    /// line at most 30 s).
+    /// line at most 30 s; a wait limit covers the whole `get`, as
+    /// [`get_timeout`](Self::get_timeout) describes).
     ///
     /// Blocks the calling thread while it waits in line, dials, or health-checks.
     pub fn get(&self) -> Result<PooledConn<'_, M>, GetError<M::Error>> {
@@ -182,9 +183,28 @@ impl<M: Manager> Pool<M> {
         self.get_inner(None, false)
     }
 
-    /// Gets a connection, waiting at most `limit` in all (in line, for the shared
-    /// dial backoff; a dial or check already started is bounded by the connect
-    /// timeout).
+    /// Gets a connection, taking at most `limit` in all: the wait in line, the wait
+    /// for the shared dial backoff, dials (`connect` and the after-connect hook) and
+    /// health checks ([`Manager::check`](super::Manager::check)) all count against it.
+    ///
+    /// A synchronous call cannot be interrupted, so a dial or check runs on a helper
+    /// thread and the caller waits for it at most what is left of `limit` (and at
+    /// most the connect timeout). When the limit runs out first the `get` fails with
+    /// [`PoolError::TimedOut`] and the call finishes on its own: a connection it
+    /// opened or found healthy joins the pool, a failed one is closed and its slot
+    /// given back.
+    ///
+    /// The guarantee, precisely: the deadline is compared with the clock after each
+    /// step that ran user code, and once it has passed the `get` hands nothing out:
+    /// it fails with `TimedOut` (or with the failed dial or the backoff the time
+    /// went to, as [`GetError`] describes). No connection whose dial or check ended
+    /// after the deadline is handed out (it goes to the pool instead), and no health
+    /// check starts after it. The one call not bounded is [`Manager::is_broken`]: it runs
+    /// on the calling thread, so keep it cheap (no I/O); a connection used within
+    /// `health_check_after` that it does not call broken is handed out without
+    /// another clock reading. (r2d2's `connection_timeout` bounds only the wait:
+    /// its `is_valid` runs unbounded on the calling thread, and a connection that
+    /// passes it is handed out however late.)
     ///
     /// ```
     /// # use poolside_connpool::blocking::{Builder, Manager};
@@ -201,6 +221,29 @@ impl<M: Manager> Pool<M> {
     /// let err = pool.get_timeout(Duration::from_millis(10)).unwrap_err();
     /// assert!(err.pool_error().is_some());
     /// # drop(held);
+    /// ```
+    ///
+    /// A health check counts against the limit too:
+    ///
+    /// ```
+    /// use poolside_connpool::PoolError;
+    /// use poolside_connpool::blocking::{Builder, Manager};
+    /// use std::time::Duration;
+    ///
+    /// struct SlowPing;
+    /// impl Manager for SlowPing {
+    ///     type Connection = ();
+    ///     type Error = std::io::Error;
+    ///     fn connect(&self) -> Result<(), Self::Error> { Ok(()) }
+    ///     fn check(&self, _: &mut ()) -> Result<(), Self::Error> {
+    ///         std::thread::sleep(Duration::from_millis(50));
+    ///         Ok(())
+    ///     }
+    /// }
+    /// let pool = Builder::new().health_check_after(Duration::ZERO).build(SlowPing).unwrap();
+    /// drop(pool.get().unwrap()); // a fresh connection is not checked
+    /// let err = pool.get_timeout(Duration::from_millis(10)).unwrap_err();
+    /// assert!(matches!(err.pool_error(), Some(PoolError::TimedOut { .. })));
     /// ```
     pub fn get_timeout(&self, limit: Duration) -> Result<PooledConn<'_, M>, GetError<M::Error>> {
         self.get_inner(Some(limit), true)
@@ -430,9 +473,11 @@ impl<M: Manager> Pool<M> {
         }
     }
 
-    /// Closes the pool: idempotent. Waiters and later gets fail with `Closed`; idle
-    /// connections are closed now, checked-out ones when they come back. The janitor
-    /// thread ends.
+    /// Closes the pool: idempotent, and it returns at once. Waiters and later gets
+    /// fail with `Closed`, and so does a `get` still health-checking or dialling its
+    /// connection (that connection is closed, never handed out); idle connections
+    /// are closed now, checked-out ones when they come back (also those whose return
+    /// was under way). The janitor thread ends.
     ///
     /// ```
     /// # use poolside_connpool::blocking::{Manager, Pool};

@@ -130,6 +130,11 @@ pub(super) struct Wait {
 }
 
 impl Wait {
+    /// Whether the caller's deadline has passed at `now`.
+    pub(super) fn is_past(&self, now: Instant) -> bool {
+        self.deadline.is_some_and(|at| now >= at)
+    }
+
     pub(super) fn timed_out(&self) -> PoolError {
         PoolError::TimedOut { waited: self.started.elapsed() }
     }
@@ -389,9 +394,15 @@ impl<M: Manager> Shared<M> {
     }
 
     /// Closes (drops) a connection outside the lock, counts why and reports it.
+    ///
+    /// The connection's `Drop` is user code: a panic in it is caught and logged, so
+    /// every caller goes on to give the slot back (or to close the next connection).
+    /// That holds on a thread already unwinding too (a guard dropped by a panicking
+    /// request handler), where a panic escaping this destructor would abort the
+    /// process: a panic caught inside a destructor during unwinding does not.
     pub(crate) fn close_conn(&self, conn: Conn<M::Connection>, reason: CloseReason) {
         self.report_close(conn.id, conn.created, reason);
-        drop(conn);
+        crate::unwind::drop_guarded("dropping a connection", conn);
     }
 
     /// Counts and reports the close of connection `id`, opened at `created`: for

@@ -13,6 +13,7 @@ mod add_waiter;
 mod adversity;
 mod blocking;
 mod blocking_diesel;
+mod blocking_hooks;
 mod blocking_model;
 mod blocking_sqlite;
 mod cancel;

@@ -155,3 +155,48 @@ fn fixed_keys_map_to_fixed_shards() {
     assert_eq!(pool.shard_for("user:42"), 1);
     assert_eq!(pool.shard_for("alpha"), 5);
 }
+
+// The async pool's `get` errors reach a sharded pool's caller unchanged: a
+// `before_acquire` hook cut off by the shard's wait limit is `TimedOut`, and a get
+// still running the hook when the shards close is `Closed` (its connection closed).
+#[tokio::test(start_paused = true)]
+async fn a_shards_hook_timeout_and_close_reach_the_caller_unchanged() {
+    use poolside_connpool::PoolError;
+    use std::sync::Arc;
+    use tokio::sync::Notify;
+
+    let gate = Arc::new(Notify::new());
+    let hook_gate = gate.clone();
+    let shard = Builder::new()
+        .max_size(1)
+        .wait(WaitPolicy::Timeout(Duration::from_millis(50)))
+        .connect_timeout(Duration::from_secs(30))
+        .manager(Shard { index: 0, stalled: false })
+        .before_acquire(move |_conn, _meta| {
+            let gate = hook_gate.clone();
+            Box::pin(async move {
+                gate.notified().await;
+                Ok(true)
+            })
+        })
+        .build()
+        .unwrap();
+    let pool: ShardedPool<str, Shard> = ShardedPool::new(vec![shard]).unwrap();
+    // A fresh connection skips the hook; the idle one meets it.
+    drop(pool.get("k").await.unwrap());
+    let err = pool.get("k").await.unwrap_err();
+    assert!(matches!(err, GetError::Pool(PoolError::TimedOut { .. })), "{err}");
+    assert_eq!(pool.shards()[0].status().open, 0, "the cut-off connection was closed");
+
+    drop(pool.get("k").await.unwrap());
+    let pending = {
+        let pool = pool.clone();
+        tokio::spawn(async move { pool.get("k").await.map(|c| *c) })
+    };
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    pool.close();
+    gate.notify_waiters();
+    let got = pending.await.unwrap();
+    assert!(matches!(got, Err(GetError::Pool(PoolError::Closed))), "{got:?}");
+    assert_eq!(pool.shards()[0].status().open, 0);
+}
