@@ -606,10 +606,10 @@ impl<M: Manager> Shared<M> {
     }
 
     /// Closes a connection (its `Drop` is user code: a panic there is caught and
-    /// logged, so the caller still gives the slot back). On a thread that is already
-    /// unwinding, a second panic would abort the process whatever catches it, so the
-    /// connection is dropped by a task on the current runtime instead (or, with no
-    /// runtime, not dropped at all: leaked and logged).
+    /// logged, so the caller still gives the slot back). Also on a thread that is
+    /// already unwinding (a guard dropped by a panicking holder): a panic caught
+    /// inside a destructor during unwinding does not abort, only one that escapes it,
+    /// so the connection is closed there and then, with or without a runtime.
     pub(crate) fn close_conn(&self, conn: Conn<M::Connection>, reason: CloseReason) {
         self.counters.count_close(reason);
         tracing::debug!(?reason, id = conn.id, age = ?conn.created.elapsed(), "poolside-connpool: closing a connection");
@@ -618,21 +618,8 @@ impl<M: Manager> Shared<M> {
             let age = meta.created_at.elapsed();
             self.events.connection(ConnEvent::Close { id: meta.id, age, reason: reason.name() });
         }
-        if !std::thread::panicking() {
-            unwind::drop_guarded("dropping a connection", conn);
-            hooks::closed(&self.hooks.on_close, meta, reason);
-        } else if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let on_close = self.hooks.on_close.clone();
-            runtime.spawn(async move {
-                unwind::drop_guarded("dropping a connection", conn);
-                hooks::closed(&on_close, meta, reason);
-            });
-        } else {
-            tracing::error!(
-                "poolside-connpool: a connection closed while its thread panics, outside a runtime, is leaked rather than dropped"
-            );
-            std::mem::forget(conn);
-        }
+        unwind::drop_guarded("dropping a connection", conn);
+        hooks::closed(&self.hooks.on_close, meta, reason);
     }
 }
 

@@ -88,3 +88,55 @@ async fn a_closure_hook_still_gets_timings_only() {
     drop(pool.get().await.unwrap());
     assert_eq!(*seen.lock().unwrap(), 2, "one dial and one acquire wait");
 }
+
+/// A metrics sink that panics on every event.
+struct Broken;
+
+impl EventHook for Broken {
+    fn on_timing(&self, timing: Timing, _: Duration) {
+        panic!("broken sink: {timing:?}");
+    }
+    fn on_connection(&self, event: ConnEvent) {
+        panic!("broken sink: {event:?}");
+    }
+}
+
+/// An event hook is user code too: one that panics on every event (dial, wait,
+/// checkout, checkin, close) loses the events, and the pool's counts stay exact,
+/// with waiters, timeouts and closes in the mix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_event_hook_leaks_no_slot_and_hangs_nobody() {
+    let pool = Builder::new()
+        .max_size(2)
+        .wait(poolside_connpool::WaitPolicy::Timeout(Duration::from_secs(5)))
+        .events(Events::new(Broken))
+        .build(Slow)
+        .unwrap();
+    let tasks: Vec<_> = (0..4)
+        .map(|_| {
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                for _ in 0..25 {
+                    let conn = pool.get().await.expect("the pool serves despite its hook");
+                    tokio::task::yield_now().await;
+                    drop(conn);
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .expect("nobody hangs")
+            .expect("no task panicked");
+    }
+    let status = pool.status();
+    assert_eq!((status.in_use, status.open), (0, status.idle), "{status:?}");
+    assert!(status.open <= 2, "{status:?}");
+    // Both slots can still be taken at once, and a close reports through the hook too.
+    let both = (pool.get().await.unwrap(), pool.get().await.unwrap());
+    assert_eq!(pool.status().in_use, 2);
+    drop(both);
+    pool.close();
+    assert_eq!(pool.status().open, 0);
+}

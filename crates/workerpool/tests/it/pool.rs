@@ -445,3 +445,28 @@ fn every_searching_setting_runs_every_job() {
         assert_eq!(runs.load(Ordering::Relaxed), 2000, "max_searching_workers({searching})");
     }
 }
+
+/// The event hook is user code too: one that panics on every timing (queue wait, job
+/// run) loses the events; every job still runs once, on a worker that keeps serving,
+/// and no job counts as panicked.
+#[test]
+fn a_panicking_event_hook_loses_its_events_and_no_job() {
+    let events = Events::new(|t: Timing, _: Duration| panic!("broken sink: {t:?}"));
+    let pool = WorkerPool::builder().workers(2).events(events).build().unwrap();
+    let ran = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    for _ in 0..200 {
+        let ran = ran.clone();
+        pool.submit(move |_| {
+            ran.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        })
+        .unwrap();
+    }
+    assert_eq!(pool.spawn(|_| 7).unwrap().join_timeout(Duration::from_secs(10)).ok(), Some(Ok(7)));
+    pool.join_timeout(Duration::from_secs(10)).expect("nobody hangs");
+    assert_eq!(ran.load(std::sync::atomic::Ordering::SeqCst), 200);
+    let report = pool.shutdown(Duration::from_secs(5)).unwrap();
+    assert!(report.is_clean(), "{report:?}");
+    let stats = Snapshot::of(&pool);
+    assert_eq!(stats.value("completed"), Some(201));
+    assert_eq!(stats.value("panicked"), Some(0));
+}
