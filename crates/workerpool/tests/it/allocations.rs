@@ -175,8 +175,7 @@ fn every_submission_path_keeps_small_jobs_inline() {
         }),
     ];
     for (path, submit) in inline {
-        let counted =
-            steady_state(&pool, || allocations(|| (0..ROUND as u64).for_each(submit)));
+        let counted = steady_state(&pool, || allocations(|| (0..ROUND as u64).for_each(submit)));
         assert_eq!(counted, 0, "{path} with 48-byte captures: {counted} allocations");
     }
     let counted = steady_state(&pool, || {
