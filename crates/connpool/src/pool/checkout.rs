@@ -147,24 +147,19 @@ impl<M: Manager> Shared<M> {
     /// close. Dropped meanwhile, `pending` closes it.
     ///
     /// The hook is bounded like a health check: by `connect_timeout`, and by the
-    /// caller's own deadline `caller_at` (its wait limit covers the whole `get`,
-    /// hooks included).
+    /// caller's own wait limit `wait` (which covers the whole `get`, hooks included).
     pub(super) async fn approve_checkout(
         &self,
         pending: &mut Pending<'_, M>,
-        caller_at: Option<Instant>,
+        wait: Option<WaitLimit>,
     ) -> Approval {
         let Some(hook) = &self.hooks.before_acquire else { return Approval::Approved };
         let Some(conn) = pending.conn.as_mut() else { return Approval::Refused };
         let meta = conn.meta();
-        let limit = self.config.connect_timeout;
-        let bound =
-            caller_at.map_or(limit, |at| at.saturating_duration_since(Instant::now()).min(limit));
+        let bound = WaitLimit::cut(wait, self.config.connect_timeout, Instant::now());
         match hooks::run("before_acquire", hook, &mut conn.raw, meta, bound).await {
             Ok(()) => Approval::Approved,
-            Err(hooks::Refusal::TimedOut(_))
-                if caller_at.is_some_and(|at| Instant::now() >= at) =>
-            {
+            Err(hooks::Refusal::TimedOut(_)) if WaitLimit::ran_out(wait) => {
                 Approval::CallerOutOfTime
             }
             Err(_) => Approval::Refused,
@@ -198,7 +193,7 @@ impl<M: Manager> Shared<M> {
         };
         let caller_timed_out = |last: Option<GetError<M::Error>>, attempts: u32| match last {
             Some(_) => named(attempts, last),
-            None => GetError::Pool(PoolError::TimedOut { waited: wait.map_or(limit, |w| w.limit) }),
+            None => WaitLimit::timed_out(wait, limit),
         };
         let max_attempts = if may_wait { self.config.connect_retries.saturating_add(1) } else { 1 };
         let mut attempts = 0u32;
@@ -449,6 +444,28 @@ pub(super) struct WaitLimit {
     limit: Duration,
 }
 
+impl WaitLimit {
+    /// `bound`, cut to what is left at `now` of the caller's wait `wait`, if it has
+    /// a deadline: how long a step of the `get` (a check, a hook) may take.
+    fn cut(wait: Option<WaitLimit>, bound: Duration, now: Instant) -> Duration {
+        match wait.and_then(|w| w.at) {
+            Some(at) => at.saturating_duration_since(now).min(bound),
+            None => bound,
+        }
+    }
+
+    /// Whether the caller's wait has run out (the clock is read only when it has a
+    /// deadline).
+    fn ran_out(wait: Option<WaitLimit>) -> bool {
+        wait.and_then(|w| w.at).is_some_and(|at| Instant::now() >= at)
+    }
+
+    /// The caller's `TimedOut`, naming its wait limit (`otherwise` without one).
+    fn timed_out<E>(wait: Option<WaitLimit>, otherwise: Duration) -> GetError<E> {
+        GetError::Pool(PoolError::TimedOut { waited: wait.map_or(otherwise, |w| w.limit) })
+    }
+}
+
 /// What `before_acquire` said about a connection about to be handed out.
 pub(super) enum Approval {
     /// Approved (or no hook is set): hand it out.
@@ -542,7 +559,7 @@ impl<M: Manager> Pool<M> {
             now.zip(limit).map(|(now, limit)| WaitLimit { at: now.checked_add(limit), limit });
         let timed_out = || {
             shared.counters.timeouts.bump();
-            GetError::Pool(PoolError::TimedOut { waited: wait.map_or(Duration::ZERO, |w| w.limit) })
+            WaitLimit::timed_out(wait, Duration::ZERO)
         };
         let grant = match found {
             Acquire::Fresh(conn) => {
@@ -703,9 +720,7 @@ impl<M: Manager> Pool<M> {
                     // Bounded like a dial, so a black-holed peer cannot hang `get`, and
                     // by the caller's own deadline.
                     let limit = shared.config.connect_timeout;
-                    let caller_at = wait.and_then(|w| w.at);
-                    let bound =
-                        caller_at.map_or(limit, |at| at.saturating_duration_since(now).min(limit));
+                    let bound = WaitLimit::cut(wait, limit, now);
                     let checked = match pending.conn.as_mut() {
                         Some(conn) => {
                             let check = unwind::guard_future("check", move || {
@@ -715,12 +730,10 @@ impl<M: Manager> Pool<M> {
                         }
                         None => continue,
                     };
-                    if checked.is_err() && caller_at.is_some_and(|at| Instant::now() >= at) {
+                    if checked.is_err() && WaitLimit::ran_out(wait) {
                         // The caller's time ran out mid-check: the connection's state
                         // is unknown, so `pending` closes it and gives the slot back.
-                        return Err(GetError::Pool(PoolError::TimedOut {
-                            waited: wait.map_or(limit, |w| w.limit),
-                        }));
+                        return Err(WaitLimit::timed_out(wait, limit));
                     }
                     let Some(conn) = pending.conn.take() else { continue };
                     match checked {
@@ -783,7 +796,7 @@ impl<M: Manager> Pool<M> {
         wait: Option<WaitLimit>,
     ) -> Result<Option<PooledConn<'_, M>>, GetError<M::Error>> {
         let shared = &*self.shared;
-        match shared.approve_checkout(pending, wait.and_then(|w| w.at)).await {
+        match shared.approve_checkout(pending, wait).await {
             Approval::Approved => {}
             Approval::Refused => {
                 if let Some(conn) = pending.conn.take() {
@@ -792,8 +805,7 @@ impl<M: Manager> Pool<M> {
                 return Ok(None);
             }
             Approval::CallerOutOfTime => {
-                let waited = wait.map_or(shared.config.connect_timeout, |w| w.limit);
-                return Err(GetError::Pool(PoolError::TimedOut { waited }));
+                return Err(WaitLimit::timed_out(wait, shared.config.connect_timeout));
             }
         }
         let Some(mut conn) = pending.conn.take() else { return Ok(None) };
