@@ -9,6 +9,7 @@
 use lru::LruCache;
 use parking_lot::Mutex;
 use std::fmt;
+use std::fmt::Write as _;
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -853,11 +854,11 @@ impl PgClient {
         }
         // SQL text never holds a NUL byte (the server refuses it): the key cannot
         // collide with untyped text.
-        let mut key = String::with_capacity(sql.len() + 8 * types.len());
+        let mut key = String::with_capacity(sql.len() + 11 * types.len());
         key.push_str(sql);
         for ty in types {
-            key.push('\0');
-            key.push_str(&ty.oid().to_string());
+            // Written into the key itself: one allocation per call, none per type.
+            let _ = write!(key, "\0{}", ty.oid());
         }
         self.cached_typed(&key, sql, types).await.map(|(statement, _)| statement)
     }
