@@ -42,7 +42,7 @@
 //!   `config::Config::from_env`, tested in `tests/config_env.rs`.
 #![cfg(feature = "redis")]
 
-use crate::common::redis_server::{admin_conn, both_links, server, unique};
+use crate::common::redis_server::{admin_conn, both_links, client_id, kill_client, server, unique};
 use poolside_connpool::{Builder, Pool, redis::RedisManager};
 use redis::{AsyncCommands, ErrorKind, Value};
 use std::future::Future;
@@ -52,11 +52,6 @@ use std::time::Duration;
 /// A pool of `max_size` connections on `manager`, each checked at every checkout.
 fn checked_pool(manager: RedisManager, max_size: usize) -> Pool<RedisManager> {
     Builder::new().max_size(max_size).health_check_after(Duration::ZERO).build(manager).unwrap()
-}
-
-/// The server's id for the connection (`CLIENT ID`).
-async fn client_id(conn: &mut impl redis::aio::ConnectionLike) -> i64 {
-    redis::cmd("CLIENT").arg("ID").query_async(conn).await.unwrap()
 }
 
 /// The shared server's URL with RESP3 asked for.
@@ -250,14 +245,7 @@ async fn a_connection_the_server_killed_is_replaced_at_checkout() {
         let pool = checked_pool(manager, 1);
         let id = client_id(&mut *pool.get().await.unwrap()).await;
         let mut admin = admin_conn(&url).await;
-        let killed: i64 = redis::cmd("CLIENT")
-            .arg("KILL")
-            .arg("ID")
-            .arg(id)
-            .query_async(&mut admin)
-            .await
-            .unwrap();
-        assert_eq!(killed, 1);
+        assert_eq!(kill_client(&mut admin, id).await, 1);
         // The idle connection fails its PING; the caller gets a fresh one, no error.
         let mut conn = pool.get().await.unwrap();
         assert_ne!(client_id(&mut *conn).await, id, "multiplexed {multiplexed}");
@@ -267,13 +255,7 @@ async fn a_connection_the_server_killed_is_replaced_at_checkout() {
         // closed on return (bb8's `has_broken` is always false: it keeps it until
         // the next `is_valid`).
         let held = client_id(&mut *conn).await;
-        let _: i64 = redis::cmd("CLIENT")
-            .arg("KILL")
-            .arg("ID")
-            .arg(held)
-            .query_async(&mut admin)
-            .await
-            .unwrap();
+        kill_client(&mut admin, held).await;
         assert!(redis::cmd("PING").query_async::<String>(&mut *conn).await.is_err());
         assert!(conn.is_broken(), "multiplexed {multiplexed}");
         drop(conn);

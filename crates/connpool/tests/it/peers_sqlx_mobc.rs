@@ -90,7 +90,7 @@
 //!   is the connection's business, not the pool's; the PostgreSQL adapter's tests
 //!   (`tests/postgres/`) cover it against a server.
 
-use crate::common::{TestConn, TestError, TestManager};
+use crate::common::{TestConn, TestError, TestManager, approve_when_notified};
 use poolside_connpool::{
     BuildError, Builder, CloseReason, ConnMeta, GetError, Manager, Pool, PoolError, WaitPolicy,
 };
@@ -541,19 +541,9 @@ async fn a_get_still_preparing_its_connection_when_the_pool_closes_fails_with_cl
         let (m, ledger) = TestManager::new();
         let (log, on_close) = close_log();
         let gate = Arc::new(Notify::new());
-        let hook_gate = gate.clone();
         let builder = Builder::new().max_size(1).on_close(on_close).manager(m);
         let pool = if via_hook {
-            builder
-                .before_acquire(move |_conn, _meta| {
-                    let gate = hook_gate.clone();
-                    Box::pin(async move {
-                        gate.notified().await;
-                        Ok(true)
-                    })
-                })
-                .build()
-                .unwrap()
+            builder.before_acquire(approve_when_notified(gate.clone())).build().unwrap()
         } else {
             ledger.check_delay_ms.store(100, SeqCst);
             builder.health_check_after(Duration::ZERO).build().unwrap()

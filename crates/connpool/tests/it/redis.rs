@@ -8,7 +8,7 @@
 #![cfg(feature = "redis")]
 
 use crate::common::redis_server::{
-    OwnServer, admin_conn, both_links, command, server, set_get_del, unique,
+    OwnServer, admin_conn, both_links, client_id, command, kill_client, server, set_get_del, unique,
 };
 use poolside_connpool::{Builder, GetError, Pool, redis::RedisManager};
 use redis::{AsyncCommands, Value};
@@ -262,15 +262,8 @@ async fn a_connection_that_saw_an_io_error_is_closed_on_return() {
         Builder::new().max_size(2).build(RedisManager::new(own.url(None, 0)).unwrap()).unwrap();
     let first_id: i64 = {
         let mut conn = pool.get().await.unwrap();
-        let id: i64 = redis::cmd("CLIENT").arg("ID").query_async(&mut *conn).await.unwrap();
-        let killed: i64 = redis::cmd("CLIENT")
-            .arg("KILL")
-            .arg("ID")
-            .arg(id)
-            .query_async(&mut admin)
-            .await
-            .unwrap();
-        assert_eq!(killed, 1);
+        let id = client_id(&mut *conn).await;
+        assert_eq!(kill_client(&mut admin, id).await, 1);
         // The server hung up: the next command fails at the I/O level.
         let mut failed = false;
         for _ in 0..50 {
@@ -286,8 +279,7 @@ async fn a_connection_that_saw_an_io_error_is_closed_on_return() {
     };
     assert_eq!(pool.status().open, 0, "the broken connection was closed, not kept");
     let mut conn = pool.get().await.unwrap();
-    let id: i64 = redis::cmd("CLIENT").arg("ID").query_async(&mut *conn).await.unwrap();
-    assert_ne!(id, first_id, "a fresh connection replaced it");
+    assert_ne!(client_id(&mut *conn).await, first_id, "a fresh connection replaced it");
     assert!(!conn.is_broken());
 }
 

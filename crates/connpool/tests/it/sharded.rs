@@ -166,19 +166,12 @@ async fn a_shards_hook_timeout_and_close_reach_the_caller_unchanged() {
     use tokio::sync::Notify;
 
     let gate = Arc::new(Notify::new());
-    let hook_gate = gate.clone();
     let shard = Builder::new()
         .max_size(1)
         .wait(WaitPolicy::Timeout(Duration::from_millis(50)))
         .connect_timeout(Duration::from_secs(30))
         .manager(Shard { index: 0, stalled: false })
-        .before_acquire(move |_conn, _meta| {
-            let gate = hook_gate.clone();
-            Box::pin(async move {
-                gate.notified().await;
-                Ok(true)
-            })
-        })
+        .before_acquire(crate::common::approve_when_notified(gate.clone()))
         .build()
         .unwrap();
     let pool: ShardedPool<str, Shard> = ShardedPool::new(vec![shard]).unwrap();

@@ -125,3 +125,23 @@ impl Rng {
         self.next() % n
     }
 }
+
+/// A `before_acquire` hook that approves each connection once `gate` is notified: a
+/// get held inside the hook for as long as the test wants.
+pub fn approve_when_notified<C>(
+    gate: Arc<tokio::sync::Notify>,
+) -> impl for<'a> Fn(
+    &'a mut C,
+    poolside_connpool::ConnMeta,
+) -> poolside_connpool::hooks::HookFuture<'a, bool>
++ Send
++ Sync
++ 'static {
+    move |_conn, _meta| {
+        let gate = gate.clone();
+        Box::pin(async move {
+            gate.notified().await;
+            Ok(true)
+        })
+    }
+}

@@ -113,6 +113,17 @@ pub(crate) async fn admin_conn(url: &str) -> redis::aio::MultiplexedConnection {
     redis::Client::open(url).unwrap().get_multiplexed_async_connection().await.unwrap()
 }
 
+/// The server's id for the connection (`CLIENT ID`).
+pub(crate) async fn client_id(conn: &mut impl redis::aio::ConnectionLike) -> i64 {
+    redis::cmd("CLIENT").arg("ID").query_async(conn).await.unwrap()
+}
+
+/// Has the server drop the connection `id` (`CLIENT KILL ID`), through `admin`;
+/// returns how many connections it dropped.
+pub(crate) async fn kill_client(admin: &mut redis::aio::MultiplexedConnection, id: i64) -> i64 {
+    redis::cmd("CLIENT").arg("KILL").arg("ID").arg(id).query_async(admin).await.unwrap()
+}
+
 /// The command `words` spell: its name, then its arguments.
 pub(crate) fn command(words: &[&str]) -> redis::Cmd {
     redis::cmd(words[0]).arg(&words[1..]).clone()
