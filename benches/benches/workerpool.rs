@@ -30,7 +30,9 @@
 //! (`.../interleaved`): every round runs every contender once, in an order that rotates
 //! from round to round, and the table gives each one's median, its spread (min–max),
 //! the allocations per job on the submitting thread (counted by the counting global
-//! allocator), the ratios of medians, and the machine's load average before and after.
+//! allocator), how often another thread took the submitting thread's core in a round
+//! (its involuntary context switches, where Linux reports them), the ratios of
+//! medians, and the machine's load average before and after.
 //! No-op and capturing jobs are measured with 2 workers and with 16 (on a 2-core
 //! machine, the proxy of the 16-core case); the filter `interleaved` runs the three
 //! tables alone.
@@ -450,11 +452,20 @@ struct Entry<'a> {
     round: Box<dyn FnMut(usize) -> (Duration, u64) + 'a>,
     rates: Vec<f64>,
     allocations: u64,
+    /// The bench thread's involuntary context switches in each round (empty where the
+    /// system does not count them).
+    switches: Vec<u64>,
 }
 
 impl<'a> Entry<'a> {
     fn new(name: impl Into<String>, round: impl FnMut(usize) -> (Duration, u64) + 'a) -> Self {
-        Entry { name: name.into(), round: Box::new(round), rates: Vec::new(), allocations: 0 }
+        Entry {
+            name: name.into(),
+            round: Box::new(round),
+            rates: Vec::new(),
+            allocations: 0,
+            switches: Vec::new(),
+        }
     }
 }
 
@@ -490,7 +501,11 @@ fn interleaved(
             let count = table.entries.len();
             for k in 0..count {
                 let entry = &mut table.entries[(round + k) % count];
+                let switched_before = involuntary_switches();
                 let (elapsed, allocated) = (entry.round)(n);
+                if let Some((before, after)) = switched_before.zip(involuntary_switches()) {
+                    entry.switches.push(after.saturating_sub(before));
+                }
                 entry
                     .rates
                     .push(n as f64 / elapsed.max(Duration::from_nanos(1)).as_secs_f64() / 1e6);
@@ -507,17 +522,23 @@ fn interleaved(
         "### {title}\n\n{rounds} interleaved rounds (rotating order) after one warm-up round; \
          median {rate}, min–max{}, and ratios of medians. 1-minute load average {load_before} \
          before, {load_after} after.\n\n| {case} | implementation | {rate} median | min–max |",
-        if allocations { ", allocations per job on the submitting thread" } else { "" },
+        if allocations {
+            ", allocations per job on the submitting thread, the submitting thread's \
+             involuntary context switches per round (median, and the most in any round: times \
+             another thread took its core)"
+        } else {
+            ""
+        },
     );
     if allocations {
-        md.push_str(" allocations/job |");
+        md.push_str(" allocations/job | preempted/round |");
     }
     for name in against {
         md.push_str(&format!(" vs {name} |"));
     }
     md.push_str("\n|---|---|---:|---:|");
     if allocations {
-        md.push_str("---:|");
+        md.push_str("---:|---:|");
     }
     md.push_str(&"---:|".repeat(against.len()));
     md.push('\n');
@@ -537,6 +558,12 @@ fn interleaved(
             if allocations {
                 let per_job = entry.allocations as f64 / (rounds * n) as f64;
                 md.push_str(&format!(" {per_job:.3} |"));
+                let mut switches = entry.switches.clone();
+                switches.sort_unstable();
+                match (switches.get(switches.len() / 2), switches.last()) {
+                    (Some(median), Some(max)) => md.push_str(&format!(" {median} ({max}) |")),
+                    _ => md.push_str(" – |"),
+                }
             }
             for r in &references {
                 match r {
@@ -548,6 +575,14 @@ fn interleaved(
         }
     }
     md
+}
+
+/// The calling thread's involuntary context switches so far (Linux's
+/// `/proc/thread-self/status`), or `None` where the system does not report them.
+fn involuntary_switches() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/thread-self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("nonvoluntary_ctxt_switches:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// What the rate of an interleaved table counts.
