@@ -323,7 +323,7 @@ fn capturing<const W: usize>(seed: u64) -> impl FnOnce() + Send + 'static {
 /// The contenders of the capturing-job scenario.
 enum Contender {
     /// The pool, and its name in the table (which says the queue depth).
-    Poolside(WorkerPool, &'static str),
+    Poolside(WorkerPool, String),
     Threadpool(threadpool::ThreadPool),
     Rayon(rayon::ThreadPool),
     Minimal(MinimalPool),
@@ -339,11 +339,11 @@ impl Contender {
         vec![
             Contender::Poolside(
                 WorkerPool::builder().workers(workers).queue_depth(1024).build().unwrap(),
-                "poolside/WorkerPool",
+                "poolside/WorkerPool".to_owned(),
             ),
             Contender::Poolside(
                 WorkerPool::builder().workers(workers).queue_depth(DEEP_QUEUE).build().unwrap(),
-                "poolside/WorkerPool (queue 65536)",
+                format!("poolside/WorkerPool (queue {DEEP_QUEUE})"),
             ),
             Contender::Threadpool(threadpool::ThreadPool::new(workers)),
             Contender::Rayon(rayon::ThreadPoolBuilder::new().num_threads(workers).build().unwrap()),
@@ -351,7 +351,7 @@ impl Contender {
         ]
     }
 
-    fn name(&self) -> &'static str {
+    fn name(&self) -> &str {
         match self {
             Contender::Poolside(_, name) => name,
             Contender::Threadpool(_) => "threadpool",
