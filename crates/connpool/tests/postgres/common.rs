@@ -8,21 +8,12 @@ pub(crate) fn server() -> Option<tokio_postgres::Config> {
     server_url().map(|url| url.parse().expect("POOLSIDE_PG_URL is a PostgreSQL URL"))
 }
 
+#[path = "../support/service_url.rs"]
+mod service_url;
+
 /// The server's URL, or `None` (after a notice) when no server is available.
 pub(crate) fn server_url() -> Option<String> {
-    match std::env::var("POOLSIDE_PG_URL") {
-        Ok(url) => Some(url),
-        Err(_) if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("POOLSIDE_PG_URL is not set under CI: run the tests with `cargo xtask test`")
-        }
-        Err(_) => {
-            eprintln!(
-                "NOTICE: POOLSIDE_PG_URL is not set; skipping the PostgreSQL test \
-                 (`cargo xtask test` starts a server and sets it)"
-            );
-            None
-        }
-    }
+    service_url::service_url("POOLSIDE_PG_URL", "PostgreSQL")
 }
 
 /// A name unique to this process and call (`{prefix}-{pid}-{n}`), for

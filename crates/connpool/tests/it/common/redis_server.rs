@@ -10,21 +10,12 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+#[path = "../../support/service_url.rs"]
+mod service_url;
+
 /// The shared server's URL, or `None` (after a notice).
 pub(crate) fn server() -> Option<String> {
-    match std::env::var("POOLSIDE_REDIS_URL") {
-        Ok(url) => Some(url),
-        Err(_) if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("POOLSIDE_REDIS_URL is not set under CI: run the tests with `cargo xtask test`")
-        }
-        Err(_) => {
-            eprintln!(
-                "NOTICE: POOLSIDE_REDIS_URL is not set; skipping the Redis test \
-                 (`cargo xtask test` starts a server and sets it)"
-            );
-            None
-        }
-    }
+    service_url::service_url("POOLSIDE_REDIS_URL", "Redis")
 }
 
 pub(crate) fn unique(prefix: &str) -> String {
