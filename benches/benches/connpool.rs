@@ -1,7 +1,9 @@
 //! poolside-connpool against deadpool, bb8, mobc, qp and r2d2.
 //!
 //! * `connpool_get_drop`: get + drop throughput with a no-op manager (ours also with
-//!   trivial `before_acquire` + `after_release` hooks, `poolside/Pool+hooks`), pools
+//!   trivial `before_acquire` + `after_release` hooks, `poolside/Pool+hooks`, and
+//!   with `before_acquire` alone, `poolside/Pool+before_acquire`; deadpool also with
+//!   trivial `pre_recycle` + `post_recycle` hooks, `deadpool+hooks`), pools
 //!   pre-warmed to their size, on a multi-thread tokio runtime (r2d2 on OS threads),
 //!   at (pool 8, 64 tasks), (pool 16, 256 tasks), (pool 16, 16 tasks). Checkout
 //!   health tests are off in the peers that default them on. One iteration is
@@ -236,6 +238,28 @@ fn get_drop(c: &mut Criterion) {
         });
         bench_get_drop!(group, &rt, "poolside/Pool+hooks", param, tasks, hooked, |p| p.get().await);
 
+        // `before_acquire` alone runs inside `get`, as deadpool's hooks do; the
+        // difference from `Pool+hooks` is what `after_release`'s task per return costs.
+        let before_only = rt.block_on(async {
+            let pool = poolside_connpool::Builder::new()
+                .max_size(size)
+                .manager(Noop)
+                .before_acquire(|_, _| Box::pin(async { Ok(true) }))
+                .build()
+                .unwrap();
+            pool.warm(size).await.unwrap();
+            pool
+        });
+        bench_get_drop!(
+            group,
+            &rt,
+            "poolside/Pool+before_acquire",
+            param,
+            tasks,
+            before_only,
+            |p| p.get().await
+        );
+
         let dp = rt.block_on(async {
             let pool =
                 deadpool::managed::Pool::<Noop>::builder(Noop).max_size(size).build().unwrap();
@@ -243,6 +267,20 @@ fn get_drop(c: &mut Criterion) {
             pool
         });
         bench_get_drop!(group, &rt, "deadpool", param, tasks, dp, |p| p.get().await);
+
+        // deadpool's nearest hooks to ours: both run inside `get` (deadpool recycles
+        // on checkout), where our `after_release` runs in a task after the return.
+        let dp_hooked = rt.block_on(async {
+            let pool = deadpool::managed::Pool::<Noop>::builder(Noop)
+                .max_size(size)
+                .pre_recycle(deadpool::managed::Hook::async_fn(|_, _| Box::pin(async { Ok(()) })))
+                .post_recycle(deadpool::managed::Hook::async_fn(|_, _| Box::pin(async { Ok(()) })))
+                .build()
+                .unwrap();
+            drop(futures_join_all((0..size).map(|_| pool.get())).await);
+            pool
+        });
+        bench_get_drop!(group, &rt, "deadpool+hooks", param, tasks, dp_hooked, |p| p.get().await);
 
         let b8 = rt.block_on(peers::bb8_pool(Noop, size));
         bench_get_drop!(group, &rt, "bb8", param, tasks, b8, |p| p.get().await);

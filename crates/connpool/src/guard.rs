@@ -254,11 +254,11 @@ fn release_after_hook<M: Manager>(pool: &Pool<M>, conn: Conn<M::Connection>) {
         let Some(hook) = &shared.hooks.after_release else { return };
         let Some(conn) = returning.conn.as_mut() else { return };
         let meta = conn.meta();
-        let limit = shared.config.connect_timeout;
+        let limit = || shared.config.connect_timeout;
         let verdict = crate::hooks::run("after_release", hook, &mut conn.raw, meta, limit).await;
         let Some(conn) = returning.conn.take() else { return };
         match verdict {
-            Ok(()) => shared.put_back(conn, false),
+            Ok(_) => shared.put_back(conn, false),
             Err(_) => {
                 shared.close_conn(conn, CloseReason::Hook);
                 shared.release_slot();

@@ -18,6 +18,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 /// What a hook fails with: any error (`?` converts most).
@@ -155,21 +156,49 @@ impl Refusal {
     }
 }
 
-/// Runs a connection hook on `conn`, guarded and bounded by `limit`; `Ok(())` when
-/// it approved the connection (`Ok(())` or `Ok(true)`).
+/// How a hook that approved its connection answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Answered {
+    /// On its first poll, without waiting: no time passed that the caller must
+    /// account for (beyond the hook's own synchronous code).
+    AtOnce,
+    /// After waiting at least once.
+    AfterWaiting,
+}
+
+/// Runs a connection hook on `conn`, guarded and bounded by `limit`; `Ok` when it
+/// approved the connection (`Ok(())` or `Ok(true)`).
+///
+/// The hook is polled once before any timer exists: a hook that answers at once (a
+/// flag or counter check, no I/O) costs no timer and no clock reading. `limit` is
+/// asked for only when the hook first waits, and bounds it from then on (a timer
+/// could not cut the synchronous first poll short anyway).
 pub(crate) async fn run<C, T: Approves>(
     during: &'static str,
     hook: &ConnHook<C, T>,
     conn: &mut C,
     meta: ConnMeta,
-    limit: Duration,
-) -> Result<(), Refusal> {
+    limit: impl FnOnce() -> Duration,
+) -> Result<Answered, Refusal> {
     let call = unwind::guard_future(during, || hook(conn, meta));
-    let outcome = match tokio::time::timeout(limit, call).await {
-        Err(_) => Err(Refusal::TimedOut(limit)),
+    let mut call = std::pin::pin!(call);
+    let first = std::future::poll_fn(|cx| match call.as_mut().poll(cx) {
+        Poll::Ready(answer) => Poll::Ready(Some(answer)),
+        Poll::Pending => Poll::Ready(None),
+    })
+    .await;
+    let (answer, answered) = match first {
+        Some(answer) => (Ok(answer), Answered::AtOnce),
+        None => {
+            let limit = limit();
+            (tokio::time::timeout(limit, call).await.map_err(|_| limit), Answered::AfterWaiting)
+        }
+    };
+    let outcome = match answer {
+        Err(limit) => Err(Refusal::TimedOut(limit)),
         Ok(Err(panicked)) => Err(Refusal::Panicked(panicked)),
         Ok(Ok(Err(e))) => Err(Refusal::Failed(e)),
-        Ok(Ok(Ok(v))) if v.approves() => Ok(()),
+        Ok(Ok(Ok(v))) if v.approves() => Ok(answered),
         Ok(Ok(Ok(_))) => Err(Refusal::Declined),
     };
     if let Err(refusal) = &outcome {

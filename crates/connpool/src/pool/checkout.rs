@@ -50,7 +50,7 @@ impl<M: Manager> Shared<M> {
                 // limit, and the probe stays armed until it has answered. Should this
                 // future be dropped meanwhile, `Preparing` closes the connection.
                 abandoned.armed = probe;
-                let left = limit.saturating_sub(started.elapsed());
+                let left = || limit.saturating_sub(started.elapsed());
                 let mut preparing = Preparing { shared: self, conn: Some(conn) };
                 let conn_ref = preparing.conn.as_mut().expect("just set");
                 let meta = conn_ref.meta();
@@ -59,7 +59,7 @@ impl<M: Manager> Shared<M> {
                 abandoned.armed = false;
                 let conn = preparing.conn.take().expect("taken only here");
                 match verdict {
-                    Ok(()) => {
+                    Ok(_) => {
                         self.backoff.succeeded(probe);
                         self.events.connection(ConnEvent::Connect {
                             id: conn.id,
@@ -156,9 +156,10 @@ impl<M: Manager> Shared<M> {
         let Some(hook) = &self.hooks.before_acquire else { return Approval::Approved };
         let Some(conn) = pending.conn.as_mut() else { return Approval::Refused };
         let meta = conn.meta();
-        let bound = WaitLimit::cut(wait, self.config.connect_timeout, Instant::now());
+        let bound = || WaitLimit::cut(wait, self.config.connect_timeout, Instant::now());
         match hooks::run("before_acquire", hook, &mut conn.raw, meta, bound).await {
-            Ok(()) => Approval::Approved,
+            Ok(hooks::Answered::AtOnce) => Approval::Approved,
+            Ok(hooks::Answered::AfterWaiting) => Approval::ApprovedAfterWaiting,
             Err(hooks::Refusal::TimedOut(_)) if WaitLimit::ran_out(wait) => {
                 Approval::CallerOutOfTime
             }
@@ -468,8 +469,10 @@ impl WaitLimit {
 
 /// What `before_acquire` said about a connection about to be handed out.
 pub(super) enum Approval {
-    /// Approved (or no hook is set): hand it out.
+    /// Approved at once (or no hook is set): hand it out.
     Approved,
+    /// Approved after the hook waited: hand it out, stamped with a fresh reading.
+    ApprovedAfterWaiting,
     /// Refused: `false`, an error, a panic or running past `connect_timeout`.
     Refused,
     /// The caller's own wait ran out while the hook ran: no verdict.
@@ -555,6 +558,9 @@ impl<M: Manager> Pool<M> {
             Acquire::Queued(.., queued_at) => queued_at,
             _ => Some(Instant::now()),
         };
+        // A reading taken just now, which the checkout may judge its grant by; a
+        // queued caller's reading dates from when it joined the line.
+        let read_now = if matches!(found, Acquire::Ready(_)) { now } else { None };
         let wait =
             now.zip(limit).map(|(now, limit)| WaitLimit { at: now.checked_add(limit), limit });
         let timed_out = || {
@@ -610,7 +616,7 @@ impl<M: Manager> Pool<M> {
             // Boxed: opening or checking a connection is a network round trip at
             // least, and its future, inline, would make every `get` future (and
             // every task holding one) several times larger.
-            Err(grant) => Box::pin(self.checkout(grant, may_queue, wait)).await,
+            Err(grant) => Box::pin(self.checkout(grant, may_queue, wait, read_now)).await,
         };
         if let Err(GetError::Pool(PoolError::TimedOut { .. })) = &conn {
             shared.counters.timeouts.bump();
@@ -646,17 +652,21 @@ impl<M: Manager> Pool<M> {
     /// is the pool's problem, not the caller's: the caller moves on to another idle
     /// connection (at most `max_health_retries + 1` failed checks), then dials a fresh
     /// one on the slot it holds, with the retries and backoff of `dial_for_caller`.
+    ///
+    /// `read_now`: a clock reading the caller took just before, for judging the
+    /// grant it passes (later rounds read the clock themselves).
     pub(super) async fn checkout(
         &self,
         grant: Grant<M::Connection>,
         may_wait: bool,
         wait: Option<WaitLimit>,
+        mut read_now: Option<Instant>,
     ) -> Result<PooledConn<'_, M>, GetError<M::Error>> {
         let shared = &*self.shared;
         let mut pending = Pending::new(shared, grant);
         let mut failed_checks = 0u32;
         loop {
-            let now = Instant::now();
+            let now = read_now.take().unwrap_or_else(Instant::now);
             let verdict = match pending.conn.as_mut() {
                 None => Verdict::Dial,
                 Some(conn) => match shared.expired(conn, now) {
@@ -782,7 +792,7 @@ impl<M: Manager> Pool<M> {
     /// Hands out the idle connection `pending` holds once `before_acquire` (if set)
     /// approves it; otherwise closes it (`Ok(None)`: the caller keeps the empty
     /// slot). `judged_at`: when the caller judged it fresh, its checkout stamp unless
-    /// a hook ran since (then the clock is read again).
+    /// the hook waited since (then the clock is read again).
     ///
     /// Fails, leaving the connection in `pending` to be closed with the slot given
     /// back, when the caller's wait ran out during the hook (`TimedOut`, as for a
@@ -796,8 +806,9 @@ impl<M: Manager> Pool<M> {
         wait: Option<WaitLimit>,
     ) -> Result<Option<PooledConn<'_, M>>, GetError<M::Error>> {
         let shared = &*self.shared;
-        match shared.approve_checkout(pending, wait).await {
-            Approval::Approved => {}
+        let approved_at_once = match shared.approve_checkout(pending, wait).await {
+            Approval::Approved => true,
+            Approval::ApprovedAfterWaiting => false,
             Approval::Refused => {
                 if let Some(conn) = pending.conn.take() {
                     shared.close_conn(conn, CloseReason::Hook);
@@ -807,7 +818,7 @@ impl<M: Manager> Pool<M> {
             Approval::CallerOutOfTime => {
                 return Err(WaitLimit::timed_out(wait, shared.config.connect_timeout));
             }
-        }
+        };
         let Some(mut conn) = pending.conn.take() else { return Ok(None) };
         pending.holds_slot = false;
         if !shared.admit() {
@@ -816,7 +827,7 @@ impl<M: Manager> Pool<M> {
             return Err(PoolError::Closed.into());
         }
         conn.last_used = match judged_at {
-            Some(at) if shared.hooks.before_acquire.is_none() => at,
+            Some(at) if approved_at_once => at,
             _ => Instant::now(),
         };
         Ok(Some(self.hand_out(conn)))
