@@ -43,6 +43,11 @@
 //! within `connect_timeout`; the default wait is 30 s; `close()` wakes every waiter,
 //! and a closed pool refuses `resize`, `retain` and `warm`.
 //!
+//! The pool bounds its dials, checks and hooks with tokio's timers, so it needs a
+//! runtime with time enabled (`#[tokio::main]` and `enable_all` do that). On one
+//! without, a `get` that must dial or wait panics with tokio's message naming
+//! `enable_time`, like any tokio timer, and gives back the slot it held.
+//!
 //! Lifecycle hooks on the builder (`after_connect`, `before_acquire`,
 //! `after_release`, `on_close`) see each connection's [`ConnMeta`]; they cost nothing
 //! when unset, never slow the caller dropping a guard, and follow the same panic rule.

@@ -7,6 +7,7 @@
 use crate::common::{Rng, TestError, TestManager};
 use poolside_connpool::{Builder, GetError, Pool, PoolError, ResizeError, Status, WaitPolicy};
 use poolside_core::Snapshot;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::time::Duration;
@@ -669,4 +670,92 @@ async fn a_dial_cut_short_by_the_callers_deadline_does_not_start_a_backoff() {
     let started = Instant::now();
     drop(pool.get().await.unwrap());
     assert_eq!(started.elapsed(), Duration::ZERO);
+}
+
+#[test]
+fn a_runtime_without_timers_makes_get_panic_with_tokios_message_and_leak_nothing() {
+    // The pool bounds every dial, check and hook with tokio's timers, so it needs a
+    // runtime with time enabled, as `tokio::time` does. On one without, a get fails
+    // loudly (tokio's panic, naming `enable_time`) rather than dialling, checking or
+    // approving unbounded; every slot is given back, and the pool serves callers on a
+    // proper runtime. Connections are dialled there first, so the timer-less runtime
+    // meets each later step: the health check, a `before_acquire` that waits, an
+    // `after_release` that waits (in its task).
+    let waits = || {
+        Box::pin(async {
+            tokio::task::yield_now().await;
+            Ok(true)
+        })
+    };
+    let pools: Vec<(&str, Pool<TestManager>, Arc<crate::common::Ledger>)> = vec![
+        {
+            let (manager, ledger) = TestManager::new();
+            ("dial", Builder::new().max_size(2).build(manager).unwrap(), ledger)
+        },
+        {
+            let (manager, ledger) = TestManager::new();
+            let pool = Builder::new().max_size(2).health_check_after(Duration::ZERO);
+            ("health check", pool.build(manager).unwrap(), ledger)
+        },
+        {
+            let (manager, ledger) = TestManager::new();
+            let pool =
+                Builder::new().max_size(2).manager(manager).before_acquire(move |_, _| waits());
+            ("before_acquire", pool.build().unwrap(), ledger)
+        },
+        {
+            let (manager, ledger) = TestManager::new();
+            let pool =
+                Builder::new().max_size(2).manager(manager).after_release(move |_, _| waits());
+            ("after_release", pool.build().unwrap(), ledger)
+        },
+    ];
+    let timed = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+    let timerless = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    for (step, pool, ledger) in &pools {
+        if *step != "dial" {
+            timed.block_on(async { drop(pool.get().await.unwrap()) });
+            timed.block_on(async {
+                while pool.status().idle != 1 {
+                    tokio::task::yield_now().await
+                }
+            });
+        }
+        for _ in 0..3 {
+            let got = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                timerless.block_on(async {
+                    let conn = pool.get().await?;
+                    drop(conn);
+                    // An `after_release` task runs (and panics) when it is polled.
+                    tokio::task::yield_now().await;
+                    Ok::<_, GetError<TestError>>(())
+                })
+            }));
+            let status = pool.status();
+            match got {
+                // The get needed no timer; the hook's task panicked, closing the
+                // connection (so the next get dials, and panics there).
+                Ok(Ok(())) => assert_eq!(*step, "after_release"),
+                Ok(Err(e)) => panic!("{step}: {e:?}"),
+                Err(payload) => {
+                    let message = payload
+                        .downcast_ref::<String>()
+                        .map(String::as_str)
+                        .or_else(|| payload.downcast_ref::<&str>().copied())
+                        .unwrap_or_default();
+                    assert!(message.contains("enable_time"), "{step}: {message:?}");
+                }
+            }
+            assert_eq!((status.in_use, status.waiting), (0, 0), "{step}: {status:?}");
+            assert_eq!(ledger.live(), status.open, "{step}: {status:?}");
+        }
+        timed.block_on(async {
+            let conn = pool.get().await.unwrap();
+            assert_eq!(pool.status().in_use, 1, "{step}");
+            drop(conn);
+            while pool.status().idle != 1 {
+                tokio::task::yield_now().await;
+            }
+        });
+    }
 }
