@@ -1,6 +1,7 @@
 //! The result of one spawned job: joined from a thread or awaited from async code.
 
 use crate::cancel::CancellationToken;
+use crate::pool::Shared;
 use crate::spares;
 use parking_lot::{Condvar, Mutex};
 use std::any::TypeId;
@@ -282,13 +283,44 @@ impl<R> JobHandle<R> {
     }
 
     /// Blocks until the job finishes; returns its value, or why there is none.
+    ///
+    /// Called inside a job (on a worker thread of any pool), it runs queued jobs of
+    /// that worker's pool while it waits, as a wait for a scope does: the job joined
+    /// may be queued behind them, and a worker that only blocked could leave nobody
+    /// to run it. So jobs that spawn jobs and join them (a fan-out, a recursion, a
+    /// [`Group`](crate::Group) waited for inside a job) cannot deadlock the pool,
+    /// whatever its size. [`join_timeout`](Self::join_timeout) only blocks: it returns
+    /// by its deadline, not after a job it would have run.
+    ///
+    /// ```
+    /// use poolside_workerpool::WorkerPool;
+    /// use std::sync::Arc;
+    ///
+    /// let pool = Arc::new(WorkerPool::builder().workers(1).build()?);
+    /// let inner = pool.clone();
+    /// // The one worker joins a job queued behind it: it runs that job itself.
+    /// let outer = pool.spawn(move |_| inner.spawn(|_| 21).unwrap().join().unwrap() * 2)?;
+    /// assert_eq!(outer.join(), Ok(42));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn join(self) -> Result<R, JobError> {
-        let mut state = self.slot().state.lock();
+        let slot = self.slot();
+        Shared::help_any_until(
+            || slot.state.lock().result.is_some(),
+            || {
+                let mut state = slot.state.lock();
+                if state.result.is_none() {
+                    // Short: jobs may be queued meanwhile without a notification here.
+                    slot.ready.wait_for(&mut state, Duration::from_millis(1));
+                }
+            },
+        );
+        let mut state = slot.state.lock();
         loop {
             if let Some(result) = state.result.take() {
                 return result;
             }
-            self.slot().ready.wait(&mut state);
+            slot.ready.wait(&mut state);
         }
     }
 

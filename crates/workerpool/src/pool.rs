@@ -236,6 +236,26 @@ impl Shared {
     /// would otherwise deadlock once each one's workers all wait.
     pub(crate) fn help_until(
         pool: &Arc<Shared>,
+        done: impl FnMut() -> bool,
+        take_own: impl FnMut() -> Option<Task>,
+        idle_wait: impl FnMut(),
+    ) -> bool {
+        Self::help(Some(pool), done, take_own, idle_wait)
+    }
+
+    /// On a worker thread of any pool, runs that pool's queued jobs until `done`
+    /// holds; elsewhere, returns `false` at once. For a worker waiting for one job
+    /// (a handle's `join`), which may sit in the queue behind the others: a worker
+    /// that only blocked would leave it to the others, and once every worker waits
+    /// so, nobody runs it.
+    pub(crate) fn help_any_until(done: impl FnMut() -> bool, idle_wait: impl FnMut()) -> bool {
+        Self::help(None, done, || None, idle_wait)
+    }
+
+    /// [`help_until`](Self::help_until), where `take_own` is asked only on a worker
+    /// of `pool` (`None`: never).
+    fn help(
+        pool: Option<&Arc<Shared>>,
         mut done: impl FnMut() -> bool,
         mut take_own: impl FnMut() -> Option<Task>,
         mut idle_wait: impl FnMut(),
@@ -247,7 +267,7 @@ impl Shared {
             let Some(CurrentWorker { shared: own, index, counters }) = current else {
                 return false;
             };
-            let same_pool = Arc::ptr_eq(own, pool);
+            let same_pool = pool.is_some_and(|pool| Arc::ptr_eq(own, pool));
             // A few short looks before each sleep: the awaited jobs' own children,
             // queued on other workers, are usually just about to appear.
             let mut poll = IdlePoll::new();
@@ -473,6 +493,12 @@ impl WorkerPool {
             return Ok(self.push_admitted(pass, job, make));
         }
         drop(pass);
+        // A job submitting to its own pool without a deadline would block the worker
+        // that could make room: when every worker did, nobody would (threadpool's queue
+        // is unbounded, so its users submit from jobs freely).
+        if matches!(wait, Wait::Until(None)) && self.shared.is_worker_thread() {
+            return self.enqueue_helping(job, make);
+        }
         let result = match self.admit(wait) {
             Admission::Granted => self.push(job, make),
             Admission::Closed => Err(SubmitError::Closed(job)),
@@ -486,13 +512,13 @@ impl WorkerPool {
     }
 
     /// Like [`enqueue`](Self::enqueue) with no deadline, for a submission that may come
-    /// from one of the pool's own workers (a scope inside a job): while the queue is
-    /// full, such a worker runs queued jobs itself instead of blocking, so workers
-    /// waiting for room cannot deadlock the pool.
+    /// from one of the pool's own workers (a job submitting, spawning, or opening a
+    /// scope): while the queue is full, such a worker runs queued jobs itself instead
+    /// of blocking, so workers waiting for room cannot deadlock the pool.
     pub(crate) fn enqueue_helping<T, O>(
         &self,
         job: T,
-        make: impl Fn(T, Option<Instant>) -> (Task, O),
+        make: impl FnOnce(T, Option<Instant>) -> (Task, O),
     ) -> Result<O, SubmitError<T>> {
         let Some((index, counters)) = self.shared.current_worker() else {
             return self.enqueue(job, Wait::Until(None), make);
@@ -510,7 +536,7 @@ impl WorkerPool {
                 Wait::No
             };
             let result = match self.admit(wait) {
-                Admission::Granted => self.push(job, &make),
+                Admission::Granted => self.push(job, make),
                 Admission::Closed => Err(SubmitError::Closed(job)),
                 Admission::Waiting => {
                     // Nothing to run: the room is on its way to those in line, or was

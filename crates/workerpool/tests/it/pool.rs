@@ -470,3 +470,115 @@ fn a_panicking_event_hook_loses_its_events_and_no_job() {
     assert_eq!(stats.value("completed"), Some(201));
     assert_eq!(stats.value("panicked"), Some(0));
 }
+
+/// How long a test waits for a handle before calling it a deadlock.
+const DEADLOCK_AFTER: Duration = Duration::from_secs(20);
+
+#[test]
+fn jobs_joining_the_handles_of_jobs_they_spawned_never_deadlock_the_pool() {
+    // Every worker runs a job that spawns children on the same pool and joins them:
+    // blocked in `join`, no worker would be left to run a child. A joining worker
+    // runs queued jobs meanwhile (as one waiting for a scope does).
+    for workers in [1, 2, 4] {
+        let pool =
+            Arc::new(WorkerPool::builder().workers(workers).queue_depth(256).build().unwrap());
+        let parents: Vec<_> = (0..workers * 3)
+            .map(|parent| {
+                let pool_in_job = pool.clone();
+                pool.spawn(move |_| {
+                    let children: Vec<_> = (0..8)
+                        .map(|child| pool_in_job.spawn(move |_| parent * 100 + child).unwrap())
+                        .collect();
+                    children.into_iter().map(|h| h.join().unwrap()).sum::<usize>()
+                })
+                .unwrap()
+            })
+            .collect();
+        for (parent, handle) in parents.into_iter().enumerate() {
+            let sum = handle.join_timeout(DEADLOCK_AFTER).expect("deadlocked").unwrap();
+            assert_eq!(sum, parent * 800 + 28, "{workers} workers");
+        }
+    }
+}
+
+#[test]
+fn a_recursion_of_spawn_and_join_on_one_worker_finishes() {
+    // Fibonacci by spawning one half and joining it, rayon's `join` written with
+    // handles, down to single leaves: thousands of joins nested on one worker.
+    fn fib(pool: &Arc<WorkerPool>, n: u64) -> u64 {
+        if n < 2 {
+            return n;
+        }
+        let inner = pool.clone();
+        let left = pool.spawn(move |_| fib(&inner, n - 1)).unwrap();
+        let right = fib(pool, n - 2);
+        left.join().unwrap() + right
+    }
+    for workers in [1, 3] {
+        let pool =
+            Arc::new(WorkerPool::builder().workers(workers).queue_depth(64).build().unwrap());
+        let inner = pool.clone();
+        let root = pool.spawn(move |_| fib(&inner, 16)).unwrap();
+        assert_eq!(root.join_timeout(DEADLOCK_AFTER).expect("deadlocked"), Ok(987));
+    }
+}
+
+#[test]
+fn a_group_waited_for_inside_a_job_never_deadlocks_the_pool() {
+    // errgroup inside a request job: every worker fans out and waits.
+    let workers = 2;
+    let pool = Arc::new(WorkerPool::builder().workers(workers).build().unwrap());
+    let requests: Vec<_> = (0..workers * 4)
+        .map(|request| {
+            let pool_in_job = pool.clone();
+            pool.spawn(move |_| {
+                let mut group = pool_in_job.group::<usize, String>();
+                for part in 0..6 {
+                    group.spawn(move |_| Ok(request * 10 + part)).unwrap();
+                }
+                group.wait().map(|parts| parts.iter().sum::<usize>())
+            })
+            .unwrap()
+        })
+        .collect();
+    for (request, handle) in requests.into_iter().enumerate() {
+        let total = handle.join_timeout(DEADLOCK_AFTER).expect("deadlocked").unwrap();
+        assert_eq!(total, Ok(request * 60 + 15));
+    }
+}
+
+#[test]
+fn jobs_submitting_more_jobs_than_the_queue_holds_never_deadlock_the_pool() {
+    // threadpool's queue is unbounded, so its users submit follow-up work from jobs
+    // freely. Here the queue is bounded: a worker whose `submit` or `spawn` finds it
+    // full runs queued jobs itself until there is room, instead of blocking the
+    // thread that would make it.
+    for workers in [1, 2] {
+        let pool = Arc::new(WorkerPool::builder().workers(workers).queue_depth(4).build().unwrap());
+        let ran = Arc::new(AtomicUsize::new(0));
+        let parents: Vec<_> = (0..workers)
+            .map(|_| {
+                let (pool_in_job, ran) = (pool.clone(), ran.clone());
+                pool.spawn(move |_| {
+                    for i in 0..100 {
+                        let ran = ran.clone();
+                        let count = move |_: &poolside_workerpool::JobContext<'_>| {
+                            ran.fetch_add(1, Ordering::Relaxed);
+                        };
+                        match i % 3 {
+                            0 => pool_in_job.submit(count).unwrap(),
+                            1 => drop(pool_in_job.spawn(count).unwrap()),
+                            _ => pool_in_job.submit_timeout(count, Duration::MAX).unwrap(),
+                        }
+                    }
+                })
+                .unwrap()
+            })
+            .collect();
+        for parent in parents {
+            parent.join_timeout(DEADLOCK_AFTER).expect("deadlocked").unwrap();
+        }
+        pool.join_timeout(DEADLOCK_AFTER).unwrap();
+        assert_eq!(ran.load(Ordering::Relaxed), workers * 100, "{workers} workers");
+    }
+}
