@@ -840,7 +840,9 @@ impl WorkerPool {
     /// This is the call that guarantees that no worker thread outlives the pool;
     /// dropping the pool does not wait for them.
     ///
-    /// A second call returns [`ShutdownError::AlreadyShutDown`].
+    /// A second call returns [`ShutdownError::AlreadyShutDown`]. Called from one of the
+    /// pool's own jobs, it returns [`ShutdownError::InsideJob`] and shuts nothing down:
+    /// the worker running that job could not be joined before the job returns.
     ///
     /// ```
     /// use poolside_workerpool::{ShutdownError, WorkerPool};
@@ -855,6 +857,9 @@ impl WorkerPool {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn shutdown(&self, deadline: Duration) -> Result<ShutdownReport, ShutdownError> {
+        if self.shared.is_worker_thread() {
+            return Err(ShutdownError::InsideJob);
+        }
         if self.shut_down.swap(true, Ordering::AcqRel) {
             return Err(ShutdownError::AlreadyShutDown);
         }

@@ -36,12 +36,19 @@ impl ShutdownReport {
 pub enum ShutdownError {
     /// The pool was already shut down; the first shutdown's report stands.
     AlreadyShutDown,
+    /// Called from one of the pool's own jobs: the shutdown would join the worker that
+    /// runs it, which cannot exit before its job returns. The pool is not shut down;
+    /// call `shutdown` from outside the pool (or cancel work through the jobs' tokens).
+    InsideJob,
 }
 
 impl fmt::Display for ShutdownError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ShutdownError::AlreadyShutDown => f.write_str("the worker pool is already shut down"),
+            ShutdownError::InsideJob => {
+                f.write_str("shutdown called from one of the pool's own jobs would join itself")
+            }
         }
     }
 }

@@ -582,3 +582,19 @@ fn jobs_submitting_more_jobs_than_the_queue_holds_never_deadlock_the_pool() {
         assert_eq!(ran.load(Ordering::Relaxed), workers * 100, "{workers} workers");
     }
 }
+
+#[test]
+fn shutdown_from_one_of_the_pools_own_jobs_is_refused_not_hung() {
+    // The shutdown would join the worker running it, which cannot exit before the
+    // job returns: with no deadline it waited for ever. It is refused, and the pool
+    // keeps working until a shutdown from outside.
+    let pool = Arc::new(WorkerPool::builder().workers(2).build().unwrap());
+    let inner = pool.clone();
+    let inside = pool.spawn(move |_| inner.shutdown(Duration::MAX)).unwrap();
+    let refused = inside.join_timeout(DEADLOCK_AFTER).expect("the shutdown hung its own worker");
+    assert_eq!(refused, Ok(Err(ShutdownError::InsideJob)));
+    assert_eq!(pool.spawn(|_| 7).unwrap().join(), Ok(7));
+    let report = pool.shutdown(Duration::from_secs(5)).unwrap();
+    assert!(report.stuck_workers.is_empty(), "{report:?}");
+    assert_eq!(pool.shutdown(Duration::ZERO), Err(ShutdownError::AlreadyShutDown));
+}
