@@ -4,6 +4,7 @@
 use poolside_connpool::{
     Builder, Manager, events::ConnEvent, events::EventHook, events::Events, events::Timing,
 };
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -138,5 +139,78 @@ async fn a_panicking_event_hook_leaks_no_slot_and_hangs_nobody() {
     assert_eq!(pool.status().in_use, 2);
     drop(both);
     pool.close();
+    assert_eq!(pool.status().open, 0);
+}
+
+/// Reads the pool from inside every callback: a callback run under the pool's lock
+/// would deadlock on it.
+struct Reentrant(Arc<std::sync::OnceLock<poolside_connpool::Pool<Slow>>>, Arc<AtomicUsize>);
+
+impl EventHook for Reentrant {
+    fn on_timing(&self, _: Timing, _: Duration) {
+        self.look();
+    }
+    fn on_connection(&self, _: ConnEvent) {
+        self.look();
+    }
+}
+
+impl Reentrant {
+    fn look(&self) {
+        if let Some(pool) = self.0.get() {
+            let status = pool.status();
+            assert!(status.open <= status.max_size + 2 && status.in_use <= status.open);
+            let _ = (pool.is_closed(), pool.max_size());
+            self.1.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callbacks_may_read_the_pool_from_every_lifecycle_step() {
+    // Event hooks and `on_close` run at every step: connect, checkout, check-in, and
+    // each way a connection closes (broken, retain, resize, idle and lifetime sweeps,
+    // close). Each one reads the pool's status; none may run under the pool's lock.
+    let cell = Arc::new(std::sync::OnceLock::new());
+    let looks = Arc::new(AtomicUsize::new(0));
+    let closes = Arc::new(AtomicUsize::new(0));
+    let (on_close_cell, on_close_count) = (cell.clone(), closes.clone());
+    let pool = Builder::new()
+        .max_size(4)
+        .max_idle_time(ms(30))
+        .max_lifetime(ms(200))
+        .janitor_interval(ms(10))
+        .events(Events::new(Reentrant(cell.clone(), looks.clone())))
+        .on_close(move |_, _| {
+            let pool: &poolside_connpool::Pool<Slow> = on_close_cell.get().expect("set");
+            let status = pool.status();
+            assert!(status.in_use <= status.open);
+            on_close_count.fetch_add(1, Ordering::Relaxed);
+        })
+        .build(Slow)
+        .unwrap();
+    assert!(cell.set(pool.clone()).is_ok(), "set once");
+    let steps = async {
+        let mut held = vec![];
+        for _ in 0..4 {
+            held.push(pool.get().await.unwrap());
+        }
+        held[0].mark_broken();
+        drop(held);
+        pool.retain(|_, meta| meta.id % 2 == 0).unwrap();
+        pool.resize(1).unwrap();
+        pool.resize(4).unwrap();
+        let mut again = vec![];
+        for _ in 0..3 {
+            again.push(pool.get().await.unwrap());
+        }
+        drop(again);
+        tokio::time::sleep(ms(300)).await; // idle and lifetime sweeps
+        drop(pool.get().await.unwrap());
+        pool.close();
+    };
+    tokio::time::timeout(Duration::from_secs(20), steps).await.expect("a callback deadlocked");
+    assert!(looks.load(Ordering::Relaxed) > 10);
+    assert!(closes.load(Ordering::Relaxed) >= 4, "{closes:?}");
     assert_eq!(pool.status().open, 0);
 }
