@@ -7,6 +7,7 @@
 //! | playbook rule | API |
 //! |---|---|
 //! | bound the queue, push back on producers | [`WorkerPool::submit`] blocks when `queue_depth` jobs wait; [`WorkerPool::try_submit`] and [`WorkerPool::submit_timeout`] hand the job back |
+//! | jobs may wait on their own pool | a worker whose `submit` finds the queue full, or that waits in [`JobHandle::join`], [`Group::wait`] or a scope, runs queued jobs meanwhile: no deadlock whatever the pool's size |
 //! | never block an async runtime | [`WorkerPool::submit_async`] / [`WorkerPool::spawn_async`] wait for room with a waker, first come first served, cancel-safe |
 //! | never lose work | every rejected job comes back in [`SubmitError`]; a job dropped unrun at shutdown tells its [`JobHandle`] ([`JobError::NotStarted`]) and the [`ShutdownReport`] counts it |
 //! | stop long work cooperatively | each job's [`JobContext`] carries a [`CancellationToken`]; [`JobHandle::cancel`] and [`JobHandle::cancel_on_drop`] cancel one job |
