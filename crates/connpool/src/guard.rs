@@ -191,11 +191,13 @@ impl<M: Manager> Drop for PooledConn<'_, M> {
         // `Conn::last_used`): hooks are shown `ConnMeta::idle_for`, which must be
         // the time the connection sat idle, not the time since its checkout.
         let hooks = &shared.hooks;
-        let now = (config.max_lifetime.is_some()
-            || config.max_idle_time.is_some()
-            || hooks.before_acquire.is_some()
-            || hooks.after_release.is_some())
-        .then(Instant::now);
+        let time_limits = config.max_lifetime.is_some() || config.max_idle_time.is_some();
+        let now = (time_limits || hooks.before_acquire.is_some() || hooks.after_release.is_some())
+            .then(Instant::now);
+        if time_limits {
+            // Its sweeps enforce the limits on idle connections.
+            crate::janitor::revive(shared);
+        }
         // `is_broken` is user code: a panic in it counts as broken (and is logged), so
         // the slot below is given back either way.
         let verdict = if self.broken

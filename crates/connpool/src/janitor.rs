@@ -1,6 +1,11 @@
 //! The janitor: a background task that sweeps idle and expired connections and
 //! re-warms the pool to `min_idle`. It holds only a `Weak` reference, so it ends when
 //! the last pool handle is dropped, and it also ends when the pool is closed.
+//!
+//! It runs on the runtime the pool was built on. Should that runtime shut down while
+//! the pool lives on (a pool kept in a `static` and used by the next runtime), the
+//! task ends with it, and the next return or refill request made on a runtime starts
+//! a new one there ([`revive`]).
 
 use crate::error::GetError;
 use crate::manager::Manager;
@@ -22,6 +27,18 @@ pub(crate) struct Signal {
     /// Stop: the pool was closed or dropped.
     stop: Notify,
     gone: AtomicBool,
+    /// Whether a janitor task exists: set when one is spawned, cleared when its task
+    /// ends, by returning or by being dropped with its runtime, polled or not.
+    running: AtomicBool,
+}
+
+/// Clears [`Signal::running`] when the janitor's task ends, however it ends.
+struct Running(Arc<Signal>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.running.store(false, Ordering::Release);
+    }
 }
 
 impl Signal {
@@ -45,10 +62,41 @@ impl Signal {
 }
 
 pub(crate) fn spawn<M: Manager>(runtime: &tokio::runtime::Handle, shared: &Arc<Shared<M>>) {
+    shared.signal.running.store(true, Ordering::Release);
+    start(runtime, shared);
+}
+
+/// Starts a janitor on the current runtime when the pool needs one and the last one
+/// has ended while the pool is open (its runtime shut down). Cheap when one runs: a
+/// load. Outside a runtime it does nothing; a later call on one starts it.
+pub(crate) fn revive<M: Manager>(shared: &Shared<M>) {
+    let signal = &shared.signal;
+    if signal.running.load(Ordering::Acquire)
+        || !shared.config.needs_janitor()
+        || shared.is_closed()
+    {
+        return;
+    }
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+    let Some(shared) = shared.me.upgrade() else { return };
+    if signal.running.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    tracing::debug!("poolside-connpool: the janitor's runtime is gone; starting one on this one");
+    start(&runtime, &shared);
+}
+
+/// Spawns the janitor's task; `running` is already set, and the task clears it.
+fn start<M: Manager>(runtime: &tokio::runtime::Handle, shared: &Arc<Shared<M>>) {
     let weak = Arc::downgrade(shared);
     let signal = shared.signal.clone();
     let period = shared.config.janitor_period();
-    runtime.spawn(run(weak, signal, period));
+    // Captured by the task's future, so dropped with it even if it never ran.
+    let running = Running(signal.clone());
+    runtime.spawn(async move {
+        let _running = running;
+        run(weak, signal, period).await;
+    });
 }
 
 /// `now + delay`, or a moment decades away when that does not fit in an `Instant`.

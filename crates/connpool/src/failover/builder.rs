@@ -145,7 +145,9 @@ impl FailoverBuilder {
         self
     }
 
-    /// Builds the pool inside a tokio runtime (probes run as tasks on it).
+    /// Builds the pool inside a tokio runtime. Probes run as tasks on the runtime of
+    /// the checkout that starts them, so the pool may be used from other runtimes and
+    /// may outlive this one.
     ///
     /// Fails when a duration is zero, a threshold or `max_attempts` is zero, the spare
     /// has `min_idle` 0 ([`BuildError::ColdSpare`]), both are the same pool, or no

@@ -119,6 +119,35 @@ impl<M: Manager> Inner<M> {
     }
 }
 
+/// The half-open probe's task. Should the task be dropped before the probe finished
+/// (its runtime shut down), the breaker goes back to [`FailoverState::Spare`] with the
+/// probe still due, so the next checkout starts another rather than leaving the pool
+/// half-open for good.
+struct Probing<M: Manager> {
+    inner: Arc<Inner<M>>,
+    finished: bool,
+}
+
+impl<M: Manager> Probing<M> {
+    async fn probe(mut self) {
+        self.inner.probe().await;
+        self.finished = true;
+    }
+}
+
+impl<M: Manager> Drop for Probing<M> {
+    fn drop(&mut self) {
+        if !self.finished {
+            let _ = self.inner.state.compare_exchange(
+                FailoverState::Probing as u8,
+                FailoverState::Spare as u8,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            );
+        }
+    }
+}
+
 /// A primary pool and a warm spare behind a circuit breaker; cheap to clone.
 ///
 /// [`get`](Self::get) routes to the primary while it is healthy; a checkout failure on
@@ -233,8 +262,12 @@ impl<M: Manager> FailoverPool<M> {
                         )
                         .is_ok()
                 {
-                    let probing = self.inner.clone();
-                    inner.runtime.spawn(async move { probing.probe().await });
+                    // On the caller's runtime, which is being driven now: the one
+                    // the pool was built on may be idle, or shut down.
+                    let runtime = tokio::runtime::Handle::try_current()
+                        .unwrap_or_else(|_| inner.runtime.clone());
+                    let probing = Probing { inner: self.inner.clone(), finished: false };
+                    runtime.spawn(probing.probe());
                 }
                 Backend::Spare
             }

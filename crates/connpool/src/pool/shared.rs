@@ -29,7 +29,7 @@ use crate::builder::Config;
 use crate::clock::{Clock, Reading};
 use crate::hooks::{self, Hooks};
 use crate::idle::Stripes;
-use crate::janitor::Signal;
+use crate::janitor::{self, Signal};
 use crate::manager::Manager;
 pub(crate) use crate::meta::CloseReason;
 use crate::meta::ConnMeta;
@@ -133,8 +133,8 @@ pub(crate) struct Shared<M: Manager> {
     pub(super) spin_misses: CachePadded<AtomicU32>,
     /// The lock-free checkout's clock (a reading reused for a short period).
     pub(crate) clock: Clock,
-    /// The pool's own handle, weak: for the timekeeper task (see `line.rs`).
-    pub(super) me: Weak<Shared<M>>,
+    /// The pool's own handle, weak: for the timekeeper and janitor tasks.
+    pub(crate) me: Weak<Shared<M>>,
     /// How the pool reaches its timekeeper, which times queued gets.
     pub(crate) timekeeper: Arc<Timekeeper>,
 }
@@ -266,6 +266,7 @@ impl<M: Manager> Shared<M> {
         let min_idle = self.config.min_idle;
         if min_idle != 0 && self.idle.len() < min_idle {
             self.signal.refill();
+            janitor::revive(self);
         }
     }
 
@@ -594,6 +595,7 @@ impl<M: Manager> Shared<M> {
         drop(st);
         if below_min {
             self.signal.refill();
+            janitor::revive(self);
         }
         if drained {
             self.drained.notify_waiters();

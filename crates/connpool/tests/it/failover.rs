@@ -554,3 +554,80 @@ async fn with_defaults_an_exhausted_primary_serves_from_the_spare_within_a_secon
     assert_eq!(pool.state(), FailoverState::Spare, "ten exhaustions trip the breaker");
     drop(held);
 }
+
+/// The probe runs as a task. A pool built on one runtime and used from another (the
+/// first shut down, or idle and never driven again) must still probe its primary:
+/// otherwise it stays on the spare for good.
+#[test]
+fn the_probe_runs_on_the_runtime_that_uses_the_pool() {
+    let first = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+    let s = first.block_on(async {
+        let s = setup(FailoverBuilder::new().trip_after(Failure::ConnectError, 1));
+        s.primary.fail_connect.store(true, SeqCst);
+        backend_of_get(&s.pool).await;
+        assert_eq!(s.pool.state(), FailoverState::Spare);
+        s
+    });
+    s.primary.fail_connect.store(false, SeqCst);
+    let second = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+    let back_on_primary = |runtime: &tokio::runtime::Runtime| {
+        runtime.block_on(async {
+            tokio::time::timeout(Duration::from_secs(10), async {
+                while backend_of_get(&s.pool).await != Backend::Primary {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            })
+            .await
+            .expect("the probe never ran: stuck on the spare");
+        })
+    };
+    // `first` is idle (not driven) while `second` serves.
+    back_on_primary(&second);
+    assert_eq!(s.pool.stats().probes, 1);
+    // Tripped again, with the runtime it was built on gone.
+    drop(first);
+    s.primary.fail_connect.store(true, SeqCst);
+    second.block_on(async {
+        s.pool.primary().retain(|_, _| false).unwrap();
+        backend_of_get(&s.pool).await;
+        assert_eq!(s.pool.state(), FailoverState::Spare);
+    });
+    s.primary.fail_connect.store(false, SeqCst);
+    let third = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_time()
+        .build()
+        .unwrap();
+    back_on_primary(&third);
+}
+
+#[test]
+fn a_probe_cut_short_by_its_runtime_shutting_down_leaves_the_breaker_ready_to_probe_again() {
+    let first = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+    let s = first.block_on(async {
+        let s = setup(FailoverBuilder::new().trip_after(Failure::ConnectError, 1));
+        s.primary.fail_connect.store(true, SeqCst);
+        backend_of_get(&s.pool).await;
+        s.primary.fail_connect.store(false, SeqCst);
+        // The probe's dial will hang until its runtime goes away.
+        s.primary.connect_delay_ms.store(60_000, SeqCst);
+        tokio::time::sleep(PROBE_AFTER).await;
+        assert_eq!(backend_of_get(&s.pool).await, Backend::Spare);
+        settle().await;
+        assert_eq!(s.pool.state(), FailoverState::Probing, "the probe is dialling");
+        s
+    });
+    drop(first);
+    assert_eq!(s.pool.state(), FailoverState::Spare, "not half-open for good");
+    s.primary.connect_delay_ms.store(0, SeqCst);
+    let second = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+    second.block_on(async {
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while backend_of_get(&s.pool).await != Backend::Primary {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .expect("no probe ran again");
+    });
+}

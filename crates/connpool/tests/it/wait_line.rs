@@ -372,3 +372,71 @@ fn a_runtime_without_timers_does_not_hang_a_timed_waiter() {
         assert_eq!((pool.status().idle, pool.status().open), (1, 1));
     });
 }
+
+/// The janitor runs on the runtime the pool was built on. A pool kept beyond that
+/// runtime (a `static` pool shared by `#[tokio::test]`s, each with a runtime of its
+/// own) gets a new janitor on the runtime that uses it next: idle connections are
+/// still swept and `min_idle` still refilled.
+#[test]
+fn the_janitor_outlives_the_runtime_the_pool_was_built_on() {
+    let first = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+    let pool = first.block_on(async {
+        Builder::new()
+            .max_size(4)
+            .min_idle(1)
+            .max_idle_time(ms(40))
+            .janitor_interval(ms(10))
+            .build(Numbers)
+            .unwrap()
+    });
+    first.block_on(async {
+        // The janitor is alive here: it refills to `min_idle`.
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while pool.status().idle < 1 {
+                tokio::time::sleep(ms(5)).await;
+            }
+        })
+        .await
+        .expect("the first janitor never refilled");
+    });
+    drop(first);
+    let second = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_time()
+        .build()
+        .unwrap();
+    second.block_on(async {
+        let held: Vec<_> = futures_take(&pool, 4).await;
+        drop(held);
+        assert_eq!(pool.status().idle, 4);
+        // Swept down to `min_idle` once idle past 40 ms.
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while pool.status().idle > 1 {
+                tokio::time::sleep(ms(5)).await;
+            }
+        })
+        .await
+        .expect("no janitor swept the idle connections");
+        // Taking the last idle one: refilled to `min_idle` again.
+        let held = pool.get().await.unwrap();
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while pool.status().idle < 1 {
+                tokio::time::sleep(ms(5)).await;
+            }
+        })
+        .await
+        .expect("no janitor refilled min_idle");
+        drop(held);
+    });
+}
+
+async fn futures_take<M: poolside_connpool::Manager>(
+    pool: &poolside_connpool::Pool<M>,
+    n: usize,
+) -> Vec<poolside_connpool::PooledConn<'_, M>> {
+    let mut held = Vec::with_capacity(n);
+    for _ in 0..n {
+        held.push(pool.get().await.map_err(|_| "get failed").unwrap());
+    }
+    held
+}
