@@ -391,13 +391,7 @@ fn the_janitor_outlives_the_runtime_the_pool_was_built_on() {
     });
     first.block_on(async {
         // The janitor is alive here: it refills to `min_idle`.
-        tokio::time::timeout(Duration::from_secs(10), async {
-            while pool.status().idle < 1 {
-                tokio::time::sleep(ms(5)).await;
-            }
-        })
-        .await
-        .expect("the first janitor never refilled");
+        until("the first janitor never refilled", || pool.status().idle >= 1).await;
     });
     drop(first);
     let second = tokio::runtime::Builder::new_multi_thread()
@@ -406,37 +400,28 @@ fn the_janitor_outlives_the_runtime_the_pool_was_built_on() {
         .build()
         .unwrap();
     second.block_on(async {
-        let held: Vec<_> = futures_take(&pool, 4).await;
+        let mut held = Vec::new();
+        for _ in 0..4 {
+            held.push(pool.get().await.unwrap());
+        }
         drop(held);
         assert_eq!(pool.status().idle, 4);
         // Swept down to `min_idle` once idle past 40 ms.
-        tokio::time::timeout(Duration::from_secs(10), async {
-            while pool.status().idle > 1 {
-                tokio::time::sleep(ms(5)).await;
-            }
-        })
-        .await
-        .expect("no janitor swept the idle connections");
+        until("no janitor swept the idle connections", || pool.status().idle <= 1).await;
         // Taking the last idle one: refilled to `min_idle` again.
         let held = pool.get().await.unwrap();
-        tokio::time::timeout(Duration::from_secs(10), async {
-            while pool.status().idle < 1 {
-                tokio::time::sleep(ms(5)).await;
-            }
-        })
-        .await
-        .expect("no janitor refilled min_idle");
+        until("no janitor refilled min_idle", || pool.status().idle >= 1).await;
         drop(held);
     });
 }
 
-async fn futures_take<M: poolside_connpool::Manager>(
-    pool: &poolside_connpool::Pool<M>,
-    n: usize,
-) -> Vec<poolside_connpool::PooledConn<'_, M>> {
-    let mut held = Vec::with_capacity(n);
-    for _ in 0..n {
-        held.push(pool.get().await.map_err(|_| "get failed").unwrap());
-    }
-    held
+/// Waits until `done` holds, looking every 5 ms; fails with `what` after 10 s of
+/// real time.
+async fn until(what: &str, mut done: impl FnMut() -> bool) {
+    let looked = tokio::time::timeout(Duration::from_secs(10), async {
+        while !done() {
+            tokio::time::sleep(ms(5)).await;
+        }
+    });
+    looked.await.expect(what);
 }
