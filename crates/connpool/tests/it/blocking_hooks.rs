@@ -513,46 +513,27 @@ fn a_panicking_event_hook_leaks_no_slot_and_hangs_nobody() {
     assert_eq!(pool.status().open, 0);
 }
 
-/// Reads the pool from inside every event: an event reported under the pool's lock
-/// would deadlock on it.
-struct Reentrant(Arc<std::sync::OnceLock<Pool<S>>>, Arc<AtomicUsize>);
-
-impl EventHook for Reentrant {
-    fn on_timing(&self, _: Timing, _: Duration) {
-        self.look();
-    }
-    fn on_connection(&self, _: ConnEvent) {
-        self.look();
-    }
-}
-
-impl Reentrant {
-    fn look(&self) {
-        if let Some(pool) = self.0.get() {
-            let status = pool.status();
-            assert!(status.in_use <= status.open, "{status:?}");
-            let _ = pool.is_closed();
-            self.1.fetch_add(1, SeqCst);
-        }
-    }
-}
-
 #[test]
 fn event_hooks_may_read_the_pool_from_every_lifecycle_step() {
     // Connect, checkout, check-in, and each way a connection closes (broken, retain,
     // resize, idle and lifetime sweeps, close), with a hook that reads the pool's
     // status each time; on a thread of its own, so a deadlock fails instead of hangs.
-    let cell = Arc::new(std::sync::OnceLock::new());
-    let looks = Arc::new(AtomicUsize::new(0));
+    let hook = Arc::new(crate::common::LookingHook::default());
     let pool = Builder::new()
         .max_size(4)
         .max_idle_time(Duration::from_millis(30))
         .max_lifetime(Duration::from_millis(200))
         .janitor_interval(Duration::from_millis(10))
-        .events(Events::new(Reentrant(cell.clone(), looks.clone())))
+        .events(Events::from_arc(hook.clone()))
         .build(S::default())
         .unwrap();
-    assert!(cell.set(pool.clone()).is_ok(), "set once");
+    let looked_at = pool.clone();
+    let look = move || {
+        let status = looked_at.status();
+        assert!(status.in_use <= status.open, "{status:?}");
+        let _ = looked_at.is_closed();
+    };
+    assert!(hook.look.set(Box::new(look)).is_ok(), "set once");
     let (done_tx, done_rx) = std::sync::mpsc::channel();
     let worker = {
         let pool = pool.clone();
@@ -573,6 +554,6 @@ fn event_hooks_may_read_the_pool_from_every_lifecycle_step() {
     };
     done_rx.recv_timeout(Duration::from_secs(20)).expect("an event hook deadlocked");
     worker.join().unwrap();
-    assert!(looks.load(SeqCst) > 10);
+    assert!(hook.looks.load(SeqCst) > 10);
     assert_eq!(pool.status().open, 0);
 }

@@ -1,6 +1,7 @@
 //! Per-connection events on the existing event hook (r2d2's `HandleEvent` parity):
 //! connect, checkout, checkin and close, each with the connection's id and duration.
 
+use crate::common::LookingHook;
 use poolside_connpool::{
     Builder, Manager, events::ConnEvent, events::EventHook, events::Events, events::Timing,
 };
@@ -142,37 +143,13 @@ async fn a_panicking_event_hook_leaks_no_slot_and_hangs_nobody() {
     assert_eq!(pool.status().open, 0);
 }
 
-/// Reads the pool from inside every callback: a callback run under the pool's lock
-/// would deadlock on it.
-struct Reentrant(Arc<std::sync::OnceLock<poolside_connpool::Pool<Slow>>>, Arc<AtomicUsize>);
-
-impl EventHook for Reentrant {
-    fn on_timing(&self, _: Timing, _: Duration) {
-        self.look();
-    }
-    fn on_connection(&self, _: ConnEvent) {
-        self.look();
-    }
-}
-
-impl Reentrant {
-    fn look(&self) {
-        if let Some(pool) = self.0.get() {
-            let status = pool.status();
-            assert!(status.open <= status.max_size + 2 && status.in_use <= status.open);
-            let _ = (pool.is_closed(), pool.max_size());
-            self.1.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn callbacks_may_read_the_pool_from_every_lifecycle_step() {
     // Event hooks and `on_close` run at every step: connect, checkout, check-in, and
     // each way a connection closes (broken, retain, resize, idle and lifetime sweeps,
     // close). Each one reads the pool's status; none may run under the pool's lock.
-    let cell = Arc::new(std::sync::OnceLock::new());
-    let looks = Arc::new(AtomicUsize::new(0));
+    let cell = Arc::new(std::sync::OnceLock::<poolside_connpool::Pool<Slow>>::new());
+    let hook = Arc::new(LookingHook::default());
     let closes = Arc::new(AtomicUsize::new(0));
     let (on_close_cell, on_close_count) = (cell.clone(), closes.clone());
     let pool = Builder::new()
@@ -180,7 +157,7 @@ async fn callbacks_may_read_the_pool_from_every_lifecycle_step() {
         .max_idle_time(ms(30))
         .max_lifetime(ms(200))
         .janitor_interval(ms(10))
-        .events(Events::new(Reentrant(cell.clone(), looks.clone())))
+        .events(Events::from_arc(hook.clone()))
         .on_close(move |_, _| {
             let pool: &poolside_connpool::Pool<Slow> = on_close_cell.get().expect("set");
             let status = pool.status();
@@ -190,6 +167,13 @@ async fn callbacks_may_read_the_pool_from_every_lifecycle_step() {
         .build(Slow)
         .unwrap();
     assert!(cell.set(pool.clone()).is_ok(), "set once");
+    let looked_at = pool.clone();
+    let look = move || {
+        let status = looked_at.status();
+        assert!(status.open <= status.max_size + 2 && status.in_use <= status.open);
+        let _ = (looked_at.is_closed(), looked_at.max_size());
+    };
+    assert!(hook.look.set(Box::new(look)).is_ok());
     let steps = async {
         let mut held = vec![];
         for _ in 0..4 {
@@ -210,7 +194,7 @@ async fn callbacks_may_read_the_pool_from_every_lifecycle_step() {
         pool.close();
     };
     tokio::time::timeout(Duration::from_secs(20), steps).await.expect("a callback deadlocked");
-    assert!(looks.load(Ordering::Relaxed) > 10);
+    assert!(hook.looks.load(Ordering::Relaxed) > 10);
     assert!(closes.load(Ordering::Relaxed) >= 4, "{closes:?}");
     assert_eq!(pool.status().open, 0);
 }

@@ -145,3 +145,30 @@ pub fn approve_when_notified<C>(
         })
     }
 }
+
+/// An event hook that runs `look` at every event once it is set: a test sets it to
+/// read its pool (`status()` and the like), which would deadlock if an event were
+/// reported under the pool's lock. `looks` counts the events it looked at.
+#[derive(Default)]
+pub struct LookingHook {
+    pub look: std::sync::OnceLock<Box<dyn Fn() + Send + Sync>>,
+    pub looks: std::sync::atomic::AtomicUsize,
+}
+
+impl LookingHook {
+    fn look(&self) {
+        if let Some(look) = self.look.get() {
+            look();
+            self.looks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
+impl poolside_connpool::events::EventHook for LookingHook {
+    fn on_timing(&self, _: poolside_connpool::events::Timing, _: std::time::Duration) {
+        self.look();
+    }
+    fn on_connection(&self, _: poolside_connpool::events::ConnEvent) {
+        self.look();
+    }
+}
