@@ -290,7 +290,9 @@ impl<R> JobHandle<R> {
     /// to run it. So jobs that spawn jobs and join them (a fan-out, a recursion, a
     /// [`Group`](crate::Group) waited for inside a job) cannot deadlock the pool,
     /// whatever its size. [`join_timeout`](Self::join_timeout) only blocks: it returns
-    /// by its deadline, not after a job it would have run.
+    /// by its deadline, not after a job it would have run. As with a scope's wait (and
+    /// rayon's `join`), a job should not hold a lock while it joins: a job run
+    /// meanwhile on the same thread that takes the same lock would wait for itself.
     ///
     /// ```
     /// use poolside_workerpool::WorkerPool;
