@@ -8,11 +8,12 @@
 //! writes: gauges set, counters set to their absolute value, timings recorded into
 //! `metrics` histograms in seconds as they happen.
 
-use crate::naming::{family_name, histogram_name, is_exported_label};
+use crate::naming::{exported_labels, family_name, histogram_name};
 use crate::registry::{DynPool, Entry};
 use crate::{MetricsError, PoolMetrics};
 use metrics::{Histogram, Key, Label, Metadata, Unit};
 use poolside_core::{Metric, MetricKind, Timing};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -45,11 +46,29 @@ fn base_labels(entry: &Entry) -> Vec<Label> {
     vec![Label::new("pool", entry.name.clone()), Label::new("kind", entry.kind)]
 }
 
-/// Describes the pool's families and binds its timing hook to the global recorder.
+/// Binds the pool's timing hook to the global recorder, describes the pool's families
+/// and pushes its values. The recorder is the application's code: a panic in it is
+/// logged and the pool stays registered (with its [`Registration`](crate::Registration)
+/// returned), so it can still be scraped and deregistered.
 pub(crate) fn on_register(metrics: &PoolMetrics, entry: &Entry, pool: &DynPool) {
     if !metrics.shared.config.forward_to_global {
         return;
     }
+    if let Some(hook) = &entry.timings {
+        let keys = Timing::ALL
+            .iter()
+            .map(|&t| Key::from_parts(histogram_name(entry.kind, t), base_labels(entry)))
+            .collect();
+        let handles = Timing::ALL.iter().map(|_| OnceLock::new()).collect();
+        // A hook is bound to one registration only: the first binding stays.
+        let _ = hook.global.set(GlobalTimings { keys, handles });
+    }
+    guarded(entry, "describing its families", || describe(entry, pool));
+    guarded(entry, "forwarding its values", || push_values(entry, pool));
+}
+
+/// Describes every family of the pool to the global recorder.
+fn describe(entry: &Entry, pool: &DynPool) {
     for desc in pool.catalogue() {
         let name = family_name(entry.kind, desc);
         match desc.kind {
@@ -57,47 +76,36 @@ pub(crate) fn on_register(metrics: &PoolMetrics, entry: &Entry, pool: &DynPool) 
             MetricKind::Counter => metrics::describe_counter!(name, desc.help),
         }
     }
-    if let Some(hook) = &entry.timings {
-        let keys = Timing::ALL
-            .iter()
-            .map(|&t| {
-                let name = histogram_name(entry.kind, t);
-                metrics::describe_histogram!(name.clone(), Unit::Seconds, t.help());
-                Key::from_parts(name, base_labels(entry))
-            })
-            .collect();
-        let handles = Timing::ALL.iter().map(|_| OnceLock::new()).collect();
-        // A hook is bound to one registration only: the first binding stays.
-        let _ = hook.global.set(GlobalTimings { keys, handles });
-    }
-    push(entry, pool);
-}
-
-/// Pushes one pool's current values to the global recorder; a report that panics is
-/// logged and the other pools are still pushed.
-fn push(entry: &Entry, pool: &DynPool) {
-    let pushed =
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| push_values(entry, pool)));
-    if let Err(panic) = pushed {
-        tracing::error!(
-            pool = %entry.name,
-            kind = entry.kind,
-            panic = crate::render::panic_message(&*panic),
-            "a pool's metrics report panicked while forwarding"
-        );
+    if entry.timings.is_some() {
+        for &t in Timing::ALL.iter() {
+            metrics::describe_histogram!(histogram_name(entry.kind, t), Unit::Seconds, t.help());
+        }
     }
 }
 
+/// Runs `f`, which calls the pool's report or the recorder; a panic in it is logged,
+/// and its payload dropped under a guard too (its `Drop` is user code).
+fn guarded(entry: &Entry, what: &str, f: impl FnOnce()) {
+    let Err(panic) = catch_unwind(AssertUnwindSafe(f)) else { return };
+    tracing::error!(
+        pool = %entry.name,
+        kind = entry.kind,
+        panic = crate::render::panic_message(&*panic),
+        "a panic while {what} to the global metrics recorder: left out"
+    );
+    let _ = catch_unwind(AssertUnwindSafe(move || drop(panic)));
+}
+
+/// Pushes one pool's current values to the global recorder, under the family names
+/// and labels of the exposition (undeclared metrics and repeated labels left out).
 fn push_values(entry: &Entry, pool: &DynPool) {
     pool.visit_metrics(&mut |m: Metric<'_>| {
-        let mut labels = base_labels(entry);
-        labels.extend(
-            m.labels
-                .iter()
-                .filter(|(k, _)| is_exported_label(k))
-                .map(|&(k, v)| Label::new(k, v.to_owned())),
-        );
         let name = family_name(entry.kind, m.desc);
+        if !entry.declares(&name, m.desc.kind) {
+            return;
+        }
+        let mut labels = base_labels(entry);
+        labels.extend(exported_labels(m.labels).map(|&(k, v)| Label::new(k, v.to_owned())));
         match m.desc.kind {
             MetricKind::Gauge => metrics::gauge!(name, labels).set(m.value as f64),
             MetricKind::Counter => metrics::counter!(name, labels).absolute(m.value),
@@ -122,7 +130,7 @@ impl PoolMetrics {
             return;
         }
         for (entry, pool) in self.live_entries() {
-            push(&entry, &*pool);
+            guarded(&entry, "forwarding its values", || push_values(&entry, &*pool));
         }
     }
 

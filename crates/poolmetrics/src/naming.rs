@@ -5,7 +5,7 @@
 //! `_seconds`; sizes already end in `_bytes` where pools declare them.
 
 use crate::MetricsError;
-use poolside_core::{MetricDesc, MetricKind, Timing};
+use poolside_core::{Label, MetricDesc, MetricKind, Timing};
 
 /// The longest pool name accepted as a label value.
 pub(crate) const MAX_NAME_LEN: usize = 64;
@@ -39,6 +39,18 @@ pub(crate) fn is_snake_case(part: &str) -> bool {
 /// histogram buckets.
 pub(crate) fn is_exported_label(key: &str) -> bool {
     is_snake_case(key) && !["pool", "kind", "le"].contains(&key)
+}
+
+/// The labels of one reported value that are exported, in the pool's order: those
+/// [`is_exported_label`] accepts, each key once (the first value reported for it), since
+/// a series with a repeated label name is not a valid exposition.
+pub(crate) fn exported_labels<'a>(
+    labels: &'a [Label<'a>],
+) -> impl Iterator<Item = &'a Label<'a>> + 'a {
+    labels.iter().enumerate().filter_map(move |(i, label)| {
+        let repeated = labels[..i].iter().any(|(earlier, _)| *earlier == label.0);
+        (is_exported_label(label.0) && !repeated).then_some(label)
+    })
 }
 
 /// Checks a pool's kind and catalogue before it is exported, so every family it can

@@ -109,6 +109,15 @@ pub(crate) struct Entry {
     families: Vec<(String, Option<MetricKind>)>,
 }
 
+impl Entry {
+    /// Whether the pool declared `family` with this type when it registered: a value it
+    /// reports under any other family (a metric missing from its catalogue, whose name
+    /// was never checked) is not exported.
+    pub(crate) fn declares(&self, family: &str, kind: MetricKind) -> bool {
+        self.families.iter().any(|(f, t)| f == family && *t == Some(kind))
+    }
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // Every critical section is a push, a retain or a clone of plain data, and no user
     // code runs under the lock: a poisoned lock still holds consistent data.

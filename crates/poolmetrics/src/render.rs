@@ -7,7 +7,7 @@
 //! are byte-for-byte equal.
 
 use crate::catalogue::FamilyType;
-use crate::naming::{family_name, histogram_name, is_exported_label};
+use crate::naming::{exported_labels, family_name, histogram_name};
 use crate::registry::{DynPool, Entry};
 use poolside_core::{Metric, MetricKind, Timing};
 use std::collections::BTreeMap;
@@ -63,8 +63,8 @@ pub(crate) fn prometheus(entries: &[(Arc<Entry>, Arc<DynPool>)]) -> String {
             if family.kind == line.kind {
                 family.samples.push_str(&line.text);
             } else {
-                // Registration rules this out for declared metrics; a report could
-                // still send a metric it did not declare.
+                // Registration rules this out between pools; one pool could still
+                // declare a gauge named like its own timing histogram.
                 tracing::debug!(pool = %entry.name, "a sample's type differs from its family's: left out");
             }
         }
@@ -85,15 +85,19 @@ fn pool_lines(entry: &Entry, pool: &DynPool) -> Vec<Line> {
     let base = format!("pool=\"{}\",kind=\"{}\"", escape_label(&entry.name), entry.kind);
     pool.visit_metrics(&mut |m: Metric<'_>| {
         let family = family_name(entry.kind, m.desc);
+        if !entry.declares(&family, m.desc.kind) {
+            // Not in the pool's catalogue: its name was never checked, and could be
+            // anything (a space, a histogram suffix); writing it would break the scrape.
+            tracing::debug!(pool = %entry.name, metric = m.desc.name, "an undeclared metric: left out");
+            return;
+        }
         let kind = match m.desc.kind {
             MetricKind::Gauge => FamilyType::Gauge,
             MetricKind::Counter => FamilyType::Counter,
         };
         let mut text = format!("{family}{{{base}");
-        for &(key, value) in m.labels {
-            if is_exported_label(key) {
-                let _ = write!(text, ",{key}=\"{}\"", escape_label(value));
-            }
+        for &(key, value) in exported_labels(m.labels) {
+            let _ = write!(text, ",{key}=\"{}\"", escape_label(value));
         }
         let _ = writeln!(text, "}} {}", m.value);
         lines.push(Line { family, kind, help: m.desc.help, text });

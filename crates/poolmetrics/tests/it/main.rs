@@ -11,6 +11,9 @@ mod catalogue;
 mod conventions;
 mod dashboard;
 mod export;
+mod exposition;
+#[cfg(feature = "facade")]
+mod facade;
 mod model;
 mod real_pools;
 #[cfg(feature = "server")]

@@ -239,3 +239,22 @@ fn the_server_stops_when_dropped() {
     assert!(TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err());
     std::net::TcpListener::bind(addr).expect("the port is free again");
 }
+
+#[test]
+fn shutdown_is_prompt_while_idle_clients_hold_every_slot() {
+    let metrics = PoolMetrics::new();
+    let server = metrics
+        .server()
+        .max_connections(2)
+        .request_timeout(Duration::from_secs(30))
+        .serve("0.0.0.0:0")
+        .unwrap();
+    let addr = SocketAddr::from(([127, 0, 0, 1], server.local_addr().port()));
+    let holders: Vec<TcpStream> = (0..3).map(|_| TcpStream::connect(addr).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(50));
+    let started = Instant::now();
+    server.shutdown(); // a wildcard listener is woken through loopback
+    assert!(started.elapsed() < Duration::from_secs(1), "took {:?}", started.elapsed());
+    assert!(TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err());
+    drop(holders);
+}
