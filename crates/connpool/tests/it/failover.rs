@@ -3,7 +3,7 @@
 //! configuration errors and metrics. The real-socket acceptance run is in
 //! `failover_faults.rs`.
 
-use crate::common::{Ledger, TestConn, TestError, TestManager};
+use crate::common::{Ledger, TestConn, TestError, TestManager, wait_for};
 use poolside_connpool::{
     Builder, GetError, Pool, WaitPolicy, failover::Backend, failover::BuildError,
     failover::FailoverBuilder, failover::FailoverPool, failover::FailoverState, failover::Failure,
@@ -555,18 +555,6 @@ async fn with_defaults_an_exhausted_primary_serves_from_the_spare_within_a_secon
     drop(held);
 }
 
-/// Checks out until a checkout lands on the primary (a probe found it healthy again);
-/// fails after 10 s of real time.
-async fn until_back_on_the_primary(pool: &FailoverPool<TestManager>) {
-    tokio::time::timeout(Duration::from_secs(10), async {
-        while backend_of_get(pool).await != Backend::Primary {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .expect("no probe brought the pool back to its primary");
-}
-
 /// The probe runs as a task. A pool built on one runtime and used from another (the
 /// first shut down, or idle and never driven again) must still probe its primary:
 /// otherwise it stays on the spare for good.
@@ -584,7 +572,10 @@ fn the_probe_runs_on_the_runtime_that_uses_the_pool() {
     let second = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
     let back_on_primary = |runtime: &tokio::runtime::Runtime| {
         runtime.block_on(async {
-            until_back_on_the_primary(&s.pool).await;
+            wait_for("no probe brought the pool back to its primary", async || {
+                backend_of_get(&s.pool).await == Backend::Primary
+            })
+            .await;
         })
     };
     // `first` is idle (not driven) while `second` serves.
@@ -628,6 +619,9 @@ fn a_probe_cut_short_by_its_runtime_shutting_down_leaves_the_breaker_ready_to_pr
     s.primary.connect_delay_ms.store(0, SeqCst);
     let second = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
     second.block_on(async {
-        until_back_on_the_primary(&s.pool).await;
+        wait_for("no probe brought the pool back to its primary", async || {
+            backend_of_get(&s.pool).await == Backend::Primary
+        })
+        .await;
     });
 }

@@ -5,7 +5,7 @@
 //! timekeeper leaves no task behind; a pool used from a second runtime still times
 //! out there.
 
-use crate::common::TestManager;
+use crate::common::{TestManager, wait_for};
 use poolside_connpool::{Builder, GetError, Pool, PoolError, WaitPolicy};
 use std::future::Future;
 use std::pin::Pin;
@@ -391,7 +391,7 @@ fn the_janitor_outlives_the_runtime_the_pool_was_built_on() {
     });
     first.block_on(async {
         // The janitor is alive here: it refills to `min_idle`.
-        until("the first janitor never refilled", || pool.status().idle >= 1).await;
+        wait_for("the first janitor never refilled", async || pool.status().idle >= 1).await;
     });
     drop(first);
     let second = tokio::runtime::Builder::new_multi_thread()
@@ -407,21 +407,10 @@ fn the_janitor_outlives_the_runtime_the_pool_was_built_on() {
         drop(held);
         assert_eq!(pool.status().idle, 4);
         // Swept down to `min_idle` once idle past 40 ms.
-        until("no janitor swept the idle connections", || pool.status().idle <= 1).await;
+        wait_for("no janitor swept the idle connections", async || pool.status().idle <= 1).await;
         // Taking the last idle one: refilled to `min_idle` again.
         let held = pool.get().await.unwrap();
-        until("no janitor refilled min_idle", || pool.status().idle >= 1).await;
+        wait_for("no janitor refilled min_idle", async || pool.status().idle >= 1).await;
         drop(held);
     });
-}
-
-/// Waits until `done` holds, looking every 5 ms; fails with `what` after 10 s of
-/// real time.
-async fn until(what: &str, mut done: impl FnMut() -> bool) {
-    let looked = tokio::time::timeout(Duration::from_secs(10), async {
-        while !done() {
-            tokio::time::sleep(ms(5)).await;
-        }
-    });
-    looked.await.expect(what);
 }

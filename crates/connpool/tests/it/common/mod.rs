@@ -172,3 +172,14 @@ impl poolside_connpool::events::EventHook for LookingHook {
         self.look();
     }
 }
+
+/// Waits until `done` holds, asking every 5 ms; fails with `what` after 10 s of real
+/// time (for tests on real-time runtimes of their own).
+pub async fn wait_for(what: &str, mut done: impl AsyncFnMut() -> bool) {
+    let looked = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while !done().await {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    });
+    looked.await.expect(what);
+}
