@@ -205,8 +205,11 @@ static ODD_CATALOGUE: [&MetricDesc; 2] = [&LEVEL, &EVENTS];
 const ODD_VALUES: [&str; 9] =
     ["plain", "", "quote\"d", "back\\slash", "line\nfeed", "\\n", "é ✓ 漢", "tab\tcr\r", "\"\\\n"];
 
-/// A pool of kind `odd` reporting `level` once per odd label value.
-struct Odd;
+/// A pool of kind `odd` with the catalogue above (and a dial timing), whose report
+/// is `report`: [`odd_values`] or [`sloppy_values`].
+struct Odd {
+    report: fn(&mut dyn MetricVisitor),
+}
 
 impl Instrumented for Odd {
     fn kind(&self) -> &'static str {
@@ -219,14 +222,19 @@ impl Instrumented for Odd {
         &[Timing::Dial]
     }
     fn visit_metrics(&self, v: &mut dyn MetricVisitor) {
-        for (i, value) in ODD_VALUES.iter().enumerate() {
-            v.visit(Metric { desc: &LEVEL, labels: &[("class", value)], value: i as u64 });
-        }
-        // Labels that are not exported: not snake case, or reserved.
-        let hidden = [("Class", "x"), ("bad-key", "x"), ("pool", "evil"), ("kind", "evil")];
-        v.visit(Metric { desc: &EVENTS, labels: &hidden, value: 7 });
-        v.visit(Metric { desc: &EVENTS, labels: &[("le", "1"), ("shard", "0")], value: 8 });
+        (self.report)(v);
     }
+}
+
+/// `level` once per odd label value, and labels that are not exported.
+fn odd_values(v: &mut dyn MetricVisitor) {
+    for (i, value) in ODD_VALUES.iter().enumerate() {
+        v.visit(Metric { desc: &LEVEL, labels: &[("class", value)], value: i as u64 });
+    }
+    // Labels that are not exported: not snake case, or reserved.
+    let hidden = [("Class", "x"), ("bad-key", "x"), ("pool", "evil"), ("kind", "evil")];
+    v.visit(Metric { desc: &EVENTS, labels: &hidden, value: 7 });
+    v.visit(Metric { desc: &EVENTS, labels: &[("le", "1"), ("shard", "0")], value: 8 });
 }
 
 #[test]
@@ -244,7 +252,7 @@ fn every_scrape_is_valid_text_format_with_odd_names_and_label_values() {
         let events = metrics.timing_hook(name).unwrap();
         events.record(Timing::Dial, Duration::from_micros(30));
         events.record(Timing::AcquireWait, Duration::from_secs(100));
-        let odd = Arc::new(Odd);
+        let odd = Arc::new(Odd { report: odd_values });
         let scripted = Arc::new(ScriptedPool::default());
         scripted_workload(&scripted);
         registrations.push(metrics.register(name, &odd).unwrap());
@@ -258,7 +266,10 @@ fn every_scrape_is_valid_text_format_with_odd_names_and_label_values() {
     let long = "y".repeat(65);
     for bad in ["", " ", "a b", "é", "a\"b", "a\\b", "a\nb", "a{b}", "a,b", "a=b", "\0", &long] {
         assert!(
-            matches!(metrics.register(bad, &Arc::new(Odd)), Err(MetricsError::InvalidName { .. })),
+            matches!(
+                metrics.register(bad, &Arc::new(Odd { report: odd_values })),
+                Err(MetricsError::InvalidName { .. })
+            ),
             "{bad:?}"
         );
         assert!(matches!(metrics.timing_hook(bad), Err(MetricsError::InvalidName { .. })));
@@ -328,39 +339,26 @@ static UNDECLARED_SUFFIX: MetricDesc = MetricDesc::gauge("dial_seconds_bucket", 
 static UNDECLARED_TOTAL: MetricDesc = MetricDesc::gauge("level_total", "Never declared.");
 static UNDECLARED_KIND: MetricDesc = MetricDesc::counter("level", "Declared as a gauge.");
 
-/// A pool that reports values missing from its catalogue (whose names were never
-/// checked) and values with a label name given twice.
-struct Sloppy;
-
-impl Instrumented for Sloppy {
-    fn kind(&self) -> &'static str {
-        "odd"
-    }
-    fn catalogue(&self) -> &'static [&'static MetricDesc] {
-        &ODD_CATALOGUE
-    }
-    fn timings(&self) -> &'static [Timing] {
-        &[Timing::Dial]
-    }
-    fn visit_metrics(&self, v: &mut dyn MetricVisitor) {
-        v.visit(Metric { desc: &UNDECLARED_NAME, labels: &[], value: 1 });
-        v.visit(Metric { desc: &UNDECLARED_SUFFIX, labels: &[], value: 2 });
-        v.visit(Metric { desc: &UNDECLARED_TOTAL, labels: &[], value: 3 });
-        v.visit(Metric { desc: &UNDECLARED_KIND, labels: &[], value: 4 });
-        v.visit(Metric {
-            desc: &LEVEL,
-            labels: &[("shard", "1"), ("class", "a"), ("shard", "2")],
-            value: 5,
-        });
-        v.visit(Metric { desc: &EVENTS, labels: &[("class", "b"), ("class", "b")], value: 6 });
-    }
+/// Values missing from the catalogue (whose names were never checked) and values with
+/// a label name given twice.
+fn sloppy_values(v: &mut dyn MetricVisitor) {
+    v.visit(Metric { desc: &UNDECLARED_NAME, labels: &[], value: 1 });
+    v.visit(Metric { desc: &UNDECLARED_SUFFIX, labels: &[], value: 2 });
+    v.visit(Metric { desc: &UNDECLARED_TOTAL, labels: &[], value: 3 });
+    v.visit(Metric { desc: &UNDECLARED_KIND, labels: &[], value: 4 });
+    v.visit(Metric {
+        desc: &LEVEL,
+        labels: &[("shard", "1"), ("class", "a"), ("shard", "2")],
+        value: 5,
+    });
+    v.visit(Metric { desc: &EVENTS, labels: &[("class", "b"), ("class", "b")], value: 6 });
 }
 
 #[test]
 fn undeclared_metrics_and_repeated_label_names_are_left_out_of_the_exposition() {
     let metrics = PoolMetrics::new();
     let events = metrics.timing_hook("sloppy").unwrap();
-    let pool = Arc::new(Sloppy);
+    let pool = Arc::new(Odd { report: sloppy_values });
     let _registration = metrics.register("sloppy", &pool).unwrap();
     events.record(Timing::Dial, Duration::from_millis(1));
     let text = metrics.render_prometheus();
